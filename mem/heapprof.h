@@ -1,0 +1,49 @@
+/*
+ * mem/heapprof.h: the sampling heap profiler and its pprof dump.
+ *
+ * Allocations are sampled on average once every `sample_bytes` bytes with a geometric
+ * interval (as tcmalloc does). A sample keeps the allocation's size and backtrace while it is
+ * live. The dump is pprof's legacy heap profile text format ("heap profile: ..." header, one
+ * line per stack, then MAPPED_LIBRARIES from /proc/self/maps), which `google-pprof --text`
+ * reads. Functions are symbolized in-process as well, so a dump of a stripped binary still
+ * names them (see mem_heapprof_dump_symbols).
+ * Its own storage is mapped directly, never through the facade, so it cannot recurse.
+ */
+#ifndef MEM_HEAPPROF_H
+#define MEM_HEAPPROF_H
+
+#include "mem/base.h"
+
+/* Writer used by dumps: returns 0, or negative to stop the dump. */
+typedef int (*mem_write_fn)(void *ud, const char *buf, size_t len);
+
+/* Sets the mean sampling interval in bytes (0 = off). Thread: any. */
+void mem_heapprof_set_interval(size_t sample_bytes);
+size_t mem_heapprof_interval(void);
+
+/* Writes the live-sample profile in pprof legacy heap format. Returns 0 or negative errno.
+ * Thread: any. Alloc: none through mem/ (it maps scratch space directly). */
+int mem_heapprof_dump(mem_write_fn write, void *ud);
+
+/* Writes "ADDRESS FUNCTION" lines for every program counter in the live samples, the
+ * format pprof's symbol server uses (`--symbols`), resolved in-process from the binary's
+ * own ELF symbol tables and dladdr. Returns 0 or negative errno. */
+int mem_heapprof_dump_symbols(mem_write_fn write, void *ud);
+
+/* Live samples and their estimated bytes (each sample stands for interval/size objects). */
+size_t mem_heapprof_samples_live(void);
+
+/* ---- internal interface between the allocator and the profiler (mem/ only) ----------- */
+
+/* Draws the next geometric sampling distance in bytes (mean = interval). */
+size_t mem__heapprof_next_interval(void);
+/* Records a sampled allocation `p` of `len` bytes; `skip` frames are dropped from the top of
+ * the backtrace. `owner` is the region it lives in, or NULL for a facade allocation.
+ * Returns 0, or -ENOMEM when the sample table is full (the sample is then dropped). */
+int mem__heapprof_record(void *p, size_t len, const void *owner, int skip);
+/* Forgets the sample for `p`, if any. */
+void mem__heapprof_forget(void *p);
+/* Forgets every sample whose owner is `owner` (a region or sub-arena being freed). */
+void mem__heapprof_forget_owner(const void *owner);
+
+#endif /* MEM_HEAPPROF_H */

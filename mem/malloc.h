@@ -1,0 +1,33 @@
+/*
+ * mem/malloc.h: the malloc-compatible facade over the thread caches.
+ *
+ * These back nghttp2_mem, uv_replace_allocator and CRYPTO_set_mem_functions, and every
+ * allocation weir's own code makes outside regions. Objects up to the largest size class come
+ * from the calling thread's cache; larger ones get their own mapping. Any thread may free any
+ * pointer; a free on another thread or node goes home through the depots.
+ * All return NULL on failure (budget exhausted, mapping failed) and never abort.
+ */
+#ifndef MEM_MALLOC_H
+#define MEM_MALLOC_H
+
+#include "mem/base.h"
+
+/* malloc(3) semantics; mem_malloc(0) returns a unique pointer. Thread: any. Alloc: tcache. */
+void *mem_malloc(size_t len) MEM_MALLOC_ATTR;
+/* calloc(3) semantics, overflow-checked; memory known to be zero is not cleared again. */
+void *mem_calloc(size_t cnt, size_t len) MEM_MALLOC_ATTR;
+/* realloc(3) semantics: realloc(NULL, n) = malloc(n); realloc(p, 0) frees and returns NULL. */
+void *mem_realloc(void *p, size_t len);
+/* aligned_alloc/posix_memalign semantics; `align` is a power of two. */
+void *mem_aligned_alloc(size_t align, size_t len) MEM_MALLOC_ATTR;
+/* free(3) semantics; NULL is ignored. In debug builds a double free or a pointer mem/ did not
+ * hand out aborts with a message. Thread: any. */
+void mem_free(void *p);
+/* The usable size of `p` (>= the requested size). Getter: never allocates. */
+size_t mem_usable_size(const void *p);
+
+/* Convenience: copies `len` bytes of `s` and NUL-terminates. Alloc: tcache. */
+char *mem_strndup(const char *s, size_t len) MEM_MALLOC_ATTR;
+char *mem_strdup(const char *s) MEM_MALLOC_ATTR;
+
+#endif /* MEM_MALLOC_H */

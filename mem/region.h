@@ -1,0 +1,60 @@
+/*
+ * mem/region.h: the per-connection arena: bump allocation from chunks drawn from the thread
+ * cache, a byte cap, tracked large allocations and cleanup callbacks, all freed in one step.
+ *
+ * A region is owned by one thread (the one that created it); only that thread allocates from
+ * or frees it. Sub-arenas (mem/subregion.h) are carved from it for each stream.
+ * Freed region memory is poisoned under ASan.
+ */
+#ifndef MEM_REGION_H
+#define MEM_REGION_H
+
+#include "mem/base.h"
+
+#include <stdbool.h>
+
+typedef struct mem_region_s mem_region_t;
+typedef void (*mem_cleanup_fn)(void *arg);
+
+/* Live-region attribution, filled by mem_region_foreach_local(). */
+typedef struct mem_region_info_s {
+    const mem_region_t *region;
+    const char *label;      /* borrows: the region's label (valid during the callback) */
+    uint64_t id;            /* unique per process, never reused */
+    size_t bytes;           /* bytes held: chunks + large allocations, sub-arenas included */
+    size_t bytes_used;      /* bytes handed out */
+    size_t cap_bytes;       /* 0 = no cap */
+    size_t subregions_cnt;  /* live sub-arenas */
+    uint64_t created_ns;    /* CLOCK_MONOTONIC */
+} mem_region_info_t;
+
+/* Creates a region with a byte cap (`cap_bytes` 0 = none). Returns NULL on OOM.
+ * Ownership: gives (release with mem_region_free). Thread: owner. Alloc: tcache. */
+mem_region_t *mem_region_new(size_t cap_bytes);
+
+/* Runs the cleanup callbacks (last added first), frees sub-arenas still open, large
+ * allocations and chunks, and poisons them. NULL is ignored. Thread: owner. */
+void mem_region_free(mem_region_t *r);
+
+/* Bump-allocates `len` bytes aligned to 16. Returns NULL past the cap or on OOM.
+ * Ownership: region. Thread: owner. Alloc: region. */
+void *mem_region_alloc(mem_region_t *r, size_t len);
+void *mem_region_calloc(mem_region_t *r, size_t len);
+char *mem_region_strndup(mem_region_t *r, const char *s, size_t len);
+
+/* Registers `fn(arg)` to run when the region is freed. Returns 0 or -ENOMEM. */
+int mem_region_cleanup_add(mem_region_t *r, mem_cleanup_fn fn, void *arg);
+
+/* Sets a short human label (for example the peer address) shown in attribution. Copied. */
+void mem_region_set_label(mem_region_t *r, const char *label);
+
+/* Getters: never allocate. */
+size_t mem_region_bytes(const mem_region_t *r);      /* held, as in mem_region_info_t.bytes */
+size_t mem_region_bytes_used(const mem_region_t *r);
+size_t mem_region_cap(const mem_region_t *r);
+uint64_t mem_region_id(const mem_region_t *r);
+
+/* Calls `fn` for each live region created by the calling thread. Thread: owner. */
+void mem_region_foreach_local(void (*fn)(const mem_region_info_t *info, void *arg), void *arg);
+
+#endif /* MEM_REGION_H */

@@ -1,0 +1,64 @@
+/*
+ * proxy/pxstats.h: the proxy's counters (connections, streams, requests by status, upstream
+ * errors, overload actions), one block per worker, summed by the reader.
+ *
+ * Each worker writes only its own block with relaxed atomics (MEM_STAT_ADD); the admin thread
+ * sums all blocks (px_stats_sum). Gauges (`_active`) go up and down; the rest only grow.
+ */
+#ifndef PX_PXSTATS_H
+#define PX_PXSTATS_H
+
+#include "mem/base.h"
+
+typedef struct px_stats_s {
+    /* downstream */
+    uint64_t conn_accepted;
+    uint64_t conn_active;
+    uint64_t conn_tls_accepted;
+    uint64_t conn_rejected_h1;          /* HTTP/1.1 on an h2 port: told to use HTTP/2 */
+    uint64_t conn_closed_error;         /* protocol error or TLS failure */
+    uint64_t conn_refused_overload;     /* not accepted: critical pressure or max_connections */
+    uint64_t streams_opened;
+    uint64_t streams_active;
+    uint64_t streams_reset_by_peer;
+    uint64_t streams_reset_by_us;
+    uint64_t requests_total;
+    uint64_t responses_1xx, responses_2xx, responses_3xx, responses_4xx, responses_5xx;
+    uint64_t bytes_in;                  /* downstream payload received */
+    uint64_t bytes_out;                 /* downstream payload sent */
+    uint64_t goaway_sent;
+    /* upstream */
+    uint64_t upstream_conn_opened;
+    uint64_t upstream_conn_active;
+    uint64_t upstream_connect_failed;
+    uint64_t upstream_connect_timeout;
+    uint64_t upstream_request_timeout;
+    uint64_t upstream_reset;            /* died mid-stream */
+    uint64_t upstream_retries;
+    uint64_t upstream_requests;
+    /* overload */
+    uint64_t overload_streams_refused;  /* RST_STREAM(REFUSED_STREAM) or 503 */
+    uint64_t overload_conns_refused;
+    uint64_t overload_goaway_idle;
+    uint64_t overload_streams_shed;     /* heaviest streams reset at critical */
+    uint64_t stream_cap_resets;         /* stream passed its byte cap */
+    uint64_t conn_cap_resets;
+    /* hardening */
+    uint64_t flood_goaway;              /* rapid reset, ping/settings/empty-frame floods */
+    uint64_t timeouts_idle;
+    uint64_t timeouts_header;
+} px_stats_t;
+
+#define PX_STATS_FIELDS_CNT (sizeof(px_stats_t) / sizeof(uint64_t))
+MEM_STATIC_ASSERT(sizeof(px_stats_t) % sizeof(uint64_t) == 0, "px_stats_t is all uint64_t");
+
+/* Adds every field of `src` into `dst` reading `src` with relaxed loads. Thread: any. */
+static inline void px_stats_sum(px_stats_t *dst, const px_stats_t *src)
+{
+    const uint64_t *s = (const uint64_t *)src;
+    uint64_t *d = (uint64_t *)dst;
+    for (size_t i = 0; i < PX_STATS_FIELDS_CNT; i++)
+        d[i] += __atomic_load_n(&s[i], __ATOMIC_RELAXED);
+}
+
+#endif /* PX_PXSTATS_H */

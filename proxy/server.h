@@ -1,0 +1,65 @@
+/*
+ * proxy/server.h: the whole proxy process: config, workers, admin thread, signals, drain,
+ * and the overload state that workers read.
+ *
+ * Created and run by main(). The main thread owns signals and the overload monitor timer;
+ * the admin server runs on its own thread; each worker on its own.
+ */
+#ifndef PX_SERVER_H
+#define PX_SERVER_H
+
+#include "mem/base.h"
+#include "proxy/config.h"
+#include "proxy/worker.h"
+
+#include <stdbool.h>
+
+/* Overload levels, published by the monitor and read by workers with one atomic load. */
+typedef enum px_overload_level_e {
+    PX_OVERLOAD_NORMAL = 0,
+    PX_OVERLOAD_ELEVATED = 1,
+    PX_OVERLOAD_CRITICAL = 2,
+} px_overload_level_t;
+
+/* Live connection or stream attribution, for /memory/regions. */
+typedef struct px_region_row_s {
+    unsigned worker;
+    uint64_t region_id;
+    char peer[64];                  /* "ip:port" */
+    int32_t stream_id;              /* 0 for the connection row */
+    char authority[128];
+    char path[256];
+    size_t bytes;
+    uint64_t age_ms;
+} px_region_row_t;
+
+typedef struct px_server_s {
+    px_config_t *cfg;               /* owns */
+    px_worker_t *workers;           /* owns: workers_cnt entries */
+    unsigned workers_cnt;
+    int overload_level;             /* any: px_overload_level_t, atomic */
+    int draining;                   /* any: atomic bool, set on SIGTERM */
+    int ready;                      /* any: atomic bool, set once every worker listens */
+    uint64_t started_ns;
+    /* Bound ports (after resolving port 0), one per listener, for logs and tests. */
+    uint16_t *listener_ports;
+    uint16_t admin_port;
+    void *impl;                     /* owns: main-loop handles (server.c) */
+} px_server_t;
+
+/* Reads the overload level (one relaxed-acquire load). Thread: any. */
+static inline px_overload_level_t px_server_overload(const px_server_t *s)
+{
+    return (px_overload_level_t)__atomic_load_n(&s->overload_level, __ATOMIC_ACQUIRE);
+}
+
+/* Sums every worker's counters into `out`. Thread: any. */
+void px_server_stats(const px_server_t *s, px_stats_t *out);
+
+/* Collects up to `max` rows (connections and their streams) from every worker, largest first,
+ * by asking each worker over its async handle and waiting up to `timeout_ms`.
+ * Returns the rows written. Thread: admin. */
+size_t px_server_collect_regions(px_server_t *s, px_region_row_t *rows, size_t max,
+                                 uint32_t timeout_ms);
+
+#endif /* PX_SERVER_H */

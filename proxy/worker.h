@@ -1,0 +1,36 @@
+/*
+ * proxy/worker.h: one worker thread: its libuv loop, its SO_REUSEPORT listeners, its
+ * connections, its upstream pools and its counters. Workers share nothing on the request
+ * path; the main and admin threads talk to a worker only through its uv_async_t.
+ *
+ * Owned by the server (proxy/server.h), which creates N of them. Fields marked "worker" are
+ * touched only by the worker thread; "any" fields are atomics or read-only after start.
+ */
+#ifndef PX_WORKER_H
+#define PX_WORKER_H
+
+#include "mem/base.h"
+#include "proxy/config.h"
+#include "proxy/pxstats.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <uv.h>
+
+typedef struct px_server_s px_server_t;
+typedef struct px_upstream_pools_s px_upstream_pools_t;
+
+typedef struct px_worker_s {
+    uv_loop_t loop;                 /* worker */
+    unsigned idx;                   /* any: 0-based */
+    int cpu;                        /* any: the CPU it is pinned to, -1 when not pinned */
+    int node;                       /* any: its NUMA node */
+    const px_config_t *cfg;         /* borrows: the server's config outlives the worker */
+    px_server_t *server;            /* borrows */
+    px_stats_t stats;               /* written by the worker only, read by any (relaxed) */
+    px_upstream_pools_t *upstream;  /* owns: created by px_upstream_worker_init */
+    void *impl;                     /* owns: listeners, connections, async handles (worker.c) */
+    pthread_t thread;
+} px_worker_t;
+
+#endif /* PX_WORKER_H */

@@ -1,0 +1,94 @@
+# tests/e2e/lib.sh: shared helpers for e2e tests (sourced, bash).
+#
+# Every test starts the real weir binary on kernel-chosen loopback ports (":0") and learns
+# the ports from weir's startup lines on stderr:
+#     weir: listener NAME PROTO HOST:PORT      (PROTO is h2c or tls)
+#     weir: admin HOST:PORT
+#     weir: ready
+# so no test depends on a fixed port. Waits poll for a condition with a deadline; nothing
+# sleeps for a fixed time and hopes.
+#
+# Environment from ctest: WEIR_BIN (the binary), WEIR_SRC (source tree), WEIR_BUILD.
+
+set -euo pipefail
+
+: "${WEIR_SRC:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+: "${WEIR_BUILD:=$WEIR_SRC/build}"
+: "${WEIR_BIN:=$WEIR_BUILD/weir}"
+E2E_DIR="$WEIR_SRC/tests/e2e"
+PY=/usr/bin/python3
+
+T=$(mktemp -d /tmp/weir-e2e.XXXXXX)
+E2E_PIDS=()
+
+e2e_cleanup() {
+    local p
+    for p in "${E2E_PIDS[@]:-}"; do
+        [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true
+    done
+    for p in "${E2E_PIDS[@]:-}"; do
+        [ -n "$p" ] && wait "$p" 2>/dev/null || true
+    done
+    if [ "${E2E_KEEP:-0}" = 1 ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
+}
+trap e2e_cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; [ -f "$T/weir.log" ] && { echo "--- weir log (tail)" >&2; tail -n 40 "$T/weir.log" >&2; }; exit 1; }
+pass() { echo "ok   $*"; }
+skip() { echo "SKIP: $*"; exit 77; }
+need() { command -v "$1" >/dev/null 2>&1 || skip "$1 is not installed"; }
+
+# wait_for TIMEOUT_S CMD...: runs CMD every 50 ms until it succeeds or the deadline passes.
+wait_for() {
+    local deadline=$(( $(date +%s%N) + $1 * 1000000000 )); shift
+    until "$@" >/dev/null 2>&1; do
+        [ "$(date +%s%N)" -lt "$deadline" ] || return 1
+        sleep 0.05
+    done
+}
+
+# log_port LOGFILE REGEX: prints the port from the first line matching REGEX (":PORT$").
+log_port() { grep -m1 -E "$2" "$1" 2>/dev/null | sed -E 's/.*:([0-9]+)$/\1/'; }
+
+# start_weir [ARGS...]: starts weir with ARGS (add --listen/--admin 127.0.0.1:0 yourself or
+# let the defaults below apply), waits for "weir: ready", sets WEIR_PID, WEIR_PORT (first
+# listener), WEIR_TLS_PORT (first tls listener, if any), ADMIN_PORT. Log: $T/weir.log.
+start_weir() {
+    local log="$T/weir.log"
+    : >"$log"
+    "$WEIR_BIN" "$@" 2>>"$log" >>"$T/weir.out" &
+    WEIR_PID=$!
+    E2E_PIDS+=("$WEIR_PID")
+    wait_for 30 grep -q '^weir: ready' "$log" || fail "weir did not become ready: $(tail -n 5 "$log")"
+    WEIR_PORT=$(log_port "$log" '^weir: listener ')
+    WEIR_TLS_PORT=$(log_port "$log" '^weir: listener [^ ]+ tls ')
+    ADMIN_PORT=$(log_port "$log" '^weir: admin ')
+    export WEIR_PID WEIR_PORT WEIR_TLS_PORT ADMIN_PORT
+}
+
+# stop_weir [SIGNAL]: sends SIGNAL (default TERM), waits, and returns weir's exit status.
+stop_weir() {
+    local sig=${1:-TERM} rc=0
+    kill -"$sig" "$WEIR_PID" 2>/dev/null || true
+    wait "$WEIR_PID" || rc=$?
+    return $rc
+}
+
+# start_upstream NAME ARGS...: starts tests/e2e/upstream.js (node) with ARGS; it prints
+# "PORT <n>" first. Sets UP_PORT and UP_PID (also NAME_PORT via eval).
+start_upstream() {
+    local name=$1; shift
+    local out="$T/upstream-$name.out"
+    node "$E2E_DIR/upstream.js" "$@" >"$out" 2>"$T/upstream-$name.err" &
+    UP_PID=$!
+    E2E_PIDS+=("$UP_PID")
+    wait_for 20 grep -q '^PORT ' "$out" || fail "upstream $name did not start: $(cat "$T/upstream-$name.err")"
+    UP_PORT=$(awk '/^PORT /{print $2; exit}' "$out")
+    eval "${name}_PORT=$UP_PORT; ${name}_PID=$UP_PID"
+}
+
+# admin_get PATH: GET on the admin port, body to stdout.
+admin_get() { curl -sS --max-time 10 "http://127.0.0.1:$ADMIN_PORT$1"; }
+
+# h2get URL [curl args]: GET over h2c with prior knowledge.
+h2get() { local u=$1; shift; curl -sS --max-time 30 --http2-prior-knowledge "$@" "$u"; }
