@@ -1,0 +1,35 @@
+/*
+ * proxy/admin.h: the admin port: a plain HTTP/1.1 server on its own thread and uv loop that
+ * shows weir's memory (/memory JSON and Prometheus text, /metrics, /memory/regions,
+ * /heap_dump), lets an operator act on it (/memory/release, heap sampling interval), answers
+ * the ops probes (/ready, /healthz, /stats, /config_dump, /overload) and serves the live
+ * dashboard page at /.
+ *
+ * One admin server per process, owned by the px_server_t it was started for (its state hangs
+ * off a file-local pointer, freed by px_admin_stop). Only the admin thread touches its
+ * connections; it reads worker counters with relaxed loads and asks workers for region rows
+ * through px_server_collect_regions().
+ */
+#ifndef PX_ADMIN_H
+#define PX_ADMIN_H
+
+#include "mem/base.h"
+#include "proxy/server.h"
+
+#define PX_ADMIN_HEAD_MAX  8192u  /* request line + headers; more is 400 and close */
+#define PX_ADMIN_BODY_MAX  4096u  /* request body (POST endpoints take none that matters) */
+#define PX_ADMIN_CONNS_MAX 64u    /* concurrent admin connections; more are closed at accept */
+#define PX_ADMIN_IDLE_MS   30000u /* a keep-alive connection idle this long is closed */
+
+/* Starts the admin thread and binds `s->cfg->admin.addr` (port 0 = kernel's choice; the bound
+ * port is stored in `s->admin_port`). Returns 0 once the socket listens, or a negative errno
+ * (-EADDRINUSE, -ENOMEM, ...) with nothing left running. Does nothing and returns 0 when
+ * `s->cfg->admin.enabled` is false.
+ * Ownership: borrows `s` until px_admin_stop(). Thread: main. Alloc: tcache (mem_malloc). */
+int px_admin_start(px_server_t *s);
+
+/* Stops the admin loop, closes every admin connection and joins the thread. Safe to call when
+ * px_admin_start failed or was never called. Thread: main (the one that started it). */
+void px_admin_stop(px_server_t *s);
+
+#endif /* PX_ADMIN_H */
