@@ -30,16 +30,25 @@ int mem_heapprof_dump(mem_write_fn write, void *ud);
  * own ELF symbol tables and dladdr. Returns 0 or negative errno. */
 int mem_heapprof_dump_symbols(mem_write_fn write, void *ud);
 
+/* Resolves one code address to its function name in-process (ELF .symtab/.dynsym of the
+ * object that holds it, then dladdr) and copies it into `out`. Returns 0, -ENOENT when no
+ * symbol covers `pc`, or -ENOMEM. Thread: any. Alloc: none through mem/ (mmap). */
+int mem_heapprof_symbolize(const void *pc, char *out, size_t out_len);
+
 /* Live samples and their estimated bytes (each sample stands for interval/size objects). */
 size_t mem_heapprof_samples_live(void);
 
 /* ---- internal interface between the allocator and the profiler (mem/ only) ----------- */
 
-/* Draws the next geometric sampling distance in bytes (mean = interval). */
+/* Draws the next geometric sampling distance in bytes (mean = interval, at least 1). While
+ * sampling is off it returns a re-check distance of a few MiB, so a caller that counts down
+ * and then calls mem__heapprof_record notices within that distance that sampling was
+ * turned on. */
 size_t mem__heapprof_next_interval(void);
 /* Records a sampled allocation `p` of `len` bytes; `skip` frames are dropped from the top of
  * the backtrace. `owner` is the region it lives in, or NULL for a facade allocation.
- * Returns 0, or -ENOMEM when the sample table is full (the sample is then dropped). */
+ * Returns 0, or -ENOMEM when the sample table is full (the sample is then dropped). When
+ * sampling is off it records nothing and returns 0. */
 int mem__heapprof_record(void *p, size_t len, const void *owner, int skip);
 /* Forgets the sample for `p`, if any. */
 void mem__heapprof_forget(void *p);
