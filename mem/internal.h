@@ -1,0 +1,142 @@
+/*
+ * mem/internal.h: state and helpers shared by the files of mem/ (not a public interface).
+ *
+ * One process has one instance of everything here (`mem__g`): the nodes with their segments,
+ * span lists and depots, the budget counters, the thread registry and the fault injector.
+ * Thread: as noted per field. Per-thread state lives in mem/tcache.h.
+ */
+#ifndef MEM_INTERNAL_H
+#define MEM_INTERNAL_H
+
+#include "mem/base.h"
+#include "mem/mem.h"
+#include "mem/stats.h"
+#include "mem/sizeclass.h"
+#include "mem/segment.h"
+#include "mem/depot.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+
+/* Per-thread counters that the region/sub-region code keeps (with MEM_STAT_ADD/SUB) and
+ * mem_stats_snapshot() sums. Owned by the thread's cache; folded into a global total when
+ * the thread exits. */
+typedef struct mem__tstats_s {
+    uint64_t regions_live;
+    uint64_t subregions_live;
+    uint64_t region_bytes;
+    uint64_t regions_created;
+    uint64_t subregions_created;
+} mem__tstats_t;
+
+/* Returns the calling thread's counter block, creating its thread cache if needed.
+ * NULL only when the library cannot be initialised. Thread: the caller's own block. */
+mem__tstats_t *mem__tstats_self(void);
+
+/* A circular doubly linked list of spans with a sentinel. */
+typedef struct mem__spanlist_s {
+    mem_span_t head;
+} mem__spanlist_t;
+
+/* One NUMA node (possibly pretended): its segments, span lists and depots. */
+typedef struct mem__node_s {
+    mem__depot_t depot[MEM_SC_COUNT]; /* lock-free, any thread */
+    pthread_mutex_t lock;             /* guards everything below (slow path only) */
+    mem_segment_t *segs;              /* owns: every segment of this node */
+    mem__spanlist_t partial[MEM_SC_COUNT];
+    mem__spanlist_t dirty; /* newest first; decay takes from the tail */
+    mem__spanlist_t clean;
+    unsigned id;
+    /* Stats, written under the lock or with atomics, read relaxed by snapshots. */
+    uint64_t committed;     /* segment headers + committed spans + large mappings */
+    uint64_t free_in_segs;  /* headers + free objects in spans + dirty spans */
+    uint64_t meta_bytes;    /* segment headers (part of free_in_segs) */
+    uint64_t segments;
+    uint64_t remote_frees;  /* objects freed on another node and sent home (atomic) */
+    uint64_t large_bytes;   /* live large mappings homed here (atomic) */
+} mem__node_t;
+
+#define MEM_REG_MAX 256 /* thread caches at once; threads beyond share one locked cache */
+
+struct mem_tcache_s;
+
+typedef struct mem__global_s {
+    bool initialised; /* atomic */
+    mem_config_t cfg;
+    size_t page;
+    unsigned nodes_cnt;
+    unsigned real_nodes;
+    bool bind; /* mbind segments (nodes are real) */
+    uint32_t cap[MEM_SC_COUNT];               /* tcache capacity per class, objects */
+    uint32_t batch[MEM_SC_COUNT];             /* objects per depot batch */
+    uint32_t depot_batches_max[MEM_SC_COUNT]; /* per node */
+    /* Budget (atomics). */
+    uint64_t committed;
+    uint64_t limit;
+    uint64_t mapped;
+    uint64_t released_total;
+    uint64_t decay_ms;
+    uint64_t next_decay_ns;
+    /* Large mappings and failures (atomics). */
+    uint64_t large_live;
+    uint64_t large_cnt;
+    uint64_t large_alloc_cnt;
+    uint64_t large_free_cnt;
+    uint64_t alloc_failed;
+    /* Fault injection (atomics). */
+    uint64_t fault_nth;
+    uint64_t fault_one_in;
+    uint64_t fault_count;
+    uint64_t fault_seq;
+    /* Thread registry: slot i is used by one live thread at a time; its memory stays mapped
+     * until mem_fini() so snapshot readers never touch unmapped memory. */
+    pthread_mutex_t reg_lock;
+    struct mem_tcache_s *reg[MEM_REG_MAX]; /* atomic loads by readers */
+    bool reg_used[MEM_REG_MAX];
+    /* Counters of exited threads (atomics). */
+    uint64_t retired_alloc[MEM_SC_COUNT];
+    uint64_t retired_free[MEM_SC_COUNT];
+    mem__tstats_t retired_tstats;
+    /* The locked cache shared by threads without their own. */
+    pthread_mutex_t shared_lock;
+    struct mem_tcache_s *shared;
+    mem__node_t nodes[MEM_STATS_NODES_MAX];
+} mem__global_t;
+
+extern mem__global_t mem__g;
+
+/* Budget: charges `len` committed bytes (fails past the limit or on an injected fault). */
+int mem__budget_charge(size_t len);
+void mem__budget_uncharge(size_t len);
+
+/* Fault injection: true when this slow-path event must fail. */
+bool mem__fault_hit(void);
+
+/* Auto-initialises with defaults when a thread allocates before mem_init(). Returns 0. */
+int mem__ensure_init(void);
+
+/* CLOCK_MONOTONIC in ns. */
+uint64_t mem__now_ns(void);
+
+/* Runs decay if its period has passed (slow paths call it). */
+void mem__decay_maybe(void);
+
+/* The bytes handed out and not freed, summed over every thread (quiescent: exact). */
+size_t mem__live_bytes(void);
+
+/* Debug-build death with a message (double free, foreign pointer). */
+MEM_NOINLINE MEM_COLD __attribute__((noreturn)) void mem__die(const char *fmt, ...)
+    MEM_PRINTF(1, 2);
+
+/* ThreadSanitizer cannot see Concurrency Kit's inline assembly, so depot pushes and pops
+ * publish their happens-before edge explicitly. */
+#if MEM_HAVE_TSAN
+#include <sanitizer/tsan_interface.h>
+#define MEM_TSAN_RELEASE(a) __tsan_release((void *)(a))
+#define MEM_TSAN_ACQUIRE(a) __tsan_acquire((void *)(a))
+#else
+#define MEM_TSAN_RELEASE(a) ((void)(a))
+#define MEM_TSAN_ACQUIRE(a) ((void)(a))
+#endif
+
+#endif /* MEM_INTERNAL_H */

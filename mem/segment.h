@@ -1,0 +1,126 @@
+/*
+ * mem/segment.h: segments (4 MiB aligned mappings cut into 64 KiB spans), the spans'
+ * per-class object accounting, and dedicated mappings for large objects.
+ *
+ * A segment belongs to one NUMA node for its whole life and stays mapped until mem_fini()
+ * (type-stable: lock-free depot readers may touch any object in it). Its header sits in span
+ * 0 and starts with a tag per span, so free(p) finds the size class with
+ * `tag[(p >> 16) & 63]` of `p & ~(4 MiB - 1)`: no per-object header, no global page map.
+ * A large object's mapping is also 4 MiB aligned and starts with the same tag array (all
+ * MEM_TAG_LARGE), so the same two loads classify it.
+ * Spans: CLEAN (never committed or released with madvise), DIRTY (committed, wholly free,
+ * waiting for decay) or USED (carved for one class; on the node's partial list while it has
+ * free objects). All span state changes happen under the owning node's lock (slow path).
+ */
+#ifndef MEM_SEGMENT_H
+#define MEM_SEGMENT_H
+
+#include "mem/base.h"
+
+#include <stdbool.h>
+
+#define MEM_SEG_SHIFT     22
+#define MEM_SEG_SIZE      ((size_t)1 << MEM_SEG_SHIFT)
+#define MEM_SEG_MASK      (MEM_SEG_SIZE - 1)
+#define MEM_SPAN_SHIFT    16
+#define MEM_SPAN_SIZE     ((size_t)1 << MEM_SPAN_SHIFT)
+#define MEM_SPANS_PER_SEG ((unsigned)(MEM_SEG_SIZE / MEM_SPAN_SIZE))
+#define MEM_SPAN_OBJS_MAX ((unsigned)(MEM_SPAN_SIZE / 16))
+
+MEM_STATIC_ASSERT(MEM_IS_POW2(MEM_SEG_SIZE), "segment size is a power of two");
+MEM_STATIC_ASSERT(MEM_SPANS_PER_SEG == 64, "64 spans per segment");
+
+/* Span tags above every class id. */
+#define MEM_TAG_FREE  0xF0u /* span not carved: a pointer into it was never handed out */
+#define MEM_TAG_META  0xF1u /* the segment header span */
+#define MEM_TAG_LARGE 0xF2u /* a large object's mapping */
+
+#define MEM_SEG_MAGIC   0x7365676d656d5731ull /* "1Wmemges" */
+#define MEM_LARGE_MAGIC 0x6567726c6d655731ull
+
+enum { MEM_SPAN_CLEAN = 0, MEM_SPAN_DIRTY = 1, MEM_SPAN_USED = 2, MEM_SPAN_HDR = 3 };
+
+/* The prefix every 4 MiB-aligned mapping of mem/ starts with. */
+typedef struct mem__seghdr_s {
+    uint8_t tag[MEM_SPANS_PER_SEG]; /* class id or MEM_TAG_*, per span */
+    uint32_t node;                  /* owning node (UINT32_MAX for large mappings) */
+    uint32_t pad;
+    uint64_t magic;
+} mem__seghdr_t;
+
+typedef struct mem_span_s {
+    struct mem_span_s *next, *prev; /* node list: partial[cls], dirty or clean */
+    void *free_list;                /* objects returned to this span, linked at offset 0 */
+    uint64_t idle_since_ns;         /* when it became DIRTY */
+    uint32_t size;                  /* object size (USED) */
+    uint16_t nobj;                  /* objects in the span (USED) */
+    uint16_t free_cnt;              /* objects held by the span: free_list + not yet carved */
+    uint16_t bump;                  /* next never-carved object */
+    uint8_t cls;
+    uint8_t state;
+    uint8_t idx;      /* index in the segment */
+    uint8_t on_list;  /* 1 while linked on a node list */
+    uint16_t pad;
+} mem_span_t;
+
+typedef struct mem_segment_s {
+    mem__seghdr_t hdr; /* must stay first */
+    struct mem_segment_s *next; /* the node's segment list (borrows: node owns it) */
+    size_t meta_bytes;          /* committed header bytes, page-rounded */
+    mem_span_t spans[MEM_SPANS_PER_SEG];
+#if MEM_DEBUG >= 1
+    /* One bit per possible object: 1 = handed out (live). Double frees find 0. */
+    uint64_t live_bits[MEM_SPANS_PER_SEG][MEM_SPAN_OBJS_MAX / 64];
+#endif
+} mem_segment_t;
+
+MEM_STATIC_ASSERT(offsetof(mem_segment_t, hdr) == 0, "tags first");
+MEM_STATIC_ASSERT(sizeof(mem_segment_t) < MEM_SPAN_SIZE, "the header fits in span 0");
+
+typedef struct mem_large_s {
+    mem__seghdr_t hdr; /* must stay first */
+    size_t map_len;    /* whole mapping, charged to the budget */
+    size_t off;        /* user pointer = base + off */
+    size_t user_len;   /* requested length */
+    uint32_t node;
+    uint8_t sampled;   /* heap profiler holds a sample for it */
+} mem_large_t;
+
+struct mem__node_s;
+
+MEM_INLINE mem__seghdr_t *mem__seghdr_of(const void *p)
+{
+    return (mem__seghdr_t *)((uintptr_t)p & ~(uintptr_t)MEM_SEG_MASK);
+}
+MEM_INLINE unsigned mem__span_idx(const void *p)
+{
+    return (unsigned)(((uintptr_t)p >> MEM_SPAN_SHIFT) & (MEM_SPANS_PER_SEG - 1));
+}
+
+/* Takes up to `k` free objects of class `cls` from the node's spans (carving a new span,
+ * committing a clean one or mapping a segment as needed) into `out`. Returns how many (0 =
+ * budget exhausted or mapping failed). Thread: any; takes the node lock. Alloc: system. */
+unsigned mem__span_take(struct mem__node_s *n, unsigned cls, void **out, unsigned k);
+
+/* Gives `cnt` objects of class `cls` (all homed on node `n`) back to their spans; wholly
+ * free spans become DIRTY. Thread: any; takes the node lock. */
+void mem__span_give(struct mem__node_s *n, unsigned cls, void *const *objs, unsigned cnt);
+
+/* madvise()s DIRTY spans idle since before `before_ns` (UINT64_MAX: all) and uncharges them.
+ * Returns the bytes released. Thread: any; takes the node lock. */
+size_t mem__node_release(struct mem__node_s *n, uint64_t before_ns);
+
+/* Unmaps every segment of the node (mem_fini only). */
+void mem__node_unmap_all(struct mem__node_s *n);
+
+/* Maps a dedicated, zeroed large object of `len` bytes aligned to `align` (<= 1 MiB) homed on
+ * `node`. Returns the user pointer or NULL. Thread: any. Alloc: system. */
+void *mem__large_alloc(size_t len, size_t align, unsigned node, bool sampled);
+/* Unmaps a large object given its header and user pointer. */
+void mem__large_free(mem_large_t *l, void *p);
+
+/* Debug registry of mem/'s 4 MiB-aligned mappings (MEM_DEBUG>=1, else no-ops/true). */
+bool mem__registry_has(const void *base);
+void mem__registry_set(const void *base, bool on);
+
+#endif /* MEM_SEGMENT_H */
