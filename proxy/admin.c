@@ -1,0 +1,873 @@
+/*
+ * proxy/admin.c: the admin server: its thread and uv loop, the listening socket, admin
+ * connections (plain HTTP/1.1 with keep-alive, parsed with http_parser), bearer-token auth and
+ * the routing of paths to the handlers in proxy/admin_memory.c, proxy/admin_ops.c and
+ * proxy/admin_dashboard.c.
+ *
+ * One instance per process (`g_admin`), created and freed by the main thread in
+ * px_admin_start/px_admin_stop. Between those calls only the admin thread touches it; the
+ * main thread talks to it through the `stop` async handle alone.
+ *
+ * Limits: at most PX_ADMIN_CONNS_MAX connections; a request head of at most PX_ADMIN_HEAD_MAX
+ * bytes and a body of at most PX_ADMIN_BODY_MAX; at most ADMIN_WRITES_MAX responses queued per
+ * connection (reading stops until they drain), so a pipelining client cannot make us buffer
+ * without bound. Every byte comes from mem_malloc.
+ */
+#include "mem/base.h"
+#include "proxy/admin.h"
+
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include <http_parser.h>
+#include <uv.h>
+
+#include "mem/malloc.h"
+#include "proxy/admin_endpoints.h"
+
+#define ADMIN_URL_MAX    4096u /* request target; longer is 400 */
+#define ADMIN_AUTH_MAX   512u  /* Authorization value kept for comparison */
+#define ADMIN_FIELD_MAX  32u   /* header names we look at are shorter */
+#define ADMIN_WRITES_MAX 4u    /* responses queued on one connection before reading pauses */
+#define ADMIN_RBUF_LEN   8192u /* read buffer per connection */
+
+typedef struct admin_s admin_t;
+
+typedef struct admin_conn_s {
+    uv_tcp_t tcp;    /* admin thread; its close is the first of two */
+    uv_timer_t idle; /* admin thread; the connection dies when both are closed */
+    uv_shutdown_t shutdown;
+    admin_t *admin;            /* borrows: the admin outlives its connections */
+    struct admin_conn_s *next; /* admin's list, for stop */
+    struct admin_conn_s *prev;
+    http_parser parser;
+    int handles_open; /* 2 while open; freed when it reaches 0 */
+    unsigned writes_pending;
+    bool closing;  /* uv_close called */
+    bool shutting; /* no more requests: finish writes, then close */
+    bool reading;
+    /* The request being parsed. */
+    size_t head_bytes;
+    size_t body_bytes;
+    int err_status; /* set by a callback that rejects the request */
+    const char *err_msg;
+    bool field_is_auth; /* the header whose value is arriving is Authorization */
+    bool in_value;
+    size_t field_len;
+    char field[ADMIN_FIELD_MAX];
+    bool auth_seen;
+    bool auth_overflow;
+    size_t auth_len;
+    char auth[ADMIN_AUTH_MAX];
+    size_t url_len;
+    char url[ADMIN_URL_MAX + 1];
+    /* Bytes read and not yet parsed: rbuf[rpos, rlen). */
+    size_t rpos;
+    size_t rlen;
+    char rbuf[ADMIN_RBUF_LEN];
+} admin_conn_t;
+
+struct admin_s {
+    px_server_t *server; /* borrows */
+    uv_loop_t loop;      /* admin thread (initialized by main before the thread) */
+    uv_tcp_t listener;
+    uv_async_t stop; /* any thread: the one cross-thread entry point */
+    pthread_t thread;
+    bool thread_started;
+    unsigned conns_cnt;
+    admin_conn_t *conns; /* owns: the live connections */
+    char *expect_auth;   /* owns: "Bearer <token>", or NULL when no token is set */
+    size_t expect_auth_len;
+    http_parser_settings settings;
+};
+
+static admin_t *g_admin; /* main thread: set by start, cleared by stop */
+
+typedef struct admin_write_s {
+    uv_write_t req;
+    admin_conn_t *conn; /* borrows: a connection is closed only after its writes */
+    char *body;         /* owns: mem_malloc (px_jsonw_take) */
+    size_t head_len;
+    char head[768];
+} admin_write_t;
+
+typedef struct admin_route_s {
+    const char *path;
+    unsigned methods; /* px_admin_method_t bits */
+    px_admin_handler_fn fn;
+    const char *help;
+} admin_route_t;
+
+/* Routing table. The 404 body lists it, so it is the endpoint documentation too. */
+static const admin_route_t g_routes[] = {
+    {"/", PX_ADMIN_GET, px__admin_dashboard, "live memory dashboard (HTML)"},
+    {"/memory", PX_ADMIN_GET, px__admin_memory,
+     "memory JSON (Envoy field names + weir's own); ?format=prometheus for text"},
+    {"/memory/regions", PX_ADMIN_GET, px__admin_regions,
+     "connections and streams holding the most memory; ?top=N (default 20, max 1000)"},
+    {"/memory/release", PX_ADMIN_POST, px__admin_release,
+     "return idle cached memory to the OS now (POST)"},
+    {"/metrics", PX_ADMIN_GET, px__admin_metrics, "all metrics, Prometheus text format 0.0.4"},
+    {"/heap_dump", PX_ADMIN_GET | PX_ADMIN_POST, px__admin_heap_dump,
+     "GET: pprof heap profile (?symbols=1 for symbols); POST ?sample_bytes=N: sampling interval"},
+    {"/heap_dump/symbols", PX_ADMIN_GET, px__admin_heap_symbols,
+     "symbols of the sampled program counters (pprof symbol format)"},
+    {"/stats", PX_ADMIN_GET, px__admin_stats, "every proxy counter, JSON"},
+    {"/overload", PX_ADMIN_GET, px__admin_overload,
+     "overload level, pressure, thresholds, actions"},
+    {"/config_dump", PX_ADMIN_GET, px__admin_config_dump, "effective configuration (YAML)"},
+    {"/ready", PX_ADMIN_GET, px__admin_ready, "200 when serving, 503 while starting or draining"},
+    {"/healthz", PX_ADMIN_GET, px__admin_healthz, "200 while the process runs"},
+};
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Payload Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Unknown";
+    }
+}
+
+/* ---- shared helpers for the handler files ------------------------------------------- */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int px__admin_query_get(const char *query, const char *name, char *out, size_t out_len)
+{
+    MEM_ASSERT(query != NULL && name != NULL);
+    MEM_ASSERT(out != NULL && out_len > 0);
+    size_t nlen = strlen(name);
+    const char *p = query;
+    while (*p) {
+        const char *end = strchr(p, '&');
+        if (end == NULL)
+            end = p + strlen(p);
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        const char *kend = eq ? eq : end;
+        if ((size_t)(kend - p) == nlen && memcmp(p, name, nlen) == 0) {
+            size_t o = 0;
+            for (const char *v = eq ? eq + 1 : end; v < end; v++) {
+                char c = *v;
+                if (c == '+') {
+                    c = ' ';
+                } else if (c == '%' && end - v >= 3 && hexval(v[1]) >= 0 && hexval(v[2]) >= 0) {
+                    c = (char)(hexval(v[1]) * 16 + hexval(v[2]));
+                    v += 2;
+                }
+                if (o + 1 >= out_len)
+                    return -E2BIG;
+                out[o++] = c;
+            }
+            out[o] = '\0';
+            return (int)o;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return -ENOENT;
+}
+
+int px__admin_query_u64(const char *query, const char *name, uint64_t max, uint64_t *out)
+{
+    MEM_ASSERT(out != NULL);
+    char v[32];
+    int n = px__admin_query_get(query, name, v, sizeof(v));
+    if (n == -ENOENT)
+        return -ENOENT;
+    if (n <= 0)
+        return -EINVAL;
+    uint64_t x = 0;
+    for (int i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -EINVAL;
+        if (x > (UINT64_MAX - 9) / 10)
+            return -EINVAL;
+        x = x * 10 + (uint64_t)(v[i] - '0');
+    }
+    if (x > max)
+        return -EINVAL;
+    *out = x;
+    return 0;
+}
+
+void px__admin_error(px_admin_resp_t *resp, int status, const char *msg)
+{
+    MEM_ASSERT(resp != NULL);
+    MEM_ASSERT(status >= 400 && status < 600);
+    /* Drop whatever the handler had written: the error replaces it. */
+    size_t cap_max = resp->body.cap_max;
+    px_jsonw_fini(&resp->body);
+    px_jsonw_init(&resp->body, cap_max);
+    resp->status = status;
+    resp->content_type = "text/plain; charset=utf-8";
+    px_jsonw_puts(&resp->body, msg);
+    px_jsonw_puts(&resp->body, "\n");
+}
+
+/* ---- connections ---------------------------------------------------------------------- */
+
+static void conn_process(admin_conn_t *c);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+static void on_conn_handle_closed(uv_handle_t *h)
+{
+    admin_conn_t *c = h->data;
+    MEM_ASSERT(c->handles_open > 0);
+    if (--c->handles_open > 0)
+        return;
+    admin_t *a = c->admin;
+    MEM_ASSERT(a->conns_cnt > 0);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        a->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    a->conns_cnt--;
+    mem_free(c);
+    /* c freed */
+}
+
+static void conn_close(admin_conn_t *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+    uv_close((uv_handle_t *)&c->idle, on_conn_handle_closed);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    admin_conn_t *c = req->data;
+    conn_close(c);
+}
+
+/* No more requests on `c`: stop reading and close once every queued response is written
+ * (uv_shutdown runs after the pending writes, so the peer gets them before the FIN). */
+static void conn_finish(admin_conn_t *c)
+{
+    if (c->shutting || c->closing)
+        return;
+    c->shutting = true;
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+    c->shutdown.data = c;
+    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+        conn_close(c);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    admin_write_t *wr = MEM_CONTAINER_OF(req, admin_write_t, req);
+    admin_conn_t *c = wr->conn;
+    MEM_ASSERT(c->writes_pending > 0);
+    c->writes_pending--;
+    mem_free(wr->body);
+    mem_free(wr);
+    /* wr freed */
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    if (!c->closing && !c->shutting && c->writes_pending < ADMIN_WRITES_MAX)
+        conn_process(c);
+}
+
+/* Sends `resp` (head + body) on `c`; takes the body. Returns 0 or a negative errno (the
+ * connection is then closed by the caller). */
+static int conn_send(admin_conn_t *c, px_admin_resp_t *resp, bool keep_alive, bool head_only)
+{
+    MEM_ASSERT(!c->closing);
+    MEM_ASSERT(resp->status >= 100 && resp->status < 600);
+    admin_write_t *wr = mem_malloc(sizeof(*wr));
+    if (wr == NULL)
+        return -ENOMEM;
+    size_t body_len = 0;
+    wr->body = px_jsonw_take(&resp->body, &body_len);
+    wr->conn = c;
+    int n = snprintf(wr->head, sizeof(wr->head),
+                     "HTTP/1.1 %d %s\r\n"
+                     "Content-Type: %s\r\n"
+                     "Content-Length: %zu\r\n"
+                     "Cache-Control: no-store\r\n"
+                     "X-Content-Type-Options: nosniff\r\n"
+                     "%s"
+                     "Connection: %s\r\n"
+                     "\r\n",
+                     resp->status, status_text(resp->status),
+                     resp->content_type ? resp->content_type : "application/json", body_len,
+                     resp->extra_headers, keep_alive ? "keep-alive" : "close");
+    MEM_ASSERT(n > 0 && (size_t)n < sizeof(wr->head));
+    wr->head_len = (size_t)n;
+    uv_buf_t bufs[2] = {uv_buf_init(wr->head, (unsigned)wr->head_len),
+                        uv_buf_init(wr->body ? wr->body : wr->head, (unsigned)body_len)};
+    unsigned nbufs = (head_only || body_len == 0) ? 1 : 2;
+    int rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, bufs, nbufs, on_write);
+    if (rc != 0) {
+        mem_free(wr->body);
+        mem_free(wr);
+        return rc;
+    }
+    c->writes_pending++;
+    return 0;
+}
+
+/* Sends an error and ends the connection (malformed input: we cannot trust its framing). */
+static void conn_reject(admin_conn_t *c, int status, const char *msg)
+{
+    px_admin_resp_t resp;
+    memset(&resp, 0, sizeof(resp));
+    px_jsonw_init(&resp.body, 4096);
+    px__admin_error(&resp, status, msg);
+    if (conn_send(c, &resp, false, false) != 0) {
+        px_jsonw_fini(&resp.body);
+        conn_close(c);
+        return;
+    }
+    px_jsonw_fini(&resp.body);
+    conn_finish(c);
+}
+
+/* Constant-time comparison of the Authorization value with "Bearer <token>": the time taken
+ * depends on the expected length only, never on where the first difference is. */
+static bool auth_ok(const admin_t *a, const admin_conn_t *c)
+{
+    if (a->expect_auth == NULL)
+        return true;
+    if (!c->auth_seen || c->auth_overflow)
+        return false;
+    unsigned diff = (unsigned)(c->auth_len ^ a->expect_auth_len);
+    for (size_t i = 0; i < a->expect_auth_len; i++) {
+        unsigned char got = i < c->auth_len ? (unsigned char)c->auth[i] : 0;
+        diff |= (unsigned)(got ^ (unsigned char)a->expect_auth[i]);
+    }
+    return diff == 0;
+}
+
+static void list_endpoints(px_jsonw_t *w)
+{
+    for (size_t i = 0; i < MEM_ARRAY_LEN(g_routes); i++) {
+        const admin_route_t *r = &g_routes[i];
+        px_jsonw_printf(w, "  %-5s%-5s %-18s %s\n", (r->methods & PX_ADMIN_GET) ? "GET" : "",
+                        (r->methods & PX_ADMIN_POST) ? "POST" : "", r->path, r->help);
+    }
+}
+
+static void allow_header(char *out, size_t out_len, unsigned methods)
+{
+    snprintf(out, out_len, "Allow: %s%s%s\r\n", (methods & PX_ADMIN_GET) ? "GET" : "",
+             (methods & PX_ADMIN_GET) && (methods & PX_ADMIN_POST) ? ", " : "",
+             (methods & PX_ADMIN_POST) ? "POST" : "");
+}
+
+/* Routes one complete request and queues its response. */
+static void conn_dispatch(admin_conn_t *c)
+{
+    admin_t *a = c->admin;
+    http_parser *p = &c->parser;
+    bool keep_alive = http_should_keep_alive(p) != 0;
+    px_admin_resp_t resp;
+    memset(&resp, 0, sizeof(resp));
+    resp.status = 200;
+    resp.content_type = "application/json";
+    px_jsonw_init(&resp.body, PX_ADMIN_BODY_OUT_MAX);
+
+    /* Split the target into path and query, in place (url is ours and NUL-terminated). */
+    c->url[c->url_len] = '\0';
+    char *query = strchr(c->url, '?');
+    if (query != NULL)
+        *query++ = '\0';
+    else
+        query = c->url + c->url_len;
+    const char *path = c->url;
+    bool head_only = p->method == HTTP_HEAD;
+    unsigned method = p->method == HTTP_GET || p->method == HTTP_HEAD ? PX_ADMIN_GET
+                      : p->method == HTTP_POST                        ? PX_ADMIN_POST
+                                                                      : 0;
+
+    if (!auth_ok(a, c)) {
+        px__admin_error(&resp, 401, "401 unauthorized: send Authorization: Bearer <token>");
+        snprintf(resp.extra_headers, sizeof(resp.extra_headers),
+                 "WWW-Authenticate: Bearer realm=\"weir-admin\"\r\n");
+        goto send;
+    }
+    const admin_route_t *route = NULL;
+    for (size_t i = 0; i < MEM_ARRAY_LEN(g_routes); i++) {
+        if (strcmp(g_routes[i].path, path) == 0) {
+            route = &g_routes[i];
+            break;
+        }
+    }
+    if (route == NULL) {
+        resp.status = 404;
+        resp.content_type = "text/plain; charset=utf-8";
+        px_jsonw_puts(&resp.body, "404 not found. weir admin endpoints:\n");
+        list_endpoints(&resp.body);
+        goto send;
+    }
+    if ((route->methods & method) == 0) {
+        px__admin_error(&resp, 405, "405 method not allowed");
+        allow_header(resp.extra_headers, sizeof(resp.extra_headers), route->methods);
+        goto send;
+    }
+    px_admin_req_t req = {
+        .server = a->server,
+        .method = (px_admin_method_t)method,
+        .path = path,
+        .query = query,
+    };
+    route->fn(&req, &resp);
+    int err = px_jsonw_error(&resp.body);
+    if (err == -E2BIG)
+        px__admin_error(&resp, 500, "500 response too large");
+    else if (err != 0)
+        px__admin_error(&resp, 503, "503 out of memory building the response");
+
+send:
+    if (px_jsonw_error(&resp.body) != 0) {
+        /* Even the error text could not be built: nothing sensible to say. */
+        px_jsonw_fini(&resp.body);
+        conn_close(c);
+        return;
+    }
+    if (conn_send(c, &resp, keep_alive, head_only) != 0) {
+        px_jsonw_fini(&resp.body);
+        conn_close(c);
+        return;
+    }
+    px_jsonw_fini(&resp.body);
+    if (!keep_alive)
+        conn_finish(c);
+}
+
+/* Parses what has been read. Each complete request pauses the parser so that the number of
+ * queued responses can be checked before the next one is parsed. */
+static void conn_process(admin_conn_t *c)
+{
+    while (!c->closing && !c->shutting && c->rpos < c->rlen) {
+        if (c->writes_pending >= ADMIN_WRITES_MAX)
+            break;
+        size_t n = http_parser_execute(&c->parser, &c->admin->settings, c->rbuf + c->rpos,
+                                       c->rlen - c->rpos);
+        MEM_ASSERT(n <= c->rlen - c->rpos);
+        c->rpos += n;
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        if (e == HPE_PAUSED) {
+            http_parser_pause(&c->parser, 0);
+            continue;
+        }
+        if (e != HPE_OK) {
+            if (c->err_status != 0) {
+                conn_reject(c, c->err_status, c->err_msg);
+            } else {
+                char msg[160];
+                snprintf(msg, sizeof(msg), "400 bad request: %s", http_errno_description(e));
+                conn_reject(c, 400, msg);
+            }
+            return;
+        }
+        if (c->parser.upgrade) {
+            conn_reject(c, 400, "400 bad request: protocol upgrade is not supported");
+            return;
+        }
+    }
+    if (c->closing || c->shutting)
+        return;
+    if (c->rpos == c->rlen)
+        c->rpos = c->rlen = 0;
+    /* Read only while there is room and the responses are draining. */
+    bool want_read = c->writes_pending < ADMIN_WRITES_MAX && c->rlen < sizeof(c->rbuf);
+    if (want_read && !c->reading) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+            conn_close(c);
+            return;
+        }
+        c->reading = true;
+    } else if (!want_read && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    admin_conn_t *c = h->data;
+    /* Keep the unparsed tail at the front so the free space is contiguous. */
+    if (c->rpos > 0) {
+        memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+        c->rlen -= c->rpos;
+        c->rpos = 0;
+    }
+    MEM_ASSERT(c->rlen <= sizeof(c->rbuf));
+    *buf = uv_buf_init(c->rbuf + c->rlen, (unsigned)(sizeof(c->rbuf) - c->rlen));
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    admin_conn_t *c = stream->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        /* EOF or error: answer what is queued, then close. */
+        if (nread == UV_EOF && c->writes_pending > 0)
+            conn_finish(c);
+        else
+            conn_close(c);
+        return;
+    }
+    MEM_ASSERT(c->rlen + (size_t)nread <= sizeof(c->rbuf));
+    c->rlen += (size_t)nread;
+    uv_timer_again(&c->idle);
+    conn_process(c);
+}
+
+static void on_idle(uv_timer_t *t)
+{
+    admin_conn_t *c = t->data;
+    conn_close(c);
+}
+
+/* ---- http_parser callbacks -------------------------------------------------------------- */
+
+static int head_add(admin_conn_t *c, size_t len)
+{
+    c->head_bytes += len;
+    if (c->head_bytes > PX_ADMIN_HEAD_MAX) {
+        c->err_status = 400;
+        c->err_msg = "400 bad request: request head over 8192 bytes";
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    admin_conn_t *c = p->data;
+    c->head_bytes = 0;
+    c->body_bytes = 0;
+    c->err_status = 0;
+    c->err_msg = NULL;
+    c->field_is_auth = false;
+    c->in_value = false;
+    c->field_len = 0;
+    c->auth_seen = false;
+    c->auth_overflow = false;
+    c->auth_len = 0;
+    c->url_len = 0;
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    admin_conn_t *c = p->data;
+    if (head_add(c, len) != 0)
+        return -1;
+    if (c->url_len + len > ADMIN_URL_MAX) {
+        c->err_status = 400;
+        c->err_msg = "400 bad request: request target over 4096 bytes";
+        return -1;
+    }
+    memcpy(c->url + c->url_len, at, len);
+    c->url_len += len;
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    admin_conn_t *c = p->data;
+    if (head_add(c, len) != 0)
+        return -1;
+    if (c->in_value) {
+        c->in_value = false;
+        c->field_len = 0;
+    }
+    /* Only names we match are kept; a longer name just never matches. */
+    for (size_t i = 0; i < len; i++) {
+        if (c->field_len < sizeof(c->field))
+            c->field[c->field_len] = at[i];
+        c->field_len++;
+    }
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    admin_conn_t *c = p->data;
+    if (head_add(c, len) != 0)
+        return -1;
+    if (!c->in_value) {
+        c->in_value = true;
+        c->field_is_auth = c->field_len == 13 && strncasecmp(c->field, "authorization", 13) == 0;
+        if (c->field_is_auth) {
+            /* A repeated Authorization header is ambiguous: refuse rather than pick one. */
+            if (c->auth_seen)
+                c->auth_overflow = true;
+            c->auth_seen = true;
+            c->auth_len = 0;
+        }
+    }
+    if (c->field_is_auth) {
+        if (c->auth_len + len > sizeof(c->auth)) {
+            c->auth_overflow = true;
+        } else {
+            memcpy(c->auth + c->auth_len, at, len);
+            c->auth_len += len;
+        }
+    }
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    admin_conn_t *c = p->data;
+    if (p->http_major != 1) {
+        c->err_status = 400;
+        c->err_msg = "400 bad request: only HTTP/1.0 and HTTP/1.1 are served here";
+        return -1;
+    }
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    (void)at;
+    admin_conn_t *c = p->data;
+    c->body_bytes += len;
+    if (c->body_bytes > PX_ADMIN_BODY_MAX) {
+        c->err_status = 413;
+        c->err_msg = "413 request body over 4096 bytes";
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    admin_conn_t *c = p->data;
+    conn_dispatch(c);
+    /* Stop after each request: conn_process decides whether to parse the next one. */
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+/* ---- listener, thread, start and stop ----------------------------------------------------- */
+
+static void on_reject_closed(uv_handle_t *h)
+{
+    mem_free(h);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    admin_t *a = server->data;
+    if (status < 0)
+        return;
+    if (a->conns_cnt >= PX_ADMIN_CONNS_MAX) {
+        /* Over the cap: accept and close at once, so the backlog does not fill with them. */
+        uv_tcp_t *t = mem_malloc(sizeof(*t));
+        if (t == NULL)
+            return;
+        if (uv_tcp_init(&a->loop, t) != 0) {
+            mem_free(t);
+            return;
+        }
+        (void)uv_accept(server, (uv_stream_t *)t);
+        uv_close((uv_handle_t *)t, on_reject_closed);
+        return;
+    }
+    admin_conn_t *c = mem_malloc(sizeof(*c));
+    if (c == NULL)
+        return;
+    memset(c, 0, offsetof(admin_conn_t, rbuf));
+    c->admin = a;
+    if (uv_tcp_init(&a->loop, &c->tcp) != 0) {
+        mem_free(c);
+        return;
+    }
+    c->tcp.data = c;
+    c->idle.data = c;
+    c->handles_open = 2;
+    (void)uv_timer_init(&a->loop, &c->idle); /* cannot fail on an initialized loop */
+    c->next = a->conns;
+    if (a->conns)
+        a->conns->prev = c;
+    a->conns = c;
+    a->conns_cnt++;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    (void)uv_tcp_nodelay(&c->tcp, 1);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    uv_timer_start(&c->idle, on_idle, PX_ADMIN_IDLE_MS, PX_ADMIN_IDLE_MS);
+    conn_process(c); /* starts reading */
+}
+
+static void on_stop(uv_async_t *h)
+{
+    admin_t *a = h->data;
+    uv_close((uv_handle_t *)&a->listener, NULL);
+    uv_close((uv_handle_t *)&a->stop, NULL);
+    for (admin_conn_t *c = a->conns; c != NULL; c = c->next)
+        conn_close(c);
+}
+
+static void *admin_thread(void *arg)
+{
+    admin_t *a = arg;
+    pthread_setname_np(pthread_self(), "weir-admin");
+    uv_run(&a->loop, UV_RUN_DEFAULT);
+    MEM_ASSERT(a->conns_cnt == 0);
+    return NULL;
+}
+
+static void admin_free(admin_t *a)
+{
+    mem_free(a->expect_auth);
+    mem_free(a);
+}
+
+static void on_close_noop(uv_handle_t *h)
+{
+    (void)h;
+}
+
+int px_admin_start(px_server_t *s)
+{
+    MEM_ASSERT(s != NULL && s->cfg != NULL);
+    MEM_ASSERT(g_admin == NULL);
+    const px_admin_cfg_t *cfg = &s->cfg->admin;
+    if (!cfg->enabled)
+        return 0;
+    int rc;
+    admin_t *a = mem_calloc(1, sizeof(*a));
+    if (a == NULL)
+        return -ENOMEM;
+    a->server = s;
+    if (cfg->token != NULL && cfg->token[0] != '\0') {
+        size_t tl = strlen(cfg->token);
+        a->expect_auth = mem_malloc(tl + 8);
+        if (a->expect_auth == NULL) {
+            rc = -ENOMEM;
+            goto fail_alloc;
+        }
+        memcpy(a->expect_auth, "Bearer ", 7);
+        memcpy(a->expect_auth + 7, cfg->token, tl + 1);
+        a->expect_auth_len = tl + 7;
+    }
+    a->settings.on_message_begin = on_message_begin;
+    a->settings.on_url = on_url;
+    a->settings.on_header_field = on_header_field;
+    a->settings.on_header_value = on_header_value;
+    a->settings.on_headers_complete = on_headers_complete;
+    a->settings.on_body = on_body;
+    a->settings.on_message_complete = on_message_complete;
+
+    rc = uv_loop_init(&a->loop);
+    if (rc != 0)
+        goto fail_alloc;
+    rc = uv_tcp_init(&a->loop, &a->listener);
+    if (rc != 0)
+        goto fail_loop;
+    a->listener.data = a;
+
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (cfg->addr.sa_len > 0) {
+        memcpy(&ss, &cfg->addr.sa, cfg->addr.sa_len);
+    } else {
+        /* Not resolved by the config loader: accept a literal address. */
+        const char *host = cfg->addr.host[0] ? cfg->addr.host : "127.0.0.1";
+        if (uv_ip4_addr(host, cfg->addr.port, (struct sockaddr_in *)&ss) != 0 &&
+            uv_ip6_addr(host, cfg->addr.port, (struct sockaddr_in6 *)&ss) != 0) {
+            rc = -EINVAL;
+            goto fail_listener;
+        }
+    }
+    rc = uv_tcp_bind(&a->listener, (const struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&a->listener, 64, on_connection);
+    if (rc != 0)
+        goto fail_listener;
+    struct sockaddr_storage bound;
+    int blen = sizeof(bound);
+    rc = uv_tcp_getsockname(&a->listener, (struct sockaddr *)&bound, &blen);
+    if (rc != 0)
+        goto fail_listener;
+    s->admin_port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                      : ((struct sockaddr_in *)&bound)->sin_port);
+
+    rc = uv_async_init(&a->loop, &a->stop, on_stop);
+    if (rc != 0)
+        goto fail_listener;
+    a->stop.data = a;
+    rc = -pthread_create(&a->thread, NULL, admin_thread, a);
+    if (rc != 0)
+        goto fail_async;
+    a->thread_started = true;
+    g_admin = a;
+    return 0;
+
+fail_async:
+    uv_close((uv_handle_t *)&a->stop, on_close_noop);
+fail_listener:
+    uv_close((uv_handle_t *)&a->listener, on_close_noop);
+    uv_run(&a->loop, UV_RUN_DEFAULT); /* runs the close callbacks */
+fail_loop:
+    (void)uv_loop_close(&a->loop);
+fail_alloc:
+    admin_free(a);
+    return rc;
+}
+
+void px_admin_stop(px_server_t *s)
+{
+    MEM_ASSERT(s != NULL);
+    admin_t *a = g_admin;
+    if (a == NULL)
+        return;
+    MEM_ASSERT(a->server == s);
+    MEM_ASSERT(a->thread_started);
+    uv_async_send(&a->stop);
+    pthread_join(a->thread, NULL);
+    int rc = uv_loop_close(&a->loop);
+    MEM_ASSERT(rc == 0);
+    g_admin = NULL;
+    admin_free(a);
+}
