@@ -325,6 +325,10 @@ TEST(token_auth)
     CHECK_EQ(get("GET", "/healthz", NULL, g_buf, sizeof(g_buf)), 401);
     CHECK(strstr(g_buf, "\r\nWWW-Authenticate: Bearer") != NULL);
     CHECK_EQ(get("GET", "/nope", NULL, g_buf, sizeof(g_buf)), 401);
+    CHECK_EQ(get("GET", "/memory", NULL, g_buf, sizeof(g_buf)), 401);
+    CHECK_EQ(get("GET", "/metrics", NULL, g_buf, sizeof(g_buf)), 401);
+    /* The static page loads without the token (it reads the token from its #fragment). */
+    CHECK_EQ(get("GET", "/", NULL, g_buf, sizeof(g_buf)), 200);
     CHECK_EQ(get("GET", "/healthz", "Authorization: Bearer wrong\r\n", g_buf, sizeof(g_buf)), 401);
     CHECK_EQ(
         get("GET", "/healthz", "Authorization: Bearer s3cret-token-\r\n", g_buf, sizeof(g_buf)),
