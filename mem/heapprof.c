@@ -325,7 +325,14 @@ MEM_NOINLINE int mem__heapprof_record(void *p, size_t len, const void *owner, in
     void *raw[HP_FRAMES_MAX + 16];
     int want = HP_FRAMES_MAX + 1 + MEM_MIN(skip, 15);
     int n = backtrace(raw, want);
-    int drop = MEM_MIN(n, 1 + skip);
+    /* Find our caller's frame by its return address rather than by position: interceptors
+     * (ASan's backtrace) may add frames of their own on top. */
+    void *ret = __builtin_return_address(0);
+    int self = 0;
+    while (self < n && raw[self] != ret)
+        self++;
+    int drop = self < n ? self + skip : 1 + skip;
+    drop = MEM_MIN(n, drop);
     uint32_t depth = (uint32_t)MEM_MIN(n - drop, HP_FRAMES_MAX);
 
     pthread_mutex_lock(&hp_lock);

@@ -1,0 +1,124 @@
+/*
+ * mem/subregion.c: the per-stream sub-arena, carved from a connection's region.
+ *
+ * A sub-arena is an arena (mem/arena_internal.h) of its own: its struct sits at the start of
+ * its first chunk, its chunks come from the thread cache, and its bytes are charged to its own
+ * cap and to the parent region's. It lives on the parent's list of open sub-arenas until it is
+ * freed, either by mem_subregion_free() (the stream closed) or by the parent's free (the
+ * connection died first); unlinking on free is what prevents a second free through the parent.
+ * Owned by the region's thread, like the region.
+ */
+#include "mem/base.h"
+#include "mem/subregion.h"
+#include "mem/arena_internal.h"
+
+#include <string.h>
+
+#include "mem/internal.h"
+
+/* The thread's counters. Non-NULL: every caller just got memory from the facade, so the
+ * library is initialised. */
+static mem__tstats_t *tstats(void)
+{
+    mem__tstats_t *ts = mem__tstats_self();
+    MEM_ASSERT(ts != NULL);
+    return ts;
+}
+
+mem_subregion_t *mem_subregion_new(mem_region_t *parent, size_t cap_bytes)
+{
+    MEM_ASSERT(parent != NULL);
+    MEM_ASSERT(parent->home != NULL);
+    mem_subregion_t *s = mem__arena_new(sizeof(*s), cap_bytes, &parent->arena);
+    if (s == NULL)
+        return NULL;
+    MEM_ASSERT(&s->arena == (mem__arena_t *)s);
+    s->parent = parent;
+    s->next = parent->subs;
+    if (parent->subs)
+        parent->subs->prev = s;
+    parent->subs = s;
+    parent->subs_cnt++;
+    mem__tstats_t *ts = tstats();
+    MEM_STAT_ADD(ts->subregions_live, 1);
+    MEM_STAT_ADD(ts->subregions_created, 1);
+    return s;
+}
+
+void mem_subregion_free(mem_subregion_t *s)
+{
+    if (s == NULL)
+        return;
+    mem_region_t *r = s->parent;
+    MEM_ASSERT(r != NULL);
+    MEM_ASSERT(r->subs_cnt > 0);
+    mem__arena_run_cleanups(&s->arena);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        r->subs = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    r->subs_cnt--;
+    MEM_STAT_SUB(tstats()->subregions_live, 1);
+    mem__arena_release(&s->arena);
+    /* s freed */
+}
+
+void mem__region_free_subs(mem_region_t *r)
+{
+    MEM_ASSERT(r != NULL);
+    /* Newest first, as streams would close; each free unlinks itself from r->subs. */
+    while (r->subs)
+        mem_subregion_free(r->subs);
+    MEM_ASSERT(r->subs_cnt == 0);
+}
+
+void *mem_subregion_alloc(mem_subregion_t *s, size_t len)
+{
+    MEM_ASSERT_HOT(s != NULL);
+    return mem__arena_alloc(&s->arena, len);
+}
+
+void *mem_subregion_calloc(mem_subregion_t *s, size_t len)
+{
+    void *p = mem__arena_alloc(&s->arena, len);
+    if (p)
+        memset(p, 0, len);
+    return p;
+}
+
+char *mem_subregion_strndup(mem_subregion_t *s, const char *str, size_t len)
+{
+    MEM_ASSERT(str != NULL || len == 0);
+    if (len == SIZE_MAX)
+        return NULL;
+    char *p = mem__arena_alloc(&s->arena, len + 1);
+    if (p == NULL)
+        return NULL;
+    if (len)
+        memcpy(p, str, len);
+    p[len] = '\0';
+    return p;
+}
+
+int mem_subregion_cleanup_add(mem_subregion_t *s, mem_cleanup_fn fn, void *arg)
+{
+    MEM_ASSERT(s != NULL);
+    return mem__arena_cleanup_add(&s->arena, fn, arg);
+}
+
+size_t mem_subregion_bytes(const mem_subregion_t *s)
+{
+    return s->arena.bytes;
+}
+
+size_t mem_subregion_cap(const mem_subregion_t *s)
+{
+    return s->arena.cap_bytes;
+}
+
+mem_region_t *mem_subregion_parent(const mem_subregion_t *s)
+{
+    return s->parent;
+}

@@ -1,0 +1,374 @@
+/*
+ * tests/unit/mem/heapprof_test.c: the heap profiler: the geometric sampling distance has the
+ * configured mean, record/forget/forget_owner keep the live set exact, region allocations are
+ * sampled and dropped with their region, the dump is what google-pprof reads (checked with the
+ * real google-pprof when it is installed) and in-process symbolization names our functions.
+ */
+#include "mem/base.h"
+#include "mem/heapprof.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mem/malloc.h"
+#include "mem/mem.h"
+#include "mem/region.h"
+#include "mem/stats.h"
+#include "mem/subregion.h"
+#include "tests/harness.h"
+
+static mem_stats_t st;
+static uint64_t base_live;
+
+static void begin(void)
+{
+    mem_stats_snapshot(&st);
+    base_live = st.live;
+}
+
+static void end_clean(void)
+{
+    mem_stats_snapshot(&st);
+    CHECK_EQ(st.regions_live, 0);
+    CHECK_EQ(st.subregions_live, 0);
+    CHECK_EQ(st.region_bytes, 0);
+    CHECK_EQ(st.live, base_live);
+}
+
+TEST(interval_statistics)
+{
+    begin();
+    size_t saved = mem_heapprof_interval();
+    const size_t mean = 100000;
+    mem_heapprof_set_interval(mean);
+    CHECK_EQ(mem_heapprof_interval(), mean);
+    enum { N = 200000 };
+    double sum = 0, sum2 = 0;
+    size_t above = 0, minv = SIZE_MAX;
+    for (int i = 0; i < N; i++) {
+        size_t d = mem__heapprof_next_interval();
+        sum += (double)d;
+        sum2 += (double)d * (double)d;
+        above += d > mean;
+        minv = MEM_MIN(minv, d);
+    }
+    double avg = sum / N;
+    double sd = 0;
+    double var = sum2 / N - avg * avg;
+    if (var > 0) {
+        /* Newton's square root: no libm in the test either. */
+        sd = var;
+        for (int k = 0; k < 60; k++)
+            sd = 0.5 * (sd + var / sd);
+    }
+    fprintf(stderr, "interval: mean %.1f (want %zu), sd %.1f, P(d > mean) %.4f, min %zu\n", avg,
+            mean, sd, (double)above / N, minv);
+    /* The standard error of the mean is mean/sqrt(N) ~ 0.22%: 2% is about 9 sigma. */
+    CHECK(avg > mean * 0.98 && avg < mean * 1.02);
+    /* Exponential: the standard deviation equals the mean, P(d > mean) = 1/e = 0.3679. */
+    CHECK(sd > mean * 0.95 && sd < mean * 1.05);
+    CHECK((double)above / N > 0.36 && (double)above / N < 0.376);
+    CHECK(minv >= 1);
+
+    /* Off: no sampling, only a re-check distance. */
+    mem_heapprof_set_interval(0);
+    CHECK_EQ(mem_heapprof_interval(), 0);
+    CHECK(mem__heapprof_next_interval() >= ((size_t)1 << 20));
+    mem_heapprof_set_interval(saved);
+    end_clean();
+}
+
+TEST(record_and_forget)
+{
+    begin();
+    size_t saved = mem_heapprof_interval();
+    mem_heapprof_set_interval(4096);
+    size_t live0 = mem_heapprof_samples_live();
+    enum { N = 500 };
+    void *p[N];
+    int owner_a, owner_b;
+    size_t cnt[3] = {0, 0, 0};
+    for (int i = 0; i < N; i++) {
+        p[i] = mem_malloc(32 + (size_t)i);
+        REQUIRE(p[i] != NULL);
+        mem__heapprof_forget(p[i]); /* in case the facade sampled it itself */
+    }
+    size_t live1 = mem_heapprof_samples_live();
+    CHECK_EQ(live1 <= live0, 1);
+    for (int i = 0; i < N; i++) {
+        const void *owner = i % 3 == 0 ? NULL : i % 3 == 1 ? (void *)&owner_a : (void *)&owner_b;
+        CHECK_OK(mem__heapprof_record(p[i], 32 + (size_t)i, owner, 0));
+        cnt[i % 3]++;
+    }
+    CHECK_EQ(mem_heapprof_samples_live(), live1 + N);
+    /* Recording the same pointer again replaces its sample. */
+    CHECK_OK(mem__heapprof_record(p[0], 32, NULL, 0));
+    CHECK_EQ(mem_heapprof_samples_live(), live1 + N);
+    /* Forgetting a pointer that was never sampled changes nothing. */
+    int unrelated;
+    mem__heapprof_forget(&unrelated);
+    mem__heapprof_forget(NULL);
+    CHECK_EQ(mem_heapprof_samples_live(), live1 + N);
+    mem__heapprof_forget_owner(&owner_a);
+    CHECK_EQ(mem_heapprof_samples_live(), live1 + N - cnt[1]);
+    mem__heapprof_forget_owner(&owner_a);
+    CHECK_EQ(mem_heapprof_samples_live(), live1 + N - cnt[1]);
+    /* Forget every third one (owner NULL) directly, in an order that exercises swap-remove. */
+    for (int i = N - 1; i >= 0; i--) {
+        if (i % 3 == 0)
+            mem__heapprof_forget(p[i]);
+    }
+    CHECK_EQ(mem_heapprof_samples_live(), live1 + cnt[2]);
+    mem__heapprof_forget_owner(&owner_b);
+    CHECK_EQ(mem_heapprof_samples_live(), live1);
+    for (int i = 0; i < N; i++)
+        mem_free(p[i]);
+    /* Off: record is a no-op. */
+    mem_heapprof_set_interval(0);
+    void *q = mem_malloc(64);
+    REQUIRE(q != NULL);
+    CHECK_OK(mem__heapprof_record(q, 64, NULL, 0));
+    CHECK_EQ(mem_heapprof_samples_live(), live1);
+    mem_free(q);
+    mem_heapprof_set_interval(saved);
+    end_clean();
+}
+
+TEST(region_allocations_sampled)
+{
+    begin();
+    size_t saved = mem_heapprof_interval();
+    mem_heapprof_set_interval(256);
+    size_t live0 = mem_heapprof_samples_live();
+    mem_region_t *r = mem_region_new(0);
+    REQUIRE(r != NULL);
+    mem_subregion_t *s = mem_subregion_new(r, 0);
+    REQUIRE(s != NULL);
+    for (int i = 0; i < 400; i++) {
+        CHECK(mem_region_alloc(r, 64) != NULL);
+        CHECK(mem_subregion_alloc(s, 64) != NULL);
+    }
+    /* 51200 bytes at a mean distance of 256: about 200 samples. */
+    size_t mid = mem_heapprof_samples_live();
+    fprintf(stderr, "region samples: %zu\n", mid - live0);
+    CHECK(mid > live0 + 100);
+    CHECK(mid < live0 + 400);
+    mem_subregion_free(s);
+    size_t after_sub = mem_heapprof_samples_live();
+    CHECK(after_sub < mid);
+    CHECK(after_sub > live0);
+    mem_region_free(r);
+    CHECK_EQ(mem_heapprof_samples_live(), live0);
+    mem_heapprof_set_interval(saved);
+    end_clean();
+}
+
+/* ---- dump ---------------------------------------------------------------------------- */
+
+static int write_fd(void *ud, const char *buf, size_t len)
+{
+    int fd = *(int *)ud;
+    while (len) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0)
+            return -errno;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+typedef struct membuf_s {
+    char *buf;
+    size_t len, cap;
+} membuf_t;
+
+static int write_mem(void *ud, const char *buf, size_t len)
+{
+    membuf_t *m = ud;
+    if (m->len + len + 1 > m->cap) {
+        size_t cap = MEM_MAX(m->cap * 2, m->len + len + 1);
+        char *nb = realloc(m->buf, cap);
+        if (nb == NULL)
+            return -ENOMEM;
+        m->buf = nb;
+        m->cap = cap;
+    }
+    memcpy(m->buf + m->len, buf, len);
+    m->len += len;
+    m->buf[m->len] = '\0';
+    return 0;
+}
+
+static int write_fail(void *ud, const char *buf, size_t len)
+{
+    (void)ud, (void)buf, (void)len;
+    return -EPIPE;
+}
+
+/* The allocation site the profile must name. noinline keeps its frame in the stack. */
+MEM_NOINLINE void heapprof_test_alloc_site(mem_region_t *r, int n);
+MEM_NOINLINE void heapprof_test_alloc_site(mem_region_t *r, int n)
+{
+    for (int i = 0; i < n; i++) {
+        void *p = mem_region_alloc(r, 1000);
+        if (p)
+            memset(p, 0, 1000);
+    }
+    __asm__ volatile("" ::: "memory"); /* no tail call */
+}
+
+TEST(dump_format_and_pprof)
+{
+    begin();
+    size_t saved = mem_heapprof_interval();
+    mem_heapprof_set_interval(8192);
+    size_t live0 = mem_heapprof_samples_live();
+    mem_region_t *r = mem_region_new(0);
+    REQUIRE(r != NULL);
+    heapprof_test_alloc_site(r, 400); /* 400 KB: ~50 samples */
+    CHECK(mem_heapprof_samples_live() > 10);
+
+    membuf_t m = {0};
+    CHECK_OK(mem_heapprof_dump(write_mem, &m));
+    REQUIRE(m.buf != NULL);
+    unsigned long long io, ib, ao, ab, iv;
+    CHECK_EQ(sscanf(m.buf, "heap profile: %llu: %llu [%llu: %llu] @ heap_v2/%llu", &io, &ib, &ao,
+                    &ab, &iv),
+             5);
+    CHECK_EQ(iv, 8192);
+    CHECK(io >= 10);
+    CHECK(ib >= io * 1000);
+    CHECK(ao >= io);
+    CHECK(strstr(m.buf, "\nMAPPED_LIBRARIES:\n") != NULL);
+    CHECK(strstr(m.buf, "[stack]") != NULL); /* /proc/self/maps verbatim */
+    /* Every stack line: "N: N [N: N] @ 0x..". */
+    char *line = strchr(m.buf, '\n') + 1;
+    int stacks = 0;
+    while (line && *line && *line != '\n') {
+        unsigned long long a, b, c, d;
+        CHECK_EQ(sscanf(line, "%llu: %llu [%llu: %llu] @ 0x", &a, &b, &c, &d), 4);
+        CHECK(strstr(line, "@ 0x") != NULL);
+        stacks++;
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+    CHECK(stacks >= 1);
+    CHECK_EQ(mem_heapprof_dump(write_fail, NULL), -EPIPE);
+
+    /* The real google-pprof reads it and names the allocation site. */
+    if (access("/usr/bin/google-pprof", X_OK) != 0) {
+        fprintf(stderr, "SKIP pprof check: google-pprof not installed "
+                        "(apt-get install google-perftools)\n");
+    } else {
+        char exe[4096];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        REQUIRE(n > 0);
+        exe[n] = '\0';
+        const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/weir-heapprof-%d.heap", tmp, (int)getpid());
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        REQUIRE(fd >= 0);
+        CHECK_OK(mem_heapprof_dump(write_fd, &fd));
+        close(fd);
+        char cmd[8600];
+        snprintf(cmd, sizeof(cmd), "/usr/bin/google-pprof --text '%s' '%s' 2>&1", exe, path);
+        FILE *f = popen(cmd, "r");
+        REQUIRE(f != NULL);
+        static char out[1 << 16];
+        size_t len = fread(out, 1, sizeof(out) - 1, f);
+        out[len] = '\0';
+        int rc = pclose(f);
+        CHECK_EQ(rc, 0);
+        bool named = strstr(out, "heapprof_test_alloc_site") != NULL;
+        bool region = strstr(out, "mem_region_alloc") != NULL;
+        CHECK(named);
+        CHECK(region);
+        if (!named || !region || rc != 0)
+            fprintf(stderr, "google-pprof said:\n%.3000s\n", out);
+        else
+            fprintf(stderr, "google-pprof --text:\n%.600s\n", out);
+        unlink(path);
+    }
+    free(m.buf);
+    mem_region_free(r);
+    CHECK_EQ(mem_heapprof_samples_live(), live0);
+    mem_heapprof_set_interval(saved);
+    end_clean();
+}
+
+static int static_function_for_symbols(int x)
+{
+    return x * 3 + 1;
+}
+
+TEST(symbolize_in_process)
+{
+    begin();
+    char name[256];
+    CHECK_OK(mem_heapprof_symbolize((const void *)heapprof_test_alloc_site, name, sizeof(name)));
+    CHECK_STR(name, "heapprof_test_alloc_site");
+    /* A static function is in .symtab only: dladdr alone could not name it. */
+    int (*volatile fp)(int) = static_function_for_symbols;
+    CHECK_EQ(fp(1), 4);
+    CHECK_OK(mem_heapprof_symbolize((const void *)fp, name, sizeof(name)));
+    CHECK_STR(name, "static_function_for_symbols");
+    /* Inside a function, not only at its entry. */
+    CHECK_OK(mem_heapprof_symbolize((const char *)mem_region_new + 5, name, sizeof(name)));
+    CHECK_STR(name, "mem_region_new");
+    /* A shared library (libc) through its own symbol tables or dladdr. */
+    CHECK_OK(mem_heapprof_symbolize((const void *)getpid, name, sizeof(name)));
+    CHECK(strstr(name, "getpid") != NULL);
+    int data = 0;
+    CHECK(mem_heapprof_symbolize(&data, name, sizeof(name)) < 0);
+
+    /* The symbolz-style dump lists the PCs of live samples with their names. */
+    size_t saved = mem_heapprof_interval();
+    mem_heapprof_set_interval(4096);
+    mem_region_t *r = mem_region_new(0);
+    REQUIRE(r != NULL);
+    heapprof_test_alloc_site(r, 100);
+    membuf_t m = {0};
+    CHECK_OK(mem_heapprof_dump_symbols(write_mem, &m));
+    REQUIRE(m.buf != NULL);
+    CHECK(strncmp(m.buf, "0x", 2) == 0);
+    CHECK(strstr(m.buf, " heapprof_test_alloc_site\n") != NULL);
+    CHECK(strstr(m.buf, " mem_region_alloc\n") != NULL);
+    CHECK(strstr(m.buf, " main\n") != NULL);
+    fprintf(stderr, "symbols:\n%.2000s\n", m.buf);
+    /* Each address once. */
+    size_t lines = 0, dups = 0;
+    for (char *l = m.buf; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+        lines++;
+        char *nl = strchr(l, '\n');
+        size_t alen = (size_t)(strchr(l, ' ') - l);
+        for (char *k = nl ? nl + 1 : NULL; k && *k; k = strchr(k, '\n'), k = k ? k + 1 : NULL)
+            dups += strncmp(k, l, alen + 1) == 0;
+    }
+    CHECK(lines >= 3);
+    CHECK_EQ(dups, 0);
+    free(m.buf);
+    mem_region_free(r);
+    mem_heapprof_set_interval(saved);
+    end_clean();
+}
+
+int main(void)
+{
+    mem_config_t cfg;
+    mem_config_default(&cfg);
+    int rc = mem_init(&cfg);
+    if (rc != 0) {
+        fprintf(stderr, "mem_init: %d\n", rc);
+        return 1;
+    }
+    RUN(interval_statistics);
+    RUN(record_and_forget);
+    RUN(region_allocations_sampled);
+    RUN(dump_format_and_pprof);
+    RUN(symbolize_in_process);
+    return TEST_SUMMARY();
+}

@@ -1,0 +1,272 @@
+/*
+ * tests/unit/mem/subregion_test.c: sub-arenas: LIFO reuse of chunks by the next sub-arena,
+ * their own cap and the parent's, cleanups, freeing with the parent (and no double free
+ * after an explicit free), stats and (under ASan) poisoning after free.
+ */
+#include "mem/base.h"
+#include "mem/subregion.h"
+
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mem/malloc.h"
+#include "mem/mem.h"
+#include "mem/region.h"
+#include "mem/stats.h"
+#include "tests/harness.h"
+
+static mem_stats_t st;
+static uint64_t base_live;
+
+static void snap(void)
+{
+    mem_stats_snapshot(&st);
+}
+
+static void begin(void)
+{
+    snap();
+    base_live = st.live;
+}
+
+static void end_clean(void)
+{
+    snap();
+    CHECK_EQ(st.regions_live, 0);
+    CHECK_EQ(st.subregions_live, 0);
+    CHECK_EQ(st.region_bytes, 0);
+    CHECK_EQ(st.live, base_live);
+}
+
+/* One stream's worth of allocations: headers, a route, a few buffers across three chunks. The
+ * addresses it got are written to `out`. */
+enum { PATTERN_CNT = 40 };
+static void stream_pattern(mem_subregion_t *s, void **out)
+{
+    for (int i = 0; i < PATTERN_CNT; i++) {
+        size_t len = 40 + (size_t)(i * 37) % 400;
+        out[i] = mem_subregion_alloc(s, len);
+        if (out[i])
+            memset(out[i], i, len);
+    }
+}
+
+TEST(lifo_reuse)
+{
+    begin();
+    mem_region_t *r = mem_region_new(0);
+    REQUIRE(r != NULL);
+    void *a[PATTERN_CNT], *b[PATTERN_CNT];
+    mem_subregion_t *s1 = mem_subregion_new(r, 0);
+    REQUIRE(s1 != NULL);
+    CHECK(mem_subregion_parent(s1) == r);
+    stream_pattern(s1, a);
+    size_t held = mem_subregion_bytes(s1);
+    CHECK(held > 2048); /* the pattern needs more than the first chunk */
+    mem_subregion_free(s1);
+    /* s1 freed */
+    mem_subregion_t *s2 = mem_subregion_new(r, 0);
+    REQUIRE(s2 != NULL);
+    CHECK(s2 == s1); /* the first chunk came back first */
+    stream_pattern(s2, b);
+    size_t same = 0;
+    for (int i = 0; i < PATTERN_CNT; i++)
+        same += a[i] == b[i];
+    CHECK_EQ(same, PATTERN_CNT);
+    CHECK_EQ(mem_subregion_bytes(s2), held);
+    mem_subregion_free(s2);
+    mem_region_free(r);
+    end_clean();
+}
+
+TEST(own_cap)
+{
+    begin();
+    mem_region_t *r = mem_region_new(0);
+    REQUIRE(r != NULL);
+    mem_subregion_t *s = mem_subregion_new(r, 3000);
+    REQUIRE(s != NULL);
+    CHECK_EQ(mem_subregion_cap(s), 3000);
+    int got = 0;
+    while (mem_subregion_alloc(s, 64) != NULL)
+        got++;
+    CHECK(got > 30);
+    CHECK(mem_subregion_bytes(s) <= 3000);
+    CHECK(mem_subregion_alloc(s, 20000) == NULL);
+    /* The region is not capped, and its own allocations still work. */
+    CHECK(mem_region_alloc(r, 5000) != NULL);
+    CHECK(mem_region_bytes(r) >= mem_subregion_bytes(s) + 5000);
+    mem_region_free(r); /* frees s too */
+    end_clean();
+}
+
+TEST(parent_cap)
+{
+    begin();
+    mem_region_t *r = mem_region_new(16384);
+    REQUIRE(r != NULL);
+    mem_subregion_t *s1 = mem_subregion_new(r, 0), *s2 = mem_subregion_new(r, 0);
+    REQUIRE(s1 && s2);
+    int got = 0;
+    for (int i = 0; i < 10000; i++) {
+        void *p = mem_subregion_alloc(i % 2 ? s1 : s2, 200);
+        if (p == NULL)
+            break;
+        got++;
+        CHECK(mem_region_bytes(r) <= 16384);
+    }
+    CHECK(got > 40);
+    CHECK(got < 10000);
+    CHECK(mem_region_bytes(r) <= 16384);
+    CHECK_EQ(mem_region_bytes(r) >= mem_subregion_bytes(s1) + mem_subregion_bytes(s2), 1);
+    CHECK(mem_region_bytes_used(r) > (size_t)got * 200);
+    /* The region at its cap refuses a new sub-arena once there is no room for its header. */
+    while (mem_region_alloc(r, 16) != NULL)
+        ;
+    mem_subregion_t *s3 = mem_subregion_new(r, 0);
+    CHECK(s3 == NULL);
+    /* Freeing a sub-arena gives its bytes back to the parent's cap. */
+    size_t before = mem_region_bytes(r);
+    size_t s1_bytes = mem_subregion_bytes(s1);
+    mem_subregion_free(s1);
+    CHECK_EQ(mem_region_bytes(r), before - s1_bytes);
+    s3 = mem_subregion_new(r, 0);
+    CHECK(s3 != NULL);
+    CHECK(mem_subregion_alloc(s3, 200) != NULL);
+    mem_region_free(r);
+    end_clean();
+}
+
+static int cleanups_run;
+static void on_cleanup(void *arg)
+{
+    (void)arg;
+    cleanups_run++;
+}
+
+TEST(free_with_parent)
+{
+    begin();
+    cleanups_run = 0;
+    mem_region_t *r = mem_region_new(0);
+    REQUIRE(r != NULL);
+    mem_subregion_t *s[4];
+    for (int i = 0; i < 4; i++) {
+        s[i] = mem_subregion_new(r, 0);
+        REQUIRE(s[i] != NULL);
+        CHECK(mem_subregion_alloc(s[i], 3000) != NULL);
+        CHECK(mem_subregion_strndup(s[i], "abc", 3) != NULL);
+        char *z = mem_subregion_calloc(s[i], 100);
+        CHECK(z != NULL && z[0] == 0 && z[99] == 0);
+        CHECK_OK(mem_subregion_cleanup_add(s[i], on_cleanup, NULL));
+    }
+    snap();
+    CHECK_EQ(st.subregions_live, 4);
+    mem_subregion_free(s[1]); /* explicit free first: the parent must not free it again */
+    CHECK_EQ(cleanups_run, 1);
+    snap();
+    CHECK_EQ(st.subregions_live, 3);
+    mem_region_free(r);
+    CHECK_EQ(cleanups_run, 4);
+    end_clean();
+}
+
+/* A region cleanup that frees a sub-arena (as closing an h2 session closes its streams). */
+static mem_subregion_t *victim;
+static void on_region_cleanup(void *arg)
+{
+    (void)arg;
+    mem_subregion_free(victim);
+    victim = NULL;
+}
+
+TEST(region_cleanup_frees_sub)
+{
+    begin();
+    mem_region_t *r = mem_region_new(0);
+    REQUIRE(r != NULL);
+    victim = mem_subregion_new(r, 0);
+    REQUIRE(victim != NULL);
+    CHECK_OK(mem_region_cleanup_add(r, on_region_cleanup, NULL));
+    mem_region_free(r);
+    CHECK(victim == NULL);
+    end_clean();
+}
+
+#if MEM_HAVE_ASAN
+static bool child_dies_with_asan(void (*fn)(void))
+{
+    int pfd[2];
+    if (pipe(pfd) != 0)
+        return false;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pfd[1], 2);
+        close(pfd[0]);
+        fn();
+        _exit(0);
+    }
+    close(pfd[1]);
+    static char out[65536];
+    size_t len = 0;
+    ssize_t n;
+    while ((n = read(pfd[0], out + len, sizeof(out) - 1 - len)) > 0)
+        len += (size_t)n;
+    out[len] = '\0';
+    close(pfd[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    bool died = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    bool named = strstr(out, "use-after-poison") || strstr(out, "heap-use-after-free");
+    if (!died || !named)
+        fprintf(stderr, "child status %d, stderr:\n%.2000s\n", status, out);
+    return died && named;
+}
+
+static void touch_after_sub_free(void)
+{
+    mem_region_t *r = mem_region_new(0);
+    mem_subregion_t *s = mem_subregion_new(r, 0);
+    volatile char *p = mem_subregion_alloc(s, 100);
+    p[0] = 1;
+    mem_subregion_free(s);
+    p[0] = 2;
+}
+
+static void touch_after_parent_free(void)
+{
+    mem_region_t *r = mem_region_new(0);
+    mem_subregion_t *s = mem_subregion_new(r, 0);
+    volatile char *p = mem_subregion_alloc(s, 5000);
+    p[0] = 1;
+    mem_region_free(r);
+    p[10] = 2;
+}
+
+TEST(asan_poisoning)
+{
+    CHECK(child_dies_with_asan(touch_after_sub_free));
+    CHECK(child_dies_with_asan(touch_after_parent_free));
+}
+#endif
+
+int main(void)
+{
+    mem_config_t cfg;
+    mem_config_default(&cfg);
+    int rc = mem_init(&cfg);
+    if (rc != 0) {
+        fprintf(stderr, "mem_init: %d\n", rc);
+        return 1;
+    }
+    RUN(lifo_reuse);
+    RUN(own_cap);
+    RUN(parent_cap);
+    RUN(free_with_parent);
+    RUN(region_cleanup_frees_sub);
+#if MEM_HAVE_ASAN
+    RUN(asan_poisoning);
+#endif
+    return TEST_SUMMARY();
+}
