@@ -1,0 +1,506 @@
+/*
+ * proxy/config.c: the configuration object: its built-in defaults, its lists, freeing it, and
+ * dumping it as YAML (for --check-config and /config_dump).
+ *
+ * A px_config_t is built once by the main thread (config_yaml.c loads a file, cli.c applies
+ * the environment and flags), then read-only and shared by every thread until
+ * px_config_free(). Every string and array in it is its own mem_malloc allocation owned by
+ * the config.
+ *
+ * The YAML schema (every key optional unless marked required; unknown keys are errors):
+ *
+ *   listeners:                  # default: one h2c listener on 127.0.0.1:8080
+ *     - name: main              # optional, default "listener<N>"; [A-Za-z0-9_.-], unique
+ *       address: 127.0.0.1:8080 # required; HOST:PORT or [V6]:PORT, port 0 = kernel's choice
+ *       tls:                    # optional; makes the listener TLS with ALPN h2
+ *         cert: /path/cert.pem  # required with tls, a readable PEM file; a relative path
+ *         key: /path/key.pem    # is relative to the config file's folder
+ *   clusters:
+ *     - name: backend           # required, unique
+ *       protocol: h2c           # h2c (default) | http1
+ *       lb: round_robin         # round_robin (default) | least_request
+ *       endpoints: [127.0.0.1:9000, "backend.internal:9000"]  # required, 1-256, resolved now
+ *       connect_timeout: 2s     # 1ms-5m, default 2s
+ *       request_timeout: 30s    # 0 = none, at most 24h, default 30s
+ *       idle_timeout: 60s       # pooled idle connection, at most 24h, default 60s
+ *       max_streams_per_connection: 100     # 1-100000, default 100
+ *       max_connections_per_endpoint: 64    # per worker, 1-100000, default 64
+ *       connect_retries: 2      # 0-16, default 2
+ *   routes:                     # first match wins; default: one direct_response route
+ *     - match:                  # optional, default matches everything
+ *         authority: api.example.com   # exact host or "*.example.com"; default any
+ *         path_prefix: /v1/     # must start with '/', default "/"
+ *       cluster: backend        # exactly one of cluster and direct_response
+ *       direct_response: {status: 200, body: "hello\n", content_type: text/plain}
+ *                               # status 200-599 (required), body up to 64KiB,
+ *                               # content_type default text/plain
+ *   admin:
+ *     address: 127.0.0.1:9901   # default 127.0.0.1:9901
+ *     token: secret             # optional bearer token, redacted in dumps
+ *     enabled: true             # default true
+ *   workers: auto               # auto (default: CPUs in the affinity mask) or 1-1024
+ *   memory:
+ *     limit: 512MiB             # a size (at least 16MiB), "N%" of the cgroup limit, or 0/off;
+ *                               # default 90%
+ *     elevated: 0.80            # pressure levels, 0 < elevated < critical <= 1
+ *     critical: 0.95
+ *     hysteresis: 0.05          # 0 <= hysteresis < elevated
+ *     decay: 1s                 # idle pages go back to the OS after this, at most 1h
+ *     sample_bytes: 512KiB      # heap sampling mean interval, 0 = off, at most 1GiB
+ *     numa_nodes: 0             # 0 = the real count, at most 64
+ *   limits:
+ *     max_concurrent_streams: 100       # 1-100000
+ *     max_header_list_size: 64KiB       # 1KiB-16MiB
+ *     stream_buffer: 64KiB              # 1KiB-16MiB (h2 windows are < 2GiB)
+ *     connection_memory: 4MiB           # 16KiB-1GiB
+ *     stream_memory: 1MiB               # 4KiB-connection_memory
+ *     idle_timeout: 120s                # 0 = none, at most 24h
+ *     header_timeout: 10s               # 1ms-1h
+ *     stream_idle_timeout: 60s          # 0 = none, at most 24h
+ *     max_connections: 10000            # per worker, 1-10000000
+ *     max_continuations: 8              # 0-1000
+ *     rst_per_second: 100               # 1-1000000
+ *     control_frames_per_second: 100    # 1-1000000
+ *   access_log: "-"             # a path, "-" for stdout; omitted = off
+ *   drain_timeout: 30s          # at most 1h
+ *   headers: {x_forwarded_for: true, via: true}
+ *   server_name: weir           # 1-64 of [A-Za-z0-9_.-/]
+ *
+ * Sizes are bytes or a binary unit: 512k = 512KiB = 512KB = 524288. Durations need a unit:
+ * 250ms, 2s, 1m, 1h (a bare 0 is allowed). Booleans: true/false/yes/no/on/off.
+ */
+#include "mem/base.h"
+#include "proxy/config.h"
+#include "proxy/config_internal.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+#include "mem/malloc.h"
+
+int px__cfg_set_str(char **slot, const char *s)
+{
+    char *copy = NULL;
+
+    MEM_ASSERT(slot != NULL);
+    if (s) {
+        copy = mem_strdup(s);
+        if (!copy)
+            return -ENOMEM;
+    }
+    mem_free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+void px__listener_fini(px_listener_cfg_t *l)
+{
+    MEM_ASSERT(l != NULL);
+    mem_free(l->name);
+    mem_free(l->tls_cert);
+    mem_free(l->tls_key);
+    memset(l, 0, sizeof(*l));
+}
+
+void px__cluster_fini(px_cluster_cfg_t *c)
+{
+    MEM_ASSERT(c != NULL);
+    mem_free(c->name);
+    mem_free(c->endpoints);
+    memset(c, 0, sizeof(*c));
+}
+
+void px__route_fini(px_route_cfg_t *r)
+{
+    MEM_ASSERT(r != NULL);
+    mem_free(r->authority);
+    mem_free(r->path_prefix);
+    mem_free(r->direct_body);
+    mem_free(r->direct_content_type);
+    memset(r, 0, sizeof(*r));
+}
+
+void px__config_clear_listeners(px_config_t *cfg)
+{
+    MEM_ASSERT(cfg != NULL);
+    for (size_t i = 0; i < cfg->listeners_cnt; i++)
+        px__listener_fini(&cfg->listeners[i]);
+    mem_free(cfg->listeners);
+    cfg->listeners = NULL;
+    cfg->listeners_cnt = 0;
+}
+
+void px__config_clear_routes(px_config_t *cfg)
+{
+    MEM_ASSERT(cfg != NULL);
+    for (size_t i = 0; i < cfg->routes_cnt; i++)
+        px__route_fini(&cfg->routes[i]);
+    mem_free(cfg->routes);
+    cfg->routes = NULL;
+    cfg->routes_cnt = 0;
+}
+
+void px__config_clear_clusters(px_config_t *cfg)
+{
+    MEM_ASSERT(cfg != NULL);
+    /* Routes borrow cluster pointers: no route may still point into the array we free. */
+    for (size_t i = 0; i < cfg->routes_cnt; i++)
+        MEM_ASSERT(cfg->routes[i].cluster == NULL);
+    for (size_t i = 0; i < cfg->clusters_cnt; i++)
+        px__cluster_fini(&cfg->clusters[i]);
+    mem_free(cfg->clusters);
+    cfg->clusters = NULL;
+    cfg->clusters_cnt = 0;
+}
+
+void px_config_free(px_config_t *cfg)
+{
+    if (!cfg)
+        return;
+    px__config_clear_routes(cfg);
+    px__config_clear_clusters(cfg);
+    px__config_clear_listeners(cfg);
+    mem_free(cfg->admin.token);
+    mem_free(cfg->access_log);
+    mem_free(cfg->server_name);
+    mem_free(cfg->source);
+    mem_free(cfg);
+}
+
+int px__config_new_empty(px_config_t **out)
+{
+    char why[PX_CFG_WHY_MAX];
+    px_config_t *cfg;
+    int rc;
+
+    MEM_ASSERT(out != NULL);
+    *out = NULL;
+    cfg = mem_calloc(1, sizeof(*cfg));
+    if (!cfg)
+        return -ENOMEM;
+    rc = px__cfg_parse_addr(PX_CFG_DEFAULT_ADMIN, true, &cfg->admin.addr, why, sizeof(why));
+    MEM_ASSERT(rc == 0); /* a numeric literal always resolves */
+    cfg->admin.enabled = true;
+
+    cfg->limits.max_concurrent_streams = 100;
+    cfg->limits.max_header_list_bytes = 65536;
+    cfg->limits.max_continuations = 8;
+    cfg->limits.stream_buffer_bytes = 65536;
+    cfg->limits.conn_bytes_max = (size_t)4 << 20;
+    cfg->limits.stream_bytes_max = (size_t)1 << 20;
+    cfg->limits.idle_timeout_ms = 120000;
+    cfg->limits.header_timeout_ms = 10000;
+    cfg->limits.stream_idle_timeout_ms = 60000;
+    cfg->limits.max_connections = 10000;
+    cfg->limits.rst_per_sec = 100;
+    cfg->limits.control_frames_per_sec = 100;
+
+    cfg->memory.limit_bytes = 0;
+    cfg->memory.limit_cgroup_fraction = 0.9;
+    cfg->memory.elevated = 0.80;
+    cfg->memory.critical = 0.95;
+    cfg->memory.hysteresis = 0.05;
+    cfg->memory.decay_ms = 1000;
+    cfg->memory.sample_bytes = 524288;
+    cfg->memory.numa_nodes = 0;
+
+    cfg->workers = 0;
+    cfg->access_log = NULL;
+    cfg->drain_timeout_ms = 30000;
+    cfg->add_x_forwarded_for = true;
+    cfg->add_via = true;
+    cfg->server_name = mem_strdup("weir");
+    if (!cfg->server_name)
+        goto fail;
+    *out = cfg;
+    return 0;
+fail:
+    px_config_free(cfg);
+    return -ENOMEM;
+}
+
+int px__config_add_default_listener(px_config_t *cfg)
+{
+    char why[PX_CFG_WHY_MAX];
+    px_listener_cfg_t *l;
+    int rc;
+
+    MEM_ASSERT(cfg != NULL);
+    MEM_ASSERT(cfg->listeners_cnt == 0);
+    l = mem_calloc(1, sizeof(*l));
+    if (!l)
+        return -ENOMEM;
+    rc = px__cfg_parse_addr(PX_CFG_DEFAULT_LISTEN, true, &l->addr, why, sizeof(why));
+    MEM_ASSERT(rc == 0);
+    l->name = mem_strdup("main");
+    if (!l->name) {
+        mem_free(l);
+        return -ENOMEM;
+    }
+    cfg->listeners = l;
+    cfg->listeners_cnt = 1;
+    return 0;
+}
+
+int px__config_add_default_route(px_config_t *cfg)
+{
+    px_route_cfg_t *r;
+
+    MEM_ASSERT(cfg != NULL);
+    MEM_ASSERT(cfg->routes_cnt == 0);
+    r = mem_calloc(1, sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    r->path_prefix = mem_strdup("/");
+    r->direct_body = mem_strdup(PX_CFG_DEFAULT_BODY);
+    r->direct_content_type = mem_strdup("text/plain");
+    if (!r->path_prefix || !r->direct_body || !r->direct_content_type) {
+        px__route_fini(r);
+        mem_free(r);
+        return -ENOMEM;
+    }
+    r->direct_status = 200;
+    r->direct_body_len = strlen(PX_CFG_DEFAULT_BODY);
+    cfg->routes = r;
+    cfg->routes_cnt = 1;
+    return 0;
+}
+
+int px_config_default(px_config_t **out)
+{
+    px_config_t *cfg = NULL;
+    int rc;
+
+    MEM_ASSERT(out != NULL);
+    *out = NULL;
+    rc = px__config_new_empty(&cfg);
+    if (rc < 0)
+        return rc;
+    rc = px__config_add_default_listener(cfg);
+    if (rc < 0)
+        goto fail;
+    rc = px__config_add_default_route(cfg);
+    if (rc < 0)
+        goto fail;
+    MEM_ASSERT(cfg->listeners_cnt == 1 && cfg->routes_cnt == 1);
+    *out = cfg;
+    return 0;
+fail:
+    px_config_free(cfg);
+    return rc;
+}
+
+/* ---- dump ------------------------------------------------------------------------------- */
+
+/* A small buffered writer: the dump is a few KiB, written through the caller's callback in
+ * chunks so that no allocation is needed. The first failing write sticks. */
+typedef struct dump_s {
+    int (*write)(void *ud, const char *buf, size_t len);
+    void *ud;
+    int rc;
+    size_t len;
+    char buf[2048];
+} dump_t;
+
+static void dump_flush(dump_t *d)
+{
+    if (d->rc == 0 && d->len > 0)
+        d->rc = d->write(d->ud, d->buf, d->len);
+    d->len = 0;
+}
+
+static void dump_put(dump_t *d, const char *s, size_t len)
+{
+    while (len > 0) {
+        size_t room = sizeof(d->buf) - d->len;
+        size_t n = MEM_MIN(room, len);
+        memcpy(d->buf + d->len, s, n);
+        d->len += n;
+        s += n;
+        len -= n;
+        if (d->len == sizeof(d->buf))
+            dump_flush(d);
+    }
+}
+
+MEM_PRINTF(2, 3) static void dump_f(dump_t *d, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    MEM_ASSERT(n >= 0);
+    MEM_ASSERT((size_t)n < sizeof(line)); /* callers print bounded fields only */
+    dump_put(d, line, (size_t)n);
+}
+
+/* Writes `s` as a YAML double-quoted scalar, escaping what YAML requires. */
+static void dump_q(dump_t *d, const char *s, size_t len)
+{
+    dump_put(d, "\"", 1);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        char esc[8];
+        if (ch == '"' || ch == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)ch;
+            dump_put(d, esc, 2);
+        } else if (ch == '\n') {
+            dump_put(d, "\\n", 2);
+        } else if (ch == '\t') {
+            dump_put(d, "\\t", 2);
+        } else if (ch < 0x20 || ch == 0x7f) {
+            snprintf(esc, sizeof(esc), "\\x%02x", ch);
+            dump_put(d, esc, 4);
+        } else {
+            dump_put(d, (const char *)&ch, 1);
+        }
+    }
+    dump_put(d, "\"", 1);
+}
+
+static void dump_qs(dump_t *d, const char *s)
+{
+    dump_q(d, s, strlen(s));
+}
+
+static void dump_addr(dump_t *d, const px_addr_t *a)
+{
+    char buf[300];
+    px__cfg_addr_str(a, buf, sizeof(buf));
+    dump_qs(d, buf);
+}
+
+int px_config_dump(const px_config_t *cfg, int (*write)(void *ud, const char *buf, size_t len),
+                   void *ud)
+{
+    dump_t d = {.write = write, .ud = ud, .rc = 0, .len = 0};
+    const px_memory_cfg_t *m = &cfg->memory;
+    const px_limits_cfg_t *lim = &cfg->limits;
+
+    MEM_ASSERT(cfg != NULL);
+    MEM_ASSERT(write != NULL);
+    dump_f(&d, "# weir effective configuration (source: %s)\n",
+           cfg->source ? cfg->source : "built-in defaults and flags");
+
+    dump_f(&d, "listeners:\n");
+    for (size_t i = 0; i < cfg->listeners_cnt; i++) {
+        const px_listener_cfg_t *l = &cfg->listeners[i];
+        dump_f(&d, "  - name: ");
+        dump_qs(&d, l->name ? l->name : "");
+        dump_f(&d, "\n    address: ");
+        dump_addr(&d, &l->addr);
+        dump_f(&d, "\n");
+        if (l->tls) {
+            dump_f(&d, "    tls: {cert: ");
+            dump_qs(&d, l->tls_cert ? l->tls_cert : "");
+            dump_f(&d, ", key: ");
+            dump_qs(&d, l->tls_key ? l->tls_key : "");
+            dump_f(&d, "}\n");
+        }
+    }
+
+    dump_f(&d, "clusters:%s\n", cfg->clusters_cnt ? "" : " []");
+    for (size_t i = 0; i < cfg->clusters_cnt; i++) {
+        const px_cluster_cfg_t *c = &cfg->clusters[i];
+        dump_f(&d, "  - name: ");
+        dump_qs(&d, c->name);
+        dump_f(&d, "\n    protocol: %s\n", c->proto == PX_PROTO_H2C ? "h2c" : "http1");
+        dump_f(&d, "    lb: %s\n", c->lb == PX_LB_ROUND_ROBIN ? "round_robin" : "least_request");
+        dump_f(&d, "    endpoints: [");
+        for (size_t j = 0; j < c->endpoints_cnt; j++) {
+            if (j)
+                dump_f(&d, ", ");
+            dump_addr(&d, &c->endpoints[j]);
+        }
+        dump_f(&d, "]\n");
+        dump_f(&d, "    connect_timeout: %ums\n", (unsigned)c->connect_timeout_ms);
+        dump_f(&d, "    request_timeout: %ums\n", (unsigned)c->request_timeout_ms);
+        dump_f(&d, "    idle_timeout: %ums\n", (unsigned)c->idle_timeout_ms);
+        dump_f(&d, "    max_streams_per_connection: %u\n", (unsigned)c->max_streams_per_conn);
+        dump_f(&d, "    max_connections_per_endpoint: %u\n", (unsigned)c->max_conns_per_endpoint);
+        dump_f(&d, "    connect_retries: %u\n", (unsigned)c->connect_retries);
+    }
+
+    dump_f(&d, "routes:\n");
+    for (size_t i = 0; i < cfg->routes_cnt; i++) {
+        const px_route_cfg_t *r = &cfg->routes[i];
+        dump_f(&d, "  - match: {");
+        if (r->authority) {
+            dump_f(&d, "authority: ");
+            dump_qs(&d, r->authority);
+            dump_f(&d, ", ");
+        }
+        dump_f(&d, "path_prefix: ");
+        dump_qs(&d, r->path_prefix ? r->path_prefix : "/");
+        dump_f(&d, "}\n");
+        if (r->cluster) {
+            dump_f(&d, "    cluster: ");
+            dump_qs(&d, r->cluster->name);
+            dump_f(&d, "\n");
+        } else {
+            dump_f(&d, "    direct_response: {status: %d, body: ", r->direct_status);
+            dump_q(&d, r->direct_body ? r->direct_body : "", r->direct_body_len);
+            dump_f(&d, ", content_type: ");
+            dump_qs(&d, r->direct_content_type ? r->direct_content_type : "text/plain");
+            dump_f(&d, "}\n");
+        }
+    }
+
+    dump_f(&d, "admin: {address: ");
+    dump_addr(&d, &cfg->admin.addr);
+    dump_f(&d, ", enabled: %s", cfg->admin.enabled ? "true" : "false");
+    if (cfg->admin.token)
+        dump_f(&d, ", token: \"<redacted>\"");
+    dump_f(&d, "}\n");
+
+    if (cfg->workers)
+        dump_f(&d, "workers: %u\n", cfg->workers);
+    else
+        dump_f(&d, "workers: auto\n");
+
+    dump_f(&d, "memory:\n");
+    if (m->limit_bytes)
+        dump_f(&d, "  limit: %zu\n", m->limit_bytes);
+    else if (m->limit_cgroup_fraction > 0.0)
+        dump_f(&d, "  limit: \"%.0f%%\"\n", m->limit_cgroup_fraction * 100.0);
+    else
+        dump_f(&d, "  limit: \"off\"\n");
+    dump_f(&d, "  elevated: %g\n  critical: %g\n  hysteresis: %g\n", m->elevated, m->critical,
+           m->hysteresis);
+    dump_f(&d, "  decay: %llums\n", (unsigned long long)m->decay_ms);
+    dump_f(&d, "  sample_bytes: %zu\n  numa_nodes: %u\n", m->sample_bytes, m->numa_nodes);
+
+    dump_f(&d, "limits:\n");
+    dump_f(&d, "  max_concurrent_streams: %u\n", (unsigned)lim->max_concurrent_streams);
+    dump_f(&d, "  max_header_list_size: %u\n", (unsigned)lim->max_header_list_bytes);
+    dump_f(&d, "  stream_buffer: %zu\n", lim->stream_buffer_bytes);
+    dump_f(&d, "  connection_memory: %zu\n", lim->conn_bytes_max);
+    dump_f(&d, "  stream_memory: %zu\n", lim->stream_bytes_max);
+    dump_f(&d, "  idle_timeout: %ums\n", (unsigned)lim->idle_timeout_ms);
+    dump_f(&d, "  header_timeout: %ums\n", (unsigned)lim->header_timeout_ms);
+    dump_f(&d, "  stream_idle_timeout: %ums\n", (unsigned)lim->stream_idle_timeout_ms);
+    dump_f(&d, "  max_connections: %u\n", (unsigned)lim->max_connections);
+    dump_f(&d, "  max_continuations: %u\n", (unsigned)lim->max_continuations);
+    dump_f(&d, "  rst_per_second: %u\n", (unsigned)lim->rst_per_sec);
+    dump_f(&d, "  control_frames_per_second: %u\n", (unsigned)lim->control_frames_per_sec);
+
+    if (cfg->access_log) {
+        dump_f(&d, "access_log: ");
+        dump_qs(&d, cfg->access_log);
+        dump_f(&d, "\n");
+    } else {
+        dump_f(&d, "# access_log: off\n");
+    }
+    dump_f(&d, "drain_timeout: %ums\n", (unsigned)cfg->drain_timeout_ms);
+    dump_f(&d, "headers: {x_forwarded_for: %s, via: %s}\n",
+           cfg->add_x_forwarded_for ? "true" : "false", cfg->add_via ? "true" : "false");
+    dump_f(&d, "server_name: ");
+    dump_qs(&d, cfg->server_name ? cfg->server_name : "weir");
+    dump_f(&d, "\n");
+    dump_flush(&d);
+    return d.rc;
+}
