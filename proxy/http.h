@@ -17,4 +17,16 @@ typedef struct px_header_s {
     size_t value_len;
 } px_header_t;
 
+/* True for connection-specific headers that HTTP/2 forbids and a proxy never forwards
+ * (connection, keep-alive, proxy-connection, transfer-encoding, upgrade, and te unless its
+ * value is "trailers"). `name` is lower case, not NUL-terminated. Alloc: none. */
+bool px_http_is_hop_by_hop(const char *name, size_t name_len, const char *value,
+                           size_t value_len);
+
+/* The reason phrase for `status` ("Not Found"), or "Unknown". Static storage. */
+const char *px_http_reason(int status);
+
+/* Case-insensitive comparison of two byte views. */
+bool px_http_ieq(const char *a, size_t a_len, const char *b, size_t b_len);
+
 #endif /* PX_HTTP_H */

@@ -62,4 +62,25 @@ void px_server_stats(const px_server_t *s, px_stats_t *out);
 size_t px_server_collect_regions(px_server_t *s, px_region_row_t *rows, size_t max,
                                  uint32_t timeout_ms);
 
+/* Builds a server for `cfg`. Ownership: takes `cfg` on success (freed by px_server_free).
+ * Returns 0 or a negative errno. Thread: main. Alloc: tcache. */
+int px_server_new(px_config_t *cfg, px_server_t **out);
+
+/* Starts the workers (and the admin server when built in), prints the start-up lines, runs
+ * the main loop until SIGTERM/SIGINT have drained everything, and stops. Returns 0, or a
+ * negative errno with a message in `err` when start-up failed. Thread: main. */
+int px_server_run(px_server_t *s, char *err, size_t err_len);
+
+/* Frees the server and its config. NULL is ignored. Thread: main. */
+void px_server_free(px_server_t *s);
+
+/* Worker-to-server notes (internal to proxy/). */
+void px_server__worker_started(px_server_t *s, int rc);
+void px_server__worker_exited(px_server_t *s);
+/* The generation of the collect request now running (0 = none). */
+uint64_t px_server__collect_gen(px_server_t *s);
+/* A worker's answer to collect request `gen`. Rows are copied. */
+void px_server__collect_put(px_server_t *s, uint64_t gen, const px_region_row_t *rows,
+                            size_t cnt);
+
 #endif /* PX_SERVER_H */

@@ -33,4 +33,22 @@ typedef struct px_worker_s {
     pthread_t thread;
 } px_worker_t;
 
+/* Prepares `w` (no thread yet). `fds` are the worker's listening sockets, one per listener,
+ * which it adopts; `tls` the listeners' TLS contexts (NULL entries for h2c).
+ * Ownership: `fds` are taken on success; `tls` are borrowed (the server outlives workers).
+ * Thread: main. Alloc: tcache. */
+int px_worker_init(px_worker_t *w, px_server_t *s, unsigned idx, int cpu, const int *fds,
+                   void *const *tls);
+
+/* Starts the worker thread: pins it, attaches its thread cache, opens its loop and listens.
+ * It reports success or failure to the server (px_server__worker_started). Thread: main. */
+int px_worker_start(px_worker_t *w);
+
+/* Asks the worker to do `flags` (PX_WF_* in proxy/conn.h: drain, force close, collect
+ * regions). Safe from any thread at any time, also after the worker has stopped. */
+void px_worker_signal(px_worker_t *w, unsigned flags);
+
+/* Joins the thread and frees what init made. Thread: main. */
+void px_worker_join(px_worker_t *w);
+
 #endif /* PX_WORKER_H */

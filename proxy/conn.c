@@ -1,0 +1,558 @@
+/*
+ * proxy/conn.c: the downstream transport: accept, TLS through memory BIOs, the client-preface
+ * check (HTTP/1.1 gets a 505), batched writes, timers and teardown.
+ *
+ * Writes are batched: nghttp2 output collected during one loop iteration goes out in one
+ * uv_try_write (or uv_write for the rest). One write is in flight at most; nghttp2 is not
+ * asked for more until it completes, which is the transport's back-pressure.
+ * Thread: the worker that accepted the connection, only.
+ */
+#include "proxy/conn.h"
+#include "mem/base.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include "mem/malloc.h"
+#include "mem/subregion.h"
+#include "proxy/tls.h"
+
+static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#define PREFACE_LEN 24
+
+#define H1_BODY                                                                                    \
+    "weir: this port speaks HTTP/2 only (h2c with prior knowledge, or TLS with ALPN h2).\n"        \
+    "Retry with HTTP/2.\n"
+
+/* The length is computed by the compiler so the header can never disagree with the body. */
+static const char h1_body[] = H1_BODY;
+static const char h1_head[] = "HTTP/1.1 505 HTTP Version Not Supported\r\n"
+                              "Content-Type: text/plain\r\n"
+                              "Connection: close\r\n"
+                              "Content-Length: ";
+
+static void on_close(uv_handle_t *h);
+
+/* Only its being active matters: it makes the loop poll without blocking, so the check
+ * handle flushes dirty connections in this iteration. */
+static void on_idle(uv_idle_t *h)
+{
+    (void)h;
+}
+
+static uint64_t now_ms(px_conn_t *c)
+{
+    return uv_now(&c->w->loop);
+}
+
+void px_conn_mark_dirty(px_conn_t *c)
+{
+    if (c->dirty || c->closing)
+        return;
+    c->dirty = true;
+    c->dirty_next = c->wi->dirty;
+    if (c->wi->dirty == NULL)
+        uv_idle_start(&c->wi->idle, on_idle);
+    c->wi->dirty = c;
+}
+
+size_t px_conn_room(const px_conn_t *c)
+{
+    return PX_CONN_BATCH_BYTES - (c->ssl ? c->plen : c->olen);
+}
+
+size_t px_conn_append(px_conn_t *c, const uint8_t *data, size_t len)
+{
+    MEM_ASSERT_HOT(!c->writing);
+    uint8_t **buf = c->ssl ? &c->pbuf : &c->obuf;
+    size_t *used = c->ssl ? &c->plen : &c->olen;
+    if (*buf == NULL) {
+        *buf = mem_malloc(PX_CONN_BATCH_BYTES);
+        if (*buf == NULL)
+            return 0;
+        if (!c->ssl)
+            c->ocap = PX_CONN_BATCH_BYTES;
+    }
+    size_t n = MEM_MIN(len, PX_CONN_BATCH_BYTES - *used);
+    memcpy(*buf + *used, data, n);
+    *used += n;
+    return n;
+}
+
+/* Moves the TLS plaintext batch through SSL_write and the ciphertext into obuf. */
+static int tls_seal(px_conn_t *c)
+{
+    size_t off = 0;
+    while (off < c->plen) {
+        int n = SSL_write(c->ssl, c->pbuf + off, (int)(c->plen - off));
+        if (n <= 0) {
+            ERR_clear_error();
+            return -EPROTO;
+        }
+        off += (size_t)n;
+    }
+    c->plen = 0;
+    size_t pending = BIO_ctrl_pending(c->wbio);
+    if (pending == 0)
+        return 0;
+    if (c->olen + pending > c->ocap) {
+        uint8_t *nb = mem_realloc(c->obuf, c->olen + pending);
+        if (nb == NULL)
+            return -ENOMEM;
+        c->obuf = nb;
+        c->ocap = c->olen + pending;
+    }
+    int n = BIO_read(c->wbio, c->obuf + c->olen, (int)pending);
+    if (n > 0)
+        c->olen += (size_t)n;
+    return 0;
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)req;
+    (void)status;
+}
+
+static void after_write(px_conn_t *c)
+{
+    c->olen = 0;
+    if (c->mode == PX_CONN_H1_REJECT) {
+        /* Half-close and keep reading until the client closes, so the kernel does not turn
+         * unread request bytes into a RST that destroys our answer. */
+        if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+            px_conn_close(c);
+        return;
+    }
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    px_conn_t *c = req->data;
+    c->writing = false;
+    if (c->closing)
+        return;
+    if (status < 0) {
+        px_conn_close(c);
+        return;
+    }
+    after_write(c);
+    px_conn_mark_dirty(c);
+}
+
+/* Sends obuf: uv_try_write first, uv_write for what the kernel did not take. */
+static int write_out(px_conn_t *c)
+{
+    MEM_ASSERT(!c->writing);
+    MEM_ASSERT(c->olen > 0);
+    uv_buf_t b = uv_buf_init((char *)c->obuf, (unsigned)c->olen);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n == (int)c->olen) {
+        after_write(c);
+        return 0;
+    }
+    if (n < 0 && n != UV_EAGAIN)
+        return n;
+    size_t done = n > 0 ? (size_t)n : 0;
+    b = uv_buf_init((char *)c->obuf + done, (unsigned)(c->olen - done));
+    c->wreq.data = c;
+    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (rc != 0)
+        return rc;
+    c->writing = true;
+    return 0;
+}
+
+void px_conn_flush(px_conn_t *c)
+{
+    MEM_ASSERT(c != NULL);
+    if (c->closing || c->writing)
+        return;
+    /* A few rounds at most: fairness between connections of one worker. */
+    for (int round = 0; round < 4 && !c->writing; round++) {
+        if (c->mode == PX_CONN_H2 && px_h2_send(c) != 0)
+            goto fail;
+        if (c->ssl && c->plen > 0 && tls_seal(c) != 0)
+            goto fail;
+        if (c->ssl && c->olen == 0 && BIO_ctrl_pending(c->wbio) > 0 && tls_seal(c) != 0)
+            goto fail;
+        if (c->olen == 0)
+            break;
+        if (write_out(c) != 0)
+            goto fail;
+        if (c->mode == PX_CONN_H1_REJECT)
+            break;
+    }
+    if (!c->writing && c->olen == 0) {
+        /* Idle between batches: give the buffers back so an idle connection holds none. */
+        mem_free(c->obuf);
+        mem_free(c->pbuf);
+        c->obuf = c->pbuf = NULL;
+        c->ocap = 0;
+        if (c->mode == PX_CONN_H2 && !px_h2_want_io(c))
+            px_conn_close(c);
+    }
+    return;
+fail:
+    MEM_STAT_ADD(c->w->stats.conn_closed_error, 1);
+    px_conn_close(c);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    px_conn_t *c = t->data;
+    if (c->closing)
+        return;
+    if (c->mode == PX_CONN_H2 && c->streams_cnt > 0)
+        return;
+    if (c->mode == PX_CONN_H2) {
+        if (c->had_request)
+            MEM_STAT_ADD(c->w->stats.timeouts_idle, 1);
+        else
+            MEM_STAT_ADD(c->w->stats.timeouts_header, 1);
+        /* Polite close: GOAWAY, and the connection closes once it is written. */
+        px_h2_goaway(c);
+        px_conn_mark_dirty(c);
+        uv_timer_start(&c->timer, on_timer, 1000, 0);
+        if (c->drain_notice)
+            px_conn_close(c);
+        c->drain_notice = true;
+        return;
+    }
+    if (c->mode == PX_CONN_PREFACE)
+        MEM_STAT_ADD(c->w->stats.timeouts_header, 1);
+    px_conn_close(c);
+}
+
+void px_conn_update_timer(px_conn_t *c)
+{
+    if (c->closing)
+        return;
+    if (c->streams_cnt > 0) {
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    const px_limits_cfg_t *lim = &c->w->cfg->limits;
+    uint32_t ms = c->had_request ? lim->idle_timeout_ms : lim->header_timeout_ms;
+    if (ms > 0)
+        uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+static void h1_reject(px_conn_t *c)
+{
+    MEM_STAT_ADD(c->w->stats.conn_rejected_h1, 1);
+    c->mode = PX_CONN_H1_REJECT;
+    char msg[sizeof(h1_head) + sizeof(h1_body) + 32];
+    int n = snprintf(msg, sizeof(msg), "%s%zu\r\n\r\n%s", h1_head, sizeof(h1_body) - 1, h1_body);
+    MEM_ASSERT(n > 0 && (size_t)n < sizeof(msg));
+    if (c->ssl)
+        c->plen = 0;
+    if (px_conn_append(c, (const uint8_t *)msg, (size_t)n) != (size_t)n)
+        goto fail;
+    if (c->ssl) {
+        if (tls_seal(c) != 0)
+            goto fail;
+        (void)SSL_shutdown(c->ssl);
+        if (tls_seal(c) != 0)
+            goto fail;
+    }
+    uv_timer_start(&c->timer, on_timer, PX_CONN_LINGER_MS, 0);
+    px_conn_mark_dirty(c);
+    return;
+fail:
+    px_conn_close(c);
+}
+
+/* Plaintext from the peer: preface check, then nghttp2. */
+static void feed(px_conn_t *c, const uint8_t *data, size_t len)
+{
+    if (c->closing || c->mode == PX_CONN_H1_REJECT)
+        return;
+    if (c->mode == PX_CONN_PREFACE) {
+        size_t k = MEM_MIN(len, (size_t)(PREFACE_LEN - c->preface_pos));
+        if (memcmp(data, preface + c->preface_pos, k) != 0) {
+            h1_reject(c);
+            return;
+        }
+        c->preface_pos += (uint8_t)k;
+        if (px_h2_recv(c, data, len) != 0)
+            goto fail;
+        if (c->preface_pos == PREFACE_LEN)
+            c->mode = PX_CONN_H2;
+        return;
+    }
+    if (px_h2_recv(c, data, len) != 0)
+        goto fail;
+    return;
+fail:
+    MEM_STAT_ADD(c->w->stats.conn_closed_error, 1);
+    px_conn_close(c);
+}
+
+static void tls_feed(px_conn_t *c, const uint8_t *data, size_t len)
+{
+    if (BIO_write(c->rbio, data, (int)len) != (int)len)
+        goto fail;
+    if (!c->tls_done) {
+        int r = SSL_do_handshake(c->ssl);
+        if (r != 1) {
+            int e = SSL_get_error(c->ssl, r);
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+                px_conn_mark_dirty(c); /* the handshake flight sits in wbio */
+                return;
+            }
+            goto fail;
+        }
+        c->tls_done = true;
+        MEM_STAT_ADD(c->w->stats.conn_tls_accepted, 1);
+        px_conn_mark_dirty(c);
+    }
+    while (!c->closing && c->mode != PX_CONN_H1_REJECT) {
+        int n = SSL_read(c->ssl, c->wi->tbuf, (int)sizeof(c->wi->tbuf));
+        if (n > 0) {
+            feed(c, c->wi->tbuf, (size_t)n);
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, n);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+            break;
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            px_conn_close(c);
+            return;
+        }
+        goto fail;
+    }
+    return;
+fail:
+    ERR_clear_error();
+    MEM_STAT_ADD(c->w->stats.conn_closed_error, 1);
+    px_conn_close(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    px_conn_t *c = h->data;
+    *buf = uv_buf_init((char *)c->wi->rbuf, sizeof(c->wi->rbuf));
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    px_conn_t *c = s->data;
+    if (n < 0) {
+        px_conn_close(c);
+        return;
+    }
+    if (n == 0 || c->closing)
+        return;
+    if (c->ssl)
+        tls_feed(c, (const uint8_t *)buf->base, (size_t)n);
+    else
+        feed(c, (const uint8_t *)buf->base, (size_t)n);
+    if (!c->closing)
+        px_conn_mark_dirty(c);
+}
+
+static void peer_name(px_conn_t *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    c->peer_ip[0] = '\0';
+    snprintf(c->peer, sizeof(c->peer), "-");
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    uint16_t port = 0;
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, c->peer_ip, sizeof(c->peer_ip));
+        port = ntohs(a->sin6_port);
+        snprintf(c->peer, sizeof(c->peer), "[%s]:%u", c->peer_ip, port);
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, c->peer_ip, sizeof(c->peer_ip));
+        port = ntohs(a->sin_port);
+        snprintf(c->peer, sizeof(c->peer), "%s:%u", c->peer_ip, port);
+    }
+}
+
+static void on_refused_close(uv_handle_t *h)
+{
+    mem_free(h);
+}
+
+/* Accept and close at once: the kernel queue must not fill with connections we will not
+ * serve, and the client learns immediately. */
+static void refuse(px_lis_t *lis)
+{
+    uv_tcp_t *t = mem_malloc(sizeof(*t));
+    if (t == NULL || uv_tcp_init(&lis->wi->w->loop, t) != 0) {
+        mem_free(t);
+        return;
+    }
+    (void)uv_accept((uv_stream_t *)&lis->tcp, (uv_stream_t *)t);
+    uv_close((uv_handle_t *)t, on_refused_close);
+}
+
+void px_conn_accept(px_lis_t *lis)
+{
+    px_wimpl_t *wi = lis->wi;
+    px_worker_t *w = wi->w;
+    const px_config_t *cfg = w->cfg;
+    if (px_server_overload(w->server) >= PX_OVERLOAD_CRITICAL ||
+        (cfg->limits.max_connections && wi->conns_cnt >= cfg->limits.max_connections)) {
+        MEM_STAT_ADD(w->stats.conn_refused_overload, 1);
+        if (px_server_overload(w->server) >= PX_OVERLOAD_CRITICAL)
+            MEM_STAT_ADD(w->stats.overload_conns_refused, 1);
+        refuse(lis);
+        return;
+    }
+    mem_region_t *r = mem_region_new(cfg->limits.conn_bytes_max);
+    if (r == NULL) {
+        MEM_STAT_ADD(w->stats.conn_refused_overload, 1);
+        refuse(lis);
+        return;
+    }
+    px_conn_t *c = mem_region_calloc(r, sizeof(*c));
+    if (c == NULL) {
+        mem_region_free(r);
+        MEM_STAT_ADD(w->stats.conn_refused_overload, 1);
+        refuse(lis);
+        return;
+    }
+    c->region = r;
+    c->w = w;
+    c->wi = wi;
+    c->lis = lis;
+    c->created_ms = uv_now(&w->loop);
+    if (uv_tcp_init(&w->loop, &c->tcp) != 0) {
+        mem_region_free(r);
+        return;
+    }
+    c->tcp.data = c;
+    c->handles_open = 1;
+    wi->conns_cnt++;
+    MEM_STAT_ADD(w->stats.conn_active, 1);
+    if (uv_accept((uv_stream_t *)&lis->tcp, (uv_stream_t *)&c->tcp) != 0)
+        goto fail_early;
+    uv_timer_init(&w->loop, &c->timer);
+    c->timer.data = c;
+    c->handles_open = 2;
+    c->next = wi->conns;
+    if (wi->conns)
+        wi->conns->prev = c;
+    wi->conns = c;
+    MEM_STAT_ADD(w->stats.conn_accepted, 1);
+    (void)uv_tcp_nodelay(&c->tcp, 1);
+    peer_name(c);
+    mem_region_set_label(r, c->peer);
+    if (lis->tls && px_tls_conn_new(lis->tls, &c->ssl, &c->rbio, &c->wbio) != 0)
+        goto fail;
+    if (px_h2_session_new(c) != 0)
+        goto fail;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+        goto fail;
+    px_conn_update_timer(c);
+    if (wi->draining)
+        px_conn_drain(c, false);
+    return;
+fail_early:
+    c->closing = true;
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+    return;
+fail:
+    px_conn_close(c);
+}
+
+static void on_close(uv_handle_t *h)
+{
+    px_conn_t *c = h->data;
+    MEM_ASSERT(c->handles_open > 0);
+    if (--c->handles_open > 0)
+        return;
+    px_wimpl_t *wi = c->wi;
+    px_worker_t *w = c->w;
+    px_h2_session_free(c);
+    if (c->ssl)
+        SSL_free(c->ssl);
+    mem_free(c->obuf);
+    mem_free(c->pbuf);
+    MEM_ASSERT(c->streams == NULL);
+    mem_region_free(c->region); /* c freed */
+    MEM_ASSERT(wi->conns_cnt > 0);
+    wi->conns_cnt--;
+    MEM_STAT_SUB(w->stats.conn_active, 1);
+    /* The worker may be waiting for its last connection to finish draining. */
+    if (wi->draining && wi->conns_cnt == 0)
+        uv_async_send(&wi->async);
+}
+
+void px_conn_close(px_conn_t *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    px_wimpl_t *wi = c->wi;
+    /* Unlink from the live list now: no drain, flush or collect may see it again. The flush
+     * list skips closing connections. */
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        wi->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    px_h2_streams_end(c);
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+    uv_close((uv_handle_t *)&c->timer, on_close);
+}
+
+void px_conn_drain(px_conn_t *c, bool final)
+{
+    if (c->closing)
+        return;
+    if (c->mode != PX_CONN_H2) {
+        /* Still in the preface or rejecting: nothing in flight worth waiting for. */
+        if (c->mode == PX_CONN_PREFACE && c->preface_pos == 0)
+            px_conn_close(c);
+        else if (final)
+            px_conn_close(c);
+        return;
+    }
+    if (final)
+        px_h2_goaway(c);
+    else
+        px_h2_shutdown_notice(c);
+    px_conn_mark_dirty(c);
+}
+
+size_t px_conn_collect(px_conn_t *c, px_region_row_t *rows, size_t max)
+{
+    if (max == 0)
+        return 0;
+    uint64_t now = now_ms(c);
+    size_t n = 0;
+    px_region_row_t *row = &rows[n++];
+    memset(row, 0, sizeof(*row));
+    row->worker = c->w->idx;
+    row->region_id = mem_region_id(c->region);
+    snprintf(row->peer, sizeof(row->peer), "%s", c->peer);
+    row->bytes = mem_region_bytes(c->region);
+    row->age_ms = now - c->created_ms;
+    for (px_stream_t *st = c->streams; st && n < max; st = st->next) {
+        row = &rows[n++];
+        memset(row, 0, sizeof(*row));
+        row->worker = c->w->idx;
+        row->region_id = mem_region_id(c->region);
+        snprintf(row->peer, sizeof(row->peer), "%s", c->peer);
+        row->stream_id = st->id;
+        snprintf(row->authority, sizeof(row->authority), "%.*s", (int)st->authority_len,
+                 st->authority ? st->authority : "");
+        snprintf(row->path, sizeof(row->path), "%.*s", (int)st->path_len, st->path ? st->path : "");
+        row->bytes = mem_subregion_bytes(st->sub) + st->buffered;
+        row->age_ms = (uv_hrtime() - st->started_ns) / 1000000u;
+    }
+    return n;
+}

@@ -1,0 +1,157 @@
+/*
+ * proxy/conn.h: one downstream connection (TCP or TLS transport, its region, its timer, its
+ * write batch) and the per-worker state connections share (listeners, read buffer, flush
+ * list, nghttp2 callbacks, access log).
+ *
+ * A connection is allocated inside its own region (mem_region_new(limits.conn_bytes_max)),
+ * created on accept, and the region dies in the uv_close callback of its last handle.
+ * Everything here is touched only by the worker thread that accepted the connection.
+ */
+#ifndef PX_CONN_H
+#define PX_CONN_H
+
+#include "mem/base.h"
+
+#include <stdbool.h>
+
+#include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "mem/region.h"
+#include "proxy/accesslog.h"
+#include "proxy/server.h"
+#include "proxy/stream.h"
+#include "proxy/worker.h"
+
+#define PX_CONN_BATCH_BYTES 32768u /* one write batch: two max-size frames */
+#define PX_CONN_READ_BYTES  65536u /* per-worker read buffer */
+#define PX_CONN_LINGER_MS   2000u  /* after an HTTP/1.1 rejection, drain input this long */
+
+/* Worker-thread flags set by other threads (atomically) and read in the async callback. */
+#define PX_WF_DRAIN   1u
+#define PX_WF_FORCE   2u
+#define PX_WF_COLLECT 4u
+
+typedef struct px_wimpl_s px_wimpl_t;
+
+typedef struct px_lis_s {
+    uv_tcp_t tcp;                 /* worker */
+    px_wimpl_t *wi;               /* borrows */
+    const px_listener_cfg_t *cfg; /* borrows: config */
+    SSL_CTX *tls;                 /* borrows: the server's context, NULL for h2c */
+    int fd;                       /* adopted by tcp */
+    bool open;
+} px_lis_t;
+
+typedef enum px_conn_mode_e {
+    PX_CONN_PREFACE = 0, /* checking the client preface byte by byte */
+    PX_CONN_H2,
+    PX_CONN_H1_REJECT, /* answering 505 and lingering */
+} px_conn_mode_t;
+
+struct px_conn_s {
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* header, idle and linger timeouts */
+    uv_write_t wreq;
+    uv_shutdown_t sreq;
+    px_worker_t *w;                /* borrows */
+    px_wimpl_t *wi;                /* borrows */
+    px_lis_t *lis;                 /* borrows */
+    mem_region_t *region;          /* owns: this struct lives in it */
+    struct px_conn_s *prev, *next; /* worker's live list */
+    struct px_conn_s *dirty_next;  /* worker's flush list */
+    bool dirty;
+    bool closing;
+    bool writing;
+    bool had_request;
+    bool drain_notice;
+    bool tls_done;
+    px_conn_mode_t mode;
+    uint8_t preface_pos;
+    int handles_open;
+    SSL *ssl;             /* owns, NULL for h2c */
+    BIO *rbio, *wbio;     /* borrows: owned by ssl */
+    nghttp2_session *ng;  /* owns */
+    px_stream_t *streams; /* live streams (each owns its sub-arena) */
+    size_t streams_cnt;
+    int32_t max_stream_id; /* highest client stream id seen in HEADERS */
+    uint8_t *obuf;         /* owns (tcache): bytes for the socket */
+    size_t olen, ocap;
+    uint8_t *pbuf; /* owns (tcache): TLS plaintext batch */
+    size_t plen;
+    uint64_t created_ms;
+    char peer[64]; /* "ip:port" */
+    char peer_ip[48];
+};
+
+struct px_wimpl_s {
+    px_worker_t *w; /* borrows */
+    px_lis_t *lis;  /* owns (tcache) */
+    size_t lis_cnt;
+    px_conn_t *conns; /* live list */
+    size_t conns_cnt; /* connections not yet fully closed */
+    px_conn_t *dirty; /* flushed once per loop iteration */
+    uv_check_t check;
+    uv_idle_t idle; /* keeps poll from blocking while conns are dirty */
+    uv_async_t async;
+    uv_timer_t tick;                   /* 1 s: access log flush; drain's final GOAWAY */
+    unsigned flags;                    /* any: PX_WF_*, atomic */
+    pthread_mutex_t async_lock;        /* any: guards async_live against late senders */
+    bool async_live;                   /* async may be sent to (under async_lock) */
+    nghttp2_session_callbacks *ng_cbs; /* owns */
+    nghttp2_option *ng_opt;            /* owns */
+    px_accesslog_t *log;               /* owns, NULL when off */
+    bool draining;
+    bool forced;
+    bool stopping;
+    int drain_ticks;
+    int handles_open;
+    uint8_t rbuf[PX_CONN_READ_BYTES]; /* reads land here and are consumed synchronously */
+    uint8_t tbuf[16384];              /* TLS plaintext out of SSL_read */
+};
+
+/* Accepts one connection on `lis` (or refuses it under overload). Thread: worker. */
+void px_conn_accept(px_lis_t *lis);
+
+/* Queues `c` for the once-per-iteration flush. */
+void px_conn_mark_dirty(px_conn_t *c);
+
+/* Writes what nghttp2 (or the rejection) has for the socket, batched. Thread: worker. */
+void px_conn_flush(px_conn_t *c);
+
+/* Appends up to `len` bytes to the write batch; returns how many fit (0 = full). */
+size_t px_conn_append(px_conn_t *c, const uint8_t *data, size_t len);
+
+/* Free room in the write batch. Getter. */
+size_t px_conn_room(const px_conn_t *c);
+
+/* Starts closing: streams are ended now, the region dies in the last close callback. */
+void px_conn_close(px_conn_t *c);
+
+/* Drain: first call sends the shutdown notice, `final` the last GOAWAY. Idle non-h2
+ * connections are closed. */
+void px_conn_drain(px_conn_t *c, bool final);
+
+/* Re-arms the idle timer when the connection has no streams. */
+void px_conn_update_timer(px_conn_t *c);
+
+/* Appends rows (connection first, then its streams) to `rows`; returns the rows written. */
+size_t px_conn_collect(px_conn_t *c, px_region_row_t *rows, size_t max);
+
+/* The nghttp2 server side (h2.c). nghttp2 codes stay inside h2.c. */
+int px_h2_callbacks_new(nghttp2_session_callbacks **cbs, nghttp2_option **opt);
+int px_h2_session_new(px_conn_t *c);
+/* Feeds received plaintext. Returns 0 or -EPROTO (connection must close). */
+int px_h2_recv(px_conn_t *c, const uint8_t *data, size_t len);
+/* Moves what nghttp2 wants to send into the batch. Returns 0 or -EPROTO. */
+int px_h2_send(px_conn_t *c);
+bool px_h2_want_io(px_conn_t *c);
+void px_h2_shutdown_notice(px_conn_t *c);
+void px_h2_goaway(px_conn_t *c);
+/* Ends every stream (cancels upstream exchanges, logs, frees sub-arenas). */
+void px_h2_streams_end(px_conn_t *c);
+/* Frees the session. */
+void px_h2_session_free(px_conn_t *c);
+
+#endif /* PX_CONN_H */

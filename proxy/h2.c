@@ -1,0 +1,778 @@
+/*
+ * proxy/h2.c: the nghttp2 server session of a downstream connection: stream lifecycle,
+ * request headers and body, routing, direct and error responses, the upstream exchange and
+ * end-to-end flow control. nghttp2 return codes are translated here and never leave.
+ *
+ * Flow control: automatic WINDOW_UPDATE is off. Request DATA is consumed (window reopened)
+ * only when the upstream has taken it (on_request_body_drained), or at once when nobody
+ * will read it. Response DATA sits in the stream's bounded buffer until nghttp2 sends it
+ * (NO_COPY: copied once, straight into the write batch), then px_upstream_consumed() lets
+ * the upstream send more. Thread: the connection's worker only.
+ */
+#include "mem/base.h"
+
+#include <string.h>
+
+#include "mem/subregion.h"
+#include "proxy/alloc.h"
+#include "proxy/conn.h"
+#include "proxy/http.h"
+#include "proxy/router.h"
+#include "proxy/stream.h"
+
+#ifndef PX_HAVE_UPSTREAM
+#if __has_include("proxy/upstream.c")
+#define PX_HAVE_UPSTREAM 1
+#else
+#define PX_HAVE_UPSTREAM 0
+#endif
+#endif
+#if PX_HAVE_UPSTREAM
+#include "proxy/upstream.h"
+#endif
+
+static const char body_404[] = "weir: no route matches this request\n";
+static const char body_503_up[] = "weir: upstream unavailable\n";
+
+#define NV(n, v, vl)                                                                               \
+    {                                                                                              \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vl),                                       \
+            NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE                           \
+    }
+
+static px_stream_t *stream_of(px_conn_t *c, int32_t id)
+{
+    return nghttp2_session_get_stream_user_data(c->ng, id);
+}
+
+static void count_status(px_worker_t *w, int status)
+{
+    if (status < 200)
+        MEM_STAT_ADD(w->stats.responses_1xx, 1);
+    else if (status < 300)
+        MEM_STAT_ADD(w->stats.responses_2xx, 1);
+    else if (status < 400)
+        MEM_STAT_ADD(w->stats.responses_3xx, 1);
+    else if (status < 500)
+        MEM_STAT_ADD(w->stats.responses_4xx, 1);
+    else
+        MEM_STAT_ADD(w->stats.responses_5xx, 1);
+}
+
+static void reset_stream(px_stream_t *st, uint32_t code)
+{
+    if (st->failed)
+        return;
+    st->failed = true;
+    MEM_STAT_ADD(st->conn->w->stats.streams_reset_by_us, 1);
+    (void)nghttp2_submit_rst_stream(st->conn->ng, NGHTTP2_FLAG_NONE, st->id, code);
+    px_conn_mark_dirty(st->conn);
+}
+
+/* ---- response body: data provider ---------------------------------------------------- */
+
+static ssize_t on_read_data(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
+                            uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+    (void)ng;
+    (void)id;
+    (void)buf;
+    (void)ud;
+    px_stream_t *st = src->ptr;
+    MEM_ASSERT_HOT(st != NULL);
+    size_t avail = px_stream_body_avail(st);
+    if (avail == 0 && !st->resp_done) {
+        st->deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    size_t n = MEM_MIN(avail, length);
+    if (n > 0)
+        *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (n == avail && st->resp_done) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (st->resp_trailers_cnt > 0 &&
+            nghttp2_submit_trailer(st->conn->ng, st->id, st->resp_trailers,
+                                   st->resp_trailers_cnt) == 0)
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    }
+    return (ssize_t)n;
+}
+
+static int on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
+                        size_t length, nghttp2_data_source *src, void *ud)
+{
+    (void)ng;
+    px_conn_t *c = ud;
+    px_stream_t *st = src->ptr;
+    size_t pad = frame->data.padlen;
+    if (px_conn_room(c) < 9 + length + pad)
+        return NGHTTP2_ERR_WOULDBLOCK;
+    MEM_ASSERT(px_stream_body_avail(st) >= length);
+    px_conn_append(c, framehd, 9);
+    if (pad > 0) {
+        uint8_t pl = (uint8_t)(pad - 1);
+        px_conn_append(c, &pl, 1);
+    }
+    /* Copy once, from the stream buffer straight into the batch. */
+    uint8_t *dst = (c->ssl ? c->pbuf + c->plen : c->obuf + c->olen);
+    px_stream_body_take(st, dst, length);
+    if (c->ssl)
+        c->plen += length;
+    else
+        c->olen += length;
+    if (pad > 1) {
+        static const uint8_t zeros[256];
+        px_conn_append(c, zeros, pad - 1);
+    }
+    st->bytes_out += length;
+    MEM_STAT_ADD(c->w->stats.bytes_out, length);
+#if PX_HAVE_UPSTREAM
+    if (st->up && length > 0)
+        px_upstream_consumed(st->up, length);
+#endif
+    return 0;
+}
+
+static ssize_t on_send(nghttp2_session *ng, const uint8_t *data, size_t len, int flags, void *ud)
+{
+    (void)ng;
+    (void)flags;
+    size_t n = px_conn_append(ud, data, len);
+    return n > 0 ? (ssize_t)n : NGHTTP2_ERR_WOULDBLOCK;
+}
+
+/* Submits response headers with a body from the stream buffer. `extra` are borrowed. */
+static int submit_response(px_stream_t *st, int status, const nghttp2_nv *extra, size_t cnt,
+                           bool body)
+{
+    px_conn_t *c = st->conn;
+    MEM_ASSERT(!st->resp_submitted);
+    MEM_ASSERT(status >= 100 && status <= 999);
+    nghttp2_nv *nva = mem_subregion_alloc(st->sub, sizeof(nghttp2_nv) * (cnt + 1));
+    if (nva == NULL)
+        return -ENOMEM;
+    snprintf(st->status_str, sizeof(st->status_str), "%d", status);
+    nva[0] = (nghttp2_nv)NV(":status", st->status_str, 3);
+    if (cnt)
+        memcpy(nva + 1, extra, cnt * sizeof(nghttp2_nv));
+    nghttp2_data_provider prd = {.source.ptr = st, .read_callback = on_read_data};
+    if (st->head)
+        body = false;
+    int rv = nghttp2_submit_response(c->ng, st->id, nva, cnt + 1, body ? &prd : NULL);
+    if (rv != 0)
+        return -ENOMEM;
+    st->status = status;
+    st->resp_submitted = true;
+    count_status(c->w, status);
+    px_conn_mark_dirty(c);
+    return 0;
+}
+
+/* Answers from memory: direct_response routes, 404 and upstream errors. `body` is borrowed
+ * and must outlive the stream (config or static). */
+static void respond_static(px_stream_t *st, int status, const char *ctype, const char *body,
+                           size_t len)
+{
+    snprintf(st->clen_str, sizeof(st->clen_str), "%zu", len);
+    nghttp2_nv nva[] = {
+        NV("content-type", ctype, strlen(ctype)),
+        NV("content-length", st->clen_str, strlen(st->clen_str)),
+    };
+    st->static_body = (const uint8_t *)body;
+    st->static_len = len;
+    st->static_off = 0;
+    st->resp_done = true;
+    if (submit_response(st, status, nva, MEM_ARRAY_LEN(nva), len > 0) != 0)
+        reset_stream(st, NGHTTP2_INTERNAL_ERROR);
+}
+
+/* ---- upstream exchange callbacks ------------------------------------------------------ */
+
+#if PX_HAVE_UPSTREAM
+static void on_up_headers(void *ud, int status, const px_header_t *hdrs, size_t cnt)
+{
+    px_stream_t *st = ud;
+    nghttp2_nv *nva = mem_subregion_alloc(st->sub, sizeof(nghttp2_nv) * (cnt + 1));
+    size_t n = 0;
+    if (nva == NULL)
+        goto fail;
+    for (size_t i = 0; i < cnt; i++) {
+        const px_header_t *h = &hdrs[i];
+        if (px_http_is_hop_by_hop(h->name, h->name_len, h->value, h->value_len))
+            continue;
+        /* Borrowed for this call only: nghttp2 copies them (no NO_COPY flags). */
+        nva[n++] = (nghttp2_nv){(uint8_t *)h->name, (uint8_t *)h->value, h->name_len, h->value_len,
+                                NGHTTP2_NV_FLAG_NONE};
+    }
+    if (status < 200 || status > 999) {
+        /* 1xx interim answers are not forwarded; nghttp2 would need a separate submit. */
+        return;
+    }
+    if (submit_response(st, status, nva, n, true) != 0)
+        goto fail;
+    return;
+fail:
+    MEM_STAT_ADD(st->conn->w->stats.stream_cap_resets, 1);
+    reset_stream(st, NGHTTP2_INTERNAL_ERROR);
+}
+
+static void resume(px_stream_t *st)
+{
+    if (st->deferred) {
+        st->deferred = false;
+        (void)nghttp2_session_resume_data(st->conn->ng, st->id);
+    }
+    px_conn_mark_dirty(st->conn);
+}
+
+static void on_up_data(void *ud, const uint8_t *data, size_t len)
+{
+    px_stream_t *st = ud;
+    if (st->failed || st->head) {
+        /* Nobody will send these bytes: acknowledge them so the upstream is not stuck. */
+        if (st->up)
+            px_upstream_consumed(st->up, len);
+        return;
+    }
+    if (px_stream_body_append(st, data, len) != 0) {
+        MEM_STAT_ADD(st->conn->w->stats.stream_cap_resets, 1);
+        reset_stream(st, NGHTTP2_INTERNAL_ERROR);
+        return;
+    }
+    resume(st);
+}
+
+static void on_up_trailers(void *ud, const px_header_t *hdrs, size_t cnt)
+{
+    px_stream_t *st = ud;
+    nghttp2_nv *nva = mem_subregion_alloc(st->sub, sizeof(nghttp2_nv) * (cnt ? cnt : 1));
+    if (nva == NULL)
+        goto fail;
+    size_t n = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        char *name = px_stream_strdup(st, hdrs[i].name, hdrs[i].name_len);
+        char *value = px_stream_strdup(st, hdrs[i].value, hdrs[i].value_len);
+        if (name == NULL || value == NULL)
+            goto fail;
+        nva[n++] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, hdrs[i].name_len,
+                                hdrs[i].value_len, NGHTTP2_NV_FLAG_NONE};
+    }
+    st->resp_trailers = nva;
+    st->resp_trailers_cnt = n;
+    return;
+fail:
+    MEM_STAT_ADD(st->conn->w->stats.stream_cap_resets, 1);
+    reset_stream(st, NGHTTP2_INTERNAL_ERROR);
+}
+
+static void on_up_end(void *ud)
+{
+    px_stream_t *st = ud;
+    st->up = NULL; /* the exchange frees itself after this returns */
+    st->up_done = true;
+    st->resp_done = true;
+    if (!st->resp_submitted && !st->failed) {
+        respond_static(st, 502, "text/plain", "weir: upstream sent no response\n", 32);
+        return;
+    }
+    resume(st);
+}
+
+static void on_up_error(void *ud, int status, const char *reason)
+{
+    px_stream_t *st = ud;
+    st->up = NULL;
+    st->up_done = true;
+    if (st->failed)
+        return;
+    if (!st->resp_submitted) {
+        const char *why = reason ? reason : "upstream error";
+        size_t wl = strlen(why);
+        char *body = mem_subregion_alloc(st->sub, wl + 8);
+        if (body == NULL) {
+            reset_stream(st, NGHTTP2_INTERNAL_ERROR);
+            return;
+        }
+        int n = snprintf(body, wl + 8, "weir: %s\n", why);
+        respond_static(st, status >= 500 && status <= 599 ? status : 502, "text/plain", body,
+                       (size_t)n);
+        return;
+    }
+    reset_stream(st, NGHTTP2_INTERNAL_ERROR);
+}
+
+static void on_up_drained(void *ud, size_t len)
+{
+    px_stream_t *st = ud;
+    (void)nghttp2_session_consume(st->conn->ng, st->id, len);
+    px_conn_mark_dirty(st->conn);
+}
+
+static const px_upstream_cbs_t up_cbs = {
+    .on_response_headers = on_up_headers,
+    .on_response_data = on_up_data,
+    .on_response_trailers = on_up_trailers,
+    .on_response_end = on_up_end,
+    .on_error = on_up_error,
+    .on_request_body_drained = on_up_drained,
+};
+
+/* Builds the upstream request head: pseudo-headers first, then the client's headers, then
+ * x-forwarded-for (extended) and via. All in the stream's sub-arena. */
+static px_header_t *build_upstream_headers(px_stream_t *st, size_t *cnt_out)
+{
+    px_conn_t *c = st->conn;
+    const px_config_t *cfg = c->w->cfg;
+    size_t max = 4 + st->hdrs_cnt + 2;
+    px_header_t *h = mem_subregion_alloc(st->sub, sizeof(*h) * max);
+    if (h == NULL)
+        return NULL;
+    size_t n = 0;
+#define PUT(nm, v, vl) h[n++] = (px_header_t){nm, sizeof(nm) - 1, (v), (vl)}
+    PUT(":method", st->method, st->method_len);
+    PUT(":scheme", st->scheme ? st->scheme : "http", st->scheme ? st->scheme_len : 4);
+    if (st->authority)
+        PUT(":authority", st->authority, st->authority_len);
+    PUT(":path", st->path, st->path_len);
+    for (px_hdr_node_t *x = st->hdrs; x; x = x->next)
+        h[n++] = x->h;
+    if (cfg->add_x_forwarded_for) {
+        size_t il = strlen(c->peer_ip);
+        if (st->xff) {
+            char *v = mem_subregion_alloc(st->sub, st->xff_len + 2 + il + 1);
+            if (v == NULL)
+                return NULL;
+            int k = snprintf(v, st->xff_len + 2 + il + 1, "%.*s, %s", (int)st->xff_len, st->xff,
+                             c->peer_ip);
+            PUT("x-forwarded-for", v, (size_t)k);
+        } else {
+            PUT("x-forwarded-for", c->peer_ip, il);
+        }
+    }
+    if (cfg->add_via) {
+        const char *sn = cfg->server_name ? cfg->server_name : "weir";
+        size_t sl = strlen(sn);
+        char *v = mem_subregion_alloc(st->sub, sl + 3);
+        if (v == NULL)
+            return NULL;
+        int k = snprintf(v, sl + 3, "2 %s", sn);
+        PUT("via", v, (size_t)k);
+    }
+#undef PUT
+    MEM_ASSERT(n <= max);
+    *cnt_out = n;
+    return h;
+}
+#endif /* PX_HAVE_UPSTREAM */
+
+static void dispatch(px_stream_t *st, bool end_stream)
+{
+    px_conn_t *c = st->conn;
+    const px_config_t *cfg = c->w->cfg;
+    MEM_ASSERT(!st->dispatched);
+    st->dispatched = true;
+    c->had_request = true;
+    MEM_STAT_ADD(c->w->stats.requests_total, 1);
+    if (st->method == NULL || st->path == NULL) {
+        /* nghttp2 already rejects requests without them; CONNECT has no :path. */
+        respond_static(st, 400, "text/plain", "weir: bad request\n", 18);
+        return;
+    }
+    st->head = px_http_ieq(st->method, st->method_len, "HEAD", 4);
+    st->route = px_router_match(cfg, st->authority, st->authority_len, st->path, st->path_len);
+    const px_route_cfg_t *r = st->route;
+    if (r == NULL) {
+        respond_static(st, 404, "text/plain", body_404, sizeof(body_404) - 1);
+        return;
+    }
+    if (r->cluster == NULL) {
+        respond_static(st, r->direct_status,
+                       r->direct_content_type ? r->direct_content_type : "text/plain",
+                       r->direct_body ? r->direct_body : "", r->direct_body_len);
+        return;
+    }
+#if PX_HAVE_UPSTREAM
+    size_t cnt = 0;
+    px_header_t *hdrs = build_upstream_headers(st, &cnt);
+    if (hdrs == NULL) {
+        MEM_STAT_ADD(c->w->stats.stream_cap_resets, 1);
+        reset_stream(st, NGHTTP2_REFUSED_STREAM);
+        return;
+    }
+    px_upstream_req_t *up = NULL;
+    int rc = px_upstream_start(c->w, r->cluster, hdrs, cnt, end_stream, &up_cbs, st, &up);
+    if (rc != 0) {
+        respond_static(st, 503, "text/plain", body_503_up, sizeof(body_503_up) - 1);
+        return;
+    }
+    /* A callback may already have ended the exchange inside px_upstream_start. */
+    st->up = st->up_done ? NULL : up;
+#else
+    (void)end_stream;
+    respond_static(st, 503, "text/plain", body_503_up, sizeof(body_503_up) - 1);
+#endif
+}
+
+/* ---- nghttp2 callbacks ------------------------------------------------------------------ */
+
+static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *ud)
+{
+    px_conn_t *c = ud;
+    if (hd->type != NGHTTP2_HEADERS || (hd->stream_id & 1) == 0)
+        return 0;
+    if (hd->stream_id > c->max_stream_id) {
+        c->max_stream_id = hd->stream_id;
+        return 0;
+    }
+    /* RFC 9113 5.1.1: HEADERS that would open a stream with an id lower than one already
+     * used is a connection error. nghttp2 ignores it silently, so check here: a lower id
+     * with no live stream cannot be trailers. */
+    if (nghttp2_session_find_stream(ng, hd->stream_id) == NULL) {
+        MEM_STAT_ADD(c->w->stats.conn_closed_error, 1);
+        (void)nghttp2_session_terminate_session2(ng, c->max_stream_id, NGHTTP2_PROTOCOL_ERROR);
+        MEM_STAT_ADD(c->w->stats.goaway_sent, 1);
+        px_conn_mark_dirty(c);
+    }
+    return 0;
+}
+
+static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
+{
+    px_conn_t *c = ud;
+    px_worker_t *w = c->w;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    int32_t id = frame->hd.stream_id;
+    /* Overload policy for new streams lives here, in one place. */
+    if (px_server_overload(w->server) >= PX_OVERLOAD_ELEVATED) {
+        MEM_STAT_ADD(w->stats.overload_streams_refused, 1);
+        MEM_STAT_ADD(w->stats.streams_reset_by_us, 1);
+        (void)nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
+        return 0;
+    }
+    mem_subregion_t *sub = mem_subregion_new(c->region, w->cfg->limits.stream_bytes_max);
+    px_stream_t *st = sub ? mem_subregion_calloc(sub, sizeof(*st)) : NULL;
+    if (st == NULL) {
+        mem_subregion_free(sub);
+        MEM_STAT_ADD(w->stats.conn_cap_resets, 1);
+        MEM_STAT_ADD(w->stats.streams_reset_by_us, 1);
+        (void)nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
+        return 0;
+    }
+    st->conn = c;
+    st->sub = sub;
+    st->id = id;
+    st->started_ns = uv_hrtime();
+    if (nghttp2_session_set_stream_user_data(ng, id, st) != 0) {
+        mem_subregion_free(sub);
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    st->next = c->streams;
+    if (c->streams)
+        c->streams->prev = st;
+    c->streams = st;
+    c->streams_cnt++;
+    MEM_STAT_ADD(w->stats.streams_opened, 1);
+    MEM_STAT_ADD(w->stats.streams_active, 1);
+    px_conn_update_timer(c);
+    return 0;
+}
+
+static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
+{
+    (void)flags;
+    (void)ud;
+    if (frame->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    px_stream_t *st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
+    if (st == NULL || st->failed)
+        return 0;
+    const char *n = (const char *)name, *v = (const char *)value;
+    bool trailer = frame->headers.cat != NGHTTP2_HCAT_REQUEST;
+    if (!trailer && namelen > 0 && n[0] == ':') {
+        char *copy = px_stream_strdup(st, v, valuelen);
+        if (copy == NULL)
+            goto oom;
+        if (px_http_ieq(n, namelen, ":method", 7))
+            st->method = copy, st->method_len = valuelen;
+        else if (px_http_ieq(n, namelen, ":scheme", 7))
+            st->scheme = copy, st->scheme_len = valuelen;
+        else if (px_http_ieq(n, namelen, ":authority", 10))
+            st->authority = copy, st->authority_len = valuelen;
+        else if (px_http_ieq(n, namelen, ":path", 5))
+            st->path = copy, st->path_len = valuelen;
+        return 0;
+    }
+    if (px_http_is_hop_by_hop(n, namelen, v, valuelen))
+        return 0;
+    px_hdr_node_t *x = mem_subregion_alloc(st->sub, sizeof(*x));
+    char *nc = px_stream_strdup(st, n, namelen);
+    char *vc = px_stream_strdup(st, v, valuelen);
+    if (x == NULL || nc == NULL || vc == NULL)
+        goto oom;
+    x->h = (px_header_t){nc, namelen, vc, valuelen};
+    x->next = NULL;
+    if (trailer) {
+        x->next = st->trailers;
+        st->trailers = x;
+        st->trailers_cnt++;
+        return 0;
+    }
+    if (px_http_ieq(n, namelen, "x-forwarded-for", 15)) {
+        st->xff = vc;
+        st->xff_len = valuelen;
+        return 0; /* re-added, extended, when forwarding */
+    }
+    if (px_http_ieq(n, namelen, "host", 4) && st->authority == NULL) {
+        st->authority = vc;
+        st->authority_len = valuelen;
+    }
+    if (st->hdrs_tail)
+        st->hdrs_tail->next = x;
+    else
+        st->hdrs = x;
+    st->hdrs_tail = x;
+    st->hdrs_cnt++;
+    return 0;
+oom:
+    MEM_STAT_ADD(st->conn->w->stats.stream_cap_resets, 1);
+    reset_stream(st, NGHTTP2_REFUSED_STREAM);
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+}
+
+static void request_ended(px_stream_t *st)
+{
+    st->req_ended = true;
+#if PX_HAVE_UPSTREAM
+    if (st->up && !st->failed) {
+        if (st->trailers_cnt > 0) {
+            px_header_t *h = mem_subregion_alloc(st->sub, sizeof(*h) * st->trailers_cnt);
+            size_t n = 0;
+            for (px_hdr_node_t *x = st->trailers; h && x; x = x->next)
+                h[n++] = x->h;
+            if (h == NULL || px_upstream_send_trailers(st->up, h, n) != 0)
+                reset_stream(st, NGHTTP2_INTERNAL_ERROR);
+        } else if (px_upstream_send_body(st->up, NULL, 0, true) != 0) {
+            reset_stream(st, NGHTTP2_INTERNAL_ERROR);
+        }
+    }
+#endif
+}
+
+static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
+{
+    px_conn_t *c = ud;
+    (void)c;
+    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
+        return 0;
+    px_stream_t *st = stream_of(c, frame->hd.stream_id);
+    (void)ng;
+    if (st == NULL || st->failed)
+        return 0;
+    bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    if (frame->hd.type == NGHTTP2_HEADERS && !st->dispatched &&
+        frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        dispatch(st, end);
+        if (end)
+            st->req_ended = true;
+        return 0;
+    }
+    if (end && !st->req_ended)
+        request_ended(st);
+    return 0;
+}
+
+static int on_data_chunk_recv(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
+                              size_t len, void *ud)
+{
+    (void)flags;
+    px_conn_t *c = ud;
+    MEM_STAT_ADD(c->w->stats.bytes_in, len);
+    px_stream_t *st = nghttp2_session_get_stream_user_data(ng, id);
+    if (st)
+        st->bytes_in += len;
+#if PX_HAVE_UPSTREAM
+    if (st && st->up && !st->failed) {
+        if (px_upstream_send_body(st->up, data, len, false) == 0)
+            return 0; /* consumed when on_request_body_drained says so */
+        reset_stream(st, NGHTTP2_FLOW_CONTROL_ERROR);
+    }
+#else
+    (void)data;
+#endif
+    /* Nobody reads this body: reopen the window now. */
+    if (nghttp2_session_consume(ng, id, len) != 0)
+        (void)nghttp2_session_consume_connection(ng, len);
+    return 0;
+}
+
+static void log_stream(px_stream_t *st)
+{
+    px_conn_t *c = st->conn;
+    px_accesslog_t *l = c->wi->log;
+    if (l == NULL || !st->dispatched)
+        return;
+    const char *up = "-";
+    if (st->route)
+        up = st->route->cluster ? st->route->cluster->name : "direct";
+    px_accesslog_entry_t e = {
+        .peer = c->peer,
+        .method = st->method,
+        .method_len = st->method_len,
+        .authority = st->authority,
+        .authority_len = st->authority_len,
+        .path = st->path,
+        .path_len = st->path_len,
+        .status = st->status,
+        .bytes_out = st->bytes_out,
+        .duration_us = (uv_hrtime() - st->started_ns) / 1000u,
+        .upstream = up,
+    };
+    px_accesslog_add(l, &e);
+}
+
+/* Ends a stream: cancels its exchange, logs it and frees its sub-arena. */
+static void stream_end(px_conn_t *c, px_stream_t *st)
+{
+    MEM_ASSERT(c->streams_cnt > 0);
+    MEM_ASSERT(st->conn == c);
+#if PX_HAVE_UPSTREAM
+    if (st->up) {
+        px_upstream_cancel(st->up); /* st->up freed */
+        st->up = NULL;
+    }
+#endif
+    log_stream(st);
+    px_stream_body_free(st);
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        c->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    c->streams_cnt--;
+    MEM_STAT_SUB(c->w->stats.streams_active, 1);
+    if (c->ng)
+        (void)nghttp2_session_set_stream_user_data(c->ng, st->id, NULL);
+    mem_subregion_free(st->sub); /* st freed */
+}
+
+static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
+{
+    px_conn_t *c = ud;
+    px_stream_t *st = nghttp2_session_get_stream_user_data(ng, id);
+    if (st == NULL)
+        return 0;
+    if (code != NGHTTP2_NO_ERROR && !st->failed)
+        MEM_STAT_ADD(c->w->stats.streams_reset_by_peer, 1);
+    stream_end(c, st);
+    px_conn_update_timer(c);
+    return 0;
+}
+
+static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
+{
+    (void)ng;
+    px_conn_t *c = ud;
+    if (frame->hd.type == NGHTTP2_GOAWAY)
+        MEM_STAT_ADD(c->w->stats.goaway_sent, 1);
+    return 0;
+}
+
+/* ---- session lifecycle ------------------------------------------------------------------ */
+
+int px_h2_callbacks_new(nghttp2_session_callbacks **cbs_out, nghttp2_option **opt_out)
+{
+    nghttp2_session_callbacks *cbs = NULL;
+    nghttp2_option *opt = NULL;
+    if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)
+        goto fail;
+    nghttp2_session_callbacks_set_send_callback(cbs, on_send);
+    nghttp2_session_callbacks_set_send_data_callback(cbs, on_send_data);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_recv);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_option_set_no_closed_streams(opt, 1);
+    *cbs_out = cbs;
+    *opt_out = opt;
+    return 0;
+fail:
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_option_del(opt);
+    return -ENOMEM;
+}
+
+int px_h2_session_new(px_conn_t *c)
+{
+    const px_limits_cfg_t *lim = &c->w->cfg->limits;
+    MEM_ASSERT(c->ng == NULL);
+    if (nghttp2_session_server_new3(&c->ng, c->wi->ng_cbs, c, c->wi->ng_opt,
+                                    px_alloc_nghttp2_mem()) != 0)
+        return -ENOMEM;
+    size_t win = lim->stream_buffer_bytes ? lim->stream_buffer_bytes : 65535;
+    if (win > 0x7fffffff)
+        win = 0x7fffffff;
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, lim->max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, (uint32_t)win},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, lim->max_header_list_bytes},
+    };
+    if (nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, MEM_ARRAY_LEN(iv)) != 0)
+        return -ENOMEM;
+    px_conn_mark_dirty(c);
+    return 0;
+}
+
+int px_h2_recv(px_conn_t *c, const uint8_t *data, size_t len)
+{
+    MEM_ASSERT_HOT(c->ng != NULL);
+    ssize_t rv = nghttp2_session_mem_recv(c->ng, data, len);
+    if (rv < 0)
+        return -EPROTO;
+    MEM_ASSERT_HOT((size_t)rv == len);
+    return 0;
+}
+
+int px_h2_send(px_conn_t *c)
+{
+    int rv = nghttp2_session_send(c->ng);
+    return rv == 0 ? 0 : -EPROTO;
+}
+
+bool px_h2_want_io(px_conn_t *c)
+{
+    return nghttp2_session_want_read(c->ng) || nghttp2_session_want_write(c->ng);
+}
+
+void px_h2_shutdown_notice(px_conn_t *c)
+{
+    if (c->drain_notice)
+        return;
+    c->drain_notice = true;
+    (void)nghttp2_submit_shutdown_notice(c->ng);
+}
+
+void px_h2_goaway(px_conn_t *c)
+{
+    int32_t last = nghttp2_session_get_last_proc_stream_id(c->ng);
+    (void)nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE, last, NGHTTP2_NO_ERROR, NULL, 0);
+}
+
+void px_h2_streams_end(px_conn_t *c)
+{
+    while (c->streams)
+        stream_end(c, c->streams);
+}
+
+void px_h2_session_free(px_conn_t *c)
+{
+    MEM_ASSERT(c->streams == NULL);
+    nghttp2_session_del(c->ng);
+    c->ng = NULL;
+}

@@ -1,0 +1,73 @@
+/*
+ * proxy/http.c: HTTP vocabulary shared by both sides (hop-by-hop headers, reason phrases).
+ * Pure functions, no state, any thread.
+ */
+#include "proxy/http.h"
+#include "mem/base.h"
+
+#include <string.h>
+#include <strings.h>
+
+bool px_http_ieq(const char *a, size_t a_len, const char *b, size_t b_len)
+{
+    return a_len == b_len && strncasecmp(a, b, a_len) == 0;
+}
+
+#define IS(lit) px_http_ieq(name, name_len, lit, sizeof(lit) - 1)
+
+bool px_http_is_hop_by_hop(const char *name, size_t name_len, const char *value, size_t value_len)
+{
+    MEM_ASSERT_HOT(name != NULL);
+    if (name_len < 2 || name_len > 17)
+        return false;
+    if (IS("connection") || IS("keep-alive") || IS("proxy-connection") || IS("transfer-encoding") ||
+        IS("upgrade"))
+        return true;
+    if (IS("te"))
+        return !px_http_ieq(value, value_len, "trailers", 8);
+    return false;
+}
+
+#undef IS
+
+const char *px_http_reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 413:
+        return "Content Too Large";
+    case 426:
+        return "Upgrade Required";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
+    }
+}

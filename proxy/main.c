@@ -1,0 +1,167 @@
+/*
+ * proxy/main.c: weir's entry point: memory library and allocator hooks first, then the
+ * command line, then one of: run the proxy, check a config, probe a running weir's /ready.
+ *
+ * Exit codes: 0 success (and after a graceful drain), 1 health probe failed or run-time
+ * failure, 2 bad command line or configuration.
+ */
+#include "mem/base.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "mem/budget.h"
+#include "mem/heapprof.h"
+#include "mem/mem.h"
+#include "proxy/alloc.h"
+#include "proxy/config.h"
+#include "proxy/server.h"
+
+/* The cgroup memory limit (v2 memory.max, else v1 memory.limit_in_bytes); 0 = none. */
+static size_t cgroup_memory_limit(void)
+{
+    static const char *const paths[] = {"/sys/fs/cgroup/memory.max",
+                                        "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
+    for (size_t i = 0; i < MEM_ARRAY_LEN(paths); i++) {
+        FILE *f = fopen(paths[i], "re");
+        if (f == NULL)
+            continue;
+        char buf[64] = "";
+        char *ok = fgets(buf, sizeof(buf), f);
+        fclose(f);
+        if (ok == NULL || strncmp(buf, "max", 3) == 0)
+            return 0;
+        unsigned long long v = strtoull(buf, NULL, 10);
+        /* cgroup v1 reports "no limit" as a huge page-rounded number. */
+        if (v == 0 || v >= (1ULL << 60))
+            return 0;
+        return (size_t)v;
+    }
+    return 0;
+}
+
+static void apply_memory(const px_memory_cfg_t *m)
+{
+    size_t limit = m->limit_bytes;
+    if (limit == 0 && m->limit_cgroup_fraction > 0) {
+        size_t cg = cgroup_memory_limit();
+        if (cg > 0)
+            limit = (size_t)((double)cg * m->limit_cgroup_fraction);
+    }
+    mem_budget_set_limit(limit);
+    if (m->decay_ms)
+        mem_budget_set_decay_ms(m->decay_ms);
+    mem_heapprof_set_interval(m->sample_bytes);
+}
+
+/* `weir health`: GET /ready on the admin address; 0 iff it answers 200. */
+static int health(const px_config_t *cfg)
+{
+    const px_addr_t *a = &cfg->admin.addr;
+    int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        fprintf(stderr, "weir: health: socket: %s\n", strerror(errno));
+        return 1;
+    }
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (const struct sockaddr *)&a->sa, a->sa_len) != 0) {
+        fprintf(stderr, "weir: health: cannot connect to %s:%u: %s\n", a->host, a->port,
+                strerror(errno));
+        close(fd);
+        return 1;
+    }
+    char req[512];
+    int n = snprintf(req, sizeof(req),
+                     "GET /ready HTTP/1.1\r\nHost: %s:%u\r\n%s%s%sConnection: close\r\n\r\n",
+                     a->host, a->port, cfg->admin.token ? "Authorization: Bearer " : "",
+                     cfg->admin.token ? cfg->admin.token : "", cfg->admin.token ? "\r\n" : "");
+    if (n <= 0 || n >= (int)sizeof(req) || write(fd, req, (size_t)n) != n) {
+        fprintf(stderr, "weir: health: cannot send the request\n");
+        close(fd);
+        return 1;
+    }
+    char resp[64];
+    size_t got = 0;
+    while (got < sizeof(resp) - 1) {
+        ssize_t r = read(fd, resp + got, sizeof(resp) - 1 - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    resp[got] = '\0';
+    int status = 0;
+    if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1) {
+        fprintf(stderr, "weir: health: no HTTP answer from %s:%u\n", a->host, a->port);
+        return 1;
+    }
+    printf("weir: health: %s:%u /ready -> %d\n", a->host, a->port, status);
+    return status == 200 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    /* Unbuffered-by-line stderr: tests read the start-up lines as they appear. */
+    setvbuf(stderr, NULL, _IOLBF, 0);
+    mem_config_t mc;
+    mem_config_default(&mc);
+    int rc = mem_init(&mc);
+    if (rc != 0) {
+        fprintf(stderr, "weir: memory init failed: %s\n", strerror(-rc));
+        return 1;
+    }
+    /* Before any libuv, nghttp2 or OpenSSL allocation. */
+    rc = px_alloc_install();
+    if (rc != 0) {
+        fprintf(stderr, "weir: cannot install allocator hooks: %s\n", strerror(-rc));
+        return 1;
+    }
+    char err[PX_CONFIG_ERR_MAX];
+    err[0] = '\0';
+    px_cli_action_t action = PX_CLI_RUN;
+    px_config_t *cfg = NULL;
+    rc = px_config_from_args(argc, argv, &action, &cfg, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "weir: %s\n", err[0] ? err : strerror(-rc));
+        return 2;
+    }
+    switch (action) {
+    case PX_CLI_HELP:
+    case PX_CLI_VERSION:
+        px_config_free(cfg);
+        return 0;
+    case PX_CLI_CHECK:
+        printf("weir: configuration OK: %s\n", cfg && cfg->source ? cfg->source : "(built-in)");
+        px_config_free(cfg);
+        return 0;
+    case PX_CLI_HEALTH:
+        rc = health(cfg);
+        px_config_free(cfg);
+        return rc;
+    case PX_CLI_RUN:
+        break;
+    }
+    MEM_ASSERT(cfg != NULL);
+    apply_memory(&cfg->memory);
+    signal(SIGPIPE, SIG_IGN);
+    px_server_t *s = NULL;
+    rc = px_server_new(cfg, &s);
+    if (rc != 0) {
+        fprintf(stderr, "weir: %s\n", strerror(-rc));
+        px_config_free(cfg);
+        return 1;
+    }
+    rc = px_server_run(s, err, sizeof(err));
+    px_server_free(s); /* cfg freed */
+    if (rc != 0) {
+        fprintf(stderr, "weir: %s\n", err[0] ? err : strerror(-rc));
+        return 1;
+    }
+    return 0;
+}

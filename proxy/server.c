@@ -1,0 +1,457 @@
+/*
+ * proxy/server.c: the process: worker count and placement, listening sockets, TLS contexts,
+ * start-up lines, signals, drain with a deadline, and the cross-thread requests (stats and
+ * region attribution) the admin thread makes.
+ *
+ * One server per process, created and run by main(). The main thread owns its uv loop
+ * (signals, drain timer, worker-exit wake-ups); workers and the admin thread call only the
+ * px_server__* notes and the collect/stats functions.
+ */
+#include "proxy/server.h"
+#include "mem/base.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "mem/malloc.h"
+#include "proxy/conn.h"
+#include "proxy/listener.h"
+#include "proxy/tls.h"
+
+#ifndef PX_HAVE_ADMIN
+#if __has_include("proxy/admin.h")
+#define PX_HAVE_ADMIN 1
+#else
+#define PX_HAVE_ADMIN 0
+#endif
+#endif
+#if PX_HAVE_ADMIN
+#include "proxy/admin.h"
+#endif
+
+typedef struct srv_impl_s {
+    uv_loop_t loop; /* main thread */
+    uv_signal_t sigterm, sigint;
+    uv_async_t wake; /* a worker exited */
+    uv_timer_t drain_timer;
+    SSL_CTX **tls;        /* owns: one per listener, NULL for h2c */
+    pthread_mutex_t lock; /* guards everything below */
+    pthread_cond_t cond;
+    unsigned started, start_failed, exited;
+    int start_rc;
+    uint64_t collect_gen; /* request now running, 0 = none */
+    uint64_t collect_next;
+    unsigned collect_pending;
+    px_region_row_t *collect_rows; /* borrows: the admin caller's scratch */
+    size_t collect_cnt, collect_max;
+    bool admin_started;
+} srv_impl_t;
+
+int px_server_new(px_config_t *cfg, px_server_t **out)
+{
+    MEM_ASSERT(cfg != NULL);
+    MEM_ASSERT(out != NULL);
+    px_server_t *s = mem_calloc(1, sizeof(*s));
+    srv_impl_t *im = mem_calloc(1, sizeof(*im));
+    uint16_t *ports = mem_calloc(cfg->listeners_cnt + 1, sizeof(uint16_t));
+    SSL_CTX **tls = mem_calloc(cfg->listeners_cnt + 1, sizeof(SSL_CTX *));
+    if (s == NULL || im == NULL || ports == NULL || tls == NULL)
+        goto fail;
+    pthread_mutex_init(&im->lock, NULL);
+    pthread_cond_init(&im->cond, NULL);
+    im->tls = tls;
+    s->impl = im;
+    s->cfg = cfg;
+    s->listener_ports = ports;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    s->started_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    *out = s;
+    return 0;
+fail:
+    mem_free(tls);
+    mem_free(ports);
+    mem_free(im);
+    mem_free(s);
+    return -ENOMEM;
+}
+
+/* The CPUs this process may run on, capped by the cgroup v2 CPU quota when there is one. */
+static unsigned pick_cpus(int *cpus, unsigned max)
+{
+    cpu_set_t set;
+    unsigned n = 0;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        for (int i = 0; i < CPU_SETSIZE && n < max; i++)
+            if (CPU_ISSET(i, &set))
+                cpus[n++] = i;
+    }
+    if (n == 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        for (long i = 0; i < c && n < max; i++)
+            cpus[n++] = (int)i;
+    }
+    return n ? n : 1;
+}
+
+static unsigned cgroup_cpu_quota(void)
+{
+    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "re");
+    if (f == NULL)
+        return 0;
+    char q[32] = "";
+    unsigned long long period = 0;
+    int got = fscanf(f, "%31s %llu", q, &period);
+    fclose(f);
+    if (got != 2 || strcmp(q, "max") == 0 || period == 0)
+        return 0;
+    unsigned long long quota = strtoull(q, NULL, 10);
+    if (quota == 0)
+        return 0;
+    return (unsigned)((quota + period - 1) / period);
+}
+
+void px_server__worker_started(px_server_t *s, int rc)
+{
+    srv_impl_t *im = s->impl;
+    pthread_mutex_lock(&im->lock);
+    im->started++;
+    if (rc != 0) {
+        im->start_failed++;
+        im->start_rc = rc;
+    }
+    pthread_cond_broadcast(&im->cond);
+    pthread_mutex_unlock(&im->lock);
+}
+
+void px_server__worker_exited(px_server_t *s)
+{
+    srv_impl_t *im = s->impl;
+    pthread_mutex_lock(&im->lock);
+    im->exited++;
+    pthread_mutex_unlock(&im->lock);
+    uv_async_send(&im->wake);
+}
+
+static void on_wake(uv_async_t *h)
+{
+    px_server_t *s = h->data;
+    srv_impl_t *im = s->impl;
+    pthread_mutex_lock(&im->lock);
+    bool all = im->exited == s->workers_cnt;
+    pthread_mutex_unlock(&im->lock);
+    if (all)
+        uv_stop(&im->loop);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    px_server_t *s = t->data;
+    fprintf(stderr, "weir: drain deadline passed, closing remaining connections\n");
+    for (unsigned i = 0; i < s->workers_cnt; i++)
+        px_worker_signal(&s->workers[i], PX_WF_FORCE);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    px_server_t *s = h->data;
+    srv_impl_t *im = s->impl;
+    if (__atomic_exchange_n(&s->draining, 1, __ATOMIC_ACQ_REL)) {
+        /* A second signal: stop waiting. */
+        on_drain_timeout(&im->drain_timer);
+        return;
+    }
+    fprintf(stderr, "weir: %s: draining (deadline %u ms)\n",
+            signum == SIGINT ? "SIGINT" : "SIGTERM", s->cfg->drain_timeout_ms);
+    for (unsigned i = 0; i < s->workers_cnt; i++)
+        px_worker_signal(&s->workers[i], PX_WF_DRAIN);
+    uv_timer_start(&im->drain_timer, on_drain_timeout, s->cfg->drain_timeout_ms, 0);
+}
+
+static const char *proto_name(const px_listener_cfg_t *l)
+{
+    return l->tls ? "tls" : "h2c";
+}
+
+static void host_print(char *buf, size_t len, const px_addr_t *a, uint16_t port)
+{
+    bool v6 = strchr(a->host, ':') != NULL;
+    snprintf(buf, len, v6 ? "[%s]:%u" : "%s:%u", a->host, port);
+}
+
+/* Creates every listening socket: the first per listener resolves port 0, the others bind
+ * the same port with SO_REUSEPORT. fds[l * n + i] for listener l, worker i. */
+static int open_sockets(px_server_t *s, int *fds, unsigned n, char *err, size_t err_len)
+{
+    const px_config_t *cfg = s->cfg;
+    for (size_t l = 0; l < cfg->listeners_cnt; l++) {
+        const px_addr_t *a = &cfg->listeners[l].addr;
+        uint16_t port = a->port;
+        for (unsigned i = 0; i < n; i++) {
+            struct sockaddr_storage ss;
+            px_listener_set_port(&ss, (const struct sockaddr *)&a->sa, a->sa_len, port);
+            int fd = px_listener_socket((const struct sockaddr *)&ss, a->sa_len, &port);
+            if (fd < 0) {
+                snprintf(err, err_len, "listener %s: cannot listen on %s:%u: %s",
+                         cfg->listeners[l].name, a->host, port, strerror(-fd));
+                return fd;
+            }
+            fds[l * n + i] = fd;
+        }
+        s->listener_ports[l] = port;
+    }
+    return 0;
+}
+
+static void close_main_loop(srv_impl_t *im)
+{
+    uv_close((uv_handle_t *)&im->sigterm, NULL);
+    uv_close((uv_handle_t *)&im->sigint, NULL);
+    uv_close((uv_handle_t *)&im->drain_timer, NULL);
+    uv_close((uv_handle_t *)&im->wake, NULL);
+    uv_run(&im->loop, UV_RUN_DEFAULT);
+    (void)uv_loop_close(&im->loop);
+}
+
+int px_server_run(px_server_t *s, char *err, size_t err_len)
+{
+    srv_impl_t *im = s->impl;
+    const px_config_t *cfg = s->cfg;
+    int rc = 0;
+    int *fds = NULL;
+    int cpus[1024];
+    unsigned ncpu = pick_cpus(cpus, MEM_ARRAY_LEN(cpus));
+    unsigned quota = cgroup_cpu_quota();
+    unsigned n = cfg->workers ? cfg->workers : ncpu;
+    if (!cfg->workers && quota > 0 && quota < n)
+        n = quota;
+    MEM_ASSERT(n > 0);
+
+    for (size_t l = 0; l < cfg->listeners_cnt; l++) {
+        if (!cfg->listeners[l].tls)
+            continue;
+        im->tls[l] =
+            px_tls_ctx_new(cfg->listeners[l].tls_cert, cfg->listeners[l].tls_key, err, err_len);
+        if (im->tls[l] == NULL)
+            return -EINVAL;
+    }
+    fds = mem_malloc(sizeof(int) * (cfg->listeners_cnt * n + 1));
+    s->workers = mem_calloc(n, sizeof(px_worker_t));
+    if (fds == NULL || s->workers == NULL) {
+        snprintf(err, err_len, "out of memory starting %u workers", n);
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < cfg->listeners_cnt * n; i++)
+        fds[i] = -1;
+    rc = open_sockets(s, fds, n, err, err_len);
+    if (rc != 0)
+        goto out_fds;
+
+    uv_loop_init(&im->loop);
+    uv_signal_init(&im->loop, &im->sigterm);
+    uv_signal_init(&im->loop, &im->sigint);
+    uv_timer_init(&im->loop, &im->drain_timer);
+    uv_async_init(&im->loop, &im->wake, on_wake);
+    im->sigterm.data = im->sigint.data = im->drain_timer.data = im->wake.data = s;
+
+    int wfds[64];
+    size_t nl = MEM_MIN(cfg->listeners_cnt, MEM_ARRAY_LEN(wfds));
+    for (unsigned i = 0; i < n; i++) {
+        for (size_t l = 0; l < nl; l++) {
+            wfds[l] = fds[l * n + i];
+            fds[l * n + i] = -1; /* the worker owns it now */
+        }
+        int cpu = (cfg->workers && cfg->workers > ncpu) ? -1 : cpus[i % ncpu];
+        rc = px_worker_init(&s->workers[i], s, i, cpu, wfds, (void *const *)im->tls);
+        if (rc == 0)
+            rc = px_worker_start(&s->workers[i]);
+        if (rc != 0) {
+            snprintf(err, err_len, "cannot start worker %u: %s", i, strerror(-rc));
+            px_worker_join(&s->workers[i]);
+            break;
+        }
+        s->workers_cnt++;
+    }
+    pthread_mutex_lock(&im->lock);
+    while (im->started < s->workers_cnt)
+        pthread_cond_wait(&im->cond, &im->lock);
+    if (rc == 0 && im->start_failed) {
+        rc = im->start_rc;
+        snprintf(err, err_len, "a worker failed to start: %s", strerror(-rc));
+    }
+    pthread_mutex_unlock(&im->lock);
+#if PX_HAVE_ADMIN
+    if (rc == 0 && cfg->admin.enabled) {
+        rc = px_admin_start(s);
+        if (rc != 0)
+            snprintf(err, err_len, "admin: cannot listen on %s:%u: %s", cfg->admin.addr.host,
+                     cfg->admin.addr.port, strerror(-rc));
+        else
+            im->admin_started = true;
+    }
+#endif
+    if (rc != 0) {
+        __atomic_store_n(&s->draining, 1, __ATOMIC_RELEASE);
+        for (unsigned i = 0; i < s->workers_cnt; i++)
+            px_worker_signal(&s->workers[i], PX_WF_FORCE);
+    } else {
+        char hp[300];
+        for (size_t l = 0; l < cfg->listeners_cnt; l++) {
+            host_print(hp, sizeof(hp), &cfg->listeners[l].addr, s->listener_ports[l]);
+            fprintf(stderr, "weir: listener %s %s %s\n", cfg->listeners[l].name,
+                    proto_name(&cfg->listeners[l]), hp);
+        }
+        if (im->admin_started) {
+            host_print(hp, sizeof(hp), &cfg->admin.addr, s->admin_port);
+            fprintf(stderr, "weir: admin %s\n", hp);
+        }
+        fprintf(stderr, "weir: %u workers\n", s->workers_cnt);
+        __atomic_store_n(&s->ready, 1, __ATOMIC_RELEASE);
+        fprintf(stderr, "weir: ready\n");
+        fflush(stderr);
+        uv_signal_start(&im->sigterm, on_signal, SIGTERM);
+        uv_signal_start(&im->sigint, on_signal, SIGINT);
+    }
+    /* Runs until every worker has exited (after a drain, or at once after a failed start). */
+    pthread_mutex_lock(&im->lock);
+    bool all = im->exited == s->workers_cnt;
+    pthread_mutex_unlock(&im->lock);
+    if (!all)
+        uv_run(&im->loop, UV_RUN_DEFAULT);
+    uv_timer_stop(&im->drain_timer);
+    for (unsigned i = 0; i < s->workers_cnt; i++)
+        px_worker_join(&s->workers[i]);
+#if PX_HAVE_ADMIN
+    if (im->admin_started)
+        px_admin_stop(s);
+    im->admin_started = false;
+#endif
+    close_main_loop(im);
+    if (rc == 0)
+        fprintf(stderr, "weir: stopped\n");
+out_fds:
+    for (size_t i = 0; i < cfg->listeners_cnt * n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+out:
+    mem_free(fds);
+    return rc;
+}
+
+void px_server_free(px_server_t *s)
+{
+    if (s == NULL)
+        return;
+    srv_impl_t *im = s->impl;
+    for (size_t l = 0; im && l < s->cfg->listeners_cnt; l++)
+        SSL_CTX_free(im->tls[l]);
+    if (im) {
+        pthread_mutex_destroy(&im->lock);
+        pthread_cond_destroy(&im->cond);
+        mem_free(im->tls);
+    }
+    mem_free(im);
+    mem_free(s->workers);
+    mem_free(s->listener_ports);
+    px_config_free(s->cfg);
+    mem_free(s);
+}
+
+void px_server_stats(const px_server_t *s, px_stats_t *out)
+{
+    MEM_ASSERT(out != NULL);
+    memset(out, 0, sizeof(*out));
+    unsigned n = __atomic_load_n(&s->workers_cnt, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < n; i++)
+        px_stats_sum(out, &s->workers[i].stats);
+}
+
+uint64_t px_server__collect_gen(px_server_t *s)
+{
+    srv_impl_t *im = s->impl;
+    pthread_mutex_lock(&im->lock);
+    uint64_t g = im->collect_gen;
+    pthread_mutex_unlock(&im->lock);
+    return g;
+}
+
+void px_server__collect_put(px_server_t *s, uint64_t gen, const px_region_row_t *rows, size_t cnt)
+{
+    srv_impl_t *im = s->impl;
+    pthread_mutex_lock(&im->lock);
+    if (gen == im->collect_gen && gen != 0) {
+        size_t k = MEM_MIN(cnt, im->collect_max - im->collect_cnt);
+        if (k)
+            memcpy(im->collect_rows + im->collect_cnt, rows, k * sizeof(*rows));
+        im->collect_cnt += k;
+        if (im->collect_pending > 0)
+            im->collect_pending--;
+        pthread_cond_broadcast(&im->cond);
+    }
+    pthread_mutex_unlock(&im->lock);
+}
+
+static int by_bytes_desc(const void *a, const void *b)
+{
+    const px_region_row_t *x = a, *y = b;
+    return x->bytes < y->bytes ? 1 : x->bytes > y->bytes ? -1 : 0;
+}
+
+size_t px_server_collect_regions(px_server_t *s, px_region_row_t *rows, size_t max,
+                                 uint32_t timeout_ms)
+{
+    srv_impl_t *im = s->impl;
+    MEM_ASSERT(rows != NULL || max == 0);
+    if (max == 0 || !__atomic_load_n(&s->ready, __ATOMIC_ACQUIRE))
+        return 0;
+    /* Gather more than asked, so "largest first" is true across workers. */
+    size_t cap = MEM_MAX(max, (size_t)1024);
+    px_region_row_t *all = mem_malloc(cap * sizeof(*all));
+    if (all == NULL)
+        return 0;
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&im->lock);
+    while (im->collect_gen != 0) /* one request at a time */
+        if (pthread_cond_timedwait(&im->cond, &im->lock, &dl) != 0)
+            break;
+    if (im->collect_gen != 0) {
+        pthread_mutex_unlock(&im->lock);
+        mem_free(all);
+        return 0;
+    }
+    im->collect_gen = ++im->collect_next;
+    im->collect_rows = all;
+    im->collect_cnt = 0;
+    im->collect_max = cap;
+    im->collect_pending = s->workers_cnt;
+    pthread_mutex_unlock(&im->lock);
+    for (unsigned i = 0; i < s->workers_cnt; i++)
+        px_worker_signal(&s->workers[i], PX_WF_COLLECT);
+    pthread_mutex_lock(&im->lock);
+    while (im->collect_pending > 0)
+        if (pthread_cond_timedwait(&im->cond, &im->lock, &dl) != 0)
+            break;
+    size_t got = im->collect_cnt;
+    im->collect_gen = 0; /* late answers are dropped */
+    im->collect_rows = NULL;
+    pthread_cond_broadcast(&im->cond);
+    pthread_mutex_unlock(&im->lock);
+    qsort(all, got, sizeof(*all), by_bytes_desc);
+    size_t k = MEM_MIN(got, max);
+    memcpy(rows, all, k * sizeof(*rows));
+    mem_free(all);
+    return k;
+}

@@ -1,0 +1,95 @@
+/*
+ * proxy/stream.h: one downstream HTTP/2 stream (request in, response out) and its bounded
+ * response-body buffer.
+ *
+ * A stream and everything it owns (header copies, route decision, status and length strings)
+ * live in its sub-arena, created in on_begin_headers and freed only in on_stream_close (or
+ * when the connection dies). The response body buffer is a list of chunks from the thread
+ * cache (it frees as it drains, which a bump arena cannot), bounded by
+ * limits.stream_buffer_bytes through end-to-end flow control. Owned by the connection's
+ * worker thread.
+ */
+#ifndef PX_STREAM_H
+#define PX_STREAM_H
+
+#include "mem/base.h"
+
+#include <stdbool.h>
+
+#include "mem/subregion.h"
+#include "proxy/config.h"
+#include "proxy/http.h"
+#include "proxy/upstream.h"
+
+typedef struct px_conn_s px_conn_t;
+
+/* Request header, copied into the stream's sub-arena. */
+typedef struct px_hdr_node_s {
+    struct px_hdr_node_s *next; /* subregion */
+    px_header_t h;              /* bytes: subregion */
+} px_hdr_node_t;
+
+typedef struct px_chunk_s {
+    struct px_chunk_s *next; /* owns */
+    uint32_t off;            /* first unsent byte */
+    uint32_t len;            /* bytes filled */
+    uint32_t cap;
+    uint8_t data[];
+} px_chunk_t;
+
+typedef struct px_stream_s {
+    px_conn_t *conn;                 /* borrows: the connection outlives its streams */
+    mem_subregion_t *sub;            /* owns: everything below tagged subregion lives here */
+    struct px_stream_s *prev, *next; /* the connection's stream list */
+    int32_t id;
+    /* request (subregion) */
+    const char *method, *scheme, *authority, *path;
+    size_t method_len, scheme_len, authority_len, path_len;
+    px_hdr_node_t *hdrs, *hdrs_tail; /* regular headers, in order, hop-by-hop ones dropped */
+    size_t hdrs_cnt;
+    px_hdr_node_t *trailers; /* request trailers */
+    size_t trailers_cnt;
+    const char *xff; /* incoming x-forwarded-for value (subregion), or NULL */
+    size_t xff_len;
+    bool dispatched; /* routed and answered or sent upstream */
+    bool req_ended;
+    bool failed; /* refused or reset by us; ignore further input */
+    /* routing and upstream */
+    const px_route_cfg_t *route; /* borrows: config */
+    px_upstream_req_t *up;       /* owns until on_response_end/on_error/cancel */
+    bool up_done;                /* the exchange has ended (set by its last callback) */
+    /* response */
+    int status; /* 0 until headers are submitted */
+    bool resp_submitted;
+    bool resp_done;             /* no more body bytes will be added */
+    bool deferred;              /* the data provider returned NGHTTP2_ERR_DEFERRED */
+    bool head;                  /* HEAD request: never send a body */
+    const uint8_t *static_body; /* borrows: config or subregion; direct/error responses */
+    size_t static_len, static_off;
+    px_chunk_t *chunks, *chunks_tail; /* owns: upstream body not yet sent */
+    size_t buffered;                  /* bytes in chunks not yet sent */
+    void *resp_trailers;              /* subregion: nghttp2_nv array */
+    size_t resp_trailers_cnt;
+    uint64_t bytes_in, bytes_out;
+    uint64_t started_ns;
+    char status_str[4];
+    char clen_str[24];
+} px_stream_t;
+
+/* Appends `len` body bytes (copied) to the stream's buffer. Returns 0 or -ENOMEM.
+ * Thread: owner. Alloc: tcache. */
+int px_stream_body_append(px_stream_t *st, const uint8_t *data, size_t len);
+
+/* Bytes ready to send (static body or buffered chunks). Getter. */
+size_t px_stream_body_avail(const px_stream_t *st);
+
+/* Copies the next `len` (<= avail) bytes to `dst` and drops them, freeing drained chunks. */
+void px_stream_body_take(px_stream_t *st, uint8_t *dst, size_t len);
+
+/* Frees every buffered chunk. */
+void px_stream_body_free(px_stream_t *st);
+
+/* Copies `len` bytes of `s` into the stream's sub-arena; NULL on OOM or past its cap. */
+char *px_stream_strdup(px_stream_t *st, const char *s, size_t len);
+
+#endif /* PX_STREAM_H */

@@ -1,0 +1,107 @@
+/*
+ * proxy/tls.c: OpenSSL contexts and memory-BIO connections (see tls.h).
+ */
+#include "proxy/tls.h"
+#include "mem/base.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+static int on_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                          const unsigned char *in, unsigned int inlen, void *arg)
+{
+    (void)ssl;
+    (void)arg;
+    /* Pick h2 when offered. Otherwise finish the handshake without ALPN: the client then
+     * speaks HTTP/1.1 and gets the "HTTP/2 required" answer instead of a bare alert. */
+    for (unsigned i = 0; i < inlen;) {
+        unsigned l = in[i];
+        if (i + 1 + l > inlen)
+            break;
+        if (l == 2 && memcmp(in + i + 1, "h2", 2) == 0) {
+            *out = in + i + 1;
+            *outlen = 2;
+            return SSL_TLSEXT_ERR_OK;
+        }
+        i += 1 + l;
+    }
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
+SSL_CTX *px_tls_ctx_new(const char *cert, const char *key, char *err, size_t err_len)
+{
+    MEM_ASSERT(err != NULL);
+    SSL_CTX *ctx = NULL;
+    if (cert == NULL || key == NULL) {
+        snprintf(err, err_len, "tls listener needs tls_cert and tls_key");
+        return NULL;
+    }
+    ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        snprintf(err, err_len, "SSL_CTX_new failed (out of memory)");
+        goto fail;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* Release idle record buffers: an idle TLS connection then holds no 16 KiB buffers. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_ENABLE_PARTIAL_WRITE);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        snprintf(err, err_len, "cannot load tls_cert %s: %s", cert,
+                 ERR_reason_error_string(ERR_peek_last_error()));
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        snprintf(err, err_len, "cannot load tls_key %s: %s", key,
+                 ERR_reason_error_string(ERR_peek_last_error()));
+        goto fail;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        snprintf(err, err_len, "tls_key %s does not match tls_cert %s", key, cert);
+        goto fail;
+    }
+    SSL_CTX_set_alpn_select_cb(ctx, on_alpn_select, NULL);
+    ERR_clear_error();
+    return ctx;
+fail:
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+int px_tls_conn_new(SSL_CTX *ctx, SSL **ssl, BIO **rbio, BIO **wbio)
+{
+    MEM_ASSERT(ctx != NULL);
+    MEM_ASSERT(ssl != NULL);
+    SSL *s = SSL_new(ctx);
+    BIO *r = BIO_new(BIO_s_mem());
+    BIO *w = BIO_new(BIO_s_mem());
+    if (s == NULL || r == NULL || w == NULL)
+        goto fail;
+    /* An empty memory BIO must say "retry", not EOF, while we wait for the socket. */
+    BIO_set_mem_eof_return(r, -1);
+    BIO_set_mem_eof_return(w, -1);
+    SSL_set_bio(s, r, w); /* s owns both BIOs now */
+    SSL_set_accept_state(s);
+    *ssl = s;
+    *rbio = r;
+    *wbio = w;
+    return 0;
+fail:
+    BIO_free(r);
+    BIO_free(w);
+    SSL_free(s);
+    ERR_clear_error();
+    return -ENOMEM;
+}
+
+bool px_tls_alpn_h2(const SSL *ssl)
+{
+    const unsigned char *p = NULL;
+    unsigned len = 0;
+    SSL_get0_alpn_selected(ssl, &p, &len);
+    return len == 2 && memcmp(p, "h2", 2) == 0;
+}

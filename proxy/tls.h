@@ -1,0 +1,30 @@
+/*
+ * proxy/tls.h: OpenSSL 3 server contexts (certificate, key, ALPN "h2") and per-connection
+ * SSL objects driven through memory BIOs, so libuv does all socket I/O.
+ *
+ * A context is created per TLS listener by the main thread and shared read-only by the
+ * workers (SSL_CTX is thread-safe once configured). SSL objects belong to one connection.
+ */
+#ifndef PX_TLS_H
+#define PX_TLS_H
+
+#include "mem/base.h"
+
+#include <stdbool.h>
+
+#include <openssl/ssl.h>
+
+/* Creates a server context from PEM `cert` and `key` with ALPN preferring "h2" and
+ * SSL_MODE_RELEASE_BUFFERS. Returns NULL and a one-line reason in `err`.
+ * Ownership: gives (SSL_CTX_free). Thread: main. Alloc: OpenSSL (mem facade). */
+SSL_CTX *px_tls_ctx_new(const char *cert, const char *key, char *err, size_t err_len);
+
+/* Creates the SSL object of one connection with a read BIO (ciphertext from the peer) and a
+ * write BIO (ciphertext for the peer), both memory BIOs owned by the SSL.
+ * Returns 0 or -ENOMEM. Ownership: gives `*ssl` (SSL_free). Thread: worker. */
+int px_tls_conn_new(SSL_CTX *ctx, SSL **ssl, BIO **rbio, BIO **wbio);
+
+/* True when ALPN selected "h2". */
+bool px_tls_alpn_h2(const SSL *ssl);
+
+#endif /* PX_TLS_H */

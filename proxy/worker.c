@@ -1,0 +1,320 @@
+/*
+ * proxy/worker.c: a worker thread: pinned to its CPU, its own thread cache, uv loop and
+ * SO_REUSEPORT listeners; accepts connections, flushes their write batches once per loop
+ * iteration, flushes the access log each second, drains on request.
+ *
+ * Other threads reach a worker only through px_worker_signal() (atomic flags plus its
+ * uv_async_t). Everything else here runs on the worker thread.
+ */
+#include "proxy/worker.h"
+#include "mem/base.h"
+
+#include <sched.h>
+#include <string.h>
+
+#ifdef PX_NUMA
+#include <numa.h>
+#endif
+
+#include "mem/malloc.h"
+#include "mem/mem.h"
+#include "proxy/conn.h"
+#include "proxy/server.h"
+
+#ifndef PX_HAVE_UPSTREAM
+#if __has_include("proxy/upstream.c")
+#define PX_HAVE_UPSTREAM 1
+#else
+#define PX_HAVE_UPSTREAM 0
+#endif
+#endif
+#if PX_HAVE_UPSTREAM
+#include "proxy/upstream.h"
+#endif
+
+#define PX_COLLECT_ROWS_MAX 4096u
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    px_wimpl_t *wi = h->data;
+    MEM_ASSERT(wi->handles_open > 0);
+    wi->handles_open--;
+}
+
+static void on_lis_closed(uv_handle_t *h)
+{
+    px_lis_t *l = h->data;
+    MEM_ASSERT(l->wi->handles_open > 0);
+    l->wi->handles_open--;
+}
+
+static void close_listeners(px_wimpl_t *wi)
+{
+    for (size_t i = 0; i < wi->lis_cnt; i++) {
+        px_lis_t *l = &wi->lis[i];
+        if (l->open) {
+            l->open = false;
+            uv_close((uv_handle_t *)&l->tcp, on_lis_closed);
+        }
+    }
+}
+
+static void on_upstream_closed(px_worker_t *w)
+{
+    px_wimpl_t *wi = w->impl;
+    /* Late signals must not touch the async handle once it is closing. */
+    pthread_mutex_lock(&wi->async_lock);
+    wi->async_live = false;
+    pthread_mutex_unlock(&wi->async_lock);
+    uv_close((uv_handle_t *)&wi->async, on_handle_closed);
+    uv_close((uv_handle_t *)&wi->check, on_handle_closed);
+    uv_close((uv_handle_t *)&wi->idle, on_handle_closed);
+    uv_close((uv_handle_t *)&wi->tick, on_handle_closed);
+}
+
+static void maybe_stop(px_wimpl_t *wi)
+{
+    if (!wi->draining || wi->stopping || wi->conns_cnt > 0)
+        return;
+    wi->stopping = true;
+#if PX_HAVE_UPSTREAM
+    px_upstream_worker_close(wi->w, on_upstream_closed);
+#else
+    on_upstream_closed(wi->w);
+#endif
+}
+
+static void on_check(uv_check_t *h)
+{
+    px_wimpl_t *wi = h->data;
+    /* Detach the list first: flushing may dirty connections again (next iteration). */
+    px_conn_t *c = wi->dirty;
+    wi->dirty = NULL;
+    uv_idle_stop(&wi->idle);
+    while (c) {
+        px_conn_t *next = c->dirty_next;
+        c->dirty = false;
+        c->dirty_next = NULL;
+        px_conn_flush(c);
+        c = next;
+    }
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    px_wimpl_t *wi = t->data;
+    if (wi->log)
+        px_accesslog_flush(wi->log);
+    if (wi->draining && wi->drain_ticks++ == 0) {
+        /* One tick after the shutdown notice: clients have seen it, now the final GOAWAY
+         * with the last stream id we took. */
+        for (px_conn_t *c = wi->conns, *n; c; c = n) {
+            n = c->next;
+            px_conn_drain(c, true);
+        }
+    }
+}
+
+static void collect(px_wimpl_t *wi)
+{
+    px_server_t *s = wi->w->server;
+    uint64_t gen = px_server__collect_gen(s);
+    if (gen == 0)
+        return;
+    size_t max = PX_COLLECT_ROWS_MAX, n = 0;
+    px_region_row_t *rows = mem_malloc(sizeof(*rows) * max);
+    if (rows != NULL)
+        for (px_conn_t *c = wi->conns; c && n < max; c = c->next)
+            n += px_conn_collect(c, rows + n, max - n);
+    px_server__collect_put(s, gen, rows, n);
+    mem_free(rows);
+}
+
+static void on_async(uv_async_t *h)
+{
+    px_wimpl_t *wi = h->data;
+    unsigned f = __atomic_exchange_n(&wi->flags, 0, __ATOMIC_ACQ_REL);
+    if (f & PX_WF_COLLECT)
+        collect(wi);
+    if ((f & (PX_WF_DRAIN | PX_WF_FORCE)) && !wi->draining) {
+        wi->draining = true;
+        close_listeners(wi);
+        for (px_conn_t *c = wi->conns, *n; c; c = n) {
+            n = c->next;
+            px_conn_drain(c, false);
+        }
+        uv_timer_start(&wi->tick, on_tick, 200, 1000);
+    }
+    if ((f & PX_WF_FORCE) && !wi->forced) {
+        wi->forced = true;
+        while (wi->conns)
+            px_conn_close(wi->conns);
+    }
+    maybe_stop(wi);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    px_lis_t *lis = server->data;
+    if (status < 0)
+        return;
+    px_conn_accept(lis);
+}
+
+static int worker_setup(px_worker_t *w)
+{
+    px_wimpl_t *wi = w->impl;
+    int rc = uv_loop_init(&w->loop);
+    if (rc != 0)
+        return rc;
+    rc = px_h2_callbacks_new(&wi->ng_cbs, &wi->ng_opt);
+    if (rc != 0)
+        return rc;
+    if (w->cfg->access_log) {
+        wi->log = px_accesslog_new(w->cfg->access_log);
+        if (wi->log == NULL)
+            return -errno;
+    }
+#if PX_HAVE_UPSTREAM
+    rc = px_upstream_worker_init(w);
+    if (rc != 0)
+        return rc;
+#endif
+    uv_check_init(&w->loop, &wi->check);
+    uv_idle_init(&w->loop, &wi->idle);
+    uv_timer_init(&w->loop, &wi->tick);
+    uv_async_init(&w->loop, &wi->async, on_async);
+    wi->check.data = wi->idle.data = wi->tick.data = wi->async.data = wi;
+    wi->handles_open = 4;
+    uv_check_start(&wi->check, on_check);
+    uv_timer_start(&wi->tick, on_tick, 1000, 1000);
+    for (size_t i = 0; i < wi->lis_cnt; i++) {
+        px_lis_t *l = &wi->lis[i];
+        uv_tcp_init(&w->loop, &l->tcp);
+        l->tcp.data = l;
+        wi->handles_open++;
+        l->open = true;
+        rc = uv_tcp_open(&l->tcp, l->fd);
+        if (rc == 0)
+            rc = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
+        if (rc != 0)
+            return rc;
+        l->tcp.data = l;
+    }
+    pthread_mutex_lock(&wi->async_lock);
+    wi->async_live = true;
+    pthread_mutex_unlock(&wi->async_lock);
+    return 0;
+}
+
+static void *worker_main(void *arg)
+{
+    px_worker_t *w = arg;
+    px_wimpl_t *wi = w->impl;
+    char name[16];
+    snprintf(name, sizeof(name), "weir-w%u", w->idx);
+    pthread_setname_np(pthread_self(), name);
+    if (w->cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(w->cpu, &set);
+        (void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+    }
+    (void)mem_thread_attach(w->node);
+    int rc = worker_setup(w);
+    px_server__worker_started(w->server, rc);
+    if (rc != 0) {
+        /* The server stops the others; give back what setup took. */
+        wi->draining = true;
+        while (wi->conns)
+            px_conn_close(wi->conns);
+        if (!wi->stopping && wi->handles_open > 0) {
+            close_listeners(wi);
+            wi->stopping = true;
+            on_upstream_closed(w);
+        }
+    }
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    /* Unclosed handles mean a bug in the close paths above. */
+    MEM_ASSERT(wi->handles_open == 0 || rc != 0);
+    if (uv_loop_close(&w->loop) != 0) {
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+        (void)uv_loop_close(&w->loop);
+    }
+    px_accesslog_free(wi->log);
+    wi->log = NULL;
+    nghttp2_session_callbacks_del(wi->ng_cbs);
+    nghttp2_option_del(wi->ng_opt);
+    wi->ng_cbs = NULL;
+    wi->ng_opt = NULL;
+    px_server__worker_exited(w->server);
+    mem_thread_detach();
+    return NULL;
+}
+
+int px_worker_init(px_worker_t *w, px_server_t *s, unsigned idx, int cpu, const int *fds,
+                   void *const *tls)
+{
+    MEM_ASSERT(w != NULL);
+    MEM_ASSERT(s != NULL && s->cfg != NULL);
+    memset(w, 0, sizeof(*w));
+    w->idx = idx;
+    w->cpu = cpu;
+    w->node = -1;
+#ifdef PX_NUMA
+    if (cpu >= 0 && numa_available() >= 0)
+        w->node = numa_node_of_cpu(cpu);
+#endif
+    w->cfg = s->cfg;
+    w->server = s;
+    px_wimpl_t *wi = mem_calloc(1, sizeof(*wi));
+    if (wi == NULL)
+        return -ENOMEM;
+    size_t n = s->cfg->listeners_cnt;
+    wi->lis = mem_calloc(n ? n : 1, sizeof(*wi->lis));
+    if (wi->lis == NULL) {
+        mem_free(wi);
+        return -ENOMEM;
+    }
+    wi->w = w;
+    wi->lis_cnt = n;
+    pthread_mutex_init(&wi->async_lock, NULL);
+    for (size_t i = 0; i < n; i++) {
+        wi->lis[i].wi = wi;
+        wi->lis[i].cfg = &s->cfg->listeners[i];
+        wi->lis[i].tls = tls[i];
+        wi->lis[i].fd = fds[i];
+    }
+    w->impl = wi;
+    return 0;
+}
+
+int px_worker_start(px_worker_t *w)
+{
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    return rc == 0 ? 0 : -rc;
+}
+
+void px_worker_signal(px_worker_t *w, unsigned flags)
+{
+    px_wimpl_t *wi = w->impl;
+    if (wi == NULL)
+        return;
+    __atomic_fetch_or(&wi->flags, flags, __ATOMIC_ACQ_REL);
+    pthread_mutex_lock(&wi->async_lock);
+    if (wi->async_live)
+        uv_async_send(&wi->async);
+    pthread_mutex_unlock(&wi->async_lock);
+}
+
+void px_worker_join(px_worker_t *w)
+{
+    px_wimpl_t *wi = w->impl;
+    if (wi == NULL)
+        return;
+    pthread_join(w->thread, NULL);
+    pthread_mutex_destroy(&wi->async_lock);
+    mem_free(wi->lis);
+    mem_free(wi);
+    w->impl = NULL;
+}
