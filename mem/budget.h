@@ -30,6 +30,12 @@ double mem_budget_pressure(void);
  * Returns the bytes released. Thread: any. Alloc: none. */
 size_t mem_release_now(void);
 
+/* Runs one decay step if its period (decay_ms / 4, at least 1 ms) has passed: depot batches
+ * idle for a whole period go back to their spans, and spans wholly free for decay_ms are
+ * released with madvise(MADV_DONTNEED). Slow paths call it; an idle process can call it
+ * from a timer. Returns the bytes released. Thread: any. Alloc: none. */
+size_t mem_release_tick(void);
+
 /* Sets the decay delay after which idle pages go back to the OS on their own. */
 void mem_budget_set_decay_ms(uint64_t ms);
 

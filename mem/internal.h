@@ -48,15 +48,16 @@ typedef struct mem__node_s {
     mem__spanlist_t clean;
     unsigned id;
     /* Stats, written under the lock or with atomics, read relaxed by snapshots. */
-    uint64_t committed;     /* segment headers + committed spans + large mappings */
-    uint64_t free_in_segs;  /* headers + free objects in spans + dirty spans */
-    uint64_t meta_bytes;    /* segment headers (part of free_in_segs) */
+    uint64_t committed;    /* segment headers + committed spans + large mappings */
+    uint64_t free_in_segs; /* headers + free objects in spans + dirty spans */
+    uint64_t meta_bytes;   /* segment headers (part of free_in_segs) */
     uint64_t segments;
-    uint64_t remote_frees;  /* objects freed on another node and sent home (atomic) */
-    uint64_t large_bytes;   /* live large mappings homed here (atomic) */
+    uint64_t remote_frees; /* objects freed on another node and sent home (atomic) */
+    uint64_t large_bytes;  /* live large mappings homed here (atomic) */
 } mem__node_t;
 
-#define MEM_REG_MAX 256 /* thread caches at once; threads beyond share one locked cache */
+#define MEM_BATCH_MAX 256 /* objects in one depot batch (half the largest tcache capacity) */
+#define MEM_REG_MAX   256 /* thread caches at once; threads beyond share one locked cache */
 
 struct mem_tcache_s;
 
@@ -66,7 +67,7 @@ typedef struct mem__global_s {
     size_t page;
     unsigned nodes_cnt;
     unsigned real_nodes;
-    bool bind; /* mbind segments (nodes are real) */
+    bool bind;                                /* mbind segments (nodes are real) */
     uint32_t cap[MEM_SC_COUNT];               /* tcache capacity per class, objects */
     uint32_t batch[MEM_SC_COUNT];             /* objects per depot batch */
     uint32_t depot_batches_max[MEM_SC_COUNT]; /* per node */

@@ -58,13 +58,13 @@ typedef struct mem_span_s {
     uint16_t bump;                  /* next never-carved object */
     uint8_t cls;
     uint8_t state;
-    uint8_t idx;      /* index in the segment */
-    uint8_t on_list;  /* 1 while linked on a node list */
+    uint8_t idx;     /* index in the segment */
+    uint8_t on_list; /* 1 while linked on a node list */
     uint16_t pad;
 } mem_span_t;
 
 typedef struct mem_segment_s {
-    mem__seghdr_t hdr; /* must stay first */
+    mem__seghdr_t hdr;          /* must stay first */
     struct mem_segment_s *next; /* the node's segment list (borrows: node owns it) */
     size_t meta_bytes;          /* committed header bytes, page-rounded */
     mem_span_t spans[MEM_SPANS_PER_SEG];
@@ -83,7 +83,7 @@ typedef struct mem_large_s {
     size_t off;        /* user pointer = base + off */
     size_t user_len;   /* requested length */
     uint32_t node;
-    uint8_t sampled;   /* heap profiler holds a sample for it */
+    uint8_t sampled; /* heap profiler holds a sample for it */
 } mem_large_t;
 
 struct mem__node_s;
@@ -109,6 +109,9 @@ void mem__span_give(struct mem__node_s *n, unsigned cls, void *const *objs, unsi
 /* madvise()s DIRTY spans idle since before `before_ns` (UINT64_MAX: all) and uncharges them.
  * Returns the bytes released. Thread: any; takes the node lock. */
 size_t mem__node_release(struct mem__node_s *n, uint64_t before_ns);
+
+/* Initialises the node's span lists (mem_init, mem_fini). */
+void mem__node_lists_init(struct mem__node_s *n);
 
 /* Unmaps every segment of the node (mem_fini only). */
 void mem__node_unmap_all(struct mem__node_s *n);

@@ -57,7 +57,9 @@ typedef struct mem_stats_s {
     uint64_t live;              /* handed out to callers, large objects included */
     uint64_t tcache;            /* free in thread caches */
     uint64_t depot;             /* free in depot batches */
-    uint64_t free_in_segments;  /* free spans inside segments, not yet returned */
+    uint64_t free_in_segments;  /* free spans inside segments, not yet returned (includes
+                                   meta_bytes and the unusable tail of each carved span) */
+    uint64_t meta_bytes;        /* committed segment headers (part of free_in_segments) */
     uint64_t large_live;        /* live bytes in dedicated large mappings */
     uint64_t large_cnt;
     uint64_t released_total;    /* cumulative bytes returned to the OS with madvise/munmap */

@@ -1,0 +1,123 @@
+/*
+ * mem/budget.c: the global limit, committed-byte accounting, decay and release.
+ *
+ * Committed bytes are one process-wide atomic counter charged before any memory is
+ * committed (segment header, span, large mapping) and uncharged when it goes back to the OS.
+ * Decay runs on slow paths at most every decay_ms/4 (one thread at a time, claimed by CAS):
+ * depot batches idle for a whole tick go back to their spans, and spans wholly free for
+ * decay_ms are madvise()d away.
+ */
+#include "mem/base.h"
+#include "mem/budget.h"
+#include "mem/internal.h"
+#include "mem/tcache.h"
+
+#include <time.h>
+
+uint64_t mem__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int mem__budget_charge(size_t len)
+{
+    MEM_ASSERT(len > 0);
+    if (mem__fault_hit())
+        return -ENOMEM;
+    uint64_t cur = __atomic_load_n(&mem__g.committed, __ATOMIC_RELAXED);
+    for (;;) {
+        uint64_t limit = __atomic_load_n(&mem__g.limit, __ATOMIC_RELAXED);
+        if (limit && (cur + len > limit || cur + len < cur))
+            return -ENOMEM;
+        if (__atomic_compare_exchange_n(&mem__g.committed, &cur, cur + len, true, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED))
+            return 0;
+    }
+}
+
+void mem__budget_uncharge(size_t len)
+{
+    uint64_t was = __atomic_fetch_sub(&mem__g.committed, len, __ATOMIC_RELAXED);
+    MEM_ASSERT(was >= len);
+}
+
+void mem_budget_set_limit(size_t bytes)
+{
+    __atomic_store_n(&mem__g.limit, (uint64_t)bytes, __ATOMIC_RELAXED);
+}
+
+size_t mem_budget_limit(void)
+{
+    return (size_t)__atomic_load_n(&mem__g.limit, __ATOMIC_RELAXED);
+}
+
+size_t mem_budget_committed(void)
+{
+    return (size_t)__atomic_load_n(&mem__g.committed, __ATOMIC_RELAXED);
+}
+
+double mem_budget_pressure(void)
+{
+    uint64_t limit = __atomic_load_n(&mem__g.limit, __ATOMIC_RELAXED);
+    if (!limit)
+        return 0.0;
+    double p = (double)__atomic_load_n(&mem__g.committed, __ATOMIC_RELAXED) / (double)limit;
+    return p > 1.0 ? 1.0 : p;
+}
+
+void mem_budget_set_decay_ms(uint64_t ms)
+{
+    __atomic_store_n(&mem__g.decay_ms, ms, __ATOMIC_RELAXED);
+    __atomic_store_n(&mem__g.next_decay_ns, 0, __ATOMIC_RELAXED);
+}
+
+size_t mem_release_now(void)
+{
+    if (!mem_is_initialised())
+        return 0;
+    mem_tcache_t *tc = mem__tc_self;
+    if (tc->reg_idx >= 0)
+        mem__tcache_flush(tc);
+    pthread_mutex_lock(&mem__g.shared_lock);
+    mem__tcache_flush(mem__g.shared);
+    pthread_mutex_unlock(&mem__g.shared_lock);
+    size_t released = 0;
+    for (unsigned i = 0; i < mem__g.nodes_cnt; i++) {
+        mem__node_t *n = &mem__g.nodes[i];
+        for (unsigned c = 0; c < MEM_SC_COUNT; c++)
+            (void)mem__depot_drain(n, c);
+        released += mem__node_release(n, UINT64_MAX);
+    }
+    return released;
+}
+
+size_t mem_release_tick(void)
+{
+    if (!mem_is_initialised())
+        return 0;
+    uint64_t now = mem__now_ns();
+    uint64_t next = __atomic_load_n(&mem__g.next_decay_ns, __ATOMIC_RELAXED);
+    if (now < next)
+        return 0;
+    uint64_t decay_ns = __atomic_load_n(&mem__g.decay_ms, __ATOMIC_RELAXED) * 1000000ull;
+    uint64_t period = MEM_MAX(decay_ns / 4, 1000000ull);
+    if (!__atomic_compare_exchange_n(&mem__g.next_decay_ns, &next, now + period, false,
+                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        return 0; /* another thread runs this tick */
+    size_t released = 0;
+    for (unsigned i = 0; i < mem__g.nodes_cnt; i++) {
+        mem__node_t *n = &mem__g.nodes[i];
+        for (unsigned c = 0; c < MEM_SC_COUNT; c++)
+            (void)mem__depot_trim(n, c);
+        released += mem__node_release(n, now > decay_ns ? now - decay_ns : 0);
+    }
+    return released;
+}
+
+void mem__decay_maybe(void)
+{
+    /* Cheap enough for slow paths: one relaxed load and a vDSO clock read. */
+    (void)mem_release_tick();
+}

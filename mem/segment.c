@@ -1,0 +1,408 @@
+/*
+ * mem/segment.c: segments, spans and large mappings (the slow, locked layer under the
+ * depots).
+ *
+ * Segments are owned by their node (mem__node_t.segs) and unmapped only by mem_fini().
+ * Every function that changes span state holds the node lock; callers are slow paths.
+ * Accounting invariant per node (exact under the lock):
+ *     committed == meta_bytes + committed spans + large mappings
+ *     free_in_segs == meta_bytes + DIRTY spans + free objects held by USED spans
+ *                     + the unusable tail of each USED span
+ * so that live + tcache + depot + free_in_segs == committed across the process.
+ */
+#include "mem/base.h"
+#include "mem/segment.h"
+#include "mem/internal.h"
+#include "mem/numa.h"
+#include "mem/heapprof.h"
+
+#include <string.h>
+#include <sys/mman.h>
+
+/* ---- span lists -------------------------------------------------------------------- */
+
+static void list_init(mem__spanlist_t *l)
+{
+    l->head.next = &l->head;
+    l->head.prev = &l->head;
+}
+
+static bool list_empty(const mem__spanlist_t *l)
+{
+    return l->head.next == &l->head;
+}
+
+static void list_push(mem__spanlist_t *l, mem_span_t *s)
+{
+    MEM_ASSERT(!s->on_list);
+    s->next = l->head.next;
+    s->prev = &l->head;
+    l->head.next->prev = s;
+    l->head.next = s;
+    s->on_list = 1;
+}
+
+static void list_remove(mem_span_t *s)
+{
+    MEM_ASSERT(s->on_list);
+    s->prev->next = s->next;
+    s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    s->on_list = 0;
+}
+
+void mem__node_lists_init(mem__node_t *n)
+{
+    for (unsigned c = 0; c < MEM_SC_COUNT; c++)
+        list_init(&n->partial[c]);
+    list_init(&n->dirty);
+    list_init(&n->clean);
+}
+
+static mem_segment_t *span_seg(const mem_span_t *s)
+{
+    return (mem_segment_t *)mem__seghdr_of(s);
+}
+
+static char *span_base(const mem_span_t *s)
+{
+    return (char *)span_seg(s) + ((size_t)s->idx << MEM_SPAN_SHIFT);
+}
+
+/* ---- mappings ---------------------------------------------------------------------- */
+
+/* Maps `len` bytes aligned to MEM_SEG_SIZE: over-map by one segment and trim both ends.
+ * MAP_NORESERVE: only pages that are touched cost memory; the budget counts commitment. */
+static void *map_aligned(size_t len)
+{
+    if (mem__fault_hit())
+        return NULL;
+    if (len > SIZE_MAX - MEM_SEG_SIZE)
+        return NULL;
+    size_t over = len + MEM_SEG_SIZE;
+    char *raw = mmap(NULL, over, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED)
+        return NULL;
+    char *base = (char *)MEM_ALIGN_UP((uintptr_t)raw, (uintptr_t)MEM_SEG_SIZE);
+    size_t head = (size_t)(base - raw);
+    size_t tail = over - head - len;
+    if (head)
+        munmap(raw, head);
+    if (tail)
+        munmap(base + len, tail);
+    MEM_ASSERT(((uintptr_t)base & MEM_SEG_MASK) == 0);
+    return base;
+}
+
+static mem_segment_t *segment_new(mem__node_t *n)
+{
+    size_t meta = MEM_ALIGN_UP(sizeof(mem_segment_t), mem__g.page);
+    if (mem__budget_charge(meta) != 0)
+        return NULL;
+    mem_segment_t *seg = map_aligned(MEM_SEG_SIZE);
+    if (!seg) {
+        mem__budget_uncharge(meta);
+        return NULL;
+    }
+    if (mem__g.bind)
+        (void)mem_numa_bind(seg, MEM_SEG_SIZE, n->id);
+    /* Fresh anonymous memory is zero: only the fields that are not zero are written. */
+    memset(seg->hdr.tag, MEM_TAG_FREE, sizeof(seg->hdr.tag));
+    seg->hdr.tag[0] = MEM_TAG_META;
+    seg->hdr.node = n->id;
+    seg->hdr.magic = MEM_SEG_MAGIC;
+    seg->meta_bytes = meta;
+    seg->spans[0].state = MEM_SPAN_HDR;
+    for (unsigned i = MEM_SPANS_PER_SEG - 1; i >= 1; i--) {
+        mem_span_t *s = &seg->spans[i];
+        s->idx = (uint8_t)i;
+        s->state = MEM_SPAN_CLEAN;
+        list_push(&n->clean, s);
+    }
+    seg->next = n->segs;
+    n->segs = seg;
+    mem__registry_set(seg, true);
+    MEM_STAT_ADD(n->segments, 1);
+    MEM_STAT_ADD(n->committed, meta);
+    MEM_STAT_ADD(n->meta_bytes, meta);
+    MEM_STAT_ADD(n->free_in_segs, meta);
+    __atomic_fetch_add(&mem__g.mapped, MEM_SEG_SIZE, __ATOMIC_RELAXED);
+    return seg;
+}
+
+/* ---- spans ------------------------------------------------------------------------- */
+
+/* Returns a span carved for class `cls`, or NULL when nothing can be committed. */
+static mem_span_t *span_new(mem__node_t *n, unsigned cls)
+{
+    mem_span_t *s;
+    if (!list_empty(&n->dirty)) {
+        /* The most recently freed span: warmest, and keeps old ones aging toward release. */
+        s = n->dirty.head.next;
+        list_remove(s);
+        MEM_ASSERT(s->state == MEM_SPAN_DIRTY);
+    } else {
+        if (list_empty(&n->clean) && !segment_new(n))
+            return NULL;
+        if (mem__budget_charge(MEM_SPAN_SIZE) != 0)
+            return NULL;
+        s = n->clean.head.next;
+        list_remove(s);
+        MEM_ASSERT(s->state == MEM_SPAN_CLEAN);
+        MEM_STAT_ADD(n->committed, MEM_SPAN_SIZE);
+        MEM_STAT_ADD(n->free_in_segs, MEM_SPAN_SIZE);
+    }
+    uint32_t size = mem_sc_size[cls];
+    s->state = MEM_SPAN_USED;
+    s->cls = (uint8_t)cls;
+    s->size = size;
+    s->nobj = (uint16_t)(MEM_SPAN_SIZE / size);
+    s->free_cnt = s->nobj;
+    s->bump = 0;
+    s->free_list = NULL;
+    MEM_UNPOISON(span_base(s), MEM_SPAN_SIZE);
+    MEM_POISON(span_base(s), MEM_SPAN_SIZE);
+    __atomic_store_n(&span_seg(s)->hdr.tag[s->idx], (uint8_t)cls, __ATOMIC_RELEASE);
+    list_push(&n->partial[cls], s);
+    return s;
+}
+
+unsigned mem__span_take(mem__node_t *n, unsigned cls, void **out, unsigned k)
+{
+    MEM_ASSERT(cls < MEM_SC_COUNT);
+    MEM_ASSERT(k > 0);
+    unsigned got = 0;
+    uint32_t size = mem_sc_size[cls];
+    pthread_mutex_lock(&n->lock);
+    while (got < k) {
+        mem_span_t *s = list_empty(&n->partial[cls]) ? span_new(n, cls) : n->partial[cls].head.next;
+        if (!s)
+            break;
+        MEM_ASSERT(s->state == MEM_SPAN_USED && s->cls == cls);
+        unsigned before = got;
+        while (got < k && s->free_list) {
+            void *o = s->free_list;
+            MEM_UNPOISON(o, sizeof(void *));
+            s->free_list = *(void **)o;
+            MEM_POISON(o, sizeof(void *));
+            out[got++] = o;
+        }
+        /* Never-carved objects are not touched: their pages stay unfaulted until used. */
+        while (got < k && s->bump < s->nobj)
+            out[got++] = span_base(s) + (size_t)s->bump++ * size;
+        unsigned took = got - before;
+        MEM_ASSERT(took <= s->free_cnt);
+        s->free_cnt = (uint16_t)(s->free_cnt - took);
+        if (s->free_cnt == 0)
+            list_remove(s);
+    }
+    MEM_STAT_SUB(n->free_in_segs, (uint64_t)got * size);
+    pthread_mutex_unlock(&n->lock);
+    return got;
+}
+
+void mem__span_give(mem__node_t *n, unsigned cls, void *const *objs, unsigned cnt)
+{
+    MEM_ASSERT(cls < MEM_SC_COUNT);
+    uint32_t size = mem_sc_size[cls];
+    pthread_mutex_lock(&n->lock);
+    for (unsigned i = 0; i < cnt; i++) {
+        void *o = objs[i];
+        mem_segment_t *seg = (mem_segment_t *)mem__seghdr_of(o);
+        MEM_ASSERT(seg->hdr.node == n->id);
+        mem_span_t *s = &seg->spans[mem__span_idx(o)];
+        MEM_ASSERT(s->state == MEM_SPAN_USED);
+        MEM_ASSERT(s->cls == cls);
+        MEM_UNPOISON(o, sizeof(void *));
+        *(void **)o = s->free_list;
+        MEM_POISON(o, sizeof(void *));
+        s->free_list = o;
+        s->free_cnt++;
+        MEM_ASSERT(s->free_cnt <= s->nobj);
+        if (s->free_cnt == 1)
+            list_push(&n->partial[cls], s);
+        if (s->free_cnt == s->nobj) {
+            /* Wholly free: the span forgets its class and waits for decay. */
+            list_remove(s);
+#if MEM_DEBUG >= 2
+            for (unsigned w = 0; w < MEM_SPAN_OBJS_MAX / 64; w++)
+                MEM_ASSERT_SLOW(seg->live_bits[s->idx][w] == 0);
+#endif
+            __atomic_store_n(&seg->hdr.tag[s->idx], (uint8_t)MEM_TAG_FREE, __ATOMIC_RELEASE);
+            s->state = MEM_SPAN_DIRTY;
+            s->free_list = NULL;
+            s->idle_since_ns = mem__now_ns();
+            list_push(&n->dirty, s);
+        }
+    }
+    MEM_STAT_ADD(n->free_in_segs, (uint64_t)cnt * size);
+    pthread_mutex_unlock(&n->lock);
+}
+
+size_t mem__node_release(mem__node_t *n, uint64_t before_ns)
+{
+    size_t released = 0;
+    pthread_mutex_lock(&n->lock);
+    while (!list_empty(&n->dirty)) {
+        mem_span_t *s = n->dirty.head.prev; /* oldest */
+        MEM_ASSERT(s->state == MEM_SPAN_DIRTY);
+        if (before_ns != UINT64_MAX && s->idle_since_ns > before_ns)
+            break;
+        list_remove(s);
+        char *b = span_base(s);
+        MEM_UNPOISON(b, MEM_SPAN_SIZE);
+        /* MADV_DONTNEED: the pages drop out of RSS now and read back as zero. */
+        int rc = madvise(b, MEM_SPAN_SIZE, MADV_DONTNEED);
+        MEM_ASSERT(rc == 0);
+        s->state = MEM_SPAN_CLEAN;
+        list_push(&n->clean, s);
+        MEM_STAT_SUB(n->committed, MEM_SPAN_SIZE);
+        MEM_STAT_SUB(n->free_in_segs, MEM_SPAN_SIZE);
+        mem__budget_uncharge(MEM_SPAN_SIZE);
+        released += MEM_SPAN_SIZE;
+    }
+    pthread_mutex_unlock(&n->lock);
+    if (released)
+        __atomic_fetch_add(&mem__g.released_total, released, __ATOMIC_RELAXED);
+    return released;
+}
+
+void mem__node_unmap_all(mem__node_t *n)
+{
+    pthread_mutex_lock(&n->lock);
+    while (n->segs) {
+        mem_segment_t *seg = n->segs;
+        n->segs = seg->next;
+        mem__registry_set(seg, false);
+        MEM_UNPOISON(seg, MEM_SEG_SIZE);
+        munmap(seg, MEM_SEG_SIZE);
+    }
+    mem__node_lists_init(n);
+    pthread_mutex_unlock(&n->lock);
+}
+
+/* ---- large objects ----------------------------------------------------------------- */
+
+void *mem__large_alloc(size_t len, size_t align, unsigned node, bool sampled)
+{
+    MEM_ASSERT(MEM_IS_POW2(align));
+    MEM_ASSERT(node < mem__g.nodes_cnt);
+    if (align < MEM_SC_ALIGN)
+        align = MEM_SC_ALIGN;
+    if (align > MEM_SEG_SIZE / 4)
+        return NULL;
+    size_t off = MEM_ALIGN_UP(sizeof(mem_large_t), align);
+    if (len > SIZE_MAX / 2 - off - mem__g.page)
+        return NULL;
+    size_t map_len = MEM_ALIGN_UP(off + len, mem__g.page);
+    if (mem__budget_charge(map_len) != 0)
+        return NULL;
+    mem_large_t *l = map_aligned(map_len);
+    if (!l) {
+        mem__budget_uncharge(map_len);
+        return NULL;
+    }
+    if (mem__g.bind)
+        (void)mem_numa_bind(l, map_len, node);
+    memset(l->hdr.tag, MEM_TAG_LARGE, sizeof(l->hdr.tag));
+    l->hdr.node = UINT32_MAX;
+    l->hdr.magic = MEM_LARGE_MAGIC;
+    l->map_len = map_len;
+    l->off = off;
+    l->user_len = len;
+    l->node = node;
+    l->sampled = sampled;
+    mem__registry_set(l, true);
+    mem__node_t *n = &mem__g.nodes[node];
+    __atomic_fetch_add(&n->committed, map_len, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&n->large_bytes, map_len, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&mem__g.large_live, map_len, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&mem__g.large_cnt, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&mem__g.large_alloc_cnt, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&mem__g.mapped, map_len, __ATOMIC_RELAXED);
+    return (char *)l + off;
+}
+
+void mem__large_free(mem_large_t *l, void *p)
+{
+    if (l->hdr.magic != MEM_LARGE_MAGIC || (char *)l + l->off != (char *)p)
+        mem__die("mem_free(%p): not the start of an allocation made by mem/", p);
+    MEM_ASSERT(l->node < mem__g.nodes_cnt);
+    if (l->sampled)
+        mem__heapprof_forget(p);
+    size_t map_len = l->map_len;
+    mem__node_t *n = &mem__g.nodes[l->node];
+    mem__registry_set(l, false);
+    munmap(l, map_len);
+    /* l freed */
+    mem__budget_uncharge(map_len);
+    __atomic_fetch_sub(&n->committed, map_len, __ATOMIC_RELAXED);
+    __atomic_fetch_sub(&n->large_bytes, map_len, __ATOMIC_RELAXED);
+    __atomic_fetch_sub(&mem__g.large_live, map_len, __ATOMIC_RELAXED);
+    __atomic_fetch_sub(&mem__g.large_cnt, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&mem__g.large_free_cnt, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_sub(&mem__g.mapped, map_len, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&mem__g.released_total, map_len, __ATOMIC_RELAXED);
+}
+
+/* ---- debug registry ---------------------------------------------------------------- */
+
+#if MEM_DEBUG >= 1
+/* One bit per 4 MiB of a 47-bit address space (4 MiB of bitmap, mapped NORESERVE: only
+ * the words in use cost memory). Lets free() reject a pointer mem/ never mapped before it
+ * dereferences its would-be header. */
+#define REG_BITS ((uint64_t)1 << (47 - MEM_SEG_SHIFT))
+static uint64_t *reg_bits;
+
+static uint64_t *reg_map(void)
+{
+    uint64_t *b = __atomic_load_n(&reg_bits, __ATOMIC_ACQUIRE);
+    if (b)
+        return b;
+    void *m = mmap(NULL, REG_BITS / 8, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    uint64_t *expect = NULL;
+    if (!__atomic_compare_exchange_n(&reg_bits, &expect, (uint64_t *)m, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) {
+        munmap(m, REG_BITS / 8);
+        return expect;
+    }
+    return m;
+}
+
+bool mem__registry_has(const void *base)
+{
+    uint64_t i = (uint64_t)(uintptr_t)base >> MEM_SEG_SHIFT;
+    uint64_t *b = __atomic_load_n(&reg_bits, __ATOMIC_ACQUIRE);
+    if (!b || i >= REG_BITS)
+        return false;
+    return (__atomic_load_n(&b[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1;
+}
+
+void mem__registry_set(const void *base, bool on)
+{
+    uint64_t i = (uint64_t)(uintptr_t)base >> MEM_SEG_SHIFT;
+    uint64_t *b = reg_map();
+    MEM_ASSERT(b != NULL);
+    MEM_ASSERT(i < REG_BITS);
+    if (on)
+        __atomic_fetch_or(&b[i / 64], (uint64_t)1 << (i % 64), __ATOMIC_RELEASE);
+    else
+        __atomic_fetch_and(&b[i / 64], ~((uint64_t)1 << (i % 64)), __ATOMIC_RELEASE);
+}
+#else
+bool mem__registry_has(const void *base)
+{
+    (void)base;
+    return true;
+}
+
+void mem__registry_set(const void *base, bool on)
+{
+    (void)base;
+    (void)on;
+}
+#endif

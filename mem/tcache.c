@@ -1,0 +1,406 @@
+/*
+ * mem/tcache.c: thread caches: creation, the slow paths, flushing, the thread registry.
+ *
+ * Each cache is one private mapping (metadata outside the budget: a few tens of KiB) owned
+ * by its thread while it lives; its registry slot keeps the mapping until mem_fini() so that
+ * a stats reader on another thread never touches unmapped memory. Threads that cannot get a
+ * cache (registry full, or during thread exit after the destructor ran) share one cache under
+ * a mutex.
+ */
+#include "mem/base.h"
+#include "mem/tcache.h"
+#include "mem/heapprof.h"
+#include "mem/numa.h"
+
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* The first-use sentinel (creates a cache on the first miss) and the after-exit sentinel
+ * (routes to the shared cache). All capacities are 0, so every call misses. */
+static mem_tcache_t tc_empty = {.reg_idx = -1, .node = UINT32_MAX};
+static mem_tcache_t tc_dead = {.reg_idx = -1, .node = UINT32_MAX};
+
+__thread mem_tcache_t *mem__tc_self = &tc_empty;
+
+static pthread_key_t tc_key;
+static pthread_once_t tc_key_once = PTHREAD_ONCE_INIT;
+
+static void on_thread_exit(void *arg)
+{
+    (void)arg;
+    if (mem__tc_self != &tc_empty && mem__tc_self != &tc_dead)
+        mem__tcache_detach_self(true);
+}
+
+static void key_create(void)
+{
+    int rc = pthread_key_create(&tc_key, on_thread_exit);
+    MEM_ASSERT(rc == 0);
+}
+
+/* ---- creation ---------------------------------------------------------------------- */
+
+static mem_tcache_t *tcache_map(int reg_idx, unsigned node)
+{
+    size_t slots = 0;
+    for (unsigned c = 0; c < MEM_SC_COUNT; c++)
+        slots += mem__g.cap[c];
+    size_t len = MEM_ALIGN_UP(sizeof(mem_tcache_t) + slots * sizeof(void *), mem__g.page);
+    mem_tcache_t *tc = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (tc == MAP_FAILED)
+        return NULL;
+    void **s = (void **)(tc + 1);
+    for (unsigned c = 0; c < MEM_SC_COUNT; c++) {
+        tc->slots[c] = s;
+        tc->cap[c] = mem__g.cap[c];
+        s += mem__g.cap[c];
+    }
+    tc->map_len = len;
+    tc->reg_idx = reg_idx;
+    tc->node = node;
+    size_t iv = mem_heapprof_interval();
+    tc->sample_left = iv ? (int64_t)mem__heapprof_next_interval() : MEM_SAMPLE_OFF;
+    return tc;
+}
+
+mem_tcache_t *mem__tcache_create(unsigned node)
+{
+    MEM_ASSERT(node < mem__g.nodes_cnt);
+    pthread_once(&tc_key_once, key_create);
+    pthread_mutex_lock(&mem__g.reg_lock);
+    int idx = -1;
+    for (int i = 0; i < MEM_REG_MAX; i++) {
+        if (!mem__g.reg_used[i]) {
+            idx = i;
+            break;
+        }
+    }
+    mem_tcache_t *tc = NULL;
+    if (idx >= 0) {
+        tc = mem__g.reg[idx];
+        if (tc) {
+            /* Reuse the exited thread's mapping: its counters were folded into the totals. */
+            MEM_ASSERT(tc->reg_idx == idx);
+            tc->node = node;
+            tc->flags = 0;
+            size_t iv = mem_heapprof_interval();
+            tc->sample_left = iv ? (int64_t)mem__heapprof_next_interval() : MEM_SAMPLE_OFF;
+        } else {
+            tc = tcache_map(idx, node);
+            if (tc)
+                __atomic_store_n(&mem__g.reg[idx], tc, __ATOMIC_RELEASE);
+        }
+        if (tc)
+            __atomic_store_n(&mem__g.reg_used[idx], true, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&mem__g.reg_lock);
+    if (!tc)
+        return NULL;
+    tc->tid = (uint64_t)syscall(SYS_gettid);
+    memset(tc->name, 0, sizeof(tc->name));
+    (void)pthread_getname_np(pthread_self(), tc->name, sizeof(tc->name));
+    pthread_setspecific(tc_key, tc);
+    mem__tc_self = tc;
+    return tc;
+}
+
+int mem__tcache_global_init(void)
+{
+    pthread_once(&tc_key_once, key_create);
+    mem_tcache_t *tc = tcache_map(-1, 0);
+    if (!tc)
+        return -ENOMEM;
+    tc->flags = MEM_TC_SHARED;
+    snprintf(tc->name, sizeof(tc->name), "shared");
+    mem__g.shared = tc;
+    return 0;
+}
+
+void mem__tcache_global_fini(void)
+{
+    if (mem__g.shared) {
+        mem__tcache_flush(mem__g.shared);
+        munmap(mem__g.shared, mem__g.shared->map_len);
+        mem__g.shared = NULL;
+    }
+    for (int i = 0; i < MEM_REG_MAX; i++) {
+        mem_tcache_t *tc = mem__g.reg[i];
+        if (!tc)
+            continue;
+        MEM_ASSERT(!mem__g.reg_used[i]);
+        mem__g.reg[i] = NULL;
+        munmap(tc, tc->map_len);
+    }
+    if (mem__tc_self != &tc_dead)
+        mem__tc_self = &tc_empty;
+}
+
+/* ---- refill, spill, remote ---------------------------------------------------------- */
+
+/* Gets one batch for class `c` into the empty LIFO. Returns the objects added. */
+static unsigned refill(mem_tcache_t *tc, unsigned c)
+{
+    MEM_ASSERT(tc->cnt[c] == 0);
+    unsigned want = mem__g.batch[c];
+    void **dst = tc->slots[c];
+    mem__node_t *n = &mem__g.nodes[tc->node];
+    unsigned got = mem__depot_pop(n, c, dst, want);
+    if (got == 0)
+        got = mem__span_take(n, c, dst, want);
+    for (unsigned i = 0; i < got; i++)
+        MEM_POISON(dst[i], mem_sc_size[c]);
+    MEM_STAT_STORE(tc->cnt[c], got);
+    mem__decay_maybe();
+    return got;
+}
+
+/* Gives the oldest half (one batch) of class `c` to the depot. */
+static void spill(mem_tcache_t *tc, unsigned c)
+{
+    uint32_t n = tc->cnt[c];
+    unsigned k = MEM_MIN(mem__g.batch[c], n);
+    MEM_ASSERT(k > 0);
+    mem__depot_push(&mem__g.nodes[tc->node], c, tc->slots[c], k);
+    memmove(tc->slots[c], tc->slots[c] + k, (n - k) * sizeof(void *));
+    MEM_STAT_STORE(tc->cnt[c], n - k);
+    mem__decay_maybe();
+}
+
+static void remote_flush(mem_tcache_t *tc, unsigned node, unsigned c)
+{
+    mem__remote_t *r = &tc->remote[node][c];
+    if (!r->cnt)
+        return;
+    void *objs[MEM_BATCH_MAX];
+    unsigned k = 0;
+    for (void *o = r->head; o; k++) {
+        MEM_ASSERT(k < MEM_BATCH_MAX);
+        objs[k] = o;
+        MEM_UNPOISON(o, sizeof(void *));
+        void *next = *(void **)o;
+        MEM_POISON(o, sizeof(void *));
+        o = next;
+    }
+    MEM_ASSERT(k == r->cnt);
+    mem__node_t *home = &mem__g.nodes[node];
+    mem__depot_push(home, c, objs, k);
+    __atomic_fetch_add(&home->remote_frees, k, __ATOMIC_RELAXED);
+    MEM_STAT_SUB(tc->remote_bytes, (uint64_t)k * mem_sc_size[c]);
+    r->head = NULL;
+    MEM_STAT_STORE(r->cnt, 0);
+}
+
+/* A free of an object homed on another node: collect a batch that goes home whole. */
+static void remote_free(mem_tcache_t *tc, void *p, unsigned node, unsigned c)
+{
+    MEM_ASSERT(node < mem__g.nodes_cnt);
+    mem__remote_t *r = &tc->remote[node][c];
+    MEM_POISON(p, mem_sc_size[c]);
+    MEM_UNPOISON(p, sizeof(void *));
+    *(void **)p = r->head;
+    MEM_POISON(p, sizeof(void *));
+    r->head = p;
+    MEM_STAT_STORE(r->cnt, r->cnt + 1);
+    MEM_STAT_ADD(tc->remote_bytes, mem_sc_size[c]);
+    MEM_STAT_ADD(tc->free_cnt[c], 1);
+    if (r->cnt >= mem__g.batch[c])
+        remote_flush(tc, node, c);
+}
+
+void mem__tcache_flush(mem_tcache_t *tc)
+{
+    for (unsigned c = 0; c < MEM_SC_COUNT; c++) {
+        while (tc->cnt[c] > 0)
+            spill(tc, c);
+        for (unsigned nd = 0; nd < mem__g.nodes_cnt; nd++)
+            remote_flush(tc, nd, c);
+    }
+}
+
+/* ---- slow paths -------------------------------------------------------------------- */
+
+/* Allocation for a cache the caller may use (its own, or the shared one under its lock). */
+static void *alloc_in(mem_tcache_t *tc, size_t len, bool sample)
+{
+    if (sample) {
+        int64_t left = tc->sample_left - (int64_t)len;
+        if (left < 0) {
+            size_t iv = mem_heapprof_interval();
+            tc->sample_left = iv ? (int64_t)mem__heapprof_next_interval() : MEM_SAMPLE_OFF;
+            if (iv) {
+                /* Sampled objects get their own mapping: its header carries the "sampled"
+                 * flag, so free() finds out on a path that is already slow. */
+                void *p = mem__large_alloc(len ? len : 1, MEM_SC_ALIGN, tc->node, true);
+                if (p) {
+                    (void)mem__heapprof_record(p, len, NULL, 3);
+                    return p;
+                }
+            }
+        } else {
+            tc->sample_left = left;
+        }
+    }
+    unsigned c = mem_sc_of(len);
+    if (c == MEM_SC_COUNT) {
+        void *p = mem__large_alloc(len, MEM_SC_ALIGN, tc->node, false);
+        if (!p)
+            __atomic_fetch_add(&mem__g.alloc_failed, 1, __ATOMIC_RELAXED);
+        mem__decay_maybe();
+        return p;
+    }
+    if (tc->cap[c] == 0) {
+        /* Classes too large for this cache's byte bound go straight to the depot. */
+        void *p;
+        mem__node_t *n = &mem__g.nodes[tc->node];
+        if (mem__depot_pop(n, c, &p, 1) == 0 && mem__span_take(n, c, &p, 1) == 0) {
+            __atomic_fetch_add(&mem__g.alloc_failed, 1, __ATOMIC_RELAXED);
+            return NULL;
+        }
+        MEM_UNPOISON(p, mem_sc_size[c]);
+        MEM_STAT_ADD(tc->alloc_cnt[c], 1);
+        return p;
+    }
+    if (tc->cnt[c] == 0 && refill(tc, c) == 0) {
+        __atomic_fetch_add(&mem__g.alloc_failed, 1, __ATOMIC_RELAXED);
+        return NULL;
+    }
+    uint32_t n = tc->cnt[c];
+    void *p = tc->slots[c][n - 1];
+    MEM_STAT_STORE(tc->cnt[c], n - 1);
+    MEM_STAT_ADD(tc->alloc_cnt[c], 1);
+    MEM_UNPOISON(p, mem_sc_size[c]);
+    return p;
+}
+
+static void free_in(mem_tcache_t *tc, void *p, unsigned c, unsigned node)
+{
+    MEM_ASSERT(c < MEM_SC_COUNT);
+    if (node != tc->node) {
+        remote_free(tc, p, node, c);
+        return;
+    }
+    MEM_POISON(p, mem_sc_size[c]);
+    if (tc->cap[c] == 0) {
+        mem__depot_push(&mem__g.nodes[node], c, &p, 1);
+        MEM_STAT_ADD(tc->free_cnt[c], 1);
+        return;
+    }
+    if (tc->cnt[c] >= tc->cap[c])
+        spill(tc, c);
+    uint32_t n = tc->cnt[c];
+    tc->slots[c][n] = p;
+    MEM_STAT_STORE(tc->cnt[c], n + 1);
+    MEM_STAT_ADD(tc->free_cnt[c], 1);
+}
+
+/* Resolves the cache the calling thread should use; NULL = use the shared one. */
+static mem_tcache_t *self_or_create(mem_tcache_t *tc)
+{
+    if (tc == &tc_empty) {
+        if (mem__ensure_init() != 0)
+            return NULL;
+        tc = mem__tcache_create(mem_numa_cpu_node() % mem__g.nodes_cnt);
+    } else if (tc == &tc_dead) {
+        tc = NULL;
+    }
+    return tc;
+}
+
+void *mem__tcache_alloc_slow(mem_tcache_t *tc, size_t len)
+{
+    tc = self_or_create(tc);
+    if (MEM_LIKELY(tc != NULL))
+        return alloc_in(tc, len, true);
+    if (!mem_is_initialised())
+        return NULL;
+    pthread_mutex_lock(&mem__g.shared_lock);
+    void *p = alloc_in(mem__g.shared, len, false);
+    pthread_mutex_unlock(&mem__g.shared_lock);
+    return p;
+}
+
+void *mem__tcache_alloc_cls(unsigned cls)
+{
+    MEM_ASSERT(cls < MEM_SC_COUNT);
+    mem_tcache_t *tc = self_or_create(mem__tc_self);
+    if (MEM_LIKELY(tc != NULL))
+        return alloc_in(tc, mem_sc_size[cls], false);
+    if (!mem_is_initialised())
+        return NULL;
+    pthread_mutex_lock(&mem__g.shared_lock);
+    void *p = alloc_in(mem__g.shared, mem_sc_size[cls], false);
+    pthread_mutex_unlock(&mem__g.shared_lock);
+    return p;
+}
+
+void mem__tcache_free_slow(mem_tcache_t *tc, void *p)
+{
+    mem__seghdr_t *h = mem__seghdr_of(p);
+    unsigned tag = h->tag[mem__span_idx(p)];
+    if (tag == MEM_TAG_LARGE) {
+        mem__large_free((mem_large_t *)h, p);
+        mem__decay_maybe();
+        return;
+    }
+    if (tag >= MEM_SC_COUNT || h->magic != MEM_SEG_MAGIC)
+        mem__die("mem_free(%p): pointer not allocated by mem/ (or span already free)", p);
+    unsigned node = h->node;
+    tc = self_or_create(tc);
+    if (MEM_LIKELY(tc != NULL)) {
+        free_in(tc, p, tag, node);
+        return;
+    }
+    pthread_mutex_lock(&mem__g.shared_lock);
+    free_in(mem__g.shared, p, tag, node);
+    pthread_mutex_unlock(&mem__g.shared_lock);
+}
+
+/* ---- detach, stats block ----------------------------------------------------------- */
+
+void mem__tcache_detach_self(bool dead)
+{
+    mem_tcache_t *tc = mem__tc_self;
+    if (tc == &tc_empty || tc == &tc_dead) {
+        if (dead)
+            mem__tc_self = &tc_dead;
+        return;
+    }
+    MEM_ASSERT(tc->reg_idx >= 0 && tc->reg_idx < MEM_REG_MAX);
+    mem__tcache_flush(tc);
+    /* Fold the counters into the totals of exited threads so that sums stay exact when
+     * another thread frees what this one allocated. */
+    for (unsigned c = 0; c < MEM_SC_COUNT; c++) {
+        __atomic_fetch_add(&mem__g.retired_alloc[c], MEM_STAT_LOAD(tc->alloc_cnt[c]),
+                           __ATOMIC_RELAXED);
+        __atomic_fetch_add(&mem__g.retired_free[c], MEM_STAT_LOAD(tc->free_cnt[c]),
+                           __ATOMIC_RELAXED);
+        MEM_STAT_STORE(tc->alloc_cnt[c], 0);
+        MEM_STAT_STORE(tc->free_cnt[c], 0);
+    }
+    mem__tstats_t *r = &mem__g.retired_tstats, *t = &tc->tstats;
+    __atomic_fetch_add(&r->regions_live, MEM_STAT_LOAD(t->regions_live), __ATOMIC_RELAXED);
+    __atomic_fetch_add(&r->subregions_live, MEM_STAT_LOAD(t->subregions_live), __ATOMIC_RELAXED);
+    __atomic_fetch_add(&r->region_bytes, MEM_STAT_LOAD(t->region_bytes), __ATOMIC_RELAXED);
+    __atomic_fetch_add(&r->regions_created, MEM_STAT_LOAD(t->regions_created), __ATOMIC_RELAXED);
+    __atomic_fetch_add(&r->subregions_created, MEM_STAT_LOAD(t->subregions_created),
+                       __ATOMIC_RELAXED);
+    memset(t, 0, sizeof(*t));
+    pthread_setspecific(tc_key, NULL);
+    pthread_mutex_lock(&mem__g.reg_lock);
+    __atomic_store_n(&mem__g.reg_used[tc->reg_idx], false, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&mem__g.reg_lock);
+    mem__tc_self = dead ? &tc_dead : &tc_empty;
+}
+
+mem__tstats_t *mem__tstats_self(void)
+{
+    mem_tcache_t *tc = self_or_create(mem__tc_self);
+    if (tc)
+        return &tc->tstats;
+    if (!mem_is_initialised())
+        return NULL;
+    /* Threads without their own cache share this block (rare: registry full or exiting). */
+    return &mem__g.shared->tstats;
+}

@@ -1,0 +1,103 @@
+/*
+ * mem/tcache.h: the thread-private size-class cache and its inline fast paths.
+ *
+ * Per class a bounded LIFO array of free objects. The owner thread is the only writer; other
+ * threads (stats snapshots) read the counters with relaxed loads, and the owner writes them
+ * with relaxed stores, which compile to plain moves. Alloc and free are one unlikely branch
+ * each to a cold slow path in tcache.c (refill a batch from the depot / spill half as one
+ * batch, remote frees, large objects, sampling, first use). Created lazily on first use or by
+ * mem_thread_attach(); flushed to the depots by a pthread key destructor at thread exit.
+ * Bounded: the capacities satisfy sum(cap[c] * size[c]) <= tcache_bytes_max.
+ */
+#ifndef MEM_TCACHE_H
+#define MEM_TCACHE_H
+
+#include "mem/base.h"
+#include "mem/internal.h"
+
+#define MEM_TC_IDX     256 /* cnt/cap are indexed by a span tag: tags >= classes have cap 0 */
+#define MEM_TC_CAP_MAX 512
+#define MEM_SAMPLE_OFF ((int64_t)1 << 40) /* countdown while sampling is off */
+
+typedef struct mem__remote_s {
+    void *head; /* batch being collected for another node */
+    uint32_t cnt;
+    uint32_t pad;
+} mem__remote_t;
+
+typedef struct mem_tcache_s {
+    /* Hot: the owner reads and writes these on every allocation and free. */
+    int64_t sample_left; /* bytes until the next heap sample */
+    uint32_t node;
+    uint32_t flags;
+    void **slots[MEM_SC_COUNT]; /* owns (inside this mapping): cap[c] entries each */
+    uint32_t cnt[MEM_TC_IDX];   /* free objects cached per class (relaxed stores) */
+    uint32_t cap[MEM_TC_IDX];   /* capacity per class; 0 for non-class tags */
+    uint64_t alloc_cnt[MEM_SC_COUNT];
+    uint64_t free_cnt[MEM_SC_COUNT];
+    /* Cold. */
+    mem__remote_t remote[MEM_STATS_NODES_MAX][MEM_SC_COUNT];
+    uint64_t remote_bytes; /* bytes waiting in remote batches (relaxed) */
+    mem__tstats_t tstats;
+    uint64_t tid;
+    char name[16];
+    int reg_idx;    /* -1 for the sentinels */
+    size_t map_len; /* this mapping */
+} mem_tcache_t;
+
+#define MEM_TC_SHARED 1u
+
+/* The calling thread's cache: a static empty sentinel until first use (cap 0 everywhere, so
+ * the first call misses into the slow path, which creates the real one). */
+extern __thread mem_tcache_t *mem__tc_self;
+
+void *mem__tcache_alloc_slow(mem_tcache_t *tc, size_t len) MEM_NOINLINE MEM_COLD;
+void mem__tcache_free_slow(mem_tcache_t *tc, void *p) MEM_NOINLINE MEM_COLD;
+/* Allocates one object of class `cls` without sampling (aligned_alloc). */
+void *mem__tcache_alloc_cls(unsigned cls) MEM_NOINLINE;
+
+/* Flushes every cached object of `tc` (slots and remote batches) to the depots. */
+void mem__tcache_flush(mem_tcache_t *tc);
+/* Stops using the caller's cache: flush, fold its counters into the totals, free its slot.
+ * `dead`: the thread is exiting (later allocations use the shared cache). */
+void mem__tcache_detach_self(bool dead);
+/* Creates the caller's cache homed on `node`. Returns NULL when the registry is full or on
+ * OOM (the caller then uses the shared cache). */
+mem_tcache_t *mem__tcache_create(unsigned node);
+/* Creates the shared cache (mem_init) and releases every cache mapping (mem_fini). */
+int mem__tcache_global_init(void);
+void mem__tcache_global_fini(void);
+
+/* Fast path: pop from the class's LIFO. */
+MEM_INLINE void *mem__tcache_alloc(mem_tcache_t *tc, size_t len)
+{
+    unsigned c = mem_sc_of(len);
+    uint32_t n = MEM_STAT_LOAD(tc->cnt[c]);
+    int64_t left = tc->sample_left - (int64_t)len;
+    if (MEM_UNLIKELY((n == 0) | (left < 0)))
+        return mem__tcache_alloc_slow(tc, len);
+    tc->sample_left = left;
+    void *p = tc->slots[c][n - 1];
+    MEM_STAT_STORE(tc->cnt[c], n - 1);
+    MEM_STAT_ADD(tc->alloc_cnt[c], 1);
+    MEM_UNPOISON(p, mem_sc_size[c]);
+    return p;
+}
+
+/* Fast path: push on the class's LIFO when the object is homed on this thread's node. */
+MEM_INLINE void mem__tcache_free(mem_tcache_t *tc, void *p)
+{
+    mem__seghdr_t *h = mem__seghdr_of(p);
+    unsigned c = h->tag[mem__span_idx(p)];
+    uint32_t n = MEM_STAT_LOAD(tc->cnt[c]);
+    if (MEM_UNLIKELY((n >= tc->cap[c]) | (h->node != tc->node))) {
+        mem__tcache_free_slow(tc, p);
+        return;
+    }
+    MEM_POISON(p, mem_sc_size[c]);
+    tc->slots[c][n] = p;
+    MEM_STAT_STORE(tc->cnt[c], n + 1);
+    MEM_STAT_ADD(tc->free_cnt[c], 1);
+}
+
+#endif /* MEM_TCACHE_H */

@@ -1,0 +1,246 @@
+/*
+ * tests/unit/mem/malloc_test.c: the malloc facade: semantics of every call, any-thread
+ * frees, large objects, alignment, calloc zeroing, and the debug-build death checks.
+ */
+#include "mem/base.h"
+#include "mem/malloc.h"
+#include "mem/mem.h"
+#include "mem/stats.h"
+#include "mem/budget.h"
+#include "tests/harness.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static mem_stats_t st;
+
+static uint64_t live_now(void)
+{
+    mem_stats_snapshot(&st);
+    return st.live;
+}
+
+TEST(malloc_free_sizes)
+{
+    uint64_t before = live_now();
+    static void *ps[4096];
+    size_t n = 0;
+    for (size_t len = 0; len <= 70000; len += (len < 512 ? 1 : len / 7)) {
+        void *p = mem_malloc(len);
+        REQUIRE(p != NULL);
+        CHECK(((uintptr_t)p & 15) == 0);
+        CHECK(mem_usable_size(p) >= len);
+        memset(p, 0xAB, len);
+        ps[n++] = p;
+    }
+    CHECK(live_now() > before);
+    for (size_t i = 0; i < n; i++)
+        mem_free(ps[i]);
+    CHECK_EQ(live_now(), before);
+}
+
+TEST(malloc_zero_unique)
+{
+    void *a = mem_malloc(0), *b = mem_malloc(0);
+    REQUIRE(a && b);
+    CHECK(a != b);
+    mem_free(a);
+    mem_free(b);
+    mem_free(NULL);
+}
+
+TEST(calloc_zero_and_overflow)
+{
+    for (int round = 0; round < 3; round++) {
+        unsigned char *p = mem_malloc(200);
+        REQUIRE(p);
+        memset(p, 0xFF, 200);
+        mem_free(p);
+        unsigned char *q = mem_calloc(10, 20); /* likely the same object, dirty */
+        REQUIRE(q);
+        for (int i = 0; i < 200; i++)
+            CHECK(q[i] == 0);
+        mem_free(q);
+    }
+    unsigned char *big = mem_calloc(1, 1 << 20);
+    REQUIRE(big);
+    CHECK(big[0] == 0 && big[(1 << 20) - 1] == 0);
+    mem_free(big);
+    CHECK(mem_calloc(SIZE_MAX / 2, 3) == NULL);
+}
+
+TEST(realloc_semantics)
+{
+    char *p = mem_realloc(NULL, 10);
+    REQUIRE(p);
+    memcpy(p, "0123456789", 10);
+    p = mem_realloc(p, 12); /* same class */
+    REQUIRE(p);
+    p = mem_realloc(p, 5000);
+    REQUIRE(p);
+    CHECK(memcmp(p, "0123456789", 10) == 0);
+    p = mem_realloc(p, 100000);
+    REQUIRE(p);
+    CHECK(memcmp(p, "0123456789", 10) == 0);
+    p = mem_realloc(p, 20);
+    REQUIRE(p);
+    CHECK(memcmp(p, "0123456789", 10) == 0);
+    CHECK(mem_realloc(p, 0) == NULL);
+}
+
+TEST(aligned)
+{
+    size_t aligns[] = {16, 32, 64, 128, 256, 4096, 65536, 1 << 20};
+    for (size_t i = 0; i < MEM_ARRAY_LEN(aligns); i++) {
+        for (size_t len = 1; len < 200000; len *= 7) {
+            void *p = mem_aligned_alloc(aligns[i], len);
+            REQUIRE(p);
+            CHECK(((uintptr_t)p & (aligns[i] - 1)) == 0);
+            CHECK(mem_usable_size(p) >= len);
+            memset(p, 1, len);
+            mem_free(p);
+        }
+    }
+    CHECK(mem_aligned_alloc(24, 10) == NULL);
+}
+
+TEST(strdup)
+{
+    char *s = mem_strdup("hello");
+    REQUIRE(s);
+    CHECK_STR(s, "hello");
+    char *t = mem_strndup("hello world", 5);
+    REQUIRE(t);
+    CHECK_STR(t, "hello");
+    char *u = mem_strndup("ab", 10);
+    REQUIRE(u);
+    CHECK_STR(u, "ab");
+    mem_free(s);
+    mem_free(t);
+    mem_free(u);
+}
+
+/* Objects allocated on one thread and freed on another. */
+static void *ptrs[10000];
+
+static void *freer(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 10000; i++)
+        mem_free(ptrs[i]);
+    return NULL;
+}
+
+TEST(cross_thread_free)
+{
+    uint64_t before = live_now();
+    for (int i = 0; i < 10000; i++) {
+        ptrs[i] = mem_malloc((size_t)(i % 3000) + 1);
+        REQUIRE(ptrs[i]);
+    }
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, freer, NULL) == 0);
+    pthread_join(t, NULL);
+    CHECK_EQ(live_now(), before);
+}
+
+/* Runs `fn` in a child and checks it dies by SIGABRT with `msg` on stderr. */
+static void expect_death(void (*fn)(void), const char *msg)
+{
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        fn();
+        _exit(0);
+    }
+    close(fds[1]);
+    char buf[2048];
+    size_t len = 0;
+    ssize_t r;
+    while ((r = read(fds[0], buf + len, sizeof(buf) - 1 - len)) > 0)
+        len += (size_t)r;
+    buf[len] = '\0';
+    close(fds[0]);
+    int status;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    CHECK(strstr(buf, msg) != NULL);
+    if (!strstr(buf, msg))
+        fprintf(stderr, "child said: %s\n", buf);
+}
+
+static void do_double_free(void)
+{
+    void *p = mem_malloc(40);
+    mem_free(p);
+    mem_free(p);
+}
+
+static void do_foreign_free(void)
+{
+    void *p = malloc(64); /* libc's: never mem/'s */
+    mem_free(p);
+}
+
+static void do_interior_free(void)
+{
+    char *p = mem_malloc(64);
+    mem_free(p + 16);
+}
+
+TEST(debug_checks)
+{
+#if MEM_DEBUG >= 1
+    expect_death(do_double_free, "double free");
+    expect_death(do_foreign_free, "not allocated by mem/");
+    expect_death(do_interior_free, "middle of");
+#else
+    fprintf(stderr, "  (MEM_DEBUG=0: debug checks not compiled)\n");
+#endif
+}
+
+#if MEM_HAVE_ASAN
+static void do_use_after_free(void)
+{
+    volatile char *p = mem_malloc(48);
+    mem_free((void *)p);
+    p[3] = 1;
+}
+#endif
+
+TEST(asan_use_after_free)
+{
+#if MEM_HAVE_ASAN
+    expect_death(do_use_after_free, "use-after-poison");
+#endif
+}
+
+int main(void)
+{
+    mem_config_t cfg;
+    mem_config_default(&cfg);
+    cfg.sample_bytes = 0;
+    if (mem_init(&cfg) != 0)
+        return 1;
+    RUN(malloc_free_sizes);
+    RUN(malloc_zero_unique);
+    RUN(calloc_zero_and_overflow);
+    RUN(realloc_semantics);
+    RUN(aligned);
+    RUN(strdup);
+    RUN(cross_thread_free);
+    RUN(debug_checks);
+    RUN(asan_use_after_free);
+    size_t left = mem_fini();
+    CHECK_EQ(left, 0);
+    if (left)
+        th_tests_failed++;
+    return TEST_SUMMARY();
+}
