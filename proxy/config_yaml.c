@@ -616,9 +616,11 @@ static int load_direct(yctx_t *c, const yaml_node_t *n, const char *path, px_rou
             return yerr(c, v, fp, "body is too long (%zu bytes, at most %d)", v->data.scalar.length,
                         PX_CFG_BODY_MAX);
         /* The body is bytes: embedded NULs from "\0" escapes are kept. */
-        r->direct_body = mem_strndup((const char *)v->data.scalar.value, v->data.scalar.length);
+        r->direct_body = mem_malloc(v->data.scalar.length + 1);
         if (!r->direct_body)
             return -ENOMEM;
+        memcpy(r->direct_body, v->data.scalar.value, v->data.scalar.length);
+        r->direct_body[v->data.scalar.length] = '\0';
         r->direct_body_len = v->data.scalar.length;
     } else {
         r->direct_body = mem_strdup("");
