@@ -124,7 +124,10 @@ typedef enum px_cli_action_e {
 /* Builds the effective config from `argv`, the environment and the file named by -c (if any).
  * On error returns a negative errno and writes a one-line message naming the file, line,
  * column and field (or the flag) into `err`. `*out` gets a config the caller frees with
- * px_config_free(). Thread: main. Alloc: tcache (mem_malloc). */
+ * px_config_free(); on success it is never NULL, also for HELP and VERSION (which have
+ * already printed to stdout and get the built-in default). On error `*out` is NULL and
+ * `*action` is PX_CLI_CHECK when --check-config was given, else PX_CLI_RUN.
+ * Thread: main (uses getopt_long). Alloc: tcache (mem_malloc). */
 int px_config_from_args(int argc, char **argv, px_cli_action_t *action, px_config_t **out,
                         char *err, size_t err_len);
 
@@ -141,7 +144,10 @@ void px_config_free(px_config_t *cfg);
 int px_config_dump(const px_config_t *cfg, int (*write)(void *ud, const char *buf, size_t len),
                    void *ud);
 
-/* Parses sizes such as "64MiB", "512k", "1g", "1048576" and fractions like "90%". */
+/* Parses sizes such as "64MiB", "512k", "1g", "1048576" and fractions like "90%".
+ * Units are binary (k = KB = KiB = 1024). Returns 0 with `*out` in bytes, 1 for a percentage
+ * with `*out` = the percent (0-100), -EINVAL for text that is not a size, -ERANGE on overflow
+ * or a percentage above 100. Alloc: none. */
 int px_parse_size(const char *s, size_t *out);
 
 #endif /* PX_CONFIG_H */
