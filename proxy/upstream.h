@@ -87,4 +87,188 @@ void px_upstream_worker_close(px_worker_t *w, void (*done)(px_worker_t *w));
  * instead of returning it to the pool, and idle pooled connections are closed. */
 void px_upstream_set_keepalive(px_worker_t *w, bool on);
 
+/* ---- Internal to proxy/upstream.c, upstream_h1.c and upstream_h2.c -------------------------
+ * The exchange, connection and pool types are shared by the three files of the upstream
+ * module and by its driver tests; everyone else treats them as opaque. */
+#ifdef PX_UPSTREAM_INTERNAL
+
+#include <http_parser.h>
+#include <nghttp2/nghttp2.h>
+#include <uv.h>
+
+#include "mem/region.h"
+
+/* An intrusive doubly linked list node; a list head is a node that points at itself. */
+typedef struct px_uplink_s {
+    struct px_uplink_s *prev, *next;
+} px_uplink_t;
+
+/* A bounded byte ring (the request-body buffer). Alloc: tcache, on first use. */
+typedef struct px_upring_s {
+    uint8_t *buf; /* owns */
+    size_t cap, off, len;
+} px_upring_t;
+
+/* Header block being collected from a peer: names and values are appended to `buf`, entries
+ * keep offsets (so `buf` may grow); px__upstream_hdrs_view() builds the px_header_t array. */
+typedef struct px_uphdr_ent_s {
+    uint32_t name_off, name_len, value_off, value_len;
+} px_uphdr_ent_t;
+
+typedef struct px_uphdrs_s {
+    char *buf; /* owns (tcache) */
+    size_t len, cap;
+    px_uphdr_ent_t *ent; /* owns (tcache) */
+    size_t cnt, ent_cap;
+} px_uphdrs_t;
+
+typedef struct px_upstream_pools_s px_upstream_pools_t;
+typedef struct px_upconn_s px_upconn_t;
+typedef struct px_upep_s px_upep_t;
+typedef struct px_upcluster_s px_upcluster_t;
+
+typedef enum px_upreq_state_e {
+    PX_UPREQ_QUEUED = 0, /* in ep->waitq: no connection slot yet */
+    PX_UPREQ_PENDING,    /* in conn->pending: its connection is still connecting */
+    PX_UPREQ_ACTIVE,     /* in conn->active: sent (or being sent) on the connection */
+    PX_UPREQ_DONE,       /* finished or cancelled; its timer is closing, then it is freed */
+} px_upreq_state_t;
+
+struct px_upstream_req_s {
+    px_uplink_t link;      /* in ep->waitq, conn->pending or conn->active */
+    px_upcluster_t *cl;    /* borrows: the pool outlives its exchanges */
+    px_upep_t *ep;         /* borrows: the endpoint it is counted on, or NULL */
+    px_upconn_t *conn;     /* borrows: set while PENDING or ACTIVE */
+    px_upstream_cbs_t cbs; /* copied */
+    void *ud;
+    px_upreq_state_t state;
+    uv_timer_t timer; /* request timeout; closing it frees the exchange */
+    /* request */
+    px_header_t *hdrs; /* owns (tcache): one block with the header bytes */
+    size_t hdrs_cnt;
+    px_header_t *trailers; /* owns (tcache), or NULL */
+    size_t trailers_cnt;
+    px_upring_t body;       /* bytes accepted from the downstream, not yet sent upstream */
+    int64_t content_length; /* from the request headers, -1 when absent */
+    uint64_t body_sent;     /* bytes that left for the upstream */
+    size_t drained_pending; /* drained bytes not yet reported with on_request_body_drained */
+    bool req_end;           /* the request body is complete (end_stream, end or trailers) */
+    bool req_done;          /* everything, end of body included, has been handed to the wire */
+    bool is_head;
+    bool idempotent;        /* GET or HEAD: may be replayed on a fresh connection */
+    bool retried;           /* failed over once already (GOAWAY or a dead reused connection) */
+    unsigned connects;      /* connect attempts made for this exchange */
+    bool connect_timed_out; /* the last connect attempt timed out */
+    bool connect_other_err; /* some connect attempt failed with other than ECONNREFUSED */
+    /* response */
+    bool resp_started; /* any response byte seen (a retry is no longer safe) */
+    bool headers_sent; /* on_response_headers fired */
+    int status;
+    px_uphdrs_t rh;      /* response headers or trailers being collected */
+    size_t resp_unacked; /* delivered body bytes not yet px_upstream_consumed */
+    int32_t stream_id;   /* h2c, -1 before submit */
+    int fail_status;     /* set with fail_reason while a deferred failure is pending */
+    const char *fail_reason;
+};
+
+typedef enum px_upconn_state_e {
+    PX_UPCONN_CONNECTING = 0,
+    PX_UPCONN_READY,
+    PX_UPCONN_CLOSING,
+} px_upconn_state_t;
+
+struct px_upconn_s {
+    px_uplink_t link;           /* in ep->conns */
+    px_uplink_t flush_link;     /* in pools->flushq while a write is wanted */
+    mem_region_t *region;       /* owns: this struct and its buffers live in it */
+    px_upstream_pools_t *pools; /* borrows */
+    px_upcluster_t *cl;         /* borrows */
+    px_upep_t *ep;              /* borrows */
+    px_proto_t proto;
+    px_upconn_state_t state;
+    int connect_err;  /* uv_tcp_connect failed at once: reported from the timer */
+    int handles_open; /* tcp + timer; the region is freed when both have closed */
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* connect timeout, then idle timeout */
+    uv_connect_t connect_req;
+    uv_write_t write_req;
+    bool writing; /* write_req in flight (wbuf is borrowed by libuv) */
+    bool reading;
+    uint8_t *wbuf; /* owns (tcache): the batched output, grows for big heads */
+    size_t wlen, wcap;
+    uint8_t *rbuf; /* region: the read buffer */
+    size_t rcap;
+    px_uplink_t pending; /* exchanges waiting for the connect */
+    px_uplink_t active;  /* exchanges on the connection */
+    size_t active_cnt;
+    unsigned uses; /* exchanges started on it (1 = fresh) */
+    /* h2c */
+    nghttp2_session *h2; /* owns (tcache through nghttp2_mem) */
+    uint32_t h2_streams; /* open streams, cancelled ones included */
+    bool goaway;
+    /* HTTP/1.1 */
+    http_parser parser;
+    px_upstream_req_t *cur; /* borrows: the exchange the connection serves */
+    bool h1_idle;           /* in the pool, waiting for the next request */
+    bool h1_head_sent;      /* the current request line and headers are in wbuf */
+    bool h1_chunked;        /* the current request body is sent chunked */
+    bool h1_trailing;       /* the parser is in the response trailers */
+    bool h1_field_open;     /* a header name is being collected */
+    bool h1_msg_done;       /* the response is complete */
+    bool h1_keepalive;      /* the response allows reuse */
+    size_t h1_wsent;        /* body bytes in the write in flight */
+};
+
+struct px_upep_s {
+    const px_addr_t *addr; /* borrows: the config outlives the pools */
+    px_uplink_t conns;     /* every connection to this endpoint */
+    size_t conns_cnt;
+    px_uplink_t waitq; /* exchanges waiting for a slot */
+    size_t active;     /* exchanges counted on this endpoint (least_request) */
+};
+
+struct px_upcluster_s {
+    px_upcluster_t *next;
+    const px_cluster_cfg_t *cfg; /* borrows */
+    px_upstream_pools_t *pools;
+    px_upep_t *eps; /* owns (tcache) */
+    size_t eps_cnt;
+    size_t rr_next;
+};
+
+struct px_upstream_pools_s {
+    px_worker_t *w;           /* borrows */
+    px_upcluster_t *clusters; /* owns */
+    px_uplink_t flushq;       /* connections that want a write this loop iteration */
+    uv_check_t flush_check;   /* runs the batched writes after each poll */
+    uv_idle_t flush_idle;     /* keeps poll from blocking while writes are wanted */
+    size_t handles_open;      /* exchange timers and connection handles not yet closed */
+    bool keepalive;
+    bool closing;
+    void (*done)(px_worker_t *w);
+};
+
+/* upstream.c, for upstream_h1.c and upstream_h2.c */
+void px__upstream_fail(px_upstream_req_t *r, int status, const char *reason);
+void px__upstream_end(px_upstream_req_t *r);
+int px__upstream_deliver_headers(px_upstream_req_t *r, bool trailers);
+void px__upstream_deliver_data(px_upstream_req_t *r, const uint8_t *data, size_t len);
+void px__upstream_lost(px_upstream_req_t *r, bool retry_ok, const char *reason);
+void px__upstream_conn_close(px_upconn_t *c);
+void px__upstream_conn_dirty(px_upconn_t *c);
+void px__upstream_read_start(px_upconn_t *c);
+void px__upstream_conn_idle(px_upconn_t *c);
+void px__upstream_slot_freed(px_upconn_t *c);
+void px__upstream_drained(px_upstream_req_t *r, size_t len);
+int px__upstream_hdrs_add(px_uphdrs_t *h, const char *name, size_t name_len, const char *value,
+                          size_t value_len);
+int px__upstream_hdrs_append(px_uphdrs_t *h, bool value, const char *s, size_t len);
+void px__upstream_hdrs_reset(px_uphdrs_t *h);
+size_t px__upstream_ring_peek(const px_upring_t *b, const uint8_t **p);
+void px__upstream_ring_drop(px_upring_t *b, size_t len);
+void px__upstream_link_del(px_uplink_t *n);
+void px__upstream_link_add(px_uplink_t *head, px_uplink_t *n);
+
+#endif /* PX_UPSTREAM_INTERNAL */
+
 #endif /* PX_UPSTREAM_H */

@@ -1,0 +1,1225 @@
+/*
+ * proxy/upstream.c: the upstream exchange and the per-worker pools behind it: endpoint choice
+ * (round robin, least request), connection set-up with connect timeouts and retries on other
+ * endpoints, queueing while connections are set up or full, request timeouts, the batched
+ * write pass, and the error mapping shared by the h2c (upstream_h2.c) and HTTP/1.1
+ * (upstream_h1.c) protocol halves.
+ *
+ * Instances: one px_upstream_pools_t per worker (w->upstream), created by
+ * px_upstream_worker_init; exchanges are created by the downstream stream that owns them.
+ * Thread: everything here runs on the worker's loop thread only.
+ *
+ * Memory: an exchange and its request copy come from the worker's thread cache (mem_malloc);
+ * a connection lives in its own region (mem_region_new), freed in the close callback of its
+ * last handle. An exchange's request timer is a uv handle, so the exchange itself is freed in
+ * that timer's close callback: after px_upstream_cancel() or a final callback the caller must
+ * forget it, and no callback fires again.
+ */
+#define PX_UPSTREAM_INTERNAL 1
+#include "proxy/upstream.h"
+#include "mem/base.h"
+
+#include <string.h>
+
+#include "mem/malloc.h"
+#include "mem/region.h"
+#include "proxy/upstream_h1.h"
+#include "proxy/upstream_h2.h"
+#include "proxy/worker.h"
+
+/* The read buffer of one connection; also the largest read delivered at once. */
+#define UP_RBUF_LEN ((size_t)16384)
+/* The batched write buffer: the output of one loop iteration, at most, per connection. */
+#define UP_WBUF_LEN ((size_t)65536)
+
+static void on_flush_check(uv_check_t *h);
+static void on_flush_idle(uv_idle_t *h);
+
+/* ---- lists ---------------------------------------------------------------------------- */
+
+static void link_init(px_uplink_t *h)
+{
+    h->prev = h->next = h;
+}
+
+static bool link_empty(const px_uplink_t *h)
+{
+    return h->next == h;
+}
+
+void px__upstream_link_add(px_uplink_t *head, px_uplink_t *n)
+{
+    MEM_ASSERT_HOT(n->next == NULL || n->next == n);
+    n->prev = head->prev;
+    n->next = head;
+    head->prev->next = n;
+    head->prev = n;
+}
+
+static void link_add_front(px_uplink_t *head, px_uplink_t *n)
+{
+    n->next = head->next;
+    n->prev = head;
+    head->next->prev = n;
+    head->next = n;
+}
+
+void px__upstream_link_del(px_uplink_t *n)
+{
+    MEM_ASSERT_HOT(n->next != NULL);
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = n;
+}
+
+static size_t link_cnt(const px_uplink_t *h)
+{
+    size_t n = 0;
+    for (const px_uplink_t *p = h->next; p != h; p = p->next)
+        n++;
+    return n;
+}
+
+#define REQ_OF(l)  MEM_CONTAINER_OF(l, px_upstream_req_t, link)
+#define CONN_OF(l) MEM_CONTAINER_OF(l, px_upconn_t, link)
+
+/* ---- the request-body ring ------------------------------------------------------------- */
+
+/* Copies `len` bytes in; the caller checked the room. */
+static void ring_put(px_upring_t *b, const uint8_t *data, size_t len)
+{
+    MEM_ASSERT(b->len + len <= b->cap);
+    size_t tail = (b->off + b->len) % b->cap;
+    size_t first = MEM_MIN(len, b->cap - tail);
+    memcpy(b->buf + tail, data, first);
+    memcpy(b->buf, data + first, len - first);
+    b->len += len;
+}
+
+/* The first contiguous run of buffered bytes: returns its length and sets `*p`. */
+size_t px__upstream_ring_peek(const px_upring_t *b, const uint8_t **p)
+{
+    if (b->len == 0) {
+        *p = NULL;
+        return 0;
+    }
+    MEM_ASSERT_HOT(b->off < b->cap);
+    *p = b->buf + b->off;
+    return MEM_MIN(b->len, b->cap - b->off);
+}
+
+void px__upstream_ring_drop(px_upring_t *b, size_t len)
+{
+    MEM_ASSERT(len <= b->len);
+    b->len -= len;
+    b->off = b->len == 0 ? 0 : (b->off + len) % b->cap;
+}
+
+/* ---- collected header blocks ---------------------------------------------------------- */
+
+static int hdrs_reserve(px_uphdrs_t *h, size_t more)
+{
+    if (h->len + more > UINT32_MAX)
+        return -E2BIG;
+    if (h->len + more > h->cap) {
+        size_t cap = MEM_MAX(h->cap * 2, MEM_MAX(h->len + more, (size_t)512));
+        char *nb = mem_realloc(h->buf, cap);
+        if (!nb)
+            return -ENOMEM;
+        h->buf = nb;
+        h->cap = cap;
+    }
+    return 0;
+}
+
+static int hdrs_new_entry(px_uphdrs_t *h)
+{
+    if (h->cnt == h->ent_cap) {
+        size_t cap = MEM_MAX(h->ent_cap * 2, (size_t)16);
+        px_uphdr_ent_t *ne = mem_realloc(h->ent, cap * sizeof(*ne));
+        if (!ne)
+            return -ENOMEM;
+        h->ent = ne;
+        h->ent_cap = cap;
+    }
+    px_uphdr_ent_t *e = &h->ent[h->cnt++];
+    e->name_off = e->value_off = (uint32_t)h->len;
+    e->name_len = e->value_len = 0;
+    return 0;
+}
+
+/* Adds one whole header (names are lower-cased, as HTTP/2 wants them). */
+int px__upstream_hdrs_add(px_uphdrs_t *h, const char *name, size_t name_len, const char *value,
+                          size_t value_len)
+{
+    int rc = hdrs_new_entry(h);
+    if (rc < 0)
+        return rc;
+    rc = px__upstream_hdrs_append(h, false, name, name_len);
+    if (rc < 0)
+        return rc;
+    return px__upstream_hdrs_append(h, true, value, value_len);
+}
+
+/* Appends bytes to the name (`value` false) or the value of the last entry; with no entry or
+ * when a name piece follows a value, a new entry starts (http_parser delivers pieces). */
+int px__upstream_hdrs_append(px_uphdrs_t *h, bool value, const char *s, size_t len)
+{
+    int rc;
+    if (h->cnt == 0 || (!value && h->ent[h->cnt - 1].value_len > 0)) {
+        rc = hdrs_new_entry(h);
+        if (rc < 0)
+            return rc;
+    }
+    rc = hdrs_reserve(h, len);
+    if (rc < 0)
+        return rc;
+    px_uphdr_ent_t *e = &h->ent[h->cnt - 1];
+    if (value) {
+        if (e->value_len == 0)
+            e->value_off = (uint32_t)h->len;
+        MEM_ASSERT_HOT(e->value_off + e->value_len == h->len);
+        e->value_len += (uint32_t)len;
+    } else {
+        MEM_ASSERT_HOT(e->name_off + e->name_len == h->len);
+        for (size_t i = 0; i < len; i++)
+            h->buf[h->len + i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+        e->name_len += (uint32_t)len;
+        e->value_off = (uint32_t)(h->len + len);
+        h->len += len;
+        return 0;
+    }
+    memcpy(h->buf + h->len, s, len);
+    h->len += len;
+    return 0;
+}
+
+void px__upstream_hdrs_reset(px_uphdrs_t *h)
+{
+    h->len = 0;
+    h->cnt = 0;
+}
+
+static void hdrs_free(px_uphdrs_t *h)
+{
+    mem_free(h->buf);
+    mem_free(h->ent);
+    memset(h, 0, sizeof(*h));
+}
+
+/* ---- pools ------------------------------------------------------------------------------ */
+
+static void pools_handle_closed(px_upstream_pools_t *p)
+{
+    MEM_ASSERT(p->handles_open > 0);
+    p->handles_open--;
+    if (p->closing && p->handles_open == 0) {
+        void (*done)(px_worker_t *) = p->done;
+        px_worker_t *w = p->w;
+        for (px_upcluster_t *cl = p->clusters, *next; cl; cl = next) {
+            next = cl->next;
+            mem_free(cl->eps);
+            mem_free(cl);
+        }
+        w->upstream = NULL;
+        mem_free(p);
+        /* p freed */
+        if (done)
+            done(w);
+    }
+}
+
+static px_upcluster_t *cluster_get(px_upstream_pools_t *p, const px_cluster_cfg_t *cfg)
+{
+    for (px_upcluster_t *cl = p->clusters; cl; cl = cl->next)
+        if (cl->cfg == cfg)
+            return cl;
+    if (cfg->endpoints_cnt == 0)
+        return NULL;
+    px_upcluster_t *cl = mem_calloc(1, sizeof(*cl));
+    if (!cl)
+        return NULL;
+    cl->eps = mem_calloc(cfg->endpoints_cnt, sizeof(*cl->eps));
+    if (!cl->eps) {
+        mem_free(cl);
+        return NULL;
+    }
+    cl->cfg = cfg;
+    cl->pools = p;
+    cl->eps_cnt = cfg->endpoints_cnt;
+    for (size_t i = 0; i < cl->eps_cnt; i++) {
+        cl->eps[i].addr = &cfg->endpoints[i];
+        link_init(&cl->eps[i].conns);
+        link_init(&cl->eps[i].waitq);
+    }
+    cl->next = p->clusters;
+    p->clusters = cl;
+    return cl;
+}
+
+static px_upep_t *pick_endpoint(px_upcluster_t *cl)
+{
+    MEM_ASSERT(cl->eps_cnt > 0);
+    size_t start = cl->rr_next++ % cl->eps_cnt;
+    if (cl->cfg->lb != PX_LB_LEAST_REQUEST)
+        return &cl->eps[start];
+    /* Fewest exchanges on this worker; ties go round robin from `start`. */
+    px_upep_t *best = &cl->eps[start];
+    for (size_t i = 1; i < cl->eps_cnt; i++) {
+        px_upep_t *ep = &cl->eps[(start + i) % cl->eps_cnt];
+        if (ep->active < best->active)
+            best = ep;
+    }
+    return best;
+}
+
+/* ---- exchange lifetime ---------------------------------------------------------------------- */
+
+static void on_req_timer_closed(uv_handle_t *h)
+{
+    px_upstream_req_t *r = MEM_CONTAINER_OF((uv_timer_t *)h, px_upstream_req_t, timer);
+    px_upstream_pools_t *p = r->cl->pools;
+    MEM_ASSERT(r->state == PX_UPREQ_DONE);
+    mem_free(r);
+    /* r freed */
+    pools_handle_closed(p);
+}
+
+/* Takes `r` off its queue or connection and off its endpoint's count. */
+static void detach(px_upstream_req_t *r)
+{
+    px_upconn_t *c = r->conn;
+    switch (r->state) {
+    case PX_UPREQ_QUEUED:
+    case PX_UPREQ_PENDING:
+        px__upstream_link_del(&r->link);
+        break;
+    case PX_UPREQ_ACTIVE:
+        px__upstream_link_del(&r->link);
+        MEM_ASSERT(c != NULL);
+        MEM_ASSERT(c->active_cnt > 0);
+        c->active_cnt--;
+        break;
+    case PX_UPREQ_DONE:
+        MEM_ASSERT(!"detach of a finished exchange");
+    }
+    if (r->ep) {
+        MEM_ASSERT(r->ep->active > 0);
+        r->ep->active--;
+        r->ep = NULL;
+    }
+    r->conn = NULL;
+    if (c && r->state == PX_UPREQ_ACTIVE && c->proto == PX_PROTO_H2C && c->active_cnt == 0 &&
+        c->state == PX_UPCONN_READY)
+        px__upstream_conn_idle(c);
+}
+
+/* Frees what the exchange owns and closes its timer; the memory goes in the close callback. */
+static void release(px_upstream_req_t *r)
+{
+    MEM_ASSERT(r->state != PX_UPREQ_DONE);
+    MEM_ASSERT(r->conn == NULL);
+    r->state = PX_UPREQ_DONE;
+    mem_free(r->hdrs);
+    mem_free(r->trailers);
+    mem_free(r->body.buf);
+    hdrs_free(&r->rh);
+    r->hdrs = r->trailers = NULL;
+    r->body.buf = NULL;
+    uv_timer_stop(&r->timer);
+    uv_close((uv_handle_t *)&r->timer, on_req_timer_closed);
+}
+
+static void proto_cancel(px_upstream_req_t *r)
+{
+    if (r->state != PX_UPREQ_ACTIVE)
+        return;
+    if (r->conn->proto == PX_PROTO_H2C)
+        px__uph2_cancel(r);
+    else
+        px__uph1_cancel(r);
+}
+
+void px__upstream_fail(px_upstream_req_t *r, int status, const char *reason)
+{
+    MEM_ASSERT(r->state != PX_UPREQ_DONE);
+    MEM_ASSERT(status >= 500 && status <= 599);
+    detach(r);
+    release(r);
+    r->cbs.on_error(r->ud, status, reason);
+}
+
+void px__upstream_end(px_upstream_req_t *r)
+{
+    MEM_ASSERT(r->state == PX_UPREQ_ACTIVE);
+    MEM_ASSERT(r->headers_sent);
+    detach(r);
+    release(r);
+    r->cbs.on_response_end(r->ud);
+}
+
+/* Builds a px_header_t view of `h` (into `tmp`, tcache) and hands it to the downstream;
+ * for response headers, drops hop-by-hop ones and takes :status. Returns 0, or a negative errno
+ * after failing the exchange (502 on a bad head, or OOM). */
+int px__upstream_deliver_headers(px_upstream_req_t *r, bool trailers)
+{
+    MEM_ASSERT(r->state == PX_UPREQ_ACTIVE);
+    px_uphdrs_t *h = &r->rh;
+    px_header_t *v = mem_malloc((h->cnt ? h->cnt : 1) * sizeof(*v));
+    if (!v) {
+        proto_cancel(r);
+        px__upstream_fail(r, 502, "upstream out of memory");
+        return -ENOMEM;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < h->cnt; i++) {
+        const px_uphdr_ent_t *e = &h->ent[i];
+        const char *name = h->buf + e->name_off;
+        const char *value = h->buf + e->value_off;
+        if (e->name_len > 0 && name[0] == ':')
+            continue;
+        if (px_http_is_hop_by_hop(name, e->name_len, value, e->value_len))
+            continue;
+        if (!trailers && px_http_ieq(name, e->name_len, "trailer", 7))
+            continue;
+        v[n++] = (px_header_t){name, e->name_len, value, e->value_len};
+    }
+    if (trailers) {
+        if (r->cbs.on_response_trailers)
+            r->cbs.on_response_trailers(r->ud, v, n);
+    } else {
+        MEM_ASSERT(!r->headers_sent);
+        MEM_ASSERT(r->status >= 200 && r->status <= 999);
+        r->headers_sent = true;
+        r->cbs.on_response_headers(r->ud, r->status, v, n);
+    }
+    mem_free(v);
+    if (r->state == PX_UPREQ_DONE)
+        return -ECANCELED;
+    px__upstream_hdrs_reset(h);
+    return 0;
+}
+
+void px__upstream_deliver_data(px_upstream_req_t *r, const uint8_t *data, size_t len)
+{
+    MEM_ASSERT_HOT(r->state == PX_UPREQ_ACTIVE);
+    MEM_ASSERT_HOT(r->headers_sent);
+    r->resp_unacked += len;
+    r->cbs.on_response_data(r->ud, data, len);
+}
+
+void px__upstream_drained(px_upstream_req_t *r, size_t len)
+{
+    MEM_ASSERT_HOT(r->state == PX_UPREQ_ACTIVE);
+    r->body_sent += len;
+    r->drained_pending += len;
+}
+
+static void place(px_upstream_req_t *r, px_upep_t *ep);
+
+static void on_req_fail_later(uv_timer_t *t)
+{
+    px_upstream_req_t *r = MEM_CONTAINER_OF(t, px_upstream_req_t, timer);
+    MEM_ASSERT(r->state == PX_UPREQ_QUEUED);
+    MEM_ASSERT(r->fail_status != 0);
+    px__upstream_fail(r, r->fail_status, r->fail_reason);
+}
+
+/* Fails `r` from the loop rather than from the current call stack (px_upstream_start must not
+ * call back, and a failed submit may happen inside a protocol callback). */
+static void fail_later(px_upstream_req_t *r, int status, const char *reason)
+{
+    if (r->state == PX_UPREQ_ACTIVE)
+        proto_cancel(r);
+    detach(r);
+    r->state = PX_UPREQ_QUEUED; /* on no list: cancel and fail detach it harmlessly */
+    r->fail_status = status;
+    r->fail_reason = reason;
+    uv_timer_stop(&r->timer);
+    uv_timer_start(&r->timer, on_req_fail_later, 0, 0);
+}
+
+/* The connection that carried `r` died or refused it. A retry is made when `retry_ok` (the
+ * upstream never processed it: GOAWAY, REFUSED_STREAM, or a reused idle connection closed
+ * under an idempotent request), no request-body byte is gone and no retry was made yet;
+ * otherwise the exchange fails with 502 and `reason`. */
+static void lost(px_upstream_req_t *r, bool retry_ok, const char *reason)
+{
+    px_worker_t *w = r->cl->pools->w;
+    px_upep_t *ep = r->ep;
+    if (retry_ok && !r->retried && r->body_sent == 0 && !r->resp_started && !r->headers_sent &&
+        !r->cl->pools->closing) {
+        r->retried = true;
+        MEM_STAT_ADD(w->stats.upstream_retries, 1);
+        detach(r);
+        ep->active++;
+        r->ep = ep;
+        r->stream_id = -1;
+        place(r, ep);
+        return;
+    }
+    MEM_STAT_ADD(w->stats.upstream_reset, 1);
+    px__upstream_fail(r, 502, reason);
+}
+
+void px__upstream_lost(px_upstream_req_t *r, bool retry_ok, const char *reason)
+{
+    lost(r, retry_ok, reason);
+}
+
+/* ---- connections ------------------------------------------------------------------------ */
+
+static void on_conn_handle_closed(uv_handle_t *h)
+{
+    px_upconn_t *c = h->data;
+    MEM_ASSERT(c->handles_open > 0);
+    if (--c->handles_open > 0)
+        return;
+    px_upstream_pools_t *p = c->pools;
+    if (c->h2)
+        px__uph2_conn_fini(c);
+    mem_free(c->wbuf);
+    mem_region_free(c->region);
+    /* c freed */
+    pools_handle_closed(p);
+}
+
+static void kick_waitq(px_upep_t *ep);
+
+void px__upstream_conn_close(px_upconn_t *c)
+{
+    if (c->state == PX_UPCONN_CLOSING)
+        return;
+    px_worker_t *w = c->pools->w;
+    bool was_ready = c->state == PX_UPCONN_READY;
+    c->state = PX_UPCONN_CLOSING;
+    px__upstream_link_del(&c->link);
+    MEM_ASSERT(c->ep->conns_cnt > 0);
+    c->ep->conns_cnt--;
+    if (c->flush_link.next != &c->flush_link)
+        px__upstream_link_del(&c->flush_link);
+    MEM_STAT_SUB(w->stats.upstream_conn_active, 1);
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+    /* Exchanges still waiting for the connect go back to their endpoint's queue: the connect
+     * path (conn_connect_failed) already moved them when the connect itself failed. */
+    while (!link_empty(&c->pending)) {
+        px_upstream_req_t *r = REQ_OF(c->pending.next);
+        px_upep_t *ep = r->ep;
+        px__upstream_link_del(&r->link);
+        r->state = PX_UPREQ_QUEUED;
+        r->conn = NULL;
+        px__upstream_link_add(&ep->waitq, &r->link);
+    }
+    /* Exchanges bound to the connection lost it. An HTTP/1.1 exchange being cancelled is
+     * already unbound (c->cur cleared) and is detached by its caller. A callback may cancel
+     * other exchanges here, so the walk restarts after each one. */
+    for (;;) {
+        px_upstream_req_t *r = NULL;
+        for (px_uplink_t *l = c->active.next; l != &c->active; l = l->next) {
+            if (c->proto == PX_PROTO_H2C || REQ_OF(l) == c->cur) {
+                r = REQ_OF(l);
+                break;
+            }
+        }
+        if (!r)
+            break;
+        if (c->proto == PX_PROTO_H2C && c->h2 && r->stream_id > 0)
+            nghttp2_session_set_stream_user_data(c->h2, r->stream_id, NULL);
+        r->stream_id = -1;
+        c->cur = NULL;
+        bool safe = was_ready && c->proto == PX_PROTO_HTTP1 && c->uses > 1 && r->idempotent;
+        lost(r, safe, "upstream reset");
+    }
+    kick_waitq(c->ep);
+}
+
+static void on_conn_timer(uv_timer_t *t);
+
+/* Starts the idle timer of a ready connection that carries nothing (HTTP/1.1: back in the
+ * pool), or closes it when keep-alive is off. */
+void px__upstream_conn_idle(px_upconn_t *c)
+{
+    MEM_ASSERT(c->state == PX_UPCONN_READY);
+    MEM_ASSERT(c->active_cnt == 0);
+    if (!c->pools->keepalive || c->pools->closing || (c->proto == PX_PROTO_H2C && c->goaway)) {
+        px__upstream_conn_close(c);
+        return;
+    }
+    if (c->proto == PX_PROTO_HTTP1) {
+        c->h1_idle = true;
+        kick_waitq(c->ep);
+        if (!c->h1_idle || c->state != PX_UPCONN_READY)
+            return;
+    }
+    uint32_t ms = c->cl->cfg->idle_timeout_ms;
+    if (ms > 0)
+        uv_timer_start(&c->timer, on_conn_timer, ms, 0);
+}
+
+void px__upstream_conn_dirty(px_upconn_t *c)
+{
+    if (c->state == PX_UPCONN_CLOSING)
+        return;
+    px_upstream_pools_t *p = c->pools;
+    if (c->flush_link.next == &c->flush_link)
+        px__upstream_link_add(&p->flushq, &c->flush_link);
+    if (!uv_is_active((uv_handle_t *)&p->flush_idle)) {
+        uv_check_start(&p->flush_check, on_flush_check);
+        uv_idle_start(&p->flush_idle, on_flush_idle);
+    }
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    px_upconn_t *c = req->data;
+    MEM_ASSERT(c->writing);
+    c->writing = false;
+    c->wlen = 0;
+    if (c->state == PX_UPCONN_CLOSING)
+        return;
+    if (status < 0) {
+        px__upstream_conn_close(c);
+        return;
+    }
+    if (c->proto == PX_PROTO_H2C)
+        px__uph2_written(c);
+    else
+        px__uph1_written(c);
+    px__upstream_conn_dirty(c);
+}
+
+/* Reports drained request-body bytes for every exchange on `c`; a report may start or cancel
+ * exchanges, so the walk restarts after each one. */
+static void report_drained(px_upconn_t *c)
+{
+    for (;;) {
+        px_upstream_req_t *found = NULL;
+        for (px_uplink_t *l = c->active.next; l != &c->active; l = l->next) {
+            px_upstream_req_t *r = REQ_OF(l);
+            if (r->drained_pending > 0) {
+                found = r;
+                break;
+            }
+        }
+        if (!found)
+            return;
+        size_t n = found->drained_pending;
+        found->drained_pending = 0;
+        if (found->cbs.on_request_body_drained)
+            found->cbs.on_request_body_drained(found->ud, n);
+        if (c->state == PX_UPCONN_CLOSING)
+            return;
+    }
+}
+
+static void flush_conn(px_upconn_t *c)
+{
+    if (c->state != PX_UPCONN_READY || c->writing)
+        return;
+    MEM_ASSERT(c->wlen == 0);
+    int rc = c->proto == PX_PROTO_H2C ? px__uph2_fill(c) : px__uph1_fill(c);
+    if (rc < 0) {
+        px__upstream_conn_close(c);
+        return;
+    }
+    if (c->wlen > 0) {
+        uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)c->wlen);
+        c->write_req.data = c;
+        rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+        if (rc < 0) {
+            c->wlen = 0;
+            px__upstream_conn_close(c);
+            return;
+        }
+        c->writing = true;
+    }
+    report_drained(c);
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+    px_upstream_pools_t *p = MEM_CONTAINER_OF(h, px_upstream_pools_t, flush_check);
+    /* Bounded: a connection re-queued by a callback during this pass waits for the next. */
+    px_uplink_t batch;
+    link_init(&batch);
+    while (!link_empty(&p->flushq)) {
+        px_uplink_t *l = p->flushq.next;
+        px__upstream_link_del(l);
+        px__upstream_link_add(&batch, l);
+    }
+    while (!link_empty(&batch)) {
+        px_uplink_t *l = batch.next;
+        px__upstream_link_del(l);
+        flush_conn(MEM_CONTAINER_OF(l, px_upconn_t, flush_link));
+    }
+    if (link_empty(&p->flushq)) {
+        uv_check_stop(&p->flush_check);
+        uv_idle_stop(&p->flush_idle);
+    }
+}
+
+static void on_flush_idle(uv_idle_t *h)
+{
+    (void)h; /* only keeps the poll phase from blocking while writes are wanted */
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    px_upconn_t *c = h->data;
+    (void)suggested;
+    size_t n = c->rcap;
+    if (c->proto == PX_PROTO_HTTP1)
+        n = MEM_MIN(n, px__uph1_read_room(c));
+    *buf = uv_buf_init((char *)c->rbuf, (unsigned)n);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    px_upconn_t *c = s->data;
+    (void)buf;
+    if (c->state != PX_UPCONN_READY)
+        return;
+    if (nread > 0) {
+        if (c->proto == PX_PROTO_H2C)
+            px__uph2_read(c, c->rbuf, (size_t)nread);
+        else
+            px__uph1_read(c, c->rbuf, (size_t)nread);
+        px__upstream_conn_dirty(c);
+        return;
+    }
+    if (nread == 0)
+        return;
+    if (nread == UV_ENOBUFS) {
+        /* HTTP/1.1 flow control: the downstream holds a full buffer; px_upstream_consumed
+         * resumes reading. */
+        uv_read_stop(s);
+        c->reading = false;
+        return;
+    }
+    if (c->proto == PX_PROTO_H2C)
+        px__uph2_eof(c);
+    else
+        px__uph1_eof(c);
+    px__upstream_conn_close(c);
+}
+
+void px__upstream_read_start(px_upconn_t *c)
+{
+    MEM_ASSERT(c->state == PX_UPCONN_READY);
+    if (c->reading)
+        return;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        c->reading = true;
+}
+
+static void attach_active(px_upconn_t *c, px_upstream_req_t *r)
+{
+    MEM_ASSERT(c->state == PX_UPCONN_READY);
+    r->state = PX_UPREQ_ACTIVE;
+    r->conn = c;
+    px__upstream_link_add(&c->active, &r->link);
+    c->active_cnt++;
+    c->uses++;
+    uv_timer_stop(&c->timer);
+    int rc = c->proto == PX_PROTO_H2C ? px__uph2_submit(c, r) : px__uph1_submit(c, r);
+    if (rc < 0) {
+        fail_later(r, 502, "upstream request not sent");
+        return;
+    }
+    px__upstream_conn_dirty(c);
+}
+
+static void conn_connect_failed(px_upconn_t *c, int err, bool timed_out)
+{
+    px_worker_t *w = c->pools->w;
+    if (timed_out)
+        MEM_STAT_ADD(w->stats.upstream_connect_timeout, 1);
+    else
+        MEM_STAT_ADD(w->stats.upstream_connect_failed, 1);
+    /* Move the waiting exchanges off the connection first: they retry elsewhere or fail. */
+    px_uplink_t moved;
+    link_init(&moved);
+    while (!link_empty(&c->pending)) {
+        px_uplink_t *l = c->pending.next;
+        px__upstream_link_del(l);
+        px__upstream_link_add(&moved, l);
+        REQ_OF(l)->conn = NULL;
+    }
+    px_upep_t *ep = c->ep;
+    px__upstream_conn_close(c);
+    while (!link_empty(&moved)) {
+        px_upstream_req_t *r = REQ_OF(moved.next);
+        px__upstream_link_del(&r->link);
+        r->connect_timed_out = timed_out;
+        if (!timed_out && err != UV_ECONNREFUSED)
+            r->connect_other_err = true;
+        /* Put it back on its endpoint's waitq state so fail/retry can detach it uniformly. */
+        r->state = PX_UPREQ_QUEUED;
+        px__upstream_link_add(&ep->waitq, &r->link);
+        px_upcluster_t *cl = r->cl;
+        if (r->connects <= cl->cfg->connect_retries && !cl->pools->closing) {
+            size_t idx = (size_t)(r->ep - cl->eps);
+            px_upep_t *next = &cl->eps[(idx + 1) % cl->eps_cnt];
+            MEM_STAT_ADD(w->stats.upstream_retries, 1);
+            detach(r);
+            next->active++;
+            r->ep = next;
+            place(r, next);
+            continue;
+        }
+        if (r->connect_timed_out)
+            px__upstream_fail(r, 504, "upstream connect timeout");
+        else if (r->connect_other_err)
+            px__upstream_fail(r, 503, "upstream connect failed");
+        else
+            px__upstream_fail(r, 503, "upstream unavailable");
+    }
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    px_upconn_t *c = req->data;
+    if (c->state != PX_UPCONN_CONNECTING)
+        return; /* closed (connect timeout or shutdown) before the connect finished */
+    if (status < 0) {
+        conn_connect_failed(c, status, false);
+        return;
+    }
+    uv_timer_stop(&c->timer);
+    c->state = PX_UPCONN_READY;
+    uv_tcp_nodelay(&c->tcp, 1);
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc < 0) {
+        conn_connect_failed(c, rc, false);
+        return;
+    }
+    c->reading = true;
+    px__upstream_conn_dirty(c); /* h2c: the preface and SETTINGS */
+    while (!link_empty(&c->pending) && c->state == PX_UPCONN_READY) {
+        px_upstream_req_t *r = REQ_OF(c->pending.next);
+        px__upstream_link_del(&r->link);
+        if (c->proto == PX_PROTO_H2C && !px__uph2_has_room(c)) {
+            r->state = PX_UPREQ_QUEUED;
+            r->conn = NULL;
+            link_add_front(&c->ep->waitq, &r->link);
+            continue;
+        }
+        attach_active(c, r);
+    }
+    if (c->state == PX_UPCONN_READY && c->active_cnt == 0)
+        px__upstream_conn_idle(c);
+}
+
+static void on_conn_timer(uv_timer_t *t)
+{
+    px_upconn_t *c = t->data;
+    if (c->state == PX_UPCONN_CONNECTING) {
+        if (c->connect_err < 0)
+            conn_connect_failed(c, c->connect_err, false);
+        else
+            conn_connect_failed(c, UV_ETIMEDOUT, true);
+        return;
+    }
+    if (c->state == PX_UPCONN_READY && c->active_cnt == 0)
+        px__upstream_conn_close(c);
+}
+
+/* Opens a connection to `ep`. Returns it (CONNECTING) or NULL (nothing to undo). */
+static px_upconn_t *conn_new(px_upcluster_t *cl, px_upep_t *ep)
+{
+    px_upstream_pools_t *p = cl->pools;
+    px_worker_t *w = p->w;
+    mem_region_t *reg = mem_region_new(0);
+    if (!reg)
+        return NULL;
+    px_upconn_t *c = mem_region_calloc(reg, sizeof(*c));
+    if (!c)
+        goto fail_region;
+    c->region = reg;
+    mem_region_set_label(reg, "upstream");
+    c->pools = p;
+    c->cl = cl;
+    c->ep = ep;
+    c->proto = cl->cfg->proto;
+    c->state = PX_UPCONN_CONNECTING;
+    link_init(&c->pending);
+    link_init(&c->active);
+    link_init(&c->flush_link);
+    c->rcap = UP_RBUF_LEN;
+    c->rbuf = mem_region_alloc(reg, c->rcap);
+    c->wcap = UP_WBUF_LEN;
+    c->wbuf = mem_malloc(c->wcap);
+    if (!c->rbuf || !c->wbuf)
+        goto fail_wbuf;
+    int rc = c->proto == PX_PROTO_H2C ? px__uph2_conn_init(c) : px__uph1_conn_init(c);
+    if (rc < 0)
+        goto fail_wbuf;
+    rc = uv_tcp_init(&w->loop, &c->tcp);
+    if (rc < 0)
+        goto fail_proto;
+    c->tcp.data = c;
+    uv_timer_init(&w->loop, &c->timer);
+    c->timer.data = c;
+    c->handles_open = 2;
+    p->handles_open++;
+    px__upstream_link_add(&ep->conns, &c->link);
+    ep->conns_cnt++;
+    MEM_STAT_ADD(w->stats.upstream_conn_opened, 1);
+    MEM_STAT_ADD(w->stats.upstream_conn_active, 1);
+    c->connect_req.data = c;
+    rc = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&ep->addr->sa,
+                        on_connect);
+    if (rc < 0) {
+        /* Report it like a failed connect, from the loop, so callers see one path. */
+        c->connect_err = rc;
+        uv_timer_start(&c->timer, on_conn_timer, 0, 0);
+        return c;
+    }
+    uint32_t ms = cl->cfg->connect_timeout_ms;
+    if (ms > 0)
+        uv_timer_start(&c->timer, on_conn_timer, ms, 0);
+    return c;
+
+fail_proto:
+    if (c->h2)
+        px__uph2_conn_fini(c);
+fail_wbuf:
+    mem_free(c->wbuf);
+fail_region:
+    mem_region_free(reg);
+    return NULL;
+}
+
+/* Tries to give `r` a slot on `ep` now. Returns false when it must wait (`r` untouched). */
+static bool try_place(px_upstream_req_t *r, px_upep_t *ep)
+{
+    px_upcluster_t *cl = r->cl;
+    const px_cluster_cfg_t *cfg = cl->cfg;
+    uint32_t per_conn = MEM_MAX(cfg->max_streams_per_conn, 1u);
+    for (px_uplink_t *l = ep->conns.next; l != &ep->conns; l = l->next) {
+        px_upconn_t *c = CONN_OF(l);
+        if (c->state != PX_UPCONN_READY)
+            continue;
+        if (c->proto == PX_PROTO_H2C ? px__uph2_has_room(c) : c->h1_idle) {
+            if (c->proto == PX_PROTO_HTTP1)
+                c->h1_idle = false;
+            attach_active(c, r);
+            return true;
+        }
+    }
+    if (cfg->proto == PX_PROTO_H2C) {
+        for (px_uplink_t *l = ep->conns.next; l != &ep->conns; l = l->next) {
+            px_upconn_t *c = CONN_OF(l);
+            if (c->state == PX_UPCONN_CONNECTING && link_cnt(&c->pending) < per_conn) {
+                r->state = PX_UPREQ_PENDING;
+                r->conn = c;
+                px__upstream_link_add(&c->pending, &r->link);
+                return true;
+            }
+        }
+    }
+    if (ep->conns_cnt >= MEM_MAX(cfg->max_conns_per_endpoint, 1u))
+        return false;
+    px_upconn_t *c = conn_new(cl, ep);
+    if (!c)
+        return false;
+    r->connects++;
+    r->state = PX_UPREQ_PENDING;
+    r->conn = c;
+    px__upstream_link_add(&c->pending, &r->link);
+    return true;
+}
+
+/* Gives `r` (counted on `ep`, on no list) a slot, or queues it on `ep`. */
+static void place(px_upstream_req_t *r, px_upep_t *ep)
+{
+    MEM_ASSERT(r->ep == ep);
+    MEM_ASSERT(r->conn == NULL);
+    if (!link_empty(&ep->waitq) || !try_place(r, ep)) {
+        r->state = PX_UPREQ_QUEUED;
+        px__upstream_link_add(&ep->waitq, &r->link);
+        if (ep->conns_cnt == 0) {
+            /* Nothing will free a slot: the connection could not even be created. */
+            fail_later(r, 503, "upstream connect failed");
+        }
+    }
+}
+
+static void kick_waitq(px_upep_t *ep)
+{
+    while (!link_empty(&ep->waitq)) {
+        px_upstream_req_t *r = REQ_OF(ep->waitq.next);
+        px__upstream_link_del(&r->link);
+        if (!try_place(r, ep)) {
+            link_add_front(&ep->waitq, &r->link);
+            return;
+        }
+    }
+}
+
+void px__upstream_slot_freed(px_upconn_t *c)
+{
+    kick_waitq(c->ep);
+}
+
+/* ---- public API ------------------------------------------------------------------------ */
+
+static void on_req_timeout(uv_timer_t *t)
+{
+    px_upstream_req_t *r = MEM_CONTAINER_OF(t, px_upstream_req_t, timer);
+    MEM_ASSERT(r->state != PX_UPREQ_DONE);
+    MEM_STAT_ADD(r->cl->pools->w->stats.upstream_request_timeout, 1);
+    proto_cancel(r);
+    px__upstream_fail(r, 504, "upstream request timeout");
+}
+
+/* Copies `hdrs` into one tcache block: the array, then the bytes. */
+static px_header_t *hdrs_copy(const px_header_t *hdrs, size_t cnt)
+{
+    size_t bytes = cnt * sizeof(px_header_t);
+    for (size_t i = 0; i < cnt; i++) {
+        if (hdrs[i].name_len > SIZE_MAX / 4 || hdrs[i].value_len > SIZE_MAX / 4)
+            return NULL;
+        bytes += hdrs[i].name_len + hdrs[i].value_len;
+    }
+    px_header_t *v = mem_malloc(bytes ? bytes : 1);
+    if (!v)
+        return NULL;
+    char *s = (char *)(v + cnt);
+    for (size_t i = 0; i < cnt; i++) {
+        memcpy(s, hdrs[i].name, hdrs[i].name_len);
+        v[i].name = s;
+        v[i].name_len = hdrs[i].name_len;
+        s += hdrs[i].name_len;
+        memcpy(s, hdrs[i].value, hdrs[i].value_len);
+        v[i].value = s;
+        v[i].value_len = hdrs[i].value_len;
+        s += hdrs[i].value_len;
+    }
+    return v;
+}
+
+static int64_t parse_content_length(const char *s, size_t len)
+{
+    if (len == 0 || len > 18)
+        return -1;
+    int64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+int px_upstream_start(px_worker_t *w, const px_cluster_cfg_t *cluster, const px_header_t *hdrs,
+                      size_t cnt, bool end_stream, const px_upstream_cbs_t *cbs, void *ud,
+                      px_upstream_req_t **out)
+{
+    MEM_ASSERT(w != NULL);
+    MEM_ASSERT(cluster != NULL && cbs != NULL && out != NULL);
+    MEM_ASSERT(cbs->on_response_headers && cbs->on_response_data && cbs->on_response_end &&
+               cbs->on_error);
+    px_upstream_pools_t *p = w->upstream;
+    if (!p || p->closing)
+        return -ESHUTDOWN;
+    if (cluster->endpoints_cnt == 0)
+        return -EINVAL;
+    px_upcluster_t *cl = cluster_get(p, cluster);
+    if (!cl)
+        return -ENOMEM;
+    px_upstream_req_t *r = mem_calloc(1, sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    r->hdrs = hdrs_copy(hdrs, cnt);
+    if (!r->hdrs) {
+        mem_free(r);
+        return -ENOMEM;
+    }
+    r->hdrs_cnt = cnt;
+    r->cl = cl;
+    r->cbs = *cbs;
+    r->ud = ud;
+    r->stream_id = -1;
+    r->content_length = -1;
+    r->req_end = end_stream;
+    r->body.cap = MEM_MAX(w->cfg ? w->cfg->limits.stream_buffer_bytes : 65536, (size_t)16384);
+    link_init(&r->link);
+    for (size_t i = 0; i < cnt; i++) {
+        const px_header_t *h = &r->hdrs[i];
+        if (px_http_ieq(h->name, h->name_len, "content-length", 14))
+            r->content_length = parse_content_length(h->value, h->value_len);
+        else if (px_http_ieq(h->name, h->name_len, ":method", 7)) {
+            r->is_head = px_http_ieq(h->value, h->value_len, "HEAD", 4);
+            r->idempotent = r->is_head || px_http_ieq(h->value, h->value_len, "GET", 3);
+        }
+    }
+    uv_timer_init(&w->loop, &r->timer);
+    p->handles_open++;
+    MEM_STAT_ADD(w->stats.upstream_requests, 1);
+    if (cluster->request_timeout_ms > 0)
+        uv_timer_start(&r->timer, on_req_timeout, cluster->request_timeout_ms, 0);
+    px_upep_t *ep = pick_endpoint(cl);
+    ep->active++;
+    r->ep = ep;
+    *out = r;
+    /* A failure to even create a connection is reported through on_error from here on, so
+     * the caller sees one error path; the state is consistent before place() runs. */
+    r->state = PX_UPREQ_QUEUED;
+    place(r, ep);
+    return 0;
+}
+
+int px_upstream_send_body(px_upstream_req_t *r, const uint8_t *data, size_t len, bool end)
+{
+    MEM_ASSERT(r != NULL);
+    MEM_ASSERT(r->state != PX_UPREQ_DONE);
+    if (r->req_end)
+        return len == 0 ? 0 : -EINVAL;
+    if (len > 0) {
+        if (!r->body.buf) {
+            r->body.buf = mem_malloc(r->body.cap);
+            if (!r->body.buf)
+                return -ENOMEM;
+        }
+        if (len > r->body.cap - r->body.len)
+            return -ENOBUFS;
+        ring_put(&r->body, data, len);
+    }
+    if (end)
+        r->req_end = true;
+    if (r->state == PX_UPREQ_ACTIVE) {
+        if (r->conn->proto == PX_PROTO_H2C)
+            px__uph2_body(r);
+        else
+            px__uph1_body(r);
+    }
+    return 0;
+}
+
+int px_upstream_send_trailers(px_upstream_req_t *r, const px_header_t *hdrs, size_t cnt)
+{
+    MEM_ASSERT(r != NULL);
+    MEM_ASSERT(r->state != PX_UPREQ_DONE);
+    if (r->req_end)
+        return -EINVAL;
+    if (cnt > 0) {
+        r->trailers = hdrs_copy(hdrs, cnt);
+        if (!r->trailers)
+            return -ENOMEM;
+        r->trailers_cnt = cnt;
+    }
+    return px_upstream_send_body(r, NULL, 0, true);
+}
+
+void px_upstream_consumed(px_upstream_req_t *r, size_t len)
+{
+    MEM_ASSERT(r != NULL);
+    MEM_ASSERT(r->state != PX_UPREQ_DONE);
+    len = MEM_MIN(len, r->resp_unacked);
+    if (len == 0)
+        return;
+    r->resp_unacked -= len;
+    if (r->state != PX_UPREQ_ACTIVE)
+        return;
+    if (r->conn->proto == PX_PROTO_H2C)
+        px__uph2_consumed(r, len);
+    else
+        px__uph1_consumed(r, len);
+}
+
+void px_upstream_cancel(px_upstream_req_t *r)
+{
+    MEM_ASSERT(r != NULL);
+    MEM_ASSERT(r->state != PX_UPREQ_DONE);
+    proto_cancel(r);
+    detach(r);
+    release(r);
+    /* r freed (in its timer's close callback) */
+}
+
+int px_upstream_worker_init(px_worker_t *w)
+{
+    MEM_ASSERT(w != NULL);
+    MEM_ASSERT(w->upstream == NULL);
+    px_upstream_pools_t *p = mem_calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->w = w;
+    p->keepalive = true;
+    link_init(&p->flushq);
+    int rc = uv_check_init(&w->loop, &p->flush_check);
+    if (rc < 0)
+        goto fail;
+    rc = uv_idle_init(&w->loop, &p->flush_idle);
+    if (rc < 0)
+        goto fail;
+    p->flush_check.data = p;
+    p->flush_idle.data = p;
+    w->upstream = p;
+    return 0;
+fail:
+    mem_free(p);
+    return rc;
+}
+
+static void on_flush_handle_closed(uv_handle_t *h)
+{
+    pools_handle_closed(h->data);
+}
+
+void px_upstream_worker_close(px_worker_t *w, void (*done)(px_worker_t *w))
+{
+    MEM_ASSERT(w != NULL);
+    px_upstream_pools_t *p = w->upstream;
+    if (!p) {
+        if (done)
+            done(w);
+        return;
+    }
+    MEM_ASSERT(!p->closing);
+    p->closing = true;
+    p->done = done;
+    /* Exchanges still alive get no more callbacks: their downstream is going away too. */
+    for (px_upcluster_t *cl = p->clusters; cl; cl = cl->next) {
+        for (size_t i = 0; i < cl->eps_cnt; i++) {
+            px_upep_t *ep = &cl->eps[i];
+            while (!link_empty(&ep->waitq))
+                px_upstream_cancel(REQ_OF(ep->waitq.next));
+            while (!link_empty(&ep->conns)) {
+                px_upconn_t *c = CONN_OF(ep->conns.next);
+                while (!link_empty(&c->pending))
+                    px_upstream_cancel(REQ_OF(c->pending.next));
+                while (!link_empty(&c->active))
+                    px_upstream_cancel(REQ_OF(c->active.next));
+                px__upstream_conn_close(c);
+            }
+        }
+    }
+    p->handles_open += 2;
+    uv_close((uv_handle_t *)&p->flush_check, on_flush_handle_closed);
+    uv_close((uv_handle_t *)&p->flush_idle, on_flush_handle_closed);
+}
+
+void px_upstream_set_keepalive(px_worker_t *w, bool on)
+{
+    px_upstream_pools_t *p = w->upstream;
+    if (!p || p->keepalive == on)
+        return;
+    p->keepalive = on;
+    if (on)
+        return;
+    for (px_upcluster_t *cl = p->clusters; cl; cl = cl->next) {
+        for (size_t i = 0; i < cl->eps_cnt; i++) {
+            px_upep_t *ep = &cl->eps[i];
+            for (px_uplink_t *l = ep->conns.next, *next; l != &ep->conns; l = next) {
+                next = l->next;
+                px_upconn_t *c = CONN_OF(l);
+                if (c->state == PX_UPCONN_READY && c->active_cnt == 0)
+                    px__upstream_conn_close(c);
+            }
+        }
+    }
+}
