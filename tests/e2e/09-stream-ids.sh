@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# 09-stream-ids: RFC 9113 5.1.1: a HEADERS frame that would open a stream with an id lower
+# than one already used is a connection error PROTOCOL_ERROR. nghttp2 ignores such frames,
+# weir checks them itself. Frames are crafted with python3-hyperframe/hpack.
+source "$(dirname "$0")/lib.sh"
+log_port() { grep -m1 -E "$2" "$1" 2>/dev/null | sed -E 's/.*:([0-9]+)$/\1/' || true; }
+$PY -c 'import hyperframe, hpack' 2>/dev/null || skip "python3-hyperframe/python3-hpack missing"
+
+start_weir --listen 127.0.0.1:0 --admin 127.0.0.1:0
+
+cat >"$T/ids.py" <<'PYEOF'
+import socket, sys, time
+from hyperframe.frame import Frame, SettingsFrame, HeadersFrame, GoAwayFrame, DataFrame
+from hpack import Encoder
+
+port, mode = int(sys.argv[1]), sys.argv[2]
+s = socket.create_connection(("127.0.0.1", port), timeout=5)
+enc = Encoder()
+s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + SettingsFrame(0).serialize())
+
+def headers(sid):
+    f = HeadersFrame(sid)
+    f.data = enc.encode([(":method", "GET"), (":scheme", "http"),
+                         (":authority", "localhost"), (":path", "/")])
+    f.flags.add("END_HEADERS")
+    f.flags.add("END_STREAM")
+    return f.serialize()
+
+buf = b""
+def frames(deadline):
+    """Yields frames until EOF or the deadline."""
+    global buf
+    while time.time() < deadline:
+        while len(buf) >= 9:
+            f, length = Frame.parse_frame_header(memoryview(buf[:9]))
+            if len(buf) < 9 + length:
+                break
+            f.parse_body(memoryview(buf[9:9 + length]))
+            buf = buf[9 + length:]
+            yield f
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            return
+        if not chunk:
+            yield None
+            return
+        buf += chunk
+
+# Stream 5 first: must be answered.
+s.sendall(headers(5))
+ok5 = False
+for f in frames(time.time() + 5):
+    if f is None:
+        break
+    if isinstance(f, DataFrame) and f.stream_id == 5 and "END_STREAM" in f.flags:
+        ok5 = True
+        break
+    if isinstance(f, HeadersFrame) and f.stream_id == 5 and "END_STREAM" in f.flags:
+        ok5 = True
+        break
+assert ok5, "stream 5 was not answered"
+
+second = 3 if mode == "lower" else 7
+s.sendall(headers(second))
+goaway = None
+answered = False
+for f in frames(time.time() + 5):
+    if f is None:
+        break
+    if isinstance(f, GoAwayFrame):
+        goaway = f
+        break
+    if f.stream_id == second and ("END_STREAM" in f.flags):
+        answered = True
+        break
+if mode == "lower":
+    assert goaway is not None, "no GOAWAY after HEADERS on a lower stream id"
+    assert goaway.error_code == 1, "GOAWAY error %d, expected PROTOCOL_ERROR(1)" % goaway.error_code
+    assert goaway.last_stream_id == 5, "last_stream_id %d" % goaway.last_stream_id
+    print("GOAWAY PROTOCOL_ERROR last_stream_id=5")
+else:
+    assert answered and goaway is None, "stream 7 after 5 must be served"
+    print("stream 7 served")
+PYEOF
+
+out=$($PY "$T/ids.py" "$WEIR_PORT" lower 2>&1) || fail "lower stream id: $out"
+pass "HEADERS on stream 3 after 5: $out"
+out=$($PY "$T/ids.py" "$WEIR_PORT" higher 2>&1) || fail "higher stream id: $out"
+pass "HEADERS on stream 7 after 5: $out"
+code=$(h2get "http://127.0.0.1:$WEIR_PORT/" -o /dev/null -w '%{http_code}')
+[ "$code" = 200 ] || fail "weir no longer serves: $code"
+stop_weir TERM || fail "weir exited $? after SIGTERM"
