@@ -309,7 +309,7 @@ static void sample_remove(size_t k)
         hp.index[moved] = (uint32_t)(k + 1);
     }
     hp.samples_cnt = last;
-    __atomic_store_n(&hp_live_cnt, last, __ATOMIC_RELAXED);
+    __atomic_store_n(&hp_live_cnt, last, __ATOMIC_RELEASE);
 }
 
 MEM_NOINLINE int mem__heapprof_record(void *p, size_t len, const void *owner, int skip)
@@ -362,7 +362,7 @@ MEM_NOINLINE int mem__heapprof_record(void *p, size_t len, const void *owner, in
     uint16_t *f = &hp.filter[filter_slot(p)];
     MEM_ASSERT(*f < UINT16_MAX);
     __atomic_store_n(f, (uint16_t)(*f + 1), __ATOMIC_RELAXED);
-    __atomic_store_n(&hp_live_cnt, hp.samples_cnt, __ATOMIC_RELAXED);
+    __atomic_store_n(&hp_live_cnt, hp.samples_cnt, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&hp_lock);
     return 0;
 fail:
@@ -373,7 +373,8 @@ fail:
 
 void mem__heapprof_forget(void *p)
 {
-    if (p == NULL || __atomic_load_n(&hp_live_cnt, __ATOMIC_RELAXED) == 0)
+    /* Acquire: a non-zero count was published after set-up, so hp.filter is visible. */
+    if (p == NULL || __atomic_load_n(&hp_live_cnt, __ATOMIC_ACQUIRE) == 0)
         return;
     /* A zero filter count proves that `p` is not sampled: the record of `p` happened before
      * `p` was handed out, hence before this free. */

@@ -87,9 +87,10 @@ static void block_give(mem__block_t *b)
 {
     size_t size = b->size;
     MEM_ASSERT(size > sizeof(mem__block_t));
-    /* Poisoned in between, then unpoisoned for the facade, which writes its free-list link into
-     * the object and poisons its own free objects. */
-    MEM_POISON(b, size);
+    /* Unpoison what the arena poisoned (chunk tails, large-block padding) before the facade
+     * takes the block back: the facade writes its free-list link into the object and poisons
+     * its free objects itself (mem/tcache.c), so a touch after the arena's free is still a
+     * use-after-poison report. */
     MEM_UNPOISON(b, size);
     mem_free(b);
 }
