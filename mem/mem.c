@@ -125,7 +125,7 @@ int mem_thread_attach(int node)
             return 0;
         /* Cached objects belong to the old node: give them back before moving. */
         mem__tcache_flush(tc);
-        tc->node = nd;
+        MEM_STAT_STORE(tc->node, nd);
         return 0;
     }
     return mem__tcache_create(nd) ? 0 : -ENOMEM;
@@ -183,6 +183,7 @@ size_t mem_fini(void)
     memset(mem__g.retired_free, 0, sizeof(mem__g.retired_free));
     memset(&mem__g.retired_tstats, 0, sizeof(mem__g.retired_tstats));
     memset(mem__g.reg_used, 0, sizeof(mem__g.reg_used));
+    memset(mem__g.reg_claimed, 0, sizeof(mem__g.reg_claimed));
     mem__g.committed = 0;
     mem__g.mapped = 0;
     mem__g.released_total = 0;

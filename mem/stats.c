@@ -33,8 +33,9 @@ static void add_cache(mem_stats_t *out, const mem_tcache_t *tc, mem_thread_stats
             remote += r;
             node_cached[nd] += r;
         }
-        if (tc->node < mem__g.nodes_cnt)
-            node_cached[tc->node] += in_slots;
+        uint32_t home = MEM_STAT_LOAD(tc->node);
+        if (home < mem__g.nodes_cnt)
+            node_cached[home] += in_slots;
         mem_class_stats_t *cs = &out->classes[c];
         cs->alloc_cnt += a;
         cs->free_cnt += f;
@@ -58,7 +59,7 @@ static void add_cache(mem_stats_t *out, const mem_tcache_t *tc, mem_thread_stats
     ts->tid = tc->tid;
     memcpy(ts->name, tc->name, sizeof(ts->name));
     ts->name[sizeof(ts->name) - 1] = '\0';
-    ts->node = (int)tc->node;
+    ts->node = (int)MEM_STAT_LOAD(tc->node);
     ts->live_signed = live;
     ts->live = live > 0 ? (uint64_t)live : 0;
     ts->tcache = cached;

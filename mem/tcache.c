@@ -72,35 +72,38 @@ mem_tcache_t *mem__tcache_create(unsigned node)
     pthread_mutex_lock(&mem__g.reg_lock);
     int idx = -1;
     for (int i = 0; i < MEM_REG_MAX; i++) {
-        if (!mem__g.reg_used[i]) {
+        if (!mem__g.reg_claimed[i]) {
             idx = i;
+            mem__g.reg_claimed[i] = true;
             break;
         }
     }
-    mem_tcache_t *tc = NULL;
-    if (idx >= 0) {
-        tc = mem__g.reg[idx];
-        if (tc) {
-            /* Reuse the exited thread's mapping: its counters were folded into the totals. */
-            MEM_ASSERT(tc->reg_idx == idx);
-            tc->node = node;
-            tc->flags = 0;
-            size_t iv = mem_heapprof_interval();
-            tc->sample_left = iv ? (int64_t)mem__heapprof_next_interval() : MEM_SAMPLE_OFF;
-        } else {
-            tc = tcache_map(idx, node);
-            if (tc)
-                __atomic_store_n(&mem__g.reg[idx], tc, __ATOMIC_RELEASE);
-        }
-        if (tc)
-            __atomic_store_n(&mem__g.reg_used[idx], true, __ATOMIC_RELEASE);
-    }
     pthread_mutex_unlock(&mem__g.reg_lock);
-    if (!tc)
+    if (idx < 0)
         return NULL;
+    mem_tcache_t *tc = mem__g.reg[idx];
+    if (tc) {
+        /* Reuse the exited thread's mapping: its counters were folded into the totals. */
+        MEM_ASSERT(tc->reg_idx == idx);
+        MEM_STAT_STORE(tc->node, node);
+        tc->flags = 0;
+        size_t iv = mem_heapprof_interval();
+        tc->sample_left = iv ? (int64_t)mem__heapprof_next_interval() : MEM_SAMPLE_OFF;
+    } else {
+        tc = tcache_map(idx, node);
+        if (!tc) {
+            pthread_mutex_lock(&mem__g.reg_lock);
+            mem__g.reg_claimed[idx] = false;
+            pthread_mutex_unlock(&mem__g.reg_lock);
+            return NULL;
+        }
+    }
+    /* Identity first, then publish: a stats reader that sees reg_used sees the name. */
     tc->tid = (uint64_t)syscall(SYS_gettid);
     memset(tc->name, 0, sizeof(tc->name));
     (void)pthread_getname_np(pthread_self(), tc->name, sizeof(tc->name));
+    __atomic_store_n(&mem__g.reg[idx], tc, __ATOMIC_RELEASE);
+    __atomic_store_n(&mem__g.reg_used[idx], true, __ATOMIC_RELEASE);
     pthread_setspecific(tc_key, tc);
     mem__tc_self = tc;
     return tc;
@@ -129,7 +132,7 @@ void mem__tcache_global_fini(void)
         mem_tcache_t *tc = mem__g.reg[i];
         if (!tc)
             continue;
-        MEM_ASSERT(!mem__g.reg_used[i]);
+        MEM_ASSERT(!mem__g.reg_claimed[i]);
         mem__g.reg[i] = NULL;
         munmap(tc, tc->map_len);
     }
@@ -388,8 +391,9 @@ void mem__tcache_detach_self(bool dead)
                        __ATOMIC_RELAXED);
     memset(t, 0, sizeof(*t));
     pthread_setspecific(tc_key, NULL);
-    pthread_mutex_lock(&mem__g.reg_lock);
     __atomic_store_n(&mem__g.reg_used[tc->reg_idx], false, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&mem__g.reg_lock);
+    mem__g.reg_claimed[tc->reg_idx] = false;
     pthread_mutex_unlock(&mem__g.reg_lock);
     mem__tc_self = dead ? &tc_dead : &tc_empty;
 }
