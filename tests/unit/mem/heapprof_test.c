@@ -8,6 +8,7 @@
 #include "mem/heapprof.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -356,6 +357,77 @@ TEST(symbolize_in_process)
     end_clean();
 }
 
+/* ---- threads: sampling from several threads while another dumps ----------------------- */
+
+static int threads_done;
+
+static void *thread_regions(void *arg)
+{
+    (void)arg;
+    for (int round = 0; round < 30; round++) {
+        mem_region_t *r = mem_region_new(0);
+        if (r == NULL)
+            return (void *)1;
+        for (int k = 0; k < 4; k++) {
+            mem_subregion_t *s = mem_subregion_new(r, 0);
+            if (s == NULL)
+                return (void *)1;
+            for (int i = 0; i < 50; i++) {
+                if (mem_subregion_alloc(s, 48 + (size_t)i * 8) == NULL)
+                    return (void *)1;
+            }
+            void *p = mem_malloc(700);
+            if (p == NULL)
+                return (void *)1;
+            mem_free(p);
+            mem_subregion_free(s);
+        }
+        heapprof_test_alloc_site(r, 20);
+        mem_region_free(r);
+    }
+    mem_thread_detach();
+    __atomic_fetch_add(&threads_done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static int write_discard(void *ud, const char *buf, size_t len)
+{
+    (void)buf;
+    *(size_t *)ud += len;
+    return 0;
+}
+
+TEST(concurrent_sampling_and_dump)
+{
+    begin();
+    size_t saved = mem_heapprof_interval();
+    size_t live0 = mem_heapprof_samples_live();
+    mem_heapprof_set_interval(2048);
+    enum { T = 4 };
+    pthread_t th[T];
+    for (int i = 0; i < T; i++)
+        REQUIRE(pthread_create(&th[i], NULL, thread_regions, NULL) == 0);
+    /* Dump for as long as the threads sample (bounded), so the two really overlap. */
+    int dumps = 0;
+    while (__atomic_load_n(&threads_done, __ATOMIC_ACQUIRE) < T && dumps < 100000) {
+        size_t bytes = 0;
+        CHECK_OK(mem_heapprof_dump(write_discard, &bytes));
+        CHECK(bytes > 100);
+        dumps++;
+    }
+    fprintf(stderr, "dumps while sampling: %d\n", dumps);
+    int bad = 0;
+    for (int i = 0; i < T; i++) {
+        void *ret;
+        pthread_join(th[i], &ret);
+        bad += ret != NULL;
+    }
+    CHECK_EQ(bad, 0);
+    CHECK_EQ(mem_heapprof_samples_live(), live0);
+    mem_heapprof_set_interval(saved);
+    end_clean();
+}
+
 int main(void)
 {
     mem_config_t cfg;
@@ -370,5 +442,6 @@ int main(void)
     RUN(region_allocations_sampled);
     RUN(dump_format_and_pprof);
     RUN(symbolize_in_process);
+    RUN(concurrent_sampling_and_dump);
     return TEST_SUMMARY();
 }
