@@ -569,6 +569,13 @@ static void on_idle(uv_timer_t *t)
 
 /* ---- http_parser callbacks -------------------------------------------------------------- */
 
+static bool is_tchar(unsigned char ch)
+{
+    if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'))
+        return true;
+    return ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
 static int head_add(admin_conn_t *c, size_t len)
 {
     c->head_bytes += len;
@@ -621,8 +628,14 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
         c->in_value = false;
         c->field_len = 0;
     }
-    /* Only names we match are kept; a longer name just never matches. */
+    /* Only names we match are kept; a longer name just never matches. The parser library
+     * lets some invalid names through (spaces), so check RFC 9110 token characters here. */
     for (size_t i = 0; i < len; i++) {
+        if (!is_tchar((unsigned char)at[i])) {
+            c->err_status = 400;
+            c->err_msg = "400 bad request: invalid character in a header name";
+            return -1;
+        }
         if (c->field_len < sizeof(c->field))
             c->field[c->field_len] = at[i];
         c->field_len++;
@@ -663,6 +676,11 @@ static int on_headers_complete(http_parser *p)
     if (p->http_major != 1) {
         c->err_status = 400;
         c->err_msg = "400 bad request: only HTTP/1.0 and HTTP/1.1 are served here";
+        return -1;
+    }
+    if (p->upgrade) {
+        c->err_status = 400;
+        c->err_msg = "400 bad request: protocol upgrade is not supported";
         return -1;
     }
     return 0;

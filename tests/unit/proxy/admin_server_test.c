@@ -246,6 +246,7 @@ TEST(malformed_and_oversized)
         "GARBAGE\r\n\r\n",
         "GET / HTTP/9.9\r\n\r\n",
         "GET /healthz HTTP/1.1\r\nBad Header\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nBad Header: x\r\n\r\n",
         "GET /healthz HTTP/1.1\r\nContent-Length: x\r\n\r\n",
         "\x01\x02\x03\x04\r\n\r\n",
         "GET /healthz HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n",
