@@ -93,8 +93,8 @@ typedef struct mem__global_s {
      * until mem_fini() so snapshot readers never touch unmapped memory. */
     pthread_mutex_t reg_lock;
     struct mem_tcache_s *reg[MEM_REG_MAX]; /* atomic loads by readers */
-    bool reg_claimed[MEM_REG_MAX]; /* under reg_lock */
-    bool reg_used[MEM_REG_MAX];    /* published (atomic) once the slot's identity is set */
+    bool reg_claimed[MEM_REG_MAX];         /* under reg_lock */
+    bool reg_used[MEM_REG_MAX];            /* published (atomic) once the slot's identity is set */
     /* Counters of exited threads (atomics). */
     uint64_t retired_alloc[MEM_SC_COUNT];
     uint64_t retired_free[MEM_SC_COUNT];

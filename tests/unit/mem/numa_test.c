@@ -1,0 +1,118 @@
+/*
+ * tests/unit/mem/numa_test.c: node discovery, pretended nodes (segments homed on the node of
+ * the allocating thread), remote frees that go home as batches, re-attaching to another node.
+ */
+#include "mem/base.h"
+#include "mem/budget.h"
+#include "mem/internal.h"
+#include "mem/malloc.h"
+#include "mem/mem.h"
+#include "mem/numa.h"
+#include "mem/stats.h"
+#include "mem/tcache.h"
+#include "tests/harness.h"
+
+#include <pthread.h>
+
+static mem_stats_t st;
+
+TEST(discovery)
+{
+    unsigned real = mem_numa_real_nodes();
+    CHECK(real >= 1);
+    CHECK(real <= MEM_STATS_NODES_MAX);
+    CHECK(mem_numa_cpu_node() < 64);
+}
+
+static unsigned node_of(void *p)
+{
+    return mem__seghdr_of(p)->node;
+}
+
+#define N 2000
+static void *objs[N];
+
+static void *alloc_on(void *arg)
+{
+    int node = (int)(intptr_t)arg;
+    if (mem_thread_attach(node) != 0)
+        return (void *)1;
+    for (int i = 0; i < N; i++) {
+        objs[i] = mem_malloc(64 + (size_t)(i % 7) * 16);
+        if (!objs[i] || node_of(objs[i]) != (unsigned)node)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+TEST(pretend_nodes_placement_and_remote_free)
+{
+    CHECK_EQ(mem__g.nodes_cnt, 4);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, alloc_on, (void *)(intptr_t)3) == 0);
+    void *rv;
+    pthread_join(t, &rv);
+    REQUIRE(rv == NULL);
+    mem_stats_snapshot(&st);
+    CHECK(st.nodes[3].segments >= 1);
+    CHECK(st.nodes[3].live >= N * 64);
+    uint64_t remote0 = st.nodes[3].remote_frees;
+    /* This thread lives on node 1: every free is remote and goes home in batches. */
+    REQUIRE(mem_thread_attach(1) == 0);
+    for (int i = 0; i < N; i++)
+        mem_free(objs[i]);
+    mem_stats_snapshot(&st);
+    CHECK(st.nodes[3].remote_frees > remote0);
+    CHECK(st.nodes[3].depot > 0);
+    CHECK_EQ(st.nodes[1].depot, 0);
+    CHECK_EQ(st.live, 0);
+    /* Nothing of node 3 ever entered this thread's own cache. */
+    for (unsigned c = 0; c < MEM_SC_COUNT; c++)
+        for (uint32_t i = 0; i < mem__tc_self->cnt[c]; i++)
+            CHECK_EQ(node_of(mem__tc_self->slots[c][i]), 1);
+    mem_release_now();
+    mem_stats_snapshot(&st);
+    CHECK_EQ(st.nodes[3].depot, 0);
+    CHECK_EQ(st.nodes[3].committed, st.meta_bytes / st.segments * st.nodes[3].segments);
+}
+
+TEST(reattach_moves_node)
+{
+    REQUIRE(mem_thread_attach(2) == 0);
+    void *p = mem_malloc(100);
+    REQUIRE(p);
+    CHECK_EQ(node_of(p), 2);
+    REQUIRE(mem_thread_attach(0) == 0);
+    void *q = mem_malloc(100);
+    REQUIRE(q);
+    CHECK_EQ(node_of(q), 0);
+    mem_free(p); /* remote now */
+    mem_free(q);
+    void *big = mem_malloc(100000);
+    REQUIRE(big);
+    mem_stats_snapshot(&st);
+    CHECK(st.nodes[0].committed >= 100000);
+    mem_free(big);
+}
+
+int main(void)
+{
+    mem_config_t cfg;
+    mem_config_default(&cfg);
+    cfg.numa_nodes = 4;
+    cfg.sample_bytes = 0;
+    RUN(discovery);
+    cfg.numa_nodes = MEM_STATS_NODES_MAX + 1;
+    CHECK(mem_init(&cfg) == -EINVAL);
+    cfg.numa_nodes = 4;
+    if (mem_init(&cfg) != 0)
+        return 1;
+    CHECK(mem_init(&cfg) == -EALREADY);
+    RUN(pretend_nodes_placement_and_remote_free);
+    RUN(reattach_moves_node);
+    size_t left = mem_fini();
+    CHECK_EQ(left, 0);
+    if (left)
+        th_tests_failed++;
+    return TEST_SUMMARY();
+}
