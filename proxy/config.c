@@ -383,8 +383,10 @@ int px_config_dump(const px_config_t *cfg, int (*write)(void *ud, const char *bu
 
     MEM_ASSERT(cfg != NULL);
     MEM_ASSERT(write != NULL);
-    dump_f(&d, "# weir effective configuration (source: %s)\n",
-           cfg->source ? cfg->source : "built-in defaults and flags");
+    /* The source path is unbounded: it goes through dump_qs, never through dump_f's line. */
+    dump_f(&d, "# weir effective configuration, source: ");
+    dump_qs(&d, cfg->source ? cfg->source : "built-in defaults and flags");
+    dump_f(&d, "\n");
 
     dump_f(&d, "listeners:\n");
     for (size_t i = 0; i < cfg->listeners_cnt; i++) {
