@@ -179,7 +179,10 @@ static int parse_argv(int argc, char **argv, cli_t *cli, char *err, size_t err_l
             return px__cfg_errf(err, err_len, "%.*s: needs a value (see weir --help)",
                                 (int)strcspn(flag, "="), flag);
         default:
-            if (optopt && optopt < 256)
+            if (strncmp(flag, "--", 2) == 0 && optopt && strchr(flag, '='))
+                return px__cfg_errf(err, err_len, "%.*s: takes no value", (int)strcspn(flag, "="),
+                                    flag);
+            if (strncmp(flag, "--", 2) != 0 && optopt && optopt < 256)
                 return px__cfg_errf(err, err_len, "-%c: unknown option (see weir --help)", optopt);
             return px__cfg_errf(err, err_len, "%.*s: unknown option (see weir --help)",
                                 (int)strcspn(flag, "="), flag);

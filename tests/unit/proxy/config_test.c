@@ -695,6 +695,11 @@ TEST(flag_errors)
         CHECK_STR(err, "--lisen: unknown option (see weir --help)");
     }
     {
+        char *argv[] = {"weir", "--help=yes", NULL};
+        CHECK(run_args(&act, &cfg, argv) < 0);
+        CHECK_STR(err, "--help: takes no value");
+    }
+    {
         char *argv[] = {"weir", "-x", NULL};
         CHECK(run_args(&act, &cfg, argv) < 0);
         CHECK_STR(err, "-x: unknown option (see weir --help)");
