@@ -88,8 +88,10 @@ static void stamp(px_accesslog_t *l, struct timespec *ts)
     int y;
     unsigned m, d;
     civil(days, &y, &m, &d);
-    snprintf(l->ts, sizeof(l->ts), "%04d-%02u-%02uT%02d:%02d:%02d", y, m, d, (int)(rem / 3600),
-             (int)(rem / 60 % 60), (int)(rem % 60));
+    /* The modulos bound every field so the compiler can prove the stamp fits. */
+    snprintf(l->ts, sizeof(l->ts), "%04u-%02u-%02uT%02u:%02u:%02u", (unsigned)y % 10000u, m % 13u,
+             d % 32u, (unsigned)(rem / 3600) % 24u, (unsigned)(rem / 60 % 60),
+             (unsigned)(rem % 60));
 }
 
 /* Caps a logged field and keeps the line one line: quotes and control bytes become '_'. */
