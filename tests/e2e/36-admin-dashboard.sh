@@ -31,12 +31,13 @@ start_weir -c "$T/weir.yaml"
 h2load -n 2000 -c 4 -m 8 "http://127.0.0.1:$WEIR_PORT/" >"$T/h2load.out" 2>&1 || fail "h2load failed"
 
 cat >"$T/cdp.js" <<'JS'
-// node --experimental-websocket cdp.js CHROME USERDIR URL SCREENSHOT|- MIN_SAMPLES
+// node --experimental-websocket cdp.js CHROME USERDIR URL SCREENSHOT|- samples|errors N
+// Runs the page until <body data-samples> (or data-errors) reaches N, or 30 s pass.
 // Prints one JSON line: {samples, errors, polls, regions, committed, ink, console}.
 const { spawn } = require('child_process');
 const fs = require('fs');
-const [chromePath, userDir, url, shot, minSamplesArg] = process.argv.slice(2);
-const minSamples = Number(minSamplesArg);
+const [chromePath, userDir, url, shot, waitFor, waitNArg] = process.argv.slice(2);
+const waitN = Number(waitNArg);
 const chrome = spawn(chromePath, ['--headless', '--no-sandbox', '--disable-gpu',
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
     '--no-first-run', `--user-data-dir=${userDir}`, '--remote-debugging-port=0',
@@ -99,7 +100,7 @@ async function run(wsUrl) {
             return { samples: +b.dataset.samples, errors: +b.dataset.errors, polls: +b.dataset.polls,
                      regions: +b.dataset.regions, committed: c ? c.textContent : '' };
         })()`);
-        if (state && (state.samples >= minSamples || (minSamples === 0 && state.polls >= 3))) break;
+        if (state && state[waitFor] >= waitN) break;
         if (Date.now() > deadline) break;
         await new Promise((r) => setTimeout(r, 250));
     }
@@ -122,7 +123,7 @@ JS
 ART="$WEIR_BUILD/artifacts"
 mkdir -p "$ART"
 node --experimental-websocket "$T/cdp.js" "$CHROME" "$T/chrome1" \
-    "http://127.0.0.1:$ADMIN_PORT/#token=$TOKEN" "$ART/dashboard.png" 3 >"$T/run1.json" 2>"$T/run1.err" ||
+    "http://127.0.0.1:$ADMIN_PORT/#token=$TOKEN" "$ART/dashboard.png" samples 3 >"$T/run1.json" 2>"$T/run1.err" ||
     fail "browser run failed: $(tail -n 5 "$T/run1.err")"
 $PY - "$T/run1.json" <<'PYEOF' || fail "dashboard check failed: $(cat "$T/run1.json")"
 import json, re, sys
@@ -139,7 +140,7 @@ pass "dashboard drew live data, console clean: $(cat "$T/run1.json"); screenshot
 
 # Negative control: no token, so every poll is a 401 that the page and the console show.
 node --experimental-websocket "$T/cdp.js" "$CHROME" "$T/chrome2" \
-    "http://127.0.0.1:$ADMIN_PORT/" - 0 >"$T/run2.json" 2>"$T/run2.err" ||
+    "http://127.0.0.1:$ADMIN_PORT/" - errors 2 >"$T/run2.json" 2>"$T/run2.err" ||
     fail "browser run (no token) failed: $(tail -n 5 "$T/run2.err")"
 $PY - "$T/run2.json" <<'PYEOF' || fail "negative control: $(cat "$T/run2.json")"
 import json, sys
