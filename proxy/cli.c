@@ -12,6 +12,7 @@
 #include "proxy/config.h"
 #include "proxy/config_internal.h"
 
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <nghttp2/nghttp2.h>
 #include <openssl/crypto.h>
@@ -30,6 +31,7 @@ enum {
     OPT_UPSTREAM,
     OPT_ADMIN,
     OPT_ADMIN_TOKEN,
+    OPT_ADMIN_PUBLIC,
     OPT_WORKERS,
     OPT_MEMORY_LIMIT,
     OPT_ACCESS_LOG,
@@ -45,6 +47,7 @@ static const struct option cli_opts[] = {
     {"upstream", required_argument, NULL, OPT_UPSTREAM},
     {"admin", required_argument, NULL, OPT_ADMIN},
     {"admin-token", required_argument, NULL, OPT_ADMIN_TOKEN},
+    {"admin-public", no_argument, NULL, OPT_ADMIN_PUBLIC},
     {"workers", required_argument, NULL, OPT_WORKERS},
     {"memory-limit", required_argument, NULL, OPT_MEMORY_LIMIT},
     {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
@@ -74,6 +77,7 @@ static const char cli_usage[] =
     "                           catch-all route to it, replacing the file's clusters/routes\n"
     "      --admin HOST:PORT    admin port address (default 127.0.0.1:9901)\n"
     "      --admin-token TOKEN  require \"Authorization: Bearer TOKEN\" on the admin port\n"
+    "      --admin-public       allow a non-loopback admin address without a token\n"
     "      --workers N|auto     worker threads (auto: one per CPU in the affinity mask)\n"
     "      --memory-limit SIZE  memory budget: bytes or units (512MiB, 2GiB), N% of the\n"
     "                           cgroup limit, or off\n"
@@ -91,6 +95,7 @@ static const char cli_usage[] =
     "  WEIR_LISTEN=HOST:PORT[,HOST:PORT...]  like --listen\n"
     "  WEIR_ADMIN=HOST:PORT                  like --admin\n"
     "  WEIR_ADMIN_TOKEN=TOKEN                like --admin-token\n"
+    "  WEIR_ADMIN_PUBLIC=1                   like --admin-public\n"
     "  WEIR_MEMORY_LIMIT=SIZE                like --memory-limit\n"
     "  WEIR_WORKERS=N|auto                   like --workers\n";
 
@@ -105,7 +110,7 @@ typedef struct cli_s {
     const char *admin, *admin_token;
     const char *workers, *memory_limit, *access_log;
     const char *health_addr;
-    bool health, help, version;
+    bool health, help, version, admin_public;
 } cli_t;
 
 static void print_version(void)
@@ -155,6 +160,9 @@ static int parse_argv(int argc, char **argv, cli_t *cli, char *err, size_t err_l
             break;
         case OPT_ADMIN_TOKEN:
             cli->admin_token = optarg;
+            break;
+        case OPT_ADMIN_PUBLIC:
+            cli->admin_public = true;
             break;
         case OPT_WORKERS:
             cli->workers = optarg;
@@ -305,6 +313,36 @@ static int apply_scalars(px_config_t *cfg, const char *admin, const char *token,
     if (workers && px__cfg_parse_workers(workers, &cfg->workers, why, sizeof(why)) < 0)
         return px__cfg_errf(err, err_len, "%s: %s", env ? "WEIR_WORKERS" : "--workers", why);
     return 0;
+}
+
+/* True for 127.0.0.0/8, ::1 and IPv4-mapped loopback. */
+static bool addr_is_loopback(const px_addr_t *a)
+{
+    if (a->sa.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&a->sa;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (a->sa.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&a->sa;
+        if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+            return true;
+        return IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr[12] == 127;
+    }
+    return false;
+}
+
+/* The admin port serves heap dumps, the configuration and release controls: it leaves
+ * loopback only with a token, or when the operator says so explicitly. */
+static int check_admin_exposure(const px_config_t *cfg, char *err, size_t err_len)
+{
+    if (!cfg->admin.enabled || cfg->admin.token || cfg->admin.allow_public ||
+        addr_is_loopback(&cfg->admin.addr))
+        return 0;
+    return px__cfg_errf(err, err_len,
+                        "admin.address: %s:%u is not a loopback address; set a token "
+                        "(admin.token, WEIR_ADMIN_TOKEN, --admin-token) or allow it explicitly "
+                        "(admin.allow_public: true, WEIR_ADMIN_PUBLIC=1, --admin-public)",
+                        cfg->admin.addr.host, (unsigned)cfg->admin.addr.port);
 }
 
 /* An environment variable that is unset or empty does not apply. */
@@ -518,6 +556,11 @@ int px_config_from_args(int argc, char **argv, px_cli_action_t *action, px_confi
     rc = apply_scalars(cfg, cli.admin, cli.admin_token, cli.memory_limit, cli.workers, false, err,
                        err_len);
     if (rc < 0)
+        goto fail;
+    if (cli.admin_public ||
+        (env_get("WEIR_ADMIN_PUBLIC") && strcmp(env_get("WEIR_ADMIN_PUBLIC"), "0")))
+        cfg->admin.allow_public = true;
+    if (!cli.health && (rc = check_admin_exposure(cfg, err, err_len)) < 0)
         goto fail;
     if (cli.access_log) {
         if (cli.access_log[0] == '\0') {

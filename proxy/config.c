@@ -38,6 +38,7 @@
  *     address: 127.0.0.1:9901   # default 127.0.0.1:9901
  *     token: secret             # optional bearer token, redacted in dumps
  *     enabled: true             # default true
+ *     allow_public: false       # a non-loopback address needs a token, or this set to true
  *   workers: auto               # auto (default: CPUs in the affinity mask) or 1-1024
  *   memory:
  *     limit: 512MiB             # a size (at least 16MiB), "N%" of the cgroup limit, or 0/off;
@@ -455,6 +456,8 @@ int px_config_dump(const px_config_t *cfg, int (*write)(void *ud, const char *bu
     dump_f(&d, "admin: {address: ");
     dump_addr(&d, &cfg->admin.addr);
     dump_f(&d, ", enabled: %s", cfg->admin.enabled ? "true" : "false");
+    if (cfg->admin.allow_public)
+        dump_f(&d, ", allow_public: true");
     if (cfg->admin.token)
         dump_f(&d, ", token: \"<redacted>\"");
     dump_f(&d, "}\n");

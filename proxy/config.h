@@ -20,9 +20,9 @@
 #define PX_CONFIG_ERR_MAX 512
 
 typedef struct px_addr_s {
-    char host[256];                 /* as written (name or literal), for logs and dumps */
-    uint16_t port;                  /* 0 = let the kernel pick (tests) */
-    struct sockaddr_storage sa;     /* resolved at load time */
+    char host[256];             /* as written (name or literal), for logs and dumps */
+    uint16_t port;              /* 0 = let the kernel pick (tests) */
+    struct sockaddr_storage sa; /* resolved at load time */
     socklen_t sa_len;
 } px_addr_t;
 
@@ -35,90 +35,91 @@ typedef struct px_cluster_cfg_s {
     px_lb_t lb;
     px_addr_t *endpoints;
     size_t endpoints_cnt;
-    uint32_t connect_timeout_ms;    /* default 2000 */
-    uint32_t request_timeout_ms;    /* whole response, 0 = none; default 30000 */
-    uint32_t idle_timeout_ms;       /* pooled idle connection; default 60000 */
-    uint32_t max_streams_per_conn;  /* h2c multiplexing; default 100 */
-    uint32_t max_conns_per_endpoint;/* per worker; default 64 */
-    uint32_t connect_retries;       /* other endpoints tried after a failed connect; default 2 */
+    uint32_t connect_timeout_ms;     /* default 2000 */
+    uint32_t request_timeout_ms;     /* whole response, 0 = none; default 30000 */
+    uint32_t idle_timeout_ms;        /* pooled idle connection; default 60000 */
+    uint32_t max_streams_per_conn;   /* h2c multiplexing; default 100 */
+    uint32_t max_conns_per_endpoint; /* per worker; default 64 */
+    uint32_t connect_retries;        /* other endpoints tried after a failed connect; default 2 */
 } px_cluster_cfg_t;
 
 typedef struct px_route_cfg_s {
-    char *authority;                /* NULL = any; exact host ("a.example") or "*.example" */
-    char *path_prefix;              /* default "/" */
-    const px_cluster_cfg_t *cluster;/* NULL when this is a direct response */
-    int direct_status;              /* direct_response status, 0 when routing to a cluster */
+    char *authority;                 /* NULL = any; exact host ("a.example") or "*.example" */
+    char *path_prefix;               /* default "/" */
+    const px_cluster_cfg_t *cluster; /* NULL when this is a direct response */
+    int direct_status;               /* direct_response status, 0 when routing to a cluster */
     char *direct_body;
     size_t direct_body_len;
-    char *direct_content_type;      /* default "text/plain" */
+    char *direct_content_type; /* default "text/plain" */
 } px_route_cfg_t;
 
 typedef struct px_listener_cfg_s {
     char *name;
     px_addr_t addr;
     bool tls;
-    char *tls_cert;                 /* PEM file paths, required when tls */
+    char *tls_cert; /* PEM file paths, required when tls */
     char *tls_key;
 } px_listener_cfg_t;
 
 typedef struct px_limits_cfg_s {
-    uint32_t max_concurrent_streams;    /* per connection; default 100 */
-    uint32_t max_header_list_bytes;     /* default 65536 */
-    uint32_t max_continuations;         /* CONTINUATION frames per header block; default 8 */
-    size_t stream_buffer_bytes;         /* per-stream flow-control buffer; default 65536 */
-    size_t conn_bytes_max;              /* region cap per connection; default 4 MiB */
-    size_t stream_bytes_max;            /* sub-arena cap per stream; default 1 MiB */
-    uint32_t idle_timeout_ms;           /* connection with no streams; default 120000 */
-    uint32_t header_timeout_ms;         /* first complete request headers; default 10000 */
-    uint32_t stream_idle_timeout_ms;    /* no progress on a stream; default 60000 */
-    uint32_t max_connections;           /* per worker; default 10000 */
-    uint32_t rst_per_sec;               /* client RST_STREAM rate limit; default 100 */
-    uint32_t control_frames_per_sec;    /* SETTINGS/PING/empty frames; default 100 */
+    uint32_t max_concurrent_streams; /* per connection; default 100 */
+    uint32_t max_header_list_bytes;  /* default 65536 */
+    uint32_t max_continuations;      /* CONTINUATION frames per header block; default 8 */
+    size_t stream_buffer_bytes;      /* per-stream flow-control buffer; default 65536 */
+    size_t conn_bytes_max;           /* region cap per connection; default 4 MiB */
+    size_t stream_bytes_max;         /* sub-arena cap per stream; default 1 MiB */
+    uint32_t idle_timeout_ms;        /* connection with no streams; default 120000 */
+    uint32_t header_timeout_ms;      /* first complete request headers; default 10000 */
+    uint32_t stream_idle_timeout_ms; /* no progress on a stream; default 60000 */
+    uint32_t max_connections;        /* per worker; default 10000 */
+    uint32_t rst_per_sec;            /* client RST_STREAM rate limit; default 100 */
+    uint32_t control_frames_per_sec; /* SETTINGS/PING/empty frames; default 100 */
 } px_limits_cfg_t;
 
 typedef struct px_memory_cfg_s {
-    size_t limit_bytes;             /* explicit limit; 0 = derive */
-    double limit_cgroup_fraction;   /* share of the cgroup limit; default 0.9 */
-    double elevated;                /* default 0.80 */
-    double critical;                /* default 0.95 */
-    double hysteresis;              /* default 0.05 */
-    uint64_t decay_ms;              /* default 1000 */
-    size_t sample_bytes;            /* heap sampling; default 524288, 0 = off */
-    unsigned numa_nodes;            /* 0 = real count */
+    size_t limit_bytes;           /* explicit limit; 0 = derive */
+    double limit_cgroup_fraction; /* share of the cgroup limit; default 0.9 */
+    double elevated;              /* default 0.80 */
+    double critical;              /* default 0.95 */
+    double hysteresis;            /* default 0.05 */
+    uint64_t decay_ms;            /* default 1000 */
+    size_t sample_bytes;          /* heap sampling; default 524288, 0 = off */
+    unsigned numa_nodes;          /* 0 = real count */
 } px_memory_cfg_t;
 
 typedef struct px_admin_cfg_s {
-    px_addr_t addr;                 /* default 127.0.0.1:9901 */
-    bool enabled;                   /* default true */
-    char *token;                    /* bearer token; NULL = none (redacted in dumps) */
+    px_addr_t addr;    /* default 127.0.0.1:9901 */
+    bool enabled;      /* default true */
+    bool allow_public; /* bind beyond loopback without a token; default false */
+    char *token;       /* bearer token; NULL = none (redacted in dumps) */
 } px_admin_cfg_t;
 
 typedef struct px_config_s {
-    char *source;                   /* the file it came from, or NULL for built-in */
+    char *source; /* the file it came from, or NULL for built-in */
     px_listener_cfg_t *listeners;
     size_t listeners_cnt;
     px_cluster_cfg_t *clusters;
     size_t clusters_cnt;
-    px_route_cfg_t *routes;         /* first match wins */
+    px_route_cfg_t *routes; /* first match wins */
     size_t routes_cnt;
     px_admin_cfg_t admin;
     px_limits_cfg_t limits;
     px_memory_cfg_t memory;
-    unsigned workers;               /* 0 = auto: the CPUs in the affinity mask (or cgroup quota) */
-    char *access_log;               /* NULL = off, "-" = stdout, else a path */
-    uint32_t drain_timeout_ms;      /* SIGTERM deadline; default 30000 */
-    bool add_x_forwarded_for;       /* default true */
-    bool add_via;                   /* default true */
-    char *server_name;              /* used in via and errors; default "weir" */
+    unsigned workers;          /* 0 = auto: the CPUs in the affinity mask (or cgroup quota) */
+    char *access_log;          /* NULL = off, "-" = stdout, else a path */
+    uint32_t drain_timeout_ms; /* SIGTERM deadline; default 30000 */
+    bool add_x_forwarded_for;  /* default true */
+    bool add_via;              /* default true */
+    char *server_name;         /* used in via and errors; default "weir" */
 } px_config_t;
 
 /* Result of parsing the command line. */
 typedef enum px_cli_action_e {
-    PX_CLI_RUN = 0,         /* run the proxy with the config */
-    PX_CLI_CHECK,           /* --check-config FILE: validate and exit */
-    PX_CLI_HELP,            /* --help printed */
-    PX_CLI_VERSION,         /* --version printed */
-    PX_CLI_HEALTH,          /* `weir health [ADDR]`: probe /ready on the admin port */
+    PX_CLI_RUN = 0, /* run the proxy with the config */
+    PX_CLI_CHECK,   /* --check-config FILE: validate and exit */
+    PX_CLI_HELP,    /* --help printed */
+    PX_CLI_VERSION, /* --version printed */
+    PX_CLI_HEALTH,  /* `weir health [ADDR]`: probe /ready on the admin port */
 } px_cli_action_t;
 
 /* Builds the effective config from `argv`, the environment and the file named by -c (if any).

@@ -710,7 +710,7 @@ static int load_routes(yctx_t *c, const yaml_node_t *n)
 
 static int load_admin(yctx_t *c, const yaml_node_t *n)
 {
-    static const char *const keys[] = {"address", "token", "enabled"};
+    static const char *const keys[] = {"address", "token", "enabled", "allow_public"};
     char why[PX_CFG_WHY_MAX];
     yaml_node_t *v;
     const char *s;
@@ -732,6 +732,8 @@ static int load_admin(yctx_t *c, const yaml_node_t *n)
         if ((rc = px__cfg_set_str(&c->cfg->admin.token, s)) < 0)
             return rc;
     }
+    if ((rc = opt_bool(c, n, "admin", "allow_public", &c->cfg->admin.allow_public)) < 0)
+        return rc;
     return opt_bool(c, n, "admin", "enabled", &c->cfg->admin.enabled);
 }
 

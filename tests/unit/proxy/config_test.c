@@ -491,6 +491,7 @@ static void clear_env(void)
     unsetenv("WEIR_ADMIN_TOKEN");
     unsetenv("WEIR_MEMORY_LIMIT");
     unsetenv("WEIR_WORKERS");
+    unsetenv("WEIR_ADMIN_PUBLIC");
 }
 
 TEST(flags_override_file)
@@ -856,6 +857,58 @@ static int on_write(void *ud, const char *buf, size_t len)
     return 0;
 }
 
+/* A non-loopback admin address needs a token or an explicit opt-in, whichever source set it. */
+TEST(admin_exposure)
+{
+    px_cli_action_t act;
+    px_config_t *cfg = NULL;
+
+    clear_env();
+    {
+        char *argv[] = {"weir", "--admin", "0.0.0.0:9901", NULL};
+        CHECK_EQ(run_args(&act, &cfg, argv), -EINVAL);
+        CHECK(strstr(err, "admin.address: 0.0.0.0:9901 is not a loopback address") != NULL);
+    }
+    {
+        char *argv[] = {"weir", "--admin", "0.0.0.0:0", "--admin-token", "t0k", NULL};
+        REQUIRE(run_args(&act, &cfg, argv) == 0);
+        CHECK_STR(cfg->admin.token, "t0k");
+        px_config_free(cfg);
+    }
+    {
+        char *argv[] = {"weir", "--admin", "0.0.0.0:0", "--admin-public", NULL};
+        REQUIRE(run_args(&act, &cfg, argv) == 0);
+        CHECK(cfg->admin.allow_public);
+        px_config_free(cfg);
+    }
+    {
+        char *argv[] = {"weir", NULL};
+        setenv("WEIR_ADMIN", "0.0.0.0:0", 1);
+        CHECK_EQ(run_args(&act, &cfg, argv), -EINVAL);
+        setenv("WEIR_ADMIN_PUBLIC", "1", 1);
+        REQUIRE(run_args(&act, &cfg, argv) == 0);
+        px_config_free(cfg);
+        clear_env();
+    }
+    {
+        const char *p =
+            write_tmp("public.yaml", "admin: {address: 0.0.0.0:0, allow_public: true}\n");
+        char path[512];
+        REQUIRE(p != NULL);
+        snprintf(path, sizeof(path), "%s", p);
+        char *argv[] = {"weir", "-c", path, NULL};
+        REQUIRE(run_args(&act, &cfg, argv) == 0);
+        CHECK(cfg->admin.allow_public);
+        px_config_free(cfg);
+    }
+    {
+        char *argv[] = {"weir", "--admin", "[::1]:0", NULL};
+        REQUIRE(run_args(&act, &cfg, argv) == 0);
+        px_config_free(cfg);
+    }
+    CHECK_NO_LEAK();
+}
+
 TEST(dump_round_trip)
 {
     static sbuf_t a, b;
@@ -928,6 +981,7 @@ int main(void)
     RUN(upstream_flag);
     RUN(flag_errors);
     RUN(actions);
+    RUN(admin_exposure);
     RUN(dump_round_trip);
     {
         char cmd[400];
