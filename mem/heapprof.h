@@ -5,8 +5,10 @@
  * interval (as tcmalloc does). A sample keeps the allocation's size and backtrace while it is
  * live. The dump is pprof's legacy heap profile text format ("heap profile: ..." header, one
  * line per stack, then MAPPED_LIBRARIES from /proc/self/maps), which `google-pprof --text`
- * reads. Functions are symbolized in-process as well, so a dump of a stripped binary still
- * names them (see mem_heapprof_dump_symbols).
+ * reads. Functions are symbolized in-process as well (see mem_heapprof_dump_symbols), from the
+ * running binary's own ELF symbol tables: that names them where no copy of the binary or no
+ * pprof is at hand, and for binaries stripped of debug information (`strip -g`). A binary
+ * stripped of `.symtab` (`strip -s`) keeps only its exported (`.dynsym`) names.
  * Its own storage is mapped directly, never through the facade, so it cannot recurse.
  */
 #ifndef MEM_HEAPPROF_H

@@ -428,8 +428,53 @@ TEST(concurrent_sampling_and_dump)
     end_clean();
 }
 
-int main(void)
+/* Re-runs this test binary, stripped of debug information, in --symbolize-self mode: the
+ * in-process symbolizer must still name a static and a global function from .symtab. */
+TEST(symbolize_stripped_copy)
 {
+    begin();
+    if (access("/usr/bin/strip", X_OK) != 0) {
+        fprintf(stderr, "SKIP stripped copy: /usr/bin/strip not installed (binutils)\n");
+        return;
+    }
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    REQUIRE(n > 0);
+    exe[n] = '\0';
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char copy[4200], cmd[9000];
+    snprintf(copy, sizeof(copy), "%s/weir-heapprof-stripped-%d", tmp, (int)getpid());
+    snprintf(cmd, sizeof(cmd), "/usr/bin/strip -g -o '%s' '%s' && '%s' --symbolize-self", copy, exe,
+             copy);
+    FILE *f = popen(cmd, "r");
+    REQUIRE(f != NULL);
+    char out[4096];
+    size_t len = fread(out, 1, sizeof(out) - 1, f);
+    out[len] = '\0';
+    CHECK_EQ(pclose(f), 0);
+    CHECK(strstr(out, "global heapprof_test_alloc_site\n") != NULL);
+    CHECK(strstr(out, "static static_function_for_symbols\n") != NULL);
+    if (strstr(out, "static static_function_for_symbols\n") == NULL)
+        fprintf(stderr, "stripped copy said: %s\n", out);
+    unlink(copy);
+    end_clean();
+}
+
+/* --symbolize-self: prints what the in-process symbolizer says about two of our functions. */
+static int symbolize_self(void)
+{
+    char a[256] = "", b[256] = "";
+    int ra = mem_heapprof_symbolize((const void *)heapprof_test_alloc_site, a, sizeof(a));
+    int (*volatile fp)(int) = static_function_for_symbols;
+    int rb = mem_heapprof_symbolize((const void *)fp, b, sizeof(b));
+    printf("global %s\nstatic %s\n", ra == 0 ? a : "??", rb == 0 ? b : "??");
+    return ra == 0 && rb == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--symbolize-self") == 0)
+        return symbolize_self();
     mem_config_t cfg;
     mem_config_default(&cfg);
     int rc = mem_init(&cfg);
@@ -442,6 +487,7 @@ int main(void)
     RUN(region_allocations_sampled);
     RUN(dump_format_and_pprof);
     RUN(symbolize_in_process);
+    RUN(symbolize_stripped_copy);
     RUN(concurrent_sampling_and_dump);
     return TEST_SUMMARY();
 }
