@@ -20,7 +20,7 @@ struct px_accesslog_s {
     bool own_fd;
     size_t len;     /* bytes used in buf */
     int64_t ts_sec; /* second cached in ts */
-    char ts[24];    /* "2026-11-22T04:00:00" */
+    char ts[64];    /* "2026-11-22T04:00:00" */
     char buf[PX_ACCESSLOG_BUF_BYTES];
 };
 
