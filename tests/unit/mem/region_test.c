@@ -374,9 +374,11 @@ static void overrun_into_tail(void)
 
 TEST(asan_poisoning)
 {
+    begin();
     CHECK(child_dies_with_asan(touch_after_free));
     CHECK(child_dies_with_asan(touch_large_after_free));
     CHECK(child_dies_with_asan(overrun_into_tail));
+    end_clean(); /* the children allocated, not us */
 }
 #endif
 

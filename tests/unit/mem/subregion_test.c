@@ -252,8 +252,10 @@ static void touch_after_parent_free(void)
 
 TEST(asan_poisoning)
 {
+    begin();
     CHECK(child_dies_with_asan(touch_after_sub_free));
     CHECK(child_dies_with_asan(touch_after_parent_free));
+    end_clean(); /* the children allocated, not us */
 }
 #endif
 
