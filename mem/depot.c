@@ -45,6 +45,9 @@ void mem__depot_push(mem__node_t *n, unsigned cls, void *const *objs, unsigned c
     for (unsigned i = 1; i < cnt; i++)
         link_set(objs[i], 0, i + 1 < cnt ? objs[i + 1] : NULL);
     __atomic_fetch_add(&d->bytes, (uint64_t)cnt * mem_sc_size[cls], __ATOMIC_RELAXED);
+    /* CK writes the entry in C, so the head's entry word stays unpoisoned while it is in the
+     * depot; CK's loads of it are inline assembly, which ASan does not check. */
+    MEM_UNPOISON(head, sizeof(ck_stack_entry_t));
     MEM_TSAN_RELEASE(d);
     ck_stack_push_mpmc(&d->stack, (ck_stack_entry_t *)head);
 }
