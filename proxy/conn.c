@@ -193,6 +193,8 @@ void px_conn_flush(px_conn_t *c)
         c->ocap = 0;
         if (c->mode == PX_CONN_H2 && !px_h2_want_io(c))
             px_conn_close(c);
+        else if (c->mode == PX_CONN_H2 && px_h2_want_write(c))
+            px_conn_mark_dirty(c); /* rounds ran out: continue next iteration */
     }
     return;
 fail:

@@ -147,6 +147,8 @@ int px_h2_recv(px_conn_t *c, const uint8_t *data, size_t len);
 /* Moves what nghttp2 wants to send into the batch. Returns 0 or -EPROTO. */
 int px_h2_send(px_conn_t *c);
 bool px_h2_want_io(px_conn_t *c);
+/* True when nghttp2 has frames queued, or DATA it can send now. */
+bool px_h2_want_write(px_conn_t *c);
 void px_h2_shutdown_notice(px_conn_t *c);
 void px_h2_goaway(px_conn_t *c);
 /* Ends every stream (cancels upstream exchanges, logs, frees sub-arenas). */

@@ -750,6 +750,11 @@ bool px_h2_want_io(px_conn_t *c)
     return nghttp2_session_want_read(c->ng) || nghttp2_session_want_write(c->ng);
 }
 
+bool px_h2_want_write(px_conn_t *c)
+{
+    return nghttp2_session_want_write(c->ng) != 0;
+}
+
 void px_h2_shutdown_notice(px_conn_t *c)
 {
     if (c->drain_notice)
