@@ -125,7 +125,7 @@ log "SIGTERM: the in-flight request completed, exit code 0"
 # ---- 7. budget from the cgroup limit -------------------------------------------------------------
 start --memory 256m
 limit=$(curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$ADMIN/memory" |
-    /usr/bin/python3 -c 'import json,sys; print(int(json.load(sys.stdin)["budget"]["limit_bytes"]))')
+    /usr/bin/python3 -c 'import json,sys; print(int(json.load(sys.stdin)["budget_limit"]))')
 want=$((256 * 1024 * 1024 * 9 / 10))
 [ "$limit" -ge $((want - 1048576)) ] && [ "$limit" -le $((want + 1048576)) ] ||
     fail "budget under --memory 256m is $limit, want 90% of 256 MiB ($want)"
