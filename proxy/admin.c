@@ -9,9 +9,10 @@
  * main thread talks to it through the `stop` async handle alone.
  *
  * Limits: at most PX_ADMIN_CONNS_MAX connections; a request head of at most PX_ADMIN_HEAD_MAX
- * bytes and a body of at most PX_ADMIN_BODY_MAX; at most ADMIN_WRITES_MAX responses queued per
- * connection (reading stops until they drain), so a pipelining client cannot make us buffer
- * without bound. Every byte comes from mem_malloc.
+ * bytes and a body of at most PX_ADMIN_BODY_MAX; at most ADMIN_WRITES_MAX responses, or one past
+ * ADMIN_PENDING_BYTES_MAX bytes, queued per connection (parsing and reading stop until they
+ * drain), so a pipelining client cannot make us buffer without bound. Every byte comes from
+ * mem_malloc.
  */
 #include "mem/base.h"
 #include "proxy/admin.h"
@@ -32,6 +33,9 @@
 #define ADMIN_FIELD_MAX  32u   /* header names we look at are shorter */
 #define ADMIN_WRITES_MAX 4u    /* responses queued on one connection before reading pauses */
 #define ADMIN_RBUF_LEN   8192u /* read buffer per connection */
+/* Response bytes queued on one connection past which no further request is parsed until
+ * they drain: a client pipelining heap dumps holds at most one big body at a time. */
+#define ADMIN_PENDING_BYTES_MAX (1u << 20)
 
 typedef struct admin_s admin_t;
 
@@ -45,8 +49,9 @@ typedef struct admin_conn_s {
     http_parser parser;
     int handles_open; /* 2 while open; freed when it reaches 0 */
     unsigned writes_pending;
-    bool closing;  /* uv_close called */
-    bool shutting; /* no more requests: finish writes, then close */
+    size_t bytes_pending; /* response bytes queued and not yet written */
+    bool closing;         /* uv_close called */
+    bool shutting;        /* no more requests: finish writes, then close */
     bool reading;
     /* The request being parsed. */
     size_t head_bytes;
@@ -90,6 +95,7 @@ typedef struct admin_write_s {
     admin_conn_t *conn; /* borrows: a connection is closed only after its writes */
     char *body;         /* owns: mem_malloc (px_jsonw_take) */
     size_t head_len;
+    size_t body_len;
     char head[768];
 } admin_write_t;
 
@@ -289,12 +295,20 @@ static void conn_finish(admin_conn_t *c)
         conn_close(c);
 }
 
+/* Too many responses, or too many response bytes, are queued: parse and read no more. */
+static bool conn_backlogged(const admin_conn_t *c)
+{
+    return c->writes_pending >= ADMIN_WRITES_MAX || c->bytes_pending > ADMIN_PENDING_BYTES_MAX;
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     admin_write_t *wr = MEM_CONTAINER_OF(req, admin_write_t, req);
     admin_conn_t *c = wr->conn;
     MEM_ASSERT(c->writes_pending > 0);
+    MEM_ASSERT(c->bytes_pending >= wr->head_len + wr->body_len);
     c->writes_pending--;
+    c->bytes_pending -= wr->head_len + wr->body_len;
     mem_free(wr->body);
     mem_free(wr);
     /* wr freed */
@@ -302,7 +316,7 @@ static void on_write(uv_write_t *req, int status)
         conn_close(c);
         return;
     }
-    if (!c->closing && !c->shutting && c->writes_pending < ADMIN_WRITES_MAX)
+    if (!c->closing && !c->shutting && !conn_backlogged(c))
         conn_process(c);
 }
 
@@ -332,6 +346,7 @@ static int conn_send(admin_conn_t *c, px_admin_resp_t *resp, bool keep_alive, bo
                      resp->extra_headers, keep_alive ? "keep-alive" : "close");
     MEM_ASSERT(n > 0 && (size_t)n < sizeof(wr->head));
     wr->head_len = (size_t)n;
+    wr->body_len = (head_only || body_len == 0) ? 0 : body_len;
     uv_buf_t bufs[2] = {uv_buf_init(wr->head, (unsigned)wr->head_len),
                         uv_buf_init(wr->body ? wr->body : wr->head, (unsigned)body_len)};
     unsigned nbufs = (head_only || body_len == 0) ? 1 : 2;
@@ -342,6 +357,7 @@ static int conn_send(admin_conn_t *c, px_admin_resp_t *resp, bool keep_alive, bo
         return rc;
     }
     c->writes_pending++;
+    c->bytes_pending += wr->head_len + wr->body_len;
     return 0;
 }
 
@@ -483,7 +499,7 @@ send:
 static void conn_process(admin_conn_t *c)
 {
     while (!c->closing && !c->shutting && c->rpos < c->rlen) {
-        if (c->writes_pending >= ADMIN_WRITES_MAX)
+        if (conn_backlogged(c))
             break;
         size_t n = http_parser_execute(&c->parser, &c->admin->settings, c->rbuf + c->rpos,
                                        c->rlen - c->rpos);
@@ -514,7 +530,7 @@ static void conn_process(admin_conn_t *c)
     if (c->rpos == c->rlen)
         c->rpos = c->rlen = 0;
     /* Read only while there is room and the responses are draining. */
-    bool want_read = c->writes_pending < ADMIN_WRITES_MAX && c->rlen < sizeof(c->rbuf);
+    bool want_read = !conn_backlogged(c) && c->rlen < sizeof(c->rbuf);
     if (want_read && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
             conn_close(c);
