@@ -17,23 +17,23 @@
 #define MEM_DEBUG 0
 #endif
 
-#define MEM_LIKELY(x)   __builtin_expect(!!(x), 1)
-#define MEM_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define MEM_NOINLINE    __attribute__((noinline))
-#define MEM_COLD        __attribute__((cold))
-#define MEM_INLINE      static inline __attribute__((always_inline))
-#define MEM_UNUSED      __attribute__((unused))
-#define MEM_MALLOC_ATTR __attribute__((malloc))
+#define MEM_LIKELY(x)    __builtin_expect(!!(x), 1)
+#define MEM_UNLIKELY(x)  __builtin_expect(!!(x), 0)
+#define MEM_NOINLINE     __attribute__((noinline))
+#define MEM_COLD         __attribute__((cold))
+#define MEM_INLINE       static inline __attribute__((always_inline))
+#define MEM_UNUSED       __attribute__((unused))
+#define MEM_MALLOC_ATTR  __attribute__((malloc))
 #define MEM_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#define MEM_CACHELINE   64
-#define MEM_ALIGNED(n)  __attribute__((aligned(n)))
+#define MEM_CACHELINE    64
+#define MEM_ALIGNED(n)   __attribute__((aligned(n)))
 
-#define MEM_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
-#define MEM_ARRAY_LEN(a)             (sizeof(a) / sizeof((a)[0]))
-#define MEM_MIN(a, b)                ((a) < (b) ? (a) : (b))
-#define MEM_MAX(a, b)                ((a) > (b) ? (a) : (b))
-#define MEM_ALIGN_UP(x, a)           (((x) + ((a)-1)) & ~((__typeof__(x))(a)-1))
-#define MEM_IS_POW2(x)               ((x) != 0 && (((x) & ((x)-1)) == 0))
+#define MEM_STATIC_ASSERT(cond, msg)      _Static_assert(cond, msg)
+#define MEM_ARRAY_LEN(a)                  (sizeof(a) / sizeof((a)[0]))
+#define MEM_MIN(a, b)                     ((a) < (b) ? (a) : (b))
+#define MEM_MAX(a, b)                     ((a) > (b) ? (a) : (b))
+#define MEM_ALIGN_UP(x, a)                (((x) + ((a)-1)) & ~((__typeof__(x))(a)-1))
+#define MEM_IS_POW2(x)                    ((x) != 0 && (((x) & ((x)-1)) == 0))
 #define MEM_CONTAINER_OF(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
 /* Address sanitizer hooks: poisoning is how arena use-after-free becomes visible. */
@@ -79,9 +79,11 @@ MEM_NOINLINE MEM_COLD __attribute__((noreturn)) void mem_assert_fail(const char 
 
 /* Relaxed counters: plain per-thread stats that another thread sums without tearing and
  * without TSan reports. */
-#define MEM_STAT_ADD(var, n) __atomic_store_n(&(var), __atomic_load_n(&(var), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
-#define MEM_STAT_SUB(var, n) __atomic_store_n(&(var), __atomic_load_n(&(var), __ATOMIC_RELAXED) - (n), __ATOMIC_RELAXED)
-#define MEM_STAT_LOAD(var)   __atomic_load_n(&(var), __ATOMIC_RELAXED)
+#define MEM_STAT_ADD(var, n)                                                                       \
+    __atomic_store_n(&(var), __atomic_load_n(&(var), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+#define MEM_STAT_SUB(var, n)                                                                       \
+    __atomic_store_n(&(var), __atomic_load_n(&(var), __ATOMIC_RELAXED) - (n), __ATOMIC_RELAXED)
+#define MEM_STAT_LOAD(var)     __atomic_load_n(&(var), __ATOMIC_RELAXED)
 #define MEM_STAT_STORE(var, v) __atomic_store_n(&(var), (v), __ATOMIC_RELAXED)
 
 #endif /* MEM_BASE_H */

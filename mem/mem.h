@@ -14,11 +14,11 @@
 #include <stdbool.h>
 
 typedef struct mem_config_s {
-    size_t budget_bytes;        /* hard limit on committed bytes; 0 = no limit (still measured) */
-    unsigned numa_nodes;        /* pretend this many nodes; 0 = the real count (1 without NUMA) */
-    uint64_t decay_ms;          /* idle free pages go back to the OS after this long (default 1000) */
-    size_t sample_bytes;        /* heap sampling mean interval; 0 = off (default 512 KiB) */
-    size_t tcache_bytes_max;    /* upper bound on one thread cache's bytes (default 1 MiB) */
+    size_t budget_bytes;     /* hard limit on committed bytes; 0 = no limit (still measured) */
+    unsigned numa_nodes;     /* pretend this many nodes; 0 = the real count (1 without NUMA) */
+    uint64_t decay_ms;       /* idle free pages go back to the OS after this long (default 1000) */
+    size_t sample_bytes;     /* heap sampling mean interval; 0 = off (default 512 KiB) */
+    size_t tcache_bytes_max; /* upper bound on one thread cache's bytes (default 1 MiB) */
 } mem_config_t;
 
 /* Fills `cfg` with the documented defaults. Thread: any. Alloc: none. */

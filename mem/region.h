@@ -19,13 +19,13 @@ typedef void (*mem_cleanup_fn)(void *arg);
 /* Live-region attribution, filled by mem_region_foreach_local(). */
 typedef struct mem_region_info_s {
     const mem_region_t *region;
-    const char *label;      /* borrows: the region's label (valid during the callback) */
-    uint64_t id;            /* unique per process, never reused */
-    size_t bytes;           /* bytes held: chunks + large allocations, sub-arenas included */
-    size_t bytes_used;      /* bytes handed out */
-    size_t cap_bytes;       /* 0 = no cap */
-    size_t subregions_cnt;  /* live sub-arenas */
-    uint64_t created_ns;    /* CLOCK_MONOTONIC */
+    const char *label;     /* borrows: the region's label (valid during the callback) */
+    uint64_t id;           /* unique per process, never reused */
+    size_t bytes;          /* bytes held: chunks + large allocations, sub-arenas included */
+    size_t bytes_used;     /* bytes handed out */
+    size_t cap_bytes;      /* 0 = no cap */
+    size_t subregions_cnt; /* live sub-arenas */
+    uint64_t created_ns;   /* CLOCK_MONOTONIC */
 } mem_region_info_t;
 
 /* Creates a region with a byte cap (`cap_bytes` 0 = none). Returns NULL on OOM.
@@ -49,7 +49,7 @@ int mem_region_cleanup_add(mem_region_t *r, mem_cleanup_fn fn, void *arg);
 void mem_region_set_label(mem_region_t *r, const char *label);
 
 /* Getters: never allocate. */
-size_t mem_region_bytes(const mem_region_t *r);      /* held, as in mem_region_info_t.bytes */
+size_t mem_region_bytes(const mem_region_t *r); /* held, as in mem_region_info_t.bytes */
 size_t mem_region_bytes_used(const mem_region_t *r);
 size_t mem_region_cap(const mem_region_t *r);
 uint64_t mem_region_id(const mem_region_t *r);

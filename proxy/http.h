@@ -20,8 +20,7 @@ typedef struct px_header_s {
 /* True for connection-specific headers that HTTP/2 forbids and a proxy never forwards
  * (connection, keep-alive, proxy-connection, transfer-encoding, upgrade, and te unless its
  * value is "trailers"). `name` is lower case, not NUL-terminated. Alloc: none. */
-bool px_http_is_hop_by_hop(const char *name, size_t name_len, const char *value,
-                           size_t value_len);
+bool px_http_is_hop_by_hop(const char *name, size_t name_len, const char *value, size_t value_len);
 
 /* The reason phrase for `status` ("Not Found"), or "Unknown". Static storage. */
 const char *px_http_reason(int status);

@@ -15,17 +15,17 @@ typedef struct px_stats_s {
     uint64_t conn_accepted;
     uint64_t conn_active;
     uint64_t conn_tls_accepted;
-    uint64_t conn_rejected_h1;          /* HTTP/1.1 on an h2 port: told to use HTTP/2 */
-    uint64_t conn_closed_error;         /* protocol error or TLS failure */
-    uint64_t conn_refused_overload;     /* not accepted: critical pressure or max_connections */
+    uint64_t conn_rejected_h1;      /* HTTP/1.1 on an h2 port: told to use HTTP/2 */
+    uint64_t conn_closed_error;     /* protocol error or TLS failure */
+    uint64_t conn_refused_overload; /* not accepted: critical pressure or max_connections */
     uint64_t streams_opened;
     uint64_t streams_active;
     uint64_t streams_reset_by_peer;
     uint64_t streams_reset_by_us;
     uint64_t requests_total;
     uint64_t responses_1xx, responses_2xx, responses_3xx, responses_4xx, responses_5xx;
-    uint64_t bytes_in;                  /* downstream payload received */
-    uint64_t bytes_out;                 /* downstream payload sent */
+    uint64_t bytes_in;  /* downstream payload received */
+    uint64_t bytes_out; /* downstream payload sent */
     uint64_t goaway_sent;
     /* upstream */
     uint64_t upstream_conn_opened;
@@ -33,18 +33,18 @@ typedef struct px_stats_s {
     uint64_t upstream_connect_failed;
     uint64_t upstream_connect_timeout;
     uint64_t upstream_request_timeout;
-    uint64_t upstream_reset;            /* died mid-stream */
+    uint64_t upstream_reset; /* died mid-stream */
     uint64_t upstream_retries;
     uint64_t upstream_requests;
     /* overload */
-    uint64_t overload_streams_refused;  /* RST_STREAM(REFUSED_STREAM) or 503 */
+    uint64_t overload_streams_refused; /* RST_STREAM(REFUSED_STREAM) or 503 */
     uint64_t overload_conns_refused;
     uint64_t overload_goaway_idle;
-    uint64_t overload_streams_shed;     /* heaviest streams reset at critical */
-    uint64_t stream_cap_resets;         /* stream passed its byte cap */
+    uint64_t overload_streams_shed; /* heaviest streams reset at critical */
+    uint64_t stream_cap_resets;     /* stream passed its byte cap */
     uint64_t conn_cap_resets;
     /* hardening */
-    uint64_t flood_goaway;              /* rapid reset, ping/settings/empty-frame floods */
+    uint64_t flood_goaway; /* rapid reset, ping/settings/empty-frame floods */
     uint64_t timeouts_idle;
     uint64_t timeouts_header;
 } px_stats_t;
