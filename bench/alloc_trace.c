@@ -82,9 +82,11 @@ typedef struct trace_thread_s {
     uint64_t cpu_ns;        /* thread CPU time of the timed steps */
     uint64_t wall_start_ns; /* CLOCK_MONOTONIC around the timed steps */
     uint64_t wall_end_ns;
-    uint64_t check;                     /* folds the check bytes so no work can be elided */
-    int err;                            /* 0, or a negative errno that ended the run */
-    trace_slot_t *slots;                /* owns: TRACE_SLOTS entries */
+    uint64_t minflt;     /* minor page faults during the timed steps */
+    uint64_t sys_ns;     /* kernel CPU time during the timed steps (part of cpu_ns) */
+    uint64_t check;      /* folds the check bytes so no work can be elided */
+    int err;             /* 0, or a negative errno that ended the run */
+    trace_slot_t *slots; /* owns: TRACE_SLOTS entries */
     mem_region_t *regions[TRACE_CONNS]; /* owns (weir-subarena): one per connection */
     char *pool[TRACE_BUCKETS];          /* owns (floor): TRACE_CELLS cells per bucket, reserved */
     void **free_cells[TRACE_BUCKETS];   /* owns (floor): LIFO stack of free cells per bucket */
@@ -405,11 +407,17 @@ static void *trace_thread_main(void *arg)
     /* Every thread reaches both barriers even after an error, so the others never hang. */
     pthread_barrier_wait(&g_start);
     if (rc == 0) {
+        struct rusage ru0, ru1;
+        getrusage(RUSAGE_THREAD, &ru0);
         t->wall_start_ns = clock_ns(CLOCK_MONOTONIC);
         uint64_t c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
         int64_t pairs = trace_run(t, t->steps, true);
         t->cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
         t->wall_end_ns = clock_ns(CLOCK_MONOTONIC);
+        getrusage(RUSAGE_THREAD, &ru1);
+        t->minflt = (uint64_t)(ru1.ru_minflt - ru0.ru_minflt);
+        t->sys_ns = (uint64_t)((ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) * 1000000000LL +
+                               (ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) * 1000LL);
         if (pairs < 0)
             rc = (int)pairs;
         else
@@ -475,6 +483,8 @@ static void usage(FILE *out)
             "  --steps    timed steps per thread (default 200000); each step ends one stream\n"
             "             and starts another of 31..60 allocations\n"
             "  --seed     PRNG seed (default 42); thread i uses seed + i\n"
+            "  --sample-bytes  weir modes: heap sampling interval (default: weir's, 512 KiB;\n"
+            "             0 = off)\n"
             "  libc mode uses the process's malloc: LD_PRELOAD jemalloc, tcmalloc or mimalloc.\n",
             TRACE_THREADS_MAX);
 }
@@ -493,11 +503,16 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"mode", required_argument, NULL, 'm'},  {"threads", required_argument, NULL, 't'},
-        {"steps", required_argument, NULL, 's'}, {"seed", required_argument, NULL, 'r'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+        {"mode", required_argument, NULL, 'm'},
+        {"threads", required_argument, NULL, 't'},
+        {"steps", required_argument, NULL, 's'},
+        {"seed", required_argument, NULL, 'r'},
+        {"sample-bytes", required_argument, NULL, 'S'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *mode_name = NULL;
+    long long sample_bytes = -1; /* -1: weir's default heap sampling interval */
     uint64_t threads = 1, steps = 200000, seed = 42;
     int c;
     while ((c = getopt_long(argc, argv, "m:t:s:r:h", opts, NULL)) != -1) {
@@ -525,6 +540,15 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'S': {
+            uint64_t v = 0;
+            if (parse_u64(optarg, 0, (uint64_t)1 << 40, &v) != 0) {
+                fprintf(stderr, "alloc_trace: --sample-bytes wants 0..2^40, got '%s'\n", optarg);
+                return 2;
+            }
+            sample_bytes = (long long)v;
+            break;
+        }
         case 'h':
             usage(stdout);
             return 0;
@@ -556,7 +580,12 @@ int main(int argc, char **argv)
     const char *impl = mode == TRACE_LIBC ? malloc_impl() : mode == TRACE_FLOOR ? "none" : "weir";
 
     if (mode == TRACE_TCACHE || mode == TRACE_SUBARENA) {
-        int rc = mem_init(NULL);
+        mem_config_t cfg;
+        mem_config_default(&cfg);
+        if (sample_bytes >= 0)
+            cfg.sample_bytes = (size_t)sample_bytes;
+        sample_bytes = (long long)cfg.sample_bytes;
+        int rc = mem_init(&cfg);
         if (rc != 0) {
             fprintf(stderr, "alloc_trace: mem_init failed: %s\n", strerror(-rc));
             return 1;
@@ -583,12 +612,14 @@ int main(int argc, char **argv)
 
     /* Wall time spans the first thread's start to the last thread's end, as the threads saw
      * it; main's own wake-ups from the barriers may be late on a busy machine. */
-    uint64_t pairs = 0, cpu_ns = 0, check = 0, w0 = UINT64_MAX, w1 = 0;
+    uint64_t pairs = 0, cpu_ns = 0, check = 0, w0 = UINT64_MAX, w1 = 0, minflt = 0, sys_ns = 0;
     int err = 0;
     for (unsigned i = 0; i < threads; i++) {
         pthread_join(ts[i].tid, NULL);
         pairs += ts[i].pairs;
         cpu_ns += ts[i].cpu_ns;
+        minflt += ts[i].minflt;
+        sys_ns += ts[i].sys_ns;
         check += ts[i].check;
         w0 = MEM_MIN(w0, ts[i].wall_start_ns);
         w1 = MEM_MAX(w1, ts[i].wall_end_ns);
@@ -612,10 +643,14 @@ int main(int argc, char **argv)
     MEM_ASSERT(pairs > 0);
     MEM_ASSERT(w1 >= w0);
     uint64_t wall_ns = w1 - w0;
-    printf("alloc_trace mode=%s impl=%s threads=%u steps=%llu pairs=%llu ns_per_pair=%.3f "
-           "wall_ns_per_pair=%.3f rss_peak_kib=%ld check=%llu\n",
-           mode_name, impl, (unsigned)threads, (unsigned long long)steps, (unsigned long long)pairs,
-           (double)cpu_ns / (double)pairs, (double)wall_ns / (double)pairs, rss,
-           (unsigned long long)check);
+    printf(
+        "alloc_trace mode=%s impl=%s threads=%u steps=%llu pairs=%llu ns_per_pair=%.3f "
+        "wall_ns_per_pair=%.3f rss_peak_kib=%ld check=%llu sample_bytes=%lld sys_ns_per_pair=%.3f "
+        "minflt_per_kpair=%.3f\n",
+        mode_name, impl, (unsigned)threads, (unsigned long long)steps, (unsigned long long)pairs,
+        (double)cpu_ns / (double)pairs, (double)wall_ns / (double)pairs, rss,
+        (unsigned long long)check,
+        mode == TRACE_TCACHE || mode == TRACE_SUBARENA ? sample_bytes : -1LL,
+        (double)sys_ns / (double)pairs, (double)minflt * 1000.0 / (double)pairs);
     return 0;
 }

@@ -165,6 +165,8 @@ static void *on_xfer_produce(void *arg)
         ring->slots[i & (MICRO_RING_CAP - 1)] = p;
         __atomic_store_n(&ring->head, i + 1, __ATOMIC_RELEASE);
     }
+    if (x->alloc == MICRO_WEIR)
+        mem_thread_detach();
     return NULL;
 }
 
@@ -239,26 +241,36 @@ static void usage(FILE *out)
                  "  --iters  pairs or allocations per repetition (default 20000000)\n"
                  "  --xfer   objects moved between threads per repetition (default 4000000)\n"
                  "  --size   object size for the pair and transfer benchmarks (default 64)\n"
-                 "  --reps   repetitions; the best is reported (default 3)\n");
+                 "  --reps   repetitions; the best is reported (default 3)\n"
+                 "  --sample-bytes  heap sampling interval (default: weir's; 0 = off)\n");
 }
 
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"iters", required_argument, NULL, 'i'}, {"xfer", required_argument, NULL, 'x'},
-        {"size", required_argument, NULL, 's'},  {"reps", required_argument, NULL, 'r'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+        {"iters", required_argument, NULL, 'i'},
+        {"xfer", required_argument, NULL, 'x'},
+        {"size", required_argument, NULL, 's'},
+        {"reps", required_argument, NULL, 'r'},
+        {"sample-bytes", required_argument, NULL, 'S'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
-    uint64_t iters = 20000000, xfer = 4000000, size = 64, reps = 3;
+    uint64_t iters = 20000000, xfer = 4000000, size = 64, reps = 3, sample = UINT64_MAX;
     int c;
     while ((c = getopt_long(argc, argv, "i:x:s:r:h", opts, NULL)) != -1) {
-        uint64_t *dst = c == 'i' ? &iters : c == 'x' ? &xfer : c == 's' ? &size : &reps;
+        uint64_t *dst = c == 'i'   ? &iters
+                        : c == 'x' ? &xfer
+                        : c == 's' ? &size
+                        : c == 'S' ? &sample
+                                   : &reps;
         uint64_t max = c == 's' ? 32768 : c == 'r' ? 100 : UINT64_MAX / 2;
+        uint64_t min = c == 'S' ? 0 : 1;
         if (c == 'h') {
             usage(stdout);
             return 0;
         }
-        if (c == '?' || parse_u64(optarg, 1, max, dst) != 0) {
+        if (c == '?' || parse_u64(optarg, min, max, dst) != 0) {
             fprintf(stderr, "mem_micro: bad value for an option (1..%llu expected)\n",
                     (unsigned long long)max);
             usage(stderr);
@@ -270,7 +282,11 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    int rc = mem_init(NULL);
+    mem_config_t cfg;
+    mem_config_default(&cfg);
+    if (sample != UINT64_MAX)
+        cfg.sample_bytes = (size_t)sample;
+    int rc = mem_init(&cfg);
     if (rc != 0) {
         fprintf(stderr, "mem_micro: mem_init failed: %s\n", strerror(-rc));
         return 1;
@@ -303,15 +319,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "mem_micro: an allocation failed (out of memory or budget)\n");
         return 1;
     }
-    printf("mem_micro bench=tcache_pair size=%llu iters=%llu ns_per_op=%.3f target_ns=3\n",
-           (unsigned long long)size, (unsigned long long)iters, tc);
-    printf("mem_micro bench=subarena_alloc size=%d iters=%llu ns_per_op=%.3f target_ns=1.5\n",
-           MICRO_SUB_LEN, (unsigned long long)iters, sa);
-    printf("mem_micro bench=subarena_alloc_amortised size=%d iters=%llu ns_per_op=%.3f\n",
-           MICRO_SUB_LEN, (unsigned long long)iters, sa_am);
+    printf("mem_micro bench=tcache_pair size=%llu iters=%llu ns_per_op=%.3f target_ns=3 "
+           "sample_bytes=%zu\n",
+           (unsigned long long)size, (unsigned long long)iters, tc, cfg.sample_bytes);
+    printf("mem_micro bench=subarena_alloc size=%d iters=%llu ns_per_op=%.3f target_ns=1.5 "
+           "sample_bytes=%zu\n",
+           MICRO_SUB_LEN, (unsigned long long)iters, sa, cfg.sample_bytes);
+    printf("mem_micro bench=subarena_alloc_amortised size=%d iters=%llu ns_per_op=%.3f "
+           "sample_bytes=%zu\n",
+           MICRO_SUB_LEN, (unsigned long long)iters, sa_am, cfg.sample_bytes);
     printf("mem_micro bench=depot_transfer size=%llu objs=%llu ns_per_op=%.3f "
-           "ring_ns_per_op=%.3f net_ns_per_op=%.3f\n",
-           (unsigned long long)size, (unsigned long long)xfer, dx, rx, dx - rx);
+           "ring_ns_per_op=%.3f net_ns_per_op=%.3f sample_bytes=%zu\n",
+           (unsigned long long)size, (unsigned long long)xfer, dx, rx, dx - rx, cfg.sample_bytes);
     printf("mem_micro bench=glibc_pair size=%llu iters=%llu ns_per_op=%.3f\n",
            (unsigned long long)size, (unsigned long long)iters, gl);
     printf("mem_micro bench=glibc_transfer size=%llu objs=%llu ns_per_op=%.3f "

@@ -10,9 +10,18 @@ import os
 import statistics
 import sys
 
-CONFIGS = ["floor", "weir-tcache", "weir-subarena", "glibc", "jemalloc", "tcmalloc", "mimalloc"]
+CONFIGS = ["floor", "weir-tcache", "weir-tcache-nosample", "weir-subarena",
+           "weir-subarena-nosample", "glibc", "jemalloc", "tcmalloc", "mimalloc"]
 ALLOCS = CONFIGS[1:]
-WEIR = ["weir-tcache", "weir-subarena"]
+WEIR = ["weir-tcache", "weir-tcache-nosample", "weir-subarena", "weir-subarena-nosample"]
+
+
+def impl_of(config):
+    if config == "floor":
+        return "none"
+    if config.startswith("weir"):
+        return "weir"
+    return config
 
 
 def parse(path):
@@ -61,13 +70,10 @@ def main():
     if len({r["check"] for r in cg.values()}) > 1:
         sys.exit("report: callgrind runs disagree on the check sum")
     for c, r in cg.items():
-        want = {"floor": "none", "weir-tcache": "weir", "weir-subarena": "weir"}.get(c, c)
-        if r["impl"] != want:
+        if r["impl"] != impl_of(c):
             sys.exit(f"report: {c} ran with impl={r['impl']} (LD_PRELOAD did not take)")
     for r in trace:
-        want = {"floor": "none", "weir-tcache": "weir", "weir-subarena": "weir"}.get(
-            r["config"], r["config"])
-        if r["impl"] != want:
+        if r["impl"] != impl_of(r["config"]):
             sys.exit(f"report: {r['config']} ran with impl={r['impl']} (LD_PRELOAD did not take)")
 
     def vals(config, t, key):
@@ -78,6 +84,8 @@ def main():
     wall = {(c, t): med(vals(c, t, "wall_ns_per_pair")) for c in CONFIGS for t in threads}
     rss = {(c, t): med(vals(c, t, "rss_peak_kib")) for c in CONFIGS for t in threads}
     share = {(c, t): ns[(c, t)] - ns[("floor", t)] for c in ALLOCS for t in threads}
+    sysns = {(c, t): med(vals(c, t, "sys_ns_per_pair")) for c in CONFIGS for t in threads}
+    flt = {(c, t): med(vals(c, t, "minflt_per_kpair")) for c in CONFIGS for t in threads}
     ir = {c: float(r["callgrind_ir"]) / float(r["pairs"]) for c, r in cg.items()}
 
     e = os.environ
@@ -130,6 +138,10 @@ def main():
     table("Allocator share: ns per pair minus the floor", lambda c, t: fmt(share[(c, t)], 2),
           configs=ALLOCS)
     table("Wall ns per pair (wall time / all threads' pairs)", lambda c, t: fmt(wall[(c, t)], 2))
+    table("Kernel time and page faults in the timed steps: sys ns per pair / minor faults per "
+          "1000 pairs", lambda c, t: f"{fmt(sysns[(c, t)], 2)} / {fmt(flt[(c, t)], 2)}",
+          note="Callgrind counts user-space instructions only; this is the part it cannot see "
+          "(mmap, munmap, madvise and the page faults that follow).")
 
     w("### weir's share against mimalloc's (target: at most 0.50)")
     w("")
@@ -190,8 +202,8 @@ def main():
         ratio = "" if c == "floor" or mi <= 0 else f"{net / mi:.2f}"
         w(f"| {c} | {ir[c]:.1f} | {'' if c == 'floor' else f'{net:.1f}'} | {ratio} |")
     w("")
-    w("Per-function counts for weir's modes: `callgrind-weir-tcache.txt`, "
-      "`callgrind-weir-subarena.txt`.")
+    w("Per-function counts (self instructions, timed steps only): `callgrind-<config>.txt` "
+      "for weir's four configs and mimalloc.")
     w("")
 
     w("## Microbenchmarks (best of each run, median of the runs)")
@@ -201,10 +213,17 @@ def main():
     targets = {"tcache_pair": 3.0, "subarena_alloc": 1.5}
     mk = ["tcache_pair", "subarena_alloc", "subarena_alloc_amortised", "depot_transfer",
           "glibc_pair", "glibc_transfer"]
+    rows_mk = []
     for b in mk:
-        rs = [r for r in micro if r["bench"] == b]
+        sbs = sorted({r.get("sample_bytes", "") for r in micro if r["bench"] == b},
+                     key=lambda v: -int(v) if v else 0)
+        rows_mk += [(b, sb) for sb in sbs]
+    for b, sb in rows_mk:
+        rs = [r for r in micro if r["bench"] == b and r.get("sample_bytes", "") == sb]
         if not rs:
             continue
+        label = b if not sb else (f"{b}, sampling off" if sb == "0"
+                                  else f"{b}, sampling {int(sb) // 1024} KiB")
         v = med([float(r["ns_per_op"]) for r in rs])
         extra = ""
         if "net_ns_per_op" in rs[0]:
@@ -213,7 +232,7 @@ def main():
             extra = f" (ring alone {ring:.2f}, net {net:.2f})"
         tgt = targets.get(b)
         verdict_s = "" if tgt is None else ("met" if v <= tgt else "missed")
-        w(f"| {b} (size {rs[0].get('size', '?')}) | {v:.2f}{extra} | "
+        w(f"| {label} (size {rs[0].get('size', '?')}) | {v:.2f}{extra} | "
           f"{'' if tgt is None else f'<= {tgt}'} | {verdict_s} |")
     w("")
     w("depot_transfer and glibc_transfer are wall ns per object handed from an allocating "
