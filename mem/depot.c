@@ -4,8 +4,9 @@
  * A depot is part of its node (mem__node_t); any thread pushes and pops. The batch chain is
  * written before the push and read after the pop; Concurrency Kit's CAS is a full barrier on
  * x86-64 and orders them (ThreadSanitizer is told explicitly, see MEM_TSAN_*).
- * Objects in a depot are poisoned under ASan; the chain links are read and written with the
- * object briefly unpoisoned. CK's own loads are inline assembly that ASan does not check.
+ * Objects in a depot are poisoned under ASan, except a batch head's first word: CK writes it
+ * in C, and a stale popper may still read it (its CAS then fails) just after another thread
+ * took the batch, so the head's first word stays unpoisoned until the object is handed out.
  */
 #include "mem/base.h"
 #include "mem/depot.h"
@@ -49,7 +50,9 @@ void mem__depot_push(mem__node_t *n, unsigned cls, void *const *objs, unsigned c
      * depot; CK's loads of it are inline assembly, which ASan does not check. */
     MEM_UNPOISON(head, sizeof(ck_stack_entry_t));
     MEM_TSAN_RELEASE(d);
+    MEM_TSAN_IGNORE_BEGIN();
     ck_stack_push_mpmc(&d->stack, (ck_stack_entry_t *)head);
+    MEM_TSAN_IGNORE_END();
 }
 
 /* Walks one batch into `out`; returns the count. */
@@ -73,7 +76,9 @@ unsigned mem__depot_pop(mem__node_t *n, unsigned cls, void **out, unsigned max)
     mem__depot_t *d = &n->depot[cls];
     if (__atomic_load_n(&d->batches, __ATOMIC_RELAXED) == 0)
         return 0;
+    MEM_TSAN_IGNORE_BEGIN();
     ck_stack_entry_t *e = ck_stack_pop_mpmc(&d->stack);
+    MEM_TSAN_IGNORE_END();
     if (!e)
         return 0;
     MEM_TSAN_ACQUIRE(d);
@@ -112,7 +117,9 @@ size_t mem__depot_drain(mem__node_t *n, unsigned cls)
     mem__depot_t *d = &n->depot[cls];
     if (__atomic_load_n(&d->batches, __ATOMIC_RELAXED) == 0)
         return 0;
+    MEM_TSAN_IGNORE_BEGIN();
     ck_stack_entry_t *e = ck_stack_batch_pop_mpmc(&d->stack);
+    MEM_TSAN_IGNORE_END();
     if (!e)
         return 0;
     MEM_TSAN_ACQUIRE(d);

@@ -134,11 +134,24 @@ MEM_NOINLINE MEM_COLD __attribute__((noreturn)) void mem__die(const char *fmt, .
  * publish their happens-before edge explicitly. */
 #if MEM_HAVE_TSAN
 #include <sanitizer/tsan_interface.h>
+/* Dynamic annotations exported by the TSan runtime. CK's C accesses to entries and the
+ * stack word race by design (a stale popper reads a head another thread took; its CAS then
+ * fails), so they are hidden and the push/pop pair is published as release/acquire. */
+void AnnotateIgnoreReadsBegin(const char *file, int line);
+void AnnotateIgnoreReadsEnd(const char *file, int line);
+void AnnotateIgnoreWritesBegin(const char *file, int line);
+void AnnotateIgnoreWritesEnd(const char *file, int line);
 #define MEM_TSAN_RELEASE(a) __tsan_release((void *)(a))
 #define MEM_TSAN_ACQUIRE(a) __tsan_acquire((void *)(a))
+#define MEM_TSAN_IGNORE_BEGIN()                                                                    \
+    (AnnotateIgnoreReadsBegin(__FILE__, __LINE__), AnnotateIgnoreWritesBegin(__FILE__, __LINE__))
+#define MEM_TSAN_IGNORE_END()                                                                      \
+    (AnnotateIgnoreWritesEnd(__FILE__, __LINE__), AnnotateIgnoreReadsEnd(__FILE__, __LINE__))
 #else
-#define MEM_TSAN_RELEASE(a) ((void)(a))
-#define MEM_TSAN_ACQUIRE(a) ((void)(a))
+#define MEM_TSAN_RELEASE(a)     ((void)(a))
+#define MEM_TSAN_ACQUIRE(a)     ((void)(a))
+#define MEM_TSAN_IGNORE_BEGIN() ((void)0)
+#define MEM_TSAN_IGNORE_END()   ((void)0)
 #endif
 
 #endif /* MEM_INTERNAL_H */

@@ -64,6 +64,7 @@ static int init_locked(const mem_config_t *cfg_in)
     memset(mem__g.nodes, 0, sizeof(mem__g.nodes));
     mem__g.cfg = cfg;
     mem__g.page = (size_t)page;
+    mem_numa_init();
     mem__g.real_nodes = mem_numa_real_nodes();
     mem__g.nodes_cnt = cfg.numa_nodes ? cfg.numa_nodes : mem__g.real_nodes;
     /* Bind only when every (pretended) node is real and there is more than one. */

@@ -28,17 +28,32 @@ unsigned mem_numa_real_nodes(void)
 #endif
 }
 
-unsigned mem_numa_cpu_node(void)
+/* CPU -> node, filled once by mem_numa_init(): libnuma's own lookup initialises caches lazily
+ * and is not thread-safe. */
+#define CPUS_MAX 4096
+static uint8_t cpu_node[CPUS_MAX];
+static bool cpu_node_ready;
+
+void mem_numa_init(void)
 {
 #if defined(PX_NUMA)
-    int cpu = sched_getcpu();
-    if (cpu < 0 || numa_available() < 0)
-        return 0;
-    int node = numa_node_of_cpu(cpu);
-    return node < 0 ? 0u : (unsigned)node;
-#else
-    return 0;
+    if (__atomic_load_n(&cpu_node_ready, __ATOMIC_ACQUIRE) || numa_available() < 0)
+        return;
+    int cpus = numa_num_configured_cpus();
+    for (int cpu = 0; cpu < cpus && cpu < CPUS_MAX; cpu++) {
+        int node = numa_node_of_cpu(cpu);
+        cpu_node[cpu] = (uint8_t)(node < 0 ? 0 : MEM_MIN(node, 255));
+    }
+    __atomic_store_n(&cpu_node_ready, true, __ATOMIC_RELEASE);
 #endif
+}
+
+unsigned mem_numa_cpu_node(void)
+{
+    int cpu = sched_getcpu();
+    if (cpu < 0 || cpu >= CPUS_MAX || !__atomic_load_n(&cpu_node_ready, __ATOMIC_ACQUIRE))
+        return 0;
+    return cpu_node[cpu];
 }
 
 int mem_numa_bind(void *p, size_t len, unsigned node)

@@ -12,6 +12,8 @@
 
 #include <stdbool.h>
 
+/* Reads the CPU -> node map once (mem_init, under its lock). Thread: main. */
+void mem_numa_init(void);
 /* Number of real nodes (>= 1, capped at MEM_STATS_NODES_MAX). */
 unsigned mem_numa_real_nodes(void);
 /* The real node of the CPU the caller runs on (0 when unknown). */

@@ -214,9 +214,9 @@ void mem__span_give(mem__node_t *n, unsigned cls, void *const *objs, unsigned cn
         mem_span_t *s = &seg->spans[mem__span_idx(o)];
         MEM_ASSERT(s->state == MEM_SPAN_USED);
         MEM_ASSERT(s->cls == cls);
+        /* The link word stays unpoisoned: `o` may be a batch head a stale CK popper reads. */
         MEM_UNPOISON(o, sizeof(void *));
         *(void **)o = s->free_list;
-        MEM_POISON(o, sizeof(void *));
         s->free_list = o;
         s->free_cnt++;
         MEM_ASSERT(s->free_cnt <= s->nobj);

@@ -152,8 +152,11 @@ static unsigned refill(mem_tcache_t *tc, unsigned c)
     unsigned got = mem__depot_pop(n, c, dst, want);
     if (got == 0)
         got = mem__span_take(n, c, dst, want);
+    /* dst[0] may be a depot batch head that a stale CK popper can still read: its first
+     * word stays unpoisoned (see depot.c). */
     for (unsigned i = 0; i < got; i++)
-        MEM_POISON(dst[i], mem_sc_size[c]);
+        MEM_POISON((char *)dst[i] + (i == 0 ? sizeof(void *) : 0),
+                   mem_sc_size[c] - (i == 0 ? sizeof(void *) : 0));
     MEM_STAT_STORE(tc->cnt[c], got);
     mem__decay_maybe();
     return got;
