@@ -26,6 +26,10 @@
 //                                bytes, then destroys the socket (mode=socket, default) or,
 //                                on h2c, resets only this stream (mode=rst)
 //   ANY  /status/NNN             replies with status NNN and body "status NNN\n"
+//   GET  /goaway?ms=N            after N ms (default 100) h2c sends GOAWAY(NO_ERROR) with
+//                                last_stream_id = this stream, so streams opened after it
+//                                count as never processed, then answers "goaway\n";
+//                                http1 answers with Connection: close
 //   anything else                404
 'use strict';
 
@@ -281,6 +285,20 @@ function handle(req, res) {
                 req.socket.destroy();
             }
         }, 50);
+        return;
+    }
+    if (path === '/goaway') {
+        req.resume();
+        const ms = Math.max(0, Number(u.searchParams.get('ms') || 100));
+        setTimeout(() => {
+            if (isH2(req)) {
+                req.stream.session.goaway(http2.constants.NGHTTP2_NO_ERROR, req.stream.id);
+                res.writeHead(200, { 'content-type': 'text/plain' });
+            } else {
+                res.writeHead(200, { 'content-type': 'text/plain', connection: 'close' });
+            }
+            res.end('goaway\n');
+        }, ms);
         return;
     }
     m = /^\/status\/(\d{3})$/.exec(path);

@@ -778,6 +778,92 @@ TEST(cancel_everywhere)
     finish();
 }
 
+TEST(goaway_failover)
+{
+    REQUIRE(begin());
+    enum { N = 6 };
+    static ex_t e[N];
+    ex_t g;
+    ex_init(&g);
+    CHECK_OK(start_ex(&g, "GET", "/goaway?ms=150", true, NULL, 0));
+    run_for(50);
+    /* These ride the same connection and land above the GOAWAY's last_stream_id (h2c): they
+     * were never processed, so they fail over to a new connection and still succeed. */
+    for (int i = 0; i < N; i++) {
+        ex_init(&e[i]);
+        CHECK_OK(start_ex(&e[i], "GET", "/slow?ms=100&bytes=1000&head_ms=300", true, NULL, 0));
+    }
+    CHECK(run_until(N + 1, 10000));
+    CHECK_EQ(g.status, 200);
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ(e[i].status, 200);
+        CHECK_EQ(e[i].bytes, 1000);
+        CHECK_EQ(e[i].errors, 0);
+        ex_fini(&e[i]);
+    }
+#ifdef UP_TEST_HTTP1
+    /* One exchange per connection: the Connection: close only ends the /goaway one. */
+    CHECK_EQ(MEM_STAT_LOAD(g_w.stats.upstream_retries), 0);
+#else
+    CHECK_EQ(MEM_STAT_LOAD(g_w.stats.upstream_retries), N);
+    CHECK_EQ(MEM_STAT_LOAD(g_w.stats.upstream_conn_opened), 2);
+#endif
+    /* Connection: close or GOAWAY: that connection is not reused. */
+    g_done = 0;
+    ex_t a;
+    ex_init(&a);
+    CHECK_OK(start_ex(&a, "GET", "/bytes/10", true, NULL, 0));
+    CHECK(run_until(1, 10000));
+    CHECK_EQ(a.status, 200);
+    ex_fini(&a);
+    ex_fini(&g);
+    finish();
+}
+
+/* A listener whose accept queue is full: the kernel drops further SYNs, so a connect to it
+ * hangs until the connect timeout. Returns the listening fd (the caller closes it). */
+static int full_listener(uint16_t *port, int fills[4])
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sin);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 || listen(fd, 0) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sin, &sl) != 0)
+        return -1;
+    *port = ntohs(sin.sin_port);
+    for (int i = 0; i < 4; i++) {
+        fills[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(fills[i], (struct sockaddr *)&sin, sizeof(sin));
+    }
+    usleep(100000);
+    return fd;
+}
+
+TEST(connect_timeout)
+{
+    REQUIRE(begin());
+    uint16_t port = 0;
+    int fills[4];
+    int lfd = full_listener(&port, fills);
+    REQUIRE(lfd >= 0);
+    set_addr(&g_eps[0], port);
+    g_cl.connect_timeout_ms = 200;
+    g_cl.connect_retries = 1;
+    ex_t e;
+    ex_init(&e);
+    CHECK_OK(start_ex(&e, "GET", "/", true, NULL, 0));
+    CHECK(run_until(1, 5000));
+    CHECK_EQ(e.errors, 1);
+    CHECK_EQ(e.err_status, 504);
+    CHECK_STR(e.reason, "upstream connect timeout");
+    CHECK_EQ(MEM_STAT_LOAD(g_w.stats.upstream_connect_timeout), 2);
+    ex_fini(&e);
+    finish();
+    for (int i = 0; i < 4; i++)
+        close(fills[i]);
+    close(lfd);
+}
+
 TEST(keepalive_off)
 {
     REQUIRE(begin());
@@ -823,6 +909,8 @@ int main(void)
     RUN(dies_mid_stream);
     RUN(flow_control);
     RUN(cancel_everywhere);
+    RUN(goaway_failover);
+    RUN(connect_timeout);
     RUN(keepalive_off);
     stop_node();
     uv_run(&g_w.loop, UV_RUN_NOWAIT);
