@@ -118,6 +118,15 @@ size_t mem_release_tick(void)
 
 void mem__decay_maybe(void)
 {
-    /* Cheap enough for slow paths: one relaxed load and a vDSO clock read. */
+    /* Slow paths run often under churn (a refill or spill every batch): look at the clock
+     * only every 16th time, and then at the coarse one (no rdtsc). */
+    static __thread unsigned calls;
+    if ((++calls & 15) != 0)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    if (now < __atomic_load_n(&mem__g.next_decay_ns, __ATOMIC_RELAXED))
+        return;
     (void)mem_release_tick();
 }
