@@ -20,7 +20,7 @@ h2load_ok() {
         "$T/$name.out" || fail "$name: $(grep -E '^requests:|^status codes:' "$T/$name.out")"
     grep -qE "^status codes: $n 2xx, 0 3xx, 0 4xx, 0 5xx" "$T/$name.out" ||
         fail "$name: $(grep -E '^status codes:' "$T/$name.out")"
-    pass "$name: $n requests, 0 failed, 0 errored, all 2xx ($(awk '/^finished in/ {print $3, $4, $5}' "$T/$name.out"))"
+    pass "$name: $n requests, 0 failed, 0 errored, all 2xx ($(awk '/^finished in/ {gsub(",", ""); print $3, $4, $5}' "$T/$name.out"))"
 }
 
 # no_active_streams: admin /stats (JSON) reports streams_active 0, polled with a deadline.
