@@ -78,7 +78,11 @@ struct admin_s {
     px_server_t *server; /* borrows */
     uv_loop_t loop;      /* admin thread (initialized by main before the thread) */
     uv_tcp_t listener;
-    uv_async_t stop; /* any thread: the one cross-thread entry point */
+    uv_async_t stop;     /* any thread: the one cross-thread entry point */
+    uv_tcp_t reject;     /* accepts and closes connections we cannot serve */
+    bool reject_busy;    /* `reject` is closing */
+    bool accept_pending; /* a connection waits for `reject` */
+    bool stopping;
     pthread_t thread;
     bool thread_started;
     unsigned conns_cnt;
@@ -726,36 +730,59 @@ static int on_message_complete(http_parser *p)
 
 /* ---- listener, thread, start and stop ----------------------------------------------------- */
 
+static void reject_pending(admin_t *a);
+
 static void on_reject_closed(uv_handle_t *h)
 {
-    mem_free(h);
+    admin_t *a = h->data;
+    MEM_ASSERT(a->reject_busy);
+    a->reject_busy = false;
+    /* A connection left waiting while the handle was busy: take it now (uv_accept also
+     * resumes polling the listener, which libuv paused while a connection was pending). */
+    if (a->accept_pending && !a->stopping)
+        reject_pending(a);
+}
+
+/* Accepts the pending connection on the preallocated `reject` handle and closes it at once.
+ * It needs no allocation, so the listener keeps draining its backlog at the connection cap
+ * and when memory is short; a connection we do not accept would stop libuv polling the
+ * listener for good. */
+static void reject_pending(admin_t *a)
+{
+    if (a->reject_busy) {
+        a->accept_pending = true; /* taken in on_reject_closed */
+        return;
+    }
+    a->accept_pending = false;
+    MEM_ASSERT(!a->stopping);
+    if (uv_tcp_init(&a->loop, &a->reject) != 0)
+        return;
+    a->reject.data = a;
+    a->reject_busy = true;
+    (void)uv_accept((uv_stream_t *)&a->listener, (uv_stream_t *)&a->reject);
+    uv_close((uv_handle_t *)&a->reject, on_reject_closed);
 }
 
 static void on_connection(uv_stream_t *server, int status)
 {
     admin_t *a = server->data;
+    MEM_ASSERT(server == (uv_stream_t *)&a->listener);
     if (status < 0)
         return;
     if (a->conns_cnt >= PX_ADMIN_CONNS_MAX) {
-        /* Over the cap: accept and close at once, so the backlog does not fill with them. */
-        uv_tcp_t *t = mem_malloc(sizeof(*t));
-        if (t == NULL)
-            return;
-        if (uv_tcp_init(&a->loop, t) != 0) {
-            mem_free(t);
-            return;
-        }
-        (void)uv_accept(server, (uv_stream_t *)t);
-        uv_close((uv_handle_t *)t, on_reject_closed);
+        reject_pending(a);
         return;
     }
     admin_conn_t *c = mem_malloc(sizeof(*c));
-    if (c == NULL)
+    if (c == NULL) {
+        reject_pending(a);
         return;
+    }
     memset(c, 0, offsetof(admin_conn_t, rbuf));
     c->admin = a;
     if (uv_tcp_init(&a->loop, &c->tcp) != 0) {
         mem_free(c);
+        reject_pending(a);
         return;
     }
     c->tcp.data = c;
@@ -767,6 +794,7 @@ static void on_connection(uv_stream_t *server, int status)
         a->conns->prev = c;
     a->conns = c;
     a->conns_cnt++;
+    MEM_ASSERT(a->conns_cnt <= PX_ADMIN_CONNS_MAX);
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c);
         return;
@@ -781,6 +809,7 @@ static void on_connection(uv_stream_t *server, int status)
 static void on_stop(uv_async_t *h)
 {
     admin_t *a = h->data;
+    a->stopping = true;
     uv_close((uv_handle_t *)&a->listener, NULL);
     uv_close((uv_handle_t *)&a->stop, NULL);
     for (admin_conn_t *c = a->conns; c != NULL; c = c->next)
