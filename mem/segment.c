@@ -137,6 +137,7 @@ static mem_segment_t *segment_new(mem__node_t *n)
 static mem_span_t *span_new(mem__node_t *n, unsigned cls)
 {
     mem_span_t *s;
+    bool fresh = false;
     if (!list_empty(&n->dirty)) {
         /* The most recently freed span: warmest, and keeps old ones aging toward release. */
         s = n->dirty.head.next;
@@ -152,7 +153,9 @@ static mem_span_t *span_new(mem__node_t *n, unsigned cls)
         MEM_ASSERT(s->state == MEM_SPAN_CLEAN);
         MEM_STAT_ADD(n->committed, MEM_SPAN_SIZE);
         MEM_STAT_ADD(n->free_in_segs, MEM_SPAN_SIZE);
+        fresh = true;
     }
+    s->fresh = fresh;
     uint32_t size = mem_sc_size[cls];
     s->state = MEM_SPAN_USED;
     s->cls = (uint8_t)cls;
@@ -200,6 +203,26 @@ unsigned mem__span_take(mem__node_t *n, unsigned cls, void **out, unsigned k)
     MEM_STAT_SUB(n->free_in_segs, (uint64_t)got * size);
     pthread_mutex_unlock(&n->lock);
     return got;
+}
+
+void *mem__span_take_fresh(mem__node_t *n, unsigned cls)
+{
+    MEM_ASSERT(cls < MEM_SC_COUNT);
+    void *p = NULL;
+    pthread_mutex_lock(&n->lock);
+    /* Only the list head is looked at, or a new span when there is no partial one: this
+     * must stay O(1) under the lock. */
+    mem_span_t *s = list_empty(&n->partial[cls]) ? span_new(n, cls) : n->partial[cls].head.next;
+    if (s && s->fresh && s->bump < s->nobj) {
+        MEM_ASSERT(s->state == MEM_SPAN_USED && s->cls == cls);
+        p = span_base(s) + (size_t)s->bump++ * s->size;
+        s->free_cnt--;
+        if (s->free_cnt == 0)
+            list_remove(s);
+        MEM_STAT_SUB(n->free_in_segs, s->size);
+    }
+    pthread_mutex_unlock(&n->lock);
+    return p;
 }
 
 void mem__span_give(mem__node_t *n, unsigned cls, void *const *objs, unsigned cnt)

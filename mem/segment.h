@@ -60,7 +60,8 @@ typedef struct mem_span_s {
     uint8_t state;
     uint8_t idx;     /* index in the segment */
     uint8_t on_list; /* 1 while linked on a node list */
-    uint16_t pad;
+    uint8_t fresh;   /* carved from a CLEAN span: never-carved objects read as zero */
+    uint8_t pad;
 } mem_span_t;
 
 typedef struct mem_segment_s {
@@ -101,6 +102,11 @@ MEM_INLINE unsigned mem__span_idx(const void *p)
  * committing a clean one or mapping a segment as needed) into `out`. Returns how many (0 =
  * budget exhausted or mapping failed). Thread: any; takes the node lock. Alloc: system. */
 unsigned mem__span_take(struct mem__node_s *n, unsigned cls, void **out, unsigned k);
+
+/* Takes one never-carved object of class `cls` from a span that was clean when carved, so
+ * it is known to be zero and untouched (calloc of large classes). Returns NULL when the
+ * node has none at hand; the caller then clears an ordinary object. Thread: any. */
+void *mem__span_take_fresh(struct mem__node_s *n, unsigned cls);
 
 /* Gives `cnt` objects of class `cls` (all homed on node `n`) back to their spans; wholly
  * free spans become DIRTY. Thread: any; takes the node lock. */

@@ -231,6 +231,9 @@ void mem__tcache_flush(mem_tcache_t *tc)
 static void *alloc_in(mem_tcache_t *tc, size_t len, bool sample)
 {
     if (sample) {
+        /* Sampling switched on since this countdown was drawn: start a real one. */
+        if (MEM_UNLIKELY(tc->sample_left > MEM_SAMPLE_OFF / 2) && mem_heapprof_interval() > 0)
+            tc->sample_left = (int64_t)mem__heapprof_next_interval();
         int64_t left = tc->sample_left - (int64_t)len;
         if (left < 0) {
             size_t iv = mem_heapprof_interval();
@@ -338,6 +341,20 @@ void *mem__tcache_alloc_cls(unsigned cls)
     pthread_mutex_lock(&mem__g.shared_lock);
     void *p = alloc_in(mem__g.shared, mem_sc_size[cls], false);
     pthread_mutex_unlock(&mem__g.shared_lock);
+    return p;
+}
+
+void *mem__tcache_alloc_fresh(unsigned cls)
+{
+    MEM_ASSERT(cls < MEM_SC_COUNT);
+    mem_tcache_t *tc = self_or_create(mem__tc_self);
+    if (!tc)
+        return NULL; /* the shared cache: the caller's ordinary path takes its lock */
+    void *p = mem__span_take_fresh(&mem__g.nodes[tc->node], cls);
+    if (p) {
+        MEM_UNPOISON(p, mem_sc_size[cls]);
+        MEM_STAT_ADD(tc->alloc_cnt[cls], 1);
+    }
     return p;
 }
 

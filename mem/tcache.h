@@ -56,6 +56,10 @@ void mem__tcache_free_slow(mem_tcache_t *tc, void *p) MEM_NOINLINE MEM_COLD;
 /* Allocates one object of class `cls` without sampling (aligned_alloc). */
 void *mem__tcache_alloc_cls(unsigned cls) MEM_NOINLINE;
 
+/* Allocates one known-zero object of class `cls` straight from a fresh span, or NULL when
+ * none is at hand (the caller falls back to an ordinary allocation and clears it). */
+void *mem__tcache_alloc_fresh(unsigned cls) MEM_NOINLINE;
+
 /* Flushes every cached object of `tc` (slots and remote batches) to the depots. */
 void mem__tcache_flush(mem_tcache_t *tc);
 /* Stops using the caller's cache: flush, fold its counters into the totals, free its slot.

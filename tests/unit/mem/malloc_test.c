@@ -7,6 +7,7 @@
 #include "mem/mem.h"
 #include "mem/stats.h"
 #include "mem/budget.h"
+#include "mem/heapprof.h"
 #include "tests/harness.h"
 
 #include <pthread.h>
@@ -121,6 +122,60 @@ TEST(strdup)
     mem_free(s);
     mem_free(t);
     mem_free(u);
+}
+
+/* Large-class calloc takes never-touched objects from clean spans: zero, and no RSS until
+ * written. */
+TEST(calloc_fresh_costs_no_rss)
+{
+    enum { N = 200 };
+    static unsigned char *ps[N];
+    mem_release_now();
+    uint64_t rss0 = mem_stats_rss();
+    for (int i = 0; i < N; i++) {
+        ps[i] = mem_calloc(1, 16394); /* nghttp2's outbound frame buffer */
+        REQUIRE(ps[i]);
+    }
+    uint64_t rss1 = mem_stats_rss();
+    fprintf(stderr, "  %d x 16394 B calloc: RSS +%llu KiB\n", N,
+            (unsigned long long)(rss1 > rss0 ? (rss1 - rss0) / 1024 : 0));
+    CHECK(rss1 < rss0 + (uint64_t)N * 16394 / 4);
+    for (int i = 0; i < N; i++) {
+        CHECK(ps[i][0] == 0 && ps[i][8191] == 0 && ps[i][16393] == 0);
+        memset(ps[i], 0xEE, 16394); /* dirty them: the next calloc must still see zero */
+    }
+    for (int i = 0; i < N; i++)
+        mem_free(ps[i]);
+    for (int i = 0; i < N; i++) {
+        ps[i] = mem_calloc(16394, 1);
+        REQUIRE(ps[i]);
+        for (int j = 0; j < 16394; j += 512)
+            CHECK(ps[i][j] == 0);
+    }
+    for (int i = 0; i < N; i++)
+        mem_free(ps[i]);
+}
+
+/* Sampled allocations are recorded with the profiler and forgotten when freed. */
+TEST(heap_sampling_hook)
+{
+    mem_heapprof_set_interval(4096);
+    static void *ps[1000];
+    for (int i = 0; i < 1000; i++) {
+        ps[i] = mem_malloc(100 + (size_t)i);
+        REQUIRE(ps[i]);
+        memset(ps[i], 3, 100 + (size_t)i);
+    }
+    size_t live = mem_heapprof_samples_live();
+    mem_stats_snapshot(&st);
+    fprintf(stderr, "  %zu samples live for 1000 objects\n", live);
+    CHECK(live >= 5);
+    CHECK(live <= 400);
+    CHECK(st.samples_live == live);
+    for (int i = 0; i < 1000; i++)
+        mem_free(ps[i]);
+    CHECK_EQ(mem_heapprof_samples_live(), 0);
+    mem_heapprof_set_interval(0);
 }
 
 /* Objects allocated on one thread and freed on another. */
@@ -248,6 +303,8 @@ int main(void)
     RUN(realloc_semantics);
     RUN(aligned);
     RUN(strdup);
+    RUN(calloc_fresh_costs_no_rss);
+    RUN(heap_sampling_hook);
     RUN(cross_thread_free);
     RUN(debug_checks);
     RUN(asan_use_after_free);
