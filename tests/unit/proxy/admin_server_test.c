@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -246,6 +247,80 @@ TEST(keep_alive_pipelined)
     CHECK(strstr(g_buf, "Connection: close") != NULL);
 }
 
+/* Reads one response (head + Content-Length body) from a keep-alive connection. Returns the
+ * status, or -1. */
+static int read_response(int fd, char *buf, size_t cap)
+{
+    size_t len = 0;
+    uint64_t deadline = now_ms() + 5000;
+    for (;;) {
+        buf[len] = '\0';
+        const char *end = strstr(buf, "\r\n\r\n");
+        const char *cl = strstr(buf, "Content-Length: ");
+        if (end != NULL && cl != NULL && cl < end) {
+            size_t body = strtoul(cl + 16, NULL, 10);
+            size_t total = (size_t)(end + 4 - buf) + body;
+            if (len >= total) {
+                int status = -1;
+                if (sscanf(buf, "HTTP/1.1 %d", &status) != 1)
+                    return -1;
+                return len == total ? status : -1; /* nothing may follow one response */
+            }
+        }
+        uint64_t now = now_ms();
+        if (now >= deadline || len + 1 >= cap)
+            return -1;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, (int)(deadline - now)) <= 0)
+            return -1;
+        ssize_t n = recv(fd, buf + len, cap - 1 - len, 0);
+        if (n <= 0)
+            return -1;
+        len += (size_t)n;
+    }
+}
+
+#define CLIENTS_CNT    8
+#define CLIENT_REQ_CNT 50
+
+static void *client_main(void *arg)
+{
+    int *failures = arg;
+    static const char *const paths[] = {"/memory", "/metrics", "/healthz", "/stats", "/overload"};
+    char *buf = malloc(1 << 18);
+    int fd = connect_admin();
+    if (buf == NULL || fd < 0) {
+        (*failures)++;
+        free(buf);
+        return NULL;
+    }
+    for (int i = 0; i < CLIENT_REQ_CNT; i++) {
+        char req[128];
+        int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n",
+                         paths[i % MEM_ARRAY_LEN(paths)]);
+        if (send_all(fd, req, (size_t)n) != 0 || read_response(fd, buf, 1 << 18) != 200)
+            (*failures)++;
+    }
+    close(fd);
+    free(buf);
+    return NULL;
+}
+
+/* Several clients at once, each many keep-alive requests on its own connection. */
+TEST(concurrent_keep_alive_clients)
+{
+    pthread_t th[CLIENTS_CNT];
+    int failures[CLIENTS_CNT] = {0};
+    for (int i = 0; i < CLIENTS_CNT; i++)
+        REQUIRE(pthread_create(&th[i], NULL, client_main, &failures[i]) == 0);
+    int total = 0;
+    for (int i = 0; i < CLIENTS_CNT; i++) {
+        pthread_join(th[i], NULL);
+        total += failures[i];
+    }
+    CHECK_EQ(total, 0);
+}
+
 TEST(malformed_and_oversized)
 {
     const char *bad[] = {
@@ -457,6 +532,7 @@ int main(void)
     RUN(other_endpoints);
     RUN(not_found_and_method);
     RUN(keep_alive_pipelined);
+    RUN(concurrent_keep_alive_clients);
     RUN(malformed_and_oversized);
     RUN(connection_cap);
 #if defined(MEM_FAULT_INJECT) && MEM_FAULT_INJECT
