@@ -577,6 +577,9 @@ static void on_write(uv_write_t *req, int status)
     MEM_ASSERT(c->writing);
     c->writing = false;
     c->wlen = 0;
+    mem_free(c->wbuf);
+    c->wbuf = NULL;
+    c->wcap = 0;
     if (c->state == PX_UPCONN_CLOSING)
         return;
     if (status < 0) {
@@ -619,6 +622,14 @@ static void flush_conn(px_upconn_t *c)
     if (c->state != PX_UPCONN_READY || c->writing)
         return;
     MEM_ASSERT(c->wlen == 0);
+    if (!c->wbuf) {
+        c->wbuf = mem_malloc(UP_WBUF_LEN);
+        if (!c->wbuf) {
+            px__upstream_conn_close(c);
+            return;
+        }
+        c->wcap = UP_WBUF_LEN;
+    }
     int rc = c->proto == PX_PROTO_H2C ? px__uph2_fill(c) : px__uph1_fill(c);
     if (rc < 0) {
         px__upstream_conn_close(c);
@@ -634,6 +645,10 @@ static void flush_conn(px_upconn_t *c)
             return;
         }
         c->writing = true;
+    } else {
+        mem_free(c->wbuf);
+        c->wbuf = NULL;
+        c->wcap = 0;
     }
     report_drained(c);
 }
@@ -672,30 +687,38 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     size_t n = c->rcap;
     if (c->proto == PX_PROTO_HTTP1)
         n = MEM_MIN(n, px__uph1_read_room(c));
-    *buf = uv_buf_init((char *)c->rbuf, (unsigned)n);
+    /* A buffer per read, back to the tcache in on_read: an idle connection holds none. */
+    char *p = n > 0 ? mem_malloc(n) : NULL;
+    *buf = uv_buf_init(p, p ? (unsigned)n : 0);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     px_upconn_t *c = s->data;
-    (void)buf;
-    if (c->state != PX_UPCONN_READY)
+    if (c->state != PX_UPCONN_READY || nread == 0) {
+        mem_free(buf->base);
         return;
+    }
     if (nread > 0) {
         if (c->proto == PX_PROTO_H2C)
-            px__uph2_read(c, c->rbuf, (size_t)nread);
+            px__uph2_read(c, (const uint8_t *)buf->base, (size_t)nread);
         else
-            px__uph1_read(c, c->rbuf, (size_t)nread);
+            px__uph1_read(c, (const uint8_t *)buf->base, (size_t)nread);
+        mem_free(buf->base);
         px__upstream_conn_dirty(c);
         return;
     }
-    if (nread == 0)
-        return;
+    mem_free(buf->base);
     if (nread == UV_ENOBUFS) {
-        /* HTTP/1.1 flow control: the downstream holds a full buffer; px_upstream_consumed
-         * resumes reading. */
-        uv_read_stop(s);
-        c->reading = false;
+        if (c->proto == PX_PROTO_HTTP1 && px__uph1_read_room(c) == 0) {
+            /* HTTP/1.1 flow control: the downstream holds a full buffer; consuming resumes
+             * reading (px__uph1_consumed). */
+            uv_read_stop(s);
+            c->reading = false;
+            return;
+        }
+        /* Out of memory for a read buffer: the connection cannot go on. */
+        px__upstream_conn_close(c);
         return;
     }
     if (c->proto == PX_PROTO_H2C)
@@ -848,14 +871,9 @@ static px_upconn_t *conn_new(px_upcluster_t *cl, px_upep_t *ep)
     link_init(&c->active);
     link_init(&c->flush_link);
     c->rcap = UP_RBUF_LEN;
-    c->rbuf = mem_region_alloc(reg, c->rcap);
-    c->wcap = UP_WBUF_LEN;
-    c->wbuf = mem_malloc(c->wcap);
-    if (!c->rbuf || !c->wbuf)
-        goto fail_wbuf;
     int rc = c->proto == PX_PROTO_H2C ? px__uph2_conn_init(c) : px__uph1_conn_init(c);
     if (rc < 0)
-        goto fail_wbuf;
+        goto fail_region;
     rc = uv_tcp_init(&w->loop, &c->tcp);
     if (rc < 0)
         goto fail_proto;
@@ -883,10 +901,10 @@ static px_upconn_t *conn_new(px_upcluster_t *cl, px_upep_t *ep)
     return c;
 
 fail_proto:
-    if (c->h2)
+    if (c->h2) {
+        c->state = PX_UPCONN_CLOSING;
         px__uph2_conn_fini(c);
-fail_wbuf:
-    mem_free(c->wbuf);
+    }
 fail_region:
     mem_region_free(reg);
     return NULL;

@@ -194,10 +194,10 @@ struct px_upconn_s {
     uv_write_t write_req;
     bool writing; /* write_req in flight (wbuf is borrowed by libuv) */
     bool reading;
-    uint8_t *wbuf; /* owns (tcache): the batched output, grows for big heads */
+    uint8_t *wbuf; /* owns (tcache): the batched output, only while a batch is built or
+                      written (an idle connection holds none); grows for big heads */
     size_t wlen, wcap;
-    uint8_t *rbuf; /* region: the read buffer */
-    size_t rcap;
+    size_t rcap;         /* the largest read; read buffers come from the tcache per read */
     px_uplink_t pending; /* exchanges waiting for the connect */
     px_uplink_t active;  /* exchanges on the connection */
     size_t active_cnt;
