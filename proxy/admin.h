@@ -5,6 +5,23 @@
  * the ops probes (/ready, /healthz, /stats, /config_dump, /overload) and serves the live
  * dashboard page at /.
  *
+ * Endpoints (the 404 body lists them too):
+ *   GET  /                      dashboard (static page; served without the token, reads the
+ *                               token from its #token=... fragment for its own requests)
+ *   GET  /memory                JSON: Envoy's names (allocated, heap_size, pageheap_free,
+ *                               pageheap_unmapped, total_thread_cache, total_physical_bytes;
+ *                               mapping in proxy/admin_memory.c) then weir's own totals, per
+ *                               thread / worker / size class / NUMA node, regions, samples
+ *   GET  /memory?format=prometheus   the memory families only (weir_memory_*, overload level)
+ *   GET  /metrics               memory families + every px_stats_t counter + process gauges
+ *   GET  /memory/regions?top=N  largest connection/stream holders (default 20, max 1000)
+ *   POST /memory/release        mem_release_now(): {"released_bytes":N,"committed_bytes":N}
+ *   GET  /heap_dump[?symbols=1], GET /heap_dump/symbols, POST /heap_dump?sample_bytes=N
+ *   GET  /stats /overload /config_dump /ready /healthz
+ * With admin.token set every endpoint but / needs `Authorization: Bearer <token>` (401 with
+ * WWW-Authenticate otherwise; compared in constant time). Unknown path 404, wrong method 405
+ * with Allow, malformed or oversized request 400/413 and close.
+ *
  * One admin server per process, owned by the px_server_t it was started for (its state hangs
  * off a file-local pointer, freed by px_admin_stop). Only the admin thread touches its
  * connections; it reads worker counters with relaxed loads and asks workers for region rows
