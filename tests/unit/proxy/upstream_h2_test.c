@@ -864,6 +864,24 @@ TEST(connect_timeout)
     close(lfd);
 }
 
+TEST(idle_timeout)
+{
+    REQUIRE(begin());
+    g_cl.idle_timeout_ms = 150;
+    ex_t e;
+    ex_init(&e);
+    CHECK_OK(start_ex(&e, "GET", "/bytes/10", true, NULL, 0));
+    CHECK(run_until(1, 10000));
+    CHECK_EQ(e.status, 200);
+    CHECK_EQ(MEM_STAT_LOAD(g_w.stats.upstream_conn_active), 1);
+    run_for(50);
+    CHECK_EQ(MEM_STAT_LOAD(g_w.stats.upstream_conn_active), 1); /* still pooled */
+    run_for(300);
+    CHECK_EQ(MEM_STAT_LOAD(g_w.stats.upstream_conn_active), 0); /* idle-closed */
+    ex_fini(&e);
+    finish();
+}
+
 TEST(keepalive_off)
 {
     REQUIRE(begin());
@@ -922,6 +940,7 @@ int main(void)
     RUN(cancel_everywhere);
     RUN(goaway_failover);
     RUN(connect_timeout);
+    RUN(idle_timeout);
     RUN(keepalive_off);
     stop_node();
     uv_run(&g_w.loop, UV_RUN_NOWAIT);
