@@ -48,7 +48,8 @@ wait_for() {
 }
 
 # log_port LOGFILE REGEX: prints the port from the first line matching REGEX (":PORT$").
-log_port() { grep -m1 -E "$2" "$1" 2>/dev/null | sed -E 's/.*:([0-9]+)$/\1/'; }
+# A missing line prints nothing and is not an error (a config may have no TLS listener).
+log_port() { { grep -m1 -E "$2" "$1" 2>/dev/null || true; } | sed -E 's/.*:([0-9]+)$/\1/'; }
 
 # start_weir [ARGS...]: starts weir with ARGS (add --listen/--admin 127.0.0.1:0 yourself or
 # let the defaults below apply), waits for "weir: ready", sets WEIR_PID, WEIR_PORT (first
