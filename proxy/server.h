@@ -45,6 +45,7 @@ typedef struct px_server_s {
     uint16_t *listener_ports;
     uint16_t admin_port;
     void *impl;                     /* owns: main-loop handles (server.c) */
+    struct px_overload_s *overload; /* owns: the overload monitor (proxy/overload.c), or NULL */
 } px_server_t;
 
 /* Reads the overload level (one relaxed-acquire load). Thread: any. */
