@@ -32,6 +32,7 @@
 #define PX_WF_DRAIN   1u
 #define PX_WF_FORCE   2u
 #define PX_WF_COLLECT 4u
+#define PX_WF_OVERLOAD 8u /* the overload level changed or is CRITICAL (proxy/shed.c) */
 
 typedef struct px_wimpl_s px_wimpl_t;
 
@@ -66,6 +67,7 @@ struct px_conn_s {
     bool writing;
     bool had_request;
     bool drain_notice;
+    bool shed_goaway; /* overload: GOAWAY sent because it was idle (proxy/shed.c) */
     bool tls_done;
     px_conn_mode_t mode;
     uint8_t preface_pos;
@@ -151,6 +153,9 @@ bool px_h2_want_io(px_conn_t *c);
 bool px_h2_want_write(px_conn_t *c);
 void px_h2_shutdown_notice(px_conn_t *c);
 void px_h2_goaway(px_conn_t *c);
+/* Overload shedding: resets `st` with RST_STREAM(ENHANCE_YOUR_CALM); its sub-arena and
+ * buffers go when nghttp2 closes the stream. Thread: worker. */
+void px_h2_stream_shed(px_stream_t *st);
 /* Ends every stream (cancels upstream exchanges, logs, frees sub-arenas). */
 void px_h2_streams_end(px_conn_t *c);
 /* Frees the session. */

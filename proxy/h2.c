@@ -769,6 +769,12 @@ void px_h2_goaway(px_conn_t *c)
     (void)nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE, last, NGHTTP2_NO_ERROR, NULL, 0);
 }
 
+void px_h2_stream_shed(px_stream_t *st)
+{
+    MEM_ASSERT(st != NULL && st->conn != NULL);
+    reset_stream(st, NGHTTP2_ENHANCE_YOUR_CALM);
+}
+
 void px_h2_streams_end(px_conn_t *c)
 {
     while (c->streams)
