@@ -1,0 +1,153 @@
+/*
+ * proxy/overload.h: the overload manager: where the memory limit comes from (an explicit size
+ * or a share of the cgroup limit), how pressure is measured, the level state machine with
+ * hysteresis, and the monitor that publishes the level and asks workers to act.
+ *
+ * Pressure rule (the one documented for operators):
+ *   budget pressure = committed / limit, measured after idle cached memory has been returned:
+ *       when the raw figure would raise the level (and at most once a second while the level
+ *       is not normal) the monitor calls mem_release_now() first and re-reads, so cached free
+ *       memory never triggers an action; only memory really held does
+ *       (held = committed - what mem_release_now() can give back).
+ *   cgroup pressure = (usage - inactive file cache) / cgroup limit, where the process's own
+ *       cgroup (or an ancestor) has a memory limit: v2 memory.current and memory.stat
+ *       "inactive_file", v1 memory.usage_in_bytes and memory.stat "total_inactive_file".
+ *   pressure = max(budget pressure, cgroup pressure), 0 when there is neither limit.
+ *
+ * Levels: NORMAL -> ELEVATED at pressure >= elevated, -> CRITICAL at >= critical; a level is
+ * left downwards only when pressure < its threshold - hysteresis (recovery is automatic).
+ * Actions: ELEVATED refuses new streams (RST_STREAM(REFUSED_STREAM), proxy/h2.c) and stops
+ * upstream keep-alive on every worker; CRITICAL also stops accepting (proxy/conn.c), sends
+ * GOAWAY to idle connections and resets, each tick, up to PX_OVERLOAD_SHED_PER_TICK of each
+ * worker's streams holding the most memory with RST_STREAM(ENHANCE_YOUR_CALM) (proxy/shed.c).
+ *
+ * One monitor per server, owned by it (px_server_t.overload), created and ticked on the main
+ * thread's loop. Workers read the level with one atomic load (px_server_overload) and act in
+ * their async callback; the snapshot may be read from any thread.
+ */
+#ifndef PX_OVERLOAD_H
+#define PX_OVERLOAD_H
+
+#include "mem/base.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "proxy/config.h"
+#include "proxy/server.h"
+
+#define PX_OVERLOAD_TICK_MS       100u  /* sampling period at every level */
+#define PX_OVERLOAD_RELEASE_MS    1000u /* release-first at most this often while not normal */
+#define PX_OVERLOAD_SHED_PER_TICK 8u    /* streams reset per worker per tick at CRITICAL */
+#define PX_CGROUP_DIR_MAX         512u
+
+/* Memory figures of the cgroup whose limit binds this process. */
+typedef struct px_cgroup_mem_s {
+    int version;                  /* 0: no cgroup memory controller found; 1 or 2 */
+    uint64_t limit_bytes;         /* the smallest limit on the way to the root; 0 = none */
+    uint64_t usage_bytes;         /* v2 memory.current, v1 memory.usage_in_bytes */
+    uint64_t inactive_file_bytes; /* from memory.stat; 0 when unavailable */
+    char dir[PX_CGROUP_DIR_MAX];  /* folder whose limit binds ("" when none) */
+} px_cgroup_mem_t;
+
+/* Level thresholds, as in the config's memory section. */
+typedef struct px_overload_thresholds_s {
+    double elevated;
+    double critical;
+    double hysteresis;
+} px_overload_thresholds_t;
+
+/* What /overload shows: a consistent copy taken under the monitor's lock. */
+typedef struct px_overload_info_s {
+    px_overload_level_t level;
+    double pressure;        /* max of the two below, last sample */
+    double budget_pressure; /* committed / limit after release-first; 0 without a limit */
+    double cgroup_pressure; /* 0 without a cgroup limit */
+    uint64_t limit_bytes;   /* the memory budget's limit, 0 = off */
+    uint64_t committed_bytes;
+    int cgroup_version;          /* 0, 1 or 2 */
+    uint64_t cgroup_limit_bytes; /* 0 = none */
+    uint64_t cgroup_usage_bytes; /* usage minus inactive file cache */
+    px_overload_thresholds_t thresholds;
+    uint64_t last_transition_ms; /* wall clock (ms since the epoch), 0 = never */
+    uint64_t level_since_ms;     /* how long the level has held, ms */
+    uint64_t transitions;        /* level changes, either way */
+    uint64_t entered_elevated;   /* times the level rose to ELEVATED */
+    uint64_t entered_critical;   /* times the level rose to CRITICAL */
+    uint64_t releases;           /* release-first calls to mem_release_now() */
+    uint64_t released_bytes;     /* bytes they returned to the OS */
+    uint64_t samples;            /* monitor ticks */
+    uint64_t shed_requests;      /* CRITICAL ticks that asked workers to shed */
+} px_overload_info_t;
+
+/* ---- pure parts (unit tested) ----------------------------------------------------------- */
+
+/* The next level from `cur` at `pressure` under `t` (see the rule above). Alloc: none. */
+px_overload_level_t px_overload_next(px_overload_level_t cur, double pressure,
+                                     const px_overload_thresholds_t *t);
+
+/* Lower-case name of `level` ("normal", "elevated", "critical"). Getter. */
+const char *px_overload_level_name(px_overload_level_t level);
+
+/* The budget limit for `m` given the cgroup limit `cgroup_limit` (0 = none): limit_bytes when
+ * set, else limit_cgroup_fraction of the cgroup limit, else 0 (off). Alloc: none. */
+size_t px_overload_limit_for(const px_memory_cfg_t *m, uint64_t cgroup_limit);
+
+/* Finds the memory cgroup of the process described by `proc_cgroup` (a /proc/PID/cgroup
+ * file) under `root` (normally /sys/fs/cgroup): v2 ("0::/path", memory.max) first, then v1
+ * (":memory:/path" under root/memory, memory.limit_in_bytes). Walks from the process's
+ * cgroup up to the root and keeps the smallest limit; when the cgroup's folder is not visible
+ * (a container without its own cgroup namespace) it reads root itself. Fills `out` (limit,
+ * and usage via px_cgroup_mem_read_usage). Returns 0 (also when there is no limit:
+ * limit_bytes 0), or -ENOENT when no memory controller is mounted there.
+ * Thread: any. Alloc: none (stack buffers only). */
+int px_cgroup_mem_probe(const char *root, const char *proc_cgroup, px_cgroup_mem_t *out);
+
+/* Re-reads usage and inactive file cache in `cg->dir`. Returns 0 or -errno. Thread: any. */
+int px_cgroup_mem_read_usage(px_cgroup_mem_t *cg);
+
+/* Parses one "key value" line file (memory.stat) for `key`; returns 0 and sets `*out`,
+ * -ENOENT when the key is absent, or -errno when the file cannot be read. */
+int px_cgroup_stat_get(const char *path, const char *key, uint64_t *out);
+
+/* Reads one decimal number (or "max" = 0, no limit; v1's huge "no limit" value = 0) from
+ * `path`. Returns 0 or -errno (-EINVAL when it is not a number). */
+int px_cgroup_read_u64(const char *path, uint64_t *out);
+
+/* ---- the process's limit and the monitor ---------------------------------------------- */
+
+/* Derives the limit for `m` from /sys/fs/cgroup and /proc/self/cgroup and sets it with
+ * mem_budget_set_limit(). Returns the limit set (0 = off). Thread: main, before workers. */
+size_t px_overload_apply_limit(const px_memory_cfg_t *m);
+
+/* Creates the monitor for `s` on `loop` and starts its timer (one sample now).
+ * Returns 0 or -ENOMEM. Ownership: the monitor lives in s->overload until
+ * px_overload_free. Thread: main. Alloc: tcache. */
+int px_overload_start(px_server_t *s, uv_loop_t *loop);
+
+/* Stops the timer and closes its handle (the loop must run once more to finish the close).
+ * Safe when never started. Thread: main. */
+void px_overload_stop(px_server_t *s);
+
+/* Frees the monitor (after px_overload_stop and the loop's last run). NULL-safe. */
+void px_overload_free(px_server_t *s);
+
+/* Copies the monitor's state into `out`. Before start (or without a monitor) it reports
+ * the current level and live pressure with zero counts. Thread: any. Alloc: none. */
+void px_overload_snapshot(const px_server_t *s, px_overload_info_t *out);
+
+/* One monitor step outside the timer: samples, moves the level, signals workers.
+ * The timer calls it; tests and the admin port may too. Thread: main. */
+void px_overload_tick(px_server_t *s);
+
+/* ---- worker side (proxy/shed.c) -------------------------------------------------------- */
+
+/* Applies the published level on the calling worker: upstream keep-alive off at ELEVATED and
+ * above (on again at NORMAL); at CRITICAL also GOAWAY to idle connections and the reset of
+ * up to PX_OVERLOAD_SHED_PER_TICK heaviest streams. Called from the worker's async callback
+ * on PX_WF_OVERLOAD. Thread: worker. Alloc: none. */
+void px_overload__worker_apply(px_worker_t *w);
+
+#endif /* PX_OVERLOAD_H */

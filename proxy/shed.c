@@ -1,0 +1,88 @@
+/*
+ * proxy/shed.c: what a worker does when the overload level changes or stays CRITICAL:
+ * upstream keep-alive off (ELEVATED and above) or on again (NORMAL), GOAWAY to idle
+ * connections and the reset of the streams holding the most memory (CRITICAL).
+ *
+ * Runs only on the worker thread, from its async callback (PX_WF_OVERLOAD, sent by the
+ * monitor in proxy/overload.c). It touches the worker's own connections and streams.
+ */
+#include "proxy/overload.h"
+#include "mem/base.h"
+
+#include <string.h>
+
+#include "mem/subregion.h"
+#include "proxy/conn.h"
+#include "proxy/stream.h"
+#include "proxy/upstream.h"
+
+/* Bytes a stream holds now: its sub-arena and its buffered response body. Its request-body
+ * ring towards the upstream is opaque here (proxy/upstream.h) and bounded by
+ * limits.stream_buffer_bytes like every stream's, so it does not change the order. */
+static size_t stream_weight(const px_stream_t *st)
+{
+    return mem_subregion_bytes(st->sub) + st->buffered;
+}
+
+/* GOAWAY (NO_ERROR, last stream id processed) to every HTTP/2 connection without streams;
+ * once sent and with no streams, nghttp2 wants no more I/O and the connection closes. */
+static void goaway_idle(px_wimpl_t *wi)
+{
+    for (px_conn_t *c = wi->conns; c != NULL; c = c->next) {
+        if (c->closing || c->mode != PX_CONN_H2 || c->streams_cnt > 0 || c->shed_goaway)
+            continue;
+        c->shed_goaway = true;
+        px_h2_goaway(c);
+        px_conn_mark_dirty(c);
+        MEM_STAT_ADD(wi->w->stats.overload_goaway_idle, 1);
+    }
+}
+
+/* Resets up to PX_OVERLOAD_SHED_PER_TICK of the heaviest live streams, heaviest first. */
+static void shed_heaviest(px_wimpl_t *wi)
+{
+    px_stream_t *top[PX_OVERLOAD_SHED_PER_TICK];
+    size_t wt[PX_OVERLOAD_SHED_PER_TICK];
+    size_t n = 0;
+    for (px_conn_t *c = wi->conns; c != NULL; c = c->next) {
+        if (c->closing || c->mode != PX_CONN_H2)
+            continue;
+        for (px_stream_t *st = c->streams; st != NULL; st = st->next) {
+            if (st->failed)
+                continue; /* already reset; its memory goes when the reset is sent */
+            size_t x = stream_weight(st);
+            if (n == PX_OVERLOAD_SHED_PER_TICK && x <= wt[n - 1])
+                continue;
+            /* Insertion into the small sorted array (heaviest first). */
+            size_t i = n < PX_OVERLOAD_SHED_PER_TICK ? n++ : n - 1;
+            while (i > 0 && wt[i - 1] < x) {
+                top[i] = top[i - 1];
+                wt[i] = wt[i - 1];
+                i--;
+            }
+            top[i] = st;
+            wt[i] = x;
+        }
+    }
+    MEM_ASSERT(n <= PX_OVERLOAD_SHED_PER_TICK);
+    for (size_t i = 0; i < n; i++) {
+        MEM_ASSERT(i == 0 || wt[i - 1] >= wt[i]);
+        px_h2_stream_shed(top[i]);
+        MEM_STAT_ADD(wi->w->stats.overload_streams_shed, 1);
+    }
+}
+
+void px_overload__worker_apply(px_worker_t *w)
+{
+    MEM_ASSERT(w != NULL);
+    px_wimpl_t *wi = w->impl;
+    MEM_ASSERT(wi != NULL && wi->w == w);
+    if (wi->stopping)
+        return; /* the upstream pools are closing or closed */
+    px_overload_level_t lv = px_server_overload(w->server);
+    px_upstream_set_keepalive(w, lv == PX_OVERLOAD_NORMAL);
+    if (lv != PX_OVERLOAD_CRITICAL || wi->draining)
+        return;
+    goaway_idle(wi);
+    shed_heaviest(wi);
+}
