@@ -19,6 +19,7 @@
 #include "mem/malloc.h"
 #include "mem/mem.h"
 #include "proxy/conn.h"
+#include "proxy/overload.h"
 #include "proxy/server.h"
 
 #ifndef PX_HAVE_UPSTREAM
@@ -136,6 +137,8 @@ static void on_async(uv_async_t *h)
     unsigned f = __atomic_exchange_n(&wi->flags, 0, __ATOMIC_ACQ_REL);
     if (f & PX_WF_COLLECT)
         collect(wi);
+    if (f & PX_WF_OVERLOAD)
+        px_overload__worker_apply(wi->w);
     if ((f & (PX_WF_DRAIN | PX_WF_FORCE)) && !wi->draining) {
         wi->draining = true;
         close_listeners(wi);
