@@ -21,6 +21,7 @@
 #include "mem/malloc.h"
 #include "proxy/conn.h"
 #include "proxy/listener.h"
+#include "proxy/overload.h"
 #include "proxy/tls.h"
 
 #ifndef PX_HAVE_ADMIN
@@ -296,6 +297,8 @@ int px_server_run(px_server_t *s, char *err, size_t err_len)
             im->admin_started = true;
     }
 #endif
+    if (rc == 0 && (rc = px_overload_start(s, &im->loop)) != 0)
+        snprintf(err, err_len, "overload monitor: %s", strerror(-rc));
     if (rc != 0) {
         __atomic_store_n(&s->draining, 1, __ATOMIC_RELEASE);
         for (unsigned i = 0; i < s->workers_cnt; i++)
@@ -325,6 +328,7 @@ int px_server_run(px_server_t *s, char *err, size_t err_len)
     if (!all)
         uv_run(&im->loop, UV_RUN_DEFAULT);
     uv_timer_stop(&im->drain_timer);
+    px_overload_stop(s);
     for (unsigned i = 0; i < s->workers_cnt; i++)
         px_worker_join(&s->workers[i]);
 #if PX_HAVE_ADMIN
@@ -357,6 +361,7 @@ void px_server_free(px_server_t *s)
         mem_free(im->tls);
     }
     mem_free(im);
+    px_overload_free(s);
     mem_free(s->workers);
     mem_free(s->listener_ports);
     px_config_free(s->cfg);
