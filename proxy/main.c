@@ -19,40 +19,14 @@
 #include "mem/mem.h"
 #include "proxy/alloc.h"
 #include "proxy/config.h"
+#include "proxy/overload.h"
 #include "proxy/server.h"
-
-/* The cgroup memory limit (v2 memory.max, else v1 memory.limit_in_bytes); 0 = none. */
-static size_t cgroup_memory_limit(void)
-{
-    static const char *const paths[] = {"/sys/fs/cgroup/memory.max",
-                                        "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
-    for (size_t i = 0; i < MEM_ARRAY_LEN(paths); i++) {
-        FILE *f = fopen(paths[i], "re");
-        if (f == NULL)
-            continue;
-        char buf[64] = "";
-        char *ok = fgets(buf, sizeof(buf), f);
-        fclose(f);
-        if (ok == NULL || strncmp(buf, "max", 3) == 0)
-            return 0;
-        unsigned long long v = strtoull(buf, NULL, 10);
-        /* cgroup v1 reports "no limit" as a huge page-rounded number. */
-        if (v == 0 || v >= (1ULL << 60))
-            return 0;
-        return (size_t)v;
-    }
-    return 0;
-}
 
 static void apply_memory(const px_memory_cfg_t *m)
 {
-    size_t limit = m->limit_bytes;
-    if (limit == 0 && m->limit_cgroup_fraction > 0) {
-        size_t cg = cgroup_memory_limit();
-        if (cg > 0)
-            limit = (size_t)((double)cg * m->limit_cgroup_fraction);
-    }
-    mem_budget_set_limit(limit);
+    /* An explicit size, else a share of the process's own cgroup limit (v2 or v1, found
+     * through /proc/self/cgroup), else off: proxy/overload.c. */
+    (void)px_overload_apply_limit(m);
     if (m->decay_ms)
         mem_budget_set_decay_ms(m->decay_ms);
     mem_heapprof_set_interval(m->sample_bytes);
