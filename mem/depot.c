@@ -114,9 +114,28 @@ static size_t give_list(mem__node_t *n, unsigned cls, ck_stack_entry_t *e, uint6
 size_t mem__depot_drain(mem__node_t *n, unsigned cls)
 {
     MEM_ASSERT(cls < MEM_SC_COUNT);
+    void *objs[MEM_BATCH_MAX];
+    size_t bytes = 0;
+    unsigned k;
+    /* One batch at a time with the generation-counted pop (see mem__depot_drain_quiescent
+     * for why the batch pop is kept for quiescent points). */
+    while ((k = mem__depot_pop(n, cls, objs, MEM_BATCH_MAX)) != 0) {
+        mem__span_give(n, cls, objs, k);
+        bytes += (size_t)k * mem_sc_size[cls];
+    }
+    return bytes;
+}
+
+size_t mem__depot_drain_quiescent(mem__node_t *n, unsigned cls)
+{
+    MEM_ASSERT(cls < MEM_SC_COUNT);
     mem__depot_t *d = &n->depot[cls];
     if (__atomic_load_n(&d->batches, __ATOMIC_RELAXED) == 0)
         return 0;
+    /* ck_stack_batch_pop_mpmc swaps the head for NULL without bumping the generation. If a
+     * concurrent ck_stack_pop_mpmc had read (gen, A, A->next) and A were pushed back after
+     * the batch pop, its CAS would succeed with a stale next (ABA). So it runs only where no
+     * pop can be in flight (mem_fini). */
     MEM_TSAN_IGNORE_BEGIN();
     ck_stack_entry_t *e = ck_stack_batch_pop_mpmc(&d->stack);
     MEM_TSAN_IGNORE_END();

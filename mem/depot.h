@@ -5,10 +5,10 @@
  * ck_stack entry (offset 0) and links the next object at offset 8; the other objects link at
  * offset 0. One CAS moves a whole batch, so contention is per batch, not per object. Only
  * ck_stack_push_mpmc, ck_stack_pop_mpmc (ABA-safe double-width CAS) and
- * ck_stack_batch_pop_mpmc are used. Objects stay in mapped, type-stable segments, so a
- * popper reading a stale head is safe. A depot holds at most `depot_batches_max[cls]`
- * batches; a push beyond that hands the objects back to their spans instead.
- * Thread: any.
+ * ck_stack_batch_pop_mpmc (at quiescent points only) are used. Objects stay in mapped, type-stable
+ * segments, so a popper reading a stale head is safe. A depot holds at most
+ * `depot_batches_max[cls]` batches; a push beyond that hands the objects back to their spans
+ * instead. Thread: any.
  */
 #ifndef MEM_DEPOT_H
 #define MEM_DEPOT_H
@@ -33,9 +33,12 @@ void mem__depot_push(struct mem__node_s *n, unsigned cls, void *const *objs, uns
 /* Pops one batch into `out` (capacity `max`). Returns the objects popped (0 = empty). */
 unsigned mem__depot_pop(struct mem__node_s *n, unsigned cls, void **out, unsigned max);
 
-/* Pops every batch (ck_stack_batch_pop_mpmc) and gives the objects back to their spans.
- * Returns the bytes moved. */
+/* Pops every batch (one ck_stack_pop_mpmc at a time) and gives the objects back to their
+ * spans. Returns the bytes moved. Thread: any. */
 size_t mem__depot_drain(struct mem__node_s *n, unsigned cls);
+/* The same with one ck_stack_batch_pop_mpmc; only where no other thread can pop (it does not
+ * bump the ABA generation). Thread: main, quiescent (mem_fini). */
+size_t mem__depot_drain_quiescent(struct mem__node_s *n, unsigned cls);
 
 /* Decay: gives back to spans the batches that stayed in the depot for a whole tick (its low
  * water mark) and restarts the mark. Returns the bytes moved. */

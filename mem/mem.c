@@ -195,7 +195,7 @@ size_t mem_fini(void)
     pthread_mutex_unlock(&mem__g.shared_lock);
     for (unsigned i = 0; i < mem__g.nodes_cnt; i++)
         for (unsigned c = 0; c < MEM_SC_COUNT; c++)
-            (void)mem__depot_drain(&mem__g.nodes[i], c);
+            (void)mem__depot_drain_quiescent(&mem__g.nodes[i], c);
     size_t live = mem__live_bytes();
     __atomic_store_n(&mem__g.initialised, false, __ATOMIC_RELEASE);
     mem__tcache_global_fini();
