@@ -16,6 +16,26 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+/* Refreshes a thread's name from /proc (threads often name themselves after their first
+ * allocation); keeps `name` when the thread is gone. No stdio: it would allocate. */
+static void read_comm(uint64_t tid, char name[16])
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/task/%llu/comm", (unsigned long long)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char buf[16];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\0'))
+        n--;
+    memcpy(name, buf, (size_t)n);
+    name[n] = '\0';
+}
+
 /* Adds one cache's counters into the snapshot; fills `ts` when non-NULL. */
 static void add_cache(mem_stats_t *out, const mem_tcache_t *tc, mem_thread_stats_t *ts,
                       uint64_t *node_cached)
@@ -59,6 +79,7 @@ static void add_cache(mem_stats_t *out, const mem_tcache_t *tc, mem_thread_stats
     ts->tid = tc->tid;
     memcpy(ts->name, tc->name, sizeof(ts->name));
     ts->name[sizeof(ts->name) - 1] = '\0';
+    read_comm(ts->tid, ts->name);
     ts->node = (int)MEM_STAT_LOAD(tc->node);
     ts->live_signed = live;
     ts->live = live > 0 ? (uint64_t)live : 0;

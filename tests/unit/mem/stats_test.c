@@ -162,6 +162,7 @@ TEST(thread_view)
     CHECK_EQ(me->live_signed - live0, 1024);
     CHECK_EQ(me->alloc_cnt - allocs0, 1);
     CHECK_EQ(me->node, 0);
+    CHECK_STR(me->name, "stats-main"); /* renamed after its cache was created */
     mem_free(p);
     mem_heapprof_set_interval(64 * 1024);
 }
@@ -204,6 +205,9 @@ int main(void)
     cfg.sample_bytes = 64 * 1024; /* sampled objects must reconcile too */
     if (mem_init(&cfg) != 0)
         return 1;
+    void *first = mem_malloc(8);
+    mem_free(first);
+    pthread_setname_np(pthread_self(), "stats-main");
     RUN(reconcile_mixed_workload);
     RUN(thread_view);
     RUN(region_counters_summed);
