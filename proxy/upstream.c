@@ -931,6 +931,7 @@ static bool try_place(px_upstream_req_t *r, px_upep_t *ep)
         for (px_uplink_t *l = ep->conns.next; l != &ep->conns; l = l->next) {
             px_upconn_t *c = CONN_OF(l);
             if (c->state == PX_UPCONN_CONNECTING && link_cnt(&c->pending) < per_conn) {
+                r->connects++; /* this connect attempt counts for it too */
                 r->state = PX_UPREQ_PENDING;
                 r->conn = c;
                 px__upstream_link_add(&c->pending, &r->link);
@@ -967,6 +968,11 @@ static void place(px_upstream_req_t *r, px_upep_t *ep)
 
 static void kick_waitq(px_upep_t *ep)
 {
+    if (link_empty(&ep->waitq))
+        return;
+    px_upcluster_t *cl = REQ_OF(ep->waitq.next)->cl;
+    if (cl->pools->closing)
+        return; /* px_upstream_worker_close cancels what waits; open nothing new */
     while (!link_empty(&ep->waitq)) {
         px_upstream_req_t *r = REQ_OF(ep->waitq.next);
         px__upstream_link_del(&r->link);
@@ -1146,6 +1152,20 @@ void px_upstream_consumed(px_upstream_req_t *r, size_t len)
         px__uph2_consumed(r, len);
     else
         px__uph1_consumed(r, len);
+}
+
+size_t px_upstream_bytes(const px_upstream_req_t *r)
+{
+    MEM_ASSERT(r != NULL);
+    MEM_ASSERT(r->state != PX_UPREQ_DONE);
+    size_t n = sizeof(*r);
+    if (r->hdrs)
+        n += mem_usable_size(r->hdrs);
+    if (r->trailers)
+        n += mem_usable_size(r->trailers);
+    if (r->body.buf)
+        n += r->body.cap;
+    return n + r->rh.cap + r->rh.ent_cap * sizeof(px_uphdr_ent_t);
 }
 
 void px_upstream_cancel(px_upstream_req_t *r)

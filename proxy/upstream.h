@@ -77,6 +77,11 @@ void px_upstream_consumed(px_upstream_req_t *r, size_t len);
  * r freed */
 void px_upstream_cancel(px_upstream_req_t *r);
 
+/* Bytes the exchange holds now: its request copy, its request-body buffer (allocated on the
+ * first body byte, limits.stream_buffer_bytes) and its response-header scratch. For the
+ * overload manager's "heaviest streams" choice. Getter: never allocates. Thread: worker. */
+size_t px_upstream_bytes(const px_upstream_req_t *r);
+
 /* Per-worker pools: created when the worker starts, closed when it stops. */
 int px_upstream_worker_init(px_worker_t *w);
 /* Closes every pooled connection; `done` is called on the worker thread once all handles have
