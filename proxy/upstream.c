@@ -361,6 +361,28 @@ void px__upstream_end(px_upstream_req_t *r)
 /* Builds a px_header_t view of `h` (into `tmp`, tcache) and hands it to the downstream;
  * for response headers, drops hop-by-hop ones and takes :status. Returns 0, or a negative errno
  * after failing the exchange (502 on a bad head, or OOM). */
+/* True when `name` is one of the comma-separated tokens of a Connection header value: such
+ * headers are hop-by-hop too (RFC 9110 7.6.1). */
+static bool listed_in_connection(const px_uphdrs_t *h, const char *name, size_t name_len)
+{
+    for (size_t i = 0; i < h->cnt; i++) {
+        const px_uphdr_ent_t *e = &h->ent[i];
+        if (!px_http_ieq(h->buf + e->name_off, e->name_len, "connection", 10))
+            continue;
+        const char *p = h->buf + e->value_off, *end = p + e->value_len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+                p++;
+            const char *tok = p;
+            while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+                p++;
+            if (p > tok && px_http_ieq(tok, (size_t)(p - tok), name, name_len))
+                return true;
+        }
+    }
+    return false;
+}
+
 int px__upstream_deliver_headers(px_upstream_req_t *r, bool trailers)
 {
     MEM_ASSERT(r->state == PX_UPREQ_ACTIVE);
@@ -381,6 +403,8 @@ int px__upstream_deliver_headers(px_upstream_req_t *r, bool trailers)
         if (px_http_is_hop_by_hop(name, e->name_len, value, e->value_len))
             continue;
         if (!trailers && px_http_ieq(name, e->name_len, "trailer", 7))
+            continue;
+        if (!trailers && listed_in_connection(h, name, e->name_len))
             continue;
         v[n++] = (px_header_t){name, e->name_len, value, e->value_len};
     }

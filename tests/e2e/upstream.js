@@ -25,6 +25,8 @@
 //                                sends headers and N (default 65536) of 1 MiB announced
 //                                bytes, then destroys the socket (mode=socket, default) or,
 //                                on h2c, resets only this stream (mode=rst)
+//   GET  /hop                    (http1) Connection: keep-alive, x-hop-secret, with an
+//                                x-hop-secret header (hop-by-hop) and x-end-to-end: yes
 //   ANY  /status/NNN             replies with status NNN and body "status NNN\n"
 //   GET  /goaway?ms=N            after N ms (default 100) h2c sends GOAWAY(NO_ERROR) with
 //                                last_stream_id = this stream, so streams opened after it
@@ -299,6 +301,17 @@ function handle(req, res) {
             }
             res.end('goaway\n');
         }, ms);
+        return;
+    }
+    if (path === '/hop' && !isH2(req)) {
+        // HTTP/1.1 only: a header named in Connection is hop-by-hop and must not pass.
+        req.resume();
+        res.writeHead(200, {
+            'content-type': 'text/plain', 'content-length': 4,
+            connection: 'keep-alive, x-hop-secret', 'x-hop-secret': 'do-not-forward',
+            'x-end-to-end': 'yes',
+        });
+        res.end('hop\n');
         return;
     }
     m = /^\/status\/(\d{3})$/.exec(path);

@@ -602,6 +602,41 @@ TEST(headers_and_status)
     finish();
 }
 
+#ifdef UP_TEST_HTTP1
+static void on_headers_hop(void *ud, int status, const px_header_t *h, size_t cnt)
+{
+    ex_t *e = ud;
+    e->status = status;
+    for (size_t i = 0; i < cnt; i++) {
+        CHECK(!px_http_ieq(h[i].name, h[i].name_len, "x-hop-secret", 12));
+        CHECK(!px_http_ieq(h[i].name, h[i].name_len, "keep-alive", 10));
+        if (px_http_ieq(h[i].name, h[i].name_len, "x-end-to-end", 12))
+            e->headers++;
+    }
+}
+
+TEST(connection_listed_headers)
+{
+    REQUIRE(begin());
+    ex_t e;
+    ex_init(&e);
+    px_upstream_cbs_t cbs = g_cbs;
+    cbs.on_response_headers = on_headers_hop;
+    px_header_t h[] = {{":method", 7, "GET", 3},
+                       {":scheme", 7, "http", 4},
+                       {":authority", 10, "localhost", 9},
+                       {":path", 5, "/hop", 4}};
+    e.window = BUF_BYTES;
+    CHECK_OK(px_upstream_start(&g_w, &g_cl, h, 4, true, &cbs, &e, &e.r));
+    CHECK(run_until(1, 10000));
+    CHECK_EQ(e.status, 200);
+    CHECK_EQ(e.headers, 1);
+    CHECK_EQ(e.bytes, 4);
+    ex_fini(&e);
+    finish();
+}
+#endif
+
 TEST(closed_port)
 {
     REQUIRE(begin());
@@ -931,6 +966,9 @@ int main(void)
     RUN(echo);
     RUN(trailers);
     RUN(headers_and_status);
+#ifdef UP_TEST_HTTP1
+    RUN(connection_listed_headers);
+#endif
     RUN(closed_port);
     RUN(retry_second_endpoint);
     RUN(least_request);
