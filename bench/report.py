@@ -256,19 +256,28 @@ def main():
         f.write("# config " + " ".join(f"ns_{t}thr" for t in threads) + "\n")
         for c in CONFIGS:
             f.write(c + " " + " ".join(fmt(ns[(c, t)], 3) for t in threads) + "\n")
+    with open(os.path.join(out, "alloc-cg.dat"), "w") as f:
+        f.write("# config callgrind_instr_per_pair_minus_floor\n")
+        for c in ALLOCS:
+            if c in ir and "floor" in ir:
+                f.write(f"{c} {ir[c] - ir['floor']:.2f}\n")
     with open(os.path.join(out, "alloc.gp"), "w") as f:
-        f.write("set terminal svg size 900,480 dynamic font 'sans,12'\n")
+        f.write("set terminal svg size 1400,520 dynamic font 'sans,12'\n")
         f.write("set output 'alloc.svg'\n")
-        f.write("set title 'HTTP/2-shaped allocation trace: CPU ns per allocation pair "
-                "(lower is better; floor = harness alone)'\n")
+        f.write("set multiplot layout 1,2\n")
+        f.write("set title 'Trace: CPU ns per allocation pair (median; floor = harness alone)'\n")
         f.write("set style data histograms\nset style histogram clustered gap 1\n")
         f.write("set style fill solid 0.8 border -1\nset boxwidth 0.9\n")
         f.write("set ylabel 'ns per pair'\nset yrange [0:*]\nset grid ytics\n")
-        f.write("set key top left\nset xtics rotate by -20\n")
+        f.write("set key below horizontal\nset xtics rotate by -20\n")
         cols = ", ".join(
             f"'alloc.dat' using {i + 2}:xtic(1) title '{t} thread{'s' if t > 1 else ''}'"
             for i, t in enumerate(threads))
         f.write(f"plot {cols}\n")
+        f.write("set title 'Trace: callgrind instructions per pair minus the floor (1 thread)'\n")
+        f.write("set style histogram clustered gap 1\nset ylabel 'instructions per pair'\n")
+        f.write("plot 'alloc-cg.dat' using 2:xtic(1) title 'allocator share' lc rgb '#4477aa'\n")
+        f.write("unset multiplot\n")
 
 
 if __name__ == "__main__":
