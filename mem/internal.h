@@ -44,7 +44,8 @@ typedef struct mem__node_s {
     pthread_mutex_t lock;             /* guards everything below (slow path only) */
     mem_segment_t *segs;              /* owns: every segment of this node */
     mem__spanlist_t partial[MEM_SC_COUNT];
-    mem__spanlist_t dirty; /* newest first; decay takes from the tail */
+    mem__spanlist_t sampled[MEM_SC_COUNT]; /* sample-only spans with free objects */
+    mem__spanlist_t dirty;                 /* newest first; decay takes from the tail */
     mem__spanlist_t clean;
     unsigned id;
     /* Stats, written under the lock or with atomics, read relaxed by snapshots. */

@@ -22,6 +22,8 @@ static uint64_t *live_word(const void *p, uint64_t *bit, const char *who)
     unsigned tag = h->tag[mem__span_idx(p)];
     if (tag == MEM_TAG_LARGE)
         return NULL;
+    if (MEM_TAG_IS_SAMPLED(tag))
+        tag -= MEM_TAG_SAMPLED_BASE;
     if (tag >= MEM_SC_COUNT || h->magic != MEM_SEG_MAGIC)
         mem__die("%s(%p): pointer not allocated by mem/ (free span or header)", who, p);
     mem_segment_t *seg = (mem_segment_t *)h;
@@ -89,6 +91,8 @@ size_t mem_usable_size(const void *p)
 #endif
     mem__seghdr_t *h = mem__seghdr_of(p);
     unsigned tag = h->tag[mem__span_idx(p)];
+    if (MEM_TAG_IS_SAMPLED(tag))
+        tag -= MEM_TAG_SAMPLED_BASE;
     if (MEM_LIKELY(tag < MEM_SC_COUNT))
         return mem_sc_size[tag];
     if (tag == MEM_TAG_LARGE) {
@@ -135,6 +139,8 @@ void *mem_realloc(void *p, size_t len)
     }
     size_t old = mem_usable_size(p);
     unsigned tag = mem__seghdr_of(p)->tag[mem__span_idx(p)];
+    if (MEM_TAG_IS_SAMPLED(tag))
+        tag -= MEM_TAG_SAMPLED_BASE;
     /* Keep the block when the new size maps to the same class, or for a large block when it
      * still fills more than half of it. */
     if (tag < MEM_SC_COUNT ? mem_sc_of(len) == tag : (len <= old && len > old / 2))

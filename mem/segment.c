@@ -53,8 +53,10 @@ static void list_remove(mem_span_t *s)
 
 void mem__node_lists_init(mem__node_t *n)
 {
-    for (unsigned c = 0; c < MEM_SC_COUNT; c++)
+    for (unsigned c = 0; c < MEM_SC_COUNT; c++) {
         list_init(&n->partial[c]);
+        list_init(&n->sampled[c]);
+    }
     list_init(&n->dirty);
     list_init(&n->clean);
 }
@@ -62,6 +64,11 @@ void mem__node_lists_init(mem__node_t *n)
 static mem_segment_t *span_seg(const mem_span_t *s)
 {
     return (mem_segment_t *)mem__seghdr_of(s);
+}
+
+static mem__spanlist_t *partial_of(mem__node_t *n, const mem_span_t *s)
+{
+    return s->sampled ? &n->sampled[s->cls] : &n->partial[s->cls];
 }
 
 static char *span_base(const mem_span_t *s)
@@ -133,8 +140,9 @@ static mem_segment_t *segment_new(mem__node_t *n)
 
 /* ---- spans ------------------------------------------------------------------------- */
 
-/* Returns a span carved for class `cls`, or NULL when nothing can be committed. */
-static mem_span_t *span_new(mem__node_t *n, unsigned cls)
+/* Returns a span carved for class `cls` (sample-only when `sampled`), or NULL when nothing
+ * can be committed. */
+static mem_span_t *span_new(mem__node_t *n, unsigned cls, bool sampled)
 {
     mem_span_t *s;
     bool fresh = false;
@@ -166,8 +174,10 @@ static mem_span_t *span_new(mem__node_t *n, unsigned cls)
     s->free_list = NULL;
     MEM_UNPOISON(span_base(s), MEM_SPAN_SIZE);
     MEM_POISON(span_base(s), MEM_SPAN_SIZE);
-    __atomic_store_n(&span_seg(s)->hdr.tag[s->idx], (uint8_t)cls, __ATOMIC_RELEASE);
-    list_push(&n->partial[cls], s);
+    s->sampled = sampled;
+    uint8_t tag = (uint8_t)(sampled ? MEM_TAG_SAMPLED_BASE + cls : cls);
+    __atomic_store_n(&span_seg(s)->hdr.tag[s->idx], tag, __ATOMIC_RELEASE);
+    list_push(partial_of(n, s), s);
     return s;
 }
 
@@ -179,7 +189,8 @@ unsigned mem__span_take(mem__node_t *n, unsigned cls, void **out, unsigned k)
     uint32_t size = mem_sc_size[cls];
     pthread_mutex_lock(&n->lock);
     while (got < k) {
-        mem_span_t *s = list_empty(&n->partial[cls]) ? span_new(n, cls) : n->partial[cls].head.next;
+        mem_span_t *s =
+            list_empty(&n->partial[cls]) ? span_new(n, cls, false) : n->partial[cls].head.next;
         if (!s)
             break;
         MEM_ASSERT(s->state == MEM_SPAN_USED && s->cls == cls);
@@ -212,10 +223,38 @@ void *mem__span_take_fresh(mem__node_t *n, unsigned cls)
     pthread_mutex_lock(&n->lock);
     /* Only the list head is looked at, or a new span when there is no partial one: this
      * must stay O(1) under the lock. */
-    mem_span_t *s = list_empty(&n->partial[cls]) ? span_new(n, cls) : n->partial[cls].head.next;
+    mem_span_t *s =
+        list_empty(&n->partial[cls]) ? span_new(n, cls, false) : n->partial[cls].head.next;
     if (s && s->fresh && s->bump < s->nobj) {
         MEM_ASSERT(s->state == MEM_SPAN_USED && s->cls == cls);
         p = span_base(s) + (size_t)s->bump++ * s->size;
+        s->free_cnt--;
+        if (s->free_cnt == 0)
+            list_remove(s);
+        MEM_STAT_SUB(n->free_in_segs, s->size);
+    }
+    pthread_mutex_unlock(&n->lock);
+    return p;
+}
+
+void *mem__span_take_sampled(mem__node_t *n, unsigned cls)
+{
+    MEM_ASSERT(cls < MEM_SC_COUNT);
+    void *p = NULL;
+    pthread_mutex_lock(&n->lock);
+    mem_span_t *s =
+        list_empty(&n->sampled[cls]) ? span_new(n, cls, true) : n->sampled[cls].head.next;
+    if (s) {
+        MEM_ASSERT(s->state == MEM_SPAN_USED && s->cls == cls);
+        MEM_ASSERT(s->sampled);
+        if (s->free_list) {
+            p = s->free_list;
+            MEM_UNPOISON(p, sizeof(void *));
+            s->free_list = *(void **)p;
+        } else {
+            MEM_ASSERT(s->bump < s->nobj);
+            p = span_base(s) + (size_t)s->bump++ * s->size;
+        }
         s->free_cnt--;
         if (s->free_cnt == 0)
             list_remove(s);
@@ -244,7 +283,7 @@ void mem__span_give(mem__node_t *n, unsigned cls, void *const *objs, unsigned cn
         s->free_cnt++;
         MEM_ASSERT(s->free_cnt <= s->nobj);
         if (s->free_cnt == 1)
-            list_push(&n->partial[cls], s);
+            list_push(partial_of(n, s), s);
         if (s->free_cnt == s->nobj) {
             /* Wholly free: the span forgets its class and waits for decay. */
             list_remove(s);
@@ -254,6 +293,7 @@ void mem__span_give(mem__node_t *n, unsigned cls, void *const *objs, unsigned cn
 #endif
             __atomic_store_n(&seg->hdr.tag[s->idx], (uint8_t)MEM_TAG_FREE, __ATOMIC_RELEASE);
             s->state = MEM_SPAN_DIRTY;
+            s->sampled = 0;
             s->free_list = NULL;
             s->idle_since_ns = mem__now_ns();
             list_push(&n->dirty, s);

@@ -30,6 +30,12 @@
 MEM_STATIC_ASSERT(MEM_IS_POW2(MEM_SEG_SIZE), "segment size is a power of two");
 MEM_STATIC_ASSERT(MEM_SPANS_PER_SEG == 64, "64 spans per segment");
 
+/* A span that serves only heap-profile samples of class c is tagged 0x80 + c, so free()'s
+ * fast path (capacity 0 for such tags) sends its objects to the slow path, which forgets the
+ * sample: unsampled objects pay nothing and a sample costs no mapping. */
+#define MEM_TAG_SAMPLED_BASE  0x80u
+#define MEM_TAG_IS_SAMPLED(t) ((t) >= MEM_TAG_SAMPLED_BASE && (t) < MEM_TAG_SAMPLED_BASE + 64u)
+
 /* Span tags above every class id. */
 #define MEM_TAG_FREE  0xF0u /* span not carved: a pointer into it was never handed out */
 #define MEM_TAG_META  0xF1u /* the segment header span */
@@ -61,7 +67,7 @@ typedef struct mem_span_s {
     uint8_t idx;     /* index in the segment */
     uint8_t on_list; /* 1 while linked on a node list */
     uint8_t fresh;   /* carved from a CLEAN span: never-carved objects read as zero */
-    uint8_t pad;
+    uint8_t sampled; /* serves heap-profile samples only (tag MEM_TAG_SAMPLED_BASE + cls) */
 } mem_span_t;
 
 typedef struct mem_segment_s {
@@ -107,6 +113,10 @@ unsigned mem__span_take(struct mem__node_s *n, unsigned cls, void **out, unsigne
  * it is known to be zero and untouched (calloc of large classes). Returns NULL when the
  * node has none at hand; the caller then clears an ordinary object. Thread: any. */
 void *mem__span_take_fresh(struct mem__node_s *n, unsigned cls);
+
+/* Takes one object of class `cls` from the node's sample-only spans (for a sampled
+ * allocation). Returns NULL when nothing can be committed. Thread: any; node lock. */
+void *mem__span_take_sampled(struct mem__node_s *n, unsigned cls);
 
 /* Gives `cnt` objects of class `cls` (all homed on node `n`) back to their spans; wholly
  * free spans become DIRTY. Thread: any; takes the node lock. */

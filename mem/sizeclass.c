@@ -103,7 +103,8 @@ SC_OK(38, 39);
 MEM_STATIC_ASSERT(SC_0 == MEM_SC_ALIGN, "smallest class");
 MEM_STATIC_ASSERT(SC_39 == MEM_SC_MAX, "largest class");
 MEM_STATIC_ASSERT(MEM_SC_COUNT == 40, "class count");
-MEM_STATIC_ASSERT(MEM_SC_COUNT < 0xF0, "class ids must stay below the span tags");
+MEM_STATIC_ASSERT(MEM_SC_COUNT <= 0x40, "class ids and sampled-span tags (0x80 + id) must "
+                                        "stay below the other span tags (0xF0...)");
 
 uint8_t mem_sc_lookup[MEM_SC_LOOKUP_LEN];
 

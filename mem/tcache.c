@@ -239,9 +239,19 @@ static void *alloc_in(mem_tcache_t *tc, size_t len, bool sample)
             size_t iv = mem_heapprof_interval();
             tc->sample_left = iv ? (int64_t)mem__heapprof_next_interval() : MEM_SAMPLE_OFF;
             if (iv) {
-                /* Sampled objects get their own mapping: its header carries the "sampled"
-                 * flag, so free() finds out on a path that is already slow. */
-                void *p = mem__large_alloc(len ? len : 1, MEM_SC_ALIGN, tc->node, true);
+                /* Sampled objects come from sample-only spans (or, when large, a mapping
+                 * flagged "sampled"), so free() learns it on a path that is already slow. */
+                unsigned sc = mem_sc_of(len);
+                void *p;
+                if (sc < MEM_SC_COUNT) {
+                    p = mem__span_take_sampled(&mem__g.nodes[tc->node], sc);
+                    if (p) {
+                        MEM_UNPOISON(p, mem_sc_size[sc]);
+                        MEM_STAT_ADD(tc->alloc_cnt[sc], 1);
+                    }
+                } else {
+                    p = mem__large_alloc(len, MEM_SC_ALIGN, tc->node, true);
+                }
                 if (p) {
                     (void)mem__heapprof_record(p, len, NULL, 3);
                     return p;
@@ -358,6 +368,24 @@ void *mem__tcache_alloc_fresh(unsigned cls)
     return p;
 }
 
+/* A sampled object goes straight back to its sample-only span, never into a cache. */
+static void free_sampled(mem_tcache_t *tc, void *p, unsigned c, unsigned node)
+{
+    MEM_ASSERT(c < MEM_SC_COUNT);
+    MEM_ASSERT(node < mem__g.nodes_cnt);
+    mem__heapprof_forget(p);
+    MEM_POISON(p, mem_sc_size[c]);
+    mem__span_give(&mem__g.nodes[node], c, &p, 1);
+    tc = self_or_create(tc);
+    if (MEM_LIKELY(tc != NULL)) {
+        MEM_STAT_ADD(tc->free_cnt[c], 1);
+        return;
+    }
+    pthread_mutex_lock(&mem__g.shared_lock);
+    MEM_STAT_ADD(mem__g.shared->free_cnt[c], 1);
+    pthread_mutex_unlock(&mem__g.shared_lock);
+}
+
 void mem__tcache_free_slow(mem_tcache_t *tc, void *p)
 {
     mem__seghdr_t *h = mem__seghdr_of(p);
@@ -365,6 +393,11 @@ void mem__tcache_free_slow(mem_tcache_t *tc, void *p)
     if (tag == MEM_TAG_LARGE) {
         mem__large_free((mem_large_t *)h, p);
         mem__decay_maybe();
+        return;
+    }
+    if (MEM_TAG_IS_SAMPLED(tag) && tag - MEM_TAG_SAMPLED_BASE < MEM_SC_COUNT &&
+        h->magic == MEM_SEG_MAGIC) {
+        free_sampled(tc, p, tag - MEM_TAG_SAMPLED_BASE, h->node);
         return;
     }
     if (tag >= MEM_SC_COUNT || h->magic != MEM_SEG_MAGIC)
