@@ -92,6 +92,24 @@ TEST(realloc_semantics)
     CHECK(mem_realloc(p, 0) == NULL);
 }
 
+TEST(impossible_sizes_fail_cleanly)
+{
+    mem_stats_snapshot(&st);
+    uint64_t failed0 = st.alloc_failed;
+    CHECK(mem_malloc(SIZE_MAX) == NULL);
+    CHECK(mem_malloc(SIZE_MAX / 2) == NULL);
+    CHECK(mem_aligned_alloc(4096, SIZE_MAX - 100) == NULL);
+    CHECK(mem_aligned_alloc(0, 10) == NULL);
+    char *p = mem_malloc(100);
+    REQUIRE(p);
+    memset(p, 'x', 100);
+    CHECK(mem_realloc(p, SIZE_MAX) == NULL);
+    CHECK(p[99] == 'x'); /* still ours */
+    mem_free(p);
+    mem_stats_snapshot(&st);
+    CHECK(st.alloc_failed >= failed0 + 3);
+}
+
 TEST(aligned)
 {
     size_t aligns[] = {16, 32, 64, 128, 256, 4096, 65536, 1 << 20};
@@ -301,6 +319,7 @@ int main(void)
     RUN(malloc_zero_unique);
     RUN(calloc_zero_and_overflow);
     RUN(realloc_semantics);
+    RUN(impossible_sizes_fail_cleanly);
     RUN(aligned);
     RUN(strdup);
     RUN(calloc_fresh_costs_no_rss);
