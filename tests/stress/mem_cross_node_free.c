@@ -137,6 +137,8 @@ TEST(cross_node_free)
         remote += st.nodes[i].remote_frees;
         CHECK(st.nodes[i].segments >= 1);
     }
+    fprintf(stderr, "  %d threads x %d objects, %llu remote frees sent home\n", nthreads, iters,
+            (unsigned long long)remote);
     CHECK(remote >= (uint64_t)nthreads * (uint64_t)iters / 2);
     mem_release_now();
     mem_stats_snapshot(&st);
