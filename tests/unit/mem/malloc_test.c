@@ -222,7 +222,7 @@ TEST(cross_thread_free)
 
 /* Runs `fn` in a child and checks it dies (SIGABRT, or ASan's failing exit) with `msg` on
  * stderr. */
-static void expect_death(void (*fn)(void), const char *msg)
+MEM_UNUSED static void expect_death(void (*fn)(void), const char *msg)
 {
     int fds[2];
     REQUIRE(pipe(fds) == 0);
@@ -256,20 +256,20 @@ static void expect_death(void (*fn)(void), const char *msg)
         fprintf(stderr, "child said: %s\n", buf);
 }
 
-static void do_double_free(void)
+MEM_UNUSED static void do_double_free(void)
 {
     void *p = mem_malloc(40);
     mem_free(p);
     mem_free(p);
 }
 
-static void do_foreign_free(void)
+MEM_UNUSED static void do_foreign_free(void)
 {
     void *p = malloc(64); /* libc's: never mem/'s */
     mem_free(p);
 }
 
-static void do_interior_free(void)
+MEM_UNUSED static void do_interior_free(void)
 {
     char *p = mem_malloc(64);
     mem_free(p + 16);
