@@ -321,6 +321,8 @@ static mem_tcache_t *self_or_create(mem_tcache_t *tc)
         if (mem__ensure_init() != 0)
             return NULL;
         tc = mem__tcache_create(mem_numa_cpu_node() % mem__g.nodes_cnt);
+        if (!tc)
+            mem__tc_self = &tc_dead; /* registry full: share the locked cache from now on */
     } else if (tc == &tc_dead) {
         tc = NULL;
     }
