@@ -40,6 +40,7 @@
 #define TRACE_PTRS_MAX     (TRACE_OBJS_MAX + 1) /* the stream struct is ptrs[0] */
 #define TRACE_THREADS_MAX  64
 #define TRACE_WARMUP_STEPS 20000
+#define TRACE_BLOCKS       10 /* the timed steps run in this many separately timed blocks */
 
 /* The floor keeps, per size bucket, a pool of fixed cells and a LIFO stack of the free ones:
  * allocation pops a pointer, free pushes it back, no metadata, no size classes, no
@@ -79,6 +80,7 @@ typedef struct trace_thread_s {
     uint64_t rng;
     uint64_t steps;
     uint64_t pairs;         /* allocations made during the timed steps */
+    double blk_median_ns;   /* median over the blocks of CPU ns per pair */
     uint64_t cpu_ns;        /* thread CPU time of the timed steps */
     uint64_t wall_start_ns; /* CLOCK_MONOTONIC around the timed steps */
     uint64_t wall_end_ns;
@@ -134,6 +136,20 @@ MEM_INLINE uint32_t trace_obj_len(uint64_t r, uint32_t *bucket)
     }
     *bucket = 4;
     return TRACE_BIG_LEN;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sorts `v` in place and returns its median. */
+static double median(double *v, unsigned n)
+{
+    MEM_ASSERT(n > 0);
+    qsort(v, n, sizeof(*v), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
 }
 
 static uint64_t clock_ns(clockid_t clk)
@@ -410,9 +426,30 @@ static void *trace_thread_main(void *arg)
         struct rusage ru0, ru1;
         getrusage(RUSAGE_THREAD, &ru0);
         t->wall_start_ns = clock_ns(CLOCK_MONOTONIC);
-        uint64_t c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-        int64_t pairs = trace_run(t, t->steps, true);
-        t->cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
+        /* Blocks: a slow phase of a shared machine spoils a block or two, and the median
+         * block ignores it; the total still covers every step. */
+        int64_t pairs = 0;
+        double per_blk[TRACE_BLOCKS];
+        unsigned blks = 0;
+        for (uint64_t done = 0; done < t->steps && pairs >= 0; blks++) {
+            uint64_t n = blks == TRACE_BLOCKS - 1 ? t->steps - done
+                                                  : MEM_MAX(t->steps / TRACE_BLOCKS, (uint64_t)1);
+            uint64_t c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+            int64_t got = trace_run(t, n, true);
+            uint64_t c1 = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
+            if (got < 0) {
+                pairs = got;
+                break;
+            }
+            MEM_ASSERT(blks < TRACE_BLOCKS);
+            per_blk[blks] = (double)c1 / (double)got;
+            t->cpu_ns += c1;
+            pairs += got;
+            done += n;
+        }
+        MEM_ASSERT(pairs < 0 || blks > 0);
+        if (pairs >= 0)
+            t->blk_median_ns = median(per_blk, blks);
         t->wall_end_ns = clock_ns(CLOCK_MONOTONIC);
         getrusage(RUSAGE_THREAD, &ru1);
         t->minflt = (uint64_t)(ru1.ru_minflt - ru0.ru_minflt);
@@ -613,12 +650,14 @@ int main(int argc, char **argv)
     /* Wall time spans the first thread's start to the last thread's end, as the threads saw
      * it; main's own wake-ups from the barriers may be late on a busy machine. */
     uint64_t pairs = 0, cpu_ns = 0, check = 0, w0 = UINT64_MAX, w1 = 0, minflt = 0, sys_ns = 0;
+    double blk_ns = 0;
     int err = 0;
     for (unsigned i = 0; i < threads; i++) {
         pthread_join(ts[i].tid, NULL);
         pairs += ts[i].pairs;
         cpu_ns += ts[i].cpu_ns;
         minflt += ts[i].minflt;
+        blk_ns += ts[i].blk_median_ns / (double)threads;
         sys_ns += ts[i].sys_ns;
         check += ts[i].check;
         w0 = MEM_MIN(w0, ts[i].wall_start_ns);
@@ -646,11 +685,11 @@ int main(int argc, char **argv)
     printf(
         "alloc_trace mode=%s impl=%s threads=%u steps=%llu pairs=%llu ns_per_pair=%.3f "
         "wall_ns_per_pair=%.3f rss_peak_kib=%ld check=%llu sample_bytes=%lld sys_ns_per_pair=%.3f "
-        "minflt_per_kpair=%.3f\n",
+        "minflt_per_kpair=%.3f blk_ns_per_pair=%.3f\n",
         mode_name, impl, (unsigned)threads, (unsigned long long)steps, (unsigned long long)pairs,
         (double)cpu_ns / (double)pairs, (double)wall_ns / (double)pairs, rss,
         (unsigned long long)check,
         mode == TRACE_TCACHE || mode == TRACE_SUBARENA ? sample_bytes : -1LL,
-        (double)sys_ns / (double)pairs, (double)minflt * 1000.0 / (double)pairs);
+        (double)sys_ns / (double)pairs, (double)minflt * 1000.0 / (double)pairs, blk_ns);
     return 0;
 }
