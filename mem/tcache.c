@@ -132,7 +132,10 @@ void mem__tcache_global_fini(void)
         mem_tcache_t *tc = mem__g.reg[i];
         if (!tc)
             continue;
-        MEM_ASSERT(!mem__g.reg_claimed[i]);
+        if (mem__g.reg_claimed[i])
+            mem__die("mem_fini: a thread (tid %llu) still has a cache: join it or call "
+                     "mem_thread_detach() on it first",
+                     (unsigned long long)tc->tid);
         mem__g.reg[i] = NULL;
         munmap(tc, tc->map_len);
     }
