@@ -214,8 +214,15 @@ static void remote_free(mem_tcache_t *tc, void *p, unsigned node, unsigned c)
     MEM_STAT_STORE(r->cnt, r->cnt + 1);
     MEM_STAT_ADD(tc->remote_bytes, mem_sc_size[c]);
     MEM_STAT_ADD(tc->free_cnt[c], 1);
-    if (r->cnt >= mem__g.batch[c])
+    if (r->cnt >= mem__g.batch[c]) {
         remote_flush(tc, node, c);
+    } else if (tc->remote_bytes > mem__g.cfg.tcache_bytes_max / 4) {
+        /* Partial batches for many (node, class) pairs must not grow the cache past its
+         * bound: send them all home now. */
+        for (unsigned nd = 0; nd < mem__g.nodes_cnt; nd++)
+            for (unsigned k = 0; k < MEM_SC_COUNT; k++)
+                remote_flush(tc, nd, k);
+    }
 }
 
 void mem__tcache_flush(mem_tcache_t *tc)

@@ -7,7 +7,8 @@
  * each to a cold slow path in tcache.c (refill a batch from the depot / spill half as one
  * batch, remote frees, large objects, sampling, first use). Created lazily on first use or by
  * mem_thread_attach(); flushed to the depots by a pthread key destructor at thread exit.
- * Bounded: the capacities satisfy sum(cap[c] * size[c]) <= tcache_bytes_max.
+ * Bounded: the capacities satisfy sum(cap[c] * size[c]) <= tcache_bytes_max, and partial
+ * remote batches are sent home once they hold more than a quarter of it.
  */
 #ifndef MEM_TCACHE_H
 #define MEM_TCACHE_H

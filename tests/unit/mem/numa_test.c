@@ -101,6 +101,47 @@ TEST(fini_nothing_live)
     CHECK_EQ(mem_fini(), 0);
 }
 
+/* Partial remote batches for many (node, class) pairs stay within a quarter of the cache
+ * bound: each node's thread allocates batch-1 objects of every class; node 0 frees them. */
+static void *held[3][MEM_SC_COUNT][MEM_BATCH_MAX];
+
+static void *alloc_partial(void *arg)
+{
+    int node = (int)(intptr_t)arg;
+    if (mem_thread_attach(node) != 0)
+        return (void *)1;
+    for (unsigned c = 0; c < MEM_SC_COUNT; c++)
+        for (uint32_t i = 0; i + 1 < mem__g.batch[c]; i++)
+            if (!(held[node - 1][c][i] = mem_malloc(mem_sc_size[c])))
+                return (void *)1;
+    return NULL;
+}
+
+TEST(remote_batches_bounded)
+{
+    for (int node = 1; node <= 3; node++) {
+        pthread_t t;
+        REQUIRE(pthread_create(&t, NULL, alloc_partial, (void *)(intptr_t)node) == 0);
+        void *rv;
+        pthread_join(t, &rv);
+        REQUIRE(rv == NULL);
+    }
+    REQUIRE(mem_thread_attach(0) == 0);
+    mem_release_now(); /* start from an empty cache */
+    uint64_t peak = 0;
+    for (int node = 0; node < 3; node++)
+        for (unsigned c = 0; c < MEM_SC_COUNT; c++)
+            for (uint32_t i = 0; i + 1 < mem__g.batch[c]; i++) {
+                mem_free(held[node][c][i]);
+                peak = MEM_MAX(peak, mem__tc_self->remote_bytes);
+            }
+    fprintf(stderr, "  peak remote bytes %llu (bound %zu)\n", (unsigned long long)peak,
+            mem__g.cfg.tcache_bytes_max / 4);
+    CHECK(peak <= mem__g.cfg.tcache_bytes_max / 4 + MEM_SC_MAX);
+    mem_stats_snapshot(&st);
+    CHECK_EQ(st.live, 0);
+}
+
 int main(void)
 {
     mem_config_t cfg;
@@ -116,6 +157,7 @@ int main(void)
     CHECK(mem_init(&cfg) == -EALREADY);
     RUN(pretend_nodes_placement_and_remote_free);
     RUN(reattach_moves_node);
+    RUN(remote_batches_bounded);
     RUN(fini_nothing_live);
     return TEST_SUMMARY();
 }
