@@ -454,7 +454,15 @@ void mem__tcache_detach_self(bool dead)
     __atomic_fetch_add(&r->regions_created, MEM_STAT_LOAD(t->regions_created), __ATOMIC_RELAXED);
     __atomic_fetch_add(&r->subregions_created, MEM_STAT_LOAD(t->subregions_created),
                        __ATOMIC_RELAXED);
-    memset(t, 0, sizeof(*t));
+    /* The admin thread may be summing this block right now: clear it with relaxed stores,
+     * never a plain memset. */
+    MEM_STAT_STORE(t->regions_live, 0);
+    MEM_STAT_STORE(t->subregions_live, 0);
+    MEM_STAT_STORE(t->region_bytes, 0);
+    MEM_STAT_STORE(t->regions_created, 0);
+    MEM_STAT_STORE(t->subregions_created, 0);
+    MEM_STATIC_ASSERT(sizeof(mem__tstats_t) == 5 * sizeof(uint64_t),
+                      "clear every mem__tstats_t field above");
     pthread_setspecific(tc_key, NULL);
     __atomic_store_n(&mem__g.reg_used[tc->reg_idx], false, __ATOMIC_RELEASE);
     pthread_mutex_lock(&mem__g.reg_lock);
