@@ -34,6 +34,8 @@ typedef struct px_overload_s {
     px_overload_thresholds_t th;
     uint64_t last_release_ms; /* monotonic */
     uint64_t level_since_ms;  /* monotonic */
+    uint64_t critical_ticks;  /* consecutive ticks at CRITICAL */
+    int shed;                 /* any: atomic bool, this CRITICAL tick sheds (workers read it) */
     pthread_mutex_t lock;     /* guards info */
     px_overload_info_t info;
 } px_overload_t;
@@ -347,11 +349,13 @@ void px_overload_tick(px_server_t *s)
     /* Release first: cached free memory must not raise the level, and while under pressure
      * giving it back is what lets the level come down. */
     bool measured = now.limit_bytes > 0 || now.cgroup_limit_bytes > 0;
+    bool released = false;
     if (measured && (next > cur || (cur != PX_OVERLOAD_NORMAL &&
                                     t - o->last_release_ms >= PX_OVERLOAD_RELEASE_MS))) {
         now.released_bytes += mem_release_now();
         now.releases++;
         o->last_release_ms = t;
+        released = true;
         p = sample(o, &now);
         next = px_overload_next(cur, p, &o->th);
     }
@@ -376,14 +380,29 @@ void px_overload_tick(px_server_t *s)
                     (unsigned long long)now.cgroup_limit_bytes);
     }
     now.level_since_ms = t - o->level_since_ms;
-    /* Workers act on a change (keep-alive off or on again) and, at CRITICAL, every tick. */
-    if (next == PX_OVERLOAD_CRITICAL)
+    /* At CRITICAL, ticks alternate: the first (and every odd one) only has the workers return
+     * their cached memory (mem_release_now() flushes the calling thread's cache only, so the
+     * monitor cannot do it for them); the next sheds only if pressure is still critical once
+     * that memory is gone. Memory freed by a shed reaches the budget a tick later, so
+     * shedding every tick would reset more streams than the pressure calls for. */
+    o->critical_ticks = next == PX_OVERLOAD_CRITICAL ? o->critical_ticks + 1 : 0;
+    bool shed = o->critical_ticks > 0 && o->critical_ticks % 2 == 0;
+    __atomic_store_n(&o->shed, shed ? 1 : 0, __ATOMIC_RELEASE);
+    if (shed)
         now.shed_requests++;
     pthread_mutex_lock(&o->lock);
     o->info = now;
     pthread_mutex_unlock(&o->lock);
-    if (next != cur || next == PX_OVERLOAD_CRITICAL)
+    /* Workers act on a change (keep-alive off or on again), every tick at CRITICAL, and release
+     * their caches whenever the monitor released its own above NORMAL. */
+    if (next != cur || next == PX_OVERLOAD_CRITICAL || (next != PX_OVERLOAD_NORMAL && released))
         signal_workers(s);
+}
+
+bool px_overload__shed_now(const px_server_t *s)
+{
+    const px_overload_t *o = s->overload;
+    return o != NULL && __atomic_load_n(&o->shed, __ATOMIC_ACQUIRE) != 0;
 }
 
 static void on_tick(uv_timer_t *t)

@@ -18,8 +18,12 @@
  * left downwards only when pressure < its threshold - hysteresis (recovery is automatic).
  * Actions: ELEVATED refuses new streams (RST_STREAM(REFUSED_STREAM), proxy/h2.c) and stops
  * upstream keep-alive on every worker; CRITICAL also stops accepting (proxy/conn.c), sends
- * GOAWAY to idle connections and resets, each tick, up to PX_OVERLOAD_SHED_PER_TICK of each
- * worker's streams holding the most memory with RST_STREAM(ENHANCE_YOUR_CALM) (proxy/shed.c).
+ * GOAWAY to idle connections and resets up to PX_OVERLOAD_SHED_PER_TICK of each worker's
+ * streams holding the most memory with RST_STREAM(ENHANCE_YOUR_CALM) (proxy/shed.c), every
+ * second tick: the ticks between have each worker return its cached memory first
+ * (mem_release_now() on the worker: only a thread can flush its own cache), and shedding
+ * happens only if pressure is still critical after that. Above NORMAL workers release their
+ * caches whenever the monitor releases (at most once a second) or the level changes.
  *
  * One monitor per server, owned by it (px_server_t.overload), created and ticked on the main
  * thread's loop. Workers read the level with one atomic load (px_server_overload) and act in
@@ -145,9 +149,13 @@ void px_overload_tick(px_server_t *s);
 /* ---- worker side (proxy/shed.c) -------------------------------------------------------- */
 
 /* Applies the published level on the calling worker: upstream keep-alive off at ELEVATED and
- * above (on again at NORMAL); at CRITICAL also GOAWAY to idle connections and the reset of
- * up to PX_OVERLOAD_SHED_PER_TICK heaviest streams. Called from the worker's async callback
+ * above (on again at NORMAL) and, above NORMAL, mem_release_now() for this thread's cache; at
+ * CRITICAL also GOAWAY to idle connections and, on shedding ticks, the reset of up to
+ * PX_OVERLOAD_SHED_PER_TICK heaviest streams. Called from the worker's async callback
  * on PX_WF_OVERLOAD. Thread: worker. Alloc: none. */
 void px_overload__worker_apply(px_worker_t *w);
+
+/* True when this CRITICAL tick sheds (the ticks between only release). Thread: any. */
+bool px_overload__shed_now(const px_server_t *s);
 
 #endif /* PX_OVERLOAD_H */

@@ -11,6 +11,7 @@
 
 #include <string.h>
 
+#include "mem/budget.h"
 #include "mem/subregion.h"
 #include "proxy/conn.h"
 #include "proxy/stream.h"
@@ -81,8 +82,14 @@ void px_overload__worker_apply(px_worker_t *w)
         return; /* the upstream pools are closing or closed */
     px_overload_level_t lv = px_server_overload(w->server);
     px_upstream_set_keepalive(w, lv == PX_OVERLOAD_NORMAL);
+    if (lv == PX_OVERLOAD_NORMAL)
+        return;
+    /* Release first: this worker's cache holds what its closed streams freed, and only this
+     * thread can flush it. */
+    (void)mem_release_now();
     if (lv != PX_OVERLOAD_CRITICAL || wi->draining)
         return;
     goaway_idle(wi);
-    shed_heaviest(wi);
+    if (px_overload__shed_now(w->server))
+        shed_heaviest(wi);
 }

@@ -310,7 +310,17 @@ TEST(monitor_against_the_budget)
     px_overload_snapshot(&s, &info);
     CHECK_EQ(px_server_overload(&s), C);
     CHECK_EQ(info.entered_critical, 1);
+    /* Critical ticks alternate: release only (the first), then shed if still critical. */
+    CHECK_EQ(info.shed_requests, 0);
+    CHECK(!px_overload__shed_now(&s));
+    px_overload_tick(&s);
+    CHECK_EQ(px_server_overload(&s), C);
+    CHECK(px_overload__shed_now(&s));
+    px_overload_tick(&s);
+    CHECK(!px_overload__shed_now(&s));
+    px_overload_snapshot(&s, &info);
     CHECK_EQ(info.shed_requests, 1);
+    CHECK_EQ(info.transitions, 2);
 
     /* Free down into critical's hysteresis band [0.90, 0.95): stays CRITICAL. */
     nb = drop_to(blocks, nb, 0.93);

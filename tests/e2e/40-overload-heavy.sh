@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# 40-overload-heavy: weir with a 16 MiB memory budget (--memory-limit's smallest; weir's own
+# baseline is about 1 MiB committed) takes 8 node http2 sessions x 40 concurrent 1 MiB
+# uploads to a deliberately slow h2c upstream (it leaves each request body unread for 1.5 s,
+# then hashes it). Each stream in flight holds up to its 64 KiB flow-control buffer in weir, so
+# the load asks for far more than the budget. Checked:
+#   - the overload manager moves to elevated (and logs the transition) and clients see
+#     RST_STREAM(REFUSED_STREAM) for new streams;
+#   - weir's VmRSS, sampled every 50 ms, stays under the limit plus a fixed overhead
+#     (RSS_OVERHEAD_MIB below: the binary, its libraries, thread stacks and the memory
+#     library's own metadata, none of which the budget counts);
+#   - every stream ends as one of: 200 with the sha256 of exactly the bytes sent, refused,
+#     reset (ENHANCE_YOUR_CALM when shed at critical, or another reset code), or an explicit
+#     5xx; a 200 with a wrong checksum or byte count (silent truncation) fails the test, and so
+#     does a stream still open at the deadline;
+#   - weir is still alive and serving afterwards, and /overload counted the refusals.
+source "$(dirname "$0")/lib.sh"
+need node
+need curl
+
+LIMIT_MIB=16
+RSS_OVERHEAD_MIB=16
+SESSIONS=8
+STREAMS=40
+BYTES=$((1024 * 1024))
+
+cat >"$T/slow-up.js" <<'EOF'
+// An h2c upstream that leaves each request body unread for delay_ms, then hashes it.
+const http2 = require('http2');
+const crypto = require('crypto');
+const srv = http2.createServer({ maxSessionMemory: 1024 });
+srv.on('stream', (st, h) => {
+    const u = new URL(h[':path'], 'http://x');
+    const delay = Number(u.searchParams.get('delay_ms') || 0);
+    const hash = crypto.createHash('sha256');
+    let n = 0;
+    st.on('error', () => {});
+    st.pause();
+    setTimeout(() => st.resume(), delay);
+    st.on('data', (d) => { hash.update(d); n += d.length; });
+    st.on('end', () => {
+        if (st.destroyed || st.closed) return;
+        st.respond({ ':status': 200, 'x-sha256': hash.digest('hex'), 'x-bytes': String(n) });
+        st.end(`${n}\n`);
+    });
+});
+srv.on('sessionError', () => {});
+srv.listen(0, '127.0.0.1', () => console.log(`PORT ${srv.address().port}`));
+EOF
+
+cat >"$T/load.js" <<'EOF'
+// node load.js URL SESSIONS STREAMS BYTES DELAY_MS SPREAD_MS DEADLINE_S: concurrent uploads,
+// each started at a random time within SPREAD_MS (so some open while memory is already
+// short); prints one JSON line of outcomes. Each stream sends its own bytes, and a 200 must
+// carry their sha256 and length.
+const http2 = require('http2');
+const crypto = require('crypto');
+const [url, nsess, nstr, nbytes, delay, spread, deadline] = process.argv.slice(2);
+const S = Number(nsess), N = Number(nstr), B = Number(nbytes);
+const out = { ok: 0, bad: 0, refused: 0, reset: 0, reset_codes: {}, status: {}, session_err: 0,
+              hung: 0, total: S * N };
+let open = S * N;
+const base = crypto.randomBytes(B);
+function finish() { console.log(JSON.stringify(out)); process.exit(0); }
+setTimeout(() => { out.hung = open; finish(); }, Number(deadline) * 1000);
+
+function record(kind, extra) {
+    if (kind === 'ok') out.ok++;
+    else if (kind === 'bad') { out.bad++; out.bad_detail = extra; }
+    else if (kind === 'refused') out.refused++;
+    else if (kind === 'reset') { out.reset++; out.reset_codes[extra] = (out.reset_codes[extra] || 0) + 1; }
+    else if (kind === 'status') out.status[extra] = (out.status[extra] || 0) + 1;
+    else out.session_err++;
+    if (--open === 0) finish();
+}
+
+function one(sess, idx, done) {
+    if (sess.destroyed || sess.closed) { record('session'); return done(); }
+    const body = Buffer.from(base);
+    body.writeUInt32BE(idx, 0); // distinct bodies: a mix-up shows as a bad checksum
+    const want = crypto.createHash('sha256').update(body).digest('hex');
+    let req;
+    try {
+        req = sess.request({ ':method': 'POST', ':path': `/up?delay_ms=${delay}`,
+                             'content-type': 'application/octet-stream' });
+    } catch (e) { record('session', e.code); return done(); }
+    let head = null, settled = false;
+    const settle = (kind, extra) => {
+        if (settled) return;
+        settled = true;
+        record(kind, extra);
+        done();
+    };
+    req.on('response', (h) => { head = h; });
+    req.on('data', () => {});
+    req.on('end', () => {
+        if (!head) return settle('bad', 'ended without headers');
+        const st = head[':status'];
+        if (st !== 200) return settle('status', st);
+        if (head['x-sha256'] === want && Number(head['x-bytes']) === B) return settle('ok');
+        settle('bad', `200 with ${head['x-bytes']} bytes, sha ${head['x-sha256']}`);
+    });
+    req.on('close', () => {
+        if (settled) return;
+        const code = req.rstCode;
+        if (code === http2.constants.NGHTTP2_REFUSED_STREAM) settle('refused');
+        else if (code !== undefined && code !== http2.constants.NGHTTP2_NO_ERROR) settle('reset', code);
+        else if (!head) settle('session', 'closed without a response');
+        else settle('bad', `closed after headers without end (rst ${code})`);
+    });
+    req.on('error', () => {});
+    req.end(body);
+}
+
+for (let s = 0; s < S; s++) {
+    const sess = http2.connect(url, { maxSessionMemory: 1024 });
+    sess.on('error', () => {});
+    let left = N;
+    const done = () => { if (--left === 0) sess.close(); };
+    for (let i = 0; i < N; i++)
+        setTimeout(() => one(sess, s * N + i, done), Math.random() * Number(spread));
+}
+EOF
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$WEIR_PID/status" 2>/dev/null || echo 0; }
+
+UPSTREAM_PID=
+node "$T/slow-up.js" >"$T/up.out" 2>"$T/up.err" &
+UPSTREAM_PID=$!
+E2E_PIDS+=("$UPSTREAM_PID")
+wait_for 20 grep -q '^PORT ' "$T/up.out" || fail "slow upstream did not start: $(cat "$T/up.err")"
+UP=$(awk '/^PORT /{print $2; exit}' "$T/up.out")
+
+start_weir --listen 127.0.0.1:0 --admin 127.0.0.1:0 --workers 2 \
+    --memory-limit "${LIMIT_MIB}MiB" --upstream "h2c://127.0.0.1:$UP"
+grep -q "^weir: memory limit $((LIMIT_MIB * 1048576)) bytes" "$T/weir.log" ||
+    fail "weir did not report its memory limit"
+h2get "http://127.0.0.1:$WEIR_PORT/up?delay_ms=0" -d warmup -o /dev/null ||
+    fail "warm-up request failed"
+base_kb=$(rss_kb)
+
+node "$T/load.js" "http://127.0.0.1:$WEIR_PORT" "$SESSIONS" "$STREAMS" "$BYTES" 1500 3000 90 \
+    >"$T/load.out" 2>"$T/load.err" &
+LOAD_PID=$!
+max_kb=$base_kb
+saw_level=normal
+while kill -0 "$LOAD_PID" 2>/dev/null; do
+    cur=$(rss_kb)
+    [ "$cur" -gt "$max_kb" ] && max_kb=$cur
+    kill -0 "$WEIR_PID" 2>/dev/null || fail "weir died under load"
+    sleep 0.05
+done
+wait "$LOAD_PID" || fail "load client failed: $(cat "$T/load.err")"
+res=$(cat "$T/load.out")
+echo "load: $res"
+kill -0 "$WEIR_PID" 2>/dev/null || fail "weir died under load"
+
+field() { node -e "const o=JSON.parse(process.argv[1]); console.log(o['$1'])" "$res"; }
+ok=$(field ok)
+bad=$(field bad)
+refused=$(field refused)
+hung=$(field hung)
+total=$(field total)
+[ "$bad" = 0 ] || fail "$bad streams answered 200 with a wrong checksum or length: $res"
+[ "$hung" = 0 ] || fail "$hung streams still open at the deadline: $res"
+[ "$refused" -gt 0 ] || fail "no stream was refused under overload: $res"
+[ "$ok" -gt 0 ] || fail "no stream completed: $res"
+grep -q '^weir: overload: normal -> \(elevated\|critical\)' "$T/weir.log" ||
+    fail "no overload transition was logged"
+
+limit_kb=$((LIMIT_MIB * 1024))
+bound_kb=$(((LIMIT_MIB + RSS_OVERHEAD_MIB) * 1024))
+[ "$max_kb" -le "$bound_kb" ] ||
+    fail "weir VmRSS peaked at $max_kb KiB, over the limit ($limit_kb KiB) + $RSS_OVERHEAD_MIB MiB"
+
+ov=$(admin_get /overload)
+echo "overload: $ov"
+node -e "const o=JSON.parse(process.argv[1]); process.exit(o.actions.refuse_stream > 0 ? 0 : 1)" \
+    "$ov" || fail "/overload did not count refused streams: $ov"
+admin_get /healthz | grep -q ok || fail "weir's admin port stopped answering"
+pass "overload-heavy: $total streams: $ok ok (checksummed), $refused refused, $(field reset) reset $(node -e "console.log(JSON.stringify(JSON.parse(process.argv[1]).reset_codes))" "$res"), 5xx $(node -e "console.log(JSON.stringify(JSON.parse(process.argv[1]).status))" "$res"); VmRSS baseline $base_kb KiB, peak $max_kb KiB (limit $limit_kb KiB + $RSS_OVERHEAD_MIB MiB overhead allowed)"
+
+stop_weir TERM || fail "weir exited $? after SIGTERM"
+
+# Phase 2: shedding at critical. The same budget with low thresholds (elevated 0.40, critical
+# 0.50, from a config file) and a burst of 8 sessions x 20 streams opened at once: they ask
+# for more than half the budget before the monitor's next tick, so the level reaches critical
+# with memory to spare under the hard limit, and the heaviest streams are reset with
+# RST_STREAM(ENHANCE_YOUR_CALM) (11), a bounded number per worker per shedding tick. The same
+# outcome rules hold: no silent truncation, no hang, no crash, RSS under the same bound.
+cat >"$T/shed.yaml" <<EOF
+listeners: [{name: main, address: "127.0.0.1:0"}]
+admin: {address: "127.0.0.1:0"}
+workers: 2
+clusters: [{name: up, protocol: h2c, endpoints: ["127.0.0.1:$UP"]}]
+routes: [{match: {path_prefix: /}, cluster: up}]
+memory: {limit: ${LIMIT_MIB}MiB, elevated: 0.40, critical: 0.50, hysteresis: 0.05}
+EOF
+start_weir -c "$T/shed.yaml"
+node "$T/load.js" "http://127.0.0.1:$WEIR_PORT" 8 20 "$BYTES" 1500 0 90 \
+    >"$T/load2.out" 2>"$T/load2.err" &
+LOAD_PID=$!
+while kill -0 "$LOAD_PID" 2>/dev/null; do
+    cur=$(rss_kb)
+    [ "$cur" -gt "$max_kb" ] && max_kb=$cur
+    kill -0 "$WEIR_PID" 2>/dev/null || fail "weir died under the burst"
+    sleep 0.05
+done
+wait "$LOAD_PID" || fail "burst client failed: $(cat "$T/load2.err")"
+res=$(cat "$T/load2.out")
+echo "burst: $res"
+kill -0 "$WEIR_PID" 2>/dev/null || fail "weir died under the burst"
+[ "$(field bad)" = 0 ] || fail "burst: a 200 with a wrong checksum or length: $res"
+[ "$(field hung)" = 0 ] || fail "burst: streams still open at the deadline: $res"
+[ "$max_kb" -le "$bound_kb" ] ||
+    fail "burst: weir VmRSS peaked at $max_kb KiB, over the limit ($limit_kb KiB) + $RSS_OVERHEAD_MIB MiB"
+grep -q -- '-> critical' "$T/weir.log" || fail "burst: the level never reached critical"
+ov=$(admin_get /overload)
+echo "overload: $ov"
+node -e "const o=JSON.parse(process.argv[1]); process.exit(o.actions.shed_stream > 0 ? 0 : 1)" \
+    "$ov" || fail "burst: no stream was shed at critical: $ov"
+node -e "const o=JSON.parse(process.argv[1]); process.exit(o.reset_codes['11'] > 0 ? 0 : 1)" \
+    "$res" || fail "burst: no client saw RST_STREAM(ENHANCE_YOUR_CALM): $res"
+code=$(h2get "http://127.0.0.1:$WEIR_PORT/up?delay_ms=0" -d after -o /dev/null -w '%{http_code}' ||
+    true)
+[ "$code" = 200 ] || fail "burst: a request after the load got '$code'"
+pass "overload-shed (critical at 0.50): $(field total) streams: $(field ok) ok (checksummed), $(field refused) refused, $(field reset) reset $(node -e "console.log(JSON.stringify(JSON.parse(process.argv[1]).reset_codes))" "$res"), 5xx $(node -e "console.log(JSON.stringify(JSON.parse(process.argv[1]).status))" "$res"); VmRSS peak $max_kb KiB"
+grep '^weir: overload:' "$T/weir.log" | head -n 12
+stop_weir TERM || fail "weir exited $? after SIGTERM"
