@@ -81,11 +81,14 @@ typedef struct trace_thread_s {
     uint64_t steps;
     uint64_t pairs;         /* allocations made during the timed steps */
     double blk_median_ns;   /* median over the blocks of CPU ns per pair */
+    double blk_min_ns;      /* the fastest block\'s CPU ns per pair */
     uint64_t cpu_ns;        /* thread CPU time of the timed steps */
     uint64_t wall_start_ns; /* CLOCK_MONOTONIC around the timed steps */
     uint64_t wall_end_ns;
     uint64_t minflt;     /* minor page faults during the timed steps */
     uint64_t sys_ns;     /* kernel CPU time during the timed steps (part of cpu_ns) */
+    uint64_t arena_held; /* weir-subarena, after the timed steps: bytes the sub-arenas hold */
+    uint64_t arena_used; /* ... and bytes the trace asked for, rounded to 16 */
     uint64_t check;      /* folds the check bytes so no work can be elided */
     int err;             /* 0, or a negative errno that ended the run */
     trace_slot_t *slots; /* owns: TRACE_SLOTS entries */
@@ -448,8 +451,10 @@ static void *trace_thread_main(void *arg)
             done += n;
         }
         MEM_ASSERT(pairs < 0 || blks > 0);
-        if (pairs >= 0)
-            t->blk_median_ns = median(per_blk, blks);
+        if (pairs >= 0) {
+            t->blk_median_ns = median(per_blk, blks); /* sorts per_blk */
+            t->blk_min_ns = per_blk[0];
+        }
         t->wall_end_ns = clock_ns(CLOCK_MONOTONIC);
         getrusage(RUSAGE_THREAD, &ru1);
         t->minflt = (uint64_t)(ru1.ru_minflt - ru0.ru_minflt);
@@ -461,6 +466,14 @@ static void *trace_thread_main(void *arg)
             t->pairs = (uint64_t)pairs;
     }
     pthread_barrier_wait(&g_stop);
+    /* How much the live sub-arenas hold for what was asked of them: chunk tails and block
+     * headers show up here, and in the peak RSS. */
+    for (size_t i = 0; rc == 0 && t->mode == TRACE_SUBARENA && i < TRACE_SLOTS; i++) {
+        const trace_slot_t *sl = &t->slots[i];
+        t->arena_held += mem_subregion_bytes(sl->sub);
+        for (uint32_t k = 0; k < sl->cnt; k++)
+            t->arena_used += MEM_ALIGN_UP(sl->lens[k], 16u);
+    }
     if (t->slots != NULL) {
         int drc = trace_drain(t);
         if (rc == 0)
@@ -650,7 +663,8 @@ int main(int argc, char **argv)
     /* Wall time spans the first thread's start to the last thread's end, as the threads saw
      * it; main's own wake-ups from the barriers may be late on a busy machine. */
     uint64_t pairs = 0, cpu_ns = 0, check = 0, w0 = UINT64_MAX, w1 = 0, minflt = 0, sys_ns = 0;
-    double blk_ns = 0;
+    double blk_ns = 0, blk_min_ns = 0;
+    uint64_t arena_held = 0, arena_used = 0;
     int err = 0;
     for (unsigned i = 0; i < threads; i++) {
         pthread_join(ts[i].tid, NULL);
@@ -658,6 +672,9 @@ int main(int argc, char **argv)
         cpu_ns += ts[i].cpu_ns;
         minflt += ts[i].minflt;
         blk_ns += ts[i].blk_median_ns / (double)threads;
+        blk_min_ns += ts[i].blk_min_ns / (double)threads;
+        arena_held += ts[i].arena_held;
+        arena_used += ts[i].arena_used;
         sys_ns += ts[i].sys_ns;
         check += ts[i].check;
         w0 = MEM_MIN(w0, ts[i].wall_start_ns);
@@ -685,11 +702,13 @@ int main(int argc, char **argv)
     printf(
         "alloc_trace mode=%s impl=%s threads=%u steps=%llu pairs=%llu ns_per_pair=%.3f "
         "wall_ns_per_pair=%.3f rss_peak_kib=%ld check=%llu sample_bytes=%lld sys_ns_per_pair=%.3f "
-        "minflt_per_kpair=%.3f blk_ns_per_pair=%.3f\n",
+        "minflt_per_kpair=%.3f blk_ns_per_pair=%.3f blk_min_ns_per_pair=%.3f arena_held_kib=%llu "
+        "arena_used_kib=%llu\n",
         mode_name, impl, (unsigned)threads, (unsigned long long)steps, (unsigned long long)pairs,
         (double)cpu_ns / (double)pairs, (double)wall_ns / (double)pairs, rss,
         (unsigned long long)check,
         mode == TRACE_TCACHE || mode == TRACE_SUBARENA ? sample_bytes : -1LL,
-        (double)sys_ns / (double)pairs, (double)minflt * 1000.0 / (double)pairs, blk_ns);
+        (double)sys_ns / (double)pairs, (double)minflt * 1000.0 / (double)pairs, blk_ns, blk_min_ns,
+        (unsigned long long)(arena_held / 1024), (unsigned long long)(arena_used / 1024));
     return 0;
 }
