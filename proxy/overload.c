@@ -401,7 +401,7 @@ void px_overload_tick(px_server_t *s)
 
 bool px_overload__shed_now(const px_server_t *s)
 {
-    const px_overload_t *o = s->overload;
+    const px_overload_t *o = __atomic_load_n(&s->overload, __ATOMIC_ACQUIRE);
     return o != NULL && __atomic_load_n(&o->shed, __ATOMIC_ACQUIRE) != 0;
 }
 
@@ -436,7 +436,8 @@ int px_overload_start(px_server_t *s, uv_loop_t *loop)
     }
     o->timer.data = o;
     o->timer_open = true;
-    s->overload = o;
+    /* Published for the admin and worker threads, which may already be running. */
+    __atomic_store_n(&s->overload, o, __ATOMIC_RELEASE);
     size_t limit = mem_budget_limit();
     if (o->cg.version != 0 && o->cg.limit_bytes > 0)
         fprintf(stderr, "weir: memory limit %zu bytes (cgroup v%d limit %llu bytes in %s)\n", limit,
@@ -467,14 +468,14 @@ void px_overload_free(px_server_t *s)
     MEM_ASSERT(!o->timer_open);
     pthread_mutex_destroy(&o->lock);
     mem_free(o);
-    s->overload = NULL;
+    __atomic_store_n(&s->overload, NULL, __ATOMIC_RELEASE);
 }
 
 void px_overload_snapshot(const px_server_t *s, px_overload_info_t *out)
 {
     MEM_ASSERT(s != NULL);
     MEM_ASSERT(out != NULL);
-    px_overload_t *o = s->overload;
+    px_overload_t *o = __atomic_load_n(&s->overload, __ATOMIC_ACQUIRE);
     if (o == NULL) {
         memset(out, 0, sizeof(*out));
         out->level = px_server_overload(s);

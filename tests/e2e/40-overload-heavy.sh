@@ -14,6 +14,9 @@
 #     5xx; a 200 with a wrong checksum or byte count (silent truncation) fails the test, and so
 #     does a stream still open at the deadline;
 #   - weir is still alive and serving afterwards, and /overload counted the refusals.
+# Then a second weir with low thresholds (critical at 0.50) takes a burst, to check the critical
+# actions: the heaviest streams are reset with RST_STREAM(ENHANCE_YOUR_CALM) and an idle
+# connection gets GOAWAY(NO_ERROR).
 source "$(dirname "$0")/lib.sh"
 need node
 need curl
@@ -197,6 +200,25 @@ routes: [{match: {path_prefix: /}, cluster: up}]
 memory: {limit: ${LIMIT_MIB}MiB, elevated: 0.40, critical: 0.50, hysteresis: 0.05}
 EOF
 start_weir -c "$T/shed.yaml"
+
+# An idle connection (one finished request, no open stream) must get GOAWAY at critical.
+cat >"$T/idle.js" <<'EOF'
+// node idle.js URL: one GET, then idle; prints "goaway CODE" when the server sends GOAWAY.
+const http2 = require('http2');
+const s = http2.connect(process.argv[2]);
+s.on('error', () => {});
+s.on('goaway', (code) => { console.log(`goaway ${code}`); process.exit(0); });
+const req = s.request({ ':method': 'POST', ':path': '/up?delay_ms=0' });
+req.on('response', () => console.log('ready'));
+req.on('data', () => {});
+req.on('error', () => {});
+req.end('idle');
+setTimeout(() => { console.log('no goaway'); process.exit(1); }, 60000);
+EOF
+node "$T/idle.js" "http://127.0.0.1:$WEIR_PORT" >"$T/idle.out" 2>&1 &
+IDLE_PID=$!
+E2E_PIDS+=("$IDLE_PID")
+wait_for 10 grep -q '^ready' "$T/idle.out" || fail "the idle client did not get its answer"
 node "$T/load.js" "http://127.0.0.1:$WEIR_PORT" 8 20 "$BYTES" 1500 0 90 \
     >"$T/load2.out" 2>"$T/load2.err" &
 LOAD_PID=$!
@@ -221,6 +243,10 @@ node -e "const o=JSON.parse(process.argv[1]); process.exit(o.actions.shed_stream
     "$ov" || fail "burst: no stream was shed at critical: $ov"
 node -e "const o=JSON.parse(process.argv[1]); process.exit(o.reset_codes['11'] > 0 ? 0 : 1)" \
     "$res" || fail "burst: no client saw RST_STREAM(ENHANCE_YOUR_CALM): $res"
+wait_for 10 grep -q '^goaway 0' "$T/idle.out" ||
+    fail "burst: the idle connection got no GOAWAY(NO_ERROR) at critical: $(cat "$T/idle.out")"
+node -e "const o=JSON.parse(process.argv[1]); process.exit(o.actions.goaway_idle > 0 ? 0 : 1)" \
+    "$ov" || fail "burst: goaway_idle was not counted: $ov"
 code=$(h2get "http://127.0.0.1:$WEIR_PORT/up?delay_ms=0" -d after -o /dev/null -w '%{http_code}' ||
     true)
 [ "$code" = 200 ] || fail "burst: a request after the load got '$code'"
