@@ -3,6 +3,9 @@
  * or a share of the cgroup limit), how pressure is measured, the level state machine with
  * hysteresis, and the monitor that publishes the level and asks workers to act.
  *
+ * Limit: memory.limit (--memory-limit) as a size; else a share of the cgroup limit (default
+ * 90%); with no cgroup limit, off: pressure is then 0 but committed bytes are still reported.
+ *
  * Pressure rule (the one documented for operators):
  *   budget pressure = committed / limit, measured after idle cached memory has been returned:
  *       when the raw figure would raise the level (and at most once a second while the level
@@ -24,6 +27,10 @@
  * (mem_release_now() on the worker: only a thread can flush its own cache), and shedding
  * happens only if pressure is still critical after that. Above NORMAL workers release their
  * caches whenever the monitor releases (at most once a second) or the level changes.
+ *
+ * The monitor samples every PX_OVERLOAD_TICK_MS. A burst that allocates faster than that
+ * meets the budget's hard limit first (allocations return NULL and the affected stream or
+ * upstream connection fails); the levels bound sustained load, the hard limit bounds bursts.
  *
  * One monitor per server, owned by it (px_server_t.overload), created and ticked on the main
  * thread's loop. Workers read the level with one atomic load (px_server_overload) and act in
