@@ -28,6 +28,8 @@ CONF = os.path.join(HERE, 'conf')
 TICK = os.sysconf('SC_CLK_TCK')
 PAGE_KB = os.sysconf('SC_PAGE_SIZE') // 1024
 
+# A command prefix for the proxy (valgrind in the profile phase); empty for measurements.
+WRAP = []
 PROXIES = ['weir', 'nghttpx', 'h2o', 'haproxy', 'nginx']
 # Which upstream protocols each proxy can speak (h2o 2.2 and nginx 1.22: HTTP/1.1 only).
 UPSTREAMS = {'weir': ['h1', 'h2c'], 'nghttpx': ['h1', 'h2c'], 'haproxy': ['h1', 'h2c'],
@@ -107,6 +109,22 @@ def cpu_s(pids):
     return total / TICK
 
 
+def stat_split(pids):
+    """(user seconds, system seconds, minor page faults) summed over pids."""
+    user = sys_ = flt = 0
+    for p in pids:
+        try:
+            with open('/proc/%d/stat' % p) as f:
+                st = f.read()
+        except OSError:
+            continue
+        fields = st[st.rindex(')') + 2:].split()
+        flt += int(fields[7])
+        user += int(fields[11])
+        sys_ += int(fields[12])
+    return user / TICK, sys_ / TICK, flt
+
+
 def rss_kb(pids):
     total = 0
     for p in pids:
@@ -139,14 +157,14 @@ class Proc:
         self.name = name
         self.log_path = os.path.join(tmp, name + '.log')
         self.logf = open(self.log_path, 'w')
-        self.p = subprocess.Popen(['taskset', '-c', cpus] + argv, stdout=self.logf,
+        self.p = subprocess.Popen(['taskset', '-c', cpus] + WRAP + argv, stdout=self.logf,
                                   stderr=subprocess.STDOUT, start_new_session=True)
         self.port = port
         try:
             if ready is not None:
-                wait_until(lambda: self.alive() and ready(self), 20, name + ' to be ready')
+                wait_until(lambda: self.alive() and ready(self), 60, name + ' to be ready')
             elif port is not None:
-                wait_until(lambda: self.alive() and port_open(port), 20, name + ' to listen')
+                wait_until(lambda: self.alive() and port_open(port), 60, name + ' to listen')
         except RuntimeError:
             self.stop()
             raise RuntimeError('%s did not start: %s' % (name, self.tail()))
@@ -308,8 +326,10 @@ class Bench:
     # --- load ------------------------------------------------------------------------------
 
     def h2load(self, url, duration, log_file=None):
-        argv = ['taskset', '-c', '1', 'h2load', '-c', '64', '-m', '10', '-t', '1',
-                '-D', str(duration), url]
+        # A proxy that stalls must not hang the run: h2load gives up on a connection idle
+        # for 10 s, and the whole run is killed 30 s after its duration.
+        argv = ['timeout', '-s', 'KILL', str(duration + 30), 'taskset', '-c', '1', 'h2load',
+                '-c', '64', '-m', '10', '-t', '1', '-N', '10s', '-D', str(duration), url]
         if log_file:
             argv[-1:-1] = ['--log-file', log_file]
         out = open(os.path.join(self.tmp, 'h2load.out'), 'w+')
@@ -352,16 +372,20 @@ class Bench:
         self.h2load(url, self.a.warmup)
         pids = px.pids()
         upids = self.ups[up].pids() if up in self.ups else []
+        s0 = stat_split(pids)
         c0, u0, t0 = cpu_s(pids), cpu_s(upids), time.monotonic()
         lf = os.path.join(self.tmp, 'h2load.log')
         r = self.h2load(url, self.a.duration, lf)
         c1, u1, wall = cpu_s(pids), cpu_s(upids), time.monotonic() - t0
+        s1 = stat_split(pids)
         r.update(self.percentiles(lf))
         os.unlink(lf)
         r.update({'kind': 'throughput', 'proxy': proxy, 'workers': workers, 'front': front,
                   'up': up, 'body': body, 'rep': rep, 'wall_s': wall,
                   'proxy_cpu_s': c1 - c0, 'up_cpu_s': u1 - u0,
                   'proxy_cpu_us_per_req': (c1 - c0) * 1e6 / max(1, r['done']),
+                  'proxy_user_s': s1[0] - s0[0], 'proxy_sys_s': s1[1] - s0[1],
+                  'proxy_minflt_per_req': (s1[2] - s0[2]) / max(1, r['done']),
                   'proxy_rss_kb': rss_kb(pids)})
         self.emit(r)
         log('%-8s w=%d %-3s up=%-3s %-5s rep %d: %8.0f req/s p99 %6.1f ms  cpu %5.1f us/req '
@@ -475,6 +499,91 @@ class Bench:
                 finally:
                     px.stop()
 
+    def h2load_n(self, url, n):
+        p = subprocess.run(['taskset', '-c', '1', 'h2load', '-c', '16', '-m', '10', '-t', '1',
+                            '-n', str(n), url], capture_output=True, text=True)
+        d = re.search(r'requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded',
+                      p.stdout)
+        if p.returncode != 0 or not d or int(d.group(4)) != n:
+            raise RuntimeError('h2load -n %d: %s' % (n, p.stdout[-400:]))
+        return n
+
+    def profile(self):
+        """callgrind instructions per request (weir and the single-process peers) and strace
+        syscalls per request (weir), 1 worker, 100 B body."""
+        global WRAP
+        n = self.a.profile_requests
+        runs = [('weir', 'h2c', 'h2c'), ('weir', 'h2c', 'h1'), ('weir', 'tls', 'h2c'),
+                ('haproxy', 'h2c', 'h2c'), ('haproxy', 'h2c', 'h1'),
+                ('haproxy', 'tls', 'h2c')]
+        for proxy, front, up in runs:
+            tag = '%s-%s-up%s' % (proxy, front, up)
+            cg = os.path.join(self.tmp, 'callgrind.out.' + tag)
+            WRAP = ['valgrind', '--tool=callgrind', '--instr-atstart=no',
+                    '--callgrind-out-file=' + cg]
+            try:
+                px = self.start_proxy(proxy, 1, front, up)
+            finally:
+                WRAP = []
+            try:
+                url = self.url(front, px.port, '/small.bin')
+                self.h2load_n(url, 200)  # first-use costs out of the profile
+                subprocess.run(['callgrind_control', '-i', 'on', str(px.p.pid)], check=True,
+                               capture_output=True)
+                self.h2load_n(url, n)
+                subprocess.run(['callgrind_control', '-i', 'off', str(px.p.pid)], check=True,
+                               capture_output=True)
+            finally:
+                px.stop()
+            outs = [f for f in os.listdir(self.tmp) if f.startswith('callgrind.out.' + tag)]
+            total = 0
+            for f in outs:
+                with open(os.path.join(self.tmp, f)) as fh:
+                    for line in fh:
+                        if line.startswith('totals:') or line.startswith('summary:'):
+                            total = max(total, int(line.split()[1]))
+            ann = []
+            for f in sorted(outs):
+                for incl in ('no', 'yes'):
+                    r = subprocess.run(['callgrind_annotate', '--inclusive=' + incl,
+                                        '--threshold=99', os.path.join(self.tmp, f)],
+                                       capture_output=True, text=True)
+                    ann.append('### %s inclusive=%s\n%s' % (f, incl, r.stdout[:60000]))
+            with open(os.path.join(self.a.raw, 'callgrind-%s.txt' % tag), 'w') as fh:
+                fh.write('\n'.join(ann))
+            rec = {'kind': 'callgrind', 'proxy': proxy, 'front': front, 'up': up,
+                   'requests': n, 'ir_total': total, 'ir_per_req': total / n}
+            self.emit(rec)
+            log('%-8s callgrind %s up=%s: %.0f instructions/request' % (
+                proxy, front, up, rec['ir_per_req']))
+        for front, up in (('h2c', 'h2c'), ('h2c', 'h1'), ('tls', 'h2c')):
+            tag = 'weir-%s-up%s' % (front, up)
+            px = self.start_proxy('weir', 1, front, up)
+            try:
+                url = self.url(front, px.port, '/small.bin')
+                self.h2load_n(url, 1000)
+                out = os.path.join(self.a.raw, 'strace-%s.txt' % tag)
+                st = subprocess.Popen(['strace', '-c', '-f', '-o', out, '-p', str(px.p.pid)],
+                                      stderr=subprocess.PIPE, text=True)
+                st.stderr.readline()  # "strace: Process N attached": tracing has begun
+                time.sleep(0.2)  # the other threads' attach lines follow at once
+                self.h2load_n(url, self.a.strace_requests)
+                st.send_signal(signal.SIGINT)
+                st.wait(30)
+            finally:
+                px.stop()
+            calls = 0
+            with open(out) as fh:
+                for line in fh:
+                    if line.rstrip().endswith('total'):
+                        calls = int(line.split()[3])
+            rec = {'kind': 'strace', 'proxy': 'weir', 'front': front, 'up': up,
+                   'requests': self.a.strace_requests, 'syscalls': calls,
+                   'syscalls_per_req': calls / self.a.strace_requests}
+            self.emit(rec)
+            log('weir strace %s up=%s: %.2f syscalls/request' % (front, up,
+                                                                 rec['syscalls_per_req']))
+
     def active_streams(self):
         conns, per = self.a.stream_conns, self.a.streams // self.a.stream_conns
         slow = '/slow?ms=%d&bytes=20000&head_ms=0' % (self.a.slow_ms)
@@ -544,7 +653,9 @@ def main():
     ap.add_argument('--stream-conns', dest='stream_conns', type=int, default=20)
     ap.add_argument('--slow-ms', dest='slow_ms', type=int, default=30000)
     ap.add_argument('--decay', type=float, default=3.0)
-    ap.add_argument('--phases', default='throughput,idle,streams')
+    ap.add_argument('--phases', default='throughput,idle,streams,profile')
+    ap.add_argument('--profile-requests', dest='profile_requests', type=int, default=5000)
+    ap.add_argument('--strace-requests', dest='strace_requests', type=int, default=20000)
     a = ap.parse_args()
     import resource
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
@@ -561,6 +672,8 @@ def main():
             b.idle_conns()
         if 'streams' in phases:
             b.active_streams()
+        if 'profile' in phases:
+            b.profile()
     finally:
         b.stop_upstreams()
         shutil.rmtree(b.tmp, ignore_errors=True)

@@ -78,6 +78,9 @@ def aggregate(recs):
             'px_pct': med([100 * r['proxy_cpu_s'] / w for r, w in zip(rs, wall)]),
             'ld_pct': med([100 * r['h2load_cpu_s'] / w for r, w in zip(rs, wall)]),
             'up_pct': med([100 * r['up_cpu_s'] / w for r, w in zip(rs, wall)]),
+            'sys_share': med([100 * r['proxy_sys_s'] / r['proxy_cpu_s'] for r in rs
+                              if 'proxy_sys_s' in r and r['proxy_cpu_s'] > 0]),
+            'flt': med([r.get('proxy_minflt_per_req') for r in rs]),
         }
     return out
 
@@ -154,6 +157,61 @@ def throughput_table(agg, workers, lines):
                                  fnum(ceil['cpu'], '%.1f'), fnum(ceil['px_pct']),
                                  fnum(ceil['ld_pct']), limit_of(
                                      dict(ceil, up_pct=0), workers)))
+
+
+def kernel_table(agg, workers, lines):
+    lines.append('Kernel share of the proxy\'s CPU time (stime ÷ utime+stime) and minor page '
+                 'faults per request, %d worker%s:' % (workers, '' if workers == 1 else 's'))
+    lines.append('')
+    lines.append('| upstream | front | body | ' + ' | '.join(ORDER) + ' |')
+    lines.append('|---|---|---|' + '---|' * len(ORDER))
+    for up in ('h1', 'h2c'):
+        for front in ('h2c', 'tls'):
+            for body in ('small', 'large'):
+                row = []
+                for p in ORDER:
+                    c = agg.get((workers, front, up, body, p))
+                    if not c or c['sys_share'] is None:
+                        row.append('—')
+                    else:
+                        row.append('%.0f%% / %.2f' % (c['sys_share'], c['flt'] or 0))
+                if any(x != '—' for x in row):
+                    lines.append('| %s | %s | %s | %s |' % (UP_NAME[up], front, BODY_NAME[body],
+                                                          ' | '.join(row)))
+    lines.append('')
+
+
+def profile_section(recs, lines):
+    cg = [r for r in recs if r['kind'] == 'callgrind']
+    st = [r for r in recs if r['kind'] == 'strace']
+    if not cg and not st:
+        return
+    lines.append('## Profile figures (1 worker, 100 B body, h2load -c 16 -m 10)')
+    lines.append('')
+    lines.append('Instructions per request in the proxy\'s user space (callgrind, '
+                 'instrumentation on only during the measured requests; the kernel is not '
+                 'counted, see syscalls below). Per-function listings: '
+                 '`bench/results/peers-raw/callgrind-*.txt`.')
+    lines.append('')
+    lines.append('| front | upstream | weir Ir/req | haproxy Ir/req | weir ÷ haproxy |')
+    lines.append('|---|---|---|---|---|')
+    for front, up in (('h2c', 'h2c'), ('h2c', 'h1'), ('tls', 'h2c')):
+        w = [r for r in cg if r['proxy'] == 'weir' and r['front'] == front and r['up'] == up]
+        h = [r for r in cg if r['proxy'] == 'haproxy' and r['front'] == front and r['up'] == up]
+        wv = w[-1]['ir_per_req'] if w else None
+        hv = h[-1]['ir_per_req'] if h else None
+        lines.append('| %s | %s | %s | %s | %s |' % (front, UP_NAME[up], fnum(wv), fnum(hv),
+                                                      fr(ratio(wv, hv))))
+    lines.append('')
+    if st:
+        lines.append('weir syscalls per request (`strace -c -f` attached for the measured '
+                     'requests; per-syscall tables in `bench/results/peers-raw/strace-*.txt`):')
+        lines.append('')
+        for r in st:
+            lines.append('- %s front, %s upstream: %.2f syscalls/request (%d over %d requests)'
+                         % (r['front'], UP_NAME[r['up']], r['syscalls_per_req'], r['syscalls'],
+                            r['requests']))
+        lines.append('')
 
 
 def targets(agg, idle, lines):
@@ -233,6 +291,8 @@ def write_plots(agg, idle, streams, out, raw):
                                         ('p99', 'p99', 'p99 latency, ms', 1e-3),
                                         ('cpu', 'cpu', 'proxy CPU µs per request', 1)):
         for workers in (1, 2):
+            if not any(k[0] == workers for k in agg):
+                continue
             dat = os.path.join(raw, 'plot-%s-w%d.dat' % (name, workers))
             with open(dat, 'w') as f:
                 f.write('cell ' + ' '.join(cols) + '\n')
@@ -272,7 +332,8 @@ def write_plots(agg, idle, streams, out, raw):
               'set style histogram clustered gap 1\n'
               'set style fill solid 0.8 border -1\n'
               'set key top right\n'
-              'set xtics rotate by -25\n'
+              'set xtics rotate by 25 right nomirror\n'
+              'set bmargin 6\n'
               'set yrange [0:*]\n'
               'set grid ytics\n'
               'plot for [i=2:%d] "%s" using i:xtic(1) title columnheader(i)\n' % (
@@ -337,6 +398,7 @@ def main():
         L.append('')
         throughput_table(agg, workers, L)
         L.append('')
+        kernel_table(agg, workers, L)
     if idle or streams:
         L.append('## Memory')
         L.append('')
@@ -390,6 +452,7 @@ def main():
                             r['rss_active_kb'], r['bytes_per_stream'],
                             fr(ratio(r['bytes_per_stream'], best))))
         L.append('')
+    profile_section(recs, L)
     L.append('## Targets (weir ÷ best peer, same run)')
     L.append('')
     met, missed = targets(agg, idle, L)
