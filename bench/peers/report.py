@@ -285,7 +285,7 @@ def targets(agg, idle, lines):
 
 def write_plots(agg, idle, streams, out, raw):
     cells1 = [(f, u, b) for u in ('h1', 'h2c') for f in ('h2c', 'tls') for b in ('small', 'large')]
-    cols = ORDER + ['ceiling']
+    cols_all = ORDER + ['ceiling']
     made = []
     for metric, name, ylabel, scale in (('rps', 'rps', 'requests/s (median)', 1),
                                         ('p99', 'p99', 'p99 latency, ms', 1e-3),
@@ -294,24 +294,29 @@ def write_plots(agg, idle, streams, out, raw):
             if not any(k[0] == workers for k in agg):
                 continue
             dat = os.path.join(raw, 'plot-%s-w%d.dat' % (name, workers))
+            # Columns with no value at all would shift gnuplot's clusters: leave them out.
+            cols = [p for p in cols_all if any(
+                k[0] == workers and k[4] == p for k in agg)]
             with open(dat, 'w') as f:
                 f.write('cell ' + ' '.join(cols) + '\n')
                 for fr_, u, b in cells1:
-                    row = ['%s/%s/%s' % ('up-' + u, fr_, b)]
+                    row = ['%s/%s/%s' % (u, fr_, '100B' if b == 'small' else '16K')]
                     for p in cols:
                         c = agg.get((workers, fr_, 'file' if p == 'ceiling' else u, b, p))
                         v = c[metric] if c and c[metric] is not None else None
                         row.append('-' if v is None else '%.3f' % (v * scale))
                     f.write(' '.join(row) + '\n')
             made.append((dat, 'peers-%s-w%d.svg' % (name, workers),
-                         '%s, %d worker%s' % (ylabel, workers, '' if workers == 1 else 's'),
+                         '%s, %d worker%s (groups: upstream/frontend/body)' % (
+                             ylabel, workers, '' if workers == 1 else 's'),
                          len(cols)))
     dat = os.path.join(raw, 'plot-mem.dat')
     with open(dat, 'w') as f:
-        f.write('what ' + ' '.join(ORDER) + '\n')
+        mcols = [p for p in ORDER if any(r['proxy'] == p for r in idle + streams)]
+        f.write('what ' + ' '.join(mcols) + '\n')
         for what in ('idle-h2c', 'idle-tls', 'stream-h2c-up', 'stream-h1-up'):
             row = [what]
-            for p in ORDER:
+            for p in mcols:
                 v = None
                 for r in idle:
                     if r['proxy'] == p and 'idle-' + r['front'] == what:
@@ -322,7 +327,7 @@ def write_plots(agg, idle, streams, out, raw):
                 row.append('-' if v is None else '%.0f' % v)
             f.write(' '.join(row) + '\n')
     made.append((dat, 'peers-mem.svg', 'bytes of proxy RSS per idle connection / active stream',
-                 len(ORDER)))
+                 len(mcols)))
     for dat, svg, title, n in made:
         gp = ('set terminal svg size 1000,480 dynamic font "sans,11"\n'
               'set output "%s"\n'
@@ -332,8 +337,7 @@ def write_plots(agg, idle, streams, out, raw):
               'set style histogram clustered gap 1\n'
               'set style fill solid 0.8 border -1\n'
               'set key top right\n'
-              'set xtics rotate by 25 right nomirror\n'
-              'set bmargin 6\n'
+              'set xtics nomirror\n'
               'set yrange [0:*]\n'
               'set grid ytics\n'
               'plot for [i=2:%d] "%s" using i:xtic(1) title columnheader(i)\n' % (
