@@ -57,6 +57,13 @@ def fnum(x, fmt='%.0f'):
     return '—' if x is None else fmt % x
 
 
+def spread(xs):
+    """' (min–max)' over the repetitions, when there are several."""
+    if len(xs) < 2:
+        return ''
+    return ' (%.0fk–%.0fk)' % (min(xs) / 1000, max(xs) / 1000)
+
+
 def aggregate(recs):
     cells = {}
     for r in recs:
@@ -113,7 +120,7 @@ def best_peer(agg, key, metric, lower_better):
 
 
 def throughput_table(agg, workers, lines):
-    lines.append('| upstream | front | body | proxy | req/s | vs best | vs ceil | p50 ms | '
+    lines.append('| upstream | front | body | proxy | req/s (reps min–max) | vs best | vs ceil | p50 ms | '
                  'p99 ms | vs best | vs ceil | p99.9 ms | CPU µs/req | vs best | vs ceil | '
                  'CPU % proxy/h2load/upstream | limit |')
     lines.append('|' + '---|' * 17)
@@ -135,7 +142,8 @@ def throughput_table(agg, workers, lines):
                     lines.append('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s '
                                  '| %s | %s | %s | %s/%s/%s | %s |' % (
                                      UP_NAME[up], front, BODY_NAME[body],
-                                     '**weir**' if p == 'weir' else p, fnum(c['rps']),
+                                     '**weir**' if p == 'weir' else p,
+                                     fnum(c['rps']) + spread(c['rps_all']),
                                      fr(ratio(c['rps'], brps)),
                                      fr(ratio(c['rps'], ceil and ceil['rps'])),
                                      fnum(c['p50'] and c['p50'] / 1000, '%.2f'),
@@ -355,6 +363,7 @@ def main():
     ap.add_argument('--run-id', required=True)
     ap.add_argument('--out', required=True)
     a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
     recs, env = load(a.raw, a.run_id)
     agg = aggregate(recs)
     idle = [r for r in recs if r['kind'] == 'idle']
