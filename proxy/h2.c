@@ -234,6 +234,21 @@ static void on_up_data(void *ud, const uint8_t *data, size_t len)
             px_upstream_consumed(st->up, len);
         return;
     }
+    /* The exchange promises never to pass stream_buffer_bytes unacknowledged; a slack of a
+     * second window covers bytes already in the batch. Past that the buffering would no
+     * longer be bounded, so the stream is reset rather than let a slow client pin memory. */
+    size_t cap = 2 * st->conn->w->cfg->limits.stream_buffer_bytes + 65536;
+    if (MEM_UNLIKELY(st->buffered + len > cap)) {
+        static int warned;
+        if (!__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
+            fprintf(stderr,
+                    "weir: upstream passed the stream buffer (%zu bytes held); "
+                    "stream reset (reported once)\n",
+                    st->buffered + len);
+        MEM_STAT_ADD(st->conn->w->stats.stream_cap_resets, 1);
+        reset_stream(st, NGHTTP2_INTERNAL_ERROR);
+        return;
+    }
     if (px_stream_body_append(st, data, len) != 0) {
         MEM_STAT_ADD(st->conn->w->stats.stream_cap_resets, 1);
         reset_stream(st, NGHTTP2_INTERNAL_ERROR);
