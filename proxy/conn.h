@@ -29,9 +29,9 @@
 #define PX_CONN_LINGER_MS   2000u  /* after an HTTP/1.1 rejection, drain input this long */
 
 /* Worker-thread flags set by other threads (atomically) and read in the async callback. */
-#define PX_WF_DRAIN   1u
-#define PX_WF_FORCE   2u
-#define PX_WF_COLLECT 4u
+#define PX_WF_DRAIN    1u
+#define PX_WF_FORCE    2u
+#define PX_WF_COLLECT  4u
 #define PX_WF_OVERLOAD 8u /* the overload level changed or is CRITICAL (proxy/shed.c) */
 
 typedef struct px_wimpl_s px_wimpl_t;
@@ -158,6 +158,9 @@ void px_h2_goaway(px_conn_t *c);
 void px_h2_stream_shed(px_stream_t *st);
 /* Ends every stream (cancels upstream exchanges, logs, frees sub-arenas). */
 void px_h2_streams_end(px_conn_t *c);
+/* Resets streams that moved no byte for limits.stream_idle_timeout_ms (at `now_ms`, loop
+ * time). Returns how many were reset. */
+size_t px_h2_sweep_idle(px_conn_t *c, uint64_t now_ms);
 /* Frees the session. */
 void px_h2_session_free(px_conn_t *c);
 

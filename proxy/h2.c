@@ -125,6 +125,7 @@ static int on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
         px_conn_append(c, zeros, pad - 1);
     }
     st->bytes_out += length;
+    st->progress_ms = uv_now(&c->w->loop);
     MEM_STAT_ADD(c->w->stats.bytes_out, length);
 #if PX_HAVE_UPSTREAM
     if (st->up && length > 0)
@@ -192,6 +193,7 @@ static void respond_static(px_stream_t *st, int status, const char *ctype, const
 static void on_up_headers(void *ud, int status, const px_header_t *hdrs, size_t cnt)
 {
     px_stream_t *st = ud;
+    st->progress_ms = uv_now(&st->conn->w->loop);
     nghttp2_nv *nva = mem_subregion_alloc(st->sub, sizeof(nghttp2_nv) * (cnt + 1));
     size_t n = 0;
     if (nva == NULL)
@@ -228,6 +230,7 @@ static void resume(px_stream_t *st)
 static void on_up_data(void *ud, const uint8_t *data, size_t len)
 {
     px_stream_t *st = ud;
+    st->progress_ms = uv_now(&st->conn->w->loop);
     if (st->failed || st->head) {
         /* Nobody will send these bytes: acknowledge them so the upstream is not stuck. */
         if (st->up)
@@ -478,6 +481,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
     st->sub = sub;
     st->id = id;
     st->started_ns = uv_hrtime();
+    st->progress_ms = uv_now(&w->loop);
     if (nghttp2_session_set_stream_user_data(ng, id, st) != 0) {
         mem_subregion_free(sub);
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -605,8 +609,10 @@ static int on_data_chunk_recv(nghttp2_session *ng, uint8_t flags, int32_t id, co
     px_conn_t *c = ud;
     MEM_STAT_ADD(c->w->stats.bytes_in, len);
     px_stream_t *st = nghttp2_session_get_stream_user_data(ng, id);
-    if (st)
+    if (st) {
         st->bytes_in += len;
+        st->progress_ms = uv_now(&c->w->loop);
+    }
 #if PX_HAVE_UPSTREAM
     if (st && st->up && !st->failed) {
         if (px_upstream_send_body(st->up, data, len, false) == 0)
@@ -794,6 +800,36 @@ void px_h2_streams_end(px_conn_t *c)
 {
     while (c->streams)
         stream_end(c, c->streams);
+}
+
+size_t px_h2_sweep_idle(px_conn_t *c, uint64_t now_ms)
+{
+    uint64_t limit = c->w->cfg->limits.stream_idle_timeout_ms;
+    size_t n = 0;
+    MEM_ASSERT(limit > 0);
+    for (px_stream_t *st = c->streams; st; st = st->next) {
+        if (st->failed || now_ms - st->progress_ms < limit)
+            continue;
+        /* Headers not sent yet: the client gets a 504 that says why; else the stream is
+         * cancelled. Either way the upstream exchange ends when the stream closes. */
+        if (!st->resp_submitted && st->dispatched) {
+            static const char body[] = "weir: stream idle timeout\n";
+#if PX_HAVE_UPSTREAM
+            if (st->up) {
+                px_upstream_cancel(st->up); /* st->up freed */
+                st->up = NULL;
+            }
+#endif
+            respond_static(st, 504, "text/plain", body, sizeof(body) - 1);
+            st->progress_ms = now_ms;
+        } else {
+            reset_stream(st, NGHTTP2_CANCEL);
+        }
+        n++;
+    }
+    if (n > 0)
+        px_conn_mark_dirty(c);
+    return n;
 }
 
 void px_h2_session_free(px_conn_t *c)

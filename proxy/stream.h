@@ -72,6 +72,7 @@ typedef struct px_stream_s {
     size_t resp_trailers_cnt;
     uint64_t bytes_in, bytes_out;
     uint64_t started_ns;
+    uint64_t progress_ms; /* loop time of the last byte moved either way */
     char status_str[4];
     char clen_str[24];
 } px_stream_t;

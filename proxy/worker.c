@@ -106,6 +106,13 @@ static void on_tick(uv_timer_t *t)
     px_wimpl_t *wi = t->data;
     if (wi->log)
         px_accesslog_flush(wi->log);
+    /* Stream idle timeouts: one sweep a second is coarse but costs nothing per request. */
+    if (wi->w->cfg->limits.stream_idle_timeout_ms) {
+        uint64_t now = uv_now(&wi->w->loop);
+        for (px_conn_t *c = wi->conns; c; c = c->next)
+            if (c->streams_cnt > 0)
+                px_h2_sweep_idle(c, now);
+    }
     if (wi->draining && wi->drain_ticks++ == 0) {
         /* One tick after the shutdown notice: clients have seen it, now the final GOAWAY
          * with the last stream id we took. */

@@ -103,3 +103,28 @@ got=$(h2get "http://127.0.0.1:$WEIR_PORT/sha256" --data-binary @"$T/req.bin" | a
 [ "$got" = "$want" ] || fail "8 MB request body: upstream saw $got, expected $want"
 pass "8 MB request body arrives intact"
 stop_weir TERM || fail "weir exited $? after SIGTERM"
+
+# Stream idle timeout: an upstream that sends nothing for 4 s, with a 1 s limit, gets the
+# client a 504 that says why, in well under the 4 s.
+cat >"$T/idle.yaml" <<YEOF
+listeners:
+  - {name: main, address: 127.0.0.1:0}
+admin: {address: 127.0.0.1:0}
+clusters:
+  - {name: backend, endpoints: [127.0.0.1:$up_PORT]}
+routes:
+  - {match: {path_prefix: /}, cluster: backend}
+limits: {stream_idle_timeout: 1s}
+YEOF
+start_weir -c "$T/idle.yaml"
+t0=$(date +%s%N)
+code=$(h2get "http://127.0.0.1:$WEIR_PORT/slow?ms=4000&bytes=0" -o "$T/idle.body" -w '%{http_code}')
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$code" = 504 ] || fail "idle stream: expected 504, got $code after $ms ms"
+grep -q 'idle timeout' "$T/idle.body" || fail "504 body does not say why: $(cat "$T/idle.body")"
+[ "$ms" -lt 3500 ] || fail "idle stream answered only after $ms ms"
+pass "stream idle timeout: 504 after $ms ms"
+code=$(h2get "http://127.0.0.1:$WEIR_PORT/slow?ms=600&bytes=1000" -o /dev/null -w '%{http_code}')
+[ "$code" = 200 ] || fail "a stream that keeps moving must not time out: $code"
+pass "a slow but moving stream is not cut"
+stop_weir TERM || fail "weir exited $? after SIGTERM"
