@@ -14,6 +14,7 @@
 
 #include "mem/budget.h"
 #include "proxy/config.h"
+#include "proxy/overload.h"
 #include "proxy/server.h"
 
 typedef enum stat_kind_e { STAT_COUNTER, STAT_GAUGE } stat_kind_t;
@@ -243,20 +244,37 @@ void px__admin_overload(const px_admin_req_t *req, px_admin_resp_t *resp)
     px_stats_t st;
     memset(&st, 0, sizeof(st));
     px_server_stats(s, &st);
+    /* The monitor's last sample (pressure after release-first, both sources), not a fresh
+     * reading of the budget, so /overload says what the level was decided on. */
+    px_overload_info_t oi;
+    px_overload_snapshot(s, &oi);
     int level = (int)px_server_overload(s);
     px_jsonw_t *w = &resp->body;
     px_jsonw_obj_begin(w);
     px_jsonw_kstr(w, "level", px__admin_level_name(level));
     px_jsonw_ki64(w, "level_value", level);
-    px_jsonw_kdbl(w, "pressure", mem_budget_pressure());
-    px_jsonw_ku64(w, "limit_bytes", mem_budget_limit());
-    px_jsonw_ku64(w, "committed_bytes", mem_budget_committed());
+    px_jsonw_kdbl(w, "pressure", oi.pressure);
+    px_jsonw_kdbl(w, "budget_pressure", oi.budget_pressure);
+    px_jsonw_kdbl(w, "cgroup_pressure", oi.cgroup_pressure);
+    px_jsonw_ku64(w, "limit_bytes", oi.limit_bytes);
+    px_jsonw_ku64(w, "committed_bytes", oi.committed_bytes);
+    px_jsonw_ki64(w, "cgroup_version", oi.cgroup_version);
+    px_jsonw_ku64(w, "cgroup_limit_bytes", oi.cgroup_limit_bytes);
+    px_jsonw_ku64(w, "cgroup_usage_bytes", oi.cgroup_usage_bytes);
     px_jsonw_kbool(w, "draining", __atomic_load_n(&s->draining, __ATOMIC_ACQUIRE) != 0);
+    px_jsonw_ku64(w, "level_since_ms", oi.level_since_ms);
+    px_jsonw_ku64(w, "last_transition_ms", oi.last_transition_ms);
+    px_jsonw_ku64(w, "transitions", oi.transitions);
+    px_jsonw_ku64(w, "entered_elevated", oi.entered_elevated);
+    px_jsonw_ku64(w, "entered_critical", oi.entered_critical);
+    px_jsonw_ku64(w, "releases", oi.releases);
+    px_jsonw_ku64(w, "released_bytes", oi.released_bytes);
+    px_jsonw_ku64(w, "samples", oi.samples);
     px_jsonw_key(w, "thresholds");
     px_jsonw_obj_begin(w);
-    px_jsonw_kdbl(w, "elevated", s->cfg->memory.elevated);
-    px_jsonw_kdbl(w, "critical", s->cfg->memory.critical);
-    px_jsonw_kdbl(w, "hysteresis", s->cfg->memory.hysteresis);
+    px_jsonw_kdbl(w, "elevated", oi.thresholds.elevated);
+    px_jsonw_kdbl(w, "critical", oi.thresholds.critical);
+    px_jsonw_kdbl(w, "hysteresis", oi.thresholds.hysteresis);
     px_jsonw_obj_end(w);
     px_jsonw_key(w, "actions");
     px_jsonw_obj_begin(w);

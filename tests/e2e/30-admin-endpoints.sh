@@ -91,6 +91,12 @@ admin_get /stats >"$T/stats.json"; json_ok <"$T/stats.json" || fail "/stats not 
 grep -q '"requests_total":' "$T/stats.json" || fail "/stats lacks requests_total"
 admin_get /overload >"$T/overload.json"; json_ok <"$T/overload.json" || fail "/overload not JSON"
 grep -q '"level":"normal"' "$T/overload.json" || fail "/overload level"
+# /overload reports the monitor's own samples: it has ticked at least once since start-up.
+$PY -c 'import json,sys; o=json.load(open(sys.argv[1]))
+for k in ("budget_pressure","cgroup_pressure","cgroup_version","transitions","releases","level_since_ms"):
+    assert k in o, k
+assert o["samples"] >= 1, o["samples"]
+assert o["thresholds"]["elevated"] == 0.8, o["thresholds"]' "$T/overload.json" || fail "/overload monitor fields: $(cat "$T/overload.json")"
 admin_get /config_dump >"$T/config.yaml"
 grep -q 'admin' "$T/config.yaml" || fail "/config_dump: $(head -c 200 "$T/config.yaml")"
 pass "/memory/regions, /stats, /overload, /config_dump"
