@@ -78,7 +78,15 @@ struct px_conn_s {
     px_stream_t *streams; /* live streams (each owns its sub-arena) */
     size_t streams_cnt;
     int32_t max_stream_id; /* highest client stream id seen in HEADERS */
-    uint8_t *obuf;         /* owns (tcache): bytes for the socket */
+    uint32_t cont_cnt;     /* CONTINUATION frames in the current header block */
+    uint32_t scan_left;    /* frame scanner: bytes of the current frame (or preface) to skip */
+    uint8_t scan_hd[9];    /* frame scanner: frame header bytes gathered so far */
+    uint8_t scan_hd_len;
+    uint32_t rst_cnt; /* RST_STREAM frames received in the current second */
+    uint32_t ctl_cnt; /* SETTINGS, PING and empty DATA frames in the current second */
+    uint64_t rate_start_ms;
+    bool flooded;  /* GOAWAY(ENHANCE_YOUR_CALM) queued */
+    uint8_t *obuf; /* owns (tcache): bytes for the socket */
     size_t olen, ocap;
     uint8_t *pbuf; /* owns (tcache): TLS plaintext batch */
     size_t plen;

@@ -391,6 +391,11 @@ static void dispatch(px_stream_t *st, bool end_stream)
     st->dispatched = true;
     c->had_request = true;
     MEM_STAT_ADD(c->w->stats.requests_total, 1);
+    if (st->hdr_too_large) {
+        static const char body[] = "weir: request header list too large\n";
+        respond_static(st, 431, "text/plain", body, sizeof(body) - 1);
+        return;
+    }
     if (st->method == NULL || st->path == NULL) {
         /* nghttp2 already rejects requests without them; CONNECT has no :path. */
         respond_static(st, 400, "text/plain", "weir: bad request\n", 18);
@@ -433,10 +438,56 @@ static void dispatch(px_stream_t *st, bool end_stream)
 
 /* ---- nghttp2 callbacks ------------------------------------------------------------------ */
 
+/* Ends a connection whose peer floods us: GOAWAY(ENHANCE_YOUR_CALM), counted once. */
+static void flood(px_conn_t *c, nghttp2_session *ng)
+{
+    if (c->flooded)
+        return;
+    c->flooded = true;
+    MEM_STAT_ADD(c->w->stats.flood_goaway, 1);
+    (void)nghttp2_session_terminate_session2(ng, c->max_stream_id, NGHTTP2_ENHANCE_YOUR_CALM);
+    px_conn_mark_dirty(c);
+}
+
+/* Counts one event against a per-second budget (0 = unlimited); true when past it. */
+static bool over_rate(px_conn_t *c, uint32_t *cnt, uint32_t per_sec)
+{
+    if (per_sec == 0)
+        return false;
+    uint64_t now = uv_now(&c->w->loop);
+    if (now - c->rate_start_ms >= 1000) {
+        c->rate_start_ms = now;
+        c->rst_cnt = c->ctl_cnt = 0;
+    }
+    return ++*cnt > per_sec;
+}
+
 static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *ud)
 {
     px_conn_t *c = ud;
-    if (hd->type != NGHTTP2_HEADERS || (hd->stream_id & 1) == 0)
+    const px_limits_cfg_t *lim = &c->w->cfg->limits;
+    switch (hd->type) {
+    case NGHTTP2_RST_STREAM:
+        /* Rapid reset: streams opened and cancelled at once cost us, not the client. */
+        if (over_rate(c, &c->rst_cnt, lim->rst_per_sec))
+            flood(c, ng);
+        return 0;
+    case NGHTTP2_SETTINGS:
+    case NGHTTP2_PING:
+        if (over_rate(c, &c->ctl_cnt, lim->control_frames_per_sec))
+            flood(c, ng);
+        return 0;
+    case NGHTTP2_DATA:
+        if (hd->length == 0 && !(hd->flags & NGHTTP2_FLAG_END_STREAM) &&
+            over_rate(c, &c->ctl_cnt, lim->control_frames_per_sec))
+            flood(c, ng);
+        return 0;
+    case NGHTTP2_HEADERS:
+        break;
+    default:
+        return 0;
+    }
+    if ((hd->stream_id & 1) == 0)
         return 0;
     if (hd->stream_id > c->max_stream_id) {
         c->max_stream_id = hd->stream_id;
@@ -448,7 +499,6 @@ static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void 
     if (nghttp2_session_find_stream(ng, hd->stream_id) == NULL) {
         MEM_STAT_ADD(c->w->stats.conn_closed_error, 1);
         (void)nghttp2_session_terminate_session2(ng, c->max_stream_id, NGHTTP2_PROTOCOL_ERROR);
-        MEM_STAT_ADD(c->w->stats.goaway_sent, 1);
         px_conn_mark_dirty(c);
     }
     return 0;
@@ -509,6 +559,13 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
         return 0;
     const char *n = (const char *)name, *v = (const char *)value;
     bool trailer = frame->headers.cat != NGHTTP2_HCAT_REQUEST;
+    /* The limit we advertised (SETTINGS_MAX_HEADER_LIST_SIZE); nghttp2 does not enforce it
+     * on input. Past it nothing more is copied and the request gets a 431. */
+    st->hdr_bytes += namelen + valuelen + 32;
+    if (st->hdr_bytes > st->conn->w->cfg->limits.max_header_list_bytes) {
+        st->hdr_too_large = true;
+        return 0;
+    }
     if (!trailer && namelen > 0 && n[0] == ':') {
         char *copy = px_stream_strdup(st, v, valuelen);
         if (copy == NULL)
@@ -733,6 +790,7 @@ int px_h2_session_new(px_conn_t *c)
 {
     const px_limits_cfg_t *lim = &c->w->cfg->limits;
     MEM_ASSERT(c->ng == NULL);
+    c->scan_left = 24; /* the client preface precedes the first frame */
     if (nghttp2_session_server_new3(&c->ng, c->wi->ng_cbs, c, c->wi->ng_opt,
                                     px_alloc_nghttp2_mem()) != 0)
         return -ENOMEM;
@@ -750,9 +808,41 @@ int px_h2_session_new(px_conn_t *c)
     return 0;
 }
 
+/* Walks frame headers in the received bytes to count CONTINUATION frames per header block:
+ * nghttp2 1.52 accepts any number of them and calls no callback per frame. Cheap: it looks
+ * at 9 bytes per frame and skips payloads. */
+static void scan_frames(px_conn_t *c, const uint8_t *p, size_t len)
+{
+    uint32_t max = c->w->cfg->limits.max_continuations;
+    while (len > 0) {
+        if (c->scan_left > 0) {
+            size_t k = MEM_MIN(len, (size_t)c->scan_left);
+            c->scan_left -= (uint32_t)k;
+            p += k;
+            len -= k;
+            continue;
+        }
+        size_t k = MEM_MIN(len, (size_t)(9 - c->scan_hd_len));
+        memcpy(c->scan_hd + c->scan_hd_len, p, k);
+        c->scan_hd_len += (uint8_t)k;
+        p += k;
+        len -= k;
+        if (c->scan_hd_len < 9)
+            return;
+        c->scan_hd_len = 0;
+        const uint8_t *h = c->scan_hd;
+        c->scan_left = ((uint32_t)h[0] << 16) | ((uint32_t)h[1] << 8) | h[2];
+        if (h[3] == NGHTTP2_HEADERS || h[3] == NGHTTP2_PUSH_PROMISE)
+            c->cont_cnt = 0;
+        else if (h[3] == NGHTTP2_CONTINUATION && max && ++c->cont_cnt > max)
+            flood(c, c->ng);
+    }
+}
+
 int px_h2_recv(px_conn_t *c, const uint8_t *data, size_t len)
 {
     MEM_ASSERT_HOT(c->ng != NULL);
+    scan_frames(c, data, len);
     ssize_t rv = nghttp2_session_mem_recv(c->ng, data, len);
     if (rv < 0)
         return -EPROTO;

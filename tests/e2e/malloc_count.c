@@ -11,6 +11,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@ static void *(*real_memalign)(size_t, size_t);
 static unsigned long total_cnt, armed_cnt;
 static int armed;
 static void *sites[SITES_MAX];
+static char site_threads[SITES_MAX][16]; /* thread name of each recorded call */
 
 /* dlsym itself may allocate (calloc) before the real functions are known. */
 static char boot[16384];
@@ -72,8 +74,10 @@ static void count(void *site)
     __atomic_fetch_add(&total_cnt, 1, __ATOMIC_RELAXED);
     if (__atomic_load_n(&armed, __ATOMIC_RELAXED)) {
         unsigned long k = __atomic_fetch_add(&armed_cnt, 1, __ATOMIC_RELAXED);
-        if (k < SITES_MAX)
+        if (k < SITES_MAX) {
             sites[k] = site;
+            prctl(PR_GET_NAME, site_threads[k], 0, 0, 0);
+        }
     }
 }
 
@@ -173,6 +177,9 @@ static void on_usr2(int sig)
     for (unsigned long i = 0; i < a && i < SITES_MAX; i++) {
         memcpy(p, "site 0x", 7), p += 7;
         p = fmt_ul(p, (unsigned long)(uintptr_t)sites[i], 16);
+        memcpy(p, " thread ", 8), p += 8;
+        size_t tl = strnlen(site_threads[i], 15);
+        memcpy(p, site_threads[i], tl), p += tl;
         *p++ = '\n';
     }
     /* Written to a temporary name and renamed, so a reader never sees half a file. */
