@@ -78,6 +78,7 @@ struct px_conn_s {
     px_stream_t *streams; /* live streams (each owns its sub-arena) */
     size_t streams_cnt;
     int32_t max_stream_id; /* highest client stream id seen in HEADERS */
+    uint64_t opened[2];    /* the last 128 client stream ids: bit set = it was opened */
     uint32_t cont_cnt;     /* CONTINUATION frames in the current header block */
     uint32_t scan_left;    /* frame scanner: bytes of the current frame (or preface) to skip */
     uint8_t scan_hd[9];    /* frame scanner: frame header bytes gathered so far */

@@ -490,17 +490,33 @@ static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void 
     if ((hd->stream_id & 1) == 0)
         return 0;
     if (hd->stream_id > c->max_stream_id) {
+        /* Slide the window of opened ids (odd ids only, bit 0 = max_stream_id). */
+        uint32_t d = (uint32_t)(hd->stream_id - c->max_stream_id) / 2;
+        if (c->max_stream_id == 0 || d >= 128) {
+            c->opened[0] = c->opened[1] = 0;
+        } else if (d >= 64) {
+            c->opened[1] = c->opened[0] << (d - 64);
+            c->opened[0] = 0;
+        } else if (d > 0) {
+            c->opened[1] = (c->opened[1] << d) | (c->opened[0] >> (64 - d));
+            c->opened[0] <<= d;
+        }
+        c->opened[0] |= 1;
         c->max_stream_id = hd->stream_id;
         return 0;
     }
     /* RFC 9113 5.1.1: HEADERS that would open a stream with an id lower than one already
-     * used is a connection error. nghttp2 ignores it silently, so check here: a lower id
-     * with no live stream cannot be trailers. */
-    if (nghttp2_session_find_stream(ng, hd->stream_id) == NULL) {
-        MEM_STAT_ADD(c->w->stats.conn_closed_error, 1);
-        (void)nghttp2_session_terminate_session2(ng, c->max_stream_id, NGHTTP2_PROTOCOL_ERROR);
-        px_conn_mark_dirty(c);
-    }
+     * used is a connection error; nghttp2 ignores it silently, so check here. A live stream
+     * gets trailers; a recently opened, now closed one may see a late frame after our
+     * RST_STREAM (5.1: ignore it, as nghttp2 does); an id the client skipped is the error. */
+    if (nghttp2_session_find_stream(ng, hd->stream_id) != NULL)
+        return 0;
+    uint32_t back = (uint32_t)(c->max_stream_id - hd->stream_id) / 2;
+    if (back < 128 && (c->opened[back / 64] >> (back % 64)) & 1)
+        return 0;
+    MEM_STAT_ADD(c->w->stats.conn_closed_error, 1);
+    (void)nghttp2_session_terminate_session2(ng, c->max_stream_id, NGHTTP2_PROTOCOL_ERROR);
+    px_conn_mark_dirty(c);
     return 0;
 }
 

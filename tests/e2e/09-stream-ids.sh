@@ -64,6 +64,9 @@ for f in frames(time.time() + 5):
 assert ok5, "stream 5 was not answered"
 
 second = 3 if mode == "lower" else 7
+if mode == "late":
+    # A late HEADERS on stream 5, already closed: ignored (RFC 9113 5.1), not fatal.
+    s.sendall(headers(5))
 s.sendall(headers(second))
 goaway = None
 answered = False
@@ -83,13 +86,15 @@ if mode == "lower":
     print("GOAWAY PROTOCOL_ERROR last_stream_id=5")
 else:
     assert answered and goaway is None, "stream 7 after 5 must be served"
-    print("stream 7 served")
+    print("stream 7 served" + (" after a late HEADERS on closed stream 5" if mode == "late" else ""))
 PYEOF
 
 out=$($PY "$T/ids.py" "$WEIR_PORT" lower 2>&1) || fail "lower stream id: $out"
 pass "HEADERS on stream 3 after 5: $out"
 out=$($PY "$T/ids.py" "$WEIR_PORT" higher 2>&1) || fail "higher stream id: $out"
 pass "HEADERS on stream 7 after 5: $out"
+out=$($PY "$T/ids.py" "$WEIR_PORT" late 2>&1) || fail "late HEADERS on a closed stream: $out"
+pass "$out"
 cat >"$T/flood.py" <<'PYEOF'
 import socket, sys, time
 from hyperframe.frame import (Frame, SettingsFrame, HeadersFrame, ContinuationFrame, GoAwayFrame,
