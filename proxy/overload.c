@@ -11,6 +11,7 @@
 #include "proxy/overload.h"
 #include "mem/base.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/time.h>
@@ -87,17 +88,44 @@ size_t px_overload_limit_for(const px_memory_cfg_t *m, uint64_t cgroup_limit)
 
 /* ---- cgroup files ----------------------------------------------------------------------- */
 
+/* Reads up to `len - 1` bytes of a small file into `buf` and NUL-terminates it. The monitor
+ * reads cgroup files on every tick: open/read/close keep that off libc's heap (fopen would
+ * allocate a FILE and its buffer each time, and weir makes no libc allocations in steady
+ * state). Returns the byte count or a negative errno. */
+static ssize_t read_small_file(const char *path, char *buf, size_t len)
+{
+    MEM_ASSERT(len > 1);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t off = 0;
+    while (off < len - 1) {
+        ssize_t n = read(fd, buf + off, len - 1 - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = -errno;
+            close(fd);
+            return e;
+        }
+        if (n == 0)
+            break;
+        off += (size_t)n;
+    }
+    close(fd);
+    buf[off] = '\0';
+    return (ssize_t)off;
+}
+
 int px_cgroup_read_u64(const char *path, uint64_t *out)
 {
     MEM_ASSERT(path != NULL);
     MEM_ASSERT(out != NULL);
-    FILE *f = fopen(path, "re");
-    if (f == NULL)
-        return -errno;
-    char buf[64] = "";
-    char *ok = fgets(buf, sizeof(buf), f);
-    fclose(f);
-    if (ok == NULL)
+    char buf[64];
+    ssize_t got = read_small_file(path, buf, sizeof(buf));
+    if (got < 0)
+        return (int)got;
+    if (got == 0)
         return -EINVAL;
     if (strncmp(buf, "max", 3) == 0) {
         *out = 0;
@@ -116,24 +144,28 @@ int px_cgroup_stat_get(const char *path, const char *key, uint64_t *out)
 {
     MEM_ASSERT(path != NULL && key != NULL);
     MEM_ASSERT(out != NULL);
-    FILE *f = fopen(path, "re");
-    if (f == NULL)
-        return -errno;
+    /* memory.stat is a few KiB (v2 lists about 40 keys); keys past the buffer read as
+     * missing, which the caller treats as 0 (no inactive file cache subtracted). */
+    char buf[8192];
+    ssize_t got = read_small_file(path, buf, sizeof(buf));
+    if (got < 0)
+        return (int)got;
     size_t klen = strlen(key);
-    char line[256];
-    int rc = -ENOENT;
-    while (fgets(line, sizeof(line), f) != NULL) {
-        if (strncmp(line, key, klen) != 0 || line[klen] != ' ')
-            continue;
-        char *end = NULL;
-        unsigned long long v = strtoull(line + klen + 1, &end, 10);
-        rc = end == line + klen + 1 ? -EINVAL : 0;
-        if (rc == 0)
+    for (const char *line = buf; *line != '\0';) {
+        const char *nl = strchr(line, '\n');
+        if (strncmp(line, key, klen) == 0 && line[klen] == ' ') {
+            char *end = NULL;
+            unsigned long long v = strtoull(line + klen + 1, &end, 10);
+            if (end == line + klen + 1)
+                return -EINVAL;
             *out = (uint64_t)v;
-        break;
+            return 0;
+        }
+        if (nl == NULL)
+            break;
+        line = nl + 1;
     }
-    fclose(f);
-    return rc;
+    return -ENOENT;
 }
 
 static bool is_dir_file(const char *dir, const char *name)
