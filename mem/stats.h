@@ -18,62 +18,62 @@
 #define MEM_STATS_THREADS_MAX 128
 
 typedef struct mem_class_stats_s {
-    uint32_t size;          /* object size of this class in bytes */
-    uint64_t live_cnt;      /* objects handed out and not freed */
-    uint64_t live_bytes;    /* live_cnt * size */
-    uint64_t tcache_bytes;  /* free objects in thread caches */
-    uint64_t depot_bytes;   /* free objects in depot batches */
-    uint64_t alloc_cnt;     /* cumulative */
-    uint64_t free_cnt;      /* cumulative */
+    uint32_t size;         /* object size of this class in bytes */
+    uint64_t live_cnt;     /* objects handed out and not freed */
+    uint64_t live_bytes;   /* live_cnt * size */
+    uint64_t tcache_bytes; /* free objects in thread caches */
+    uint64_t depot_bytes;  /* free objects in depot batches */
+    uint64_t alloc_cnt;    /* cumulative */
+    uint64_t free_cnt;     /* cumulative */
 } mem_class_stats_t;
 
 typedef struct mem_node_stats_s {
     uint64_t committed;
     uint64_t live;
     uint64_t depot;
-    uint64_t segments;      /* segments owned by this node */
-    uint64_t remote_frees;  /* objects freed on another node and sent home */
+    uint64_t segments;     /* segments owned by this node */
+    uint64_t remote_frees; /* objects freed on another node and sent home */
 } mem_node_stats_t;
 
 typedef struct mem_thread_stats_s {
-    uint64_t tid;           /* kernel thread id */
-    char name[16];          /* pthread name */
+    uint64_t tid;  /* kernel thread id */
+    char name[16]; /* pthread name */
     int node;
-    uint64_t live;          /* bytes allocated by this thread not yet freed (may be negative
-                               transiently per thread when others free; summed it is exact) */
+    uint64_t live; /* bytes allocated by this thread not yet freed (may be negative
+                      transiently per thread when others free; summed it is exact) */
     int64_t live_signed;
-    uint64_t tcache;        /* bytes in this thread's cache */
+    uint64_t tcache; /* bytes in this thread's cache */
     uint64_t alloc_cnt;
     uint64_t free_cnt;
     uint64_t regions_live;
     uint64_t subregions_live;
-    uint64_t region_bytes;  /* bytes held by this thread's regions */
+    uint64_t region_bytes; /* bytes held by this thread's regions */
 } mem_thread_stats_t;
 
 typedef struct mem_stats_s {
     /* Totals. */
-    uint64_t committed;         /* mapped and not returned to the OS */
-    uint64_t mapped;            /* virtual bytes mapped (committed + released-but-mapped) */
-    uint64_t live;              /* handed out to callers, large objects included */
-    uint64_t tcache;            /* free in thread caches */
-    uint64_t depot;             /* free in depot batches */
-    uint64_t free_in_segments;  /* free spans inside segments, not yet returned (includes
-                                   meta_bytes and the unusable tail of each carved span) */
-    uint64_t meta_bytes;        /* committed segment headers (part of free_in_segments) */
-    uint64_t large_live;        /* live bytes in dedicated large mappings */
+    uint64_t committed;        /* mapped and not returned to the OS */
+    uint64_t mapped;           /* virtual bytes mapped (committed + released-but-mapped) */
+    uint64_t live;             /* handed out to callers, large objects included */
+    uint64_t tcache;           /* free in thread caches */
+    uint64_t depot;            /* free in depot batches */
+    uint64_t free_in_segments; /* free spans inside segments, not yet returned (includes
+                                  meta_bytes and the unusable tail of each carved span) */
+    uint64_t meta_bytes;       /* committed segment headers (part of free_in_segments) */
+    uint64_t large_live;       /* live bytes in dedicated large mappings */
     uint64_t large_cnt;
-    uint64_t released_total;    /* cumulative bytes returned to the OS with madvise/munmap */
-    uint64_t released_pending;  /* mapped but released (resident 0), reusable */
+    uint64_t released_total;   /* cumulative bytes returned to the OS with madvise/munmap */
+    uint64_t released_pending; /* mapped but released (resident 0), reusable */
     uint64_t alloc_cnt, free_cnt;
-    uint64_t alloc_failed;      /* allocations that returned NULL */
+    uint64_t alloc_failed; /* allocations that returned NULL */
     uint64_t regions_live, subregions_live, region_bytes;
     uint64_t regions_created, subregions_created;
-    uint64_t budget_limit;      /* 0 = none */
-    double pressure;            /* mem_budget_pressure() */
-    uint64_t segment_bytes;     /* size of one segment */
-    uint64_t segments;          /* segments mapped now */
-    uint64_t sample_bytes;      /* heap sampling interval, 0 = off */
-    uint64_t samples_live;      /* sampled allocations still live */
+    uint64_t budget_limit;  /* 0 = none */
+    double pressure;        /* mem_budget_pressure() */
+    uint64_t segment_bytes; /* size of one segment */
+    uint64_t segments;      /* segments mapped now */
+    uint64_t sample_bytes;  /* heap sampling interval, 0 = off */
+    uint64_t samples_live;  /* sampled allocations still live */
     /* Breakdowns. */
     unsigned classes_cnt;
     mem_class_stats_t classes[MEM_STATS_CLASSES_MAX];

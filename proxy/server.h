@@ -25,8 +25,8 @@ typedef enum px_overload_level_e {
 typedef struct px_region_row_s {
     unsigned worker;
     uint64_t region_id;
-    char peer[64];                  /* "ip:port" */
-    int32_t stream_id;              /* 0 for the connection row */
+    char peer[64];     /* "ip:port" */
+    int32_t stream_id; /* 0 for the connection row */
     char authority[128];
     char path[256];
     size_t bytes;
@@ -34,12 +34,12 @@ typedef struct px_region_row_s {
 } px_region_row_t;
 
 typedef struct px_server_s {
-    px_config_t *cfg;               /* owns */
-    px_worker_t *workers;           /* owns: workers_cnt entries */
+    px_config_t *cfg;     /* owns */
+    px_worker_t *workers; /* owns: workers_cnt entries */
     unsigned workers_cnt;
-    int overload_level;             /* any: px_overload_level_t, atomic */
-    int draining;                   /* any: atomic bool, set on SIGTERM */
-    int ready;                      /* any: atomic bool, set once every worker listens */
+    int overload_level; /* any: px_overload_level_t, atomic */
+    int draining;       /* any: atomic bool, set on SIGTERM */
+    int ready;          /* any: atomic bool, set once every worker listens */
     uint64_t started_ns;
     /* Bound ports (after resolving port 0), one per listener, for logs and tests. */
     uint16_t *listener_ports;
@@ -81,7 +81,6 @@ void px_server__worker_exited(px_server_t *s);
 /* The generation of the collect request now running (0 = none). */
 uint64_t px_server__collect_gen(px_server_t *s);
 /* A worker's answer to collect request `gen`. Rows are copied. */
-void px_server__collect_put(px_server_t *s, uint64_t gen, const px_region_row_t *rows,
-                            size_t cnt);
+void px_server__collect_put(px_server_t *s, uint64_t gen, const px_region_row_t *rows, size_t cnt);
 
 #endif /* PX_SERVER_H */

@@ -21,15 +21,15 @@ typedef struct px_server_s px_server_t;
 typedef struct px_upstream_pools_s px_upstream_pools_t;
 
 typedef struct px_worker_s {
-    uv_loop_t loop;                 /* worker */
-    unsigned idx;                   /* any: 0-based */
-    int cpu;                        /* any: the CPU it is pinned to, -1 when not pinned */
-    int node;                       /* any: its NUMA node */
-    const px_config_t *cfg;         /* borrows: the server's config outlives the worker */
-    px_server_t *server;            /* borrows */
-    px_stats_t stats;               /* written by the worker only, read by any (relaxed) */
-    px_upstream_pools_t *upstream;  /* owns: created by px_upstream_worker_init */
-    void *impl;                     /* owns: listeners, connections, async handles (worker.c) */
+    uv_loop_t loop;                /* worker */
+    unsigned idx;                  /* any: 0-based */
+    int cpu;                       /* any: the CPU it is pinned to, -1 when not pinned */
+    int node;                      /* any: its NUMA node */
+    const px_config_t *cfg;        /* borrows: the server's config outlives the worker */
+    px_server_t *server;           /* borrows */
+    px_stats_t stats;              /* written by the worker only, read by any (relaxed) */
+    px_upstream_pools_t *upstream; /* owns: created by px_upstream_worker_init */
+    void *impl;                    /* owns: listeners, connections, async handles (worker.c) */
     pthread_t thread;
 } px_worker_t;
 
