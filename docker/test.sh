@@ -9,7 +9,8 @@
 #  4. read /memory through the admin port with the token (and 401 without it);
 #  5. check that the HEALTHCHECK reports healthy;
 #  6. SIGTERM while a long request is in flight: the request completes, exit code 0;
-#  7. run with --memory 256m: /memory reports a budget derived from that limit.
+#  7. run with --memory 256m: /memory reports a budget derived from that limit;
+#  8. run with --cpus 1: one worker (the worker count follows the CPU quota).
 #
 # The containers use the host's network namespace (--network host) so that every byte of
 # the test stays on 127.0.0.1; the ports are picked free at run time.
@@ -130,5 +131,12 @@ want=$((256 * 1024 * 1024 * 9 / 10))
 [ "$limit" -ge $((want - 1048576)) ] && [ "$limit" -le $((want + 1048576)) ] ||
     fail "budget under --memory 256m is $limit, want 90% of 256 MiB ($want)"
 log "--memory 256m: budget $limit bytes (90% of the cgroup limit)"
+
+# ---- 8. workers from the CPU quota -----------------------------------------------------------------
+start --cpus 1
+workers=$(curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$ADMIN/memory" |
+    /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)["workers"]))')
+[ "$workers" = 1 ] || fail "--cpus 1 gave $workers workers, want 1"
+log "--cpus 1: $workers worker (from the CPU quota)"
 
 log "PASS"

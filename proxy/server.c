@@ -82,7 +82,7 @@ fail:
     return -ENOMEM;
 }
 
-/* The CPUs this process may run on, capped by the cgroup v2 CPU quota when there is one. */
+/* The CPUs this process may run on (its affinity mask); the caller caps them by the quota. */
 static unsigned pick_cpus(int *cpus, unsigned max)
 {
     cpu_set_t set;
@@ -100,11 +100,43 @@ static unsigned pick_cpus(int *cpus, unsigned max)
     return n ? n : 1;
 }
 
+/* Reads one signed integer from `path`; returns false when absent or unreadable. */
+static bool read_ll(const char *path, long long *out)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return false;
+    int got = fscanf(f, "%lld", out);
+    fclose(f);
+    return got == 1;
+}
+
+/* The cgroup v1 CPU quota in whole CPUs (rounded up), 0 when unlimited or absent. Container
+ * engines mount the container's own cgroup at /sys/fs/cgroup; "cpu" and "cpu,cpuacct" are the
+ * two names the hierarchy goes by. */
+static unsigned cgroup_v1_cpu_quota(void)
+{
+    static const char *const dirs[] = {"/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"};
+    for (size_t i = 0; i < MEM_ARRAY_LEN(dirs); i++) {
+        char qp[64], pp[64];
+        long long quota, period;
+        snprintf(qp, sizeof(qp), "%s/cpu.cfs_quota_us", dirs[i]);
+        snprintf(pp, sizeof(pp), "%s/cpu.cfs_period_us", dirs[i]);
+        if (!read_ll(qp, &quota) || !read_ll(pp, &period))
+            continue;
+        if (quota <= 0 || period <= 0)
+            return 0; /* -1: no quota */
+        return (unsigned)((quota + period - 1) / period);
+    }
+    return 0;
+}
+
+/* The CPU quota in whole CPUs (rounded up): cgroup v2 cpu.max, else v1; 0 = none. */
 static unsigned cgroup_cpu_quota(void)
 {
     FILE *f = fopen("/sys/fs/cgroup/cpu.max", "re");
     if (f == NULL)
-        return 0;
+        return cgroup_v1_cpu_quota();
     char q[32] = "";
     unsigned long long period = 0;
     int got = fscanf(f, "%31s %llu", q, &period);
