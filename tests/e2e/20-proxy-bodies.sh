@@ -4,8 +4,7 @@
 #   GET  /bytes/N   the sha256 of what arrives equals the upstream's x-sha256 header;
 #   POST /sha256    the upstream's digest of what it received equals ours;
 #   POST /echo      what comes back is what we sent, and the x-sha256 trailer agrees.
-# Paths: h2c -> weir -> h2c upstream, h2c -> weir -> HTTP/1.1 upstream, and TLS (ALPN h2)
-# -> weir -> h2c upstream (skipped with a message if this weir has no TLS).
+# Paths: h2c and TLS (ALPN h2) downstream, each to an h2c and to an HTTP/1.1 upstream.
 source "$(dirname "$0")/lib.sh"
 log_port() { grep -m1 -E "$2" "$1" 2>/dev/null | sed -E 's/.*:([0-9]+)$/\1/' || true; }
 need curl
@@ -62,16 +61,14 @@ start_weir --listen 127.0.0.1:0 --admin 127.0.0.1:0 --upstream "http://127.0.0.1
 check_path "h2c -> http1" "http://127.0.0.1:$WEIR_PORT" --http2-prior-knowledge
 stop_weir TERM || fail "weir exited $? after SIGTERM"
 
-if ! "$WEIR_BIN" --help 2>&1 | grep -q -- '--tls-cert'; then
-    echo "SKIP (part): this weir has no --tls-cert; TLS path not tested"
-    exit 0
-fi
 need openssl
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
     -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
     -keyout "$T/key.pem" -out "$T/cert.pem" >/dev/null 2>&1 || fail "openssl req failed"
-start_weir --listen 127.0.0.1:0 --admin 127.0.0.1:0 --tls-cert "$T/cert.pem" \
-    --tls-key "$T/key.pem" --upstream "h2c://127.0.0.1:$h2_PORT"
-[ -n "$WEIR_TLS_PORT" ] || fail "no TLS listener line"
-check_path "tls -> h2c" "https://127.0.0.1:$WEIR_TLS_PORT" --http2 --cacert "$T/cert.pem"
-stop_weir TERM || fail "weir exited $? after SIGTERM"
+for up in "h2c://127.0.0.1:$h2_PORT" "http://127.0.0.1:$h1_PORT"; do
+    start_weir --listen 127.0.0.1:0 --admin 127.0.0.1:0 --tls-cert "$T/cert.pem" \
+        --tls-key "$T/key.pem" --upstream "$up"
+    [ -n "$WEIR_TLS_PORT" ] || fail "no TLS listener line"
+    check_path "tls -> ${up%%:*}" "https://127.0.0.1:$WEIR_TLS_PORT" --http2 --cacert "$T/cert.pem"
+    stop_weir TERM || fail "weir exited $? after SIGTERM"
+done
