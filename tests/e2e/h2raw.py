@@ -1,0 +1,405 @@
+#!/usr/bin/python3
+# tests/e2e/h2raw.py: raw HTTP/2 frame client and e2e plumbing for the conformance (5x) and
+# attack (6x) tests. Runs on Debian's /usr/bin/python3 with python3-hyperframe and
+# python3-hpack. Nothing here sleeps and hopes: every wait polls with a deadline.
+#
+#   Weir(args, cfg=None)   starts the real binary (WEIR_BIN) on :0 ports, reads the ports
+#                          from its "weir: listener/admin/ready" lines; .rss_kib(), .stats(),
+#                          .memory(), .stop() (returns the exit status)
+#   Upstream()             tests/e2e/upstream.js on :0 (node), .port
+#   Conn(port)             one raw TCP connection: .preface(), .send(), .frames(), .until()
+#   Checks                 named checks printing "ok   NAME" / "FAIL NAME: why"; .exit()
+#   GoodClient(port, path) a thread running curl --http2-prior-knowledge in a loop
+#   RssSampler(pid)        a thread sampling VmRSS every 50 ms; .max_kib
+import json
+import os
+import re
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+try:
+    from hyperframe.frame import (
+        ContinuationFrame, DataFrame, Frame, GoAwayFrame, HeadersFrame, PingFrame,
+        PriorityFrame, RstStreamFrame, SettingsFrame, WindowUpdateFrame)
+    from hpack import Decoder, Encoder
+except ImportError:
+    print("SKIP: python3-hyperframe/python3-hpack are not installed")
+    sys.exit(77)
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+SRC = os.environ.get("WEIR_SRC") or os.path.abspath(os.path.join(os.path.dirname(__file__),
+                                                                 "..", ".."))
+E2E = os.path.join(SRC, "tests", "e2e")
+
+# Error codes (RFC 9113 7).
+NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR = 0, 1, 2, 3
+SETTINGS_TIMEOUT, STREAM_CLOSED, FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL = 4, 5, 6, 7, 8
+COMPRESSION_ERROR, ENHANCE_YOUR_CALM = 9, 11
+CODE_NAMES = {0: "NO_ERROR", 1: "PROTOCOL_ERROR", 2: "INTERNAL_ERROR", 3: "FLOW_CONTROL_ERROR",
+              4: "SETTINGS_TIMEOUT", 5: "STREAM_CLOSED", 6: "FRAME_SIZE_ERROR",
+              7: "REFUSED_STREAM", 8: "CANCEL", 9: "COMPRESSION_ERROR", 10: "CONNECT_ERROR",
+              11: "ENHANCE_YOUR_CALM", 12: "INADEQUATE_SECURITY", 13: "HTTP_1_1_REQUIRED"}
+
+REQ = [(":method", "GET"), (":scheme", "http"), (":authority", "localhost"), (":path", "/")]
+
+
+def weir_bin():
+    b = os.environ.get("WEIR_BIN")
+    if not b or not os.access(b, os.X_OK):
+        print("SKIP: WEIR_BIN is not set to the weir binary")
+        sys.exit(77)
+    return b
+
+
+def raw_frame(ftype, flags, sid, payload):
+    """Any frame, with any length and payload: for the malformed cases hyperframe refuses."""
+    n = len(payload)
+    return struct.pack(">BHBBI", (n >> 16) & 0xff, n & 0xffff, ftype, flags,
+                       sid & 0x7fffffff) + payload
+
+
+def settings(pairs, ack=False):
+    payload = b"".join(struct.pack(">HI", k, v) for k, v in pairs)
+    return raw_frame(0x4, 0x1 if ack else 0, 0, payload)
+
+
+def headers(sid, hdrs=None, enc=None, end_stream=True, end_headers=True, block=None):
+    f = HeadersFrame(sid)
+    f.data = block if block is not None else (enc or Encoder()).encode(hdrs or REQ)
+    if end_headers:
+        f.flags.add("END_HEADERS")
+    if end_stream:
+        f.flags.add("END_STREAM")
+    return f.serialize()
+
+
+def data(sid, payload, end_stream=False):
+    f = DataFrame(sid)
+    f.data = payload
+    if end_stream:
+        f.flags.add("END_STREAM")
+    return f.serialize()
+
+
+class Checks:
+    """Named checks; each prints one line. exit() ends the test with the right status."""
+
+    def __init__(self):
+        self.failed = []
+        self.passed = 0
+
+    def check(self, name, cond, why=""):
+        if cond:
+            self.passed += 1
+            print("ok   " + name + (": " + why if why else ""), flush=True)
+        else:
+            self.failed.append(name)
+            print("FAIL " + name + ": " + why, flush=True)
+        return cond
+
+    def exit(self, weir=None):
+        if weir is not None:
+            weir.stop()
+            if self.failed:
+                print("--- weir log (tail)\n" + weir.log_tail())
+        print("%d passed, %d failed" % (self.passed, len(self.failed)))
+        sys.exit(1 if self.failed else 0)
+
+
+class Weir:
+    """The real weir binary on kernel-chosen loopback ports."""
+
+    def __init__(self, args=(), cfg=None, env=None):
+        self.tmp = tempfile.mkdtemp(prefix="weir-e2e.")
+        argv = [weir_bin()]
+        if cfg is not None:
+            path = os.path.join(self.tmp, "weir.yaml")
+            with open(path, "w") as f:
+                f.write(cfg)
+            argv += ["-c", path]
+        argv += list(args)
+        self.logpath = os.path.join(self.tmp, "weir.log")
+        self.log = open(self.logpath, "w")
+        e = dict(os.environ)
+        e.update(env or {})
+        self.proc = subprocess.Popen(argv, stderr=self.log, stdout=subprocess.DEVNULL, env=e)
+        self.pid = self.proc.pid
+        deadline = time.time() + 30
+        while True:
+            text = open(self.logpath).read()
+            if re.search(r"^weir: ready", text, re.M):
+                break
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise SystemExit("FAIL: weir did not become ready:\n" + text[-2000:])
+            time.sleep(0.05)
+        self.port = int(re.search(r"^weir: listener \S+ \S+ \S+:(\d+)$", text, re.M).group(1))
+        m = re.search(r"^weir: admin \S+:(\d+)$", text, re.M)
+        self.admin = int(m.group(1)) if m else None
+
+    def log_tail(self, n=3000):
+        return open(self.logpath).read()[-n:]
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def rss_kib(self):
+        try:
+            with open("/proc/%d/status" % self.pid) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def admin_json(self, path):
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.admin, path), timeout=10) as r:
+            return json.load(r)
+
+    def stats(self):
+        return self.admin_json("/stats")
+
+    def memory(self):
+        return self.admin_json("/memory")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=35)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+class Upstream:
+    """tests/e2e/upstream.js (node); dies with this process (stdin pipe + kill at exit)."""
+
+    def __init__(self, proto="h2c"):
+        self.proc = subprocess.Popen(["node", os.path.join(E2E, "upstream.js"), "--proto", proto],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("PORT "):
+            raise SystemExit("FAIL: upstream did not start")
+        self.port = int(line.split()[1])
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+class Conn:
+    """One raw HTTP/2 connection. frames() yields parsed frames, None at EOF/reset."""
+
+    def __init__(self, port, timeout=5.0):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+        self.enc = Encoder()
+        self.dec = Decoder()
+        self.eof = False
+
+    def send(self, b):
+        try:
+            self.s.sendall(b)
+            return True
+        except OSError:
+            return False
+
+    def preface(self, pairs=(), ack_server=True):
+        self.send(PREFACE + settings(pairs))
+        self.ack_server = ack_server
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+    def frames(self, seconds=5.0):
+        deadline = time.time() + seconds
+        while True:
+            while len(self.buf) >= 9:
+                length = int.from_bytes(self.buf[:3], "big")
+                if len(self.buf) < 9 + length:
+                    break
+                f, _ = Frame.parse_frame_header(memoryview(self.buf[:9]))
+                try:
+                    f.parse_body(memoryview(self.buf[9:9 + length]))
+                except Exception:
+                    pass
+                self.buf = self.buf[9 + length:]
+                if isinstance(f, SettingsFrame) and "ACK" not in f.flags and \
+                        getattr(self, "ack_server", True):
+                    self.send(settings((), ack=True))
+                yield f
+            left = deadline - time.time()
+            if left <= 0 or self.eof:
+                return
+            self.s.settimeout(min(left, 1.0))
+            try:
+                chunk = self.s.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self.eof = True
+                yield None
+                return
+            self.buf += chunk
+
+    def until(self, pred, seconds=5.0):
+        """First frame for which pred(f) is true; None at EOF or deadline. Keeps .seen."""
+        self.seen = []
+        for f in self.frames(seconds):
+            if f is None:
+                return None
+            self.seen.append(f)
+            if pred(f):
+                return f
+        return None
+
+    def goaway(self, seconds=5.0):
+        """The GOAWAY weir sends (or None): reads until it, EOF or the deadline."""
+        return self.until(lambda f: isinstance(f, GoAwayFrame), seconds)
+
+    def reaction(self, sid, seconds=5.0):
+        """('goaway', code) | ('rst', code) on `sid` | ('response', status) | ('eof', None) |
+        ('none', None): the first of these that arrives."""
+        for f in self.frames(seconds):
+            if f is None:
+                return ("eof", None)
+            if isinstance(f, GoAwayFrame):
+                return ("goaway", f.error_code)
+            if isinstance(f, RstStreamFrame) and f.stream_id == sid:
+                return ("rst", f.error_code)
+            if isinstance(f, HeadersFrame) and f.stream_id == sid:
+                try:
+                    h = dict(self.dec.decode(f.data))
+                    return ("response", h.get(":status"))
+                except Exception:
+                    return ("response", "?")
+        return ("none", None)
+
+
+def fmt(reaction):
+    kind, code = reaction
+    if kind in ("goaway", "rst"):
+        return "%s(%s)" % (kind.upper(), CODE_NAMES.get(code, code))
+    return "%s %s" % (kind, code if code is not None else "")
+
+
+class GoodClient(threading.Thread):
+    """A well-behaved client in parallel with an attack: curl over h2c in a loop."""
+
+    def __init__(self, port, path="/"):
+        super().__init__(daemon=True)
+        self.url = "http://127.0.0.1:%d%s" % (port, path)
+        self.ok = 0
+        self.bad = 0
+        self.errors = []
+        self.stop_ev = threading.Event()
+
+    def run(self):
+        while not self.stop_ev.is_set():
+            r = subprocess.run(["curl", "-sS", "--max-time", "10", "--http2-prior-knowledge",
+                                "-o", "/dev/null", "-w", "%{http_code}", self.url],
+                               capture_output=True, text=True)
+            if r.returncode == 0 and r.stdout.strip() == "200":
+                self.ok += 1
+            else:
+                self.bad += 1
+                self.errors.append((r.stdout + r.stderr).strip()[-200:])
+            self.stop_ev.wait(0.05)
+
+    def stop(self):
+        self.stop_ev.set()
+        self.join(20)
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, weir, period=0.05):
+        super().__init__(daemon=True)
+        self.weir = weir
+        self.period = period
+        self.max_kib = 0
+        self.stop_ev = threading.Event()
+
+    def run(self):
+        while not self.stop_ev.is_set():
+            self.max_kib = max(self.max_kib, self.weir.rss_kib())
+            self.stop_ev.wait(self.period)
+
+    def stop(self):
+        self.stop_ev.set()
+        self.join(5)
+
+
+def sanitized():
+    """True when weir runs under a sanitizer (shadow memory is outside any budget)."""
+    try:
+        out = subprocess.run(["ldd", weir_bin()], capture_output=True, text=True).stdout
+    except OSError:
+        return False
+    return "libasan" in out or "libtsan" in out or "libubsan" in out
+
+
+def attack_test(name, attack, cfg_extra="", limit_mib=64, cut_within_s=10.0, good_path="/",
+                weir_args=(), slack_mib=16, setup=None):
+    """Runs one attack against weir with a parallel well-behaved client and an RSS sampler.
+    `attack(weir, checks)` performs the attack and returns (cut_off: bool, detail: str,
+    seconds_to_cut: float). Checks: cut off in time, weir under limit + slack, the good
+    client never failed and got answers during the attack, weir still serves after, clean
+    exit on SIGTERM."""
+    ck = Checks()
+    cfg = ("listeners:\n  - address: 127.0.0.1:0\n"
+           "routes:\n  - direct_response: {status: 200, body: \"ok\\n\"}\n"
+           "admin: {address: \"127.0.0.1:0\"}\nworkers: 1\n"
+           "memory: {limit: %dMiB}\n" % limit_mib + cfg_extra)
+    w = Weir(list(weir_args), cfg=cfg)
+    if setup:
+        setup(w)
+    rss = RssSampler(w)
+    rss.start()
+    good = GoodClient(w.port, good_path)
+    good.start()
+    t0 = time.time()
+    try:
+        cut, detail, secs = attack(w, ck)
+    except Exception as e:  # a broken attack script is a failure, not a pass
+        cut, detail, secs = False, "attack raised %r" % (e,), time.time() - t0
+    ck.check(name + ": attacker cut off", cut and secs <= cut_within_s,
+             "%s after %.2f s (bound %.0f s)" % (detail, secs, cut_within_s))
+    # Let the good client run past the attack so its requests overlap it.
+    deadline = time.time() + 10
+    while good.ok < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    good.stop()
+    rss.stop()
+    ck.check(name + ": weir alive", w.alive(), "")
+    ck.check(name + ": good client served during the attack", good.ok >= 3 and good.bad == 0,
+             "%d ok, %d failed %s" % (good.ok, good.bad, good.errors[:2]))
+    bound = (limit_mib + slack_mib) * 1024
+    if sanitized():
+        ck.check(name + ": RSS peak (sanitizer build: reported, not enforced)", True,
+                 "%d KiB" % rss.max_kib)
+    else:
+        ck.check(name + ": RSS stayed under the memory limit + %d MiB" % slack_mib,
+                 0 < rss.max_kib <= bound, "peak %d KiB, bound %d KiB" % (rss.max_kib, bound))
+    r = subprocess.run(["curl", "-sS", "--max-time", "10", "--http2-prior-knowledge", "-o",
+                        "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:%d/" % w.port],
+                       capture_output=True, text=True)
+    ck.check(name + ": serves after the attack", r.stdout.strip() == "200", r.stdout + r.stderr)
+    rc = w.stop()
+    ck.check(name + ": clean exit on SIGTERM", rc == 0, "exit %s" % rc)
+    if ck.failed:
+        print("--- weir log (tail)\n" + w.log_tail())
+    print("%d passed, %d failed" % (ck.passed, len(ck.failed)))
+    sys.exit(1 if ck.failed else 0)
