@@ -352,15 +352,18 @@ def sanitized():
 
 
 def attack_test(name, attack, cfg_extra="", limit_mib=64, cut_within_s=10.0, good_path="/",
-                weir_args=(), slack_mib=16, setup=None):
+                weir_args=(), slack_mib=16, setup=None, upstream=False):
     """Runs one attack against weir with a parallel well-behaved client and an RSS sampler.
     `attack(weir, checks)` performs the attack and returns (cut_off: bool, detail: str,
     seconds_to_cut: float). Checks: cut off in time, weir under limit + slack, the good
     client never failed and got answers during the attack, weir still serves after, clean
     exit on SIGTERM."""
     ck = Checks()
-    cfg = ("listeners:\n  - address: 127.0.0.1:0\n"
-           "routes:\n  - direct_response: {status: 200, body: \"ok\\n\"}\n"
+    up = Upstream() if upstream else None
+    routes = ("routes:\n  - direct_response: {status: 200, body: \"ok\\n\"}\n" if up is None else
+              "clusters:\n  - {name: up, endpoints: [\"127.0.0.1:%d\"]}\n"
+              "routes:\n  - cluster: up\n" % up.port)
+    cfg = ("listeners:\n  - address: 127.0.0.1:0\n" + routes +
            "admin: {address: \"127.0.0.1:0\"}\nworkers: 1\n"
            "memory: {limit: %dMiB}\n" % limit_mib + cfg_extra)
     w = Weir(list(weir_args), cfg=cfg)
@@ -399,6 +402,8 @@ def attack_test(name, attack, cfg_extra="", limit_mib=64, cut_within_s=10.0, goo
     ck.check(name + ": serves after the attack", r.stdout.strip() == "200", r.stdout + r.stderr)
     rc = w.stop()
     ck.check(name + ": clean exit on SIGTERM", rc == 0, "exit %s" % rc)
+    if up is not None:
+        up.stop()
     if ck.failed:
         print("--- weir log (tail)\n" + w.log_tail())
     print("%d passed, %d failed" % (ck.passed, len(ck.failed)))
