@@ -408,3 +408,45 @@ def attack_test(name, attack, cfg_extra="", limit_mib=64, cut_within_s=10.0, goo
         print("--- weir log (tail)\n" + w.log_tail())
     print("%d passed, %d failed" % (ck.passed, len(ck.failed)))
     sys.exit(1 if ck.failed else 0)
+
+
+def conformance(cases, cfg=None, upstream=False):
+    """Runs each case on its own connection against one weir: case = (name, build, sid,
+    expected) where build(conn) -> bytes to send after the preface (or, when it returns a
+    tuple (bytes, False), instead of it), and expected is a set of reactions as returned by
+    Conn.reaction (e.g. {("goaway", PROTOCOL_ERROR)}). Afterwards weir must still serve."""
+    ck = Checks()
+    up = Upstream() if upstream else None
+    if cfg is None:
+        routes = ("routes:\n  - direct_response: {status: 200, body: \"ok\\n\"}\n" if up is None
+                  else "clusters:\n  - {name: up, endpoints: [\"127.0.0.1:%d\"]}\n"
+                  "routes:\n  - cluster: up\n" % up.port)
+        cfg = ("listeners:\n  - address: 127.0.0.1:0\n" + routes +
+               "admin: {address: \"127.0.0.1:0\"}\nworkers: 1\n")
+    w = Weir(cfg=cfg)
+    for name, build, sid, expected in cases:
+        c = Conn(w.port)
+        out = build(c)
+        if isinstance(out, tuple):
+            c.send(out[0])
+        else:
+            c.send(PREFACE + settings(()) + out)
+        r = c.reaction(sid, 5)
+        want = " or ".join(sorted(fmt(e) for e in expected))
+        ck.check(name, r in expected, "got %s, RFC requires %s" % (fmt(r), want) if r not in
+                 expected else fmt(r))
+        c.close()
+    c = Conn(w.port)
+    c.preface()
+    c.send(headers(1, enc=c.enc))
+    ck.check("still serves after the malformed input", c.reaction(1) == ("response", "200"), "")
+    c.close()
+    ck.check("weir alive", w.alive(), "")
+    rc = w.stop()
+    ck.check("clean exit on SIGTERM", rc == 0, "exit %s" % rc)
+    if up is not None:
+        up.stop()
+    if ck.failed:
+        print("--- weir log (tail)\n" + w.log_tail())
+    print("%d passed, %d failed" % (ck.passed, len(ck.failed)))
+    sys.exit(1 if ck.failed else 0)
