@@ -20,6 +20,7 @@
 
 #include "mem/region.h"
 #include "proxy/accesslog.h"
+#include "proxy/h2_guard.h"
 #include "proxy/server.h"
 #include "proxy/stream.h"
 #include "proxy/worker.h"
@@ -87,6 +88,7 @@ struct px_conn_s {
     uint32_t ctl_cnt; /* SETTINGS, PING and empty DATA frames in the current second */
     uint64_t rate_start_ms;
     bool flooded;  /* GOAWAY(ENHANCE_YOUR_CALM) queued */
+    px_h2_guard_t guard; /* proxy/h2_guard.h: closed-stream memory (zeroed = empty) */
     uint8_t *obuf; /* owns (tcache): bytes for the socket */
     size_t olen, ocap;
     uint8_t *pbuf; /* owns (tcache): TLS plaintext batch */

@@ -756,6 +756,7 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
 {
     px_conn_t *c = ud;
     px_stream_t *st = nghttp2_session_get_stream_user_data(ng, id);
+    px_h2_guard_stream_closed(&c->guard, id, code, st == NULL || st->failed);
     if (st == NULL)
         return 0;
     if (code != NGHTTP2_NO_ERROR && !st->failed)
@@ -824,6 +825,23 @@ int px_h2_session_new(px_conn_t *c)
     return 0;
 }
 
+/* RFC 9113 6.1: DATA on a closed stream is a stream error STREAM_CLOSED. nghttp2 forgets
+ * closed streams and drops such DATA without any callback, so the frame scanner asks
+ * h2_guard, which remembers the streams that closed cleanly (after our RST_STREAM late frames
+ * are ignored instead). Each answer counts against the control frame budget, so the
+ * RST_STREAMs cannot be used as an amplifier. */
+static void data_on_closed(px_conn_t *c, int32_t id)
+{
+    if (!px_h2_guard_closed_clean(&c->guard, id) ||
+        nghttp2_session_find_stream(c->ng, id) != NULL)
+        return;
+    if (over_rate(c, &c->ctl_cnt, c->w->cfg->limits.control_frames_per_sec))
+        flood(c, c->ng);
+    else
+        (void)nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_STREAM_CLOSED);
+    px_conn_mark_dirty(c);
+}
+
 /* Walks frame headers in the received bytes to count CONTINUATION frames per header block:
  * nghttp2 1.52 accepts any number of them and calls no callback per frame. Cheap: it looks
  * at 9 bytes per frame and skips payloads. */
@@ -848,6 +866,9 @@ static void scan_frames(px_conn_t *c, const uint8_t *p, size_t len)
         c->scan_hd_len = 0;
         const uint8_t *h = c->scan_hd;
         c->scan_left = ((uint32_t)h[0] << 16) | ((uint32_t)h[1] << 8) | h[2];
+        if (h[3] == NGHTTP2_DATA)
+            data_on_closed(c, (int32_t)(((uint32_t)(h[5] & 0x7f) << 24) |
+                                        ((uint32_t)h[6] << 16) | ((uint32_t)h[7] << 8) | h[8]));
         if (h[3] == NGHTTP2_HEADERS || h[3] == NGHTTP2_PUSH_PROMISE)
             c->cont_cnt = 0;
         else if (h[3] == NGHTTP2_CONTINUATION && max && ++c->cont_cnt > max)
