@@ -20,16 +20,7 @@
 #include "proxy/router.h"
 #include "proxy/stream.h"
 
-#ifndef PX_HAVE_UPSTREAM
-#if __has_include("proxy/upstream.c")
-#define PX_HAVE_UPSTREAM 1
-#else
-#define PX_HAVE_UPSTREAM 0
-#endif
-#endif
-#if PX_HAVE_UPSTREAM
 #include "proxy/upstream.h"
-#endif
 
 static const char body_404[] = "weir: no route matches this request\n";
 static const char body_503_up[] = "weir: upstream unavailable\n";
@@ -127,10 +118,8 @@ static int on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
     st->bytes_out += length;
     st->progress_ms = uv_now(&c->w->loop);
     MEM_STAT_ADD(c->w->stats.bytes_out, length);
-#if PX_HAVE_UPSTREAM
     if (st->up && length > 0)
         px_upstream_consumed(st->up, length);
-#endif
     return 0;
 }
 
@@ -189,7 +178,6 @@ static void respond_static(px_stream_t *st, int status, const char *ctype, const
 
 /* ---- upstream exchange callbacks ------------------------------------------------------ */
 
-#if PX_HAVE_UPSTREAM
 static void on_up_headers(void *ud, int status, const px_header_t *hdrs, size_t cnt)
 {
     px_stream_t *st = ud;
@@ -381,7 +369,6 @@ static px_header_t *build_upstream_headers(px_stream_t *st, size_t *cnt_out)
     *cnt_out = n;
     return h;
 }
-#endif /* PX_HAVE_UPSTREAM */
 
 static void dispatch(px_stream_t *st, bool end_stream)
 {
@@ -414,7 +401,6 @@ static void dispatch(px_stream_t *st, bool end_stream)
                        r->direct_body ? r->direct_body : "", r->direct_body_len);
         return;
     }
-#if PX_HAVE_UPSTREAM
     size_t cnt = 0;
     px_header_t *hdrs = build_upstream_headers(st, &cnt);
     if (hdrs == NULL) {
@@ -430,10 +416,6 @@ static void dispatch(px_stream_t *st, bool end_stream)
     }
     /* A callback may already have ended the exchange inside px_upstream_start. */
     st->up = st->up_done ? NULL : up;
-#else
-    (void)end_stream;
-    respond_static(st, 503, "text/plain", body_503_up, sizeof(body_503_up) - 1);
-#endif
 }
 
 /* ---- nghttp2 callbacks ------------------------------------------------------------------ */
@@ -636,7 +618,6 @@ oom:
 static void request_ended(px_stream_t *st)
 {
     st->req_ended = true;
-#if PX_HAVE_UPSTREAM
     if (st->up && !st->failed) {
         if (st->trailers_cnt > 0) {
             px_header_t *h = mem_subregion_alloc(st->sub, sizeof(*h) * st->trailers_cnt);
@@ -649,7 +630,6 @@ static void request_ended(px_stream_t *st)
             reset_stream(st, NGHTTP2_INTERNAL_ERROR);
         }
     }
-#endif
 }
 
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
@@ -686,15 +666,11 @@ static int on_data_chunk_recv(nghttp2_session *ng, uint8_t flags, int32_t id, co
         st->bytes_in += len;
         st->progress_ms = uv_now(&c->w->loop);
     }
-#if PX_HAVE_UPSTREAM
     if (st && st->up && !st->failed) {
         if (px_upstream_send_body(st->up, data, len, false) == 0)
             return 0; /* consumed when on_request_body_drained says so */
         reset_stream(st, NGHTTP2_FLOW_CONTROL_ERROR);
     }
-#else
-    (void)data;
-#endif
     /* Nobody reads this body: reopen the window now. */
     if (nghttp2_session_consume(ng, id, len) != 0)
         (void)nghttp2_session_consume_connection(ng, len);
@@ -731,12 +707,10 @@ static void stream_end(px_conn_t *c, px_stream_t *st)
 {
     MEM_ASSERT(c->streams_cnt > 0);
     MEM_ASSERT(st->conn == c);
-#if PX_HAVE_UPSTREAM
     if (st->up) {
         px_upstream_cancel(st->up); /* st->up freed */
         st->up = NULL;
     }
-#endif
     log_stream(st);
     px_stream_body_free(st);
     if (st->prev)
@@ -941,12 +915,10 @@ size_t px_h2_sweep_idle(px_conn_t *c, uint64_t now_ms)
          * cancelled. Either way the upstream exchange ends when the stream closes. */
         if (!st->resp_submitted && st->dispatched) {
             static const char body[] = "weir: stream idle timeout\n";
-#if PX_HAVE_UPSTREAM
             if (st->up) {
                 px_upstream_cancel(st->up); /* st->up freed */
                 st->up = NULL;
             }
-#endif
             respond_static(st, 504, "text/plain", body, sizeof(body) - 1);
             st->progress_ms = now_ms;
         } else {

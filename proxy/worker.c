@@ -22,16 +22,7 @@
 #include "proxy/overload.h"
 #include "proxy/server.h"
 
-#ifndef PX_HAVE_UPSTREAM
-#if __has_include("proxy/upstream.c")
-#define PX_HAVE_UPSTREAM 1
-#else
-#define PX_HAVE_UPSTREAM 0
-#endif
-#endif
-#if PX_HAVE_UPSTREAM
 #include "proxy/upstream.h"
-#endif
 
 #define PX_COLLECT_ROWS_MAX 4096u
 
@@ -78,11 +69,7 @@ static void maybe_stop(px_wimpl_t *wi)
     if (!wi->draining || wi->stopping || wi->conns_cnt > 0)
         return;
     wi->stopping = true;
-#if PX_HAVE_UPSTREAM
     px_upstream_worker_close(wi->w, on_upstream_closed);
-#else
-    on_upstream_closed(wi->w);
-#endif
 }
 
 static void on_check(uv_check_t *h)
@@ -185,11 +172,9 @@ static int worker_setup(px_worker_t *w)
         if (wi->log == NULL)
             return -errno;
     }
-#if PX_HAVE_UPSTREAM
     rc = px_upstream_worker_init(w);
     if (rc != 0)
         return rc;
-#endif
     uv_check_init(&w->loop, &wi->check);
     uv_idle_init(&w->loop, &wi->idle);
     uv_timer_init(&w->loop, &wi->tick);
