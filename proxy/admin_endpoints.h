@@ -63,8 +63,6 @@ void px__admin_healthz(const px_admin_req_t *req, px_admin_resp_t *resp);
 void px__admin_stats(const px_admin_req_t *req, px_admin_resp_t *resp);
 void px__admin_config_dump(const px_admin_req_t *req, px_admin_resp_t *resp);
 void px__admin_overload(const px_admin_req_t *req, px_admin_resp_t *resp);
-/* Name of an overload level ("normal", "elevated", "critical"). */
-const char *px__admin_level_name(int level);
 /* Writes every px_stats_t counter as JSON members of the object being written. */
 void px__admin_stats_json(px_jsonw_t *w, const px_stats_t *st);
 /* Writes every px_stats_t counter as Prometheus families (HELP, TYPE, samples). */

@@ -30,6 +30,7 @@
 #include "mem/heapprof.h"
 #include "mem/malloc.h"
 #include "mem/stats.h"
+#include "proxy/overload.h"
 #include "proxy/server.h"
 
 #define REGIONS_TOP_DEFAULT 20u
@@ -69,7 +70,7 @@ static void memory_json(px_jsonw_t *w, const px_server_t *s, const mem_stats_t *
     /* weir's own. */
     px_jsonw_ku64(w, "budget_limit", st->budget_limit);
     px_jsonw_kdbl(w, "pressure", st->pressure);
-    px_jsonw_kstr(w, "overload_level", px__admin_level_name(level));
+    px_jsonw_kstr(w, "overload_level", px_overload_level_name((px_overload_level_t)level));
     px_jsonw_ki64(w, "overload_level_value", level);
     px_jsonw_ku64(w, "committed", st->committed);
     px_jsonw_ku64(w, "mapped", st->mapped);

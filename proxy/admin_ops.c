@@ -154,20 +154,6 @@ void px__admin_stats_prom(px_jsonw_t *w, const px_stats_t *st)
     }
 }
 
-const char *px__admin_level_name(int level)
-{
-    switch (level) {
-    case PX_OVERLOAD_NORMAL:
-        return "normal";
-    case PX_OVERLOAD_ELEVATED:
-        return "elevated";
-    case PX_OVERLOAD_CRITICAL:
-        return "critical";
-    default:
-        return "unknown";
-    }
-}
-
 void px__admin_ready(const px_admin_req_t *req, px_admin_resp_t *resp)
 {
     MEM_ASSERT(req->server != NULL);
@@ -251,7 +237,7 @@ void px__admin_overload(const px_admin_req_t *req, px_admin_resp_t *resp)
     int level = (int)px_server_overload(s);
     px_jsonw_t *w = &resp->body;
     px_jsonw_obj_begin(w);
-    px_jsonw_kstr(w, "level", px__admin_level_name(level));
+    px_jsonw_kstr(w, "level", px_overload_level_name((px_overload_level_t)level));
     px_jsonw_ki64(w, "level_value", level);
     px_jsonw_kdbl(w, "pressure", oi.pressure);
     px_jsonw_kdbl(w, "budget_pressure", oi.budget_pressure);
