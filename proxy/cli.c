@@ -417,14 +417,8 @@ static int set_upstream(px_config_t *cfg, const cli_t *cli, char *err, size_t er
         }
     }
     cl->endpoints_cnt = cli->upstream_cnt;
+    px__cfg_cluster_defaults(cl);
     cl->proto = proto;
-    cl->lb = PX_LB_ROUND_ROBIN;
-    cl->connect_timeout_ms = 2000;
-    cl->request_timeout_ms = 30000;
-    cl->idle_timeout_ms = 60000;
-    cl->max_streams_per_conn = 100;
-    cl->max_conns_per_endpoint = 64;
-    cl->connect_retries = 2;
 
     px__config_clear_routes(cfg);
     px__config_clear_clusters(cfg);

@@ -267,6 +267,19 @@ int px__config_add_default_route(px_config_t *cfg)
     return 0;
 }
 
+void px__cfg_cluster_defaults(px_cluster_cfg_t *cl)
+{
+    MEM_ASSERT(cl != NULL);
+    cl->proto = PX_PROTO_H2C;
+    cl->lb = PX_LB_ROUND_ROBIN;
+    cl->connect_timeout_ms = 2000;
+    cl->request_timeout_ms = 30000;
+    cl->idle_timeout_ms = 60000;
+    cl->max_streams_per_conn = 100;
+    cl->max_conns_per_endpoint = 64;
+    cl->connect_retries = 2;
+}
+
 int px_config_default(px_config_t **out)
 {
     px_config_t *cfg = NULL;

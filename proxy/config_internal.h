@@ -64,6 +64,9 @@ int px__cfg_parse_workers(const char *s, unsigned *out, char *why, size_t why_le
  * when `port0_ok` (listeners and admin in tests). Alloc: system (getaddrinfo). */
 int px__cfg_parse_addr(const char *s, bool port0_ok, px_addr_t *out, char *why, size_t why_len);
 /* Checks a listener or cluster name: 1..PX_CFG_NAME_MAX of [A-Za-z0-9_.-]. */
+/* Sets the documented defaults of a cluster's protocol, balancing, timeouts and pool sizes
+ * (config.h); name and endpoints are left alone. */
+void px__cfg_cluster_defaults(px_cluster_cfg_t *cl);
 int px__cfg_check_name(const char *s, char *why, size_t why_len);
 /* Checks that `path` names a readable regular file. */
 int px__cfg_check_readable(const char *path, char *why, size_t why_len);

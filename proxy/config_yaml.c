@@ -447,14 +447,7 @@ static int load_cluster(yctx_t *c, const yaml_node_t *n, const char *path, size_
     if ((rc = px__cfg_set_str(&cl->name, s)) < 0)
         return rc;
 
-    cl->proto = PX_PROTO_H2C;
-    cl->lb = PX_LB_ROUND_ROBIN;
-    cl->connect_timeout_ms = 2000;
-    cl->request_timeout_ms = 30000;
-    cl->idle_timeout_ms = 60000;
-    cl->max_streams_per_conn = 100;
-    cl->max_conns_per_endpoint = 64;
-    cl->connect_retries = 2;
+    px__cfg_cluster_defaults(cl);
 
     if ((rc = opt_str(c, n, path, "protocol", &s, &v)) < 0)
         return rc;
