@@ -664,6 +664,30 @@ static void flush_conn(px_upconn_t *c)
     }
     if (c->wlen > 0) {
         uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)c->wlen);
+        /* Most batches fit in the socket buffer: write them now and queue only the rest. A
+         * queued uv_write costs an epoll_ctl when it completes (libuv 1.44 re-queues the
+         * watcher in uv__drain even though POLLOUT was never armed): about one syscall per
+         * request on an HTTP/1.1 upstream. */
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n < 0 && n != UV_EAGAIN) {
+            c->wlen = 0;
+            px__upstream_conn_close(c);
+            return;
+        }
+        if (n == (int)c->wlen) {
+            /* Same order as the queued path: drained bytes are reported while the batch
+             * counts as in flight, then the completion runs (it may see a closing c, whose
+             * memory lives until its uv_close callback). */
+            c->writing = true;
+            report_drained(c);
+            c->write_req.data = c;
+            on_write(&c->write_req, 0);
+            return;
+        }
+        if (n > 0) {
+            b.base += n;
+            b.len -= (unsigned)n;
+        }
         c->write_req.data = c;
         rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
         if (rc < 0) {
