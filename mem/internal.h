@@ -114,6 +114,10 @@ void mem__budget_uncharge(size_t len);
 
 /* Fault injection: true when this slow-path event must fail. */
 bool mem__fault_hit(void);
+/* Fault injection on allocation slow paths (tcache refill, region chunk): true when the random
+ * rule of mem_fault_set(_, one_in) says this one fails. Callers test mem__g.fault_one_in first,
+ * so with injection off it costs one predictable branch; compiled only with MEM_FAULT_INJECT. */
+bool mem__fault_alloc_hit(void);
 
 /* Auto-initialises with defaults when a thread allocates before mem_init(). Returns 0. */
 int mem__ensure_init(void);

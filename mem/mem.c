@@ -266,6 +266,25 @@ bool mem__fault_hit(void)
     return false;
 }
 
+bool mem__fault_alloc_hit(void)
+{
+#if defined(MEM_FAULT_INJECT) && MEM_FAULT_INJECT
+    uint64_t one_in = __atomic_load_n(&mem__g.fault_one_in, __ATOMIC_RELAXED);
+    if (one_in == 0)
+        return false;
+    /* The same splitmix64 sequence as mem__fault_hit: one shared, reproducible stream. */
+    uint64_t z = __atomic_add_fetch(&mem__g.fault_seq, 0x9e3779b97f4a7c15ull, __ATOMIC_RELAXED);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    if (z % one_in == 0) {
+        __atomic_fetch_add(&mem__g.fault_count, 1, __ATOMIC_RELAXED);
+        return true;
+    }
+#endif
+    return false;
+}
+
 void mem__die(const char *fmt, ...)
 {
     char buf[256];

@@ -127,6 +127,12 @@ void *mem__arena_alloc_slow(mem__arena_t *a, size_t len)
     MEM_ASSERT(a != NULL);
     if (len > SIZE_MAX / 2)
         return NULL;
+#if defined(MEM_FAULT_INJECT) && MEM_FAULT_INJECT
+    /* Random allocation faults: a region that needs a new chunk or block fails here. */
+    if (MEM_UNLIKELY(__atomic_load_n(&mem__g.fault_one_in, __ATOMIC_RELAXED) != 0) &&
+        mem__fault_alloc_hit())
+        return NULL;
+#endif
     size_t need = MEM_ALIGN_UP(len, (size_t)MEM__ARENA_ALIGN);
     if (len > MEM__ARENA_BIG) {
         size_t size = sizeof(mem__block_t) + need;

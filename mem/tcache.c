@@ -149,6 +149,13 @@ void mem__tcache_global_fini(void)
 static unsigned refill(mem_tcache_t *tc, unsigned c)
 {
     MEM_ASSERT(tc->cnt[c] == 0);
+#if defined(MEM_FAULT_INJECT) && MEM_FAULT_INJECT
+    /* Random allocation faults (mem_fault_set(_, one_in)) hit here, on the refill slow path,
+     * never on the LIFO fast path. */
+    if (MEM_UNLIKELY(__atomic_load_n(&mem__g.fault_one_in, __ATOMIC_RELAXED) != 0) &&
+        mem__fault_alloc_hit())
+        return 0;
+#endif
     unsigned want = mem__g.batch[c];
     void **dst = tc->slots[c];
     mem__node_t *n = &mem__g.nodes[tc->node];
