@@ -21,6 +21,7 @@
 #include <yaml.h>
 
 #include "mem/malloc.h"
+#include "mem/mem.h"
 
 #define CLI_LIST_MAX 64
 
@@ -469,6 +470,36 @@ static int set_tls(px_config_t *cfg, const cli_t *cli, bool listen_given, char *
     return 0;
 }
 
+/* Test knob, not in --help: WEIR_FAULT_ALLOC=N makes mem/ fail about 1 in N allocation slow
+ * paths (tcache refills, region chunks, large allocations, segment mappings) in
+ * MEM_FAULT_INJECT builds, so e2e tests can show every failure is handled
+ * (tests/e2e/70-fault-injection.sh). Global and immediate: it calls mem_fault_set(0, N). */
+static int set_fault_alloc(char *err, size_t err_len)
+{
+    const char *v = env_get("WEIR_FAULT_ALLOC");
+    if (v == NULL || v[0] == '\0')
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0' || n == 0)
+        return px__cfg_errf(err, err_len,
+                            "WEIR_FAULT_ALLOC: want a positive integer N (fail 1 in N "
+                            "allocation slow paths), got \"%s\"",
+                            v);
+#if defined(MEM_FAULT_INJECT) && MEM_FAULT_INJECT
+    mem_fault_set(0, (uint64_t)n);
+    fprintf(stderr,
+            "weir: WEIR_FAULT_ALLOC: failing about 1 in %llu allocation slow paths (test "
+            "knob)\n",
+            n);
+    return 0;
+#else
+    return px__cfg_errf(err, err_len,
+                        "WEIR_FAULT_ALLOC: this build has no fault injection (MEM_FAULT_INJECT=0)");
+#endif
+}
+
 int px_config_from_args(int argc, char **argv, px_cli_action_t *action, px_config_t **out,
                         char *err, size_t err_len)
 {
@@ -572,6 +603,8 @@ int px_config_from_args(int argc, char **argv, px_cli_action_t *action, px_confi
             goto fail;
         }
     }
+    if (*action == PX_CLI_RUN && (rc = set_fault_alloc(err, err_len)) < 0)
+        goto fail;
     MEM_ASSERT(cfg->listeners_cnt > 0);
     MEM_ASSERT(cfg->routes_cnt > 0);
     *out = cfg;
