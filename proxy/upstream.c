@@ -225,6 +225,8 @@ static void pools_handle_closed(px_upstream_pools_t *p)
             mem_free(cl);
         }
         w->upstream = NULL;
+        MEM_ASSERT(!p->rbuf_busy);
+        mem_free(p->rbuf);
         mem_free(p);
         /* p freed */
         if (done)
@@ -738,16 +740,41 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     size_t n = c->rcap;
     if (c->proto == PX_PROTO_HTTP1)
         n = MEM_MIN(n, px__uph1_read_room(c));
-    /* A buffer per read, back to the tcache in on_read: an idle connection holds none. */
-    char *p = n > 0 ? mem_malloc(n) : NULL;
+    /* Reads go into the worker's one buffer: libuv hands the bytes to on_read at once and
+     * the parsers consume them there, so no connection holds a buffer between reads and no
+     * read allocates. A second read before the first returned (never seen) gets its own. */
+    px_upstream_pools_t *pools = c->pools;
+    char *p = NULL;
+    if (n > 0 && !pools->rbuf_busy) {
+        if (pools->rbuf == NULL)
+            pools->rbuf = mem_malloc(UP_RBUF_LEN);
+        if (pools->rbuf != NULL) {
+            pools->rbuf_busy = true;
+            p = (char *)pools->rbuf;
+        }
+    } else if (n > 0) {
+        p = mem_malloc(n);
+    }
+    MEM_ASSERT(n <= UP_RBUF_LEN);
     *buf = uv_buf_init(p, p ? (unsigned)n : 0);
+}
+
+/* Gives a read buffer back: the worker's shared one is unlent, any other freed. */
+static void read_buf_release(px_upstream_pools_t *pools, char *base)
+{
+    if (base != NULL && base == (char *)pools->rbuf) {
+        MEM_ASSERT(pools->rbuf_busy);
+        pools->rbuf_busy = false;
+        return;
+    }
+    mem_free(base);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     px_upconn_t *c = s->data;
     if (c->state != PX_UPCONN_READY || nread == 0) {
-        mem_free(buf->base);
+        read_buf_release(c->pools, buf->base);
         return;
     }
     if (nread > 0) {
@@ -755,11 +782,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             px__uph2_read(c, (const uint8_t *)buf->base, (size_t)nread);
         else
             px__uph1_read(c, (const uint8_t *)buf->base, (size_t)nread);
-        mem_free(buf->base);
+        read_buf_release(c->pools, buf->base);
         px__upstream_conn_dirty(c);
         return;
     }
-    mem_free(buf->base);
+    read_buf_release(c->pools, buf->base);
     if (nread == UV_ENOBUFS) {
         if (c->proto == PX_PROTO_HTTP1 && px__uph1_read_room(c) == 0) {
             /* HTTP/1.1 flow control: the downstream holds a full buffer; consuming resumes

@@ -248,6 +248,9 @@ struct px_upstream_pools_s {
     uv_check_t flush_check;   /* runs the batched writes after each poll */
     uv_idle_t flush_idle;     /* keeps poll from blocking while writes are wanted */
     size_t handles_open;      /* exchange timers and connection handles not yet closed */
+    uint8_t *rbuf;            /* owns: the read buffer every connection of this worker reads
+                                 into (data is consumed inside on_read), UP_RBUF_LEN bytes */
+    bool rbuf_busy;           /* rbuf is lent to a read in progress */
     bool keepalive;
     bool closing;
     void (*done)(px_worker_t *w);
