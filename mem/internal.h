@@ -33,6 +33,11 @@ typedef struct mem__tstats_s {
  * NULL only when the library cannot be initialised. Thread: the caller's own block. */
 mem__tstats_t *mem__tstats_self(void);
 
+/* mem_malloc without heap sampling, for memory sampled where it is used (region chunks and
+ * blocks: mem__arena_sample attributes their bytes to the region's allocation sites).
+ * Freed with mem_free. Thread: any. Alloc: tcache. */
+void *mem__malloc_unsampled(size_t len) MEM_MALLOC_ATTR;
+
 /* A circular doubly linked list of spans with a sentinel. */
 typedef struct mem__spanlist_s {
     mem_span_t head;

@@ -8,6 +8,8 @@
  */
 #include "mem/base.h"
 #include "mem/malloc.h"
+#include "mem/heapprof.h"
+#include "mem/internal.h"
 #include "mem/tcache.h"
 
 #include <string.h>
@@ -69,6 +71,23 @@ static void debug_on_free(void *p)
 void *mem_malloc(size_t len)
 {
     void *p = mem__tcache_alloc(mem__tc_self, len);
+    DEBUG_ALLOC(p);
+    return p;
+}
+
+void *mem__malloc_unsampled(size_t len)
+{
+    unsigned c = mem_sc_of(len);
+    void *p;
+    if (MEM_LIKELY(c < MEM_SC_COUNT)) {
+        p = mem__tcache_alloc_unsampled(mem__tc_self, c);
+    } else {
+        /* Dedicated mappings are rare here (region blocks past 32 KiB): take the ordinary
+         * path and drop the sample if it drew one. */
+        p = mem__tcache_alloc_slow(mem__tc_self, len);
+        if (p)
+            mem__heapprof_forget(p);
+    }
     DEBUG_ALLOC(p);
     return p;
 }

@@ -74,10 +74,9 @@ static void arena_charge(mem__arena_t *a, size_t size)
 static mem__block_t *block_take(size_t size)
 {
     MEM_ASSERT(size > sizeof(mem__block_t));
-    mem__block_t *b = mem_malloc(size);
+    mem__block_t *b = mem__malloc_unsampled(size);
     if (b == NULL)
         return NULL;
-    mem__heapprof_forget(b);
     b->size = size;
     b->next = NULL;
     return b;

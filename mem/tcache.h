@@ -89,6 +89,22 @@ MEM_INLINE void *mem__tcache_alloc(mem_tcache_t *tc, size_t len)
     return p;
 }
 
+/* Fast path without the sampling countdown: pops an object of class `c` for memory that the
+ * profiler samples where it is used instead (region chunks), so it is never a sample itself
+ * and costs no countdown arithmetic. */
+MEM_INLINE void *mem__tcache_alloc_unsampled(mem_tcache_t *tc, unsigned c)
+{
+    MEM_ASSERT_HOT(c < MEM_SC_COUNT);
+    uint32_t n = MEM_STAT_LOAD(tc->cnt[c]);
+    if (MEM_UNLIKELY(n == 0))
+        return mem__tcache_alloc_cls(c);
+    void *p = tc->slots[c][n - 1];
+    MEM_STAT_STORE(tc->cnt[c], n - 1);
+    MEM_STAT_ADD(tc->alloc_cnt[c], 1);
+    MEM_UNPOISON(p, mem_sc_size[c]);
+    return p;
+}
+
 /* Fast path: push on the class's LIFO when the object is homed on this thread's node. */
 MEM_INLINE void mem__tcache_free(mem_tcache_t *tc, void *p)
 {
