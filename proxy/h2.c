@@ -906,9 +906,19 @@ void px_h2_streams_end(px_conn_t *c)
 size_t px_h2_sweep_idle(px_conn_t *c, uint64_t now_ms)
 {
     uint64_t limit = c->w->cfg->limits.stream_idle_timeout_ms;
+    uint64_t hlimit = c->w->cfg->limits.header_timeout_ms;
     size_t n = 0;
     MEM_ASSERT(limit > 0);
     for (px_stream_t *st = c->streams; st; st = st->next) {
+        /* Slowloris: a header block still open header_timeout after it began. The frames of
+         * one block must be contiguous, so the whole connection is stuck behind it: end it
+         * (GOAWAY, then close once written). progress_ms moves only once headers are done. */
+        if (!st->dispatched && !st->failed && hlimit > 0 && now_ms - st->progress_ms >= hlimit) {
+            MEM_STAT_ADD(c->w->stats.timeouts_header, 1);
+            (void)nghttp2_session_terminate_session2(c->ng, c->max_stream_id, NGHTTP2_NO_ERROR);
+            px_conn_mark_dirty(c);
+            return n + 1;
+        }
         if (st->failed || now_ms - st->progress_ms < limit)
             continue;
         /* Headers not sent yet: the client gets a 504 that says why; else the stream is
