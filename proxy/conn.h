@@ -87,9 +87,9 @@ struct px_conn_s {
     uint32_t rst_cnt; /* RST_STREAM frames received in the current second */
     uint32_t ctl_cnt; /* SETTINGS, PING and empty DATA frames in the current second */
     uint64_t rate_start_ms;
-    bool flooded;  /* GOAWAY(ENHANCE_YOUR_CALM) queued */
+    bool flooded;        /* GOAWAY(ENHANCE_YOUR_CALM) queued */
     px_h2_guard_t guard; /* proxy/h2_guard.h: closed-stream memory (zeroed = empty) */
-    uint8_t *obuf; /* owns (tcache): bytes for the socket */
+    uint8_t *obuf;       /* owns (tcache): bytes for the socket */
     size_t olen, ocap;
     uint8_t *pbuf; /* owns (tcache): TLS plaintext batch */
     size_t plen;

@@ -806,8 +806,7 @@ int px_h2_session_new(px_conn_t *c)
  * RST_STREAMs cannot be used as an amplifier. */
 static void data_on_closed(px_conn_t *c, int32_t id)
 {
-    if (!px_h2_guard_closed_clean(&c->guard, id) ||
-        nghttp2_session_find_stream(c->ng, id) != NULL)
+    if (!px_h2_guard_closed_clean(&c->guard, id) || nghttp2_session_find_stream(c->ng, id) != NULL)
         return;
     if (over_rate(c, &c->ctl_cnt, c->w->cfg->limits.control_frames_per_sec))
         flood(c, c->ng);
@@ -841,8 +840,8 @@ static void scan_frames(px_conn_t *c, const uint8_t *p, size_t len)
         const uint8_t *h = c->scan_hd;
         c->scan_left = ((uint32_t)h[0] << 16) | ((uint32_t)h[1] << 8) | h[2];
         if (h[3] == NGHTTP2_DATA)
-            data_on_closed(c, (int32_t)(((uint32_t)(h[5] & 0x7f) << 24) |
-                                        ((uint32_t)h[6] << 16) | ((uint32_t)h[7] << 8) | h[8]));
+            data_on_closed(c, (int32_t)(((uint32_t)(h[5] & 0x7f) << 24) | ((uint32_t)h[6] << 16) |
+                                        ((uint32_t)h[7] << 8) | h[8]));
         if (h[3] == NGHTTP2_HEADERS || h[3] == NGHTTP2_PUSH_PROMISE)
             c->cont_cnt = 0;
         else if (h[3] == NGHTTP2_CONTINUATION && max && ++c->cont_cnt > max)
