@@ -16,13 +16,14 @@ HARNESSES=("$@")
 CC=${FUZZ_CC:-clang-14}
 command -v "$CC" >/dev/null || { echo "run.sh: $CC not found (apt-get install clang-14)"; exit 2; }
 
+mkdir -p "$B"
 cmake -S "$SRC" -B "$B" -DCMAKE_C_COMPILER="$CC" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DPX_FUZZ_LIBFUZZER=ON -DPX_BUILD_BENCH=OFF -DPX_WERROR=OFF \
     -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
-    -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >"$B.cmake.log" 2>&1 ||
-    { tail -n 30 "$B.cmake.log"; exit 2; }
-cmake --build "$B" -j"${JOBS:-2}" --target "${HARNESSES[@]}" >"$B.build.log" 2>&1 ||
-    { grep -E 'error' "$B.build.log" | head -n 30; exit 2; }
+    -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >"$B/fuzz-cmake.log" 2>&1 ||
+    { tail -n 30 "$B/fuzz-cmake.log"; exit 2; }
+cmake --build "$B" -j"${JOBS:-2}" --target "${HARNESSES[@]}" >"$B/fuzz-build.log" 2>&1 ||
+    { grep -E 'error' "$B/fuzz-build.log" | head -n 30; exit 2; }
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
