@@ -270,6 +270,10 @@ static int on_headers_complete(http_parser *p)
         r->status = 0;
         return 0;
     }
+    /* http_parser takes any number of up to three digits: a status below 100 (or past 999)
+     * is a bad response from the upstream, answered with a 502 like the h2c side does. */
+    if (st < 200 || st > 999)
+        return -1;
     r->status = st;
     if (px__upstream_deliver_headers(r, false) < 0)
         return -1; /* failed or cancelled: stop parsing */
