@@ -48,7 +48,6 @@
  *     hysteresis: 0.05          # 0 <= hysteresis < elevated
  *     decay: 1s                 # idle pages go back to the OS after this, at most 1h
  *     sample_bytes: 512KiB      # heap sampling mean interval, 0 = off, at most 1GiB
- *     numa_nodes: 0             # 0 = the real count, at most 64
  *   limits:
  *     max_concurrent_streams: 100       # 1-100000
  *     max_header_list_size: 64KiB       # 1KiB-16MiB
@@ -203,7 +202,6 @@ int px__config_new_empty(px_config_t **out)
     cfg->memory.hysteresis = 0.05;
     cfg->memory.decay_ms = 1000;
     cfg->memory.sample_bytes = 524288;
-    cfg->memory.numa_nodes = 0;
 
     cfg->workers = 0;
     cfg->access_log = NULL;
@@ -490,7 +488,7 @@ int px_config_dump(const px_config_t *cfg, int (*write)(void *ud, const char *bu
     dump_f(&d, "  elevated: %g\n  critical: %g\n  hysteresis: %g\n", m->elevated, m->critical,
            m->hysteresis);
     dump_f(&d, "  decay: %llums\n", (unsigned long long)m->decay_ms);
-    dump_f(&d, "  sample_bytes: %zu\n  numa_nodes: %u\n", m->sample_bytes, m->numa_nodes);
+    dump_f(&d, "  sample_bytes: %zu\n", m->sample_bytes);
 
     dump_f(&d, "limits:\n");
     dump_f(&d, "  max_concurrent_streams: %u\n", (unsigned)lim->max_concurrent_streams);

@@ -84,7 +84,6 @@ typedef struct px_memory_cfg_s {
     double hysteresis;            /* default 0.05 */
     uint64_t decay_ms;            /* default 1000 */
     size_t sample_bytes;          /* heap sampling; default 524288, 0 = off */
-    unsigned numa_nodes;          /* 0 = real count */
 } px_memory_cfg_t;
 
 typedef struct px_admin_cfg_s {

@@ -732,13 +732,12 @@ static int load_admin(yctx_t *c, const yaml_node_t *n)
 
 static int load_memory(yctx_t *c, const yaml_node_t *n)
 {
-    static const char *const keys[] = {"limit", "elevated",     "critical",  "hysteresis",
-                                       "decay", "sample_bytes", "numa_nodes"};
+    static const char *const keys[] = {"limit",      "elevated", "critical",
+                                       "hysteresis", "decay",    "sample_bytes"};
     char why[PX_CFG_WHY_MAX];
     px_memory_cfg_t *m = &c->cfg->memory;
     yaml_node_t *v, *ve = NULL, *vc = NULL, *vh = NULL;
     const char *s;
-    uint32_t nodes = m->numa_nodes;
     int rc;
 
     if ((rc = check_map(c, n, "memory", keys, MEM_ARRAY_LEN(keys))) < 0)
@@ -760,10 +759,8 @@ static int load_memory(yctx_t *c, const yaml_node_t *n)
         return yerr(c, vh ? vh : ve, vh ? "memory.hysteresis" : "memory.elevated",
                     "hysteresis (%g) must be below elevated (%g)", m->hysteresis, m->elevated);
     if ((rc = opt_ms(c, n, "memory", "decay", 0, 3600000, &m->decay_ms)) < 0 ||
-        (rc = opt_size(c, n, "memory", "sample_bytes", 0, (size_t)1 << 30, &m->sample_bytes)) < 0 ||
-        (rc = opt_u32(c, n, "memory", "numa_nodes", 0, 64, &nodes)) < 0)
+        (rc = opt_size(c, n, "memory", "sample_bytes", 0, (size_t)1 << 30, &m->sample_bytes)) < 0)
         return rc;
-    m->numa_nodes = nodes;
     return 0;
 }
 

@@ -136,7 +136,6 @@ TEST(defaults)
     CHECK(fabs(cfg->memory.hysteresis - 0.05) < 1e-9);
     CHECK_EQ(cfg->memory.decay_ms, 1000);
     CHECK_EQ(cfg->memory.sample_bytes, 524288);
-    CHECK_EQ(cfg->memory.numa_nodes, 0);
     CHECK_EQ(cfg->workers, 0);
     CHECK(cfg->access_log == NULL);
     CHECK_EQ(cfg->drain_timeout_ms, 30000);
