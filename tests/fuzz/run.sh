@@ -19,7 +19,7 @@ command -v "$CC" >/dev/null || { echo "run.sh: $CC not found (apt-get install cl
 mkdir -p "$B"
 cmake -S "$SRC" -B "$B" -DCMAKE_C_COMPILER="$CC" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DPX_FUZZ_LIBFUZZER=ON -DPX_BUILD_BENCH=OFF -DPX_WERROR=OFF \
-    -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
+    -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -fsanitize-ignorelist=$SRC/tests/fuzz/ubsan-ignorelist.txt" \
     -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >"$B/fuzz-cmake.log" 2>&1 ||
     { tail -n 30 "$B/fuzz-cmake.log"; exit 2; }
 cmake --build "$B" -j"${JOBS:-2}" --target "${HARNESSES[@]}" >"$B/fuzz-build.log" 2>&1 ||
