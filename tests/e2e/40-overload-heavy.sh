@@ -27,104 +27,6 @@ SESSIONS=8
 STREAMS=40
 BYTES=$((1024 * 1024))
 
-cat >"$T/slow-up.js" <<'EOF'
-// An h2c upstream that leaves each request body unread for delay_ms, then hashes it.
-const http2 = require('http2');
-const crypto = require('crypto');
-const srv = http2.createServer({ maxSessionMemory: 1024 });
-srv.on('stream', (st, h) => {
-    const u = new URL(h[':path'], 'http://x');
-    const delay = Number(u.searchParams.get('delay_ms') || 0);
-    const hash = crypto.createHash('sha256');
-    let n = 0;
-    st.on('error', () => {});
-    st.pause();
-    setTimeout(() => st.resume(), delay);
-    st.on('data', (d) => { hash.update(d); n += d.length; });
-    st.on('end', () => {
-        if (st.destroyed || st.closed) return;
-        st.respond({ ':status': 200, 'x-sha256': hash.digest('hex'), 'x-bytes': String(n) });
-        st.end(`${n}\n`);
-    });
-});
-srv.on('sessionError', () => {});
-srv.listen(0, '127.0.0.1', () => console.log(`PORT ${srv.address().port}`));
-EOF
-
-cat >"$T/load.js" <<'EOF'
-// node load.js URL SESSIONS STREAMS BYTES DELAY_MS SPREAD_MS DEADLINE_S: concurrent uploads,
-// each started at a random time within SPREAD_MS (so some open while memory is already
-// short); prints one JSON line of outcomes. Each stream sends its own bytes, and a 200 must
-// carry their sha256 and length.
-const http2 = require('http2');
-const crypto = require('crypto');
-const [url, nsess, nstr, nbytes, delay, spread, deadline] = process.argv.slice(2);
-const S = Number(nsess), N = Number(nstr), B = Number(nbytes);
-const out = { ok: 0, bad: 0, refused: 0, reset: 0, reset_codes: {}, status: {}, session_err: 0,
-              hung: 0, total: S * N };
-let open = S * N;
-const base = crypto.randomBytes(B);
-function finish() { console.log(JSON.stringify(out)); process.exit(0); }
-setTimeout(() => { out.hung = open; finish(); }, Number(deadline) * 1000);
-
-function record(kind, extra) {
-    if (kind === 'ok') out.ok++;
-    else if (kind === 'bad') { out.bad++; out.bad_detail = extra; }
-    else if (kind === 'refused') out.refused++;
-    else if (kind === 'reset') { out.reset++; out.reset_codes[extra] = (out.reset_codes[extra] || 0) + 1; }
-    else if (kind === 'status') out.status[extra] = (out.status[extra] || 0) + 1;
-    else out.session_err++;
-    if (--open === 0) finish();
-}
-
-function one(sess, idx, done) {
-    if (sess.destroyed || sess.closed) { record('session'); return done(); }
-    const body = Buffer.from(base);
-    body.writeUInt32BE(idx, 0); // distinct bodies: a mix-up shows as a bad checksum
-    const want = crypto.createHash('sha256').update(body).digest('hex');
-    let req;
-    try {
-        req = sess.request({ ':method': 'POST', ':path': `/up?delay_ms=${delay}`,
-                             'content-type': 'application/octet-stream' });
-    } catch (e) { record('session', e.code); return done(); }
-    let head = null, settled = false;
-    const settle = (kind, extra) => {
-        if (settled) return;
-        settled = true;
-        record(kind, extra);
-        done();
-    };
-    req.on('response', (h) => { head = h; });
-    req.on('data', () => {});
-    req.on('end', () => {
-        if (!head) return settle('bad', 'ended without headers');
-        const st = head[':status'];
-        if (st !== 200) return settle('status', st);
-        if (head['x-sha256'] === want && Number(head['x-bytes']) === B) return settle('ok');
-        settle('bad', `200 with ${head['x-bytes']} bytes, sha ${head['x-sha256']}`);
-    });
-    req.on('close', () => {
-        if (settled) return;
-        const code = req.rstCode;
-        if (code === http2.constants.NGHTTP2_REFUSED_STREAM) settle('refused');
-        else if (code !== undefined && code !== http2.constants.NGHTTP2_NO_ERROR) settle('reset', code);
-        else if (!head) settle('session', 'closed without a response');
-        else settle('bad', `closed after headers without end (rst ${code})`);
-    });
-    req.on('error', () => {});
-    req.end(body);
-}
-
-for (let s = 0; s < S; s++) {
-    const sess = http2.connect(url, { maxSessionMemory: 1024 });
-    sess.on('error', () => {});
-    let left = N;
-    const done = () => { if (--left === 0) sess.close(); };
-    for (let i = 0; i < N; i++)
-        setTimeout(() => one(sess, s * N + i, done), Math.random() * Number(spread));
-}
-EOF
-
 # Sanitizer runtimes add shadow memory to VmRSS that no budget counts: there the RSS bound is
 # reported but not enforced (everything else still is).
 ldd "$WEIR_BIN" >"$T/ldd.txt" 2>&1 || true
@@ -134,7 +36,7 @@ grep -qE "lib(a|t|ub)san" "$T/ldd.txt" && SANITIZED=1
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$WEIR_PID/status" 2>/dev/null || echo 0; }
 
 UPSTREAM_PID=
-node "$T/slow-up.js" >"$T/up.out" 2>"$T/up.err" &
+node "$E2E_DIR/overload-slow-upstream.js" >"$T/up.out" 2>"$T/up.err" &
 UPSTREAM_PID=$!
 E2E_PIDS+=("$UPSTREAM_PID")
 wait_for 20 grep -q '^PORT ' "$T/up.out" || fail "slow upstream did not start: $(cat "$T/up.err")"
@@ -148,7 +50,7 @@ h2get "http://127.0.0.1:$WEIR_PORT/up?delay_ms=0" -d warmup -o /dev/null ||
     fail "warm-up request failed"
 base_kb=$(rss_kb)
 
-node "$T/load.js" "http://127.0.0.1:$WEIR_PORT" "$SESSIONS" "$STREAMS" "$BYTES" 1500 3000 90 \
+node "$E2E_DIR/overload-uploads.js" "http://127.0.0.1:$WEIR_PORT" "$SESSIONS" "$STREAMS" "$BYTES" 1500 3000 90 \
     >"$T/load.out" 2>"$T/load.err" &
 LOAD_PID=$!
 max_kb=$base_kb
@@ -225,7 +127,7 @@ node "$T/idle.js" "http://127.0.0.1:$WEIR_PORT" >"$T/idle.out" 2>&1 &
 IDLE_PID=$!
 E2E_PIDS+=("$IDLE_PID")
 wait_for 10 grep -q '^ready' "$T/idle.out" || fail "the idle client did not get its answer"
-node "$T/load.js" "http://127.0.0.1:$WEIR_PORT" 8 20 "$BYTES" 1500 0 90 \
+node "$E2E_DIR/overload-uploads.js" "http://127.0.0.1:$WEIR_PORT" 8 20 "$BYTES" 1500 0 90 \
     >"$T/load2.out" 2>"$T/load2.err" &
 LOAD_PID=$!
 while kill -0 "$LOAD_PID" 2>/dev/null; do
