@@ -18,24 +18,7 @@
 #include "mem/stats.h"
 #include "mem/subregion.h"
 #include "tests/harness.h"
-
-static mem_stats_t st;
-static uint64_t base_live;
-
-static void begin(void)
-{
-    mem_stats_snapshot(&st);
-    base_live = st.live;
-}
-
-static void end_clean(void)
-{
-    mem_stats_snapshot(&st);
-    CHECK_EQ(st.regions_live, 0);
-    CHECK_EQ(st.subregions_live, 0);
-    CHECK_EQ(st.region_bytes, 0);
-    CHECK_EQ(st.live, base_live);
-}
+#include "tests/unit/mem/arena_check.h"
 
 TEST(interval_statistics)
 {

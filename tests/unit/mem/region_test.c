@@ -15,30 +15,7 @@
 #include "mem/mem.h"
 #include "mem/stats.h"
 #include "tests/harness.h"
-
-static mem_stats_t st; /* large: not on the stack */
-static uint64_t base_live;
-
-static void snap(void)
-{
-    mem_stats_snapshot(&st);
-}
-
-static void begin(void)
-{
-    snap();
-    base_live = st.live;
-}
-
-/* Every test ends here: no region, sub-arena or region byte left, live bytes back. */
-static void end_clean(void)
-{
-    snap();
-    CHECK_EQ(st.regions_live, 0);
-    CHECK_EQ(st.subregions_live, 0);
-    CHECK_EQ(st.region_bytes, 0);
-    CHECK_EQ(st.live, base_live);
-}
+#include "tests/unit/mem/arena_check.h"
 
 TEST(bump_and_alignment)
 {

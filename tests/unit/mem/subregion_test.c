@@ -16,29 +16,7 @@
 #include "mem/region.h"
 #include "mem/stats.h"
 #include "tests/harness.h"
-
-static mem_stats_t st;
-static uint64_t base_live;
-
-static void snap(void)
-{
-    mem_stats_snapshot(&st);
-}
-
-static void begin(void)
-{
-    snap();
-    base_live = st.live;
-}
-
-static void end_clean(void)
-{
-    snap();
-    CHECK_EQ(st.regions_live, 0);
-    CHECK_EQ(st.subregions_live, 0);
-    CHECK_EQ(st.region_bytes, 0);
-    CHECK_EQ(st.live, base_live);
-}
+#include "tests/unit/mem/arena_check.h"
 
 /* One stream's worth of allocations: headers, a route, a few buffers across three chunks. The
  * addresses it got are written to `out`. */
