@@ -75,11 +75,12 @@ def attack(w, ck):
             except OSError:
                 d = b""
             if not d:
-                closed[id(c)] = time.time() - t_idle
+                closed[id(c)] = time.time() - t0
                 sel.unregister(c.s)
     last = max(closed.values()) if closed else 0
     ck.check("idle-connections: idle_timeout closed all", len(closed) == N,
-             "%d/%d closed, last %.1f s after going idle" % (len(closed), N, last))
+             "%d/%d closed, last %.1f s after the first was opened (answers took %.1f s)"
+             % (len(closed), N, last, t_idle - t0))
     st = w.stats()
     ck.check("idle-connections: timeouts_idle counted", st.get("timeouts_idle", 0) >= N,
              "timeouts_idle=%s" % st.get("timeouts_idle"))
@@ -88,5 +89,8 @@ def attack(w, ck):
     return len(closed) == N, "%d idle connections closed" % len(closed), last
 
 
-attack_test("idle-connections", attack, cut_within_s=9, limit_mib=128,
+# 256 MiB: while 3,000 connections open at once each holds its nghttp2 session buffers (about
+# 35 KiB) until it goes idle, about 105 MB in all. At 128 MiB that crossed the 0.80 "elevated"
+# mark on a loaded CI machine, and weir (rightly) refused streams, which this test is not about.
+attack_test("idle-connections", attack, cut_within_s=9, limit_mib=256,
             cfg_extra="limits: {idle_timeout: 4s}\n")
