@@ -79,10 +79,19 @@ MEM_NOINLINE MEM_COLD __attribute__((noreturn)) void mem_assert_fail(const char 
 
 /* Relaxed counters: plain per-thread stats that another thread sums without tearing and
  * without TSan reports. */
+/* `var` is evaluated once (it may be a call such as `tstats()->field`). */
 #define MEM_STAT_ADD(var, n)                                                                       \
-    __atomic_store_n(&(var), __atomic_load_n(&(var), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+    ({                                                                                             \
+        __typeof__(&(var)) mem_stat_p_ = &(var);                                                   \
+        __atomic_store_n(mem_stat_p_, __atomic_load_n(mem_stat_p_, __ATOMIC_RELAXED) + (n),        \
+                         __ATOMIC_RELAXED);                                                        \
+    })
 #define MEM_STAT_SUB(var, n)                                                                       \
-    __atomic_store_n(&(var), __atomic_load_n(&(var), __ATOMIC_RELAXED) - (n), __ATOMIC_RELAXED)
+    ({                                                                                             \
+        __typeof__(&(var)) mem_stat_p_ = &(var);                                                   \
+        __atomic_store_n(mem_stat_p_, __atomic_load_n(mem_stat_p_, __ATOMIC_RELAXED) - (n),        \
+                         __ATOMIC_RELAXED);                                                        \
+    })
 #define MEM_STAT_LOAD(var)     __atomic_load_n(&(var), __ATOMIC_RELAXED)
 #define MEM_STAT_STORE(var, v) __atomic_store_n(&(var), (v), __ATOMIC_RELAXED)
 

@@ -18,19 +18,14 @@
 #include "mem/internal.h"
 #include "mem/malloc.h"
 
-__thread int64_t mem__arena_countdown;
-static __thread bool tl_countdown_armed;
 static __thread mem_region_t *tl_regions;
-static uint64_t region_next_id = 1; /* atomic */
-
-/* The thread's counters. Non-NULL: every caller just got memory from the facade, so the
- * library is initialised. */
-static mem__tstats_t *tstats(void)
-{
-    mem__tstats_t *ts = mem__tstats_self();
-    MEM_ASSERT(ts != NULL);
-    return ts;
-}
+/* The sampling distance a released arena had left: the next new arena starts from it. By the
+ * memorylessness of the exponential, what is left of a distance that has not run out is
+ * itself a fresh exponential draw, so recycling it keeps the sampling exact and saves a
+ * logarithm per stream. 0 = none. */
+static __thread int64_t tl_spare_left;
+static __thread size_t tl_spare_interval; /* the mean it was drawn with */
+static uint64_t region_next_id = 1;       /* atomic */
 
 /* ---- arena ----------------------------------------------------------------------------- */
 
@@ -65,16 +60,28 @@ static void arena_charge(mem__arena_t *a, size_t size)
     a->bytes += size;
     if (a->parent)
         a->parent->child_bytes += size;
-    MEM_STAT_ADD(tstats()->region_bytes, size);
+    MEM_STAT_ADD(mem__arena_tstats()->region_bytes, size);
 }
 
-/* Takes a block of `size` bytes from the facade, unpoisoned for the caller to carve. Chunks are
- * not kept as facade samples: the profiler attributes region memory to the allocation sites
- * inside the region (mem__arena_sample) instead of to chunk refills. */
+/* Takes an unsampled facade object of `len` bytes: the thread cache's pop, inline, for the
+ * size classes (chunks always are; large objects may not be). */
+static void *obj_take(size_t len)
+{
+#if MEM_DEBUG < 1
+    unsigned c = mem_sc_of(len);
+    if (MEM_LIKELY(c < MEM_SC_COUNT))
+        return mem__tcache_alloc_unsampled(mem__tc_self, c);
+#endif
+    return mem__malloc_unsampled(len); /* debug checks, or a dedicated mapping */
+}
+
+/* Takes a chunk of `size` bytes from the facade, unpoisoned for the caller to carve. Chunks
+ * are not kept as facade samples: the profiler attributes region memory to the allocation
+ * sites inside the region (mem__arena_sample) instead of to chunk refills. */
 static mem__block_t *block_take(size_t size)
 {
     MEM_ASSERT(size > sizeof(mem__block_t));
-    mem__block_t *b = mem__malloc_unsampled(size);
+    mem__block_t *b = obj_take(size);
     if (b == NULL)
         return NULL;
     b->size = size;
@@ -82,16 +89,50 @@ static mem__block_t *block_take(size_t size)
     return b;
 }
 
-static void block_give(mem__block_t *b)
+/* Gives a facade object of `size` bytes back (`size` matters only under ASan). Unpoison what the
+ * arena poisoned (chunk tails, large-object padding) first: the facade writes its free-list link
+ * into the object and poisons its free objects itself (mem/tcache.c), so a touch after the arena's
+ * free is still a use-after-poison report. */
+static void object_give(void *p, size_t size)
 {
-    size_t size = b->size;
-    MEM_ASSERT(size > sizeof(mem__block_t));
-    /* Unpoison what the arena poisoned (chunk tails, large-block padding) before the facade
-     * takes the block back: the facade writes its free-list link into the object and poisons
-     * its free objects itself (mem/tcache.c), so a touch after the arena's free is still a
-     * use-after-poison report. */
-    MEM_UNPOISON(b, size);
-    mem_free(b);
+    MEM_UNPOISON(p, size);
+#if MEM_DEBUG >= 1
+    mem_free(p); /* with the facade's double-free and foreign-pointer checks */
+#else
+    mem__tcache_free(mem__tc_self, p); /* the facade's free, inline: once per chunk */
+#endif
+}
+
+/* Makes [data, end) the current chunk (the caller reopens the window). */
+static void chunk_set(mem__arena_t *a, char *data, char *end)
+{
+    if (a->chunk_data)
+        a->used_closed += (size_t)(a->bump.cur - a->chunk_data);
+    a->chunk_data = data;
+    a->chunk_end = end;
+    a->bump.cur = data;
+    a->bump.end = data;
+}
+
+/* Counts what the window handed out against the sampling distance. */
+static void win_close(mem__arena_t *a)
+{
+    a->sample_left -= (int64_t)(a->bump.cur - a->win_start);
+    a->win_start = a->bump.cur;
+}
+
+/* Opens the window at `cur`: to the chunk's end, or to the next sample point if nearer. */
+static void win_open(mem__arena_t *a)
+{
+    size_t room = (size_t)(a->chunk_end - a->bump.cur);
+    size_t left = a->sample_left > 0 ? (size_t)a->sample_left : 0;
+    a->win_start = a->bump.cur;
+    a->bump.end = a->bump.cur + MEM_MIN(room, left);
+}
+
+size_t mem__arena_used(const mem__arena_t *a)
+{
+    return a->used_closed + (size_t)(a->bump.cur - a->chunk_data);
 }
 
 /* Starts a new chunk of at least `need` data bytes. Returns false past a cap or on OOM. */
@@ -111,65 +152,110 @@ static bool arena_grow(mem__arena_t *a, size_t need)
     a->chunks = c;
     arena_charge(a, size);
     /* The old chunk's tail stays poisoned: it was poisoned when the chunk was new. */
-    a->cur = (char *)(c + 1);
-    a->end = (char *)c + size;
-    MEM_POISON(a->cur, (size_t)(a->end - a->cur));
-    if (a->chunk_next < MEM__ARENA_CHUNK_MAX)
-        a->chunk_next *= 2;
-    MEM_ASSERT(a->chunk_next <= MEM__ARENA_CHUNK_MAX);
-    MEM_ASSERT(((uintptr_t)a->cur & (MEM__ARENA_ALIGN - 1)) == 0);
+    chunk_set(a, (char *)(c + 1), (char *)c + size);
+    MEM_POISON(a->bump.cur, size - sizeof(mem__block_t));
+    a->chunk_next = MEM_MIN(a->chunk_next * 2, (size_t)MEM__ARENA_CHUNK_MAX);
+    MEM_ASSERT(((uintptr_t)a->bump.cur & (MEM__ARENA_ALIGN - 1)) == 0);
     return true;
 }
 
-void *mem__arena_alloc_slow(mem__arena_t *a, size_t len)
+/* Takes `need` bytes from the current chunk, or from a new one when they do not fit. The
+ * caller closed the window before and reopens it after. */
+static void *arena_bump(mem__arena_t *a, size_t need)
 {
-    MEM_ASSERT(a != NULL);
+    if ((size_t)(a->chunk_end - a->bump.cur) < need && !arena_grow(a, need))
+        return NULL;
+    char *p = a->bump.cur;
+    a->bump.cur = p + need;
+    return p;
+}
+
+/* Bytes the facade will hold for a request of `need` bytes (its size class, or for a
+ * dedicated mapping at least `need`; mem_usable_size() tells the exact figure then). */
+static size_t big_size(size_t need)
+{
+    unsigned c = mem_sc_of(need);
+    return c < MEM_SC_COUNT ? mem_sc_size[c] : need;
+}
+
+/* A large request: a facade object of its own, recorded on the arena's list. */
+static void *arena_big(mem__arena_t *a, size_t len, size_t need)
+{
+    size_t size = big_size(need);
+    if (!arena_fits(a, size))
+        return NULL;
+    /* The record first (it may take a chunk), so that a failure leaves nothing to undo. */
+    mem__big_t *rec = arena_bump(a, MEM_ALIGN_UP(sizeof(mem__big_t), (size_t)MEM__ARENA_ALIGN));
+    if (rec == NULL)
+        return NULL;
+    MEM_UNPOISON(rec, sizeof(*rec));
+    char *p = obj_take(need);
+    if (p == NULL)
+        return NULL; /* the record stays as a little dead space in the chunk */
+    if (size == need && need > MEM_SC_MAX) {
+        size = mem_usable_size(p); /* a dedicated mapping: page-rounded */
+        if (!arena_fits(a, size)) {
+            mem_free(p);
+            return NULL;
+        }
+    }
+    rec->p = p;
+    rec->next = a->bigs;
+    a->bigs = rec;
+    arena_charge(a, size);
+    a->used_closed += need;
+    /* Poison the padding so that an overrun is caught here too. */
+    MEM_POISON(p + len, size - len);
+    return p;
+}
+
+/* The slow path of mem__bump_alloc (mem/bump.h): a new chunk, a large object, a sample. */
+void *mem__bump_alloc_slow(mem_bump_t *b, size_t len)
+{
+    mem__arena_t *a = MEM_CONTAINER_OF(b, mem__arena_t, bump);
     if (len > SIZE_MAX / 2)
         return NULL;
-#if defined(MEM_FAULT_INJECT) && MEM_FAULT_INJECT
-    /* Random allocation faults: a region that needs a new chunk or block fails here. */
-    if (MEM_UNLIKELY(__atomic_load_n(&mem__g.fault_one_in, __ATOMIC_RELAXED) != 0) &&
-        mem__fault_alloc_hit())
-        return NULL;
-#endif
     size_t need = MEM_ALIGN_UP(len, (size_t)MEM__ARENA_ALIGN);
-    if (len > MEM__ARENA_BIG) {
-        size_t size = sizeof(mem__block_t) + need;
-        if (!arena_fits(a, size))
+    win_close(a);
+    char *p;
+    if (len <= MEM__ARENA_BIG && need <= (size_t)(a->chunk_end - b->cur)) {
+        p = b->cur; /* it fitted: this allocation crosses the sample point */
+        b->cur = p + need;
+    } else {
+#if defined(MEM_FAULT_INJECT) && MEM_FAULT_INJECT
+        /* Random allocation faults: a region that needs a new chunk or object fails here. */
+        if (MEM_UNLIKELY(__atomic_load_n(&mem__g.fault_one_in, __ATOMIC_RELAXED) != 0) &&
+            mem__fault_alloc_hit()) {
+            win_open(a);
             return NULL;
-        mem__block_t *b = block_take(size);
-        if (b == NULL)
+        }
+#endif
+        p = len > MEM__ARENA_BIG ? arena_big(a, len, need) : arena_bump(a, need);
+        if (MEM_UNLIKELY(p == NULL)) {
+            win_open(a);
             return NULL;
-        b->next = a->bigs;
-        a->bigs = b;
-        arena_charge(a, size);
-        a->bytes_used += need;
-        char *p = (char *)(b + 1);
-        /* Poison the padding so an overrun is caught here too. */
-        MEM_POISON(p + len, need - len);
-        return p;
+        }
     }
-    if (!arena_grow(a, need))
-        return NULL;
-    char *p = a->cur;
-    MEM_ASSERT((size_t)(a->end - p) >= need);
-    a->cur = p + need;
-    a->bytes_used += need;
-    MEM_UNPOISON(p, len);
+    if (len <= MEM__ARENA_BIG)
+        MEM_UNPOISON(p, len);
+    MEM_ASSERT(((uintptr_t)p & (MEM__ARENA_ALIGN - 1)) == 0);
+    /* The allocation that reaches the sample point is the sample (Poisson sampling per byte,
+     * as the facade does). Bookkeeping bumps (records, cleanups) are outside the window and
+     * do not count. */
+    bool sample = (int64_t)need >= a->sample_left;
+    a->sample_left =
+        sample ? (int64_t)mem__heapprof_next_interval() : a->sample_left - (int64_t)need;
+    win_open(a);
+    if (MEM_UNLIKELY(sample))
+        mem__arena_sample(a, p, len);
     return p;
 }
 
 MEM_NOINLINE void mem__arena_sample(mem__arena_t *a, void *p, size_t len)
 {
     MEM_ASSERT(p != NULL);
-    bool armed = tl_countdown_armed;
-    mem__arena_countdown = (int64_t)mem__heapprof_next_interval();
-    tl_countdown_armed = true;
-    MEM_ASSERT(mem__arena_countdown > 0);
-    /* A thread's first countdown starts at 0: it only arms the sampler. */
-    if (!armed)
-        return;
-    /* Skip this frame: the stack starts at mem_region_alloc or mem_subregion_alloc. */
+    /* Skip this frame: the stack starts at mem__bump_alloc_slow (the region and sub-arena
+     * allocation functions are inline), then the allocation site. */
     if (mem__heapprof_record(p, len, a, 1) == 0)
         a->sampled = true;
 }
@@ -179,7 +265,7 @@ void *mem__arena_new(size_t hdr_len, size_t cap_bytes, mem__arena_t *parent)
     MEM_ASSERT(hdr_len >= sizeof(mem__arena_t));
     size_t hdr = MEM_ALIGN_UP(hdr_len, (size_t)MEM__ARENA_ALIGN);
     size_t min = sizeof(mem__block_t) + hdr;
-    size_t size = MEM__ARENA_CHUNK_MIN;
+    size_t size = parent ? MEM__ARENA_CHUNK_SUB : MEM__ARENA_CHUNK_MIN;
     MEM_STATIC_ASSERT(MEM__ARENA_CHUNK_MIN >= 256, "the first chunk holds the owner struct");
     if (cap_bytes)
         size = MEM_MIN(size, cap_bytes);
@@ -195,12 +281,18 @@ void *mem__arena_new(size_t hdr_len, size_t cap_bytes, mem__arena_t *parent)
     a->chunks = c;
     a->cap_bytes = cap_bytes;
     a->parent = parent;
-    a->chunk_next = MEM__ARENA_CHUNK_MIN * 2;
+    a->chunk_next = MEM_MIN(size * 2, (size_t)MEM__ARENA_CHUNK_MAX);
     arena_charge(a, size);
-    a->cur = (char *)a + hdr;
-    a->end = (char *)c + size;
-    MEM_POISON(a->cur, (size_t)(a->end - a->cur));
-    MEM_ASSERT(a->cur <= a->end);
+    chunk_set(a, (char *)a + hdr, (char *)c + size);
+    MEM_POISON(a->bump.cur, (size_t)(a->chunk_end - a->bump.cur));
+    if (tl_spare_left > 0 && tl_spare_interval == mem_heapprof_interval()) {
+        a->sample_left = tl_spare_left;
+        tl_spare_left = 0;
+    } else {
+        a->sample_left = (int64_t)mem__heapprof_next_interval();
+    }
+    win_open(a);
+    MEM_ASSERT(a->bump.cur <= a->bump.end);
     return a;
 }
 
@@ -208,19 +300,12 @@ int mem__arena_cleanup_add(mem__arena_t *a, mem_cleanup_fn fn, void *arg)
 {
     MEM_ASSERT(a != NULL);
     MEM_ASSERT(fn != NULL);
-    /* Through the bump path without sampling: the record is bookkeeping, not a caller's. */
-    mem__cleanup_t *c;
-    size_t need = MEM_ALIGN_UP(sizeof(*c), (size_t)MEM__ARENA_ALIGN);
-    if ((size_t)(a->end - a->cur) >= need) {
-        c = (mem__cleanup_t *)a->cur;
-        a->cur += need;
-        a->bytes_used += need;
-        MEM_UNPOISON(c, sizeof(*c));
-    } else {
-        c = mem__arena_alloc_slow(a, sizeof(*c));
-        if (c == NULL)
-            return -ENOMEM;
-    }
+    win_close(a);
+    mem__cleanup_t *c = arena_bump(a, MEM_ALIGN_UP(sizeof(*c), (size_t)MEM__ARENA_ALIGN));
+    win_open(a); /* the record is bookkeeping: the sampling distance skips it */
+    if (c == NULL)
+        return -ENOMEM;
+    MEM_UNPOISON(c, sizeof(*c));
     c->fn = fn;
     c->arg = arg;
     c->next = a->cleanups;
@@ -246,24 +331,26 @@ void mem__arena_release(mem__arena_t *a)
     MEM_ASSERT(a->child_bytes == 0);
     if (a->sampled)
         mem__heapprof_forget_owner(a);
+    win_close(a);
+    if (a->sample_left > 0) {
+        tl_spare_left = a->sample_left;
+        tl_spare_interval = mem_heapprof_interval();
+    }
     size_t total = a->bytes;
     if (a->parent) {
         MEM_ASSERT(a->parent->child_bytes >= total);
         a->parent->child_bytes -= total;
     }
-    MEM_STAT_SUB(tstats()->region_bytes, total);
-    mem__block_t *big = a->bigs;
-    while (big) {
-        mem__block_t *next = big->next;
-        block_give(big);
-        big = next;
-    }
+    MEM_STAT_SUB(mem__arena_tstats()->region_bytes, total);
+    /* The records live in the chunks, which go back after them. */
+    for (mem__big_t *big = a->bigs; big; big = big->next)
+        object_give(big->p, MEM_HAVE_ASAN ? mem_usable_size(big->p) : 0);
     /* Newest chunk first and the first chunk (which holds `a`) last: the thread cache is LIFO
      * per class, so the next arena gets the first chunk back first, then the others. */
     mem__block_t *c = a->chunks;
     while (c) {
         mem__block_t *next = c->next;
-        block_give(c); /* on the last round this frees `a` itself */
+        object_give(c, c->size); /* on the last round this frees `a` itself */
         c = next;
     }
     /* a freed */
@@ -291,7 +378,7 @@ mem_region_t *mem_region_new(size_t cap_bytes)
     if (tl_regions)
         tl_regions->prev = r;
     tl_regions = r;
-    mem__tstats_t *ts = tstats();
+    mem__tstats_t *ts = mem__arena_tstats();
     MEM_STAT_ADD(ts->regions_live, 1);
     MEM_STAT_ADD(ts->regions_created, 1);
     return r;
@@ -313,20 +400,14 @@ void mem_region_free(mem_region_t *r)
         tl_regions = r->next;
     if (r->next)
         r->next->prev = r->prev;
-    MEM_STAT_SUB(tstats()->regions_live, 1);
+    MEM_STAT_SUB(mem__arena_tstats()->regions_live, 1);
     mem__arena_release(&r->arena);
     /* r freed */
 }
 
-void *mem_region_alloc(mem_region_t *r, size_t len)
-{
-    MEM_ASSERT_HOT(r != NULL);
-    return mem__arena_alloc(&r->arena, len);
-}
-
 void *mem_region_calloc(mem_region_t *r, size_t len)
 {
-    void *p = mem__arena_alloc(&r->arena, len);
+    void *p = mem_region_alloc(r, len);
     if (p)
         memset(p, 0, len);
     return p;
@@ -337,7 +418,7 @@ char *mem_region_strndup(mem_region_t *r, const char *s, size_t len)
     MEM_ASSERT(s != NULL || len == 0);
     if (len == SIZE_MAX)
         return NULL;
-    char *p = mem__arena_alloc(&r->arena, len + 1);
+    char *p = mem_region_alloc(r, len + 1);
     if (p == NULL)
         return NULL;
     if (len)
@@ -368,9 +449,9 @@ size_t mem_region_bytes(const mem_region_t *r)
 
 size_t mem_region_bytes_used(const mem_region_t *r)
 {
-    size_t used = r->arena.bytes_used;
+    size_t used = mem__arena_used(&r->arena);
     for (const mem_subregion_t *s = r->subs; s; s = s->next)
-        used += s->arena.bytes_used;
+        used += mem__arena_used(&s->arena);
     return used;
 }
 

@@ -10,6 +10,7 @@
 #define MEM_REGION_H
 
 #include "mem/base.h"
+#include "mem/bump.h"
 
 #include <stdbool.h>
 
@@ -36,9 +37,13 @@ mem_region_t *mem_region_new(size_t cap_bytes);
  * allocations and chunks, and poisons them. NULL is ignored. Thread: owner. */
 void mem_region_free(mem_region_t *r);
 
-/* Bump-allocates `len` bytes aligned to 16. Returns NULL past the cap or on OOM.
+/* Bump-allocates `len` bytes aligned to 16. Returns NULL past the cap or on OOM. Inline: a
+ * region starts with its bump window (mem/bump.h).
  * Ownership: region. Thread: owner. Alloc: region. */
-void *mem_region_alloc(mem_region_t *r, size_t len);
+MEM_INLINE void *mem_region_alloc(mem_region_t *r, size_t len)
+{
+    return mem__bump_alloc((mem_bump_t *)(void *)r, len);
+}
 void *mem_region_calloc(mem_region_t *r, size_t len);
 char *mem_region_strndup(mem_region_t *r, const char *s, size_t len);
 

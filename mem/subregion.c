@@ -16,15 +16,6 @@
 
 #include "mem/internal.h"
 
-/* The thread's counters. Non-NULL: every caller just got memory from the facade, so the
- * library is initialised. */
-static mem__tstats_t *tstats(void)
-{
-    mem__tstats_t *ts = mem__tstats_self();
-    MEM_ASSERT(ts != NULL);
-    return ts;
-}
-
 mem_subregion_t *mem_subregion_new(mem_region_t *parent, size_t cap_bytes)
 {
     MEM_ASSERT(parent != NULL);
@@ -39,7 +30,7 @@ mem_subregion_t *mem_subregion_new(mem_region_t *parent, size_t cap_bytes)
         parent->subs->prev = s;
     parent->subs = s;
     parent->subs_cnt++;
-    mem__tstats_t *ts = tstats();
+    mem__tstats_t *ts = mem__arena_tstats();
     MEM_STAT_ADD(ts->subregions_live, 1);
     MEM_STAT_ADD(ts->subregions_created, 1);
     return s;
@@ -60,7 +51,7 @@ void mem_subregion_free(mem_subregion_t *s)
     if (s->next)
         s->next->prev = s->prev;
     r->subs_cnt--;
-    MEM_STAT_SUB(tstats()->subregions_live, 1);
+    MEM_STAT_SUB(mem__arena_tstats()->subregions_live, 1);
     mem__arena_release(&s->arena);
     /* s freed */
 }
@@ -74,15 +65,9 @@ void mem__region_free_subs(mem_region_t *r)
     MEM_ASSERT(r->subs_cnt == 0);
 }
 
-void *mem_subregion_alloc(mem_subregion_t *s, size_t len)
-{
-    MEM_ASSERT_HOT(s != NULL);
-    return mem__arena_alloc(&s->arena, len);
-}
-
 void *mem_subregion_calloc(mem_subregion_t *s, size_t len)
 {
-    void *p = mem__arena_alloc(&s->arena, len);
+    void *p = mem_subregion_alloc(s, len);
     if (p)
         memset(p, 0, len);
     return p;
@@ -93,7 +78,7 @@ char *mem_subregion_strndup(mem_subregion_t *s, const char *str, size_t len)
     MEM_ASSERT(str != NULL || len == 0);
     if (len == SIZE_MAX)
         return NULL;
-    char *p = mem__arena_alloc(&s->arena, len + 1);
+    char *p = mem_subregion_alloc(s, len + 1);
     if (p == NULL)
         return NULL;
     if (len)

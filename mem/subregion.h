@@ -21,8 +21,12 @@ mem_subregion_t *mem_subregion_new(mem_region_t *parent, size_t cap_bytes);
 /* Runs its cleanups, gives its chunks back LIFO and poisons them. NULL is ignored. */
 void mem_subregion_free(mem_subregion_t *s);
 
-/* Bump allocation aligned to 16; NULL past either cap. Ownership: subregion. */
-void *mem_subregion_alloc(mem_subregion_t *s, size_t len);
+/* Bump allocation aligned to 16; NULL past either cap. Inline: a sub-arena starts with its
+ * bump window (mem/bump.h). Ownership: subregion. */
+MEM_INLINE void *mem_subregion_alloc(mem_subregion_t *s, size_t len)
+{
+    return mem__bump_alloc((mem_bump_t *)(void *)s, len);
+}
 void *mem_subregion_calloc(mem_subregion_t *s, size_t len);
 char *mem_subregion_strndup(mem_subregion_t *s, const char *str, size_t len);
 int mem_subregion_cleanup_add(mem_subregion_t *s, mem_cleanup_fn fn, void *arg);

@@ -73,6 +73,16 @@ mem_tcache_t *mem__tcache_create(unsigned node);
 int mem__tcache_global_init(void);
 void mem__tcache_global_fini(void);
 
+/* The calling thread's counters (mem__tstats_self() without a call when the thread has its
+ * own cache). Non-NULL once the library is initialised. */
+MEM_INLINE mem__tstats_t *mem__tstats_local(void)
+{
+    mem_tcache_t *tc = mem__tc_self;
+    if (MEM_LIKELY(tc->reg_idx >= 0))
+        return &tc->tstats;
+    return mem__tstats_self();
+}
+
 /* Fast path: pop from the class's LIFO. */
 MEM_INLINE void *mem__tcache_alloc(mem_tcache_t *tc, size_t len)
 {

@@ -148,6 +148,61 @@ TEST(region_allocations_sampled)
     end_clean();
 }
 
+/* Streams come and go: each sub-arena starts from the sampling distance a freed one left
+ * (mem/region.c), which must keep the rate exact, and a new interval must apply at once. */
+TEST(subarena_churn_sampling_rate)
+{
+    begin();
+    size_t saved = mem_heapprof_interval();
+    size_t live0 = mem_heapprof_samples_live();
+    mem_region_t *r = mem_region_new(0);
+    REQUIRE(r != NULL);
+    /* A huge interval first, so that freed sub-arenas leave huge distances behind. */
+    mem_heapprof_set_interval((size_t)1 << 30);
+    for (int i = 0; i < 50; i++) {
+        mem_subregion_t *s = mem_subregion_new(r, 0);
+        REQUIRE(s != NULL);
+        CHECK(mem_subregion_alloc(s, 100) != NULL);
+        mem_subregion_free(s);
+    }
+    /* The next sub-arena must not inherit a distance drawn for the old interval. */
+    mem_heapprof_set_interval(256);
+    mem_subregion_t *first = mem_subregion_new(r, 0);
+    REQUIRE(first != NULL);
+    for (int k = 0; k < 400; k++)
+        CHECK(mem_subregion_alloc(first, 64) != NULL);
+    size_t first_samples = mem_heapprof_samples_live() - live0; /* about 100 */
+    fprintf(stderr, "samples after the interval change: %zu (expected about 100)\n", first_samples);
+    CHECK(first_samples > 40);
+    CHECK(first_samples < 200);
+    mem_subregion_free(first);
+    CHECK_EQ(mem_heapprof_samples_live(), live0);
+    mem_heapprof_set_interval(4096);
+    enum { STREAMS = 1000, OBJS = 40, LEN = 48 };
+    static mem_subregion_t *kept[STREAMS / 2];
+    for (int i = 0; i < STREAMS; i++) {
+        mem_subregion_t *s = mem_subregion_new(r, 0);
+        REQUIRE(s != NULL);
+        for (int k = 0; k < OBJS; k++)
+            CHECK(mem_subregion_alloc(s, LEN) != NULL);
+        if (i % 2)
+            mem_subregion_free(s); /* leaves its distance to the next one */
+        else
+            kept[i / 2] = s;
+    }
+    /* The kept half holds 500 * 40 * 48 = 960,000 bytes: about 234 samples (sd about 15). */
+    size_t got = mem_heapprof_samples_live() - live0;
+    fprintf(stderr, "samples held by the kept sub-arenas: %zu (expected about 234)\n", got);
+    CHECK(got > 150);
+    CHECK(got < 320);
+    for (int i = 0; i < STREAMS / 2; i++)
+        mem_subregion_free(kept[i]);
+    mem_region_free(r);
+    CHECK_EQ(mem_heapprof_samples_live(), live0);
+    mem_heapprof_set_interval(saved);
+    end_clean();
+}
+
 /* ---- dump ---------------------------------------------------------------------------- */
 
 static int write_fd(void *ud, const char *buf, size_t len)
@@ -268,7 +323,7 @@ TEST(dump_format_and_pprof)
         int rc = pclose(f);
         CHECK_EQ(rc, 0);
         bool named = strstr(out, "heapprof_test_alloc_site") != NULL;
-        bool region = strstr(out, "mem_region_alloc") != NULL;
+        bool region = strstr(out, "mem__bump_alloc_slow") != NULL; /* the region slow path */
         CHECK(named);
         CHECK(region);
         if (!named || !region || rc != 0)
@@ -320,7 +375,7 @@ TEST(symbolize_in_process)
     REQUIRE(m.buf != NULL);
     CHECK(strncmp(m.buf, "0x", 2) == 0);
     CHECK(strstr(m.buf, " heapprof_test_alloc_site\n") != NULL);
-    CHECK(strstr(m.buf, " mem_region_alloc\n") != NULL);
+    CHECK(strstr(m.buf, " mem__bump_alloc_slow\n") != NULL); /* mem_region_alloc is inline */
     CHECK(strstr(m.buf, " main\n") != NULL);
     fprintf(stderr, "symbols:\n%.2000s\n", m.buf);
     /* Each address once. */
@@ -468,6 +523,7 @@ int main(int argc, char **argv)
     RUN(interval_statistics);
     RUN(record_and_forget);
     RUN(region_allocations_sampled);
+    RUN(subarena_churn_sampling_rate);
     RUN(dump_format_and_pprof);
     RUN(symbolize_in_process);
     RUN(symbolize_stripped_copy);

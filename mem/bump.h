@@ -1,0 +1,48 @@
+/*
+ * mem/bump.h: the bump window every region and sub-arena starts with, and the inline fast
+ * path that mem_region_alloc() and mem_subregion_alloc() share.
+ *
+ * `cur`..`end` is the part of the arena's current chunk that the inline path may hand out:
+ * the chunk's unused rest, cut short at the heap profiler's next sample point. So the fast
+ * path is a compare and a store, with no sampling arithmetic: the allocation that crosses the
+ * sample point misses the window and the slow path samples it. Each arena draws its own
+ * exponential distance to the next sample (per byte allocated in it); by the memorylessness of
+ * the exponential, the thread's allocations are still sampled as one Poisson process at the
+ * configured rate. Everything else (a new chunk, a block of its own for a large request, a
+ * sample, a cap, OOM) is mem__bump_alloc_slow() in mem/region.c. Only mem/region.c and
+ * mem/subregion.c write these fields, and only the arena's owner thread calls any of this.
+ */
+#ifndef MEM_BUMP_H
+#define MEM_BUMP_H
+
+#include "mem/base.h"
+
+typedef struct mem_bump_s {
+    char *cur; /* next free byte, 16-aligned */
+    char *end; /* end of what the inline path may take: chunk end or sample point */
+} mem_bump_t;
+
+/* Alignment of every arena allocation: what malloc guarantees on x86-64. */
+#define MEM_BUMP_ALIGN 16u
+/* Requests above this take a block of their own from the facade (exact size class), so a
+ * 16 KiB buffer neither wastes most of a chunk nor lands in the next class up. */
+#define MEM_BUMP_BIG 1024u
+
+/* Everything the inline path does not do. Returns NULL past a cap or on OOM. */
+void *mem__bump_alloc_slow(mem_bump_t *b, size_t len);
+
+/* Bump-allocates `len` bytes from the arena whose first member is `b`. */
+MEM_INLINE void *mem__bump_alloc(mem_bump_t *b, size_t len)
+{
+    MEM_ASSERT_HOT(b != NULL);
+    char *p = b->cur;
+    size_t need = (len + (MEM_BUMP_ALIGN - 1)) & ~(size_t)(MEM_BUMP_ALIGN - 1);
+    /* len <= MEM_BUMP_BIG also rules out the wrap-around of a huge len. */
+    if (MEM_UNLIKELY(len > MEM_BUMP_BIG || need > (size_t)(b->end - p)))
+        return mem__bump_alloc_slow(b, len);
+    b->cur = p + need;
+    MEM_UNPOISON(p, len);
+    return p;
+}
+
+#endif /* MEM_BUMP_H */
