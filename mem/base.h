@@ -17,10 +17,14 @@
 #define MEM_DEBUG 0
 #endif
 
-#define MEM_LIKELY(x)    __builtin_expect(!!(x), 1)
-#define MEM_UNLIKELY(x)  __builtin_expect(!!(x), 0)
-#define MEM_NOINLINE     __attribute__((noinline))
-#define MEM_COLD         __attribute__((cold))
+#define MEM_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define MEM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define MEM_NOINLINE    __attribute__((noinline))
+#define MEM_COLD        __attribute__((cold))
+/* The allocator's entry points and the slow paths between them and the heap profiler: kept
+ * together in one text section, so that a sample's stack starts at the first frame outside
+ * it (the caller) however the compiler inlined or tail-called its way through them. */
+#define MEM_ALLOC_TEXT   __attribute__((section("mem_alloc_text")))
 #define MEM_INLINE       static inline __attribute__((always_inline))
 #define MEM_UNUSED       __attribute__((unused))
 #define MEM_MALLOC_ATTR  __attribute__((malloc))

@@ -39,6 +39,8 @@
 #define HP_FILTER_SLOTS 65536
 /* Distance between re-checks while sampling is off, so turning it on takes effect soon. */
 #define HP_OFF_RECHECK_BYTES ((size_t)8 << 20)
+/* The frame-pointer walk gives up on a link that jumps further up the stack than this. */
+#define HP_FP_GAP_MAX ((uintptr_t)1 << 20)
 
 MEM_STATIC_ASSERT(MEM_IS_POW2(HP_BUCKETS_MAX), "bucket table size must be a power of two");
 MEM_STATIC_ASSERT(MEM_IS_POW2(HP_INDEX_SLOTS), "index size must be a power of two");
@@ -82,8 +84,26 @@ static size_t hp_interval; /* atomic: mean sampling distance, 0 = off */
 static size_t hp_live_cnt; /* atomic mirror of hp.samples_cnt for lock-free readers */
 
 static __thread uint64_t tl_rng;
+/* The main executable's code, where weir's own functions are: the frame-pointer walk trusts
+ * a frame only while it returns into this range. Written once inside pthread_once. */
+static uintptr_t hp_text_lo, hp_text_hi;
 
 /* ---- set-up ---------------------------------------------------------------------------- */
+
+/* Finds the main executable's code segment (the first object dl_iterate_phdr reports). */
+static int on_phdr(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size, (void)arg;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+            hp_text_lo = (uintptr_t)(info->dlpi_addr + ph->p_vaddr);
+            hp_text_hi = hp_text_lo + (uintptr_t)ph->p_memsz;
+            break;
+        }
+    }
+    return 1; /* the main program only */
+}
 
 static void on_setup_once(void)
 {
@@ -110,6 +130,7 @@ static void on_setup_once(void)
      * instead of inside an allocation's slow path. */
     void *pcs[4];
     (void)backtrace(pcs, 4);
+    (void)dl_iterate_phdr(on_phdr, NULL);
 }
 
 static int hp_setup(void)
@@ -312,27 +333,80 @@ static void sample_remove(size_t k)
     __atomic_store_n(&hp_live_cnt, last, __ATOMIC_RELEASE);
 }
 
-MEM_NOINLINE int mem__heapprof_record(void *p, size_t len, const void *owner, int skip)
+/* Walks the frame-pointer chain of the calling function (inlined: its frame is the first),
+ * writing return addresses innermost first, while the frames are weir's own: weir is built
+ * with -fno-omit-frame-pointer, the libraries it calls are not, so the chain is trusted only
+ * while each frame returns into the main executable. Stops after the first address outside
+ * it, which is still a true return address: only the link beyond it could be garbage. A load and
+ * two compares per frame, against thousands of instructions per frame for the DWARF unwinder behind
+ * backtrace(). */
+MEM_INLINE int fp_walk(void **out, int max)
+{
+    void **fp = __builtin_frame_address(0);
+    int n = 0;
+    while (n < max) {
+        uintptr_t ret = (uintptr_t)fp[1];
+        if (ret == 0)
+            break;
+        out[n++] = (void *)ret;
+        if (ret < hp_text_lo || ret >= hp_text_hi)
+            break;
+        void **next = fp[0];
+        uintptr_t gap = (uintptr_t)next - (uintptr_t)fp;
+        if ((uintptr_t)next <= (uintptr_t)fp || gap > HP_FP_GAP_MAX || ((uintptr_t)next & 7))
+            break;
+        fp = next;
+    }
+    return n;
+}
+
+/* The allocator's own text (MEM_ALLOC_TEXT): a sample's stack starts after these frames. */
+extern const char __start_mem_alloc_text[], __stop_mem_alloc_text[];
+
+static bool in_alloc_text(const void *pc)
+{
+    /* A return address points just past its call: pc - 1 is inside the calling function. */
+    const char *c = (const char *)pc - 1;
+    return c >= __start_mem_alloc_text && c < __stop_mem_alloc_text;
+}
+
+/* The index of the first frame of `raw[0..n)` that is the allocation's caller: past the
+ * recorder's own frame (found by `ret`, its return address) and any the unwinder put above it
+ * (ASan's interceptor), then past every frame in the allocator's text. */
+static int site_index(void *const *raw, int n, const void *ret)
+{
+    int self = 0;
+    while (self < n && raw[self] != ret)
+        self++;
+    int i = self < n ? self : 0;
+    while (i < n && in_alloc_text(raw[i]))
+        i++;
+    return i;
+}
+
+MEM_ALLOC_TEXT MEM_NOINLINE int mem__heapprof_record(void *p, size_t len, const void *owner)
 {
     MEM_ASSERT(p != NULL);
-    MEM_ASSERT(skip >= 0);
     if (__atomic_load_n(&hp_interval, __ATOMIC_RELAXED) == 0)
         return 0; /* sampling was turned off since the distance was drawn */
     int err = hp_setup();
     if (err)
         return err;
-    /* The unwinding is the slow part: do it before taking the lock. Frame 0 is this function. */
+    /* The unwinding is the slow part: do it before taking the lock. Weir's own frames by their
+     * frame pointers, ending at the first library frame (uv_run, nghttp2's callback caller):
+     * the frames beyond it are generic. When that library frame comes right after the
+     * allocation's caller, the allocation is the library's own (nghttp2, libuv or OpenSSL
+     * through the facade, via weir's one-frame callback), and the DWARF unwinder names the
+     * library's frames and the weir code that called into it instead. */
     void *raw[HP_FRAMES_MAX + 16];
-    int want = HP_FRAMES_MAX + 1 + MEM_MIN(skip, 15);
-    int n = backtrace(raw, want);
-    /* Find our caller's frame by its return address rather than by position: interceptors
-     * (ASan's backtrace) may add frames of their own on top. */
+    int want = HP_FRAMES_MAX + 16;
     void *ret = __builtin_return_address(0);
-    int self = 0;
-    while (self < n && raw[self] != ret)
-        self++;
-    int drop = self < n ? self + skip : 1 + skip;
-    drop = MEM_MIN(n, drop);
+    int n = hp_text_hi != 0 ? fp_walk(raw, want) : 0;
+    int drop = site_index(raw, n, ret);
+    if (n - drop <= 2) {
+        n = backtrace(raw, want);
+        drop = site_index(raw, n, ret);
+    }
     uint32_t depth = (uint32_t)MEM_MIN(n - drop, HP_FRAMES_MAX);
 
     pthread_mutex_lock(&hp_lock);

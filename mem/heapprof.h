@@ -47,11 +47,12 @@ size_t mem_heapprof_samples_live(void);
  * and then calls mem__heapprof_record notices within that distance that sampling was
  * turned on. */
 size_t mem__heapprof_next_interval(void);
-/* Records a sampled allocation `p` of `len` bytes; `skip` frames are dropped from the top of
- * the backtrace. `owner` is the region it lives in, or NULL for a facade allocation.
+/* Records a sampled allocation `p` of `len` bytes with the stack of its caller: the frames in
+ * the allocator's own text (MEM_ALLOC_TEXT) are dropped from the top, whatever the compiler
+ * inlined. `owner` is the region it lives in, or NULL for a facade allocation.
  * Returns 0, or -ENOMEM when the sample table is full (the sample is then dropped). When
  * sampling is off it records nothing and returns 0. */
-int mem__heapprof_record(void *p, size_t len, const void *owner, int skip);
+int mem__heapprof_record(void *p, size_t len, const void *owner);
 /* Forgets the sample for `p`, if any. */
 void mem__heapprof_forget(void *p);
 /* Forgets every sample whose owner is `owner` (a region or sub-arena being freed). */

@@ -68,14 +68,14 @@ static void debug_on_free(void *p)
 #define DEBUG_FREE(p)  ((void)(p))
 #endif
 
-void *mem_malloc(size_t len)
+MEM_ALLOC_TEXT void *mem_malloc(size_t len)
 {
     void *p = mem__tcache_alloc(mem__tc_self, len);
     DEBUG_ALLOC(p);
     return p;
 }
 
-void *mem__malloc_unsampled(size_t len)
+MEM_ALLOC_TEXT void *mem__malloc_unsampled(size_t len)
 {
     unsigned c = mem_sc_of(len);
     void *p;
@@ -123,7 +123,7 @@ size_t mem_usable_size(const void *p)
 
 #define CALLOC_FRESH_MIN 8192
 
-void *mem_calloc(size_t cnt, size_t len)
+MEM_ALLOC_TEXT void *mem_calloc(size_t cnt, size_t len)
 {
     size_t n;
     if (__builtin_mul_overflow(cnt, len, &n))
@@ -148,7 +148,7 @@ void *mem_calloc(size_t cnt, size_t len)
     return p;
 }
 
-void *mem_realloc(void *p, size_t len)
+MEM_ALLOC_TEXT void *mem_realloc(void *p, size_t len)
 {
     if (!p)
         return mem_malloc(len);
@@ -172,7 +172,7 @@ void *mem_realloc(void *p, size_t len)
     return q;
 }
 
-void *mem_aligned_alloc(size_t align, size_t len)
+MEM_ALLOC_TEXT void *mem_aligned_alloc(size_t align, size_t len)
 {
     if (!MEM_IS_POW2(align))
         return NULL;
@@ -198,7 +198,7 @@ void *mem_aligned_alloc(size_t align, size_t len)
     return p;
 }
 
-char *mem_strndup(const char *s, size_t len)
+MEM_ALLOC_TEXT char *mem_strndup(const char *s, size_t len)
 {
     MEM_ASSERT(s != NULL);
     size_t n = strnlen(s, len);
@@ -210,7 +210,7 @@ char *mem_strndup(const char *s, size_t len)
     return d;
 }
 
-char *mem_strdup(const char *s)
+MEM_ALLOC_TEXT char *mem_strdup(const char *s)
 {
     MEM_ASSERT(s != NULL);
     return mem_strndup(s, strlen(s));

@@ -210,7 +210,7 @@ static void *arena_big(mem__arena_t *a, size_t len, size_t need)
 }
 
 /* The slow path of mem__bump_alloc (mem/bump.h): a new chunk, a large object, a sample. */
-void *mem__bump_alloc_slow(mem_bump_t *b, size_t len)
+MEM_ALLOC_TEXT void *mem__bump_alloc_slow(mem_bump_t *b, size_t len)
 {
     mem__arena_t *a = MEM_CONTAINER_OF(b, mem__arena_t, bump);
     if (len > SIZE_MAX / 2)
@@ -251,12 +251,13 @@ void *mem__bump_alloc_slow(mem_bump_t *b, size_t len)
     return p;
 }
 
-MEM_NOINLINE void mem__arena_sample(mem__arena_t *a, void *p, size_t len)
+MEM_ALLOC_TEXT MEM_NOINLINE void mem__arena_sample(mem__arena_t *a, void *p, size_t len)
 {
     MEM_ASSERT(p != NULL);
-    /* Skip this frame: the stack starts at mem__bump_alloc_slow (the region and sub-arena
-     * allocation functions are inline), then the allocation site. */
-    if (mem__heapprof_record(p, len, a, 1) == 0)
+    /* The stack starts at the allocation site: this function and mem__bump_alloc_slow are
+     * allocator text (MEM_ALLOC_TEXT), and mem_region_alloc() and mem_subregion_alloc() are
+     * inline in the site. */
+    if (mem__heapprof_record(p, len, a) == 0)
         a->sampled = true;
 }
 
@@ -405,7 +406,7 @@ void mem_region_free(mem_region_t *r)
     /* r freed */
 }
 
-void *mem_region_calloc(mem_region_t *r, size_t len)
+MEM_ALLOC_TEXT void *mem_region_calloc(mem_region_t *r, size_t len)
 {
     void *p = mem_region_alloc(r, len);
     if (p)
@@ -413,7 +414,7 @@ void *mem_region_calloc(mem_region_t *r, size_t len)
     return p;
 }
 
-char *mem_region_strndup(mem_region_t *r, const char *s, size_t len)
+MEM_ALLOC_TEXT char *mem_region_strndup(mem_region_t *r, const char *s, size_t len)
 {
     MEM_ASSERT(s != NULL || len == 0);
     if (len == SIZE_MAX)

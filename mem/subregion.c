@@ -65,7 +65,7 @@ void mem__region_free_subs(mem_region_t *r)
     MEM_ASSERT(r->subs_cnt == 0);
 }
 
-void *mem_subregion_calloc(mem_subregion_t *s, size_t len)
+MEM_ALLOC_TEXT void *mem_subregion_calloc(mem_subregion_t *s, size_t len)
 {
     void *p = mem_subregion_alloc(s, len);
     if (p)
@@ -73,7 +73,7 @@ void *mem_subregion_calloc(mem_subregion_t *s, size_t len)
     return p;
 }
 
-char *mem_subregion_strndup(mem_subregion_t *s, const char *str, size_t len)
+MEM_ALLOC_TEXT char *mem_subregion_strndup(mem_subregion_t *s, const char *str, size_t len)
 {
     MEM_ASSERT(str != NULL || len == 0);
     if (len == SIZE_MAX)

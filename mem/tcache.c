@@ -245,7 +245,7 @@ void mem__tcache_flush(mem_tcache_t *tc)
 /* ---- slow paths -------------------------------------------------------------------- */
 
 /* Allocation for a cache the caller may use (its own, or the shared one under its lock). */
-static void *alloc_in(mem_tcache_t *tc, size_t len, bool sample)
+MEM_ALLOC_TEXT static void *alloc_in(mem_tcache_t *tc, size_t len, bool sample)
 {
     if (sample) {
         /* Sampling switched on since this countdown was drawn: start a real one. */
@@ -270,7 +270,7 @@ static void *alloc_in(mem_tcache_t *tc, size_t len, bool sample)
                     p = mem__large_alloc(len, MEM_SC_ALIGN, tc->node, true);
                 }
                 if (p) {
-                    (void)mem__heapprof_record(p, len, NULL, 3);
+                    (void)mem__heapprof_record(p, len, NULL);
                     return p;
                 }
             }
@@ -346,7 +346,7 @@ static mem_tcache_t *self_or_create(mem_tcache_t *tc)
     return tc;
 }
 
-void *mem__tcache_alloc_slow(mem_tcache_t *tc, size_t len)
+MEM_ALLOC_TEXT void *mem__tcache_alloc_slow(mem_tcache_t *tc, size_t len)
 {
     tc = self_or_create(tc);
     if (MEM_LIKELY(tc != NULL))
@@ -359,7 +359,7 @@ void *mem__tcache_alloc_slow(mem_tcache_t *tc, size_t len)
     return p;
 }
 
-void *mem__tcache_alloc_cls(unsigned cls)
+MEM_ALLOC_TEXT void *mem__tcache_alloc_cls(unsigned cls)
 {
     MEM_ASSERT(cls < MEM_SC_COUNT);
     mem_tcache_t *tc = self_or_create(mem__tc_self);
@@ -373,7 +373,7 @@ void *mem__tcache_alloc_cls(unsigned cls)
     return p;
 }
 
-void *mem__tcache_alloc_fresh(unsigned cls)
+MEM_ALLOC_TEXT void *mem__tcache_alloc_fresh(unsigned cls)
 {
     MEM_ASSERT(cls < MEM_SC_COUNT);
     mem_tcache_t *tc = self_or_create(mem__tc_self);

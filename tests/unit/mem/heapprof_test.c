@@ -82,12 +82,12 @@ TEST(record_and_forget)
     CHECK_EQ(live1 <= live0, 1);
     for (int i = 0; i < N; i++) {
         const void *owner = i % 3 == 0 ? NULL : i % 3 == 1 ? (void *)&owner_a : (void *)&owner_b;
-        CHECK_OK(mem__heapprof_record(p[i], 32 + (size_t)i, owner, 0));
+        CHECK_OK(mem__heapprof_record(p[i], 32 + (size_t)i, owner));
         cnt[i % 3]++;
     }
     CHECK_EQ(mem_heapprof_samples_live(), live1 + N);
     /* Recording the same pointer again replaces its sample. */
-    CHECK_OK(mem__heapprof_record(p[0], 32, NULL, 0));
+    CHECK_OK(mem__heapprof_record(p[0], 32, NULL));
     CHECK_EQ(mem_heapprof_samples_live(), live1 + N);
     /* Forgetting a pointer that was never sampled changes nothing. */
     int unrelated;
@@ -112,7 +112,7 @@ TEST(record_and_forget)
     mem_heapprof_set_interval(0);
     void *q = mem_malloc(64);
     REQUIRE(q != NULL);
-    CHECK_OK(mem__heapprof_record(q, 64, NULL, 0));
+    CHECK_OK(mem__heapprof_record(q, 64, NULL));
     CHECK_EQ(mem_heapprof_samples_live(), live1);
     mem_free(q);
     mem_heapprof_set_interval(saved);
@@ -323,7 +323,8 @@ TEST(dump_format_and_pprof)
         int rc = pclose(f);
         CHECK_EQ(rc, 0);
         bool named = strstr(out, "heapprof_test_alloc_site") != NULL;
-        bool region = strstr(out, "mem__bump_alloc_slow") != NULL; /* the region slow path */
+        /* The stack starts at the site: the allocator's own frames are not in it. */
+        bool region = strstr(out, "mem__bump_alloc_slow") == NULL;
         CHECK(named);
         CHECK(region);
         if (!named || !region || rc != 0)
@@ -335,6 +336,61 @@ TEST(dump_format_and_pprof)
     free(m.buf);
     mem_region_free(r);
     CHECK_EQ(mem_heapprof_samples_live(), live0);
+    mem_heapprof_set_interval(saved);
+    end_clean();
+}
+
+/* A facade allocation site, for the same check on mem_malloc's path. */
+MEM_NOINLINE void heapprof_test_malloc_site(void **out, int n);
+MEM_NOINLINE void heapprof_test_malloc_site(void **out, int n)
+{
+    for (int i = 0; i < n; i++)
+        out[i] = mem_malloc(200);
+    __asm__ volatile("" ::: "memory"); /* no tail call */
+}
+
+/* weir's own call chains are unwound by their frame pointers (mem/heapprof.c): the walk stops
+ * after the first frame outside the executable, which is libc's caller of main(), so _start
+ * (which the DWARF unwinder reaches) is not in the stack, while main() is. */
+TEST(frame_pointer_walk)
+{
+    begin();
+    size_t saved = mem_heapprof_interval();
+    if (mem_heapprof_samples_live() != 0) {
+        fprintf(stderr, "SKIP frame_pointer_walk: samples from earlier tests are live\n");
+        end_clean();
+        return;
+    }
+    mem_heapprof_set_interval(4096);
+    mem_region_t *r = mem_region_new(0);
+    REQUIRE(r != NULL);
+    heapprof_test_alloc_site(r, 100);
+    CHECK(mem_heapprof_samples_live() > 0);
+    membuf_t m = {0};
+    CHECK_OK(mem_heapprof_dump_symbols(write_mem, &m));
+    REQUIRE(m.buf != NULL);
+    CHECK(strstr(m.buf, " heapprof_test_alloc_site\n") != NULL);
+    CHECK(strstr(m.buf, " main\n") != NULL);
+    CHECK(strstr(m.buf, " _start\n") == NULL);
+    fprintf(stderr, "symbols (frame-pointer walk):\n%.1500s\n", m.buf);
+    free(m.buf);
+    mem_region_free(r);
+    /* Through the facade: the stack starts at the caller of mem_malloc, whatever the compiler
+     * inlined or tail-called between mem_malloc and the recorder. */
+    static void *objs[400];
+    heapprof_test_malloc_site(objs, 400);
+    CHECK(mem_heapprof_samples_live() > 0);
+    m = (membuf_t){0};
+    CHECK_OK(mem_heapprof_dump_symbols(write_mem, &m));
+    REQUIRE(m.buf != NULL);
+    CHECK(strstr(m.buf, " heapprof_test_malloc_site\n") != NULL);
+    CHECK(strstr(m.buf, " mem_malloc\n") == NULL);
+    CHECK(strstr(m.buf, " mem__tcache_alloc_slow\n") == NULL);
+    CHECK(strstr(m.buf, " main\n") != NULL);
+    fprintf(stderr, "symbols (facade):\n%.1500s\n", m.buf);
+    free(m.buf);
+    for (int i = 0; i < 400; i++)
+        mem_free(objs[i]);
     mem_heapprof_set_interval(saved);
     end_clean();
 }
@@ -375,7 +431,7 @@ TEST(symbolize_in_process)
     REQUIRE(m.buf != NULL);
     CHECK(strncmp(m.buf, "0x", 2) == 0);
     CHECK(strstr(m.buf, " heapprof_test_alloc_site\n") != NULL);
-    CHECK(strstr(m.buf, " mem__bump_alloc_slow\n") != NULL); /* mem_region_alloc is inline */
+    CHECK(strstr(m.buf, " mem__bump_alloc_slow\n") == NULL); /* the allocator's frames: dropped */
     CHECK(strstr(m.buf, " main\n") != NULL);
     fprintf(stderr, "symbols:\n%.2000s\n", m.buf);
     /* Each address once. */
@@ -526,6 +582,7 @@ int main(int argc, char **argv)
     RUN(subarena_churn_sampling_rate);
     RUN(dump_format_and_pprof);
     RUN(symbolize_in_process);
+    RUN(frame_pointer_walk);
     RUN(symbolize_stripped_copy);
     RUN(concurrent_sampling_and_dump);
     return TEST_SUMMARY();
