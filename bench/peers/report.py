@@ -9,6 +9,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 
 PEERS = ['nghttpx', 'h2o', 'haproxy', 'nginx']
 ORDER = ['weir'] + PEERS
@@ -490,6 +491,10 @@ def main():
         open('/proc/loadavg').read().split()[:3]))
     with open(os.path.join(a.out, 'peers.md'), 'w') as f:
         f.write('\n'.join(L) + '\n')
+    # The allocator benchmark's summary goes into the same file (bench/allocsummary.py).
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import allocsummary
+    allocsummary.embed(a.out)
 
 
 if __name__ == '__main__':
