@@ -194,16 +194,39 @@ static void on_up_headers(void *ud, int status, const px_header_t *hdrs, size_t 
         nva[n++] = (nghttp2_nv){(uint8_t *)h->name, (uint8_t *)h->value, h->name_len, h->value_len,
                                 NGHTTP2_NV_FLAG_NONE};
     }
-    if (status < 200 || status > 999) {
-        /* 1xx interim answers are not forwarded; nghttp2 would need a separate submit. */
-        return;
-    }
+    MEM_ASSERT(status >= 200 && status <= 999); /* 1xx come through on_up_info */
     if (submit_response(st, status, nva, n, true) != 0)
         goto fail;
     return;
 fail:
     MEM_STAT_ADD(st->conn->w->stats.stream_cap_resets, 1);
     reset_stream(st, NGHTTP2_INTERNAL_ERROR);
+}
+
+/* Header fields passed on with an informational response; one with more is dropped. */
+#define INFO_HEADERS_MAX 32
+
+/* An informational (1xx) head from the upstream (100 Continue, 103 Early Hints): passed to
+ * the client as a HEADERS frame of its own, before the final response (RFC 9113 section 8.1).
+ * nghttp2 copies the fields at submit, so the list is built on the stack. */
+static void on_up_info(void *ud, int status, const px_header_t *hdrs, size_t cnt)
+{
+    px_stream_t *st = ud;
+    st->progress_ms = uv_now(&st->conn->w->loop);
+    if (st->resp_submitted || st->failed || cnt > INFO_HEADERS_MAX)
+        return;
+    char code[4];
+    snprintf(code, sizeof(code), "%d", status);
+    nghttp2_nv nva[INFO_HEADERS_MAX + 1];
+    nva[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)code, 7, 3, NGHTTP2_NV_FLAG_NONE};
+    size_t n = 1;
+    for (size_t i = 0; i < cnt; i++)
+        nva[n++] = (nghttp2_nv){(uint8_t *)hdrs[i].name, (uint8_t *)hdrs[i].value, hdrs[i].name_len,
+                                hdrs[i].value_len, NGHTTP2_NV_FLAG_NONE};
+    if (nghttp2_submit_headers(st->conn->ng, NGHTTP2_FLAG_NONE, st->id, NULL, nva, n, NULL) < 0)
+        return; /* advisory: the final response still follows */
+    count_status(st->conn->w, status);
+    px_conn_mark_dirty(st->conn);
 }
 
 static void resume(px_stream_t *st)
@@ -316,6 +339,7 @@ static void on_up_drained(void *ud, size_t len)
 
 static const px_upstream_cbs_t up_cbs = {
     .on_response_headers = on_up_headers,
+    .on_response_informational = on_up_info,
     .on_response_data = on_up_data,
     .on_response_trailers = on_up_trailers,
     .on_response_end = on_up_end,

@@ -388,16 +388,14 @@ static bool listed_in_connection(const px_uphdrs_t *h, const char *name, size_t 
     return false;
 }
 
-int px__upstream_deliver_headers(px_upstream_req_t *r, bool trailers)
+/* The collected head as borrowed headers for a callback: no pseudo-headers, no hop-by-hop
+ * headers (and, for a head rather than trailers, no `trailer` and nothing listed in
+ * `connection`). Returns the array (tcache, the caller frees it) or NULL on OOM. */
+static px_header_t *head_view(const px_uphdrs_t *h, bool trailers, size_t *cnt)
 {
-    MEM_ASSERT(r->state == PX_UPREQ_ACTIVE);
-    px_uphdrs_t *h = &r->rh;
     px_header_t *v = mem_malloc((h->cnt ? h->cnt : 1) * sizeof(*v));
-    if (!v) {
-        proto_cancel(r);
-        px__upstream_fail(r, 502, "upstream out of memory");
-        return -ENOMEM;
-    }
+    if (!v)
+        return NULL;
     size_t n = 0;
     for (size_t i = 0; i < h->cnt; i++) {
         const px_uphdr_ent_t *e = &h->ent[i];
@@ -413,6 +411,21 @@ int px__upstream_deliver_headers(px_upstream_req_t *r, bool trailers)
             continue;
         v[n++] = (px_header_t){name, e->name_len, value, e->value_len};
     }
+    *cnt = n;
+    return v;
+}
+
+int px__upstream_deliver_headers(px_upstream_req_t *r, bool trailers)
+{
+    MEM_ASSERT(r->state == PX_UPREQ_ACTIVE);
+    px_uphdrs_t *h = &r->rh;
+    size_t n;
+    px_header_t *v = head_view(h, trailers, &n);
+    if (!v) {
+        proto_cancel(r);
+        px__upstream_fail(r, 502, "upstream out of memory");
+        return -ENOMEM;
+    }
     if (trailers) {
         if (r->cbs.on_response_trailers)
             r->cbs.on_response_trailers(r->ud, v, n);
@@ -425,6 +438,28 @@ int px__upstream_deliver_headers(px_upstream_req_t *r, bool trailers)
     mem_free(v);
     if (r->state == PX_UPREQ_DONE)
         return -ECANCELED;
+    px__upstream_hdrs_reset(h);
+    return 0;
+}
+
+int px__upstream_deliver_informational(px_upstream_req_t *r, int status)
+{
+    MEM_ASSERT(r->state == PX_UPREQ_ACTIVE);
+    MEM_ASSERT(!r->headers_sent);
+    MEM_ASSERT(status >= 100 && status < 200 && status != 101);
+    px_uphdrs_t *h = &r->rh;
+    if (r->cbs.on_response_informational && r->info_cnt < PX_UPSTREAM_INFO_MAX) {
+        size_t n;
+        px_header_t *v = head_view(h, false, &n);
+        /* Out of memory: an interim answer is advisory, so it is dropped, not fatal. */
+        if (v) {
+            r->info_cnt++;
+            r->cbs.on_response_informational(r->ud, status, v, n);
+            mem_free(v);
+            if (r->state == PX_UPREQ_DONE)
+                return -ECANCELED;
+        }
+    }
     px__upstream_hdrs_reset(h);
     return 0;
 }

@@ -31,10 +31,19 @@
 typedef struct px_worker_s px_worker_t;
 typedef struct px_upstream_req_s px_upstream_req_t;
 
+/* Informational (1xx) responses passed on per exchange; an upstream that sends more is not
+ * allowed to make weir queue HEADERS frames without bound. */
+#define PX_UPSTREAM_INFO_MAX 8
+
 typedef struct px_upstream_cbs_s {
     /* The response head. `hdrs` (without pseudo-headers, without hop-by-hop headers) are
      * borrowed for the call. Fires once, or not at all if on_error fires first. */
     void (*on_response_headers)(void *ud, int status, const px_header_t *hdrs, size_t cnt);
+    /* An informational (1xx) response head other than 101, such as 100 Continue or 103
+     * Early Hints; same header rules as on_response_headers. Fires zero or more times before
+     * on_response_headers, at most PX_UPSTREAM_INFO_MAX times (later ones are dropped).
+     * Optional: NULL drops them. */
+    void (*on_response_informational)(void *ud, int status, const px_header_t *hdrs, size_t cnt);
     /* Response body bytes, borrowed for the call (see flow control above). */
     void (*on_response_data)(void *ud, const uint8_t *data, size_t len);
     /* Response trailers, borrowed for the call. Fires at most once, before on_response_end. */
@@ -168,6 +177,7 @@ struct px_upstream_req_s {
     /* response */
     bool resp_started; /* any response byte seen (a retry is no longer safe) */
     bool headers_sent; /* on_response_headers fired */
+    uint8_t info_cnt;  /* informational heads seen (passed on up to PX_UPSTREAM_INFO_MAX) */
     int status;
     px_uphdrs_t rh;      /* response headers or trailers being collected */
     size_t resp_unacked; /* delivered body bytes not yet px_upstream_consumed */
@@ -260,6 +270,10 @@ struct px_upstream_pools_s {
 void px__upstream_fail(px_upstream_req_t *r, int status, const char *reason);
 void px__upstream_end(px_upstream_req_t *r);
 int px__upstream_deliver_headers(px_upstream_req_t *r, bool trailers);
+/* Passes the informational head held in r->rh (status `status`, 100..199 but not 101) to
+ * on_response_informational and clears it. Returns 0, or -ECANCELED when the callback
+ * finished the exchange. */
+int px__upstream_deliver_informational(px_upstream_req_t *r, int status);
 void px__upstream_deliver_data(px_upstream_req_t *r, const uint8_t *data, size_t len);
 void px__upstream_lost(px_upstream_req_t *r, bool retry_ok, const char *reason);
 void px__upstream_conn_close(px_upconn_t *c);

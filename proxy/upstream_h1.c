@@ -264,11 +264,11 @@ static int on_headers_complete(http_parser *p)
     if (st >= 100 && st < 200) {
         if (st == 101)
             return -1; /* no upgrades through the pool */
-        /* Informational: http_parser ends this message without a body; the final head
-         * follows as the next message (on_message_complete skips it). */
-        px__upstream_hdrs_reset(&r->rh);
+        /* Informational: passed on (100 Continue, 103 Early Hints); http_parser ends this
+         * message without a body and the final head follows as the next message
+         * (on_message_complete skips it). */
         r->status = 0;
-        return 0;
+        return px__upstream_deliver_informational(r, st) < 0 ? -1 : 0;
     }
     /* http_parser takes any number of up to three digits: a status below 100 (or past 999)
      * is a bad response from the upstream, answered with a 502 like the h2c side does. */

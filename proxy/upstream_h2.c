@@ -127,11 +127,13 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
         if (!r)
             return 0;
         if (!r->headers_sent) {
-            if (r->status >= 100 && r->status < 200 && !end) {
-                /* Informational: the final head follows in another HEADERS frame. */
-                px__upstream_hdrs_reset(&r->rh);
+            if (r->status >= 100 && r->status < 200 && r->status != 101 && !end) {
+                /* Informational: passed on; the final head follows in another HEADERS
+                 * frame. */
+                int st = r->status;
                 r->status = 0;
-                return 0;
+                (void)px__upstream_deliver_informational(r, st);
+                return 0; /* if it finished the exchange, r is done: nothing more here */
             }
             if (r->status < 200 || r->status > 999) {
                 abort_stream(r, NGHTTP2_PROTOCOL_ERROR, 502, "upstream bad response");

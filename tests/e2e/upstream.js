@@ -28,6 +28,11 @@
 //   GET  /hop                    (http1) Connection: keep-alive, x-hop-secret, with an
 //                                x-hop-secret header (hop-by-hop) and x-end-to-end: yes
 //   ANY  /status/NNN             replies with status NNN and body "status NNN\n"
+//   GET  /early-hints?n=K        K (default 1) informational 103 Early Hints, the i-th with
+//                                link: </hint-i.css>; rel=preload; as=style, then 200
+//                                "hinted\n"
+//   POST /continue               an informational 100 Continue, then reads the body and
+//                                replies 200 "<bytes>\n"
 //   GET  /goaway?ms=N            after N ms (default 100) h2c sends GOAWAY(NO_ERROR) with
 //                                last_stream_id = this stream, so streams opened after it
 //                                count as never processed, then answers "goaway\n";
@@ -312,6 +317,25 @@ function handle(req, res) {
             'x-end-to-end': 'yes',
         });
         res.end('hop\n');
+        return;
+    }
+    if (path === '/early-hints') {
+        req.resume();
+        const n = Number(u.searchParams.get('n') || 1);
+        for (let i = 1; i <= n; i++)
+            res.writeEarlyHints({ link: `</hint-${i}.css>; rel=preload; as=style` });
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 7 });
+        res.end('hinted\n');
+        return;
+    }
+    if (path === '/continue') {
+        res.writeContinue();
+        let n = 0;
+        req.on('data', (c) => { n += c.length; });
+        req.on('end', () => {
+            res.writeHead(200, { 'content-type': 'text/plain' });
+            res.end(`${n}\n`);
+        });
         return;
     }
     m = /^\/status\/(\d{3})$/.exec(path);
