@@ -72,13 +72,4 @@ run_case() {
     pass "$label: 100 MB to a slow reader, $out; weir VmRSS baseline $base KiB, peak $max KiB (+$((max - base)) KiB, bound +$BOUND_KB KiB)"
 }
 
-start_upstream h2 --proto h2c
-start_upstream h1 --proto http1
-
-start_weir --listen 127.0.0.1:0 --admin 127.0.0.1:0 --upstream "h2c://127.0.0.1:$h2_PORT"
-run_case "h2c upstream"
-stop_weir TERM || fail "weir exited $? after SIGTERM"
-
-start_weir --listen 127.0.0.1:0 --admin 127.0.0.1:0 --upstream "http://127.0.0.1:$h1_PORT"
-run_case "http1 upstream"
-stop_weir TERM || fail "weir exited $? after SIGTERM"
+with_each_upstream run_case

@@ -61,13 +61,4 @@ run_checks() {
     pass "$label: /stats responses_1xx counts the 11 forwarded heads"
 }
 
-start_upstream h2 --proto h2c
-start_upstream h1 --proto http1
-
-start_weir --listen 127.0.0.1:0 --admin 127.0.0.1:0 --upstream "h2c://127.0.0.1:$h2_PORT"
-run_checks "h2c upstream"
-stop_weir TERM || fail "weir exited $? after SIGTERM"
-
-start_weir --listen 127.0.0.1:0 --admin 127.0.0.1:0 --upstream "http://127.0.0.1:$h1_PORT"
-run_checks "http1 upstream"
-stop_weir TERM || fail "weir exited $? after SIGTERM"
+with_each_upstream run_checks

@@ -88,6 +88,21 @@ start_upstream() {
     eval "${name}_PORT=$UP_PORT; ${name}_PID=$UP_PID"
 }
 
+# with_each_upstream FUNC: starts tests/e2e/upstream.js twice (h2c and HTTP/1.1), then for
+# each runs a weir proxying to it, calls FUNC "h2c upstream" / FUNC "http1 upstream" while it
+# serves, and stops it, failing unless it exits 0 on SIGTERM.
+with_each_upstream() {
+    local fn=$1
+    start_upstream h2 --proto h2c
+    start_upstream h1 --proto http1
+    start_weir --listen 127.0.0.1:0 --admin 127.0.0.1:0 --upstream "h2c://127.0.0.1:$h2_PORT"
+    "$fn" "h2c upstream"
+    stop_weir TERM || fail "weir exited $? after SIGTERM"
+    start_weir --listen 127.0.0.1:0 --admin 127.0.0.1:0 --upstream "http://127.0.0.1:$h1_PORT"
+    "$fn" "http1 upstream"
+    stop_weir TERM || fail "weir exited $? after SIGTERM"
+}
+
 # admin_get PATH: GET on the admin port, body to stdout.
 admin_get() { curl -sS --max-time 10 "http://127.0.0.1:$ADMIN_PORT$1"; }
 
