@@ -162,6 +162,15 @@ void mem_thread_detach(void)
     mem__tcache_detach_self(false);
 }
 
+void mem_thread_flush(void)
+{
+    if (!mem_is_initialised())
+        return;
+    mem_tcache_t *tc = mem__tc_self;
+    if (tc->reg_idx >= 0)
+        mem__tcache_flush(tc);
+}
+
 size_t mem__live_bytes(void)
 {
     int64_t live = 0;

@@ -41,6 +41,12 @@ int mem_thread_attach(int node);
  * thread re-attach lazily. Called automatically at thread exit. Thread: the calling thread. */
 void mem_thread_detach(void);
 
+/* Gives every free object in the calling thread's cache back to the depots, where the
+ * decay returns them to their spans and idle spans to the OS (memory.decay). For a thread
+ * that has gone idle: its cache would otherwise hold up to tcache_bytes_max until it next
+ * allocates. Thread: the calling thread. Alloc: none. */
+void mem_thread_flush(void);
+
 /* Tears the library down (tests and fuzzers only): every region must be gone and every
  * thread detached. Returns the number of bytes still live (0 when clean). Thread: main. */
 size_t mem_fini(void);

@@ -511,7 +511,7 @@ void px__admin_heap_symbols(const px_admin_req_t *req, px_admin_resp_t *resp)
 void px__admin_release(const px_admin_req_t *req, px_admin_resp_t *resp)
 {
     MEM_ASSERT(req->method == PX_ADMIN_POST);
-    size_t released = mem_release_now();
+    size_t released = px_server_release(req->server, 1000);
     px_jsonw_obj_begin(&resp->body);
     px_jsonw_ku64(&resp->body, "released_bytes", released);
     px_jsonw_ku64(&resp->body, "committed_bytes", mem_budget_committed());

@@ -33,7 +33,8 @@
 #define PX_WF_DRAIN    1u
 #define PX_WF_FORCE    2u
 #define PX_WF_COLLECT  4u
-#define PX_WF_OVERLOAD 8u /* the overload level changed or is CRITICAL (proxy/shed.c) */
+#define PX_WF_OVERLOAD 8u  /* the overload level changed or is CRITICAL (proxy/shed.c) */
+#define PX_WF_RELEASE  16u /* return cached memory now (px_server_release) */
 
 typedef struct px_wimpl_s px_wimpl_t;
 
@@ -120,6 +121,8 @@ struct px_wimpl_s {
     bool stopping;
     int drain_ticks;
     int handles_open;
+    uint64_t busy_ms;                 /* the last tick that saw a connection (uv_now) */
+    bool cache_flushed;               /* its mem/ cache went back since (see on_tick) */
     uint8_t rbuf[PX_CONN_READ_BYTES]; /* reads land here and are consumed synchronously */
     uint8_t tbuf[16384];              /* TLS plaintext out of SSL_read */
 };

@@ -18,6 +18,7 @@
 
 #include <uv.h>
 
+#include "mem/budget.h"
 #include "mem/malloc.h"
 #include "proxy/conn.h"
 #include "proxy/listener.h"
@@ -50,6 +51,7 @@ typedef struct srv_impl_s {
     unsigned collect_pending;
     px_region_row_t *collect_rows; /* borrows: the admin caller's scratch */
     size_t collect_cnt, collect_max;
+    unsigned release_pending; /* workers yet to return their caches (px_server_release) */
     bool admin_started;
 } srv_impl_t;
 
@@ -438,6 +440,43 @@ static int by_bytes_desc(const void *a, const void *b)
 {
     const px_region_row_t *x = a, *y = b;
     return x->bytes < y->bytes ? 1 : x->bytes > y->bytes ? -1 : 0;
+}
+
+size_t px_server_release(px_server_t *s, uint32_t timeout_ms)
+{
+    srv_impl_t *im = s->impl;
+    if (__atomic_load_n(&s->ready, __ATOMIC_ACQUIRE)) {
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_sec += timeout_ms / 1000;
+        dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (dl.tv_nsec >= 1000000000L) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&im->lock);
+        im->release_pending = s->workers_cnt;
+        pthread_mutex_unlock(&im->lock);
+        for (unsigned i = 0; i < s->workers_cnt; i++)
+            px_worker_signal(&s->workers[i], PX_WF_RELEASE);
+        pthread_mutex_lock(&im->lock);
+        while (im->release_pending > 0)
+            if (pthread_cond_timedwait(&im->cond, &im->lock, &dl) != 0)
+                break;
+        pthread_mutex_unlock(&im->lock);
+    }
+    /* What the workers flushed is in the depots now: drain them and release. */
+    return mem_release_now();
+}
+
+void px_server__released(px_server_t *s)
+{
+    srv_impl_t *im = s->impl;
+    pthread_mutex_lock(&im->lock);
+    if (im->release_pending > 0)
+        im->release_pending--;
+    pthread_cond_broadcast(&im->cond);
+    pthread_mutex_unlock(&im->lock);
 }
 
 size_t px_server_collect_regions(px_server_t *s, px_region_row_t *rows, size_t max,

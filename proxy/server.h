@@ -63,6 +63,11 @@ void px_server_stats(const px_server_t *s, px_stats_t *out);
 size_t px_server_collect_regions(px_server_t *s, px_region_row_t *rows, size_t max,
                                  uint32_t timeout_ms);
 
+/* Has every worker return its cached memory (each flushes its own thread cache: only that
+ * thread can), waiting up to `timeout_ms` for them, then drains the depots and releases
+ * every wholly free span to the OS. Returns the bytes released. Thread: admin. */
+size_t px_server_release(px_server_t *s, uint32_t timeout_ms);
+
 /* Builds a server for `cfg`. Ownership: takes `cfg` on success (freed by px_server_free).
  * Returns 0 or a negative errno. Thread: main. Alloc: tcache. */
 int px_server_new(px_config_t *cfg, px_server_t **out);
@@ -80,6 +85,8 @@ void px_server__worker_started(px_server_t *s, int rc);
 void px_server__worker_exited(px_server_t *s);
 /* The generation of the collect request now running (0 = none). */
 uint64_t px_server__collect_gen(px_server_t *s);
+/* A worker has returned its cached memory (px_server_release). */
+void px_server__released(px_server_t *s);
 /* A worker's answer to collect request `gen`. Rows are copied. */
 void px_server__collect_put(px_server_t *s, uint64_t gen, const px_region_row_t *rows, size_t cnt);
 

@@ -16,6 +16,7 @@
 #include <numa.h>
 #endif
 
+#include "mem/budget.h"
 #include "mem/malloc.h"
 #include "mem/mem.h"
 #include "proxy/conn.h"
@@ -88,11 +89,29 @@ static void on_check(uv_check_t *h)
     }
 }
 
+/* A worker that has had no connection for memory.decay gives its thread cache back once, so
+ * that the decay can return what its closed connections freed to the OS; otherwise the cache
+ * would hold it (up to tcache_bytes_max) until the next connection. */
+static void release_when_idle(px_wimpl_t *wi)
+{
+    uint64_t now = uv_now(&wi->w->loop);
+    if (wi->conns != NULL || wi->busy_ms == 0) {
+        wi->busy_ms = now;
+        wi->cache_flushed = false;
+        return;
+    }
+    if (!wi->cache_flushed && now - wi->busy_ms >= wi->w->cfg->memory.decay_ms) {
+        mem_thread_flush();
+        wi->cache_flushed = true;
+    }
+}
+
 static void on_tick(uv_timer_t *t)
 {
     px_wimpl_t *wi = t->data;
     if (wi->log)
         px_accesslog_flush(wi->log);
+    release_when_idle(wi);
     /* Stream idle timeouts: one sweep a second is coarse but costs nothing per request. */
     if (wi->w->cfg->limits.stream_idle_timeout_ms) {
         uint64_t now = uv_now(&wi->w->loop);
@@ -133,6 +152,10 @@ static void on_async(uv_async_t *h)
         collect(wi);
     if (f & PX_WF_OVERLOAD)
         px_overload__worker_apply(wi->w);
+    if (f & PX_WF_RELEASE) {
+        (void)mem_release_now();
+        px_server__released(wi->w->server);
+    }
     if ((f & (PX_WF_DRAIN | PX_WF_FORCE)) && !wi->draining) {
         wi->draining = true;
         close_listeners(wi);

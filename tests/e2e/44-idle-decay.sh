@@ -2,7 +2,9 @@
 # 44-idle-decay: after a burst, an idle weir gives its memory back on its own. With
 # memory.decay at 200 ms, committed bytes (and RSS) fall well below the burst's peak within a
 # few seconds with no traffic at all: nothing but the overload monitor's tick runs mem/'s decay
-# then, so this fails if the idle path never releases.
+# then, so this fails if the idle path never releases. And each worker, once it has had no
+# connection for memory.decay, hands its thread cache back (its `tcache` in /memory goes to 0),
+# which is what lets that memory reach the OS; POST /memory/release has them do it at once.
 source "$(dirname "$0")/lib.sh"
 need h2load
 need node
@@ -33,4 +35,21 @@ fallen() { [ "$(committed)" -le "$want" ]; }
 wait_for 10 fallen || fail "idle weir kept its memory: committed $(committed) > $want (base $base, peak $peak)"
 rss_now=$(awk '/^VmRSS:/{print $2}' "/proc/$WEIR_PID/status")
 pass "idle decay: committed base $base, after burst $peak, idle $(committed) bytes; RSS $rss_peak -> $rss_now KiB"
+worker_caches() {
+    admin_get /memory | $PY -c 'import json,sys
+print(" ".join("%s=%d" % (t["name"], t["tcache"]) for t in json.load(sys.stdin)["threads"]
+               if t["name"].startswith("weir-w")))'
+}
+caches_empty() { ! worker_caches | grep -Eq '=[1-9]'; }
+wait_for 10 caches_empty || fail "idle workers kept their caches: $(worker_caches)"
+[ "$(worker_caches | wc -w)" = 2 ] || fail "expected 2 workers in /memory threads: $(worker_caches)"
+pass "idle workers handed their caches back: $(worker_caches)"
+
+# POST /memory/release does not wait for the decay: right after another burst, the answer
+# comes once every worker has handed its cache back.
+h2load -n 400 -c 8 -m 10 "http://127.0.0.1:$WEIR_PORT/bytes/65536" >"$T/h2load2.out" 2>&1 || true
+grep -q "400 succeeded, 0 failed" "$T/h2load2.out" || fail "second burst: $(grep -E 'requests:' "$T/h2load2.out")"
+rel=$(curl -sS --max-time 10 -X POST "http://127.0.0.1:$ADMIN_PORT/memory/release") || fail "POST /memory/release"
+caches_empty || fail "after POST /memory/release the workers still cache: $(worker_caches) ($rel)"
+pass "POST /memory/release: $rel; worker caches then: $(worker_caches)"
 stop_weir || fail "weir exit status $?"

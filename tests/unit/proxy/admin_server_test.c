@@ -184,18 +184,19 @@ TEST(other_endpoints)
     CHECK(strstr(body_of(g_buf), "\"level\":\"normal\"") != NULL);
     CHECK(strstr(body_of(g_buf), "\"refuse_stream\":") != NULL);
     CHECK_EQ(get("GET", "/config_dump", NULL, g_buf, sizeof(g_buf)), 200);
-    /* This px_server_t has no workers and no server internals (impl), so the server's
-     * collector must not run: with ready = 0 it answers no rows at once. The rows themselves
-     * are checked end to end by tests/e2e/34-admin-regions.sh. */
+    /* This px_server_t has no workers and no server internals (impl), so the server must not
+     * ask workers: with ready = 0 the collector answers no rows at once and the release only
+     * releases this thread's cache. The rows and the workers' release are checked end to end
+     * by tests/e2e/34-admin-regions.sh and 44-idle-decay.sh. */
     __atomic_store_n(&g_srv.ready, 0, __ATOMIC_RELEASE);
     CHECK_EQ(get("GET", "/memory/regions?top=5", NULL, g_buf, sizeof(g_buf)), 200);
-    __atomic_store_n(&g_srv.ready, 1, __ATOMIC_RELEASE);
     CHECK(strstr(body_of(g_buf), "\"regions\":[") != NULL);
+    CHECK_EQ(get("POST", "/memory/release", NULL, g_buf, sizeof(g_buf)), 200);
+    CHECK(strstr(body_of(g_buf), "\"released_bytes\":") != NULL);
+    __atomic_store_n(&g_srv.ready, 1, __ATOMIC_RELEASE);
     CHECK_EQ(get("GET", "/memory/regions?top=0", NULL, g_buf, sizeof(g_buf)), 400);
     CHECK_EQ(get("GET", "/memory/regions?top=1001", NULL, g_buf, sizeof(g_buf)), 400);
     CHECK_EQ(get("GET", "/memory/regions?top=abc", NULL, g_buf, sizeof(g_buf)), 400);
-    CHECK_EQ(get("POST", "/memory/release", NULL, g_buf, sizeof(g_buf)), 200);
-    CHECK(strstr(body_of(g_buf), "\"released_bytes\":") != NULL);
     CHECK_EQ(get("POST", "/heap_dump?sample_bytes=4096", NULL, g_buf, sizeof(g_buf)), 200);
     CHECK(strstr(body_of(g_buf), "\"sample_bytes\":4096") != NULL);
     CHECK_EQ(get("POST", "/heap_dump", NULL, g_buf, sizeof(g_buf)), 400);
