@@ -33,8 +33,13 @@
 #define HP_BUCKETS_MAX 8192
 /* Live samples at once: 32768 samples at the default 512 KiB interval stand for ~16 GiB. */
 #define HP_SAMPLES_MAX 32768
-/* Open-addressing index from pointer to sample, at most half full. */
-#define HP_INDEX_SLOTS (2 * HP_SAMPLES_MAX)
+/* Open-addressing index from pointer to sample, at most half full. It starts at
+ * HP_INDEX_SLOTS_MIN and doubles as samples accumulate, so its touched pages (and RSS) follow
+ * the live samples rather than the capacity. */
+#define HP_INDEX_SLOTS     (2 * HP_SAMPLES_MAX)
+#define HP_INDEX_SLOTS_MIN 1024
+/* Open-addressing index from stack hash to bucket; buckets themselves are stored densely. */
+#define HP_BUCKET_SLOTS (2 * HP_BUCKETS_MAX)
 /* Counting filter: a zero slot proves that a pointer is not sampled, without the lock. */
 #define HP_FILTER_SLOTS 65536
 /* Distance between re-checks while sampling is off, so turning it on takes effect soon. */
@@ -43,7 +48,10 @@
 #define HP_FP_GAP_MAX ((uintptr_t)1 << 20)
 
 MEM_STATIC_ASSERT(MEM_IS_POW2(HP_BUCKETS_MAX), "bucket table size must be a power of two");
-MEM_STATIC_ASSERT(MEM_IS_POW2(HP_INDEX_SLOTS), "index size must be a power of two");
+MEM_STATIC_ASSERT(MEM_IS_POW2(HP_INDEX_SLOTS) && MEM_IS_POW2(HP_INDEX_SLOTS_MIN) &&
+                      HP_INDEX_SLOTS_MIN <= HP_INDEX_SLOTS,
+                  "index sizes must be powers of two");
+MEM_STATIC_ASSERT(MEM_IS_POW2(HP_BUCKET_SLOTS), "bucket index size must be a power of two");
 MEM_STATIC_ASSERT(MEM_IS_POW2(HP_FILTER_SLOTS), "filter size must be a power of two");
 MEM_STATIC_ASSERT(HP_SAMPLES_MAX < UINT32_MAX, "sample indexes are 32-bit");
 
@@ -65,9 +73,11 @@ typedef struct hp_sample_s {
 } hp_sample_t;
 
 typedef struct hp_state_s {
-    hp_bucket_t *buckets; /* owns: part of the mapping below */
+    hp_bucket_t *buckets; /* owns: part of the mapping below; dense [0, buckets_cnt) */
+    uint32_t *bucket_ix;  /* bucket number + 1 by stack hash, 0 = empty */
     hp_sample_t *samples; /* dense array [0, samples_cnt) */
-    uint32_t *index;      /* sample index + 1, 0 = empty */
+    uint32_t *index;      /* sample number + 1 by pointer hash, 0 = empty */
+    size_t index_mask;    /* slots in use - 1 (grows to HP_INDEX_SLOTS - 1) */
     uint16_t *filter;     /* counts per hash(p) slot; written under lock, read without */
     void *map;            /* owns: one mmap for everything above */
     size_t map_len;
@@ -108,10 +118,11 @@ static int on_phdr(struct dl_phdr_info *info, size_t size, void *arg)
 static void on_setup_once(void)
 {
     size_t b = sizeof(hp_bucket_t) * HP_BUCKETS_MAX;
+    size_t bx = sizeof(uint32_t) * HP_BUCKET_SLOTS;
     size_t s = sizeof(hp_sample_t) * HP_SAMPLES_MAX;
     size_t i = sizeof(uint32_t) * HP_INDEX_SLOTS;
     size_t f = sizeof(uint16_t) * HP_FILTER_SLOTS;
-    size_t len = b + s + i + f;
+    size_t len = b + bx + s + i + f;
     /* MAP_NORESERVE: pages are touched only as samples arrive, so an idle profiler costs no
      * RSS however large its tables may grow. */
     void *m =
@@ -123,9 +134,11 @@ static void on_setup_once(void)
     hp.map = m;
     hp.map_len = len;
     hp.buckets = (hp_bucket_t *)m;
-    hp.samples = (hp_sample_t *)((char *)m + b);
-    hp.index = (uint32_t *)((char *)m + b + s);
-    hp.filter = (uint16_t *)((char *)m + b + s + i);
+    hp.bucket_ix = (uint32_t *)((char *)m + b);
+    hp.samples = (hp_sample_t *)((char *)m + b + bx);
+    hp.index = (uint32_t *)((char *)m + b + bx + s);
+    hp.index_mask = HP_INDEX_SLOTS_MIN - 1;
+    hp.filter = (uint16_t *)((char *)m + b + bx + s + i);
     /* backtrace() loads libgcc_s and may call libc malloc on its first use. Do that here, once,
      * instead of inside an allocation's slow path. */
     void *pcs[4];
@@ -248,29 +261,30 @@ static long bucket_get(void *const *pcs, uint32_t depth)
 {
     MEM_ASSERT(depth <= HP_FRAMES_MAX);
     uint64_t h = stack_hash(pcs, depth);
-    size_t mask = HP_BUCKETS_MAX - 1;
-    for (size_t n = 0, i = h & mask; n < HP_BUCKETS_MAX; n++, i = (i + 1) & mask) {
-        hp_bucket_t *b = &hp.buckets[i];
-        if (b->hash == 0) {
-            /* Keep the table at most 3/4 full so probes stay short. */
-            if (hp.buckets_cnt >= HP_BUCKETS_MAX / 4 * 3)
+    size_t mask = HP_BUCKET_SLOTS - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        uint32_t v = hp.bucket_ix[i];
+        if (v == 0) {
+            /* The index is at most half full (HP_BUCKET_SLOTS = 2 * HP_BUCKETS_MAX). */
+            if (hp.buckets_cnt >= HP_BUCKETS_MAX)
                 return -1;
+            hp_bucket_t *b = &hp.buckets[hp.buckets_cnt];
             b->hash = h;
             b->depth = depth;
             memcpy(b->pcs, pcs, depth * sizeof(void *));
-            hp.buckets_cnt++;
-            return (long)i;
+            hp.bucket_ix[i] = (uint32_t)++hp.buckets_cnt;
+            return (long)(hp.buckets_cnt - 1);
         }
+        hp_bucket_t *b = &hp.buckets[v - 1];
         if (b->hash == h && b->depth == depth && memcmp(b->pcs, pcs, depth * sizeof(void *)) == 0)
-            return (long)i;
+            return (long)(v - 1);
     }
-    return -1;
 }
 
 /* Returns the index slot holding `p`, or the empty slot where it would go. Caller holds lock. */
 static size_t index_find(const void *p)
 {
-    size_t mask = HP_INDEX_SLOTS - 1;
+    size_t mask = hp.index_mask;
     size_t i = ptr_hash(p) & mask;
     for (;;) {
         uint32_t v = hp.index[i];
@@ -283,7 +297,7 @@ static size_t index_find(const void *p)
 /* Removes index slot `i` with backward-shift deletion, so no tombstones accumulate. */
 static void index_remove_slot(size_t i)
 {
-    size_t mask = HP_INDEX_SLOTS - 1;
+    size_t mask = hp.index_mask;
     size_t j = i;
     for (;;) {
         j = (j + 1) & mask;
@@ -299,6 +313,24 @@ static void index_remove_slot(size_t i)
         }
     }
     hp.index[i] = 0;
+}
+
+/* Doubles the index when one more sample would make it more than half full, and re-inserts
+ * every sample from the dense array (caller holds lock). */
+static void index_reserve(void)
+{
+    size_t slots = hp.index_mask + 1;
+    if ((hp.samples_cnt + 1) * 2 <= slots || slots >= HP_INDEX_SLOTS)
+        return;
+    slots *= 2;
+    hp.index_mask = slots - 1;
+    memset(hp.index, 0, slots * sizeof(*hp.index));
+    for (size_t k = 0; k < hp.samples_cnt; k++) {
+        size_t i = ptr_hash(hp.samples[k].p) & hp.index_mask;
+        while (hp.index[i] != 0)
+            i = (i + 1) & hp.index_mask;
+        hp.index[i] = (uint32_t)(k + 1);
+    }
 }
 
 static size_t filter_slot(const void *p)
@@ -414,6 +446,7 @@ MEM_ALLOC_TEXT MEM_NOINLINE int mem__heapprof_record(void *p, size_t len, const 
         err = -ENOMEM;
         goto fail;
     }
+    index_reserve();
     size_t slot = index_find(p);
     if (hp.index[slot] != 0) {
         /* The allocator handed out `p` again without forgetting it: replace the old sample. */
@@ -501,12 +534,8 @@ static int snap_take(hp_snap_t *snap)
         pthread_mutex_unlock(&hp_lock);
         return -ENOMEM;
     }
-    size_t n = 0;
-    for (size_t i = 0; i < HP_BUCKETS_MAX && n < cnt; i++) {
-        if (hp.buckets[i].hash != 0)
-            ((hp_bucket_t *)m)[n++] = hp.buckets[i];
-    }
-    MEM_ASSERT(n == cnt);
+    memcpy(m, hp.buckets, cnt * sizeof(hp_bucket_t));
+    size_t n = cnt;
     pthread_mutex_unlock(&hp_lock);
     snap->b = m;
     snap->cnt = n;
