@@ -259,20 +259,10 @@ bool mem__fault_hit(void)
             break;
         }
     }
-    uint64_t one_in = __atomic_load_n(&mem__g.fault_one_in, __ATOMIC_RELAXED);
-    if (one_in) {
-        /* splitmix64 over a shared sequence: cheap, thread-safe, reproducible per run. */
-        uint64_t z = __atomic_add_fetch(&mem__g.fault_seq, 0x9e3779b97f4a7c15ull, __ATOMIC_RELAXED);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        z ^= z >> 31;
-        if (z % one_in == 0) {
-            __atomic_fetch_add(&mem__g.fault_count, 1, __ATOMIC_RELAXED);
-            return true;
-        }
-    }
-#endif
+    return mem__fault_alloc_hit(); /* then the random faults */
+#else
     return false;
+#endif
 }
 
 bool mem__fault_alloc_hit(void)
@@ -281,7 +271,8 @@ bool mem__fault_alloc_hit(void)
     uint64_t one_in = __atomic_load_n(&mem__g.fault_one_in, __ATOMIC_RELAXED);
     if (one_in == 0)
         return false;
-    /* The same splitmix64 sequence as mem__fault_hit: one shared, reproducible stream. */
+    /* splitmix64 over a shared sequence: cheap, thread-safe, reproducible per run (also the
+     * random part of mem__fault_hit). */
     uint64_t z = __atomic_add_fetch(&mem__g.fault_seq, 0x9e3779b97f4a7c15ull, __ATOMIC_RELAXED);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;

@@ -442,18 +442,25 @@ static int by_bytes_desc(const void *a, const void *b)
     return x->bytes < y->bytes ? 1 : x->bytes > y->bytes ? -1 : 0;
 }
 
+/* The CLOCK_REALTIME instant `timeout_ms` from now, for pthread_cond_timedwait. */
+static struct timespec deadline_after(uint32_t timeout_ms)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    return dl;
+}
+
 size_t px_server_release(px_server_t *s, uint32_t timeout_ms)
 {
     srv_impl_t *im = s->impl;
     if (__atomic_load_n(&s->ready, __ATOMIC_ACQUIRE)) {
-        struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        dl.tv_sec += timeout_ms / 1000;
-        dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (dl.tv_nsec >= 1000000000L) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000L;
-        }
+        struct timespec dl = deadline_after(timeout_ms);
         pthread_mutex_lock(&im->lock);
         im->release_pending = s->workers_cnt;
         pthread_mutex_unlock(&im->lock);
@@ -491,14 +498,7 @@ size_t px_server_collect_regions(px_server_t *s, px_region_row_t *rows, size_t m
     px_region_row_t *all = mem_malloc(cap * sizeof(*all));
     if (all == NULL)
         return 0;
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += timeout_ms / 1000;
-    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000L;
-    }
+    struct timespec dl = deadline_after(timeout_ms);
     pthread_mutex_lock(&im->lock);
     while (im->collect_gen != 0) /* one request at a time */
         if (pthread_cond_timedwait(&im->cond, &im->lock, &dl) != 0)
