@@ -8,7 +8,8 @@
 # header timeout, not to the stream timeout.
 import os, selectors, sys, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from h2raw import (Conn, ContinuationFrame, attack_test, headers, PREFACE, settings, REQ)
+from h2raw import (Conn, ContinuationFrame, attack_test, headers, PREFACE, recv_ready, settings,
+                   REQ)
 
 N = 100
 
@@ -51,12 +52,9 @@ def attack(w, ck):
                     c.tail = c.tail[1:]
         for key, _ in sel.select(timeout=0.05):
             c = key.data
-            try:
-                d = c.s.recv(65536)
-            except BlockingIOError:
+            d = recv_ready(c.s)
+            if d is None:
                 continue
-            except OSError:
-                d = b""
             c.buf += d
             # Walk whole frames: a GOAWAY (type 7) counts as cut off; EOF too.
             goaway = False

@@ -6,7 +6,7 @@
 # limits.idle_timeout (4 s here) closes every one of them (GOAWAY then close).
 import os, resource, selectors, sys, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from h2raw import Conn, attack_test, headers, PREFACE, sanitized, settings
+from h2raw import Conn, attack_test, headers, PREFACE, recv_ready, sanitized, settings
 
 N = int(os.environ.get("WEIR_IDLE_CONNS", "3000"))
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -31,26 +31,28 @@ def attack(w, ck):
         sel.register(c.s, selectors.EVENT_READ, c)
         conns.append(c)
     opened = time.time() - t0
-    # Wait until every connection got its answer (END_STREAM on stream 1).
     answered = set()
-    closed = {}
-    deadline = time.time() + 30
-    while len(answered) < N and time.time() < deadline:
-        for key, _ in sel.select(timeout=0.2):
-            c = key.data
-            try:
-                d = c.s.recv(65536)
-            except BlockingIOError:
-                continue
-            except OSError:
-                d = b""
-            if not d:
-                closed[id(c)] = time.time() - t0
-                sel.unregister(c.s)
-                continue
-            c.buf += d
-            if id(c) not in answered and b"ok\n" in c.buf:
-                answered.add(id(c))
+    closed = {}  # id -> seconds after the first open when weir closed it
+
+    def pump(done, seconds):
+        """Reads what arrives until done() or `seconds` pass, noting answers and closes."""
+        deadline = time.time() + seconds
+        while not done() and time.time() < deadline:
+            for key, _ in sel.select(timeout=0.2):
+                c = key.data
+                d = recv_ready(c.s)
+                if d is None:
+                    continue
+                if not d:
+                    closed[id(c)] = time.time() - t0
+                    sel.unregister(c.s)
+                    continue
+                c.buf += d
+                if b"ok\n" in c.buf:
+                    answered.add(id(c))
+
+    # Wait until every connection got its answer (END_STREAM on stream 1).
+    pump(lambda: len(answered) == N, 30)
     held = w.rss_kib()
     t_idle = time.time()
     per = (held - base) / max(N, 1)
@@ -64,19 +66,7 @@ def attack(w, ck):
         ck.check("idle-connections: RSS per idle connection <= %d KiB" % PER_CONN_KIB,
                  per <= PER_CONN_KIB, "RSS %d -> %d KiB: %.1f KiB each" % (base, held, per))
     # Now nothing is sent: idle_timeout must close them all.
-    deadline = time.time() + 15
-    while len(closed) < N and time.time() < deadline:
-        for key, _ in sel.select(timeout=0.2):
-            c = key.data
-            try:
-                d = c.s.recv(65536)
-            except BlockingIOError:
-                continue
-            except OSError:
-                d = b""
-            if not d:
-                closed[id(c)] = time.time() - t0
-                sel.unregister(c.s)
+    pump(lambda: len(closed) == N, 15)
     last = max(closed.values()) if closed else 0
     ck.check("idle-connections: idle_timeout closed all", len(closed) == N,
              "%d/%d closed, last %.1f s after the first was opened (answers took %.1f s)"
