@@ -17,15 +17,15 @@
 #include "mem/budget.h"
 #include "mem/heapprof.h"
 #include "mem/mem.h"
-#include "proxy/alloc.h"
-#include "proxy/config.h"
-#include "proxy/overload.h"
-#include "proxy/server.h"
+#include "proxy/core/alloc.h"
+#include "proxy/config/config.h"
+#include "proxy/core/overload.h"
+#include "proxy/core/server.h"
 
 static void apply_memory(const px_memory_cfg_t *m)
 {
     /* An explicit size, else a share of the process's own cgroup limit (v2 or v1, found
-     * through /proc/self/cgroup), else off: proxy/overload.c. */
+     * through /proc/self/cgroup), else off: proxy/core/overload.c. */
     (void)px_overload_apply_limit(m);
     if (m->decay_ms)
         mem_budget_set_decay_ms(m->decay_ms);

@@ -1,8 +1,8 @@
 /*
- * proxy/admin.c: the admin server: its thread and uv loop, the listening socket, admin
+ * proxy/admin/admin.c: the admin server: its thread and uv loop, the listening socket, admin
  * connections (plain HTTP/1.1 with keep-alive, parsed with http_parser), bearer-token auth and
- * the routing of paths to the handlers in proxy/admin_memory.c, proxy/admin_ops.c and
- * proxy/admin_dashboard.c.
+ * the routing of paths to the handlers in proxy/admin/memory.c, proxy/admin/ops.c and
+ * proxy/admin/dashboard.c.
  *
  * One instance per process (`g_admin`), created and freed by the main thread in
  * px_admin_start/px_admin_stop. Between those calls only the admin thread touches it; the
@@ -15,7 +15,7 @@
  * mem_malloc.
  */
 #include "mem/base.h"
-#include "proxy/admin.h"
+#include "proxy/admin/admin.h"
 
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -26,7 +26,7 @@
 #include <uv.h>
 
 #include "mem/malloc.h"
-#include "proxy/admin_endpoints.h"
+#include "proxy/admin/endpoints.h"
 
 #define ADMIN_URL_MAX    4096u /* request target; longer is 400 */
 #define ADMIN_AUTH_MAX   512u  /* Authorization value kept for comparison */

@@ -1,5 +1,5 @@
 /*
- * proxy/admin.h: the admin port: a plain HTTP/1.1 server on its own thread and uv loop that
+ * proxy/admin/admin.h: the admin port: a plain HTTP/1.1 server on its own thread and uv loop that
  * shows weir's memory (/memory JSON and Prometheus text, /metrics, /memory/regions,
  * /heap_dump), lets an operator act on it (/memory/release, heap sampling interval), answers
  * the ops probes (/ready, /healthz, /stats, /config_dump, /overload) and serves the live
@@ -10,7 +10,7 @@
  *                               token from its #token=... fragment for its own requests)
  *   GET  /memory                JSON: Envoy's names (allocated, heap_size, pageheap_free,
  *                               pageheap_unmapped, total_thread_cache, total_physical_bytes;
- *                               mapping in proxy/admin_memory.c) then weir's own totals, per
+ *                               mapping in proxy/admin/memory.c) then weir's own totals, per
  *                               thread / worker / size class / NUMA node, regions, samples
  *   GET  /memory?format=prometheus   the memory families only (weir_memory_*, overload level)
  *   GET  /metrics               memory families + every px_stats_t counter + process gauges
@@ -31,7 +31,7 @@
 #define PX_ADMIN_H
 
 #include "mem/base.h"
-#include "proxy/server.h"
+#include "proxy/core/server.h"
 
 #define PX_ADMIN_HEAD_MAX  8192u  /* request line + headers; more is 400 and close */
 #define PX_ADMIN_BODY_MAX  4096u  /* request body (POST endpoints take none that matters) */

@@ -1,15 +1,15 @@
 /*
- * proxy/admin_dashboard.c: the dashboard page served at / by the admin port, kept as a C
+ * proxy/admin/dashboard.c: the dashboard page served at / by the admin port, kept as a C
  * string literal so nothing extra is installed with the binary. See admin_dashboard.h.
  *
  * Static read-only data plus the handler that serves it (admin thread).
  */
 #include "mem/base.h"
-#include "proxy/admin_dashboard.h"
+#include "proxy/admin/dashboard.h"
 
 #include <stdio.h>
 
-#include "proxy/admin_endpoints.h"
+#include "proxy/admin/endpoints.h"
 
 /* clang-format off */
 const char px_admin_dashboard_html[] =

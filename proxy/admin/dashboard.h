@@ -1,5 +1,5 @@
 /*
- * proxy/admin_dashboard.h: the admin port's live dashboard page (GET /), one self-contained
+ * proxy/admin/dashboard.h: the admin port's live dashboard page (GET /), one self-contained
  * HTML document with inline CSS and JS and no external resources.
  *
  * The page polls /memory and /memory/regions every second (sending the bearer token given

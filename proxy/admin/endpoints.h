@@ -1,7 +1,7 @@
 /*
- * proxy/admin_endpoints.h: the interface between the admin server (proxy/admin.c: sockets,
- * parsing, auth, routing) and the files that answer its endpoints (proxy/admin_memory.c,
- * proxy/admin_ops.c, proxy/admin_dashboard.c). Internal to the admin files.
+ * proxy/admin/endpoints.h: the interface between the admin server (proxy/admin/admin.c: sockets,
+ * parsing, auth, routing) and the files that answer its endpoints (proxy/admin/memory.c,
+ * proxy/admin/ops.c, proxy/admin/dashboard.c). Internal to the admin files.
  *
  * A handler runs on the admin thread, reads the request and fills the response; it never
  * touches sockets. Its body is a px_jsonw_t that the server sends and frees.
@@ -10,8 +10,8 @@
 #define PX_ADMIN_ENDPOINTS_H
 
 #include "mem/base.h"
-#include "proxy/jsonw.h"
-#include "proxy/server.h"
+#include "proxy/admin/jsonw.h"
+#include "proxy/core/server.h"
 
 /* Largest response body (a heap dump with its maps section can be a few MiB). */
 #define PX_ADMIN_BODY_OUT_MAX (64u << 20)
@@ -49,7 +49,7 @@ int px__admin_query_u64(const char *query, const char *name, uint64_t max, uint6
 /* Sets a plain-text error response with `status` and `msg` (a trailing newline is added). */
 void px__admin_error(px_admin_resp_t *resp, int status, const char *msg);
 
-/* Memory (proxy/admin_memory.c). */
+/* Memory (proxy/admin/memory.c). */
 void px__admin_memory(const px_admin_req_t *req, px_admin_resp_t *resp);
 void px__admin_metrics(const px_admin_req_t *req, px_admin_resp_t *resp);
 void px__admin_regions(const px_admin_req_t *req, px_admin_resp_t *resp);
@@ -57,7 +57,7 @@ void px__admin_heap_dump(const px_admin_req_t *req, px_admin_resp_t *resp);
 void px__admin_heap_symbols(const px_admin_req_t *req, px_admin_resp_t *resp);
 void px__admin_release(const px_admin_req_t *req, px_admin_resp_t *resp);
 
-/* Operations (proxy/admin_ops.c). */
+/* Operations (proxy/admin/ops.c). */
 void px__admin_ready(const px_admin_req_t *req, px_admin_resp_t *resp);
 void px__admin_healthz(const px_admin_req_t *req, px_admin_resp_t *resp);
 void px__admin_stats(const px_admin_req_t *req, px_admin_resp_t *resp);
@@ -70,7 +70,7 @@ void px__admin_stats_prom(px_jsonw_t *w, const px_stats_t *st);
 /* Entries in the counter table (tests check it names every px_stats_t field). */
 size_t px__admin_stats_desc_cnt(void);
 
-/* Dashboard (proxy/admin_dashboard.c). */
+/* Dashboard (proxy/admin/dashboard.c). */
 void px__admin_dashboard(const px_admin_req_t *req, px_admin_resp_t *resp);
 
 #endif /* PX_ADMIN_ENDPOINTS_H */

@@ -1,11 +1,11 @@
 /*
- * proxy/jsonw.c: the growable buffer and JSON writer behind the admin endpoints.
+ * proxy/admin/jsonw.c: the growable buffer and JSON writer behind the admin endpoints.
  *
  * Instances are caller-owned (admin thread). Memory comes from mem_realloc; nothing here
  * touches libc's allocator.
  */
 #include "mem/base.h"
-#include "proxy/jsonw.h"
+#include "proxy/admin/jsonw.h"
 
 #include <inttypes.h>
 #include <math.h>

@@ -1,5 +1,5 @@
 /*
- * proxy/jsonw.h: a growable text buffer with a small streaming JSON writer on top, used by
+ * proxy/admin/jsonw.h: a growable text buffer with a small streaming JSON writer on top, used by
  * the admin endpoints to build response bodies (JSON, Prometheus text, plain text).
  *
  * A px_jsonw_t is caller-provided storage (init/fini); its bytes come from mem_malloc and

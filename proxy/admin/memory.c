@@ -1,5 +1,5 @@
 /*
- * proxy/admin_memory.c: the admin endpoints about memory: /memory (JSON and Prometheus),
+ * proxy/admin/memory.c: the admin endpoints about memory: /memory (JSON and Prometheus),
  * /metrics, /memory/regions, /heap_dump (+ /heap_dump/symbols) and /memory/release.
  *
  * Handlers run on the admin thread only. A mem/ snapshot (mem_stats_t, tens of KiB) is
@@ -20,7 +20,7 @@
  * plus process-level gauges. Counters end in `_total`, byte values in `_bytes`.
  */
 #include "mem/base.h"
-#include "proxy/admin_endpoints.h"
+#include "proxy/admin/endpoints.h"
 
 #include <stdbool.h>
 #include <string.h>
@@ -30,8 +30,8 @@
 #include "mem/heapprof.h"
 #include "mem/malloc.h"
 #include "mem/stats.h"
-#include "proxy/overload.h"
-#include "proxy/server.h"
+#include "proxy/core/overload.h"
+#include "proxy/core/server.h"
 
 #define REGIONS_TOP_DEFAULT 20u
 #define REGIONS_TOP_MAX     1000u

@@ -1,5 +1,5 @@
 /*
- * proxy/admin_ops.c: the admin endpoints for operations: /ready, /healthz, /stats,
+ * proxy/admin/ops.c: the admin endpoints for operations: /ready, /healthz, /stats,
  * /config_dump and /overload, and the table that names every proxy counter (px_stats_t) for
  * JSON and for Prometheus (/metrics).
  *
@@ -7,15 +7,15 @@
  * (relaxed loads) and the overload state with one atomic load; they change nothing.
  */
 #include "mem/base.h"
-#include "proxy/admin_endpoints.h"
+#include "proxy/admin/endpoints.h"
 
 #include <stdbool.h>
 #include <string.h>
 
 #include "mem/budget.h"
-#include "proxy/config.h"
-#include "proxy/overload.h"
-#include "proxy/server.h"
+#include "proxy/config/config.h"
+#include "proxy/core/overload.h"
+#include "proxy/core/server.h"
 
 typedef enum stat_kind_e { STAT_COUNTER, STAT_GAUGE } stat_kind_t;
 

@@ -1,5 +1,5 @@
 /*
- * proxy/cli.c: weir's command line and environment: px_config_from_args() turns argv and the
+ * proxy/config/cli.c: weir's command line and environment: px_config_from_args() turns argv and the
  * WEIR_* variables into the effective px_config_t on top of the file named by -c (or the
  * built-in default), and prints --help and --version.
  *
@@ -9,8 +9,8 @@
  * whole or not at all. Thread: main, before any worker starts (getopt_long is not reentrant).
  */
 #include "mem/base.h"
-#include "proxy/config.h"
-#include "proxy/config_internal.h"
+#include "proxy/config/config.h"
+#include "proxy/config/internal.h"
 
 #include <arpa/inet.h>
 #include <getopt.h>

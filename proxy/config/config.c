@@ -1,5 +1,5 @@
 /*
- * proxy/config.c: the configuration object: its built-in defaults, its lists, freeing it, and
+ * proxy/config/config.c: the configuration object: its built-in defaults, its lists, freeing it, and
  * dumping it as YAML (for --check-config and /config_dump).
  *
  * A px_config_t is built once by the main thread (config_yaml.c loads a file, cli.c applies
@@ -70,8 +70,8 @@
  * 250ms, 2s, 1m, 1h (a bare 0 is allowed). Booleans: true/false/yes/no/on/off.
  */
 #include "mem/base.h"
-#include "proxy/config.h"
-#include "proxy/config_internal.h"
+#include "proxy/config/config.h"
+#include "proxy/config/internal.h"
 
 #include <stdarg.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /*
- * proxy/config.h: weir's effective configuration (YAML file, command-line flags and
+ * proxy/config/config.h: weir's effective configuration (YAML file, command-line flags and
  * environment overrides merged), and its parser and checker.
  *
  * Built once by the main thread before workers start, then read-only and shared by every

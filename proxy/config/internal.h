@@ -1,5 +1,5 @@
 /*
- * proxy/config_internal.h: what the three files behind proxy/config.h share (config.c: the
+ * proxy/config/internal.h: what the three files behind proxy/config/config.h share (config.c: the
  * config object, its defaults, free and dump; config_value.c: scalar parsers for sizes,
  * durations, addresses and names; config_yaml.c: the YAML loader; cli.c: flags and
  * environment). Not for use outside those files.
@@ -12,7 +12,7 @@
 #define PX_CONFIG_INTERNAL_H
 
 #include "mem/base.h"
-#include "proxy/config.h"
+#include "proxy/config/config.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -27,7 +27,7 @@
 #define PX_CFG_FILE_MAX      (1024 * 1024)
 #define PX_CFG_WORKERS_MAX   1024
 
-/* Defaults documented in proxy/config.h and in the schema at the top of config.c. */
+/* Defaults documented in proxy/config/config.h and in the schema at the top of config.c. */
 #define PX_CFG_DEFAULT_LISTEN "127.0.0.1:8080"
 #define PX_CFG_DEFAULT_ADMIN  "127.0.0.1:9901"
 #define PX_CFG_DEFAULT_BODY                                                                        \

@@ -1,5 +1,5 @@
 /*
- * proxy/config_value.c: parsers for the scalar values of weir's configuration: sizes,
+ * proxy/config/value.c: parsers for the scalar values of weir's configuration: sizes,
  * durations, fractions, booleans, counts, names and HOST:PORT addresses.
  *
  * Shared by the YAML loader (config_yaml.c) and the command line (cli.c), so a value means the
@@ -7,7 +7,7 @@
  * names with getaddrinfo. Thread: main (config is built before workers start).
  */
 #include "mem/base.h"
-#include "proxy/config_internal.h"
+#include "proxy/config/internal.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

@@ -1,16 +1,16 @@
 /*
- * proxy/config_yaml.c: the YAML loader behind px_config_load_file(): reads one file with
+ * proxy/config/yaml.c: the YAML loader behind px_config_load_file(): reads one file with
  * libyaml's document API and turns it into a px_config_t, checking every key, type and range.
  *
- * The schema is documented at the top of proxy/config.c. Every error is one line,
+ * The schema is documented at the top of proxy/config/config.c. Every error is one line,
  * "FILE:LINE:COL: FIELD: what is wrong", with LINE and COL 1-based from libyaml's marks and
  * FIELD a path such as clusters[0].endpoints[1]. A file is applied whole or not at all: the
  * loader fills a fresh config and frees it on the first error. Thread: main.
  * Alloc: tcache (mem_malloc) for the config; libyaml's own parser state uses libc.
  */
 #include "mem/base.h"
-#include "proxy/config.h"
-#include "proxy/config_internal.h"
+#include "proxy/config/config.h"
+#include "proxy/config/internal.h"
 
 #include <ctype.h>
 #include <stdarg.h>

@@ -1,10 +1,10 @@
 /*
- * proxy/accesslog.c: per-worker buffered access log (see accesslog.h).
+ * proxy/core/accesslog.c: per-worker buffered access log (see accesslog.h).
  *
  * The timestamp is computed from CLOCK_REALTIME by hand (days to civil date) and cached per
  * second: gmtime_r takes glibc's global tz lock, which has no place on the request path.
  */
-#include "proxy/accesslog.h"
+#include "proxy/core/accesslog.h"
 #include "mem/base.h"
 
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /*
- * proxy/accesslog.h: one line per stream, buffered per worker and written in 32 KiB blocks
+ * proxy/core/accesslog.h: one line per stream, buffered per worker and written in 32 KiB blocks
  * (when full, on the worker's 1 s timer and at exit), so logging costs no syscall per request.
  *
  * Each worker owns one logger; nothing is shared except the file (opened O_APPEND, so whole

@@ -1,10 +1,10 @@
 /*
- * proxy/alloc.c: allocator hook-up for libuv, nghttp2 and OpenSSL (see alloc.h).
+ * proxy/core/alloc.c: allocator hook-up for libuv, nghttp2 and OpenSSL (see alloc.h).
  *
  * Everything here is a thin adapter: the allocator is mem/'s malloc facade, which serves the
  * calling thread from its thread cache. No state besides the static nghttp2_mem table.
  */
-#include "proxy/alloc.h"
+#include "proxy/core/alloc.h"
 #include "mem/base.h"
 
 #include <openssl/crypto.h>

@@ -1,5 +1,5 @@
 /*
- * proxy/alloc.h: hooks that route libuv's, nghttp2's and OpenSSL's allocations to the mem/
+ * proxy/core/alloc.h: hooks that route libuv's, nghttp2's and OpenSSL's allocations to the mem/
  * facade (thread caches), so steady-state proxying makes no libc malloc calls.
  *
  * Installed once by main() before any libuv, nghttp2 or OpenSSL use. Thread: main.

@@ -1,5 +1,5 @@
 /*
- * proxy/conn.c: the downstream transport: accept, TLS through memory BIOs, the client-preface
+ * proxy/core/conn.c: the downstream transport: accept, TLS through memory BIOs, the client-preface
  * check (HTTP/1.1 gets a 505), batched writes, timers and teardown.
  *
  * Writes are batched: nghttp2 output collected during one loop iteration goes out in one
@@ -7,7 +7,7 @@
  * asked for more until it completes, which is the transport's back-pressure.
  * Thread: the worker that accepted the connection, only.
  */
-#include "proxy/conn.h"
+#include "proxy/core/conn.h"
 #include "mem/base.h"
 
 #include <arpa/inet.h>
@@ -17,7 +17,7 @@
 
 #include "mem/malloc.h"
 #include "mem/subregion.h"
-#include "proxy/tls.h"
+#include "proxy/core/tls.h"
 
 static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #define PREFACE_LEN 24

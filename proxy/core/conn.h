@@ -1,5 +1,5 @@
 /*
- * proxy/conn.h: one downstream connection (TCP or TLS transport, its region, its timer, its
+ * proxy/core/conn.h: one downstream connection (TCP or TLS transport, its region, its timer, its
  * write batch) and the per-worker state connections share (listeners, read buffer, flush
  * list, nghttp2 callbacks, access log).
  *
@@ -19,11 +19,11 @@
 #include <uv.h>
 
 #include "mem/region.h"
-#include "proxy/accesslog.h"
-#include "proxy/h2_guard.h"
-#include "proxy/server.h"
-#include "proxy/stream.h"
-#include "proxy/worker.h"
+#include "proxy/core/accesslog.h"
+#include "proxy/h2/guard.h"
+#include "proxy/core/server.h"
+#include "proxy/h2/stream.h"
+#include "proxy/core/worker.h"
 
 #define PX_CONN_BATCH_BYTES 32768u /* one write batch: two max-size frames */
 #define PX_CONN_READ_BYTES  65536u /* per-worker read buffer */
@@ -33,7 +33,7 @@
 #define PX_WF_DRAIN    1u
 #define PX_WF_FORCE    2u
 #define PX_WF_COLLECT  4u
-#define PX_WF_OVERLOAD 8u  /* the overload level changed or is CRITICAL (proxy/shed.c) */
+#define PX_WF_OVERLOAD 8u  /* the overload level changed or is CRITICAL (proxy/core/shed.c) */
 #define PX_WF_RELEASE  16u /* return cached memory now (px_server_release) */
 
 typedef struct px_wimpl_s px_wimpl_t;
@@ -69,7 +69,7 @@ struct px_conn_s {
     bool writing;
     bool had_request;
     bool drain_notice;
-    bool shed_goaway; /* overload: GOAWAY sent because it was idle (proxy/shed.c) */
+    bool shed_goaway; /* overload: GOAWAY sent because it was idle (proxy/core/shed.c) */
     bool tls_done;
     px_conn_mode_t mode;
     uint8_t preface_pos;
@@ -89,7 +89,7 @@ struct px_conn_s {
     uint32_t ctl_cnt; /* SETTINGS, PING and empty DATA frames in the current second */
     uint64_t rate_start_ms;
     bool flooded;        /* GOAWAY(ENHANCE_YOUR_CALM) queued */
-    px_h2_guard_t guard; /* proxy/h2_guard.h: closed-stream memory (zeroed = empty) */
+    px_h2_guard_t guard; /* proxy/h2/guard.h: closed-stream memory (zeroed = empty) */
     uint8_t *obuf;       /* owns (tcache): bytes for the socket */
     size_t olen, ocap;
     uint8_t *pbuf; /* owns (tcache): TLS plaintext batch */

@@ -1,7 +1,7 @@
 /*
- * proxy/listener.c: SO_REUSEPORT listening sockets (see listener.h). Main thread only.
+ * proxy/core/listener.c: SO_REUSEPORT listening sockets (see listener.h). Main thread only.
  */
-#include "proxy/listener.h"
+#include "proxy/core/listener.h"
 #include "mem/base.h"
 
 #include <fcntl.h>

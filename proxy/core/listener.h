@@ -1,5 +1,5 @@
 /*
- * proxy/listener.h: one listening socket of one worker, made by hand with SO_REUSEPORT so
+ * proxy/core/listener.h: one listening socket of one worker, made by hand with SO_REUSEPORT so
  * every worker accepts on its own socket for the same address (libuv 1.44 has no
  * UV_TCP_REUSEPORT).
  *

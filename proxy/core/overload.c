@@ -1,14 +1,14 @@
 /*
- * proxy/overload.c: the overload monitor: the memory limit's source (explicit or a share of
+ * proxy/core/overload.c: the overload monitor: the memory limit's source (explicit or a share of
  * the cgroup limit), pressure sampling with release-first, the level state machine with
  * hysteresis, transition logs and counts, and the per-worker action requests.
  *
  * One monitor per server (px_server_t.overload), created, ticked and closed on the main
  * thread's loop. It publishes the level with one atomic store; workers act on PX_WF_OVERLOAD
- * in their async callback (proxy/shed.c). Its snapshot is guarded by a mutex, so the admin
+ * in their async callback (proxy/core/shed.c). Its snapshot is guarded by a mutex, so the admin
  * thread can read it at any time.
  */
-#include "proxy/overload.h"
+#include "proxy/core/overload.h"
 #include "mem/base.h"
 
 #include <fcntl.h>
@@ -20,7 +20,7 @@
 
 #include "mem/budget.h"
 #include "mem/malloc.h"
-#include "proxy/conn.h"
+#include "proxy/core/conn.h"
 
 /* cgroup v1 writes "no limit" as the largest page-aligned signed 64-bit value; treat anything
  * at or above 2^60 (an exabyte) as unlimited. */

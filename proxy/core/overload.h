@@ -1,5 +1,5 @@
 /*
- * proxy/overload.h: the overload manager: where the memory limit comes from (an explicit size
+ * proxy/core/overload.h: the overload manager: where the memory limit comes from (an explicit size
  * or a share of the cgroup limit), how pressure is measured, the level state machine with
  * hysteresis, and the monitor that publishes the level and asks workers to act.
  *
@@ -19,10 +19,10 @@
  *
  * Levels: NORMAL -> ELEVATED at pressure >= elevated, -> CRITICAL at >= critical; a level is
  * left downwards only when pressure < its threshold - hysteresis (recovery is automatic).
- * Actions: ELEVATED refuses new streams (RST_STREAM(REFUSED_STREAM), proxy/h2.c) and stops
- * upstream keep-alive on every worker; CRITICAL also stops accepting (proxy/conn.c), sends
+ * Actions: ELEVATED refuses new streams (RST_STREAM(REFUSED_STREAM), proxy/h2/h2.c) and stops
+ * upstream keep-alive on every worker; CRITICAL also stops accepting (proxy/core/conn.c), sends
  * GOAWAY to idle connections and resets up to PX_OVERLOAD_SHED_PER_TICK of each worker's
- * streams holding the most memory with RST_STREAM(ENHANCE_YOUR_CALM) (proxy/shed.c), every
+ * streams holding the most memory with RST_STREAM(ENHANCE_YOUR_CALM) (proxy/core/shed.c), every
  * second tick: the ticks between have each worker return its cached memory first
  * (mem_release_now() on the worker: only a thread can flush its own cache), and shedding
  * happens only if pressure is still critical after that. Above NORMAL workers release their
@@ -46,8 +46,8 @@
 
 #include <uv.h>
 
-#include "proxy/config.h"
-#include "proxy/server.h"
+#include "proxy/config/config.h"
+#include "proxy/core/server.h"
 
 #define PX_OVERLOAD_TICK_MS       100u  /* sampling period at every level */
 #define PX_OVERLOAD_RELEASE_MS    1000u /* release-first at most this often while not normal */
@@ -153,7 +153,7 @@ void px_overload_snapshot(const px_server_t *s, px_overload_info_t *out);
  * The timer calls it; tests and the admin port may too. Thread: main. */
 void px_overload_tick(px_server_t *s);
 
-/* ---- worker side (proxy/shed.c) -------------------------------------------------------- */
+/* ---- worker side (proxy/core/shed.c) -------------------------------------------------------- */
 
 /* Applies the published level on the calling worker: upstream keep-alive off at ELEVATED and
  * above (on again at NORMAL) and, above NORMAL, mem_release_now() for this thread's cache; at

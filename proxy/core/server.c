@@ -1,5 +1,5 @@
 /*
- * proxy/server.c: the process: worker count and placement, listening sockets, TLS contexts,
+ * proxy/core/server.c: the process: worker count and placement, listening sockets, TLS contexts,
  * start-up lines, signals, drain with a deadline, and the cross-thread requests (stats and
  * region attribution) the admin thread makes.
  *
@@ -7,7 +7,7 @@
  * (signals, drain timer, worker-exit wake-ups); workers and the admin thread call only the
  * px_server__* notes and the collect/stats functions.
  */
-#include "proxy/server.h"
+#include "proxy/core/server.h"
 #include "mem/base.h"
 
 #include <pthread.h>
@@ -20,20 +20,20 @@
 
 #include "mem/budget.h"
 #include "mem/malloc.h"
-#include "proxy/conn.h"
-#include "proxy/listener.h"
-#include "proxy/overload.h"
-#include "proxy/tls.h"
+#include "proxy/core/conn.h"
+#include "proxy/core/listener.h"
+#include "proxy/core/overload.h"
+#include "proxy/core/tls.h"
 
 #ifndef PX_HAVE_ADMIN
-#if __has_include("proxy/admin.h")
+#if __has_include("proxy/admin/admin.h")
 #define PX_HAVE_ADMIN 1
 #else
 #define PX_HAVE_ADMIN 0
 #endif
 #endif
 #if PX_HAVE_ADMIN
-#include "proxy/admin.h"
+#include "proxy/admin/admin.h"
 #endif
 
 typedef struct srv_impl_s {

@@ -1,5 +1,5 @@
 /*
- * proxy/server.h: the whole proxy process: config, workers, admin thread, signals, drain,
+ * proxy/core/server.h: the whole proxy process: config, workers, admin thread, signals, drain,
  * and the overload state that workers read.
  *
  * Created and run by main(). The main thread owns signals and the overload monitor timer;
@@ -9,8 +9,8 @@
 #define PX_SERVER_H
 
 #include "mem/base.h"
-#include "proxy/config.h"
-#include "proxy/worker.h"
+#include "proxy/config/config.h"
+#include "proxy/core/worker.h"
 
 #include <stdbool.h>
 
@@ -45,7 +45,7 @@ typedef struct px_server_s {
     uint16_t *listener_ports;
     uint16_t admin_port;
     void *impl;                     /* owns: main-loop handles (server.c) */
-    struct px_overload_s *overload; /* owns: the overload monitor (proxy/overload.c), or NULL */
+    struct px_overload_s *overload; /* owns: the overload monitor (proxy/core/overload.c), or NULL */
 } px_server_t;
 
 /* Reads the overload level (one relaxed-acquire load). Thread: any. */

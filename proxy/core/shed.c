@@ -1,24 +1,24 @@
 /*
- * proxy/shed.c: what a worker does when the overload level changes or stays CRITICAL:
+ * proxy/core/shed.c: what a worker does when the overload level changes or stays CRITICAL:
  * upstream keep-alive off (ELEVATED and above) or on again (NORMAL), GOAWAY to idle
  * connections and the reset of the streams holding the most memory (CRITICAL).
  *
  * Runs only on the worker thread, from its async callback (PX_WF_OVERLOAD, sent by the
- * monitor in proxy/overload.c). It touches the worker's own connections and streams.
+ * monitor in proxy/core/overload.c). It touches the worker's own connections and streams.
  */
-#include "proxy/overload.h"
+#include "proxy/core/overload.h"
 #include "mem/base.h"
 
 #include <string.h>
 
 #include "mem/budget.h"
 #include "mem/subregion.h"
-#include "proxy/conn.h"
-#include "proxy/stream.h"
-#include "proxy/upstream.h"
+#include "proxy/core/conn.h"
+#include "proxy/h2/stream.h"
+#include "proxy/upstream/upstream.h"
 
 /* Bytes a stream holds now: its sub-arena and its buffered response body. Its request-body
- * ring towards the upstream is opaque here (proxy/upstream.h) and bounded by
+ * ring towards the upstream is opaque here (proxy/upstream/upstream.h) and bounded by
  * limits.stream_buffer_bytes like every stream's, so it does not change the order. */
 static size_t stream_weight(const px_stream_t *st)
 {

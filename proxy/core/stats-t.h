@@ -1,5 +1,5 @@
 /*
- * proxy/pxstats.h: the proxy's counters (connections, streams, requests by status, upstream
+ * proxy/core/stats-t.h: the proxy's counters (connections, streams, requests by status, upstream
  * errors, overload actions), one block per worker, summed by the reader.
  *
  * Each worker writes only its own block with relaxed atomics (MEM_STAT_ADD); the admin thread

@@ -1,7 +1,7 @@
 /*
- * proxy/tls.c: OpenSSL contexts and memory-BIO connections (see tls.h).
+ * proxy/core/tls.c: OpenSSL contexts and memory-BIO connections (see tls.h).
  */
-#include "proxy/tls.h"
+#include "proxy/core/tls.h"
 #include "mem/base.h"
 
 #include <stdbool.h>

@@ -1,5 +1,5 @@
 /*
- * proxy/tls.h: OpenSSL 3 server contexts (certificate, key, ALPN "h2") and per-connection
+ * proxy/core/tls.h: OpenSSL 3 server contexts (certificate, key, ALPN "h2") and per-connection
  * SSL objects driven through memory BIOs, so libuv does all socket I/O.
  *
  * A context is created per TLS listener by the main thread and shared read-only by the

@@ -1,12 +1,12 @@
 /*
- * proxy/worker.c: a worker thread: pinned to its CPU, its own thread cache, uv loop and
+ * proxy/core/worker.c: a worker thread: pinned to its CPU, its own thread cache, uv loop and
  * SO_REUSEPORT listeners; accepts connections, flushes their write batches once per loop
  * iteration, flushes the access log each second, drains on request.
  *
  * Other threads reach a worker only through px_worker_signal() (atomic flags plus its
  * uv_async_t). Everything else here runs on the worker thread.
  */
-#include "proxy/worker.h"
+#include "proxy/core/worker.h"
 #include "mem/base.h"
 
 #include <sched.h>
@@ -19,11 +19,11 @@
 #include "mem/budget.h"
 #include "mem/malloc.h"
 #include "mem/mem.h"
-#include "proxy/conn.h"
-#include "proxy/overload.h"
-#include "proxy/server.h"
+#include "proxy/core/conn.h"
+#include "proxy/core/overload.h"
+#include "proxy/core/server.h"
 
-#include "proxy/upstream.h"
+#include "proxy/upstream/upstream.h"
 
 #define PX_COLLECT_ROWS_MAX 4096u
 

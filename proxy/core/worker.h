@@ -1,17 +1,17 @@
 /*
- * proxy/worker.h: one worker thread: its libuv loop, its SO_REUSEPORT listeners, its
+ * proxy/core/worker.h: one worker thread: its libuv loop, its SO_REUSEPORT listeners, its
  * connections, its upstream pools and its counters. Workers share nothing on the request
  * path; the main and admin threads talk to a worker only through its uv_async_t.
  *
- * Owned by the server (proxy/server.h), which creates N of them. Fields marked "worker" are
+ * Owned by the server (proxy/core/server.h), which creates N of them. Fields marked "worker" are
  * touched only by the worker thread; "any" fields are atomics or read-only after start.
  */
 #ifndef PX_WORKER_H
 #define PX_WORKER_H
 
 #include "mem/base.h"
-#include "proxy/config.h"
-#include "proxy/pxstats.h"
+#include "proxy/config/config.h"
+#include "proxy/core/stats-t.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -44,7 +44,7 @@ int px_worker_init(px_worker_t *w, px_server_t *s, unsigned idx, int cpu, const 
  * It reports success or failure to the server (px_server__worker_started). Thread: main. */
 int px_worker_start(px_worker_t *w);
 
-/* Asks the worker to do `flags` (PX_WF_* in proxy/conn.h: drain, force close, collect
+/* Asks the worker to do `flags` (PX_WF_* in proxy/core/conn.h: drain, force close, collect
  * regions). Safe from any thread at any time, also after the worker has stopped. */
 void px_worker_signal(px_worker_t *w, unsigned flags);
 

@@ -1,6 +1,6 @@
 /*
- * proxy/h2_guard.h: per-connection HTTP/2 abuse and conformance accounting that nghttp2 1.52
- * leaves to the application. Policy lives here; proxy/h2.c calls the hooks from its nghttp2
+ * proxy/h2/guard.h: per-connection HTTP/2 abuse and conformance accounting that nghttp2 1.52
+ * leaves to the application. Policy lives here; proxy/h2/h2.c calls the hooks from its nghttp2
  * callbacks and acts on the verdicts (RST_STREAM, GOAWAY).
  *
  * What it tracks today: the client stream ids that closed cleanly (END_STREAM both ways, no
@@ -10,8 +10,8 @@
  * RST_STREAM must be ignored (RFC 9113 5.1).
  *
  * The rate limits (rapid reset, SETTINGS/PING/empty-frame floods) and the CONTINUATION count
- * predate this file and are in proxy/h2.c (on_begin_frame, scan_frames); timers in
- * proxy/conn.c (idle, header) and px_h2_sweep_idle (stream idle).
+ * predate this file and are in proxy/h2/h2.c (on_begin_frame, scan_frames); timers in
+ * proxy/core/conn.c (idle, header) and px_h2_sweep_idle (stream idle).
  *
  * Instances are embedded in px_conn_t (storage owned by the connection's region); only the
  * connection's worker thread touches them. No allocation.

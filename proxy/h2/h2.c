@@ -1,5 +1,5 @@
 /*
- * proxy/h2.c: the nghttp2 server session of a downstream connection: stream lifecycle,
+ * proxy/h2/h2.c: the nghttp2 server session of a downstream connection: stream lifecycle,
  * request headers and body, routing, direct and error responses, the upstream exchange and
  * end-to-end flow control. nghttp2 return codes are translated here and never leave.
  *
@@ -14,13 +14,13 @@
 #include <string.h>
 
 #include "mem/subregion.h"
-#include "proxy/alloc.h"
-#include "proxy/conn.h"
-#include "proxy/http.h"
-#include "proxy/router.h"
-#include "proxy/stream.h"
+#include "proxy/core/alloc.h"
+#include "proxy/core/conn.h"
+#include "proxy/upstream/http.h"
+#include "proxy/upstream/router.h"
+#include "proxy/h2/stream.h"
 
-#include "proxy/upstream.h"
+#include "proxy/upstream/upstream.h"
 
 static const char body_404[] = "weir: no route matches this request\n";
 static const char body_503_up[] = "weir: upstream unavailable\n";

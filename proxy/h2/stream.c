@@ -1,10 +1,10 @@
 /*
- * proxy/stream.c: the per-stream response-body buffer (see stream.h).
+ * proxy/h2/stream.c: the per-stream response-body buffer (see stream.h).
  *
  * Chunks are 8 KiB tcache objects: a size class, so allocation is a thread-cache pop, and
  * small enough that a slow client pins at most stream_buffer_bytes plus one chunk.
  */
-#include "proxy/stream.h"
+#include "proxy/h2/stream.h"
 #include "mem/base.h"
 
 #include <string.h>

@@ -1,5 +1,5 @@
 /*
- * proxy/stream.h: one downstream HTTP/2 stream (request in, response out) and its bounded
+ * proxy/h2/stream.h: one downstream HTTP/2 stream (request in, response out) and its bounded
  * response-body buffer.
  *
  * A stream and everything it owns (header copies, route decision, status and length strings)
@@ -17,9 +17,9 @@
 #include <stdbool.h>
 
 #include "mem/subregion.h"
-#include "proxy/config.h"
-#include "proxy/http.h"
-#include "proxy/upstream.h"
+#include "proxy/config/config.h"
+#include "proxy/upstream/http.h"
+#include "proxy/upstream/upstream.h"
 
 typedef struct px_conn_s px_conn_t;
 

@@ -1,5 +1,5 @@
 /*
- * proxy/upstream_h1.c: HTTP/1.1 upstream connections: one exchange at a time on a pooled
+ * proxy/upstream/h1.c: HTTP/1.1 upstream connections: one exchange at a time on a pooled
  * keep-alive connection (see upstream_h1.h).
  *
  * Instances: the parser state lives in its px_upconn_t. Thread: the worker's loop thread.
@@ -13,14 +13,14 @@
  * the exchange has fewer than limits.stream_buffer_bytes delivered and not yet consumed, and a
  * read never takes more than what is left of that bound.
  */
-#include "proxy/upstream_h1.h"
+#include "proxy/upstream/h1.h"
 #include "mem/base.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #include "mem/malloc.h"
-#include "proxy/worker.h"
+#include "proxy/core/worker.h"
 
 /* A chunk header ("%zx\r\n") plus the CRLF after the chunk. */
 #define UP_H1_CHUNK_OVERHEAD 20

@@ -1,5 +1,5 @@
 /*
- * proxy/upstream_h1.h: the HTTP/1.1 half of the upstream module: one exchange at a time per
+ * proxy/upstream/h1.h: the HTTP/1.1 half of the upstream module: one exchange at a time per
  * pooled keep-alive connection, requests serialized by hand, responses parsed with
  * http_parser.
  *
@@ -14,7 +14,7 @@
 #ifndef PX_UPSTREAM_INTERNAL
 #define PX_UPSTREAM_INTERNAL 1
 #endif
-#include "proxy/upstream.h"
+#include "proxy/upstream/upstream.h"
 
 /* Sets up the response parser of `c`. */
 int px__uph1_conn_init(px_upconn_t *c);

@@ -1,5 +1,5 @@
 /*
- * proxy/upstream_h2.c: h2c upstream connections: an nghttp2 client session per pooled
+ * proxy/upstream/h2.c: h2c upstream connections: an nghttp2 client session per pooled
  * connection, exchanges multiplexed on it as streams (see upstream_h2.h).
  *
  * Instances: the session belongs to its px_upconn_t (created with it, deleted in its last
@@ -16,14 +16,14 @@
  * Output goes through the send callback into the connection's batch buffer (c->wbuf), which
  * upstream.c writes with one uv_write per loop iteration.
  */
-#include "proxy/upstream_h2.h"
+#include "proxy/upstream/h2.h"
 #include "mem/base.h"
 
 #include <string.h>
 
 #include "mem/malloc.h"
-#include "proxy/alloc.h"
-#include "proxy/worker.h"
+#include "proxy/core/alloc.h"
+#include "proxy/core/worker.h"
 
 /* nghttp2's own cap on a window. */
 #define UP_H2_WINDOW_MAX ((size_t)0x7fffffff)

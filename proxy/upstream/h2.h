@@ -1,5 +1,5 @@
 /*
- * proxy/upstream_h2.h: the h2c half of the upstream module: one nghttp2 client session per
+ * proxy/upstream/h2.h: the h2c half of the upstream module: one nghttp2 client session per
  * pooled connection, many exchanges multiplexed on it as streams.
  *
  * Internal to proxy/upstream*.c (and the upstream driver tests). Instances are owned by their
@@ -13,7 +13,7 @@
 #ifndef PX_UPSTREAM_INTERNAL
 #define PX_UPSTREAM_INTERNAL 1
 #endif
-#include "proxy/upstream.h"
+#include "proxy/upstream/upstream.h"
 
 /* Creates the nghttp2 client session of `c` and queues the SETTINGS. Alloc: tcache. */
 int px__uph2_conn_init(px_upconn_t *c);

@@ -1,8 +1,8 @@
 /*
- * proxy/http.c: HTTP vocabulary shared by both sides (hop-by-hop headers, reason phrases).
+ * proxy/upstream/http.c: HTTP vocabulary shared by both sides (hop-by-hop headers, reason phrases).
  * Pure functions, no state, any thread.
  */
-#include "proxy/http.h"
+#include "proxy/upstream/http.h"
 #include "mem/base.h"
 
 #include <string.h>

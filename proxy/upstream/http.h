@@ -1,5 +1,5 @@
 /*
- * proxy/http.h: HTTP vocabulary shared by the downstream and upstream sides: header views,
+ * proxy/upstream/http.h: HTTP vocabulary shared by the downstream and upstream sides: header views,
  * hop-by-hop header detection, status reason phrases.
  */
 #ifndef PX_HTTP_H

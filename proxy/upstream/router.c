@@ -1,8 +1,8 @@
 /*
- * proxy/router.c: first-match routing by authority and path prefix (see router.h).
+ * proxy/upstream/router.c: first-match routing by authority and path prefix (see router.h).
  * Reads only the immutable config; no state of its own.
  */
-#include "proxy/router.h"
+#include "proxy/upstream/router.h"
 #include "mem/base.h"
 
 #include <string.h>

@@ -1,5 +1,5 @@
 /*
- * proxy/router.h: picks the route for a request: the first route whose authority (exact or
+ * proxy/upstream/router.h: picks the route for a request: the first route whose authority (exact or
  * "*.suffix", case-insensitive, port stripped) and path prefix match.
  *
  * Pure lookups over the read-only config; any thread, no allocation.
@@ -8,7 +8,7 @@
 #define PX_ROUTER_H
 
 #include "mem/base.h"
-#include "proxy/config.h"
+#include "proxy/config/config.h"
 
 #include <stdbool.h>
 

@@ -1,5 +1,5 @@
 /*
- * proxy/upstream.c: the upstream exchange and the per-worker pools behind it: endpoint choice
+ * proxy/upstream/upstream.c: the upstream exchange and the per-worker pools behind it: endpoint choice
  * (round robin, least request), connection set-up with connect timeouts and retries on other
  * endpoints, queueing while connections are set up or full, request timeouts, the batched
  * write pass, and the error mapping shared by the h2c (upstream_h2.c) and HTTP/1.1
@@ -16,16 +16,16 @@
  * forget it, and no callback fires again.
  */
 #define PX_UPSTREAM_INTERNAL 1
-#include "proxy/upstream.h"
+#include "proxy/upstream/upstream.h"
 #include "mem/base.h"
 
 #include <string.h>
 
 #include "mem/malloc.h"
 #include "mem/region.h"
-#include "proxy/upstream_h1.h"
-#include "proxy/upstream_h2.h"
-#include "proxy/worker.h"
+#include "proxy/upstream/h1.h"
+#include "proxy/upstream/h2.h"
+#include "proxy/core/worker.h"
 
 /* The read buffer of one connection; also the largest read delivered at once. */
 #define UP_RBUF_LEN ((size_t)16384)

@@ -1,5 +1,5 @@
 /*
- * proxy/upstream.h: one proxied exchange with a cluster (the "upstream request"), and the
+ * proxy/upstream/upstream.h: one proxied exchange with a cluster (the "upstream request"), and the
  * per-worker connection pools behind it (h2c multiplexed, HTTP/1.1 keep-alive).
  *
  * The downstream stream creates the exchange and owns it until it ends: after on_response_end
@@ -23,8 +23,8 @@
 #define PX_UPSTREAM_H
 
 #include "mem/base.h"
-#include "proxy/config.h"
-#include "proxy/http.h"
+#include "proxy/config/config.h"
+#include "proxy/upstream/http.h"
 
 #include <stdbool.h>
 
@@ -101,7 +101,7 @@ void px_upstream_worker_close(px_worker_t *w, void (*done)(px_worker_t *w));
  * instead of returning it to the pool, and idle pooled connections are closed. */
 void px_upstream_set_keepalive(px_worker_t *w, bool on);
 
-/* ---- Internal to proxy/upstream.c, upstream_h1.c and upstream_h2.c -------------------------
+/* ---- Internal to proxy/upstream/upstream.c, upstream_h1.c and upstream_h2.c -------------------------
  * The exchange, connection and pool types are shared by the three files of the upstream
  * module and by its driver tests; everyone else treats them as opaque. */
 #ifdef PX_UPSTREAM_INTERNAL

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "mem/mem.h"
-#include "proxy/config.h"
+#include "proxy/config/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

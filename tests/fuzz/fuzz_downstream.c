@@ -2,7 +2,7 @@
  * tests/fuzz/fuzz_downstream.c: fuzzes a downstream connection's HTTP/2 handling in-process:
  * the input is a client's byte stream (the harness prepends the preface when the input does not
  * start with it, so mutations reach frames), fed in chunks whose sizes come from the input into
- * weir's real nghttp2 server glue (proxy/h2.c: px_h2_session_new, px_h2_recv, px_h2_send) and
+ * weir's real nghttp2 server glue (proxy/h2/h2.c: px_h2_session_new, px_h2_recv, px_h2_send) and
  * the real mem/ (region, sub-arenas, tcache). No sockets: the connection is a px_conn_t in its
  * own region whose write batch is drained after every send round. The route is the built-in
  * direct response, so complete requests get real answers. At the end the streams and the
@@ -18,7 +18,7 @@
 #include "mem/malloc.h"
 #include "mem/mem.h"
 #include "mem/region.h"
-#include "proxy/conn.h"
+#include "proxy/core/conn.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

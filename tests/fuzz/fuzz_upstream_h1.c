@@ -23,8 +23,8 @@
 #include "mem/mem.h"
 #include "mem/stats.h"
 #define PX_UPSTREAM_INTERNAL 1
-#include "proxy/upstream.h"
-#include "proxy/worker.h"
+#include "proxy/upstream/upstream.h"
+#include "proxy/core/worker.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,5 +1,5 @@
 /*
- * tests/unit/proxy/admin_jsonw_test.c: the admin JSON writer (proxy/jsonw.c) and the admin's
+ * tests/unit/admin/jsonw_test.c: the admin JSON writer (proxy/admin/jsonw.c) and the admin's
  * query-string helpers: escaping, nesting and commas, the size cap, and that the counter table
  * names every px_stats_t field.
  */
@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "mem/malloc.h"
-#include "proxy/admin_endpoints.h"
-#include "proxy/jsonw.h"
-#include "proxy/pxstats.h"
+#include "proxy/admin/endpoints.h"
+#include "proxy/admin/jsonw.h"
+#include "proxy/core/stats-t.h"
 #include "tests/harness.h"
 
 TEST(structure_and_commas)
@@ -106,7 +106,7 @@ TEST(query)
 TEST(stats_table_complete)
 {
     /* /stats and /metrics name every counter: a field added to px_stats_t must be added to
-     * the table in proxy/admin_ops.c. */
+     * the table in proxy/admin/ops.c. */
     CHECK_EQ(px__admin_stats_desc_cnt(), PX_STATS_FIELDS_CNT);
     px_stats_t st;
     uint64_t *f = (uint64_t *)&st;

@@ -1,5 +1,5 @@
 /*
- * tests/unit/proxy/admin_server_test.c: the admin server over real loopback sockets.
+ * tests/unit/admin/server_test.c: the admin server over real loopback sockets.
  *
  * Starts px_admin_start() for a px_server_t with the built-in default config (no workers) on
  * 127.0.0.1:0, talks HTTP/1.1 to it with plain sockets, and checks routing, status codes,
@@ -20,9 +20,9 @@
 #include "mem/malloc.h"
 #include "mem/mem.h"
 #include "mem/stats.h"
-#include "proxy/admin.h"
-#include "proxy/config.h"
-#include "proxy/server.h"
+#include "proxy/admin/admin.h"
+#include "proxy/config/config.h"
+#include "proxy/core/server.h"
 #include "tests/harness.h"
 
 static px_server_t g_srv;

@@ -1,5 +1,5 @@
 /*
- * tests/unit/proxy/config_test.c: weir's configuration: defaults, the full example file, every
+ * tests/unit/config/config_test.c: weir's configuration: defaults, the full example file, every
  * kind of bad file (exact FILE:LINE:COL: FIELD: messages), value parsers, flags, environment,
  * --upstream, actions and the YAML dump.
  *
@@ -8,8 +8,8 @@
  * with zero live mem/ bytes after px_config_free(). Single-threaded.
  */
 #include "mem/base.h"
-#include "proxy/config.h"
-#include "proxy/config_internal.h"
+#include "proxy/config/config.h"
+#include "proxy/config/internal.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -955,7 +955,7 @@ int main(void)
     int rc;
 
     slash = strrchr(__FILE__, '/');
-    /* __FILE__ is .../tests/unit/proxy/config_test.c; the configs are in .../tests/e2e/. */
+    /* __FILE__ is .../tests/unit/config/config_test.c; the configs are in .../tests/e2e/. */
     snprintf(configs_dir, sizeof(configs_dir), "%.*s/../../e2e/configs",
              (int)(slash ? slash - __FILE__ : 1), slash ? __FILE__ : ".");
     snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/weir-config-test.XXXXXX");

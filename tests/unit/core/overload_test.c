@@ -1,5 +1,5 @@
 /*
- * tests/unit/proxy/overload_test.c: the overload manager's level state machine (thresholds,
+ * tests/unit/core/overload_test.c: the overload manager's level state machine (thresholds,
  * hysteresis both ways), the limit's source, cgroup v2/v1 file parsing against temp folders
  * laid out like /sys/fs/cgroup (nested limits, "max", v1's "no limit", container views,
  * memory.stat), and the monitor itself ticking against the real memory budget: levels rise
@@ -18,9 +18,9 @@
 #include "mem/malloc.h"
 #include "mem/mem.h"
 #include "mem/stats.h"
-#include "proxy/config.h"
-#include "proxy/overload.h"
-#include "proxy/server.h"
+#include "proxy/config/config.h"
+#include "proxy/core/overload.h"
+#include "proxy/core/server.h"
 #include "tests/harness.h"
 
 static char tmp_dir[256];

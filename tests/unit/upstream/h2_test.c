@@ -1,5 +1,5 @@
 /*
- * tests/unit/proxy/upstream_h2_test.c: drives proxy/upstream*.c against the real node
+ * tests/unit/upstream/h2_test.c: drives the files of proxy/upstream/ against the real node
  * upstream (tests/e2e/upstream.js) over loopback, with an h2c cluster; upstream_h1_test.c
  * includes this file with UP_TEST_HTTP1 defined to run the same cases against HTTP/1.1.
  *
@@ -28,8 +28,8 @@
 #include "mem/mem.h"
 #include "mem/stats.h"
 #define PX_UPSTREAM_INTERNAL 1
-#include "proxy/upstream.h"
-#include "proxy/worker.h"
+#include "proxy/upstream/upstream.h"
+#include "proxy/core/worker.h"
 #include "tests/harness.h"
 
 #ifdef UP_TEST_HTTP1
@@ -60,9 +60,9 @@ static const char *upstream_js(void)
         snprintf(path, sizeof(path), "%s/tests/e2e/upstream.js", src);
         return path;
     }
-    /* __FILE__ is .../tests/unit/proxy/upstream_h2_test.c */
+    /* __FILE__ is .../tests/unit/upstream/h2_test.c */
     snprintf(path, sizeof(path), "%s", __FILE__);
-    char *p = strstr(path, "tests/unit/proxy/");
+    char *p = strstr(path, "tests/unit/");
     if (!p)
         return "tests/e2e/upstream.js";
     strcpy(p, "tests/e2e/upstream.js");

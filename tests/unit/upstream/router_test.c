@@ -1,13 +1,13 @@
 /*
- * tests/unit/proxy/router_test.c: first-match routing by authority (exact, "*.suffix",
+ * tests/unit/upstream/router_test.c: first-match routing by authority (exact, "*.suffix",
  * case-insensitive, port stripped) and path prefix; hop-by-hop header detection.
  */
 #include "mem/base.h"
 
 #include <string.h>
 
-#include "proxy/http.h"
-#include "proxy/router.h"
+#include "proxy/upstream/http.h"
+#include "proxy/upstream/router.h"
 #include "tests/harness.h"
 
 #define S(x) (x), strlen(x)
