@@ -17,8 +17,9 @@
 #include "mem/budget.h"
 #include "mem/heapprof.h"
 #include "mem/mem.h"
-#include "proxy/core/alloc.h"
+#include "proxy/admin/admin.h"
 #include "proxy/config/config.h"
+#include "proxy/core/alloc.h"
 #include "proxy/core/overload.h"
 #include "proxy/core/server.h"
 
@@ -131,6 +132,8 @@ int main(int argc, char **argv)
         px_config_free(cfg);
         return 1;
     }
+    s->admin_start = px_admin_start;
+    s->admin_stop = px_admin_stop;
     rc = px_server_run(s, err, sizeof(err));
     px_server_free(s); /* cfg freed */
     if (rc != 0) {

@@ -1,6 +1,6 @@
 /*
- * proxy/config/config.c: the configuration object: its built-in defaults, its lists, freeing it, and
- * dumping it as YAML (for --check-config and /config_dump).
+ * proxy/config/config.c: the configuration object: its built-in defaults, its lists, freeing it,
+ * and dumping it as YAML (for --check-config and /config_dump).
  *
  * A px_config_t is built once by the main thread (config_yaml.c loads a file, cli.c applies
  * the environment and flags), then read-only and shared by every thread until

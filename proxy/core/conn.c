@@ -3,9 +3,10 @@
  * check (HTTP/1.1 gets a 505), batched writes, timers and teardown.
  *
  * Writes are batched: nghttp2 output collected during one loop iteration goes out in one
- * uv_try_write (or uv_write for the rest). One write is in flight at most; nghttp2 is not
- * asked for more until it completes, which is the transport's back-pressure.
- * Thread: the worker that accepted the connection, only.
+ * uv_try_write (or uv_write for the rest). The HTTP/2 side writes into the batch through
+ * conn_io (reserve, then commit) and never sees its buffers. One write is in flight at most;
+ * nghttp2 is not asked for more until it completes, which is the transport's back-pressure. Thread:
+ * the worker that accepted the connection, only.
  */
 #include "proxy/core/conn.h"
 #include "mem/base.h"
@@ -17,6 +18,7 @@
 
 #include "mem/malloc.h"
 #include "mem/subregion.h"
+#include "proxy/core/alloc.h"
 #include "proxy/core/tls.h"
 
 static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -58,28 +60,109 @@ void px_conn_mark_dirty(px_conn_t *c)
     c->wi->dirty = c;
 }
 
-size_t px_conn_room(const px_conn_t *c)
+static size_t conn_room(const px_conn_t *c)
 {
     return PX_CONN_BATCH_BYTES - (c->ssl ? c->plen : c->olen);
 }
 
-size_t px_conn_append(px_conn_t *c, const uint8_t *data, size_t len)
+/* Room for `len` bytes at the end of the batch (plaintext under TLS), allocated on first use
+ * (an idle connection holds no batch). NULL when they do not fit or on OOM. */
+static uint8_t *conn_reserve(px_conn_t *c, size_t len)
 {
     MEM_ASSERT_HOT(!c->writing);
     uint8_t **buf = c->ssl ? &c->pbuf : &c->obuf;
-    size_t *used = c->ssl ? &c->plen : &c->olen;
+    size_t used = c->ssl ? c->plen : c->olen;
+    if (len > PX_CONN_BATCH_BYTES - used)
+        return NULL;
     if (*buf == NULL) {
         *buf = mem_malloc(PX_CONN_BATCH_BYTES);
         if (*buf == NULL)
-            return 0;
+            return NULL;
         if (!c->ssl)
             c->ocap = PX_CONN_BATCH_BYTES;
     }
-    size_t n = MEM_MIN(len, PX_CONN_BATCH_BYTES - *used);
-    memcpy(*buf + *used, data, n);
-    *used += n;
-    return n;
+    return *buf + used;
 }
+
+static void conn_commit(px_conn_t *c, size_t len)
+{
+    size_t *used = c->ssl ? &c->plen : &c->olen;
+    MEM_ASSERT_HOT(*used + len <= PX_CONN_BATCH_BYTES);
+    *used += len;
+}
+
+/* Appends all of `data` or nothing; returns false when it does not fit. */
+static bool conn_append(px_conn_t *c, const uint8_t *data, size_t len)
+{
+    uint8_t *p = conn_reserve(c, len);
+    if (p == NULL)
+        return false;
+    memcpy(p, data, len);
+    conn_commit(c, len);
+    return true;
+}
+
+/* ---- what the HTTP/2 side may ask of the transport (px_h2_io_t) ------------------------- */
+
+static uint8_t *io_reserve(void *tr, size_t len)
+{
+    return conn_reserve(tr, len);
+}
+
+static void io_commit(void *tr, size_t len)
+{
+    conn_commit(tr, len);
+}
+
+static size_t io_room(const void *tr)
+{
+    return conn_room(tr);
+}
+
+static void io_mark_dirty(void *tr)
+{
+    px_conn_mark_dirty(tr);
+}
+
+static void io_streams_changed(void *tr)
+{
+    px_conn_update_timer(tr);
+}
+
+/* One access-log line per dispatched stream. */
+static void io_stream_ended(void *tr, const px_stream_t *st)
+{
+    px_conn_t *c = tr;
+    px_accesslog_t *l = c->wi->log;
+    if (l == NULL || !st->dispatched)
+        return;
+    const char *up = "-";
+    if (st->route)
+        up = st->route->cluster ? st->route->cluster->name : "direct";
+    px_accesslog_entry_t e = {
+        .peer = c->peer,
+        .method = st->method,
+        .method_len = st->method_len,
+        .authority = st->authority,
+        .authority_len = st->authority_len,
+        .path = st->path,
+        .path_len = st->path_len,
+        .status = st->status,
+        .bytes_out = st->bytes_out,
+        .duration_us = (uv_hrtime() - st->started_ns) / 1000u,
+        .upstream = up,
+    };
+    px_accesslog_add(l, &e);
+}
+
+static const px_h2_io_t conn_io = {
+    .reserve = io_reserve,
+    .commit = io_commit,
+    .room = io_room,
+    .mark_dirty = io_mark_dirty,
+    .streams_changed = io_streams_changed,
+    .stream_ended = io_stream_ended,
+};
 
 /* Moves the TLS plaintext batch through SSL_write and the ciphertext into obuf. */
 static int tls_seal(px_conn_t *c)
@@ -172,7 +255,7 @@ void px_conn_flush(px_conn_t *c)
         return;
     /* A few rounds at most: fairness between connections of one worker. */
     for (int round = 0; round < 4 && !c->writing; round++) {
-        if (c->mode == PX_CONN_H2 && px_h2_send(c) != 0)
+        if (c->mode == PX_CONN_H2 && px_h2_send(&c->h2) != 0)
             goto fail;
         if (c->ssl && c->plen > 0 && tls_seal(c) != 0)
             goto fail;
@@ -191,9 +274,9 @@ void px_conn_flush(px_conn_t *c)
         mem_free(c->pbuf);
         c->obuf = c->pbuf = NULL;
         c->ocap = 0;
-        if (c->mode == PX_CONN_H2 && !px_h2_want_io(c))
+        if (c->mode == PX_CONN_H2 && !px_h2_want_io(&c->h2))
             px_conn_close(c);
-        else if (c->mode == PX_CONN_H2 && px_h2_want_write(c))
+        else if (c->mode == PX_CONN_H2 && px_h2_want_write(&c->h2))
             px_conn_mark_dirty(c); /* rounds ran out: continue next iteration */
     }
     return;
@@ -207,20 +290,20 @@ static void on_timer(uv_timer_t *t)
     px_conn_t *c = t->data;
     if (c->closing)
         return;
-    if (c->mode == PX_CONN_H2 && c->streams_cnt > 0)
+    if (c->mode == PX_CONN_H2 && c->h2.streams_cnt > 0)
         return;
     if (c->mode == PX_CONN_H2) {
-        if (c->had_request)
+        if (c->h2.had_request)
             MEM_STAT_ADD(c->w->stats.timeouts_idle, 1);
         else
             MEM_STAT_ADD(c->w->stats.timeouts_header, 1);
         /* Polite close: GOAWAY, and the connection closes once it is written. */
-        px_h2_goaway(c);
+        px_h2_goaway(&c->h2);
         px_conn_mark_dirty(c);
         uv_timer_start(&c->timer, on_timer, 1000, 0);
-        if (c->drain_notice)
+        if (c->h2.drain_notice)
             px_conn_close(c);
-        c->drain_notice = true;
+        c->h2.drain_notice = true;
         return;
     }
     if (c->mode == PX_CONN_PREFACE)
@@ -232,12 +315,12 @@ void px_conn_update_timer(px_conn_t *c)
 {
     if (c->closing)
         return;
-    if (c->streams_cnt > 0) {
+    if (c->h2.streams_cnt > 0) {
         uv_timer_stop(&c->timer);
         return;
     }
     const px_limits_cfg_t *lim = &c->w->cfg->limits;
-    uint32_t ms = c->had_request ? lim->idle_timeout_ms : lim->header_timeout_ms;
+    uint32_t ms = c->h2.had_request ? lim->idle_timeout_ms : lim->header_timeout_ms;
     if (ms > 0)
         uv_timer_start(&c->timer, on_timer, ms, 0);
 }
@@ -251,7 +334,7 @@ static void h1_reject(px_conn_t *c)
     MEM_ASSERT(n > 0 && (size_t)n < sizeof(msg));
     if (c->ssl)
         c->plen = 0;
-    if (px_conn_append(c, (const uint8_t *)msg, (size_t)n) != (size_t)n)
+    if (!conn_append(c, (const uint8_t *)msg, (size_t)n))
         goto fail;
     if (c->ssl) {
         if (tls_seal(c) != 0)
@@ -279,13 +362,13 @@ static void feed(px_conn_t *c, const uint8_t *data, size_t len)
             return;
         }
         c->preface_pos += (uint8_t)k;
-        if (px_h2_recv(c, data, len) != 0)
+        if (px_h2_recv(&c->h2, data, len) != 0)
             goto fail;
         if (c->preface_pos == PREFACE_LEN)
             c->mode = PX_CONN_H2;
         return;
     }
-    if (px_h2_recv(c, data, len) != 0)
+    if (px_h2_recv(&c->h2, data, len) != 0)
         goto fail;
     return;
 fail:
@@ -402,10 +485,10 @@ void px_conn_accept(px_lis_t *lis)
     px_wimpl_t *wi = lis->wi;
     px_worker_t *w = wi->w;
     const px_config_t *cfg = w->cfg;
-    if (px_server_overload(w->server) >= PX_OVERLOAD_CRITICAL ||
+    if (px_worker_overload(w) >= PX_OVERLOAD_CRITICAL ||
         (cfg->limits.max_connections && wi->conns_cnt >= cfg->limits.max_connections)) {
         MEM_STAT_ADD(w->stats.conn_refused_overload, 1);
-        if (px_server_overload(w->server) >= PX_OVERLOAD_CRITICAL)
+        if (px_worker_overload(w) >= PX_OVERLOAD_CRITICAL)
             MEM_STAT_ADD(w->stats.overload_conns_refused, 1);
         refuse(lis);
         return;
@@ -451,7 +534,12 @@ void px_conn_accept(px_lis_t *lis)
     mem_region_set_label(r, c->peer);
     if (lis->tls && px_tls_conn_new(lis->tls, &c->ssl, &c->rbio, &c->wbio) != 0)
         goto fail;
-    if (px_h2_session_new(c) != 0)
+    c->h2.w = w;
+    c->h2.region = r;
+    c->h2.peer_ip = c->peer_ip;
+    c->h2.tr = c;
+    c->h2.io = &conn_io;
+    if (px_h2_session_new(&c->h2, wi->ng_cbs, wi->ng_opt, px_alloc_nghttp2_mem()) != 0)
         goto fail;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
         goto fail;
@@ -475,12 +563,12 @@ static void on_close(uv_handle_t *h)
         return;
     px_wimpl_t *wi = c->wi;
     px_worker_t *w = c->w;
-    px_h2_session_free(c);
+    px_h2_session_free(&c->h2);
     if (c->ssl)
         SSL_free(c->ssl);
     mem_free(c->obuf);
     mem_free(c->pbuf);
-    MEM_ASSERT(c->streams == NULL);
+    MEM_ASSERT(c->h2.streams == NULL);
     mem_region_free(c->region); /* c freed */
     MEM_ASSERT(wi->conns_cnt > 0);
     wi->conns_cnt--;
@@ -505,7 +593,7 @@ void px_conn_close(px_conn_t *c)
     if (c->next)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
-    px_h2_streams_end(c);
+    px_h2_streams_end(&c->h2);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->tcp, on_close);
     uv_close((uv_handle_t *)&c->timer, on_close);
@@ -524,9 +612,9 @@ void px_conn_drain(px_conn_t *c, bool final)
         return;
     }
     if (final)
-        px_h2_goaway(c);
+        px_h2_goaway(&c->h2);
     else
-        px_h2_shutdown_notice(c);
+        px_h2_shutdown_notice(&c->h2);
     px_conn_mark_dirty(c);
 }
 
@@ -543,7 +631,7 @@ size_t px_conn_collect(px_conn_t *c, px_region_row_t *rows, size_t max)
     snprintf(row->peer, sizeof(row->peer), "%s", c->peer);
     row->bytes = mem_region_bytes(c->region);
     row->age_ms = now - c->created_ms;
-    for (px_stream_t *st = c->streams; st && n < max; st = st->next) {
+    for (px_stream_t *st = c->h2.streams; st && n < max; st = st->next) {
         row = &rows[n++];
         memset(row, 0, sizeof(*row));
         row->worker = c->w->idx;

@@ -20,10 +20,9 @@
 
 #include "mem/region.h"
 #include "proxy/core/accesslog.h"
-#include "proxy/h2/guard.h"
 #include "proxy/core/server.h"
-#include "proxy/h2/stream.h"
 #include "proxy/core/worker.h"
+#include "proxy/h2/h2.h"
 
 #define PX_CONN_BATCH_BYTES 32768u /* one write batch: two max-size frames */
 #define PX_CONN_READ_BYTES  65536u /* per-worker read buffer */
@@ -37,6 +36,7 @@
 #define PX_WF_RELEASE  16u /* return cached memory now (px_server_release) */
 
 typedef struct px_wimpl_s px_wimpl_t;
+typedef struct px_conn_s px_conn_t;
 
 typedef struct px_lis_s {
     uv_tcp_t tcp;                 /* worker */
@@ -67,30 +67,15 @@ struct px_conn_s {
     bool dirty;
     bool closing;
     bool writing;
-    bool had_request;
-    bool drain_notice;
     bool shed_goaway; /* overload: GOAWAY sent because it was idle (proxy/core/shed.c) */
     bool tls_done;
     px_conn_mode_t mode;
     uint8_t preface_pos;
     int handles_open;
-    SSL *ssl;             /* owns, NULL for h2c */
-    BIO *rbio, *wbio;     /* borrows: owned by ssl */
-    nghttp2_session *ng;  /* owns */
-    px_stream_t *streams; /* live streams (each owns its sub-arena) */
-    size_t streams_cnt;
-    int32_t max_stream_id; /* highest client stream id seen in HEADERS */
-    uint64_t opened[2];    /* the last 128 client stream ids: bit set = it was opened */
-    uint32_t cont_cnt;     /* CONTINUATION frames in the current header block */
-    uint32_t scan_left;    /* frame scanner: bytes of the current frame (or preface) to skip */
-    uint8_t scan_hd[9];    /* frame scanner: frame header bytes gathered so far */
-    uint8_t scan_hd_len;
-    uint32_t rst_cnt; /* RST_STREAM frames received in the current second */
-    uint32_t ctl_cnt; /* SETTINGS, PING and empty DATA frames in the current second */
-    uint64_t rate_start_ms;
-    bool flooded;        /* GOAWAY(ENHANCE_YOUR_CALM) queued */
-    px_h2_guard_t guard; /* proxy/h2/guard.h: closed-stream memory (zeroed = empty) */
-    uint8_t *obuf;       /* owns (tcache): bytes for the socket */
+    SSL *ssl;         /* owns, NULL for h2c */
+    BIO *rbio, *wbio; /* borrows: owned by ssl */
+    px_h2_conn_t h2;  /* the HTTP/2 side (proxy/h2/h2.h); reaches back through conn_io */
+    uint8_t *obuf;    /* owns (tcache): bytes for the socket */
     size_t olen, ocap;
     uint8_t *pbuf; /* owns (tcache): TLS plaintext batch */
     size_t plen;
@@ -136,12 +121,6 @@ void px_conn_mark_dirty(px_conn_t *c);
 /* Writes what nghttp2 (or the rejection) has for the socket, batched. Thread: worker. */
 void px_conn_flush(px_conn_t *c);
 
-/* Appends up to `len` bytes to the write batch; returns how many fit (0 = full). */
-size_t px_conn_append(px_conn_t *c, const uint8_t *data, size_t len);
-
-/* Free room in the write batch. Getter. */
-size_t px_conn_room(const px_conn_t *c);
-
 /* Starts closing: streams are ended now, the region dies in the last close callback. */
 void px_conn_close(px_conn_t *c);
 
@@ -154,28 +133,5 @@ void px_conn_update_timer(px_conn_t *c);
 
 /* Appends rows (connection first, then its streams) to `rows`; returns the rows written. */
 size_t px_conn_collect(px_conn_t *c, px_region_row_t *rows, size_t max);
-
-/* The nghttp2 server side (h2.c). nghttp2 codes stay inside h2.c. */
-int px_h2_callbacks_new(nghttp2_session_callbacks **cbs, nghttp2_option **opt);
-int px_h2_session_new(px_conn_t *c);
-/* Feeds received plaintext. Returns 0 or -EPROTO (connection must close). */
-int px_h2_recv(px_conn_t *c, const uint8_t *data, size_t len);
-/* Moves what nghttp2 wants to send into the batch. Returns 0 or -EPROTO. */
-int px_h2_send(px_conn_t *c);
-bool px_h2_want_io(px_conn_t *c);
-/* True when nghttp2 has frames queued, or DATA it can send now. */
-bool px_h2_want_write(px_conn_t *c);
-void px_h2_shutdown_notice(px_conn_t *c);
-void px_h2_goaway(px_conn_t *c);
-/* Overload shedding: resets `st` with RST_STREAM(ENHANCE_YOUR_CALM); its sub-arena and
- * buffers go when nghttp2 closes the stream. Thread: worker. */
-void px_h2_stream_shed(px_stream_t *st);
-/* Ends every stream (cancels upstream exchanges, logs, frees sub-arenas). */
-void px_h2_streams_end(px_conn_t *c);
-/* Resets streams that moved no byte for limits.stream_idle_timeout_ms (at `now_ms`, loop
- * time). Returns how many were reset. */
-size_t px_h2_sweep_idle(px_conn_t *c, uint64_t now_ms);
-/* Frees the session. */
-void px_h2_session_free(px_conn_t *c);
 
 #endif /* PX_CONN_H */

@@ -25,17 +25,6 @@
 #include "proxy/core/overload.h"
 #include "proxy/core/tls.h"
 
-#ifndef PX_HAVE_ADMIN
-#if __has_include("proxy/admin/admin.h")
-#define PX_HAVE_ADMIN 1
-#else
-#define PX_HAVE_ADMIN 0
-#endif
-#endif
-#if PX_HAVE_ADMIN
-#include "proxy/admin/admin.h"
-#endif
-
 typedef struct srv_impl_s {
     uv_loop_t loop; /* main thread */
     uv_signal_t sigterm, sigint;
@@ -321,16 +310,14 @@ int px_server_run(px_server_t *s, char *err, size_t err_len)
         snprintf(err, err_len, "a worker failed to start: %s", strerror(-rc));
     }
     pthread_mutex_unlock(&im->lock);
-#if PX_HAVE_ADMIN
-    if (rc == 0 && cfg->admin.enabled) {
-        rc = px_admin_start(s);
+    if (rc == 0 && cfg->admin.enabled && s->admin_start != NULL) {
+        rc = s->admin_start(s);
         if (rc != 0)
             snprintf(err, err_len, "admin: cannot listen on %s:%u: %s", cfg->admin.addr.host,
                      cfg->admin.addr.port, strerror(-rc));
         else
             im->admin_started = true;
     }
-#endif
     if (rc == 0 && (rc = px_overload_start(s, &im->loop)) != 0)
         snprintf(err, err_len, "overload monitor: %s", strerror(-rc));
     if (rc != 0) {
@@ -365,11 +352,9 @@ int px_server_run(px_server_t *s, char *err, size_t err_len)
     px_overload_stop(s);
     for (unsigned i = 0; i < s->workers_cnt; i++)
         px_worker_join(&s->workers[i]);
-#if PX_HAVE_ADMIN
     if (im->admin_started)
-        px_admin_stop(s);
+        s->admin_stop(s);
     im->admin_started = false;
-#endif
     close_main_loop(im);
     if (rc == 0)
         fprintf(stderr, "weir: stopped\n");

@@ -10,16 +10,10 @@
 
 #include "mem/base.h"
 #include "proxy/config/config.h"
+#include "proxy/core/overload-t.h"
 #include "proxy/core/worker.h"
 
 #include <stdbool.h>
-
-/* Overload levels, published by the monitor and read by workers with one atomic load. */
-typedef enum px_overload_level_e {
-    PX_OVERLOAD_NORMAL = 0,
-    PX_OVERLOAD_ELEVATED = 1,
-    PX_OVERLOAD_CRITICAL = 2,
-} px_overload_level_t;
 
 /* Live connection or stream attribution, for /memory/regions. */
 typedef struct px_region_row_s {
@@ -44,14 +38,19 @@ typedef struct px_server_s {
     /* Bound ports (after resolving port 0), one per listener, for logs and tests. */
     uint16_t *listener_ports;
     uint16_t admin_port;
-    void *impl;                     /* owns: main-loop handles (server.c) */
-    struct px_overload_s *overload; /* owns: the overload monitor (proxy/core/overload.c), or NULL */
+    void *impl; /* owns: main-loop handles (server.c) */
+    struct px_overload_s
+        *overload; /* owns: the overload monitor (proxy/core/overload.c), or NULL */
+    /* The admin server (proxy/admin/admin.h), set by main() before px_server_run: the admin
+     * folder sits above the core, which reaches it only through these. NULL: no admin. */
+    int (*admin_start)(struct px_server_s *s);
+    void (*admin_stop)(struct px_server_s *s);
 } px_server_t;
 
 /* Reads the overload level (one relaxed-acquire load). Thread: any. */
 static inline px_overload_level_t px_server_overload(const px_server_t *s)
 {
-    return (px_overload_level_t)__atomic_load_n(&s->overload_level, __ATOMIC_ACQUIRE);
+    return px_overload_level_load(&s->overload_level);
 }
 
 /* Sums every worker's counters into `out`. Thread: any. */
@@ -72,9 +71,9 @@ size_t px_server_release(px_server_t *s, uint32_t timeout_ms);
  * Returns 0 or a negative errno. Thread: main. Alloc: tcache. */
 int px_server_new(px_config_t *cfg, px_server_t **out);
 
-/* Starts the workers (and the admin server when built in), prints the start-up lines, runs
- * the main loop until SIGTERM/SIGINT have drained everything, and stops. Returns 0, or a
- * negative errno with a message in `err` when start-up failed. Thread: main. */
+/* Starts the workers (and the admin server through s->admin_start when set), prints the start-up
+ * lines, runs the main loop until SIGTERM/SIGINT have drained everything, and stops. Returns 0, or
+ * a negative errno with a message in `err` when start-up failed. Thread: main. */
 int px_server_run(px_server_t *s, char *err, size_t err_len);
 
 /* Frees the server and its config. NULL is ignored. Thread: main. */

@@ -30,10 +30,10 @@ static size_t stream_weight(const px_stream_t *st)
 static void goaway_idle(px_wimpl_t *wi)
 {
     for (px_conn_t *c = wi->conns; c != NULL; c = c->next) {
-        if (c->closing || c->mode != PX_CONN_H2 || c->streams_cnt > 0 || c->shed_goaway)
+        if (c->closing || c->mode != PX_CONN_H2 || c->h2.streams_cnt > 0 || c->shed_goaway)
             continue;
         c->shed_goaway = true;
-        px_h2_goaway(c);
+        px_h2_goaway(&c->h2);
         px_conn_mark_dirty(c);
         MEM_STAT_ADD(wi->w->stats.overload_goaway_idle, 1);
     }
@@ -48,7 +48,7 @@ static void shed_heaviest(px_wimpl_t *wi)
     for (px_conn_t *c = wi->conns; c != NULL; c = c->next) {
         if (c->closing || c->mode != PX_CONN_H2)
             continue;
-        for (px_stream_t *st = c->streams; st != NULL; st = st->next) {
+        for (px_stream_t *st = c->h2.streams; st != NULL; st = st->next) {
             if (st->failed)
                 continue; /* already reset; its memory goes when the reset is sent */
             size_t x = stream_weight(st);

@@ -1,12 +1,14 @@
 /*
- * proxy/core/stats-t.h: the proxy's counters (connections, streams, requests by status, upstream
- * errors, overload actions), one block per worker, summed by the reader.
+ * proxy/core/stats-t.h: the type of the proxy's counters (connections, streams, requests by
+ * status, upstream errors, overload actions), one block per worker, summed by the reader.
  *
  * Each worker writes only its own block with relaxed atomics (MEM_STAT_ADD); the admin thread
- * sums all blocks (px_stats_sum). Gauges (`_active`) go up and down; the rest only grow.
+ * sums all blocks (px_stats_sum in proxy/core/worker.h). Gauges (`_active`) go up and down;
+ * the rest only grow. Types only, so the protocol folders (h2/, upstream/) may count into a
+ * worker's block without including the core's headers.
  */
-#ifndef PX_PXSTATS_H
-#define PX_PXSTATS_H
+#ifndef PX_STATS_T_H
+#define PX_STATS_T_H
 
 #include "mem/base.h"
 
@@ -52,13 +54,4 @@ typedef struct px_stats_s {
 #define PX_STATS_FIELDS_CNT (sizeof(px_stats_t) / sizeof(uint64_t))
 MEM_STATIC_ASSERT(sizeof(px_stats_t) % sizeof(uint64_t) == 0, "px_stats_t is all uint64_t");
 
-/* Adds every field of `src` into `dst` reading `src` with relaxed loads. Thread: any. */
-static inline void px_stats_sum(px_stats_t *dst, const px_stats_t *src)
-{
-    const uint64_t *s = (const uint64_t *)src;
-    uint64_t *d = (uint64_t *)dst;
-    for (size_t i = 0; i < PX_STATS_FIELDS_CNT; i++)
-        d[i] += __atomic_load_n(&s[i], __ATOMIC_RELAXED);
-}
-
-#endif /* PX_PXSTATS_H */
+#endif /* PX_STATS_T_H */

@@ -19,6 +19,7 @@
 #include "mem/budget.h"
 #include "mem/malloc.h"
 #include "mem/mem.h"
+#include "proxy/core/alloc.h"
 #include "proxy/core/conn.h"
 #include "proxy/core/overload.h"
 #include "proxy/core/server.h"
@@ -116,8 +117,8 @@ static void on_tick(uv_timer_t *t)
     if (wi->w->cfg->limits.stream_idle_timeout_ms) {
         uint64_t now = uv_now(&wi->w->loop);
         for (px_conn_t *c = wi->conns; c; c = c->next)
-            if (c->streams_cnt > 0)
-                px_h2_sweep_idle(c, now);
+            if (c->h2.streams_cnt > 0)
+                px_h2_sweep_idle(&c->h2, now);
     }
     if (wi->draining && wi->drain_ticks++ == 0) {
         /* One tick after the shutdown notice: clients have seen it, now the final GOAWAY
@@ -195,7 +196,7 @@ static int worker_setup(px_worker_t *w)
         if (wi->log == NULL)
             return -errno;
     }
-    rc = px_upstream_worker_init(w);
+    rc = px_upstream_worker_init(w, px_alloc_nghttp2_mem());
     if (rc != 0)
         return rc;
     uv_check_init(&w->loop, &wi->check);
@@ -285,6 +286,7 @@ int px_worker_init(px_worker_t *w, px_server_t *s, unsigned idx, int cpu, const 
 #endif
     w->cfg = s->cfg;
     w->server = s;
+    w->overload_level = &s->overload_level;
     px_wimpl_t *wi = mem_calloc(1, sizeof(*wi));
     if (wi == NULL)
         return -ENOMEM;

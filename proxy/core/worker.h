@@ -3,35 +3,18 @@
  * connections, its upstream pools and its counters. Workers share nothing on the request
  * path; the main and admin threads talk to a worker only through its uv_async_t.
  *
- * Owned by the server (proxy/core/server.h), which creates N of them. Fields marked "worker" are
- * touched only by the worker thread; "any" fields are atomics or read-only after start.
+ * Owned by the server (proxy/core/server.h), which creates N of them. The struct itself is in
+ * proxy/core/worker-t.h.
  */
 #ifndef PX_WORKER_H
 #define PX_WORKER_H
 
 #include "mem/base.h"
-#include "proxy/config/config.h"
-#include "proxy/core/stats-t.h"
 
-#include <pthread.h>
 #include <stdbool.h>
-#include <uv.h>
 
-typedef struct px_server_s px_server_t;
-typedef struct px_upstream_pools_s px_upstream_pools_t;
-
-typedef struct px_worker_s {
-    uv_loop_t loop;                /* worker */
-    unsigned idx;                  /* any: 0-based */
-    int cpu;                       /* any: the CPU it is pinned to, -1 when not pinned */
-    int node;                      /* any: its NUMA node */
-    const px_config_t *cfg;        /* borrows: the server's config outlives the worker */
-    px_server_t *server;           /* borrows */
-    px_stats_t stats;              /* written by the worker only, read by any (relaxed) */
-    px_upstream_pools_t *upstream; /* owns: created by px_upstream_worker_init */
-    void *impl;                    /* owns: listeners, connections, async handles (worker.c) */
-    pthread_t thread;
-} px_worker_t;
+#include "proxy/config/config.h"
+#include "proxy/core/worker-t.h"
 
 /* Prepares `w` (no thread yet). `fds` are the worker's listening sockets, one per listener,
  * which it adopts; `tls` the listeners' TLS contexts (NULL entries for h2c).
@@ -50,5 +33,14 @@ void px_worker_signal(px_worker_t *w, unsigned flags);
 
 /* Joins the thread and frees what init made. Thread: main. */
 void px_worker_join(px_worker_t *w);
+
+/* Adds every field of `src` into `dst` reading `src` with relaxed loads. Thread: any. */
+static inline void px_stats_sum(px_stats_t *dst, const px_stats_t *src)
+{
+    const uint64_t *s = (const uint64_t *)src;
+    uint64_t *d = (uint64_t *)dst;
+    for (size_t i = 0; i < PX_STATS_FIELDS_CNT; i++)
+        d[i] += __atomic_load_n(&s[i], __ATOMIC_RELAXED);
+}
 
 #endif /* PX_WORKER_H */

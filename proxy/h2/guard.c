@@ -1,6 +1,6 @@
 /*
  * proxy/h2/guard.c: the per-connection abuse and conformance accounting declared in
- * proxy/h2/guard.h. Embedded in px_conn_t; touched only by the connection's worker.
+ * proxy/h2/guard.h. Embedded in px_h2_conn_t; touched only by the connection's worker.
  */
 #include "proxy/h2/guard.h"
 

@@ -6,20 +6,20 @@
  * Flow control: automatic WINDOW_UPDATE is off. Request DATA is consumed (window reopened)
  * only when the upstream has taken it (on_request_body_drained), or at once when nobody
  * will read it. Response DATA sits in the stream's bounded buffer until nghttp2 sends it
- * (NO_COPY: copied once, straight into the write batch), then px_upstream_consumed() lets
- * the upstream send more. Thread: the connection's worker only.
+ * (NO_COPY: copied once, straight into the room the transport reserves in its write batch),
+ * then px_upstream_consumed() lets the upstream send more. The transport is reached only
+ * through the px_h2_io_t table (proxy/h2/h2.h). Thread: the connection's worker only.
  */
+#include "proxy/h2/h2.h"
 #include "mem/base.h"
 
 #include <string.h>
 
 #include "mem/subregion.h"
-#include "proxy/core/alloc.h"
-#include "proxy/core/conn.h"
+#include "proxy/config/config.h"
+#include "proxy/h2/stream.h"
 #include "proxy/upstream/http.h"
 #include "proxy/upstream/router.h"
-#include "proxy/h2/stream.h"
-
 #include "proxy/upstream/upstream.h"
 
 static const char body_404[] = "weir: no route matches this request\n";
@@ -31,7 +31,17 @@ static const char body_503_up[] = "weir: upstream unavailable\n";
             NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE                           \
     }
 
-static px_stream_t *stream_of(px_conn_t *c, int32_t id)
+static inline void mark_dirty(px_h2_conn_t *c)
+{
+    c->io->mark_dirty(c->tr);
+}
+
+static inline void streams_changed(px_h2_conn_t *c)
+{
+    c->io->streams_changed(c->tr);
+}
+
+static px_stream_t *stream_of(px_h2_conn_t *c, int32_t id)
 {
     return nghttp2_session_get_stream_user_data(c->ng, id);
 }
@@ -57,7 +67,7 @@ static void reset_stream(px_stream_t *st, uint32_t code)
     st->failed = true;
     MEM_STAT_ADD(st->conn->w->stats.streams_reset_by_us, 1);
     (void)nghttp2_submit_rst_stream(st->conn->ng, NGHTTP2_FLAG_NONE, st->id, code);
-    px_conn_mark_dirty(st->conn);
+    mark_dirty(st->conn);
 }
 
 /* ---- response body: data provider ---------------------------------------------------- */
@@ -93,28 +103,24 @@ static int on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
                         size_t length, nghttp2_data_source *src, void *ud)
 {
     (void)ng;
-    px_conn_t *c = ud;
+    px_h2_conn_t *c = ud;
     px_stream_t *st = src->ptr;
     size_t pad = frame->data.padlen;
-    if (px_conn_room(c) < 9 + length + pad)
+    size_t total = 9 + length + pad;
+    uint8_t *p = c->io->reserve(c->tr, total);
+    if (p == NULL)
         return NGHTTP2_ERR_WOULDBLOCK;
     MEM_ASSERT(px_stream_body_avail(st) >= length);
-    px_conn_append(c, framehd, 9);
-    if (pad > 0) {
-        uint8_t pl = (uint8_t)(pad - 1);
-        px_conn_append(c, &pl, 1);
-    }
+    memcpy(p, framehd, 9);
+    p += 9;
+    if (pad > 0)
+        *p++ = (uint8_t)(pad - 1);
     /* Copy once, from the stream buffer straight into the batch. */
-    uint8_t *dst = (c->ssl ? c->pbuf + c->plen : c->obuf + c->olen);
-    px_stream_body_take(st, dst, length);
-    if (c->ssl)
-        c->plen += length;
-    else
-        c->olen += length;
-    if (pad > 1) {
-        static const uint8_t zeros[256];
-        px_conn_append(c, zeros, pad - 1);
-    }
+    px_stream_body_take(st, p, length);
+    p += length;
+    if (pad > 1)
+        memset(p, 0, pad - 1);
+    c->io->commit(c->tr, total);
     st->bytes_out += length;
     st->progress_ms = uv_now(&c->w->loop);
     MEM_STAT_ADD(c->w->stats.bytes_out, length);
@@ -127,15 +133,21 @@ static ssize_t on_send(nghttp2_session *ng, const uint8_t *data, size_t len, int
 {
     (void)ng;
     (void)flags;
-    size_t n = px_conn_append(ud, data, len);
-    return n > 0 ? (ssize_t)n : NGHTTP2_ERR_WOULDBLOCK;
+    px_h2_conn_t *c = ud;
+    size_t n = MEM_MIN(len, c->io->room(c->tr));
+    uint8_t *p = n > 0 ? c->io->reserve(c->tr, n) : NULL;
+    if (p == NULL)
+        return NGHTTP2_ERR_WOULDBLOCK;
+    memcpy(p, data, n);
+    c->io->commit(c->tr, n);
+    return (ssize_t)n;
 }
 
 /* Submits response headers with a body from the stream buffer. `extra` are borrowed. */
 static int submit_response(px_stream_t *st, int status, const nghttp2_nv *extra, size_t cnt,
                            bool body)
 {
-    px_conn_t *c = st->conn;
+    px_h2_conn_t *c = st->conn;
     MEM_ASSERT(!st->resp_submitted);
     MEM_ASSERT(status >= 100 && status <= 999);
     nghttp2_nv *nva = mem_subregion_alloc(st->sub, sizeof(nghttp2_nv) * (cnt + 1));
@@ -154,7 +166,7 @@ static int submit_response(px_stream_t *st, int status, const nghttp2_nv *extra,
     st->status = status;
     st->resp_submitted = true;
     count_status(c->w, status);
-    px_conn_mark_dirty(c);
+    mark_dirty(c);
     return 0;
 }
 
@@ -226,7 +238,7 @@ static void on_up_info(void *ud, int status, const px_header_t *hdrs, size_t cnt
     if (nghttp2_submit_headers(st->conn->ng, NGHTTP2_FLAG_NONE, st->id, NULL, nva, n, NULL) < 0)
         return; /* advisory: the final response still follows */
     count_status(st->conn->w, status);
-    px_conn_mark_dirty(st->conn);
+    mark_dirty(st->conn);
 }
 
 static void resume(px_stream_t *st)
@@ -235,7 +247,7 @@ static void resume(px_stream_t *st)
         st->deferred = false;
         (void)nghttp2_session_resume_data(st->conn->ng, st->id);
     }
-    px_conn_mark_dirty(st->conn);
+    mark_dirty(st->conn);
 }
 
 static void on_up_data(void *ud, const uint8_t *data, size_t len)
@@ -334,7 +346,7 @@ static void on_up_drained(void *ud, size_t len)
 {
     px_stream_t *st = ud;
     (void)nghttp2_session_consume(st->conn->ng, st->id, len);
-    px_conn_mark_dirty(st->conn);
+    mark_dirty(st->conn);
 }
 
 static const px_upstream_cbs_t up_cbs = {
@@ -351,7 +363,7 @@ static const px_upstream_cbs_t up_cbs = {
  * x-forwarded-for (extended) and via. All in the stream's sub-arena. */
 static px_header_t *build_upstream_headers(px_stream_t *st, size_t *cnt_out)
 {
-    px_conn_t *c = st->conn;
+    px_h2_conn_t *c = st->conn;
     const px_config_t *cfg = c->w->cfg;
     size_t max = 4 + st->hdrs_cnt + 2;
     px_header_t *h = mem_subregion_alloc(st->sub, sizeof(*h) * max);
@@ -396,7 +408,7 @@ static px_header_t *build_upstream_headers(px_stream_t *st, size_t *cnt_out)
 
 static void dispatch(px_stream_t *st, bool end_stream)
 {
-    px_conn_t *c = st->conn;
+    px_h2_conn_t *c = st->conn;
     const px_config_t *cfg = c->w->cfg;
     MEM_ASSERT(!st->dispatched);
     st->dispatched = true;
@@ -445,18 +457,18 @@ static void dispatch(px_stream_t *st, bool end_stream)
 /* ---- nghttp2 callbacks ------------------------------------------------------------------ */
 
 /* Ends a connection whose peer floods us: GOAWAY(ENHANCE_YOUR_CALM), counted once. */
-static void flood(px_conn_t *c, nghttp2_session *ng)
+static void flood(px_h2_conn_t *c, nghttp2_session *ng)
 {
     if (c->flooded)
         return;
     c->flooded = true;
     MEM_STAT_ADD(c->w->stats.flood_goaway, 1);
     (void)nghttp2_session_terminate_session2(ng, c->max_stream_id, NGHTTP2_ENHANCE_YOUR_CALM);
-    px_conn_mark_dirty(c);
+    mark_dirty(c);
 }
 
 /* Counts one event against a per-second budget (0 = unlimited); true when past it. */
-static bool over_rate(px_conn_t *c, uint32_t *cnt, uint32_t per_sec)
+static bool over_rate(px_h2_conn_t *c, uint32_t *cnt, uint32_t per_sec)
 {
     if (per_sec == 0)
         return false;
@@ -470,7 +482,7 @@ static bool over_rate(px_conn_t *c, uint32_t *cnt, uint32_t per_sec)
 
 static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *ud)
 {
-    px_conn_t *c = ud;
+    px_h2_conn_t *c = ud;
     const px_limits_cfg_t *lim = &c->w->cfg->limits;
     switch (hd->type) {
     case NGHTTP2_RST_STREAM:
@@ -522,19 +534,19 @@ static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void 
         return 0;
     MEM_STAT_ADD(c->w->stats.conn_closed_error, 1);
     (void)nghttp2_session_terminate_session2(ng, c->max_stream_id, NGHTTP2_PROTOCOL_ERROR);
-    px_conn_mark_dirty(c);
+    mark_dirty(c);
     return 0;
 }
 
 static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
 {
-    px_conn_t *c = ud;
+    px_h2_conn_t *c = ud;
     px_worker_t *w = c->w;
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
     int32_t id = frame->hd.stream_id;
     /* Overload policy for new streams lives here, in one place. */
-    if (px_server_overload(w->server) >= PX_OVERLOAD_ELEVATED) {
+    if (px_worker_overload(w) >= PX_OVERLOAD_ELEVATED) {
         MEM_STAT_ADD(w->stats.overload_streams_refused, 1);
         MEM_STAT_ADD(w->stats.streams_reset_by_us, 1);
         (void)nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
@@ -565,7 +577,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
     c->streams_cnt++;
     MEM_STAT_ADD(w->stats.streams_opened, 1);
     MEM_STAT_ADD(w->stats.streams_active, 1);
-    px_conn_update_timer(c);
+    streams_changed(c);
     return 0;
 }
 
@@ -658,7 +670,7 @@ static void request_ended(px_stream_t *st)
 
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
 {
-    px_conn_t *c = ud;
+    px_h2_conn_t *c = ud;
     (void)c;
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
         return 0;
@@ -683,7 +695,7 @@ static int on_data_chunk_recv(nghttp2_session *ng, uint8_t flags, int32_t id, co
                               size_t len, void *ud)
 {
     (void)flags;
-    px_conn_t *c = ud;
+    px_h2_conn_t *c = ud;
     MEM_STAT_ADD(c->w->stats.bytes_in, len);
     px_stream_t *st = nghttp2_session_get_stream_user_data(ng, id);
     if (st) {
@@ -701,33 +713,8 @@ static int on_data_chunk_recv(nghttp2_session *ng, uint8_t flags, int32_t id, co
     return 0;
 }
 
-static void log_stream(px_stream_t *st)
-{
-    px_conn_t *c = st->conn;
-    px_accesslog_t *l = c->wi->log;
-    if (l == NULL || !st->dispatched)
-        return;
-    const char *up = "-";
-    if (st->route)
-        up = st->route->cluster ? st->route->cluster->name : "direct";
-    px_accesslog_entry_t e = {
-        .peer = c->peer,
-        .method = st->method,
-        .method_len = st->method_len,
-        .authority = st->authority,
-        .authority_len = st->authority_len,
-        .path = st->path,
-        .path_len = st->path_len,
-        .status = st->status,
-        .bytes_out = st->bytes_out,
-        .duration_us = (uv_hrtime() - st->started_ns) / 1000u,
-        .upstream = up,
-    };
-    px_accesslog_add(l, &e);
-}
-
 /* Ends a stream: cancels its exchange, logs it and frees its sub-arena. */
-static void stream_end(px_conn_t *c, px_stream_t *st)
+static void stream_end(px_h2_conn_t *c, px_stream_t *st)
 {
     MEM_ASSERT(c->streams_cnt > 0);
     MEM_ASSERT(st->conn == c);
@@ -735,7 +722,7 @@ static void stream_end(px_conn_t *c, px_stream_t *st)
         px_upstream_cancel(st->up); /* st->up freed */
         st->up = NULL;
     }
-    log_stream(st);
+    c->io->stream_ended(c->tr, st);
     px_stream_body_free(st);
     if (st->prev)
         st->prev->next = st->next;
@@ -752,7 +739,7 @@ static void stream_end(px_conn_t *c, px_stream_t *st)
 
 static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
 {
-    px_conn_t *c = ud;
+    px_h2_conn_t *c = ud;
     px_stream_t *st = nghttp2_session_get_stream_user_data(ng, id);
     px_h2_guard_stream_closed(&c->guard, id, code, st == NULL || st->failed);
     if (st == NULL)
@@ -760,14 +747,14 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
     if (code != NGHTTP2_NO_ERROR && !st->failed)
         MEM_STAT_ADD(c->w->stats.streams_reset_by_peer, 1);
     stream_end(c, st);
-    px_conn_update_timer(c);
+    streams_changed(c);
     return 0;
 }
 
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
 {
     (void)ng;
-    px_conn_t *c = ud;
+    px_h2_conn_t *c = ud;
     if (frame->hd.type == NGHTTP2_GOAWAY)
         MEM_STAT_ADD(c->w->stats.goaway_sent, 1);
     return 0;
@@ -801,13 +788,14 @@ fail:
     return -ENOMEM;
 }
 
-int px_h2_session_new(px_conn_t *c)
+int px_h2_session_new(px_h2_conn_t *c, const nghttp2_session_callbacks *cbs,
+                      const nghttp2_option *opt, nghttp2_mem *mem)
 {
     const px_limits_cfg_t *lim = &c->w->cfg->limits;
     MEM_ASSERT(c->ng == NULL);
     c->scan_left = 24; /* the client preface precedes the first frame */
-    if (nghttp2_session_server_new3(&c->ng, c->wi->ng_cbs, c, c->wi->ng_opt,
-                                    px_alloc_nghttp2_mem()) != 0)
+    MEM_ASSERT(c->w != NULL && c->io != NULL);
+    if (nghttp2_session_server_new3(&c->ng, cbs, c, opt, mem) != 0)
         return -ENOMEM;
     size_t win = lim->stream_buffer_bytes ? lim->stream_buffer_bytes : 65535;
     if (win > 0x7fffffff)
@@ -819,7 +807,7 @@ int px_h2_session_new(px_conn_t *c)
     };
     if (nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, MEM_ARRAY_LEN(iv)) != 0)
         return -ENOMEM;
-    px_conn_mark_dirty(c);
+    mark_dirty(c);
     return 0;
 }
 
@@ -828,7 +816,7 @@ int px_h2_session_new(px_conn_t *c)
  * h2_guard, which remembers the streams that closed cleanly (after our RST_STREAM late frames
  * are ignored instead). Each answer counts against the control frame budget, so the
  * RST_STREAMs cannot be used as an amplifier. */
-static void data_on_closed(px_conn_t *c, int32_t id)
+static void data_on_closed(px_h2_conn_t *c, int32_t id)
 {
     if (!px_h2_guard_closed_clean(&c->guard, id) || nghttp2_session_find_stream(c->ng, id) != NULL)
         return;
@@ -836,13 +824,13 @@ static void data_on_closed(px_conn_t *c, int32_t id)
         flood(c, c->ng);
     else
         (void)nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_STREAM_CLOSED);
-    px_conn_mark_dirty(c);
+    mark_dirty(c);
 }
 
 /* Walks frame headers in the received bytes to count CONTINUATION frames per header block:
  * nghttp2 1.52 accepts any number of them and calls no callback per frame. Cheap: it looks
  * at 9 bytes per frame and skips payloads. */
-static void scan_frames(px_conn_t *c, const uint8_t *p, size_t len)
+static void scan_frames(px_h2_conn_t *c, const uint8_t *p, size_t len)
 {
     uint32_t max = c->w->cfg->limits.max_continuations;
     while (len > 0) {
@@ -873,7 +861,7 @@ static void scan_frames(px_conn_t *c, const uint8_t *p, size_t len)
     }
 }
 
-int px_h2_recv(px_conn_t *c, const uint8_t *data, size_t len)
+int px_h2_recv(px_h2_conn_t *c, const uint8_t *data, size_t len)
 {
     MEM_ASSERT_HOT(c->ng != NULL);
     scan_frames(c, data, len);
@@ -884,23 +872,23 @@ int px_h2_recv(px_conn_t *c, const uint8_t *data, size_t len)
     return 0;
 }
 
-int px_h2_send(px_conn_t *c)
+int px_h2_send(px_h2_conn_t *c)
 {
     int rv = nghttp2_session_send(c->ng);
     return rv == 0 ? 0 : -EPROTO;
 }
 
-bool px_h2_want_io(px_conn_t *c)
+bool px_h2_want_io(px_h2_conn_t *c)
 {
     return nghttp2_session_want_read(c->ng) || nghttp2_session_want_write(c->ng);
 }
 
-bool px_h2_want_write(px_conn_t *c)
+bool px_h2_want_write(px_h2_conn_t *c)
 {
     return nghttp2_session_want_write(c->ng) != 0;
 }
 
-void px_h2_shutdown_notice(px_conn_t *c)
+void px_h2_shutdown_notice(px_h2_conn_t *c)
 {
     if (c->drain_notice)
         return;
@@ -908,7 +896,7 @@ void px_h2_shutdown_notice(px_conn_t *c)
     (void)nghttp2_submit_shutdown_notice(c->ng);
 }
 
-void px_h2_goaway(px_conn_t *c)
+void px_h2_goaway(px_h2_conn_t *c)
 {
     int32_t last = nghttp2_session_get_last_proc_stream_id(c->ng);
     (void)nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE, last, NGHTTP2_NO_ERROR, NULL, 0);
@@ -920,13 +908,13 @@ void px_h2_stream_shed(px_stream_t *st)
     reset_stream(st, NGHTTP2_ENHANCE_YOUR_CALM);
 }
 
-void px_h2_streams_end(px_conn_t *c)
+void px_h2_streams_end(px_h2_conn_t *c)
 {
     while (c->streams)
         stream_end(c, c->streams);
 }
 
-size_t px_h2_sweep_idle(px_conn_t *c, uint64_t now_ms)
+size_t px_h2_sweep_idle(px_h2_conn_t *c, uint64_t now_ms)
 {
     uint64_t limit = c->w->cfg->limits.stream_idle_timeout_ms;
     uint64_t hlimit = c->w->cfg->limits.header_timeout_ms;
@@ -939,7 +927,7 @@ size_t px_h2_sweep_idle(px_conn_t *c, uint64_t now_ms)
         if (!st->dispatched && !st->failed && hlimit > 0 && now_ms - st->progress_ms >= hlimit) {
             MEM_STAT_ADD(c->w->stats.timeouts_header, 1);
             (void)nghttp2_session_terminate_session2(c->ng, c->max_stream_id, NGHTTP2_NO_ERROR);
-            px_conn_mark_dirty(c);
+            mark_dirty(c);
             return n + 1;
         }
         if (st->failed || now_ms - st->progress_ms < limit)
@@ -960,11 +948,11 @@ size_t px_h2_sweep_idle(px_conn_t *c, uint64_t now_ms)
         n++;
     }
     if (n > 0)
-        px_conn_mark_dirty(c);
+        mark_dirty(c);
     return n;
 }
 
-void px_h2_session_free(px_conn_t *c)
+void px_h2_session_free(px_h2_conn_t *c)
 {
     MEM_ASSERT(c->streams == NULL);
     nghttp2_session_del(c->ng);

@@ -21,7 +21,7 @@
 #include "proxy/upstream/http.h"
 #include "proxy/upstream/upstream.h"
 
-typedef struct px_conn_s px_conn_t;
+typedef struct px_h2_conn_s px_h2_conn_t;
 
 /* Request header, copied into the stream's sub-arena. */
 typedef struct px_hdr_node_s {
@@ -38,7 +38,7 @@ typedef struct px_chunk_s {
 } px_chunk_t;
 
 typedef struct px_stream_s {
-    px_conn_t *conn;                 /* borrows: the connection outlives its streams */
+    px_h2_conn_t *conn;              /* borrows: the connection outlives its streams */
     mem_subregion_t *sub;            /* owns: everything below tagged subregion lives here */
     struct px_stream_s *prev, *next; /* the connection's stream list */
     int32_t id;

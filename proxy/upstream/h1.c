@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "mem/malloc.h"
-#include "proxy/core/worker.h"
+#include "proxy/core/worker-t.h"
 
 /* A chunk header ("%zx\r\n") plus the CRLF after the chunk. */
 #define UP_H1_CHUNK_OVERHEAD 20

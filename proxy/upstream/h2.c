@@ -22,8 +22,7 @@
 #include <string.h>
 
 #include "mem/malloc.h"
-#include "proxy/core/alloc.h"
-#include "proxy/core/worker.h"
+#include "proxy/core/worker-t.h"
 
 /* nghttp2's own cap on a window. */
 #define UP_H2_WINDOW_MAX ((size_t)0x7fffffff)
@@ -284,7 +283,7 @@ int px__uph2_conn_init(px_upconn_t *c)
         goto fail;
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_peer_max_concurrent_streams(opt, 100);
-    if (nghttp2_session_client_new3(&c->h2, cbs, c, opt, px_alloc_nghttp2_mem()) != 0)
+    if (nghttp2_session_client_new3(&c->h2, cbs, c, opt, c->pools->ng_mem) != 0)
         goto fail;
     const px_config_t *cfg = c->pools->w->cfg;
     size_t win = cfg ? cfg->limits.stream_buffer_bytes : 65536;

@@ -1,6 +1,6 @@
 /*
- * proxy/upstream/upstream.c: the upstream exchange and the per-worker pools behind it: endpoint choice
- * (round robin, least request), connection set-up with connect timeouts and retries on other
+ * proxy/upstream/upstream.c: the upstream exchange and the per-worker pools behind it: endpoint
+ * choice (round robin, least request), connection set-up with connect timeouts and retries on other
  * endpoints, queueing while connections are set up or full, request timeouts, the batched
  * write pass, and the error mapping shared by the h2c (upstream_h2.c) and HTTP/1.1
  * (upstream_h1.c) protocol halves.
@@ -25,7 +25,7 @@
 #include "mem/region.h"
 #include "proxy/upstream/h1.h"
 #include "proxy/upstream/h2.h"
-#include "proxy/core/worker.h"
+#include "proxy/core/worker-t.h"
 
 /* The read buffer of one connection; also the largest read delivered at once. */
 #define UP_RBUF_LEN ((size_t)16384)
@@ -1291,14 +1291,16 @@ void px_upstream_cancel(px_upstream_req_t *r)
     /* r freed (in its timer's close callback) */
 }
 
-int px_upstream_worker_init(px_worker_t *w)
+int px_upstream_worker_init(px_worker_t *w, nghttp2_mem *ng_mem)
 {
     MEM_ASSERT(w != NULL);
+    MEM_ASSERT(ng_mem != NULL);
     MEM_ASSERT(w->upstream == NULL);
     px_upstream_pools_t *p = mem_calloc(1, sizeof(*p));
     if (!p)
         return -ENOMEM;
     p->w = w;
+    p->ng_mem = ng_mem;
     p->keepalive = true;
     link_init(&p->flushq);
     int rc = uv_check_init(&w->loop, &p->flush_check);

@@ -28,6 +28,8 @@
 
 #include <stdbool.h>
 
+#include <nghttp2/nghttp2.h>
+
 typedef struct px_worker_s px_worker_t;
 typedef struct px_upstream_req_s px_upstream_req_t;
 
@@ -91,8 +93,9 @@ void px_upstream_cancel(px_upstream_req_t *r);
  * overload manager's "heaviest streams" choice. Getter: never allocates. Thread: worker. */
 size_t px_upstream_bytes(const px_upstream_req_t *r);
 
-/* Per-worker pools: created when the worker starts, closed when it stops. */
-int px_upstream_worker_init(px_worker_t *w);
+/* Per-worker pools: created when the worker starts, closed when it stops. `ng_mem` is the
+ * allocator of the worker's nghttp2 sessions (borrowed; it outlives the pools). */
+int px_upstream_worker_init(px_worker_t *w, nghttp2_mem *ng_mem);
 /* Closes every pooled connection; `done` is called on the worker thread once all handles have
  * closed (so the worker can finish its loop). */
 void px_upstream_worker_close(px_worker_t *w, void (*done)(px_worker_t *w));
@@ -101,9 +104,9 @@ void px_upstream_worker_close(px_worker_t *w, void (*done)(px_worker_t *w));
  * instead of returning it to the pool, and idle pooled connections are closed. */
 void px_upstream_set_keepalive(px_worker_t *w, bool on);
 
-/* ---- Internal to proxy/upstream/upstream.c, upstream_h1.c and upstream_h2.c -------------------------
- * The exchange, connection and pool types are shared by the three files of the upstream
- * module and by its driver tests; everyone else treats them as opaque. */
+/* ---- Internal to proxy/upstream/upstream.c, upstream_h1.c and upstream_h2.c
+ * ------------------------- The exchange, connection and pool types are shared by the three files
+ * of the upstream module and by its driver tests; everyone else treats them as opaque. */
 #ifdef PX_UPSTREAM_INTERNAL
 
 #include <http_parser.h>
@@ -253,6 +256,7 @@ struct px_upcluster_s {
 
 struct px_upstream_pools_s {
     px_worker_t *w;           /* borrows */
+    nghttp2_mem *ng_mem;      /* borrows: what h2c sessions allocate through */
     px_upcluster_t *clusters; /* owns */
     px_uplink_t flushq;       /* connections that want a write this loop iteration */
     uv_check_t flush_check;   /* runs the batched writes after each poll */

@@ -3,8 +3,9 @@
  * the input is a client's byte stream (the harness prepends the preface when the input does not
  * start with it, so mutations reach frames), fed in chunks whose sizes come from the input into
  * weir's real nghttp2 server glue (proxy/h2/h2.c: px_h2_session_new, px_h2_recv, px_h2_send) and
- * the real mem/ (region, sub-arenas, tcache). No sockets: the connection is a px_conn_t in its
- * own region whose write batch is drained after every send round. The route is the built-in
+ * the real mem/ (region, sub-arenas, tcache). No sockets: the harness is the transport below
+ * the px_h2_io_t table (proxy/h2/h2.h), a 32 KiB write batch from the thread cache that it
+ * drains after every send round, as a client that reads everything. The route is the built-in
  * direct response, so complete requests get real answers. At the end the streams and the
  * session are torn down and the region freed; ASan/LSan catch anything left.
  * Thread: one (it is the "worker"). Alloc: region + tcache, as in weir.
@@ -18,7 +19,9 @@
 #include "mem/malloc.h"
 #include "mem/mem.h"
 #include "mem/region.h"
-#include "proxy/core/conn.h"
+#include "proxy/core/alloc.h"
+#include "proxy/core/server.h"
+#include "proxy/h2/h2.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -26,11 +29,69 @@ static const uint8_t preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 static px_server_t server;
 static px_worker_t worker;
-static px_wimpl_t *wimpl;
+static nghttp2_session_callbacks *cbs;
+static nghttp2_option *opt;
+
+#define BATCH_BYTES 32768u
+
+/* The transport: one write batch, what weir's connection has (proxy/core/conn.c). */
+typedef struct sink_s {
+    uint8_t *buf; /* owns (tcache), allocated on first use as in weir */
+    size_t len;
+    bool dirty;
+} sink_t;
+
+static uint8_t *io_reserve(void *tr, size_t len)
+{
+    sink_t *k = tr;
+    if (len > BATCH_BYTES - k->len)
+        return NULL;
+    if (k->buf == NULL && (k->buf = mem_malloc(BATCH_BYTES)) == NULL)
+        return NULL;
+    return k->buf + k->len;
+}
+
+static void io_commit(void *tr, size_t len)
+{
+    sink_t *k = tr;
+    MEM_ASSERT(k->len + len <= BATCH_BYTES);
+    k->len += len;
+}
+
+static size_t io_room(const void *tr)
+{
+    const sink_t *k = tr;
+    return BATCH_BYTES - k->len;
+}
+
+static void io_mark_dirty(void *tr)
+{
+    ((sink_t *)tr)->dirty = true;
+}
+
+static void io_streams_changed(void *tr)
+{
+    (void)tr;
+}
+
+static void io_stream_ended(void *tr, const px_stream_t *st)
+{
+    (void)tr;
+    MEM_ASSERT(st->sub != NULL);
+}
+
+static const px_h2_io_t sink_io = {
+    .reserve = io_reserve,
+    .commit = io_commit,
+    .room = io_room,
+    .mark_dirty = io_mark_dirty,
+    .streams_changed = io_streams_changed,
+    .stream_ended = io_stream_ended,
+};
 
 static void setup(void)
 {
-    if (wimpl != NULL)
+    if (cbs != NULL)
         return;
     if (mem_init(NULL) != 0 || mem_thread_attach(0) != 0)
         abort();
@@ -41,28 +102,22 @@ static void setup(void)
     server.cfg = cfg;
     worker.cfg = cfg;
     worker.server = &server;
+    worker.overload_level = &server.overload_level;
     if (uv_loop_init(&worker.loop) != 0)
         abort();
-    wimpl = calloc(1, sizeof(*wimpl));
-    if (wimpl == NULL)
-        abort();
-    wimpl->w = &worker;
-    worker.impl = wimpl;
-    if (uv_idle_init(&worker.loop, &wimpl->idle) != 0 ||
-        px_h2_callbacks_new(&wimpl->ng_cbs, &wimpl->ng_opt) != 0)
+    if (px_h2_callbacks_new(&cbs, &opt) != 0)
         abort();
 }
 
 /* Drops what weir wrote, as a client that reads everything. Bounded rounds: a session that
  * always wants to write would otherwise spin. */
-static int pump(px_conn_t *c)
+static int pump(px_h2_conn_t *c, sink_t *k)
 {
     for (int i = 0; i < 64; i++) {
         if (px_h2_send(c) != 0)
             return -1;
-        c->olen = 0;
-        c->dirty = false;
-        wimpl->dirty = NULL;
+        k->len = 0;
+        k->dirty = false;
         if (!px_h2_want_write(c))
             break;
     }
@@ -75,20 +130,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mem_region_t *r = mem_region_new(worker.cfg->limits.conn_bytes_max);
     if (r == NULL)
         return 0;
-    px_conn_t *c = mem_region_calloc(r, sizeof(*c));
+    px_h2_conn_t *c = mem_region_calloc(r, sizeof(*c));
     if (c == NULL) {
         mem_region_free(r);
         return 0;
     }
+    sink_t sink = {0};
     c->w = &worker;
-    c->wi = wimpl;
     c->region = r;
-    c->mode = PX_CONN_H2;
-    snprintf(c->peer, sizeof(c->peer), "127.0.0.1:1");
-    snprintf(c->peer_ip, sizeof(c->peer_ip), "127.0.0.1");
-    if (uv_timer_init(&worker.loop, &c->timer) != 0)
-        abort();
-    if (px_h2_session_new(c) != 0)
+    c->peer_ip = "127.0.0.1";
+    c->tr = &sink;
+    c->io = &sink_io;
+    if (px_h2_session_new(c, cbs, opt, px_alloc_nghttp2_mem()) != 0)
         goto out;
     /* The first byte chooses the chunking (1..256 bytes per read) so that frame boundaries
      * fall anywhere; without the preface, it is added. */
@@ -100,21 +153,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         dead = px_h2_recv(c, preface, sizeof(preface) - 1) != 0;
     while (!dead && left > 0) {
         size_t n = MEM_MIN(chunk, left);
-        if (px_h2_recv(c, p, n) != 0 || pump(c) != 0)
+        if (px_h2_recv(c, p, n) != 0 || pump(c, &sink) != 0)
             dead = true;
         p += n;
         left -= n;
     }
     if (!dead)
-        (void)pump(c);
+        (void)pump(c, &sink);
     px_h2_streams_end(c);
-    px_h2_session_free(c);
 out:
+    px_h2_session_free(c);
     MEM_ASSERT(c->streams == NULL);
-    mem_free(c->obuf);
-    c->obuf = NULL;
-    uv_close((uv_handle_t *)&c->timer, NULL);
-    (void)uv_run(&worker.loop, UV_RUN_NOWAIT); /* completes the close */
+    mem_free(sink.buf);
+    (void)uv_run(&worker.loop, UV_RUN_NOWAIT);
     mem_region_free(r);
     return 0;
 }

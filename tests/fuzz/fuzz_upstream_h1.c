@@ -24,6 +24,7 @@
 #include "mem/stats.h"
 #define PX_UPSTREAM_INTERNAL 1
 #include "proxy/upstream/upstream.h"
+#include "proxy/core/alloc.h"
 #include "proxy/core/worker.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -154,7 +155,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     setup();
     mem_stats_t st0, st1;
     mem_stats_snapshot(&st0);
-    if (px_upstream_worker_init(&g_w) != 0)
+    if (px_upstream_worker_init(&g_w, px_alloc_nghttp2_mem()) != 0)
         abort();
     px_header_t h[] = {{":method", 7, "GET", 3},
                        {":scheme", 7, "http", 4},

@@ -29,6 +29,7 @@
 #include "mem/stats.h"
 #define PX_UPSTREAM_INTERNAL 1
 #include "proxy/upstream/upstream.h"
+#include "proxy/core/alloc.h"
 #include "proxy/core/worker.h"
 #include "tests/harness.h"
 
@@ -395,7 +396,7 @@ static bool begin(void)
     g_done = 0;
     memset(&g_w.stats, 0, sizeof(g_w.stats));
     g_live0 = live_bytes();
-    return px_upstream_worker_init(&g_w) == 0;
+    return px_upstream_worker_init(&g_w, px_alloc_nghttp2_mem()) == 0;
 }
 
 /* Closes the pools, drains the loop and checks that nothing is left behind. */

@@ -1,0 +1,104 @@
+/*
+ * proxy/h2/h2.h: the HTTP/2 server side of one downstream connection: its nghttp2 session,
+ * its streams, and the abuse and conformance accounting that nghttp2 leaves to the
+ * application (rapid reset, floods, CONTINUATION, lower stream ids, DATA on closed streams).
+ *
+ * The transport under it (proxy/core/conn.c: TCP or TLS, the write batch, the timers, the
+ * access log) is reached only through px_h2_io_t, a callback table the transport fills in:
+ * this code never sees the socket, the TLS object or the batch's buffers, and writes output
+ * by reserving room in the batch and committing what it wrote. nghttp2 codes stay in h2.c.
+ *
+ * A px_h2_conn_t is embedded in its transport's struct (storage in the connection's region);
+ * only the connection's worker thread touches it.
+ */
+#ifndef PX_H2_H
+#define PX_H2_H
+
+#include "mem/base.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "mem/region.h"
+#include "proxy/core/worker-t.h"
+#include "proxy/h2/guard.h"
+#include "proxy/h2/stream.h"
+
+/* What the transport offers the HTTP/2 code. `tr` is the transport's own pointer. */
+typedef struct px_h2_io_s {
+    /* Room for `len` bytes at the end of the write batch: the caller writes them and then
+     * calls commit. NULL when they do not fit now or the batch cannot be allocated. */
+    uint8_t *(*reserve)(void *tr, size_t len);
+    /* The first `len` reserved bytes are output. */
+    void (*commit)(void *tr, size_t len);
+    /* Free room in the write batch. Getter. */
+    size_t (*room)(const void *tr);
+    /* Asks for a flush (px_h2_send) in this loop iteration. */
+    void (*mark_dirty)(void *tr);
+    /* The number of live streams changed (the transport re-arms its idle timer). */
+    void (*streams_changed)(void *tr);
+    /* `st` is about to end and be freed (the transport writes its access-log line). */
+    void (*stream_ended)(void *tr, const px_stream_t *st);
+} px_h2_io_t;
+
+struct px_h2_conn_s {
+    nghttp2_session *ng;  /* owns */
+    px_worker_t *w;       /* borrows: the worker outlives its connections */
+    mem_region_t *region; /* borrows: the connection's; every stream's sub-arena is cut from it */
+    const char *peer_ip;  /* borrows: the transport's, NUL-terminated ("" when unknown) */
+    void *tr;             /* borrows: the transport that embeds this struct */
+    const px_h2_io_t *io; /* borrows: static */
+    px_stream_t *streams; /* live streams (each owns its sub-arena) */
+    size_t streams_cnt;
+    bool had_request;      /* a request has been dispatched (idle vs header timeout) */
+    bool drain_notice;     /* the shutdown notice (or the idle GOAWAY) has been sent */
+    bool flooded;          /* GOAWAY(ENHANCE_YOUR_CALM) queued */
+    int32_t max_stream_id; /* highest client stream id seen in HEADERS */
+    uint64_t opened[2];    /* the last 128 client stream ids: bit set = it was opened */
+    uint32_t cont_cnt;     /* CONTINUATION frames in the current header block */
+    uint32_t scan_left;    /* frame scanner: bytes of the current frame (or preface) to skip */
+    uint8_t scan_hd[9];    /* frame scanner: frame header bytes gathered so far */
+    uint8_t scan_hd_len;
+    uint32_t rst_cnt; /* RST_STREAM frames received in the current second */
+    uint32_t ctl_cnt; /* SETTINGS, PING and empty DATA frames in the current second */
+    uint64_t rate_start_ms;
+    px_h2_guard_t guard; /* closed-stream memory (zeroed = empty) */
+};
+
+/* Creates the callbacks and options every session of a worker shares.
+ * Ownership: gives both (nghttp2_session_callbacks_del, nghttp2_option_del).
+ * Returns 0 or -ENOMEM. Thread: worker. Alloc: libc (nghttp2), once per worker. */
+int px_h2_callbacks_new(nghttp2_session_callbacks **cbs, nghttp2_option **opt);
+
+/* Starts the server session of `c`, whose w, region, peer_ip, tr and io the transport has
+ * set (the rest zeroed), and queues weir's SETTINGS. `cbs` and `opt` come from
+ * px_h2_callbacks_new and `mem` is the allocator nghttp2 uses; all three are borrowed and
+ * outlive the session. Returns 0 or -ENOMEM. Thread: worker. Alloc: `mem`. */
+int px_h2_session_new(px_h2_conn_t *c, const nghttp2_session_callbacks *cbs,
+                      const nghttp2_option *opt, nghttp2_mem *mem);
+/* Feeds received plaintext. Returns 0 or -EPROTO (the connection must close). */
+int px_h2_recv(px_h2_conn_t *c, const uint8_t *data, size_t len);
+/* Moves what nghttp2 wants to send into the write batch. Returns 0 or -EPROTO. */
+int px_h2_send(px_h2_conn_t *c);
+/* False once the session neither reads nor writes: the connection may close. Getter. */
+bool px_h2_want_io(px_h2_conn_t *c);
+/* True when nghttp2 has frames queued, or DATA it can send now. Getter. */
+bool px_h2_want_write(px_h2_conn_t *c);
+/* Drain, first step: the GOAWAY with the last stream id 2^31-1 (RFC 9113 6.8). Once. */
+void px_h2_shutdown_notice(px_h2_conn_t *c);
+/* GOAWAY(NO_ERROR) with the last stream id processed. */
+void px_h2_goaway(px_h2_conn_t *c);
+/* Overload shedding: resets `st` with RST_STREAM(ENHANCE_YOUR_CALM); its sub-arena and
+ * buffers go when nghttp2 closes the stream. Thread: worker. */
+void px_h2_stream_shed(px_stream_t *st);
+/* Ends every stream (cancels upstream exchanges, logs, frees sub-arenas). */
+void px_h2_streams_end(px_h2_conn_t *c);
+/* Resets streams that moved no byte for limits.stream_idle_timeout_ms (at `now_ms`, loop
+ * time). Returns how many were reset. */
+size_t px_h2_sweep_idle(px_h2_conn_t *c, uint64_t now_ms);
+/* Frees the session (after px_h2_streams_end). */
+void px_h2_session_free(px_h2_conn_t *c);
+
+#endif /* PX_H2_H */
