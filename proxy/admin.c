@@ -107,6 +107,7 @@ typedef struct admin_conn_s {
     admin_phase_t phase;
     uint64_t phase_since_ms; /* uv_now when `phase` (or its last renewal) began */
     uint64_t phase_seq;      /* admin's phase_seq then: orders entries within one loop tick */
+    uint64_t progress_ms;    /* uv_now of the last completed request or response write */
     bool req_begun;          /* a request's first byte has been parsed and it is not complete */
     /* The request being parsed. */
     size_t head_bytes;
@@ -392,6 +393,7 @@ static void on_write(uv_write_t *req, int status)
     MEM_ASSERT(c->bytes_pending >= wr->head_len + wr->body_len);
     c->writes_pending--;
     c->bytes_pending -= wr->head_len + wr->body_len;
+    c->progress_ms = uv_now(&c->admin->loop);
     mem_free(wr->body);
     mem_free(wr);
     /* wr freed */
@@ -1055,6 +1057,7 @@ static int on_message_complete(http_parser *p)
     admin_conn_t *c = p->data;
     MEM_ASSERT(c->req_begun);
     c->req_begun = false;
+    c->progress_ms = uv_now(&c->admin->loop);
     conn_phase(c, ADMIN_PHASE_IDLE, PX_ADMIN_IDLE_MS);
     conn_dispatch(c);
     /* Stop after each request: conn_process decides whether to parse the next one. */
@@ -1109,14 +1112,17 @@ static admin_conn_t *evict_victim(admin_t *a)
     admin_conn_t *best = NULL;
     int best_tier = 3;
     for (admin_conn_t *c = a->conns; c != NULL; c = c->next) {
-        if (c->closing || c->shutting)
+        if (c->closing)
             continue;
+        /* A shutting connection is ranked like the others: one that sent its last answer and
+         * waits for the client's FIN is idle, one whose answer the client does not read is
+         * stalled. */
         int tier;
         if (c->phase != ADMIN_PHASE_IDLE)
             tier = 0;
         else if (c->writes_pending == 0 && c->rpos == c->rlen)
             tier = 1;
-        else if (now - c->phase_since_ms >= ADMIN_STALL_MS)
+        else if (now - c->progress_ms >= ADMIN_STALL_MS)
             tier = 2;
         else
             continue;
