@@ -13,6 +13,21 @@
  * ADMIN_PENDING_BYTES_MAX bytes, queued per connection (parsing and reading stop until they
  * drain), so a pipelining client cannot make us buffer without bound. Every byte comes from
  * mem_malloc.
+ *
+ * Hostile clients (see README, "Hardening"):
+ * - Deadlines: a request head must arrive within PX_ADMIN_HEAD_TIMEOUT_MS of its first byte (of
+ *   the accept, for a connection's first request) and its body within PX_ADMIN_BODY_TIMEOUT_MS
+ *   of the end of the head; bytes arriving do not extend them, so dribbling a byte at a time
+ *   buys nothing. Past a deadline the client gets 408 and the connection closes.
+ * - Eviction: when all PX_ADMIN_CONNS_MAX slots are taken, a new connection closes the one that
+ *   has waited longest for a request to complete (then the oldest idle keep-alive connection,
+ *   then a response stalled for ADMIN_STALL_MS), so /ready keeps answering while slow clients
+ *   hold every slot; only when every slot is busy sending is the new connection closed.
+ * - DNS rebinding: without a token, a Host that is not a loopback name, an IP literal or the
+ *   configured admin host gets 421 (host_allowed()).
+ * - Cross-site requests: without a token, a POST that a browser page on another site could
+ *   have sent (Sec-Fetch-Site, Origin or Referer of another origin, or a form content type)
+ *   gets 403 (cross_site_why()).
  */
 #include "mem/base.h"
 #include "proxy/admin/admin.h"
@@ -29,19 +44,55 @@
 #include "proxy/admin/endpoints.h"
 
 #define ADMIN_URL_MAX    4096u /* request target; longer is 400 */
-#define ADMIN_AUTH_MAX   512u  /* Authorization value kept for comparison */
 #define ADMIN_FIELD_MAX  32u   /* header names we look at are shorter */
 #define ADMIN_WRITES_MAX 4u    /* responses queued on one connection before reading pauses */
 #define ADMIN_RBUF_LEN   8192u /* read buffer per connection */
+/* Header values kept for the checks: longer ones overflow and never match (Authorization,
+ * Host) or are refused (Origin); Referer and Content-Type are judged by their first bytes. */
+#define ADMIN_HDR_VALUE_MAX 512u
+/* After a 408 the answer gets this long to drain before the connection is closed. */
+#define ADMIN_LINGER_MS 2000u
+/* A response that has made no write progress this long may be evicted for a new connection. */
+#define ADMIN_STALL_MS 1000u
 /* Response bytes queued on one connection past which no further request is parsed until
  * they drain: a client pipelining heap dumps holds at most one big body at a time. */
 #define ADMIN_PENDING_BYTES_MAX (1u << 20)
 
 typedef struct admin_s admin_t;
 
+/* Request headers the server looks at; each is kept in an admin_hdr_t. */
+typedef enum admin_hdr_e {
+    ADMIN_HDR_AUTH,
+    ADMIN_HDR_HOST,
+    ADMIN_HDR_ORIGIN,
+    ADMIN_HDR_REFERER,
+    ADMIN_HDR_CTYPE,
+    ADMIN_HDR_FETCH_SITE,
+    ADMIN_HDR_CNT,
+} admin_hdr_id_t;
+
+static const char *const g_hdr_names[ADMIN_HDR_CNT] = {
+    "authorization", "host", "origin", "referer", "content-type", "sec-fetch-site",
+};
+
+typedef struct admin_hdr_s {
+    unsigned cnt;  /* times the header appeared in this request */
+    bool overflow; /* its value was longer than `value` */
+    size_t len;
+    char value[ADMIN_HDR_VALUE_MAX];
+} admin_hdr_t;
+
+/* Where a connection is, for its deadline and for eviction. */
+typedef enum admin_phase_e {
+    ADMIN_PHASE_HEAD, /* waiting for a request head: deadline PX_ADMIN_HEAD_TIMEOUT_MS */
+    ADMIN_PHASE_BODY, /* head parsed, body arriving: deadline PX_ADMIN_BODY_TIMEOUT_MS */
+    ADMIN_PHASE_IDLE, /* request answered: PX_ADMIN_IDLE_MS, renewed by write progress */
+} admin_phase_t;
+
 typedef struct admin_conn_s {
-    uv_tcp_t tcp;    /* admin thread; its close is the first of two */
-    uv_timer_t idle; /* admin thread; the connection dies when both are closed */
+    uv_tcp_t tcp;     /* admin thread; its close is the first of two */
+    uv_timer_t timer; /* admin thread; the deadline of `phase`; the connection dies when both
+                       * handles are closed */
     uv_shutdown_t shutdown;
     admin_t *admin;            /* borrows: the admin outlives its connections */
     struct admin_conn_s *next; /* admin's list, for stop */
@@ -53,19 +104,21 @@ typedef struct admin_conn_s {
     bool closing;         /* uv_close called */
     bool shutting;        /* no more requests: finish writes, then close */
     bool reading;
+    admin_phase_t phase;
+    uint64_t phase_since_ms; /* uv_now when `phase` (or its last renewal) began */
+    uint64_t phase_seq;      /* admin's phase_seq then: orders entries within one loop tick */
+    uint64_t progress_ms;    /* uv_now of the last completed request or response write */
+    bool req_begun;          /* a request's first byte has been parsed and it is not complete */
     /* The request being parsed. */
     size_t head_bytes;
     size_t body_bytes;
     int err_status; /* set by a callback that rejects the request */
     const char *err_msg;
-    bool field_is_auth; /* the header whose value is arriving is Authorization */
+    int hdr_cur; /* admin_hdr_id_t of the header whose value is arriving, or -1 */
     bool in_value;
     size_t field_len;
     char field[ADMIN_FIELD_MAX];
-    bool auth_seen;
-    bool auth_overflow;
-    size_t auth_len;
-    char auth[ADMIN_AUTH_MAX];
+    admin_hdr_t hdrs[ADMIN_HDR_CNT];
     size_t url_len;
     char url[ADMIN_URL_MAX + 1];
     /* Bytes read and not yet parsed: rbuf[rpos, rlen). */
@@ -85,10 +138,13 @@ struct admin_s {
     bool stopping;
     pthread_t thread;
     bool thread_started;
-    unsigned conns_cnt;
+    unsigned conns_cnt;  /* in `conns`, closing ones included */
+    unsigned conns_open; /* in `conns` and not closing: what PX_ADMIN_CONNS_MAX bounds */
+    uint64_t phase_seq;  /* counts phase entries; uv_now is the same for a whole tick */
     admin_conn_t *conns; /* owns: the live connections */
     char *expect_auth;   /* owns: "Bearer <token>", or NULL when no token is set */
     size_t expect_auth_len;
+    char cfg_host[256]; /* admin.address host as configured (no brackets), for the Host check */
     http_parser_settings settings;
 };
 
@@ -141,12 +197,18 @@ static const char *status_text(int status)
         return "Bad Request";
     case 401:
         return "Unauthorized";
+    case 403:
+        return "Forbidden";
     case 404:
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
     case 413:
         return "Payload Too Large";
+    case 421:
+        return "Misdirected Request";
     case 500:
         return "Internal Server Error";
     case 503:
@@ -271,9 +333,27 @@ static void conn_close(admin_conn_t *c)
 {
     if (c->closing)
         return;
+    admin_t *a = c->admin;
+    MEM_ASSERT(a->conns_open > 0);
+    MEM_ASSERT(a->conns_open <= a->conns_cnt);
     c->closing = true;
+    a->conns_open--;
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
-    uv_close((uv_handle_t *)&c->idle, on_conn_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+}
+
+static void on_timer(uv_timer_t *t);
+
+/* Enters `phase` and arms its deadline `ms` from now (a one-shot: reads never extend it). */
+static void conn_phase(admin_conn_t *c, admin_phase_t phase, uint64_t ms)
+{
+    MEM_ASSERT(ms > 0);
+    if (c->closing)
+        return;
+    c->phase = phase;
+    c->phase_since_ms = uv_now(&c->admin->loop);
+    c->phase_seq = ++c->admin->phase_seq;
+    (void)uv_timer_start(&c->timer, on_timer, ms, 0); /* cannot fail on an open handle */
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -313,6 +393,7 @@ static void on_write(uv_write_t *req, int status)
     MEM_ASSERT(c->bytes_pending >= wr->head_len + wr->body_len);
     c->writes_pending--;
     c->bytes_pending -= wr->head_len + wr->body_len;
+    c->progress_ms = uv_now(&c->admin->loop);
     mem_free(wr->body);
     mem_free(wr);
     /* wr freed */
@@ -320,6 +401,10 @@ static void on_write(uv_write_t *req, int status)
         conn_close(c);
         return;
     }
+    /* Write progress renews the idle deadline: a big answer to a slow reader is not cut, and a
+     * client that stops reading is closed PX_ADMIN_IDLE_MS after the last progress. */
+    if (!c->closing && !c->shutting && c->phase == ADMIN_PHASE_IDLE)
+        conn_phase(c, ADMIN_PHASE_IDLE, PX_ADMIN_IDLE_MS);
     if (!c->closing && !c->shutting && !conn_backlogged(c))
         conn_process(c);
 }
@@ -387,14 +472,201 @@ static bool auth_ok(const admin_t *a, const admin_conn_t *c)
 {
     if (a->expect_auth == NULL)
         return true;
-    if (!c->auth_seen || c->auth_overflow)
+    /* A repeated Authorization header is ambiguous: refuse rather than pick one. */
+    const admin_hdr_t *h = &c->hdrs[ADMIN_HDR_AUTH];
+    if (h->cnt != 1 || h->overflow)
         return false;
-    unsigned diff = (unsigned)(c->auth_len ^ a->expect_auth_len);
+    unsigned diff = (unsigned)(h->len ^ a->expect_auth_len);
     for (size_t i = 0; i < a->expect_auth_len; i++) {
-        unsigned char got = i < c->auth_len ? (unsigned char)c->auth[i] : 0;
+        unsigned char got = i < h->len ? (unsigned char)h->value[i] : 0;
         diff |= (unsigned)(got ^ (unsigned char)a->expect_auth[i]);
     }
     return diff == 0;
+}
+
+/* ---- Host, Origin, Referer checks ------------------------------------------------------- */
+
+/* Value of header `id` without surrounding blanks, or NULL when absent or overflowed. */
+static const char *hdr_value(const admin_conn_t *c, admin_hdr_id_t id, size_t *len)
+{
+    const admin_hdr_t *h = &c->hdrs[id];
+    if (h->cnt == 0 || h->overflow)
+        return NULL;
+    const char *v = h->value;
+    size_t n = h->len;
+    while (n > 0 && (v[0] == ' ' || v[0] == '\t')) {
+        v++;
+        n--;
+    }
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    *len = n;
+    return v;
+}
+
+static bool all_digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return n <= 5;
+}
+
+static bool is_ip(int af, const char *s, size_t n)
+{
+    char buf[64];
+    unsigned char addr[sizeof(struct in6_addr)];
+    if (n == 0 || n >= sizeof(buf))
+        return false;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    return inet_pton(af, buf, addr) == 1;
+}
+
+/* Whether a request with this Host may be answered without a token. DNS rebinding makes a
+ * browser send a name the attacker controls (Host: evil.example:9901) to our loopback address,
+ * so every name is refused except the loopback ones (`localhost`, `*.localhost`, which
+ * browsers resolve to loopback themselves, RFC 6761) and the configured admin host. An IP
+ * literal cannot come from rebinding (the page's origin would be that address, that is us),
+ * so any IPv4 or IPv6 literal is answered: that keeps 127.0.0.1, [::1] and a published
+ * address (0.0.0.0 with admin.allow_public, behind a port mapping) working. The port is not
+ * compared. A request without Host cannot come from a browser (they always send one), so it
+ * is answered (an HTTP/1.0 `printf | nc` probe); an empty or oversized one is refused. */
+static bool host_allowed(const admin_t *a, const admin_conn_t *c)
+{
+    if (c->hdrs[ADMIN_HDR_HOST].cnt == 0)
+        return true;
+    size_t n;
+    const char *v = hdr_value(c, ADMIN_HDR_HOST, &n);
+    if (v == NULL || n == 0)
+        return false;
+    if (v[0] == '[') {
+        const char *rb = memchr(v, ']', n);
+        if (rb == NULL || !is_ip(AF_INET6, v + 1, (size_t)(rb - v - 1)))
+            return false;
+        size_t rest = n - (size_t)(rb + 1 - v);
+        return rest == 0 || (rb[1] == ':' && all_digits(rb + 2, rest - 1));
+    }
+    const char *colon = memchr(v, ':', n);
+    if (colon != NULL && memchr(colon + 1, ':', n - (size_t)(colon + 1 - v)) != NULL) {
+        /* Two colons without brackets: not valid Host syntax, but what `weir health` writes
+         * for an IPv6 admin address ("::1:9901"); any reading of it is an IP literal. */
+        if (is_ip(AF_INET6, v, n))
+            return true;
+        const char *last = v + n;
+        while (last > v && last[-1] != ':')
+            last--;
+        return last > v + 1 && all_digits(last, (size_t)(v + n - last)) &&
+               is_ip(AF_INET6, v, (size_t)(last - 1 - v));
+    }
+    size_t name_len = colon ? (size_t)(colon - v) : n;
+    if (colon != NULL && !all_digits(colon + 1, n - name_len - 1))
+        return false;
+    if (name_len > 0 && v[name_len - 1] == '.')
+        name_len--; /* "localhost." is the same name */
+    if (name_len == 0)
+        return false;
+    if (is_ip(AF_INET, v, name_len))
+        return true;
+    if (name_len == 9 && strncasecmp(v, "localhost", 9) == 0)
+        return true;
+    if (name_len > 10 && strncasecmp(v + name_len - 10, ".localhost", 10) == 0)
+        return true;
+    size_t cl = strlen(a->cfg_host);
+    return cl > 0 && cl == name_len && strncasecmp(v, a->cfg_host, cl) == 0;
+}
+
+/* Whether authority `s` (from an Origin or Referer with scheme default port `defport`) names
+ * the same host and port as the Host value `h`; an explicit default port is the same origin. */
+static bool same_authority(const char *s, size_t n, const char *h, size_t hn, const char *defport)
+{
+    size_t dl = strlen(defport);
+    if (n > dl + 1 && s[n - dl - 1] == ':' && memcmp(s + n - dl, defport, dl) == 0)
+        n -= dl + 1;
+    if (hn > dl + 1 && h[hn - dl - 1] == ':' && memcmp(h + hn - dl, defport, dl) == 0)
+        hn -= dl + 1;
+    return n == hn && n > 0 && strncasecmp(s, h, n) == 0;
+}
+
+/* Whether the URL prefix `u` (an Origin, or a Referer cut at ADMIN_HDR_VALUE_MAX) is on the
+ * origin the request was sent to (its Host). http and https both count: this port speaks
+ * plain HTTP, so an https page on the same host and port can only be a TLS front end for it. */
+static bool same_origin(const admin_conn_t *c, const char *u, size_t n)
+{
+    size_t hn;
+    const char *h = hdr_value(c, ADMIN_HDR_HOST, &hn);
+    if (h == NULL)
+        return false;
+    const char *defport;
+    size_t skip;
+    if (n >= 7 && strncasecmp(u, "http://", 7) == 0) {
+        defport = "80";
+        skip = 7;
+    } else if (n >= 8 && strncasecmp(u, "https://", 8) == 0) {
+        defport = "443";
+        skip = 8;
+    } else {
+        return false; /* "null" (sandboxed or file: pages) and every other scheme */
+    }
+    const char *s = u + skip;
+    size_t an = 0;
+    while (skip + an < n && s[an] != '/' && s[an] != '?' && s[an] != '#')
+        an++;
+    if (memchr(s, '@', an) != NULL)
+        return false; /* user info has no place in an origin */
+    return same_authority(s, an, h, hn, defport);
+}
+
+/* Why a POST looks like one a browser page of another site could have sent, or NULL. A browser
+ * sends a cross-origin "simple" POST without asking (no CORS preflight) when its content type
+ * is a form or text/plain, and marks where a request comes from with Sec-Fetch-Site and Origin
+ * (or at least Referer). curl, Prometheus and `weir health` send none of these. The same checks
+ * as Go's net/http CrossOriginProtection, plus the content types. */
+static const char *cross_site_why(const admin_conn_t *c)
+{
+    size_t n;
+    const char *v;
+    if ((v = hdr_value(c, ADMIN_HDR_FETCH_SITE, &n)) != NULL &&
+        !(n == 11 && strncasecmp(v, "same-origin", 11) == 0) &&
+        !(n == 4 && strncasecmp(v, "none", 4) == 0))
+        return "Sec-Fetch-Site is not same-origin";
+    const admin_hdr_t *o = &c->hdrs[ADMIN_HDR_ORIGIN];
+    if (o->cnt > 0) {
+        v = hdr_value(c, ADMIN_HDR_ORIGIN, &n);
+        if (o->cnt > 1 || v == NULL || !same_origin(c, v, n))
+            return "Origin is another site";
+    } else if (c->hdrs[ADMIN_HDR_REFERER].cnt > 0) {
+        const admin_hdr_t *r = &c->hdrs[ADMIN_HDR_REFERER];
+        /* An overflowed Referer still holds its first bytes, which is where the origin is. */
+        v = r->value;
+        n = r->len;
+        while (n > 0 && (v[0] == ' ' || v[0] == '\t')) {
+            v++;
+            n--;
+        }
+        if (r->cnt > 1 || !same_origin(c, v, n))
+            return "Referer is another site";
+    }
+    const admin_hdr_t *t = &c->hdrs[ADMIN_HDR_CTYPE];
+    if (t->cnt > 0) {
+        v = t->value;
+        n = t->len;
+        while (n > 0 && (v[0] == ' ' || v[0] == '\t')) {
+            v++;
+            n--;
+        }
+        const char *semi = memchr(v, ';', n);
+        if (semi != NULL)
+            n = (size_t)(semi - v);
+        while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+            n--;
+        static const char *const simple[] = {"application/x-www-form-urlencoded",
+                                             "multipart/form-data", "text/plain"};
+        for (size_t i = 0; i < MEM_ARRAY_LEN(simple); i++)
+            if (n == strlen(simple[i]) && strncasecmp(v, simple[i], n) == 0)
+                return "a form or text/plain content type";
+    }
+    return NULL;
 }
 
 static void list_endpoints(px_jsonw_t *w)
@@ -443,6 +715,19 @@ static void conn_dispatch(admin_conn_t *c)
      * (and every other one) needs the token; the page takes it from its URL fragment
      * (#token=...), which browsers never send to the server. */
     bool is_page = strcmp(path, "/") == 0;
+    if (c->hdrs[ADMIN_HDR_HOST].cnt > 1) {
+        px__admin_error(&resp, 400, "400 bad request: more than one Host header");
+        keep_alive = false;
+        goto send;
+    }
+    /* With a token every request proves itself; without one the Host check stands in for it
+     * against DNS rebinding, for the page too (a rebound page could read what it fetches). */
+    if (a->expect_auth == NULL && !host_allowed(a, c)) {
+        px__admin_error(&resp, 421,
+                        "421 misdirected request: without admin.token this port answers only "
+                        "Host: localhost, *.localhost, an IP address or the admin.address host");
+        goto send;
+    }
     if (!is_page && !auth_ok(a, c)) {
         px__admin_error(&resp, 401, "401 unauthorized: send Authorization: Bearer <token>");
         snprintf(resp.extra_headers, sizeof(resp.extra_headers),
@@ -466,6 +751,18 @@ static void conn_dispatch(admin_conn_t *c)
     if ((route->methods & method) == 0) {
         px__admin_error(&resp, 405, "405 method not allowed");
         allow_header(resp.extra_headers, sizeof(resp.extra_headers), route->methods);
+        goto send;
+    }
+    /* A POST acts (releases memory, changes sampling). With a token it carries the bearer,
+     * which no cross-site page can attach; without one, refuse what such a page could send. */
+    const char *why = NULL;
+    if (method == PX_ADMIN_POST && a->expect_auth == NULL && (why = cross_site_why(c)) != NULL) {
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "403 forbidden: cross-site POST refused (%s); send it with "
+                 "no Origin, Referer or form content type, or set admin.token",
+                 why);
+        px__admin_error(&resp, 403, msg);
         goto send;
     }
     px_admin_req_t req = {
@@ -577,14 +874,34 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     MEM_ASSERT(c->rlen + (size_t)nread <= sizeof(c->rbuf));
     c->rlen += (size_t)nread;
-    uv_timer_again(&c->idle);
+    /* No deadline moves here: only a complete request (or write progress) does. */
     conn_process(c);
 }
 
-static void on_idle(uv_timer_t *t)
+/* The deadline of the connection's phase passed. */
+static void on_timer(uv_timer_t *t)
 {
     admin_conn_t *c = t->data;
-    conn_close(c);
+    MEM_ASSERT(t == &c->timer);
+    if (c->closing)
+        return;
+    if (c->shutting) {
+        conn_close(c); /* its last answer did not drain in time */
+        return;
+    }
+    bool partial = c->phase == ADMIN_PHASE_BODY || (c->phase == ADMIN_PHASE_HEAD && c->req_begun);
+    if (!partial) {
+        /* Idle keep-alive, or a connection that never sent a byte: close without a word (an
+         * answer nobody asked for confuses a client that is about to reuse the connection). */
+        conn_close(c);
+        return;
+    }
+    conn_reject(c, 408,
+                c->phase == ADMIN_PHASE_HEAD
+                    ? "408 request timeout: the request head did not arrive within 10 s"
+                    : "408 request timeout: the request body did not arrive within 10 s");
+    if (!c->closing)
+        (void)uv_timer_start(&c->timer, on_timer, ADMIN_LINGER_MS, 0);
 }
 
 /* ---- http_parser callbacks -------------------------------------------------------------- */
@@ -614,13 +931,21 @@ static int on_message_begin(http_parser *p)
     c->body_bytes = 0;
     c->err_status = 0;
     c->err_msg = NULL;
-    c->field_is_auth = false;
+    c->hdr_cur = -1;
     c->in_value = false;
     c->field_len = 0;
-    c->auth_seen = false;
-    c->auth_overflow = false;
-    c->auth_len = 0;
+    for (size_t i = 0; i < ADMIN_HDR_CNT; i++) {
+        c->hdrs[i].cnt = 0;
+        c->hdrs[i].overflow = false;
+        c->hdrs[i].len = 0;
+    }
     c->url_len = 0;
+    /* The head deadline runs from the request's first byte (a keep-alive connection's idle
+     * time before it is PX_ADMIN_IDLE_MS, not part of it). A connection's first request keeps
+     * the deadline armed at accept, so a client cannot wait 10 s and then start dribbling. */
+    if (c->phase != ADMIN_PHASE_HEAD)
+        conn_phase(c, ADMIN_PHASE_HEAD, PX_ADMIN_HEAD_TIMEOUT_MS);
+    c->req_begun = true;
     return 0;
 }
 
@@ -670,22 +995,29 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
         return -1;
     if (!c->in_value) {
         c->in_value = true;
-        c->field_is_auth = c->field_len == 13 && strncasecmp(c->field, "authorization", 13) == 0;
-        if (c->field_is_auth) {
-            /* A repeated Authorization header is ambiguous: refuse rather than pick one. */
-            if (c->auth_seen)
-                c->auth_overflow = true;
-            c->auth_seen = true;
-            c->auth_len = 0;
+        c->hdr_cur = -1;
+        for (int i = 0; i < ADMIN_HDR_CNT; i++) {
+            size_t nl = strlen(g_hdr_names[i]);
+            if (c->field_len == nl && strncasecmp(c->field, g_hdr_names[i], nl) == 0) {
+                c->hdr_cur = i;
+                break;
+            }
+        }
+        if (c->hdr_cur >= 0) {
+            /* A repeat keeps the first value; `cnt` tells the checks it was repeated. */
+            admin_hdr_t *h = &c->hdrs[c->hdr_cur];
+            if (h->cnt++ > 0)
+                c->hdr_cur = -1;
         }
     }
-    if (c->field_is_auth) {
-        if (c->auth_len + len > sizeof(c->auth)) {
-            c->auth_overflow = true;
-        } else {
-            memcpy(c->auth + c->auth_len, at, len);
-            c->auth_len += len;
-        }
+    if (c->hdr_cur >= 0) {
+        admin_hdr_t *h = &c->hdrs[c->hdr_cur];
+        MEM_ASSERT(h->len <= sizeof(h->value));
+        size_t room = sizeof(h->value) - h->len;
+        if (len > room)
+            h->overflow = true;
+        memcpy(h->value + h->len, at, MEM_MIN(len, room));
+        h->len += MEM_MIN(len, room);
     }
     return 0;
 }
@@ -703,6 +1035,7 @@ static int on_headers_complete(http_parser *p)
         c->err_msg = "400 bad request: protocol upgrade is not supported";
         return -1;
     }
+    conn_phase(c, ADMIN_PHASE_BODY, PX_ADMIN_BODY_TIMEOUT_MS);
     return 0;
 }
 
@@ -722,6 +1055,10 @@ static int on_body(http_parser *p, const char *at, size_t len)
 static int on_message_complete(http_parser *p)
 {
     admin_conn_t *c = p->data;
+    MEM_ASSERT(c->req_begun);
+    c->req_begun = false;
+    c->progress_ms = uv_now(&c->admin->loop);
+    conn_phase(c, ADMIN_PHASE_IDLE, PX_ADMIN_IDLE_MS);
     conn_dispatch(c);
     /* Stop after each request: conn_process decides whether to parse the next one. */
     http_parser_pause(p, 1);
@@ -763,15 +1100,54 @@ static void reject_pending(admin_t *a)
     uv_close((uv_handle_t *)&a->reject, on_reject_closed);
 }
 
+/* The connection to close so that a new one can be served when every slot is taken, or NULL.
+ * First the one whose request has been incomplete longest (slow clients holding slots is what
+ * the deadlines bound, and this makes them harmless before they pass), then the oldest idle
+ * keep-alive connection (a client may always lose one, RFC 9112 9.6), then the response
+ * stalled longest (past ADMIN_STALL_MS without write progress). One answering at its own pace
+ * is never cut. */
+static admin_conn_t *evict_victim(admin_t *a)
+{
+    uint64_t now = uv_now(&a->loop);
+    admin_conn_t *best = NULL;
+    int best_tier = 3;
+    for (admin_conn_t *c = a->conns; c != NULL; c = c->next) {
+        if (c->closing)
+            continue;
+        /* A shutting connection is ranked like the others: one that sent its last answer and
+         * waits for the client's FIN is idle, one whose answer the client does not read is
+         * stalled. */
+        int tier;
+        if (c->phase != ADMIN_PHASE_IDLE)
+            tier = 0;
+        else if (c->writes_pending == 0 && c->rpos == c->rlen)
+            tier = 1;
+        else if (now - c->progress_ms >= ADMIN_STALL_MS)
+            tier = 2;
+        else
+            continue;
+        if (tier < best_tier || (tier == best_tier && c->phase_seq < best->phase_seq)) {
+            best = c;
+            best_tier = tier;
+        }
+    }
+    MEM_ASSERT(best == NULL || !best->closing);
+    return best;
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     admin_t *a = server->data;
     MEM_ASSERT(server == (uv_stream_t *)&a->listener);
     if (status < 0)
         return;
-    if (a->conns_cnt >= PX_ADMIN_CONNS_MAX) {
-        reject_pending(a);
-        return;
+    if (a->conns_open >= PX_ADMIN_CONNS_MAX) {
+        admin_conn_t *victim = evict_victim(a);
+        if (victim == NULL) {
+            reject_pending(a);
+            return;
+        }
+        conn_close(victim); /* its slot is free now; its memory goes in the close callback */
     }
     admin_conn_t *c = mem_malloc(sizeof(*c));
     if (c == NULL) {
@@ -786,15 +1162,17 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     c->tcp.data = c;
-    c->idle.data = c;
+    c->timer.data = c;
     c->handles_open = 2;
-    (void)uv_timer_init(&a->loop, &c->idle); /* cannot fail on an initialized loop */
+    (void)uv_timer_init(&a->loop, &c->timer); /* cannot fail on an initialized loop */
     c->next = a->conns;
     if (a->conns)
         a->conns->prev = c;
     a->conns = c;
     a->conns_cnt++;
-    MEM_ASSERT(a->conns_cnt <= PX_ADMIN_CONNS_MAX);
+    a->conns_open++;
+    MEM_ASSERT(a->conns_open <= PX_ADMIN_CONNS_MAX);
+    MEM_ASSERT(a->conns_open <= a->conns_cnt);
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c);
         return;
@@ -802,7 +1180,7 @@ static void on_connection(uv_stream_t *server, int status)
     (void)uv_tcp_nodelay(&c->tcp, 1);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    uv_timer_start(&c->idle, on_idle, PX_ADMIN_IDLE_MS, PX_ADMIN_IDLE_MS);
+    conn_phase(c, ADMIN_PHASE_HEAD, PX_ADMIN_HEAD_TIMEOUT_MS);
     conn_process(c); /* starts reading */
 }
 
@@ -848,6 +1226,7 @@ int px_admin_start(px_server_t *s)
     if (a == NULL)
         return -ENOMEM;
     a->server = s;
+    snprintf(a->cfg_host, sizeof(a->cfg_host), "%s", cfg->addr.host);
     if (cfg->token != NULL && cfg->token[0] != '\0') {
         size_t tl = strlen(cfg->token);
         a->expect_auth = mem_malloc(tl + 8);

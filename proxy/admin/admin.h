@@ -19,8 +19,12 @@
  *   GET  /heap_dump[?symbols=1], GET /heap_dump/symbols, POST /heap_dump?sample_bytes=N
  *   GET  /stats /overload /config_dump /ready /healthz
  * With admin.token set every endpoint but / needs `Authorization: Bearer <token>` (401 with
- * WWW-Authenticate otherwise; compared in constant time). Unknown path 404, wrong method 405
- * with Allow, malformed or oversized request 400/413 and close.
+ * WWW-Authenticate otherwise; compared in constant time). Without a token, a Host other than
+ * localhost, *.localhost, an IP literal or the admin.address host gets 421 (DNS rebinding),
+ * and a POST with a cross-site Sec-Fetch-Site, Origin or Referer, or a form or text/plain
+ * content type, gets 403 (cross-site requests). Unknown path 404, wrong method 405 with Allow,
+ * malformed or oversized request 400/413 and close, a request not complete in time 408 and
+ * close.
  *
  * One admin server per process, owned by the px_server_t it was started for (its state hangs
  * off a file-local pointer, freed by px_admin_stop). Only the admin thread touches its
@@ -37,6 +41,14 @@
 #define PX_ADMIN_BODY_MAX  4096u  /* request body (POST endpoints take none that matters) */
 #define PX_ADMIN_CONNS_MAX 64u    /* concurrent admin connections; more are closed at accept */
 #define PX_ADMIN_IDLE_MS   30000u /* a keep-alive connection idle this long is closed */
+/* A request head must be complete this long after its first byte (after the accept, for a
+ * connection's first request), and its body this long after the head; otherwise 408 and
+ * close. Bytes arriving do not extend either (nginx client_header_timeout, Envoy
+ * request_headers_timeout). When all PX_ADMIN_CONNS_MAX slots are taken, a new connection
+ * evicts the one whose request has been incomplete longest, so slow clients cannot keep
+ * /ready from answering even before their deadline. */
+#define PX_ADMIN_HEAD_TIMEOUT_MS 10000u
+#define PX_ADMIN_BODY_TIMEOUT_MS 10000u
 
 /* Starts the admin thread and binds `s->cfg->admin.addr` (port 0 = kernel's choice; the bound
  * port is stored in `s->admin_port`). Returns 0 once the socket listens, or a negative errno

@@ -94,23 +94,40 @@ static void stamp(px_accesslog_t *l, struct timespec *ts)
              (unsigned)(rem % 60));
 }
 
-/* Caps a logged field and keeps the line one line: quotes and control bytes become '_'. */
+/* Caps a logged field at `max` source bytes and keeps the line one unambiguous line: control
+ * bytes, DEL, quotes, backslashes and bytes >= 0x80 become \xHH (nginx's escape=default), so
+ * a path cannot forge a field or a line and the log stays ASCII whatever the client sent.
+ * Writes at most `room` bytes and returns how many. */
 static size_t put(char *dst, size_t room, const char *s, size_t len, size_t max)
 {
-    size_t n = MEM_MIN(MEM_MIN(len, max), room);
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = MEM_MIN(len, max), o = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        dst[i] = (c < 0x20 || c == 0x7f || c == '"') ? '_' : (char)c;
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            if (o + 1 > room)
+                break;
+            dst[o++] = (char)c;
+            continue;
+        }
+        if (o + 4 > room)
+            break;
+        dst[o++] = '\\';
+        dst[o++] = 'x';
+        dst[o++] = hex[c >> 4];
+        dst[o++] = hex[c & 15];
     }
-    return n;
+    MEM_ASSERT_HOT(o <= room);
+    return o;
 }
 
 void px_accesslog_add(px_accesslog_t *l, const px_accesslog_entry_t *e)
 {
     MEM_ASSERT_HOT(l != NULL);
     MEM_ASSERT_HOT(e != NULL);
-    /* A line is at most ~1.3 KiB (fields are capped), so 2 KiB of room always suffices. */
-    if (PX_ACCESSLOG_BUF_BYTES - l->len < 2048)
+    /* A line is at most ~5.4 KiB (fields are capped at 1,296 source bytes, each escaped to at
+     * most 4), so 8 KiB of room always suffices. */
+    if (PX_ACCESSLOG_BUF_BYTES - l->len < 8192)
         px_accesslog_flush(l);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
