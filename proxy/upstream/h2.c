@@ -265,26 +265,39 @@ static ssize_t on_data_read(nghttp2_session *s, int32_t sid, uint8_t *buf, size_
     return (ssize_t)n;
 }
 
-int px__uph2_conn_init(px_upconn_t *c)
+int px__uph2_callbacks_new(nghttp2_session_callbacks **cbs_out, nghttp2_option **opt_out)
 {
-    MEM_ASSERT(c->proto == PX_PROTO_H2C);
-    MEM_ASSERT(c->h2 == NULL);
     nghttp2_session_callbacks *cbs = NULL;
     nghttp2_option *opt = NULL;
-    int rc = -ENOMEM;
-    if (nghttp2_session_callbacks_new(&cbs) != 0)
+    if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)
         goto fail;
     nghttp2_session_callbacks_set_send_callback(cbs, on_send);
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_recv);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-    if (nghttp2_option_new(&opt) != 0)
-        goto fail;
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_peer_max_concurrent_streams(opt, 100);
-    if (nghttp2_session_client_new3(&c->h2, cbs, c, opt, c->pools->ng_mem) != 0)
-        goto fail;
+    *cbs_out = cbs;
+    *opt_out = opt;
+    return 0;
+fail:
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_option_del(opt);
+    return -ENOMEM;
+}
+
+int px__uph2_conn_init(px_upconn_t *c)
+{
+    MEM_ASSERT(c->proto == PX_PROTO_H2C);
+    MEM_ASSERT(c->h2 == NULL);
+    MEM_ASSERT(c->pools->ng_cbs != NULL && c->pools->ng_opt != NULL);
+    int rc = -ENOMEM;
+    /* The callbacks and options are the worker's (px_upstream_worker_init): nghttp2 makes
+     * them with libc calloc, which must not run per connection. */
+    if (nghttp2_session_client_new3(&c->h2, c->pools->ng_cbs, c, c->pools->ng_opt,
+                                    c->pools->ng_mem) != 0)
+        return rc;
     const px_config_t *cfg = c->pools->w->cfg;
     size_t win = cfg ? cfg->limits.stream_buffer_bytes : 65536;
     win = MEM_MIN(MEM_MAX(win, (size_t)16384), UP_H2_WINDOW_MAX);
@@ -302,16 +315,11 @@ int px__uph2_conn_init(px_upconn_t *c)
     size_t conn_win = streams > UP_H2_WINDOW_MAX / win ? UP_H2_WINDOW_MAX : win * streams;
     if (nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, (int32_t)conn_win) != 0)
         goto fail_session;
-    nghttp2_option_del(opt);
-    nghttp2_session_callbacks_del(cbs);
     return 0;
 
 fail_session:
     nghttp2_session_del(c->h2);
     c->h2 = NULL;
-fail:
-    nghttp2_option_del(opt);
-    nghttp2_session_callbacks_del(cbs);
     return rc;
 }
 

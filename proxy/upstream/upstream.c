@@ -227,6 +227,8 @@ static void pools_handle_closed(px_upstream_pools_t *p)
         w->upstream = NULL;
         MEM_ASSERT(!p->rbuf_busy);
         mem_free(p->rbuf);
+        nghttp2_session_callbacks_del(p->ng_cbs);
+        nghttp2_option_del(p->ng_opt);
         mem_free(p);
         /* p freed */
         if (done)
@@ -1303,7 +1305,11 @@ int px_upstream_worker_init(px_worker_t *w, nghttp2_mem *ng_mem)
     p->ng_mem = ng_mem;
     p->keepalive = true;
     link_init(&p->flushq);
-    int rc = uv_check_init(&w->loop, &p->flush_check);
+    /* Before the handles: once they are in the loop, p can only go through their close. */
+    int rc = px__uph2_callbacks_new(&p->ng_cbs, &p->ng_opt);
+    if (rc < 0)
+        goto fail;
+    rc = uv_check_init(&w->loop, &p->flush_check);
     if (rc < 0)
         goto fail;
     rc = uv_idle_init(&w->loop, &p->flush_idle);
@@ -1314,6 +1320,8 @@ int px_upstream_worker_init(px_worker_t *w, nghttp2_mem *ng_mem)
     w->upstream = p;
     return 0;
 fail:
+    nghttp2_session_callbacks_del(p->ng_cbs);
+    nghttp2_option_del(p->ng_opt);
     mem_free(p);
     return rc;
 }

@@ -255,16 +255,18 @@ struct px_upcluster_s {
 };
 
 struct px_upstream_pools_s {
-    px_worker_t *w;           /* borrows */
-    nghttp2_mem *ng_mem;      /* borrows: what h2c sessions allocate through */
-    px_upcluster_t *clusters; /* owns */
-    px_uplink_t flushq;       /* connections that want a write this loop iteration */
-    uv_check_t flush_check;   /* runs the batched writes after each poll */
-    uv_idle_t flush_idle;     /* keeps poll from blocking while writes are wanted */
-    size_t handles_open;      /* exchange timers and connection handles not yet closed */
-    uint8_t *rbuf;            /* owns: the read buffer every connection of this worker reads
-                                 into (data is consumed inside on_read), UP_RBUF_LEN bytes */
-    bool rbuf_busy;           /* rbuf is lent to a read in progress */
+    px_worker_t *w;                    /* borrows */
+    nghttp2_mem *ng_mem;               /* borrows: what h2c sessions allocate through */
+    nghttp2_session_callbacks *ng_cbs; /* owns: shared by the worker's h2c sessions */
+    nghttp2_option *ng_opt;            /* owns */
+    px_upcluster_t *clusters;          /* owns */
+    px_uplink_t flushq;                /* connections that want a write this loop iteration */
+    uv_check_t flush_check;            /* runs the batched writes after each poll */
+    uv_idle_t flush_idle;              /* keeps poll from blocking while writes are wanted */
+    size_t handles_open;               /* exchange timers and connection handles not yet closed */
+    uint8_t *rbuf;  /* owns: the read buffer every connection of this worker reads
+                       into (data is consumed inside on_read), UP_RBUF_LEN bytes */
+    bool rbuf_busy; /* rbuf is lent to a read in progress */
     bool keepalive;
     bool closing;
     void (*done)(px_worker_t *w);
