@@ -52,9 +52,12 @@ static int health(const px_config_t *cfg)
         return 1;
     }
     char req[512];
+    /* RFC 9110 7.2: an IPv6 literal in Host is bracketed. */
+    bool v6 = strchr(a->host, ':') != NULL && a->host[0] != '[';
     int n = snprintf(req, sizeof(req),
-                     "GET /ready HTTP/1.1\r\nHost: %s:%u\r\n%s%s%sConnection: close\r\n\r\n",
-                     a->host, a->port, cfg->admin.token ? "Authorization: Bearer " : "",
+                     "GET /ready HTTP/1.1\r\nHost: %s%s%s:%u\r\n%s%s%sConnection: close\r\n\r\n",
+                     v6 ? "[" : "", a->host, v6 ? "]" : "", a->port,
+                     cfg->admin.token ? "Authorization: Bearer " : "",
                      cfg->admin.token ? cfg->admin.token : "", cfg->admin.token ? "\r\n" : "");
     if (n <= 0 || n >= (int)sizeof(req) || write(fd, req, (size_t)n) != n) {
         fprintf(stderr, "weir: health: cannot send the request\n");
