@@ -29,6 +29,7 @@
 #define MEM_UNUSED       __attribute__((unused))
 #define MEM_MALLOC_ATTR  __attribute__((malloc))
 #define MEM_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define MEM_MUST_CHECK   __attribute__((warn_unused_result)) /* the result says if it failed */
 #define MEM_CACHELINE    64
 #define MEM_ALIGNED(n)   __attribute__((aligned(n)))
 
