@@ -29,12 +29,14 @@ static uint64_t *live_word(const void *p, uint64_t *bit, const char *who)
     if (tag >= MEM_SC_COUNT || h->magic != MEM_SEG_MAGIC)
         mem__die("%s(%p): pointer not allocated by mem/ (free span or header)", who, p);
     mem_segment_t *seg = (mem_segment_t *)h;
-    size_t off = (size_t)((uintptr_t)p & (MEM_SPAN_SIZE - 1));
+    /* A run's objects are numbered from its first span, whose row holds their bits. */
+    const mem_span_t *s = mem__span_of(seg, p);
+    size_t off = (size_t)((const char *)p - mem__span_base(s));
     size_t i = off / mem_sc_size[tag];
     if (off % mem_sc_size[tag] != 0)
         mem__die("%s(%p): pointer into the middle of a %u-byte object", who, p, mem_sc_size[tag]);
     *bit = (uint64_t)1 << (i % 64);
-    return &seg->live_bits[mem__span_idx(p)][i / 64];
+    return &seg->live_bits[s->idx][i / 64];
 }
 
 static void debug_on_alloc(void *p)

@@ -73,8 +73,11 @@ static mem__spanlist_t *partial_of(mem__node_t *n, const mem_span_t *s)
 
 static char *span_base(const mem_span_t *s)
 {
-    return (char *)span_seg(s) + ((size_t)s->idx << MEM_SPAN_SHIFT);
+    return mem__span_base(s);
 }
+
+MEM_STATIC_ASSERT(MEM_SC_SPAN_BYTES == MEM_SPAN_SIZE, "sizeclass.h repeats the span size");
+MEM_STATIC_ASSERT(MEM_SC_RUN_MAX < MEM_SPANS_PER_SEG, "a run fits in one segment");
 
 /* ---- mappings ---------------------------------------------------------------------- */
 
@@ -140,13 +143,65 @@ static mem_segment_t *segment_new(mem__node_t *n)
 
 /* ---- spans ------------------------------------------------------------------------- */
 
+/* Finds `k` adjacent spans, each CLEAN or DIRTY, in one of the node's segments (mapping a
+ * new segment when none has them), takes them off their lists and commits the clean ones.
+ * Returns the first, or NULL when nothing can be mapped or committed. `*fresh` says whether
+ * every span was clean. Runs are rare next to single spans (classes above 32 KiB, each run
+ * holding several objects), so a first-fit scan of the segments under the lock is enough. */
+static mem_span_t *run_take(mem__node_t *n, unsigned k, bool *fresh)
+{
+    MEM_ASSERT(k >= 2 && k <= MEM_SC_RUN_MAX);
+    mem_segment_t *seg = n->segs;
+    unsigned first = 0;
+    for (; seg; seg = seg->next) {
+        unsigned len = 0;
+        for (unsigned i = 1; i < MEM_SPANS_PER_SEG && len < k; i++) {
+            uint8_t st = seg->spans[i].state;
+            len = (st == MEM_SPAN_CLEAN || st == MEM_SPAN_DIRTY) ? len + 1 : 0;
+            first = i + 1 - len;
+        }
+        if (len == k)
+            break;
+    }
+    if (!seg) {
+        seg = segment_new(n);
+        if (!seg)
+            return NULL;
+        first = 1;
+    }
+    unsigned clean = 0;
+    for (unsigned i = first; i < first + k; i++)
+        clean += seg->spans[i].state == MEM_SPAN_CLEAN;
+    if (clean && mem__budget_charge((size_t)clean * MEM_SPAN_SIZE) != 0)
+        return NULL;
+    for (unsigned i = first; i < first + k; i++) {
+        mem_span_t *t = &seg->spans[i];
+        MEM_ASSERT(t->state == MEM_SPAN_CLEAN || t->state == MEM_SPAN_DIRTY);
+        list_remove(t);
+        t->state = MEM_SPAN_TAIL;
+        t->head = (uint8_t)first;
+        t->run = 0;
+    }
+    MEM_STAT_ADD(n->committed, (uint64_t)clean * MEM_SPAN_SIZE);
+    MEM_STAT_ADD(n->free_in_segs, (uint64_t)clean * MEM_SPAN_SIZE);
+    *fresh = clean == k;
+    mem_span_t *s = &seg->spans[first];
+    s->run = (uint8_t)k;
+    return s;
+}
+
 /* Returns a span carved for class `cls` (sample-only when `sampled`), or NULL when nothing
  * can be committed. */
 static mem_span_t *span_new(mem__node_t *n, unsigned cls, bool sampled)
 {
     mem_span_t *s;
     bool fresh = false;
-    if (!list_empty(&n->dirty)) {
+    unsigned k = mem_sc_run[cls];
+    if (k > 1) {
+        s = run_take(n, k, &fresh);
+        if (!s)
+            return NULL;
+    } else if (!list_empty(&n->dirty)) {
         /* The most recently freed span: warmest, and keeps old ones aging toward release. */
         s = n->dirty.head.next;
         list_remove(s);
@@ -163,22 +218,49 @@ static mem_span_t *span_new(mem__node_t *n, unsigned cls, bool sampled)
         MEM_STAT_ADD(n->free_in_segs, MEM_SPAN_SIZE);
         fresh = true;
     }
+    if (k == 1)
+        s->run = 1;
     s->fresh = fresh;
     uint32_t size = mem_sc_size[cls];
+    size_t run_len = (size_t)k * MEM_SPAN_SIZE;
     s->state = MEM_SPAN_USED;
     s->cls = (uint8_t)cls;
     s->size = size;
-    s->nobj = (uint16_t)(MEM_SPAN_SIZE / size);
+    s->nobj = (uint16_t)(run_len / size);
+    MEM_ASSERT(s->nobj >= 1);
     s->free_cnt = s->nobj;
     s->bump = 0;
     s->free_list = NULL;
-    MEM_UNPOISON(span_base(s), MEM_SPAN_SIZE);
-    MEM_POISON(span_base(s), MEM_SPAN_SIZE);
+    MEM_UNPOISON(span_base(s), run_len);
+    MEM_POISON(span_base(s), run_len);
     s->sampled = sampled;
     uint8_t tag = (uint8_t)(sampled ? MEM_TAG_SAMPLED_BASE + cls : cls);
-    __atomic_store_n(&span_seg(s)->hdr.tag[s->idx], tag, __ATOMIC_RELEASE);
+    for (unsigned i = 0; i < k; i++)
+        __atomic_store_n(&span_seg(s)->hdr.tag[s->idx + i], tag, __ATOMIC_RELEASE);
     list_push(partial_of(n, s), s);
     return s;
+}
+
+/* A wholly free span (or run) forgets its class; each of its spans waits for decay alone. */
+static void span_retire(mem__node_t *n, mem_span_t *s)
+{
+    mem_segment_t *seg = span_seg(s);
+    unsigned k = s->run;
+    MEM_ASSERT(k >= 1 && s->idx + k <= MEM_SPANS_PER_SEG);
+    MEM_ASSERT(s->state == MEM_SPAN_USED);
+    uint64_t now = mem__now_ns();
+    for (unsigned i = k; i-- > 0;) {
+        mem_span_t *t = &seg->spans[s->idx + i];
+        MEM_ASSERT(i == 0 || t->state == MEM_SPAN_TAIL);
+        __atomic_store_n(&seg->hdr.tag[t->idx], (uint8_t)MEM_TAG_FREE, __ATOMIC_RELEASE);
+        t->state = MEM_SPAN_DIRTY;
+        t->sampled = 0;
+        t->free_list = NULL;
+        t->run = 0;
+        t->head = 0;
+        t->idle_since_ns = now;
+        list_push(&n->dirty, t);
+    }
 }
 
 unsigned mem__span_take(mem__node_t *n, unsigned cls, void **out, unsigned k)
@@ -273,7 +355,7 @@ void mem__span_give(mem__node_t *n, unsigned cls, void *const *objs, unsigned cn
         void *o = objs[i];
         mem_segment_t *seg = (mem_segment_t *)mem__seghdr_of(o);
         MEM_ASSERT(seg->hdr.node == n->id);
-        mem_span_t *s = &seg->spans[mem__span_idx(o)];
+        mem_span_t *s = mem__span_of(seg, o);
         MEM_ASSERT(s->state == MEM_SPAN_USED);
         MEM_ASSERT(s->cls == cls);
         /* The link word stays unpoisoned: `o` may be a batch head a stale CK popper reads. */
@@ -291,12 +373,7 @@ void mem__span_give(mem__node_t *n, unsigned cls, void *const *objs, unsigned cn
             for (unsigned w = 0; w < MEM_SPAN_OBJS_MAX / 64; w++)
                 MEM_ASSERT_SLOW(seg->live_bits[s->idx][w] == 0);
 #endif
-            __atomic_store_n(&seg->hdr.tag[s->idx], (uint8_t)MEM_TAG_FREE, __ATOMIC_RELEASE);
-            s->state = MEM_SPAN_DIRTY;
-            s->sampled = 0;
-            s->free_list = NULL;
-            s->idle_since_ns = mem__now_ns();
-            list_push(&n->dirty, s);
+            span_retire(n, s);
         }
     }
     MEM_STAT_ADD(n->free_in_segs, (uint64_t)cnt * size);

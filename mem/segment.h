@@ -10,7 +10,11 @@
  * MEM_TAG_LARGE), so the same two loads classify it.
  * Spans: CLEAN (never committed or released with madvise), DIRTY (committed, wholly free,
  * waiting for decay) or USED (carved for one class; on the node's partial list while it has
- * free objects). All span state changes happen under the owning node's lock (slow path).
+ * free objects). A class above 32 KiB is carved from a run of adjacent spans: the first is
+ * USED and holds the run's state, the others are TAIL and name the first (`head`); every span
+ * of the run carries the class tag, so free() classifies any of its objects with the same
+ * two loads. A wholly free run falls apart into single DIRTY spans. All span state changes
+ * happen under the owning node's lock (slow path).
  */
 #ifndef MEM_SEGMENT_H
 #define MEM_SEGMENT_H
@@ -44,7 +48,13 @@ MEM_STATIC_ASSERT(MEM_SPANS_PER_SEG == 64, "64 spans per segment");
 #define MEM_SEG_MAGIC   0x7365676d656d5731ull /* "1Wmemges" */
 #define MEM_LARGE_MAGIC 0x6567726c6d655731ull
 
-enum { MEM_SPAN_CLEAN = 0, MEM_SPAN_DIRTY = 1, MEM_SPAN_USED = 2, MEM_SPAN_HDR = 3 };
+enum {
+    MEM_SPAN_CLEAN = 0,
+    MEM_SPAN_DIRTY = 1,
+    MEM_SPAN_USED = 2,
+    MEM_SPAN_HDR = 3,
+    MEM_SPAN_TAIL = 4, /* a later span of a USED run */
+};
 
 /* The prefix every 4 MiB-aligned mapping of mem/ starts with. */
 typedef struct mem__seghdr_s {
@@ -68,6 +78,8 @@ typedef struct mem_span_s {
     uint8_t on_list; /* 1 while linked on a node list */
     uint8_t fresh;   /* carved from a CLEAN span: never-carved objects read as zero */
     uint8_t sampled; /* serves heap-profile samples only (tag MEM_TAG_SAMPLED_BASE + cls) */
+    uint8_t run;     /* spans in the run this span heads (USED), else 0 */
+    uint8_t head;    /* index of the run's first span (TAIL) */
 } mem_span_t;
 
 typedef struct mem_segment_s {
@@ -102,6 +114,17 @@ MEM_INLINE mem__seghdr_t *mem__seghdr_of(const void *p)
 MEM_INLINE unsigned mem__span_idx(const void *p)
 {
     return (unsigned)(((uintptr_t)p >> MEM_SPAN_SHIFT) & (MEM_SPANS_PER_SEG - 1));
+}
+/* The span that holds the state of the object at `p` (the run's first span for a run). */
+MEM_INLINE mem_span_t *mem__span_of(mem_segment_t *seg, const void *p)
+{
+    mem_span_t *s = &seg->spans[mem__span_idx(p)];
+    return s->state == MEM_SPAN_TAIL ? &seg->spans[s->head] : s;
+}
+/* The first byte of the span (or run) `s`. */
+MEM_INLINE char *mem__span_base(const mem_span_t *s)
+{
+    return (char *)mem__seghdr_of(s) + ((size_t)s->idx << MEM_SPAN_SHIFT);
 }
 
 /* Takes up to `k` free objects of class `cls` from the node's spans (carving a new span,

@@ -24,6 +24,14 @@ static mem_tcache_t tc_dead = {.reg_idx = -1, .node = UINT32_MAX};
 
 __thread mem_tcache_t *mem__tc_self = &tc_empty;
 
+uint32_t mem__tc_size[MEM_TC_IDX];
+
+__attribute__((constructor)) static void tc_size_init(void)
+{
+    for (unsigned c = 0; c < MEM_SC_COUNT; c++)
+        mem__tc_size[c] = mem_sc_size[c];
+}
+
 static pthread_key_t tc_key;
 static pthread_once_t tc_key_once = PTHREAD_ONCE_INIT;
 
@@ -58,6 +66,7 @@ static mem_tcache_t *tcache_map(int reg_idx, unsigned node)
         s += mem__g.cap[c];
     }
     tc->map_len = len;
+    tc->bytes_max = mem__g.cfg.tcache_bytes_max;
     tc->reg_idx = reg_idx;
     tc->node = node;
     size_t iv = mem_heapprof_interval();
@@ -85,6 +94,7 @@ mem_tcache_t *mem__tcache_create(unsigned node)
     if (tc) {
         /* Reuse the exited thread's mapping: its counters were folded into the totals. */
         MEM_ASSERT(tc->reg_idx == idx);
+        MEM_ASSERT(tc->bytes == 0);
         MEM_STAT_STORE(tc->node, node);
         tc->flags = 0;
         size_t iv = mem_heapprof_interval();
@@ -145,6 +155,8 @@ void mem__tcache_global_fini(void)
 
 /* ---- refill, spill, remote ---------------------------------------------------------- */
 
+static void trim_to_bound(mem_tcache_t *tc, unsigned keep);
+
 /* Gets one batch for class `c` into the empty LIFO. Returns the objects added. */
 static unsigned refill(mem_tcache_t *tc, unsigned c)
 {
@@ -168,6 +180,8 @@ static unsigned refill(mem_tcache_t *tc, unsigned c)
         MEM_POISON((char *)dst[i] + (i == 0 ? sizeof(void *) : 0),
                    mem_sc_size[c] - (i == 0 ? sizeof(void *) : 0));
     MEM_STAT_STORE(tc->cnt[c], got);
+    tc->bytes += (uint64_t)got * mem_sc_size[c];
+    trim_to_bound(tc, c);
     mem__decay_maybe();
     return got;
 }
@@ -181,7 +195,31 @@ static void spill(mem_tcache_t *tc, unsigned c)
     mem__depot_push(&mem__g.nodes[tc->node], c, tc->slots[c], k);
     memmove(tc->slots[c], tc->slots[c] + k, (n - k) * sizeof(void *));
     MEM_STAT_STORE(tc->cnt[c], n - k);
+    MEM_ASSERT(tc->bytes >= (uint64_t)k * mem_sc_size[c]);
+    tc->bytes -= (uint64_t)k * mem_sc_size[c];
     mem__decay_maybe();
+}
+
+/* Keeps the cache within its byte bound: spills a batch of whichever class other than
+ * `keep` holds the most bytes until the bound holds (`keep` = MEM_SC_COUNT: any class).
+ * A class alone never passes the bound (its capacity is at most half of it). */
+static void trim_to_bound(mem_tcache_t *tc, unsigned keep)
+{
+    while (tc->bytes > tc->bytes_max) {
+        unsigned worst = MEM_SC_COUNT;
+        uint64_t most = 0;
+        for (unsigned c = 0; c < MEM_SC_COUNT; c++) {
+            uint64_t b = (uint64_t)tc->cnt[c] * mem_sc_size[c];
+            if (c != keep && b > most) {
+                most = b;
+                worst = c;
+            }
+        }
+        if (worst == MEM_SC_COUNT)
+            break;
+        spill(tc, worst);
+    }
+    MEM_ASSERT(keep < MEM_SC_COUNT || tc->bytes <= tc->bytes_max);
 }
 
 static void remote_flush(mem_tcache_t *tc, unsigned node, unsigned c)
@@ -305,6 +343,7 @@ MEM_ALLOC_TEXT static void *alloc_in(mem_tcache_t *tc, size_t len, bool sample)
     uint32_t n = tc->cnt[c];
     void *p = tc->slots[c][n - 1];
     MEM_STAT_STORE(tc->cnt[c], n - 1);
+    tc->bytes -= mem_sc_size[c];
     MEM_STAT_ADD(tc->alloc_cnt[c], 1);
     MEM_UNPOISON(p, mem_sc_size[c]);
     return p;
@@ -328,7 +367,12 @@ static void free_in(mem_tcache_t *tc, void *p, unsigned c, unsigned node)
     uint32_t n = tc->cnt[c];
     tc->slots[c][n] = p;
     MEM_STAT_STORE(tc->cnt[c], n + 1);
+    tc->bytes += mem_sc_size[c];
     MEM_STAT_ADD(tc->free_cnt[c], 1);
+    if (tc->bytes > tc->bytes_max)
+        trim_to_bound(tc, c);
+    if (tc->bytes > tc->bytes_max)
+        spill(tc, c); /* only this class is left: it alone may not pass the bound */
 }
 
 /* Resolves the cache the calling thread should use; NULL = use the shared one. */

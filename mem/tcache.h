@@ -7,8 +7,12 @@
  * each to a cold slow path in tcache.c (refill a batch from the depot / spill half as one
  * batch, remote frees, large objects, sampling, first use). Created lazily on first use or by
  * mem_thread_attach(); flushed to the depots by a pthread key destructor at thread exit.
- * Bounded: the capacities satisfy sum(cap[c] * size[c]) <= tcache_bytes_max, and partial
- * remote batches are sent home once they hold more than a quarter of it.
+ * Bounded in bytes: batches are sized in bytes (about MEM_TC_BATCH_BYTES each, so big classes
+ * move several objects per depot operation too), a class holds at most two batches and at
+ * most half of tcache_bytes_max, and the whole cache at most tcache_bytes_max: the fast
+ * paths keep `bytes` (the sum over classes of cnt * size) and a free that would pass the bound
+ * goes to the slow path, which spills the classes holding the most bytes. Partial remote
+ * batches are sent home once they hold more than a quarter of the bound.
  */
 #ifndef MEM_TCACHE_H
 #define MEM_TCACHE_H
@@ -16,9 +20,14 @@
 #include "mem/base.h"
 #include "mem/internal.h"
 
-#define MEM_TC_IDX     256 /* cnt/cap are indexed by a span tag: tags >= classes have cap 0 */
-#define MEM_TC_CAP_MAX 512
-#define MEM_SAMPLE_OFF ((int64_t)1 << 40) /* countdown while sampling is off */
+#define MEM_TC_IDX         256 /* cnt/cap are indexed by a span tag: tags >= classes have cap 0 */
+#define MEM_TC_CAP_MAX     512
+#define MEM_SAMPLE_OFF     ((int64_t)1 << 40)  /* countdown while sampling is off */
+#define MEM_TC_BATCH_BYTES ((size_t)64 * 1024) /* target bytes per depot batch */
+
+/* Object size per span tag: mem_sc_size for classes, 0 for every other tag, so the free fast
+ * path may index it with any tag before it knows the pointer is a class object. */
+extern uint32_t mem__tc_size[MEM_TC_IDX];
 
 typedef struct mem__remote_s {
     void *head; /* batch being collected for another node */
@@ -29,6 +38,8 @@ typedef struct mem__remote_s {
 typedef struct mem_tcache_s {
     /* Hot: the owner reads and writes these on every allocation and free. */
     int64_t sample_left; /* bytes until the next heap sample */
+    uint64_t bytes;      /* bytes in the slots: sum of cnt[c] * size (owner only) */
+    uint64_t bytes_max;  /* tcache_bytes_max; 0 in the sentinels */
     uint32_t node;
     uint32_t flags;
     void **slots[MEM_SC_COUNT]; /* owns (inside this mapping): cap[c] entries each */
@@ -94,6 +105,7 @@ MEM_INLINE void *mem__tcache_alloc(mem_tcache_t *tc, size_t len)
     tc->sample_left = left;
     void *p = tc->slots[c][n - 1];
     MEM_STAT_STORE(tc->cnt[c], n - 1);
+    tc->bytes -= mem_sc_size[c];
     MEM_STAT_ADD(tc->alloc_cnt[c], 1);
     MEM_UNPOISON(p, mem_sc_size[c]);
     return p;
@@ -110,6 +122,7 @@ MEM_INLINE void *mem__tcache_alloc_unsampled(mem_tcache_t *tc, unsigned c)
         return mem__tcache_alloc_cls(c);
     void *p = tc->slots[c][n - 1];
     MEM_STAT_STORE(tc->cnt[c], n - 1);
+    tc->bytes -= mem_sc_size[c];
     MEM_STAT_ADD(tc->alloc_cnt[c], 1);
     MEM_UNPOISON(p, mem_sc_size[c]);
     return p;
@@ -121,13 +134,15 @@ MEM_INLINE void mem__tcache_free(mem_tcache_t *tc, void *p)
     mem__seghdr_t *h = mem__seghdr_of(p);
     unsigned c = h->tag[mem__span_idx(p)];
     uint32_t n = MEM_STAT_LOAD(tc->cnt[c]);
-    if (MEM_UNLIKELY((n >= tc->cap[c]) | (h->node != tc->node))) {
+    uint64_t b = tc->bytes + mem__tc_size[c];
+    if (MEM_UNLIKELY((n >= tc->cap[c]) | (h->node != tc->node) | (b > tc->bytes_max))) {
         mem__tcache_free_slow(tc, p);
         return;
     }
     MEM_POISON(p, mem_sc_size[c]);
     tc->slots[c][n] = p;
     MEM_STAT_STORE(tc->cnt[c], n + 1);
+    tc->bytes = b;
     MEM_STAT_ADD(tc->free_cnt[c], 1);
 }
 

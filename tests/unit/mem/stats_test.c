@@ -66,7 +66,9 @@ static void *worker(void *arg)
     for (int i = 0; i < PER_THREAD; i++) {
         size_t len = (size_t)((i * 7919 + w->id * 31) % 5000) + 1;
         if (i % 97 == 0)
-            len = 40000 + (size_t)i; /* large */
+            len = 300000 + (size_t)i; /* large (past the largest class) */
+        else if (i % 89 == 0)
+            len = 40000 + (size_t)i * 16; /* a class carved from a run of spans */
         slots[w->id][i] = mem_malloc(len);
         if (!slots[w->id][i])
             return (void *)1;
