@@ -21,16 +21,29 @@ uint64_t mem__now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+__thread unsigned mem__exempt_depth;
+__thread uint64_t mem__refused_self;
+
 int mem__budget_charge(size_t len)
 {
     MEM_ASSERT(len > 0);
+    if (MEM_UNLIKELY(mem__exempt_depth > 0)) {
+        uint64_t was = __atomic_fetch_add(&mem__g.committed, len, __ATOMIC_RELAXED);
+        uint64_t limit = __atomic_load_n(&mem__g.limit, __ATOMIC_RELAXED);
+        if (limit && was + len > limit)
+            __atomic_fetch_add(&mem__g.exempt_over, 1, __ATOMIC_RELAXED);
+        return 0;
+    }
     if (mem__fault_hit())
         return -ENOMEM;
     uint64_t cur = __atomic_load_n(&mem__g.committed, __ATOMIC_RELAXED);
     for (;;) {
         uint64_t limit = __atomic_load_n(&mem__g.limit, __ATOMIC_RELAXED);
-        if (limit && (cur + len > limit || cur + len < cur))
+        if (limit && (cur + len > limit || cur + len < cur)) {
+            __atomic_fetch_add(&mem__g.budget_refused, 1, __ATOMIC_RELAXED);
+            mem__refused_self++;
             return -ENOMEM;
+        }
         if (__atomic_compare_exchange_n(&mem__g.committed, &cur, cur + len, true, __ATOMIC_RELAXED,
                                         __ATOMIC_RELAXED))
             return 0;
@@ -41,6 +54,33 @@ void mem__budget_uncharge(size_t len)
 {
     uint64_t was = __atomic_fetch_sub(&mem__g.committed, len, __ATOMIC_RELAXED);
     MEM_ASSERT(was >= len);
+}
+
+void mem__meta_charge(size_t len)
+{
+    __atomic_fetch_add(&mem__g.committed, len, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&mem__g.metadata, len, __ATOMIC_RELAXED);
+}
+
+void mem__meta_uncharge(size_t len)
+{
+    uint64_t was = __atomic_fetch_sub(&mem__g.metadata, len, __ATOMIC_RELAXED);
+    MEM_ASSERT(was >= len);
+    mem__budget_uncharge(len);
+}
+
+size_t mem__release_cached(mem_tcache_t *tc)
+{
+    MEM_ASSERT(tc != NULL);
+    mem__tcache_flush(tc);
+    size_t released = 0;
+    for (unsigned i = 0; i < mem__g.nodes_cnt; i++) {
+        mem__node_t *n = &mem__g.nodes[i];
+        for (unsigned c = 0; c < MEM_SC_COUNT; c++)
+            (void)mem__depot_drain(n, c);
+        released += mem__node_release(n, UINT64_MAX);
+    }
+    return released;
 }
 
 void mem_budget_set_limit(size_t bytes)

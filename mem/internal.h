@@ -90,6 +90,10 @@ typedef struct mem__global_s {
     uint64_t large_alloc_cnt;
     uint64_t large_free_cnt;
     uint64_t alloc_failed;
+    uint64_t budget_refused; /* charges refused at the limit (each then retried once) */
+    uint64_t metadata;       /* mem/'s own bookkeeping charged to the budget (see budget.h) */
+    uint64_t exempt_live;    /* bytes handed out by the *_exempt entry points, not yet freed */
+    uint64_t exempt_over;    /* charges that passed the limit because the caller was exempt */
     /* Fault injection (atomics). */
     uint64_t fault_nth;
     uint64_t fault_one_in;
@@ -113,9 +117,31 @@ typedef struct mem__global_s {
 
 extern mem__global_t mem__g;
 
-/* Budget: charges `len` committed bytes (fails past the limit or on an injected fault). */
+/* Budget: charges `len` committed bytes (fails past the limit or on an injected fault,
+ * except while the calling thread is exempt). */
 int mem__budget_charge(size_t len);
 void mem__budget_uncharge(size_t len);
+
+/* Metadata (thread-cache mappings, heap-profiler tables, the debug registry): charged to the
+ * budget and counted in mem__g.metadata; never refused (the callers cannot fail cleanly, and
+ * the bytes are small and bounded). Thread: any. */
+void mem__meta_charge(size_t len);
+void mem__meta_uncharge(size_t len);
+
+/* While > 0, the calling thread's charges pass the limit (mem_malloc_exempt and friends:
+ * libuv aborts when its allocator returns NULL) and no fault is injected. */
+extern __thread unsigned mem__exempt_depth;
+
+/* Charges the calling thread saw refused at the limit (a slow path compares it before and
+ * after an attempt to learn whether the budget, not a mapping, failed it). */
+extern __thread uint64_t mem__refused_self;
+
+/* Gives back what is merely cached before a refused allocation is retried: the cache `tc`
+ * that the caller is using (its own, or the shared one under its lock), every node's depots,
+ * then every node's free spans, regardless of decay. Returns the bytes released. Thread:
+ * any, holding no node lock. */
+struct mem_tcache_s;
+size_t mem__release_cached(struct mem_tcache_s *tc);
 
 /* Fault injection: true when this slow-path event must fail. */
 bool mem__fault_hit(void);

@@ -194,10 +194,67 @@ MEM_ALLOC_TEXT void *mem_aligned_alloc(size_t align, size_t len)
     if (mem__ensure_init() != 0)
         return NULL;
     unsigned node = mem__tc_self->reg_idx >= 0 ? mem__tc_self->node : 0;
+    uint64_t refused = mem__refused_self;
     void *p = mem__large_alloc(len, align, node, false);
+    if (!p && mem__refused_self != refused && mem__tc_self->reg_idx >= 0) {
+        (void)mem__release_cached(mem__tc_self);
+        p = mem__large_alloc(len, align, node, false);
+    }
     if (!p)
         __atomic_fetch_add(&mem__g.alloc_failed, 1, __ATOMIC_RELAXED);
     return p;
+}
+
+/* ---- exempt entry points ------------------------------------------------------------ */
+
+/* The bytes an exempt object holds, counted when it is handed out and when it is freed. */
+static void exempt_add(const void *p, int64_t sign)
+{
+    if (!p)
+        return;
+    size_t u = mem_usable_size(p);
+    if (sign > 0)
+        __atomic_fetch_add(&mem__g.exempt_live, u, __ATOMIC_RELAXED);
+    else
+        __atomic_fetch_sub(&mem__g.exempt_live, u, __ATOMIC_RELAXED);
+}
+
+MEM_ALLOC_TEXT void *mem_malloc_exempt(size_t len)
+{
+    mem__exempt_depth++;
+    void *p = mem_malloc(len);
+    mem__exempt_depth--;
+    exempt_add(p, 1);
+    return p;
+}
+
+MEM_ALLOC_TEXT void *mem_calloc_exempt(size_t cnt, size_t len)
+{
+    mem__exempt_depth++;
+    void *p = mem_calloc(cnt, len);
+    mem__exempt_depth--;
+    exempt_add(p, 1);
+    return p;
+}
+
+MEM_ALLOC_TEXT void *mem_realloc_exempt(void *p, size_t len)
+{
+    size_t old = p ? mem_usable_size(p) : 0;
+    mem__exempt_depth++;
+    void *q = mem_realloc(p, len);
+    mem__exempt_depth--;
+    if (q || len == 0) {
+        /* realloc(p, 0) freed p; a successful one replaced it by q. */
+        __atomic_fetch_sub(&mem__g.exempt_live, old, __ATOMIC_RELAXED);
+        exempt_add(q, 1);
+    }
+    return q;
+}
+
+void mem_free_exempt(void *p)
+{
+    exempt_add(p, -1);
+    mem_free(p);
 }
 
 MEM_ALLOC_TEXT char *mem_strndup(const char *s, size_t len)

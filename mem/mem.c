@@ -210,6 +210,12 @@ size_t mem_fini(void)
     mem__g.large_alloc_cnt = 0;
     mem__g.large_free_cnt = 0;
     mem__g.alloc_failed = 0;
+    mem__g.budget_refused = 0;
+    mem__g.metadata = 0;
+    mem__heapprof_meta_forget();
+    mem__registry_meta_forget();
+    mem__g.exempt_live = 0;
+    mem__g.exempt_over = 0;
     mem_heapprof_set_interval(0);
     pthread_mutex_unlock(&init_lock);
     return live;
@@ -231,6 +237,8 @@ uint64_t mem_fault_injected(void)
 bool mem__fault_hit(void)
 {
 #if defined(MEM_FAULT_INJECT) && MEM_FAULT_INJECT
+    if (mem__exempt_depth > 0)
+        return false; /* the exempt entry points must not fail */
     uint64_t nth = __atomic_load_n(&mem__g.fault_nth, __ATOMIC_RELAXED);
     while (nth) {
         if (__atomic_compare_exchange_n(&mem__g.fault_nth, &nth, nth - 1, true, __ATOMIC_RELAXED,
@@ -252,7 +260,7 @@ bool mem__fault_alloc_hit(void)
 {
 #if defined(MEM_FAULT_INJECT) && MEM_FAULT_INJECT
     uint64_t one_in = __atomic_load_n(&mem__g.fault_one_in, __ATOMIC_RELAXED);
-    if (one_in == 0)
+    if (one_in == 0 || mem__exempt_depth > 0)
         return false;
     /* splitmix64 over a shared sequence: cheap, thread-safe, reproducible per run (also the
      * random part of mem__fault_hit). */

@@ -513,6 +513,15 @@ static uint64_t *reg_map(void)
     return m;
 }
 
+/* One bit per 4 KiB page of the bitmap: set when the page is first written and charged to
+ * the budget as metadata then. */
+static uint64_t reg_pages[REG_BITS / 8 / 4096 / 64 + 1];
+
+void mem__registry_meta_forget(void)
+{
+    memset(reg_pages, 0, sizeof(reg_pages));
+}
+
 bool mem__registry_has(const void *base)
 {
     uint64_t i = (uint64_t)(uintptr_t)base >> MEM_SEG_SHIFT;
@@ -528,6 +537,10 @@ void mem__registry_set(const void *base, bool on)
     uint64_t *b = reg_map();
     MEM_ASSERT(b != NULL);
     MEM_ASSERT(i < REG_BITS);
+    uint64_t pg = (i / 8) / 4096;
+    uint64_t pbit = (uint64_t)1 << (pg % 64);
+    if (on && !(__atomic_fetch_or(&reg_pages[pg / 64], pbit, __ATOMIC_RELAXED) & pbit))
+        mem__meta_charge(4096);
     if (on)
         __atomic_fetch_or(&b[i / 64], (uint64_t)1 << (i % 64), __ATOMIC_RELEASE);
     else
@@ -545,4 +558,6 @@ void mem__registry_set(const void *base, bool on)
     (void)base;
     (void)on;
 }
+
+void mem__registry_meta_forget(void) {}
 #endif

@@ -164,5 +164,7 @@ void mem__large_free(mem_large_t *l, void *p);
 /* Debug registry of mem/'s 4 MiB-aligned mappings (MEM_DEBUG>=1, else no-ops/true). */
 bool mem__registry_has(const void *base);
 void mem__registry_set(const void *base, bool on);
+/* Forgets which bitmap pages were charged as metadata (mem_fini). */
+void mem__registry_meta_forget(void);
 
 #endif /* MEM_SEGMENT_H */

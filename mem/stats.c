@@ -167,6 +167,10 @@ int mem_stats_snapshot(mem_stats_t *out)
     out->free_cnt += __atomic_load_n(&mem__g.large_free_cnt, __ATOMIC_RELAXED);
     out->live = class_live + out->large_live;
     out->alloc_failed = __atomic_load_n(&mem__g.alloc_failed, __ATOMIC_RELAXED);
+    out->budget_refused = __atomic_load_n(&mem__g.budget_refused, __ATOMIC_RELAXED);
+    out->metadata = __atomic_load_n(&mem__g.metadata, __ATOMIC_RELAXED);
+    out->exempt_live = __atomic_load_n(&mem__g.exempt_live, __ATOMIC_RELAXED);
+    out->exempt_over = __atomic_load_n(&mem__g.exempt_over, __ATOMIC_RELAXED);
     out->committed = mem_budget_committed();
     out->mapped = __atomic_load_n(&mem__g.mapped, __ATOMIC_RELAXED);
     out->released_total = __atomic_load_n(&mem__g.released_total, __ATOMIC_RELAXED);

@@ -59,6 +59,7 @@ static mem_tcache_t *tcache_map(int reg_idx, unsigned node)
     mem_tcache_t *tc = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (tc == MAP_FAILED)
         return NULL;
+    mem__meta_charge(len);
     void **s = (void **)(tc + 1);
     for (unsigned c = 0; c < MEM_SC_COUNT; c++) {
         tc->slots[c] = s;
@@ -135,7 +136,9 @@ void mem__tcache_global_fini(void)
 {
     if (mem__g.shared) {
         mem__tcache_flush(mem__g.shared);
-        munmap(mem__g.shared, mem__g.shared->map_len);
+        size_t len = mem__g.shared->map_len;
+        munmap(mem__g.shared, len);
+        mem__meta_uncharge(len);
         mem__g.shared = NULL;
     }
     for (int i = 0; i < MEM_REG_MAX; i++) {
@@ -147,7 +150,9 @@ void mem__tcache_global_fini(void)
                      "mem_thread_detach() on it first",
                      (unsigned long long)tc->tid);
         mem__g.reg[i] = NULL;
-        munmap(tc, tc->map_len);
+        size_t len = tc->map_len;
+        munmap(tc, len);
+        mem__meta_uncharge(len);
     }
     if (mem__tc_self != &tc_dead)
         mem__tc_self = &tc_empty;
@@ -282,8 +287,9 @@ void mem__tcache_flush(mem_tcache_t *tc)
 
 /* ---- slow paths -------------------------------------------------------------------- */
 
-/* Allocation for a cache the caller may use (its own, or the shared one under its lock). */
-MEM_ALLOC_TEXT static void *alloc_in(mem_tcache_t *tc, size_t len, bool sample)
+/* One attempt at an allocation for a cache the caller may use (its own, or the shared one
+ * under its lock). Returns NULL on failure without counting it. */
+MEM_ALLOC_TEXT static void *alloc_try(mem_tcache_t *tc, size_t len, bool sample)
 {
     if (sample) {
         /* Sampling switched on since this countdown was drawn: start a real one. */
@@ -319,8 +325,6 @@ MEM_ALLOC_TEXT static void *alloc_in(mem_tcache_t *tc, size_t len, bool sample)
     unsigned c = mem_sc_of(len);
     if (c == MEM_SC_COUNT) {
         void *p = mem__large_alloc(len, MEM_SC_ALIGN, tc->node, false);
-        if (!p)
-            __atomic_fetch_add(&mem__g.alloc_failed, 1, __ATOMIC_RELAXED);
         mem__decay_maybe();
         return p;
     }
@@ -328,18 +332,14 @@ MEM_ALLOC_TEXT static void *alloc_in(mem_tcache_t *tc, size_t len, bool sample)
         /* Classes too large for this cache's byte bound go straight to the depot. */
         void *p;
         mem__node_t *n = &mem__g.nodes[tc->node];
-        if (mem__depot_pop(n, c, &p, 1) == 0 && mem__span_take(n, c, &p, 1) == 0) {
-            __atomic_fetch_add(&mem__g.alloc_failed, 1, __ATOMIC_RELAXED);
+        if (mem__depot_pop(n, c, &p, 1) == 0 && mem__span_take(n, c, &p, 1) == 0)
             return NULL;
-        }
         MEM_UNPOISON(p, mem_sc_size[c]);
         MEM_STAT_ADD(tc->alloc_cnt[c], 1);
         return p;
     }
-    if (tc->cnt[c] == 0 && refill(tc, c) == 0) {
-        __atomic_fetch_add(&mem__g.alloc_failed, 1, __ATOMIC_RELAXED);
+    if (tc->cnt[c] == 0 && refill(tc, c) == 0)
         return NULL;
-    }
     uint32_t n = tc->cnt[c];
     void *p = tc->slots[c][n - 1];
     MEM_STAT_STORE(tc->cnt[c], n - 1);
@@ -347,6 +347,25 @@ MEM_ALLOC_TEXT static void *alloc_in(mem_tcache_t *tc, size_t len, bool sample)
     MEM_STAT_ADD(tc->alloc_cnt[c], 1);
     MEM_UNPOISON(p, mem_sc_size[c]);
     return p;
+}
+
+/* An allocation that the budget refused is retried once after what is merely cached went
+ * back (this cache, the depots, free spans on every node); every allocation that still
+ * fails is counted in alloc_failed. */
+MEM_ALLOC_TEXT static void *alloc_in(mem_tcache_t *tc, size_t len, bool sample)
+{
+    uint64_t refused = mem__refused_self;
+    void *p = alloc_try(tc, len, sample);
+    if (MEM_LIKELY(p != NULL))
+        return p;
+    if (mem__refused_self != refused) {
+        (void)mem__release_cached(tc);
+        p = alloc_try(tc, len, false);
+        if (p)
+            return p;
+    }
+    __atomic_fetch_add(&mem__g.alloc_failed, 1, __ATOMIC_RELAXED);
+    return NULL;
 }
 
 static void free_in(mem_tcache_t *tc, void *p, unsigned c, unsigned node)
