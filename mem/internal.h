@@ -27,7 +27,21 @@ typedef struct mem__tstats_s {
     uint64_t region_bytes;
     uint64_t regions_created;
     uint64_t subregions_created;
+    uint64_t shared; /* 1 in the shared cache's block: several threads write it (atomic RMW) */
 } mem__tstats_t;
+
+/* Adds `n` (two's complement for a subtraction) to counter `f` of block `ts`: a relaxed
+ * store in a thread's own block, an atomic add in the shared cache's block, which threads
+ * without a cache of their own update concurrently without its lock. */
+#define MEM_TSTAT_ADD(ts, f, n)                                                                    \
+    do {                                                                                           \
+        mem__tstats_t *mem_ts_ = (ts);                                                             \
+        if (MEM_UNLIKELY(mem_ts_->shared))                                                         \
+            __atomic_fetch_add(&mem_ts_->f, (uint64_t)(n), __ATOMIC_RELAXED);                      \
+        else                                                                                       \
+            MEM_STAT_ADD(mem_ts_->f, (uint64_t)(n));                                               \
+    } while (0)
+#define MEM_TSTAT_SUB(ts, f, n) MEM_TSTAT_ADD(ts, f, -(uint64_t)(n))
 
 /* Returns the calling thread's counter block, creating its thread cache if needed.
  * NULL only when the library cannot be initialised. Thread: the caller's own block. */
@@ -53,13 +67,15 @@ typedef struct mem__node_s {
     mem__spanlist_t dirty;                 /* newest first; decay takes from the tail */
     mem__spanlist_t clean;
     unsigned id;
-    /* Stats, written under the lock or with atomics, read relaxed by snapshots. */
+    /* Stats. One discipline per counter: these five are written only under the lock (relaxed
+     * stores, so snapshots read them relaxed without it); remote_frees only with atomic
+     * read-modify-writes (any thread, no lock). */
     uint64_t committed;    /* segment headers + committed spans + large mappings */
     uint64_t free_in_segs; /* headers + free objects in spans + dirty spans */
     uint64_t meta_bytes;   /* segment headers (part of free_in_segs) */
     uint64_t segments;
-    uint64_t remote_frees; /* objects freed on another node and sent home (atomic) */
-    uint64_t large_bytes;  /* live large mappings homed here (atomic) */
+    uint64_t large_bytes;  /* live large mappings homed here */
+    uint64_t remote_frees; /* objects freed on another node and sent home (atomic RMW) */
 } mem__node_t;
 
 #define MEM_BATCH_MAX 256 /* objects in one depot batch (half the largest tcache capacity) */

@@ -60,7 +60,7 @@ static void arena_charge(mem__arena_t *a, size_t size)
     a->bytes += size;
     if (a->parent)
         a->parent->child_bytes += size;
-    MEM_STAT_ADD(mem__arena_tstats()->region_bytes, size);
+    MEM_TSTAT_ADD(mem__arena_tstats(), region_bytes, size);
 }
 
 /* Takes an unsampled facade object of `len` bytes: the thread cache's pop, inline, for the
@@ -342,7 +342,7 @@ void mem__arena_release(mem__arena_t *a)
         MEM_ASSERT(a->parent->child_bytes >= total);
         a->parent->child_bytes -= total;
     }
-    MEM_STAT_SUB(mem__arena_tstats()->region_bytes, total);
+    MEM_TSTAT_SUB(mem__arena_tstats(), region_bytes, total);
     /* The records live in the chunks, which go back after them. */
     for (mem__big_t *big = a->bigs; big; big = big->next)
         object_give(big->p, MEM_HAVE_ASAN ? mem_usable_size(big->p) : 0);
@@ -380,8 +380,8 @@ mem_region_t *mem_region_new(size_t cap_bytes)
         tl_regions->prev = r;
     tl_regions = r;
     mem__tstats_t *ts = mem__arena_tstats();
-    MEM_STAT_ADD(ts->regions_live, 1);
-    MEM_STAT_ADD(ts->regions_created, 1);
+    MEM_TSTAT_ADD(ts, regions_live, 1);
+    MEM_TSTAT_ADD(ts, regions_created, 1);
     return r;
 }
 
@@ -401,7 +401,7 @@ void mem_region_free(mem_region_t *r)
         tl_regions = r->next;
     if (r->next)
         r->next->prev = r->prev;
-    MEM_STAT_SUB(mem__arena_tstats()->regions_live, 1);
+    MEM_TSTAT_SUB(mem__arena_tstats(), regions_live, 1);
     mem__arena_release(&r->arena);
     /* r freed */
 }

@@ -455,8 +455,11 @@ void *mem__large_alloc(size_t len, size_t align, unsigned node, bool sampled)
     l->sampled = sampled;
     mem__registry_set(l, true);
     mem__node_t *n = &mem__g.nodes[node];
-    __atomic_fetch_add(&n->committed, map_len, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&n->large_bytes, map_len, __ATOMIC_RELAXED);
+    /* Node counters have one discipline: written under the node lock (see internal.h). */
+    pthread_mutex_lock(&n->lock);
+    MEM_STAT_ADD(n->committed, map_len);
+    MEM_STAT_ADD(n->large_bytes, map_len);
+    pthread_mutex_unlock(&n->lock);
     __atomic_fetch_add(&mem__g.large_live, map_len, __ATOMIC_RELAXED);
     __atomic_fetch_add(&mem__g.large_cnt, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&mem__g.large_alloc_cnt, 1, __ATOMIC_RELAXED);
@@ -477,8 +480,10 @@ void mem__large_free(mem_large_t *l, void *p)
     munmap(l, map_len);
     /* l freed */
     mem__budget_uncharge(map_len);
-    __atomic_fetch_sub(&n->committed, map_len, __ATOMIC_RELAXED);
-    __atomic_fetch_sub(&n->large_bytes, map_len, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&n->lock);
+    MEM_STAT_SUB(n->committed, map_len);
+    MEM_STAT_SUB(n->large_bytes, map_len);
+    pthread_mutex_unlock(&n->lock);
     __atomic_fetch_sub(&mem__g.large_live, map_len, __ATOMIC_RELAXED);
     __atomic_fetch_sub(&mem__g.large_cnt, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&mem__g.large_free_cnt, 1, __ATOMIC_RELAXED);

@@ -15,12 +15,12 @@
 
 #include "mem/base.h"
 
-#define MEM_SC_COUNT     52
-#define MEM_SC_MAX       262144u
-#define MEM_SC_SMALL_MAX 32768u /* the largest class of one span */
-#define MEM_SC_SPAN_BYTES                                                                          \
-    65536u                   /* MEM_SPAN_SIZE (segment.h), repeated to keep this header flat       \
-                              */
+/* MEM_SC_SPAN_BYTES repeats MEM_SPAN_SIZE (segment.h, asserted equal there) to keep this
+ * header free of includes. */
+#define MEM_SC_COUNT      52
+#define MEM_SC_MAX        262144u
+#define MEM_SC_SMALL_MAX  32768u /* the largest class of one span */
+#define MEM_SC_SPAN_BYTES 65536u
 #define MEM_SC_RUN_MAX    8u /* spans in the longest run */
 #define MEM_SC_ALIGN      16u
 #define MEM_SC_LOOKUP_LEN (MEM_SC_MAX / MEM_SC_ALIGN + 1)

@@ -31,8 +31,8 @@ mem_subregion_t *mem_subregion_new(mem_region_t *parent, size_t cap_bytes)
     parent->subs = s;
     parent->subs_cnt++;
     mem__tstats_t *ts = mem__arena_tstats();
-    MEM_STAT_ADD(ts->subregions_live, 1);
-    MEM_STAT_ADD(ts->subregions_created, 1);
+    MEM_TSTAT_ADD(ts, subregions_live, 1);
+    MEM_TSTAT_ADD(ts, subregions_created, 1);
     return s;
 }
 
@@ -51,7 +51,7 @@ void mem_subregion_free(mem_subregion_t *s)
     if (s->next)
         s->next->prev = s->prev;
     r->subs_cnt--;
-    MEM_STAT_SUB(mem__arena_tstats()->subregions_live, 1);
+    MEM_TSTAT_SUB(mem__arena_tstats(), subregions_live, 1);
     mem__arena_release(&s->arena);
     /* s freed */
 }

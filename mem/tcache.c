@@ -127,6 +127,7 @@ int mem__tcache_global_init(void)
     if (!tc)
         return -ENOMEM;
     tc->flags = MEM_TC_SHARED;
+    tc->tstats.shared = 1;
     snprintf(tc->name, sizeof(tc->name), "shared");
     mem__g.shared = tc;
     return 0;
@@ -531,8 +532,8 @@ void mem__tcache_detach_self(bool dead)
     MEM_STAT_STORE(t->region_bytes, 0);
     MEM_STAT_STORE(t->regions_created, 0);
     MEM_STAT_STORE(t->subregions_created, 0);
-    MEM_STATIC_ASSERT(sizeof(mem__tstats_t) == 5 * sizeof(uint64_t),
-                      "clear every mem__tstats_t field above");
+    MEM_STATIC_ASSERT(sizeof(mem__tstats_t) == 6 * sizeof(uint64_t),
+                      "clear every mem__tstats_t counter above (`shared` is not one)");
     pthread_setspecific(tc_key, NULL);
     __atomic_store_n(&mem__g.reg_used[tc->reg_idx], false, __ATOMIC_RELEASE);
     pthread_mutex_lock(&mem__g.reg_lock);
