@@ -133,7 +133,9 @@ MEM_ALLOC_TEXT void *mem_calloc(size_t cnt, size_t len)
     /* From 8 KiB on, clearing costs more than a locked O(1) look for an object in a span
      * that was clean when carved: such objects are zero and their pages untouched, so an
      * idle buffer (nghttp2's 16 KiB frame buffer) costs no RSS until it is written. */
-    if (n >= CALLOC_FRESH_MIN && n <= MEM_SC_MAX) {
+    /* An allocation that the sampling countdown makes a sample takes mem_malloc's path below,
+     * which records it (its object then comes from a sample-only span and is cleared). */
+    if (n >= CALLOC_FRESH_MIN && n <= MEM_SC_MAX && !mem__tcache_sample_due(n)) {
         void *f = mem__tcache_alloc_fresh(mem_sc_of(n));
         if (f) {
             DEBUG_ALLOC(f);
@@ -185,7 +187,13 @@ MEM_ALLOC_TEXT void *mem_aligned_alloc(size_t align, size_t len)
          * size is a multiple of `align` gives aligned objects. */
         for (unsigned c = mem_sc_of(len); c < MEM_SC_COUNT; c++) {
             if (mem_sc_size[c] % align == 0) {
-                void *p = mem__tcache_alloc_cls(c);
+                /* Sample-only spans hold the same classes at the same offsets, so a sample
+                 * is just as aligned. */
+                void *p = NULL;
+                if (mem__tcache_sample_take(len))
+                    p = mem__tcache_alloc_sample(c, len);
+                if (!p)
+                    p = mem__tcache_alloc_cls(c);
                 DEBUG_ALLOC(p);
                 return p;
             }
@@ -195,13 +203,18 @@ MEM_ALLOC_TEXT void *mem_aligned_alloc(size_t align, size_t len)
         return NULL;
     unsigned node = mem__tc_self->reg_idx >= 0 ? mem__tc_self->node : 0;
     uint64_t refused = mem__refused_self;
-    void *p = mem__large_alloc(len, align, node, false);
+    bool sampled = mem__tcache_sample_take(len);
+    void *p = mem__large_alloc(len, align, node, sampled);
     if (!p && mem__refused_self != refused && mem__tc_self->reg_idx >= 0) {
         (void)mem__release_cached(mem__tc_self);
-        p = mem__large_alloc(len, align, node, false);
+        p = mem__large_alloc(len, align, node, sampled);
     }
-    if (!p)
+    if (!p) {
         __atomic_fetch_add(&mem__g.alloc_failed, 1, __ATOMIC_RELAXED);
+        return NULL;
+    }
+    if (sampled)
+        (void)mem__heapprof_record(p, len, NULL);
     return p;
 }
 

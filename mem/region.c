@@ -188,6 +188,10 @@ static void *arena_big(mem__arena_t *a, size_t len, size_t need)
     mem__big_t *rec = arena_bump(a, MEM_ALIGN_UP(sizeof(mem__big_t), (size_t)MEM__ARENA_ALIGN));
     if (rec == NULL)
         return NULL;
+    /* The record may have taken a new chunk, charged to the cap: check again, or the object
+     * would pass the cap by up to a chunk. */
+    if (!arena_fits(a, size))
+        return NULL; /* the record stays as a little dead space in the chunk */
     MEM_UNPOISON(rec, sizeof(*rec));
     char *p = obj_take(need);
     if (p == NULL)
@@ -390,6 +394,9 @@ void mem_region_free(mem_region_t *r)
     if (r == NULL)
         return;
     MEM_ASSERT(r->home == &tl_regions);
+    if (r->arena.closing)
+        return; /* freed from one of its own cleanups: the outer call finishes */
+    r->arena.closing = true;
     /* Cleanups first, while the sub-arenas are still open: a connection cleanup (closing the
      * h2 session) may close its streams, which free their own sub-arenas. */
     mem__arena_run_cleanups(&r->arena);

@@ -40,6 +40,11 @@ void mem_subregion_free(mem_subregion_t *s)
 {
     if (s == NULL)
         return;
+    /* A cleanup of `s` may free `s` itself (a stream object whose destructor closes its own
+     * sub-arena): the outer call finishes the job, the nested one must not touch `s` after. */
+    if (s->arena.closing)
+        return;
+    s->arena.closing = true;
     mem_region_t *r = s->parent;
     MEM_ASSERT(r != NULL);
     MEM_ASSERT(r->subs_cnt > 0);

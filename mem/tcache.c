@@ -437,6 +437,41 @@ MEM_ALLOC_TEXT void *mem__tcache_alloc_cls(unsigned cls)
     return p;
 }
 
+bool mem__tcache_sample_due(size_t len)
+{
+    mem_tcache_t *tc = mem__tc_self;
+    return tc->reg_idx >= 0 && tc->sample_left - (int64_t)len < 0;
+}
+
+bool mem__tcache_sample_take(size_t len)
+{
+    mem_tcache_t *tc = mem__tc_self;
+    if (tc->reg_idx < 0)
+        return false;
+    int64_t left = tc->sample_left - (int64_t)len;
+    if (left >= 0) {
+        tc->sample_left = left;
+        return false;
+    }
+    size_t iv = mem_heapprof_interval();
+    tc->sample_left = iv ? (int64_t)mem__heapprof_next_interval() : MEM_SAMPLE_OFF;
+    return iv != 0;
+}
+
+MEM_ALLOC_TEXT void *mem__tcache_alloc_sample(unsigned cls, size_t len)
+{
+    MEM_ASSERT(cls < MEM_SC_COUNT);
+    mem_tcache_t *tc = mem__tc_self;
+    MEM_ASSERT(tc->reg_idx >= 0);
+    void *p = mem__span_take_sampled(&mem__g.nodes[tc->node], cls);
+    if (!p)
+        return NULL;
+    MEM_UNPOISON(p, mem_sc_size[cls]);
+    MEM_STAT_ADD(tc->alloc_cnt[cls], 1);
+    (void)mem__heapprof_record(p, len, NULL);
+    return p;
+}
+
 MEM_ALLOC_TEXT void *mem__tcache_alloc_fresh(unsigned cls)
 {
     MEM_ASSERT(cls < MEM_SC_COUNT);
@@ -447,6 +482,8 @@ MEM_ALLOC_TEXT void *mem__tcache_alloc_fresh(unsigned cls)
     if (p) {
         MEM_UNPOISON(p, mem_sc_size[cls]);
         MEM_STAT_ADD(tc->alloc_cnt[cls], 1);
+        /* The caller checked that no sample is due (mem__tcache_sample_due). */
+        tc->sample_left -= (int64_t)mem_sc_size[cls];
     }
     return p;
 }

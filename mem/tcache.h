@@ -72,6 +72,16 @@ void *mem__tcache_alloc_cls(unsigned cls) MEM_NOINLINE;
  * none is at hand (the caller falls back to an ordinary allocation and clears it). */
 void *mem__tcache_alloc_fresh(unsigned cls) MEM_NOINLINE;
 
+/* The sampling countdown for allocations that do not pass through the fast path's own
+ * (calloc's fresh objects, aligned_alloc): true when an allocation of `len` bytes must be a
+ * heap sample. `take` consumes the countdown (drawing a new distance after a hit); `due`
+ * only looks. Both are false for threads without a cache of their own. */
+bool mem__tcache_sample_take(size_t len);
+bool mem__tcache_sample_due(size_t len);
+/* Allocates one object of class `cls` from the node's sample-only spans and records it as
+ * a heap sample of `len` bytes. NULL when nothing can be committed. */
+void *mem__tcache_alloc_sample(unsigned cls, size_t len) MEM_NOINLINE;
+
 /* Flushes every cached object of `tc` (slots and remote batches) to the depots. */
 void mem__tcache_flush(mem_tcache_t *tc);
 /* Stops using the caller's cache: flush, fold its counters into the totals, free its slot.
