@@ -117,6 +117,9 @@ static mem_segment_t *segment_new(mem__node_t *n)
     }
     if (mem__g.bind)
         (void)mem_numa_bind(seg, MEM_SEG_SIZE, n->id);
+    /* Spans decay one by one (64 KiB): with THP "always", a 2 MiB huge page under them would
+     * be split by the first MADV_DONTNEED, or keep 2 MiB resident for one live span. */
+    (void)madvise(seg, MEM_SEG_SIZE, MADV_NOHUGEPAGE);
     /* Fresh anonymous memory is zero: only the fields that are not zero are written. */
     memset(seg->hdr.tag, MEM_TAG_FREE, sizeof(seg->hdr.tag));
     seg->hdr.tag[0] = MEM_TAG_META;

@@ -183,6 +183,32 @@ TEST(big_classes_no_mmap_after_warmup)
     check_identity();
 }
 
+/* Segments are marked MADV_NOHUGEPAGE ("nh" in the mapping's VmFlags), so that span decay
+ * never splits a transparent huge page. */
+TEST(segments_nohugepage)
+{
+    void *p = mem_malloc(100);
+    REQUIRE(p);
+    uintptr_t seg = (uintptr_t)mem__seghdr_of(p);
+    FILE *f = fopen("/proc/self/smaps", "r");
+    REQUIRE(f != NULL);
+    static char line[512];
+    int in_seg = 0, found = 0, nh = 0;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+            in_seg = lo <= seg && seg < hi;
+            found |= in_seg;
+        } else if (in_seg && strncmp(line, "VmFlags:", 8) == 0) {
+            nh = strstr(line, " nh") != NULL;
+        }
+    }
+    fclose(f);
+    CHECK(found);
+    CHECK(nh);
+    mem_free(p);
+}
+
 TEST(reinit)
 {
     void *p = mem_malloc(10);
@@ -217,6 +243,7 @@ int main(void)
     RUN(large_mapping);
     RUN(run_classes);
     RUN(big_classes_no_mmap_after_warmup);
+    RUN(segments_nohugepage);
     RUN(reinit);
     RUN(fini_nothing_live);
     return TEST_SUMMARY();
