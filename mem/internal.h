@@ -172,8 +172,10 @@ int mem__ensure_init(void);
 /* CLOCK_MONOTONIC in ns. */
 uint64_t mem__now_ns(void);
 
-/* Runs decay if its period has passed (slow paths call it). */
+/* Steps decay by a few units if a round is due or under way (slow paths call it). */
 void mem__decay_maybe(void);
+/* Forgets a round under way (mem_fini). */
+void mem__decay_reset(void);
 
 /* The bytes handed out and not freed, summed over every thread (quiescent: exact). */
 size_t mem__live_bytes(void);

@@ -213,6 +213,7 @@ size_t mem_fini(void)
     mem__g.budget_refused = 0;
     mem__g.metadata = 0;
     mem__heapprof_meta_forget();
+    mem__decay_reset();
     mem__registry_meta_forget();
     mem__g.exempt_live = 0;
     mem__g.exempt_over = 0;

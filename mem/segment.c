@@ -383,31 +383,56 @@ void mem__span_give(mem__node_t *n, unsigned cls, void *const *objs, unsigned cn
     pthread_mutex_unlock(&n->lock);
 }
 
-size_t mem__node_release(mem__node_t *n, uint64_t before_ns)
+#define RELEASE_BATCH 16 /* spans detached per lock hold */
+
+size_t mem__node_release(mem__node_t *n, uint64_t before_ns, size_t spans_max, size_t *spans)
 {
-    size_t released = 0;
-    pthread_mutex_lock(&n->lock);
-    while (!list_empty(&n->dirty)) {
-        mem_span_t *s = n->dirty.head.prev; /* oldest */
-        MEM_ASSERT(s->state == MEM_SPAN_DIRTY);
-        if (before_ns != UINT64_MAX && s->idle_since_ns > before_ns)
+    size_t released = 0, done = 0;
+    mem_span_t *batch[RELEASE_BATCH];
+    for (;;) {
+        /* Detach a few eligible spans under the lock (RELEASING: on no list, and neither
+         * carved nor merged into a run meanwhile), madvise them without it, then file them
+         * as CLEAN under it again: no thread waits for the node lock behind a system call. */
+        unsigned k = 0;
+        pthread_mutex_lock(&n->lock);
+        while (k < RELEASE_BATCH && done + k < spans_max && !list_empty(&n->dirty)) {
+            mem_span_t *s = n->dirty.head.prev; /* oldest */
+            MEM_ASSERT(s->state == MEM_SPAN_DIRTY);
+            if (before_ns != UINT64_MAX && s->idle_since_ns > before_ns)
+                break;
+            list_remove(s);
+            s->state = MEM_SPAN_RELEASING;
+            batch[k++] = s;
+        }
+        pthread_mutex_unlock(&n->lock);
+        if (k == 0)
             break;
-        list_remove(s);
-        char *b = span_base(s);
-        MEM_UNPOISON(b, MEM_SPAN_SIZE);
-        /* MADV_DONTNEED: the pages drop out of RSS now and read back as zero. */
-        int rc = madvise(b, MEM_SPAN_SIZE, MADV_DONTNEED);
-        MEM_ASSERT(rc == 0);
-        s->state = MEM_SPAN_CLEAN;
-        list_push(&n->clean, s);
-        MEM_STAT_SUB(n->committed, MEM_SPAN_SIZE);
-        MEM_STAT_SUB(n->free_in_segs, MEM_SPAN_SIZE);
-        mem__budget_uncharge(MEM_SPAN_SIZE);
-        released += MEM_SPAN_SIZE;
+        for (unsigned i = 0; i < k; i++) {
+            char *b = span_base(batch[i]);
+            MEM_UNPOISON(b, MEM_SPAN_SIZE);
+            /* MADV_DONTNEED: the pages drop out of RSS now and read back as zero. */
+            int rc = madvise(b, MEM_SPAN_SIZE, MADV_DONTNEED);
+            MEM_ASSERT(rc == 0);
+        }
+        pthread_mutex_lock(&n->lock);
+        for (unsigned i = 0; i < k; i++) {
+            MEM_ASSERT(batch[i]->state == MEM_SPAN_RELEASING);
+            batch[i]->state = MEM_SPAN_CLEAN;
+            list_push(&n->clean, batch[i]);
+        }
+        MEM_STAT_SUB(n->committed, (uint64_t)k * MEM_SPAN_SIZE);
+        MEM_STAT_SUB(n->free_in_segs, (uint64_t)k * MEM_SPAN_SIZE);
+        pthread_mutex_unlock(&n->lock);
+        mem__budget_uncharge((size_t)k * MEM_SPAN_SIZE);
+        released += (size_t)k * MEM_SPAN_SIZE;
+        done += k;
+        if (k < RELEASE_BATCH)
+            break;
     }
-    pthread_mutex_unlock(&n->lock);
     if (released)
         __atomic_fetch_add(&mem__g.released_total, released, __ATOMIC_RELAXED);
+    if (spans)
+        *spans = done;
     return released;
 }
 

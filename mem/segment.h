@@ -53,7 +53,8 @@ enum {
     MEM_SPAN_DIRTY = 1,
     MEM_SPAN_USED = 2,
     MEM_SPAN_HDR = 3,
-    MEM_SPAN_TAIL = 4, /* a later span of a USED run */
+    MEM_SPAN_TAIL = 4,      /* a later span of a USED run */
+    MEM_SPAN_RELEASING = 5, /* off every list while decay madvise()s it without the lock */
 };
 
 /* The prefix every 4 MiB-aligned mapping of mem/ starts with. */
@@ -145,9 +146,11 @@ void *mem__span_take_sampled(struct mem__node_s *n, unsigned cls);
  * free spans become DIRTY. Thread: any; takes the node lock. */
 void mem__span_give(struct mem__node_s *n, unsigned cls, void *const *objs, unsigned cnt);
 
-/* madvise()s DIRTY spans idle since before `before_ns` (UINT64_MAX: all) and uncharges them.
- * Returns the bytes released. Thread: any; takes the node lock. */
-size_t mem__node_release(struct mem__node_s *n, uint64_t before_ns);
+/* madvise()s at most `spans_max` DIRTY spans idle since before `before_ns` (UINT64_MAX: all)
+ * and uncharges them; `*spans` (may be NULL) gets how many. The madvise calls are made
+ * without the node lock. Returns the bytes released. Thread: any; takes the node lock. */
+size_t mem__node_release(struct mem__node_s *n, uint64_t before_ns, size_t spans_max,
+                         size_t *spans);
 
 /* Initialises the node's span lists (mem_init, mem_fini). */
 void mem__node_lists_init(struct mem__node_s *n);

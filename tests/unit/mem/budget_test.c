@@ -12,7 +12,31 @@
 #include "mem/stats.h"
 #include "tests/harness.h"
 
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "mem/internal.h"
+
+/* mem/ is linked statically, so this definition takes its madvise calls: each MADV_DONTNEED
+ * is counted, and it checks that the calling thread holds no node lock (a trylock of a lock
+ * it held would fail: the mutexes are not recursive). */
+static uint64_t dontneed_calls, dontneed_locked;
+
+int madvise(void *addr, size_t len, int advice)
+{
+    if (advice == MADV_DONTNEED && mem_is_initialised()) {
+        __atomic_fetch_add(&dontneed_calls, 1, __ATOMIC_RELAXED);
+        for (unsigned i = 0; i < mem__g.nodes_cnt; i++) {
+            if (pthread_mutex_trylock(&mem__g.nodes[i].lock) != 0)
+                __atomic_fetch_add(&dontneed_locked, 1, __ATOMIC_RELAXED);
+            else
+                pthread_mutex_unlock(&mem__g.nodes[i].lock);
+        }
+    }
+    return (int)syscall(SYS_madvise, addr, len, advice);
+}
 
 static mem_stats_t st;
 
@@ -171,6 +195,44 @@ TEST(metadata_counted)
     CHECK_EQ(st.live + st.tcache + st.depot + st.free_in_segments + st.metadata, st.committed);
 }
 
+/* mem_decay_tick(k) does at most k units per call (here: at most k spans released), goes on
+ * where it stopped, eventually releases everything due, and never madvises under a lock. */
+TEST(decay_tick_bounded)
+{
+    mem_release_now();
+    size_t c0 = mem_budget_committed();
+    size_t n = 0;
+    for (size_t i = 0; i < 4000; i++) {
+        REQUIRE((ps[n] = mem_malloc(4096)) != NULL);
+        memset(ps[n++], 3, 4096);
+    }
+    for (size_t i = 0; i < n; i++)
+        mem_free(ps[i]);
+    mem_thread_flush();
+    mem_budget_set_decay_ms(1);
+    uint64_t locked0 = dontneed_locked;
+    uint64_t deadline = now_ms() + 5000;
+    unsigned steps = 0, released_steps = 0;
+    while (now_ms() < deadline && mem_budget_committed() > c0 + (1u << 20)) {
+        uint64_t calls0 = __atomic_load_n(&dontneed_calls, __ATOMIC_RELAXED);
+        size_t r = mem_decay_tick(4);
+        uint64_t calls = __atomic_load_n(&dontneed_calls, __ATOMIC_RELAXED) - calls0;
+        CHECK(r <= 4 * MEM_SPAN_SIZE);
+        CHECK(calls <= 4);
+        steps++;
+        released_steps += r > 0;
+        struct timespec ts = {0, 200 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK(mem_budget_committed() <= c0 + (1u << 20));
+    CHECK(released_steps > 8); /* 16 MiB took many bounded steps */
+    CHECK_EQ(dontneed_locked, locked0);
+    (void)steps;
+    mem_release_now();
+    CHECK_EQ(dontneed_locked, locked0);
+    mem_budget_set_decay_ms(1000);
+}
+
 TEST(decay_returns_memory)
 {
     mem_release_now();
@@ -228,6 +290,7 @@ int main(void)
     RUN(refused_charge_releases_cache_and_retries);
     RUN(small_budget_fails_cleanly_and_counts);
     RUN(metadata_counted);
+    RUN(decay_tick_bounded);
     RUN(decay_returns_memory);
     RUN(fini_nothing_live);
     return TEST_SUMMARY();

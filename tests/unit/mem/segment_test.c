@@ -69,7 +69,7 @@ TEST(span_carving)
     mem__span_give(n, c, o, 64);
     CHECK_EQ(h->tag[idx], MEM_TAG_FREE);
     CHECK_EQ(((mem_segment_t *)h)->spans[idx].state, MEM_SPAN_DIRTY);
-    size_t rel = mem__node_release(n, UINT64_MAX);
+    size_t rel = mem__node_release(n, UINT64_MAX, SIZE_MAX, NULL);
     CHECK(rel >= MEM_SPAN_SIZE);
     CHECK_EQ(((mem_segment_t *)h)->spans[idx].state, MEM_SPAN_CLEAN);
     CHECK(mem_budget_committed() <= c0 + ((mem_segment_t *)h)->meta_bytes);
