@@ -135,7 +135,10 @@ MEM_ALLOC_TEXT void *mem_calloc(size_t cnt, size_t len)
      * idle buffer (nghttp2's 16 KiB frame buffer) costs no RSS until it is written. */
     /* An allocation that the sampling countdown makes a sample takes mem_malloc's path below,
      * which records it (its object then comes from a sample-only span and is cleared). */
-    if (n >= CALLOC_FRESH_MIN && n <= MEM_SC_MAX && !mem__tcache_sample_due(n)) {
+    /* Warm objects in the cache come first (they are resident anyway; clearing one takes no
+     * lock); fresh ones only when the cache would otherwise refill. */
+    if (n >= CALLOC_FRESH_MIN && n <= MEM_SC_MAX &&
+        MEM_STAT_LOAD(mem__tc_self->cnt[mem_sc_of(n)]) == 0 && !mem__tcache_sample_due(n)) {
         void *f = mem__tcache_alloc_fresh(mem_sc_of(n));
         if (f) {
             DEBUG_ALLOC(f);

@@ -301,25 +301,28 @@ unsigned mem__span_take(mem__node_t *n, unsigned cls, void **out, unsigned k)
     return got;
 }
 
-void *mem__span_take_fresh(mem__node_t *n, unsigned cls)
+unsigned mem__span_take_fresh(mem__node_t *n, unsigned cls, void **out, unsigned k)
 {
     MEM_ASSERT(cls < MEM_SC_COUNT);
-    void *p = NULL;
+    MEM_ASSERT(k >= 1);
+    unsigned got = 0;
     pthread_mutex_lock(&n->lock);
     /* Only the list head is looked at, or a new span when there is no partial one: this
      * must stay O(1) under the lock. */
     mem_span_t *s =
         list_empty(&n->partial[cls]) ? span_new(n, cls, false) : n->partial[cls].head.next;
-    if (s && s->fresh && s->bump < s->nobj) {
+    if (s && s->fresh) {
         MEM_ASSERT(s->state == MEM_SPAN_USED && s->cls == cls);
-        p = span_base(s) + (size_t)s->bump++ * s->size;
-        s->free_cnt--;
+        while (got < k && s->bump < s->nobj) {
+            out[got++] = span_base(s) + (size_t)s->bump++ * s->size;
+            s->free_cnt--;
+        }
         if (s->free_cnt == 0)
             list_remove(s);
-        MEM_STAT_SUB(n->free_in_segs, s->size);
+        MEM_STAT_SUB(n->free_in_segs, (uint64_t)got * s->size);
     }
     pthread_mutex_unlock(&n->lock);
-    return p;
+    return got;
 }
 
 void *mem__span_take_sampled(mem__node_t *n, unsigned cls)

@@ -133,10 +133,10 @@ MEM_INLINE char *mem__span_base(const mem_span_t *s)
  * budget exhausted or mapping failed). Thread: any; takes the node lock. Alloc: system. */
 unsigned mem__span_take(struct mem__node_s *n, unsigned cls, void **out, unsigned k);
 
-/* Takes one never-carved object of class `cls` from a span that was clean when carved, so
- * it is known to be zero and untouched (calloc of large classes). Returns NULL when the
- * node has none at hand; the caller then clears an ordinary object. Thread: any. */
-void *mem__span_take_fresh(struct mem__node_s *n, unsigned cls);
+/* Takes up to `k` never-carved objects of class `cls` from a span that was clean when carved,
+ * so they are known to be zero and untouched (calloc of large classes). Returns how many (0
+ * when the node has none at hand; the caller then clears an ordinary object). Thread: any. */
+unsigned mem__span_take_fresh(struct mem__node_s *n, unsigned cls, void **out, unsigned k);
 
 /* Takes one object of class `cls` from the node's sample-only spans (for a sampled
  * allocation). Returns NULL when nothing can be committed. Thread: any; node lock. */

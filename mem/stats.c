@@ -47,6 +47,8 @@ static void add_cache(mem_stats_t *out, const mem_tcache_t *tc, mem_thread_stats
         uint64_t f = MEM_STAT_LOAD(tc->free_cnt[c]);
         uint64_t sz = mem_sc_size[c];
         uint64_t in_slots = (uint64_t)MEM_STAT_LOAD(tc->cnt[c]) * sz;
+        if (c >= MEM_TC_FRESH_FIRST)
+            in_slots += (uint64_t)MEM_STAT_LOAD(tc->fresh_cnt[c - MEM_TC_FRESH_FIRST]) * sz;
         uint64_t remote = 0;
         for (unsigned nd = 0; nd < mem__g.nodes_cnt; nd++) {
             uint64_t r = (uint64_t)MEM_STAT_LOAD(tc->remote[nd][c].cnt) * sz;

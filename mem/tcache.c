@@ -30,6 +30,7 @@ __attribute__((constructor)) static void tc_size_init(void)
 {
     for (unsigned c = 0; c < MEM_SC_COUNT; c++)
         mem__tc_size[c] = mem_sc_size[c];
+    MEM_ASSERT(mem_sc_size[MEM_TC_FRESH_FIRST] == 8192); /* calloc's fresh classes start here */
 }
 
 static pthread_key_t tc_key;
@@ -278,6 +279,14 @@ static void remote_free(mem_tcache_t *tc, void *p, unsigned node, unsigned c)
 
 void mem__tcache_flush(mem_tcache_t *tc)
 {
+    for (unsigned f = 0; f < MEM_TC_FRESH_CLASSES; f++) {
+        if (tc->fresh_cnt[f] == 0)
+            continue;
+        /* Never handed out: straight back to their spans (homed on this cache's node). */
+        mem__span_give(&mem__g.nodes[tc->node], MEM_TC_FRESH_FIRST + f, tc->fresh[f],
+                       tc->fresh_cnt[f]);
+        MEM_STAT_STORE(tc->fresh_cnt[f], 0);
+    }
     for (unsigned c = 0; c < MEM_SC_COUNT; c++) {
         while (tc->cnt[c] > 0)
             spill(tc, c);
@@ -478,7 +487,25 @@ MEM_ALLOC_TEXT void *mem__tcache_alloc_fresh(unsigned cls)
     mem_tcache_t *tc = self_or_create(mem__tc_self);
     if (!tc)
         return NULL; /* the shared cache: the caller's ordinary path takes its lock */
-    void *p = mem__span_take_fresh(&mem__g.nodes[tc->node], cls);
+    void *p = NULL;
+    if (cls >= MEM_TC_FRESH_FIRST) {
+        /* The fast path: a stashed fresh object, no lock. Else refill the stash. */
+        unsigned f = cls - MEM_TC_FRESH_FIRST;
+        if (tc->fresh_cnt[f] == 0) {
+            unsigned k =
+                (unsigned)MEM_MIN(MEM_MAX(MEM_TC_BATCH_BYTES / mem_sc_size[cls], (size_t)1),
+                                  (size_t)MEM_TC_FRESH_MAX);
+            unsigned got = mem__span_take_fresh(&mem__g.nodes[tc->node], cls, tc->fresh[f], k);
+            MEM_STAT_STORE(tc->fresh_cnt[f], got);
+        }
+        if (tc->fresh_cnt[f] > 0) {
+            uint32_t n = tc->fresh_cnt[f] - 1;
+            p = tc->fresh[f][n];
+            MEM_STAT_STORE(tc->fresh_cnt[f], n);
+        }
+    } else if (mem__span_take_fresh(&mem__g.nodes[tc->node], cls, &p, 1) == 0) {
+        p = NULL;
+    }
     if (p) {
         MEM_UNPOISON(p, mem_sc_size[cls]);
         MEM_STAT_ADD(tc->alloc_cnt[cls], 1);

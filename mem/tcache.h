@@ -20,10 +20,13 @@
 #include "mem/base.h"
 #include "mem/internal.h"
 
-#define MEM_TC_IDX         256 /* cnt/cap are indexed by a span tag: tags >= classes have cap 0 */
-#define MEM_TC_CAP_MAX     512
-#define MEM_SAMPLE_OFF     ((int64_t)1 << 40)  /* countdown while sampling is off */
-#define MEM_TC_BATCH_BYTES ((size_t)64 * 1024) /* target bytes per depot batch */
+#define MEM_TC_IDX           256 /* cnt/cap are indexed by a span tag: tags >= classes have cap 0 */
+#define MEM_TC_CAP_MAX       512
+#define MEM_SAMPLE_OFF       ((int64_t)1 << 40)  /* countdown while sampling is off */
+#define MEM_TC_BATCH_BYTES   ((size_t)64 * 1024) /* target bytes per depot batch */
+#define MEM_TC_FRESH_FIRST   31u /* the 8 KiB class: calloc's fresh objects from here on */
+#define MEM_TC_FRESH_CLASSES (MEM_SC_COUNT - MEM_TC_FRESH_FIRST)
+#define MEM_TC_FRESH_MAX     4u
 
 /* Object size per span tag: mem_sc_size for classes, 0 for every other tag, so the free fast
  * path may index it with any tag before it knows the pointer is a class object. */
@@ -47,6 +50,11 @@ typedef struct mem_tcache_s {
     uint32_t cap[MEM_TC_IDX];   /* capacity per class; 0 for non-class tags */
     uint64_t alloc_cnt[MEM_SC_COUNT];
     uint64_t free_cnt[MEM_SC_COUNT];
+    /* calloc's stash of known-zero objects of classes >= 8 KiB, taken several under one node
+     * lock (at most MEM_TC_BATCH_BYTES per class): later callocs pop them without a lock.
+     * Counted as cached bytes in the stats, outside `bytes`; flushed with the cache. */
+    uint32_t fresh_cnt[MEM_TC_FRESH_CLASSES];
+    void *fresh[MEM_TC_FRESH_CLASSES][MEM_TC_FRESH_MAX];
     /* Cold. */
     mem__remote_t remote[MEM_STATS_NODES_MAX][MEM_SC_COUNT];
     uint64_t remote_bytes; /* bytes waiting in remote batches (relaxed) */
