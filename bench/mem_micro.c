@@ -264,7 +264,7 @@ int main(int argc, char **argv)
                         : c == 's' ? &size
                         : c == 'S' ? &sample
                                    : &reps;
-        uint64_t max = c == 's' ? 32768 : c == 'r' ? 100 : UINT64_MAX / 2;
+        uint64_t max = c == 's' ? 4194304 : c == 'r' ? 100 : UINT64_MAX / 2;
         uint64_t min = c == 'S' ? 0 : 1;
         if (c == 'h') {
             usage(stdout);

@@ -83,6 +83,7 @@ struct mem__arena_s {
     mem__cleanup_t *cleanups; /* arena: last added first */
     mem__arena_t *parent;     /* borrows: the region a sub-arena charges, NULL for a region */
     bool sampled;             /* the heap profiler holds samples owned by this arena */
+    bool closing;             /* its free has begun: a nested free (from a cleanup) is a no-op */
 };
 
 MEM_STATIC_ASSERT(offsetof(mem__arena_t, bump) == 0, "the bump window starts the arena");

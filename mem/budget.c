@@ -21,16 +21,29 @@ uint64_t mem__now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+__thread unsigned mem__exempt_depth;
+__thread uint64_t mem__refused_self;
+
 int mem__budget_charge(size_t len)
 {
     MEM_ASSERT(len > 0);
+    if (MEM_UNLIKELY(mem__exempt_depth > 0)) {
+        uint64_t was = __atomic_fetch_add(&mem__g.committed, len, __ATOMIC_RELAXED);
+        uint64_t limit = __atomic_load_n(&mem__g.limit, __ATOMIC_RELAXED);
+        if (limit && was + len > limit)
+            __atomic_fetch_add(&mem__g.exempt_over, 1, __ATOMIC_RELAXED);
+        return 0;
+    }
     if (mem__fault_hit())
         return -ENOMEM;
     uint64_t cur = __atomic_load_n(&mem__g.committed, __ATOMIC_RELAXED);
     for (;;) {
         uint64_t limit = __atomic_load_n(&mem__g.limit, __ATOMIC_RELAXED);
-        if (limit && (cur + len > limit || cur + len < cur))
+        if (limit && (cur + len > limit || cur + len < cur)) {
+            __atomic_fetch_add(&mem__g.budget_refused, 1, __ATOMIC_RELAXED);
+            mem__refused_self++;
             return -ENOMEM;
+        }
         if (__atomic_compare_exchange_n(&mem__g.committed, &cur, cur + len, true, __ATOMIC_RELAXED,
                                         __ATOMIC_RELAXED))
             return 0;
@@ -41,6 +54,33 @@ void mem__budget_uncharge(size_t len)
 {
     uint64_t was = __atomic_fetch_sub(&mem__g.committed, len, __ATOMIC_RELAXED);
     MEM_ASSERT(was >= len);
+}
+
+void mem__meta_charge(size_t len)
+{
+    __atomic_fetch_add(&mem__g.committed, len, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&mem__g.metadata, len, __ATOMIC_RELAXED);
+}
+
+void mem__meta_uncharge(size_t len)
+{
+    uint64_t was = __atomic_fetch_sub(&mem__g.metadata, len, __ATOMIC_RELAXED);
+    MEM_ASSERT(was >= len);
+    mem__budget_uncharge(len);
+}
+
+size_t mem__release_cached(mem_tcache_t *tc)
+{
+    MEM_ASSERT(tc != NULL);
+    mem__tcache_flush(tc);
+    size_t released = 0;
+    for (unsigned i = 0; i < mem__g.nodes_cnt; i++) {
+        mem__node_t *n = &mem__g.nodes[i];
+        for (unsigned c = 0; c < MEM_SC_COUNT; c++)
+            (void)mem__depot_drain(n, c);
+        released += mem__node_release(n, UINT64_MAX, SIZE_MAX, NULL);
+    }
+    return released;
 }
 
 void mem_budget_set_limit(size_t bytes)
@@ -88,45 +128,99 @@ size_t mem_release_now(void)
         mem__node_t *n = &mem__g.nodes[i];
         for (unsigned c = 0; c < MEM_SC_COUNT; c++)
             (void)mem__depot_drain(n, c);
-        released += mem__node_release(n, UINT64_MAX);
+        released += mem__node_release(n, UINT64_MAX, SIZE_MAX, NULL);
     }
     return released;
 }
 
-size_t mem_release_tick(void)
+/* Decay runs as a sequence of bounded steps. A round starts when its period is due: for each
+ * node, every class's depot is trimmed, then the node's spans idle for decay_ms are released;
+ * a cursor keeps the place between steps, so that a step does at most `work_max` units (one
+ * class trimmed, or one span released). One thread steps at a time (a try-claim: a thread
+ * that finds decay busy goes on with its own work). */
+static struct {
+    bool busy;          /* claimed by CAS */
+    bool in_round;      /* a round has started and not finished (under busy) */
+    uint64_t round_ns;  /* when this round started (under busy) */
+    unsigned node, cls; /* the cursor (under busy) */
+} decay;
+
+size_t mem_decay_tick(size_t work_max)
 {
-    if (!mem_is_initialised())
+    if (!mem_is_initialised() || work_max == 0)
         return 0;
     uint64_t now = mem__now_ns();
-    uint64_t next = __atomic_load_n(&mem__g.next_decay_ns, __ATOMIC_RELAXED);
-    if (now < next)
+    if (!__atomic_load_n(&decay.in_round, __ATOMIC_ACQUIRE) &&
+        now < __atomic_load_n(&mem__g.next_decay_ns, __ATOMIC_RELAXED))
         return 0;
+    bool idle = false;
+    if (!__atomic_compare_exchange_n(&decay.busy, &idle, true, false, __ATOMIC_ACQUIRE,
+                                     __ATOMIC_RELAXED))
+        return 0; /* another thread is stepping */
     uint64_t decay_ns = __atomic_load_n(&mem__g.decay_ms, __ATOMIC_RELAXED) * 1000000ull;
-    uint64_t period = MEM_MAX(decay_ns / 4, 1000000ull);
-    if (!__atomic_compare_exchange_n(&mem__g.next_decay_ns, &next, now + period, false,
-                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-        return 0; /* another thread runs this tick */
-    size_t released = 0;
-    for (unsigned i = 0; i < mem__g.nodes_cnt; i++) {
-        mem__node_t *n = &mem__g.nodes[i];
-        for (unsigned c = 0; c < MEM_SC_COUNT; c++)
-            (void)mem__depot_trim(n, c);
-        released += mem__node_release(n, now > decay_ns ? now - decay_ns : 0);
+    if (!decay.in_round) {
+        if (now < __atomic_load_n(&mem__g.next_decay_ns, __ATOMIC_RELAXED)) {
+            __atomic_store_n(&decay.busy, false, __ATOMIC_RELEASE);
+            return 0; /* the round finished while this thread looked */
+        }
+        decay.round_ns = now;
+        decay.node = 0;
+        decay.cls = 0;
+        __atomic_store_n(&decay.in_round, true, __ATOMIC_RELEASE);
     }
+    uint64_t before = decay.round_ns > decay_ns ? decay.round_ns - decay_ns : 0;
+    size_t work = 0, released = 0;
+    while (work < work_max && decay.node < mem__g.nodes_cnt) {
+        mem__node_t *n = &mem__g.nodes[decay.node];
+        if (decay.cls < MEM_SC_COUNT) {
+            (void)mem__depot_trim(n, decay.cls++);
+            work++;
+            continue;
+        }
+        size_t did = 0, allow = work_max - work;
+        released += mem__node_release(n, before, allow, &did);
+        work += did;
+        if (did < allow) { /* nothing more is due on this node */
+            decay.node++;
+            decay.cls = 0;
+        }
+    }
+    if (decay.node >= mem__g.nodes_cnt) {
+        uint64_t period = MEM_MAX(decay_ns / 4, 1000000ull);
+        __atomic_store_n(&mem__g.next_decay_ns, decay.round_ns + period, __ATOMIC_RELAXED);
+        __atomic_store_n(&decay.in_round, false, __ATOMIC_RELEASE);
+    }
+    __atomic_store_n(&decay.busy, false, __ATOMIC_RELEASE);
     return released;
+}
+
+void mem__decay_reset(void)
+{
+    decay.in_round = false;
+    decay.node = decay.cls = 0;
+    __atomic_store_n(&decay.busy, false, __ATOMIC_RELEASE);
+}
+
+size_t mem_release_tick(void)
+{
+    /* The whole round at once: for the proxy's monitor timer, which no request waits on. */
+    return mem_decay_tick(SIZE_MAX);
 }
 
 void mem__decay_maybe(void)
 {
     /* Slow paths run often under churn (a refill or spill every batch): look at the clock
-     * only every 16th time, and then at the coarse one (no rdtsc). */
+     * only every 16th time, and then at the coarse one (no rdtsc). They step decay by a few
+     * units only, so that no allocation stalls behind a whole round. */
     static __thread unsigned calls;
     if ((++calls & 15) != 0)
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-    if (now < __atomic_load_n(&mem__g.next_decay_ns, __ATOMIC_RELAXED))
-        return;
-    (void)mem_release_tick();
+    if (!__atomic_load_n(&decay.in_round, __ATOMIC_RELAXED)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+        uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        if (now < __atomic_load_n(&mem__g.next_decay_ns, __ATOMIC_RELAXED))
+            return;
+    }
+    (void)mem_decay_tick(MEM_DECAY_AUTO_WORK);
 }

@@ -11,6 +11,7 @@
  */
 #include "mem/base.h"
 #include "mem/heapprof.h"
+#include "mem/internal.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -92,6 +93,11 @@ static hp_state_t hp;
 static int hp_setup_err;   /* written once inside pthread_once */
 static size_t hp_interval; /* atomic: mean sampling distance, 0 = off */
 static size_t hp_live_cnt; /* atomic mirror of hp.samples_cnt for lock-free readers */
+
+/* Bytes of the tables charged to the budget as metadata (under hp_lock): the touched high-water
+ * of the dense arrays and the index, and the hashed tables whole from the first sample. */
+static size_t hp_meta_charged;
+static size_t hp_samples_hwm;
 
 static __thread uint64_t tl_rng;
 /* The main executable's code, where weir's own functions are: the frame-pointer walk trusts
@@ -416,6 +422,30 @@ static int site_index(void *const *raw, int n, const void *ret)
     return i;
 }
 
+/* Charges the tables' newly touched bytes as metadata (caller holds hp_lock). Pages once
+ * touched stay resident, so the charge only grows, until mem_fini() forgets it. */
+static void meta_account(void)
+{
+    size_t pg = 4096;
+    hp_samples_hwm = MEM_MAX(hp_samples_hwm, hp.samples_cnt);
+    size_t need = MEM_ALIGN_UP(hp.buckets_cnt * sizeof(hp_bucket_t), pg) +
+                  MEM_ALIGN_UP(hp_samples_hwm * sizeof(hp_sample_t), pg) +
+                  MEM_ALIGN_UP((hp.index_mask + 1) * sizeof(uint32_t), pg) +
+                  sizeof(uint32_t) * HP_BUCKET_SLOTS + sizeof(uint16_t) * HP_FILTER_SLOTS;
+    if (need > hp_meta_charged && mem_is_initialised()) {
+        mem__meta_charge(need - hp_meta_charged);
+        hp_meta_charged = need;
+    }
+}
+
+void mem__heapprof_meta_forget(void)
+{
+    pthread_mutex_lock(&hp_lock);
+    hp_meta_charged = 0;
+    hp_samples_hwm = hp.samples_cnt;
+    pthread_mutex_unlock(&hp_lock);
+}
+
 MEM_ALLOC_TEXT MEM_NOINLINE int mem__heapprof_record(void *p, size_t len, const void *owner)
 {
     MEM_ASSERT(p != NULL);
@@ -470,6 +500,7 @@ MEM_ALLOC_TEXT MEM_NOINLINE int mem__heapprof_record(void *p, size_t len, const 
     MEM_ASSERT(*f < UINT16_MAX);
     __atomic_store_n(f, (uint16_t)(*f + 1), __ATOMIC_RELAXED);
     __atomic_store_n(&hp_live_cnt, hp.samples_cnt, __ATOMIC_RELEASE);
+    meta_account();
     pthread_mutex_unlock(&hp_lock);
     return 0;
 fail:

@@ -58,4 +58,8 @@ void mem__heapprof_forget(void *p);
 /* Forgets every sample whose owner is `owner` (a region or sub-arena being freed). */
 void mem__heapprof_forget_owner(const void *owner);
 
+/* Forgets the tables' metadata charge (mem_fini resets the budget; the next sample charges
+ * the tables again). Thread: main. */
+void mem__heapprof_meta_forget(void);
+
 #endif /* MEM_HEAPPROF_H */

@@ -27,7 +27,21 @@ typedef struct mem__tstats_s {
     uint64_t region_bytes;
     uint64_t regions_created;
     uint64_t subregions_created;
+    uint64_t shared; /* 1 in the shared cache's block: several threads write it (atomic RMW) */
 } mem__tstats_t;
+
+/* Adds `n` (two's complement for a subtraction) to counter `f` of block `ts`: a relaxed
+ * store in a thread's own block, an atomic add in the shared cache's block, which threads
+ * without a cache of their own update concurrently without its lock. */
+#define MEM_TSTAT_ADD(ts, f, n)                                                                    \
+    do {                                                                                           \
+        mem__tstats_t *mem_ts_ = (ts);                                                             \
+        if (MEM_UNLIKELY(mem_ts_->shared))                                                         \
+            __atomic_fetch_add(&mem_ts_->f, (uint64_t)(n), __ATOMIC_RELAXED);                      \
+        else                                                                                       \
+            MEM_STAT_ADD(mem_ts_->f, (uint64_t)(n));                                               \
+    } while (0)
+#define MEM_TSTAT_SUB(ts, f, n) MEM_TSTAT_ADD(ts, f, -(uint64_t)(n))
 
 /* Returns the calling thread's counter block, creating its thread cache if needed.
  * NULL only when the library cannot be initialised. Thread: the caller's own block. */
@@ -53,13 +67,15 @@ typedef struct mem__node_s {
     mem__spanlist_t dirty;                 /* newest first; decay takes from the tail */
     mem__spanlist_t clean;
     unsigned id;
-    /* Stats, written under the lock or with atomics, read relaxed by snapshots. */
+    /* Stats. One discipline per counter: these five are written only under the lock (relaxed
+     * stores, so snapshots read them relaxed without it); remote_frees only with atomic
+     * read-modify-writes (any thread, no lock). */
     uint64_t committed;    /* segment headers + committed spans + large mappings */
     uint64_t free_in_segs; /* headers + free objects in spans + dirty spans */
     uint64_t meta_bytes;   /* segment headers (part of free_in_segs) */
     uint64_t segments;
-    uint64_t remote_frees; /* objects freed on another node and sent home (atomic) */
-    uint64_t large_bytes;  /* live large mappings homed here (atomic) */
+    uint64_t large_bytes;  /* live large mappings homed here */
+    uint64_t remote_frees; /* objects freed on another node and sent home (atomic RMW) */
 } mem__node_t;
 
 #define MEM_BATCH_MAX 256 /* objects in one depot batch (half the largest tcache capacity) */
@@ -90,6 +106,10 @@ typedef struct mem__global_s {
     uint64_t large_alloc_cnt;
     uint64_t large_free_cnt;
     uint64_t alloc_failed;
+    uint64_t budget_refused; /* charges refused at the limit (each then retried once) */
+    uint64_t metadata;       /* mem/'s own bookkeeping charged to the budget (see budget.h) */
+    uint64_t exempt_live;    /* bytes handed out by the *_exempt entry points, not yet freed */
+    uint64_t exempt_over;    /* charges that passed the limit because the caller was exempt */
     /* Fault injection (atomics). */
     uint64_t fault_nth;
     uint64_t fault_one_in;
@@ -113,9 +133,31 @@ typedef struct mem__global_s {
 
 extern mem__global_t mem__g;
 
-/* Budget: charges `len` committed bytes (fails past the limit or on an injected fault). */
+/* Budget: charges `len` committed bytes (fails past the limit or on an injected fault,
+ * except while the calling thread is exempt). */
 int mem__budget_charge(size_t len);
 void mem__budget_uncharge(size_t len);
+
+/* Metadata (thread-cache mappings, heap-profiler tables, the debug registry): charged to the
+ * budget and counted in mem__g.metadata; never refused (the callers cannot fail cleanly, and
+ * the bytes are small and bounded). Thread: any. */
+void mem__meta_charge(size_t len);
+void mem__meta_uncharge(size_t len);
+
+/* While > 0, the calling thread's charges pass the limit (mem_malloc_exempt and friends:
+ * libuv aborts when its allocator returns NULL) and no fault is injected. */
+extern __thread unsigned mem__exempt_depth;
+
+/* Charges the calling thread saw refused at the limit (a slow path compares it before and
+ * after an attempt to learn whether the budget, not a mapping, failed it). */
+extern __thread uint64_t mem__refused_self;
+
+/* Gives back what is merely cached before a refused allocation is retried: the cache `tc`
+ * that the caller is using (its own, or the shared one under its lock), every node's depots,
+ * then every node's free spans, regardless of decay. Returns the bytes released. Thread:
+ * any, holding no node lock. */
+struct mem_tcache_s;
+size_t mem__release_cached(struct mem_tcache_s *tc);
 
 /* Fault injection: true when this slow-path event must fail. */
 bool mem__fault_hit(void);
@@ -130,8 +172,10 @@ int mem__ensure_init(void);
 /* CLOCK_MONOTONIC in ns. */
 uint64_t mem__now_ns(void);
 
-/* Runs decay if its period has passed (slow paths call it). */
+/* Steps decay by a few units if a round is due or under way (slow paths call it). */
 void mem__decay_maybe(void);
+/* Forgets a round under way (mem_fini). */
+void mem__decay_reset(void);
 
 /* The bytes handed out and not freed, summed over every thread (quiescent: exact). */
 size_t mem__live_bytes(void);

@@ -29,12 +29,14 @@ static uint64_t *live_word(const void *p, uint64_t *bit, const char *who)
     if (tag >= MEM_SC_COUNT || h->magic != MEM_SEG_MAGIC)
         mem__die("%s(%p): pointer not allocated by mem/ (free span or header)", who, p);
     mem_segment_t *seg = (mem_segment_t *)h;
-    size_t off = (size_t)((uintptr_t)p & (MEM_SPAN_SIZE - 1));
+    /* A run's objects are numbered from its first span, whose row holds their bits. */
+    const mem_span_t *s = mem__span_of(seg, p);
+    size_t off = (size_t)((const char *)p - mem__span_base(s));
     size_t i = off / mem_sc_size[tag];
     if (off % mem_sc_size[tag] != 0)
         mem__die("%s(%p): pointer into the middle of a %u-byte object", who, p, mem_sc_size[tag]);
     *bit = (uint64_t)1 << (i % 64);
-    return &seg->live_bits[mem__span_idx(p)][i / 64];
+    return &seg->live_bits[s->idx][i / 64];
 }
 
 static void debug_on_alloc(void *p)
@@ -131,7 +133,12 @@ MEM_ALLOC_TEXT void *mem_calloc(size_t cnt, size_t len)
     /* From 8 KiB on, clearing costs more than a locked O(1) look for an object in a span
      * that was clean when carved: such objects are zero and their pages untouched, so an
      * idle buffer (nghttp2's 16 KiB frame buffer) costs no RSS until it is written. */
-    if (n >= CALLOC_FRESH_MIN && n <= MEM_SC_MAX) {
+    /* An allocation that the sampling countdown makes a sample takes mem_malloc's path below,
+     * which records it (its object then comes from a sample-only span and is cleared). */
+    /* Warm objects in the cache come first (they are resident anyway; clearing one takes no
+     * lock); fresh ones only when the cache would otherwise refill. */
+    if (n >= CALLOC_FRESH_MIN && n <= MEM_SC_MAX &&
+        MEM_STAT_LOAD(mem__tc_self->cnt[mem_sc_of(n)]) == 0 && !mem__tcache_sample_due(n)) {
         void *f = mem__tcache_alloc_fresh(mem_sc_of(n));
         if (f) {
             DEBUG_ALLOC(f);
@@ -183,7 +190,13 @@ MEM_ALLOC_TEXT void *mem_aligned_alloc(size_t align, size_t len)
          * size is a multiple of `align` gives aligned objects. */
         for (unsigned c = mem_sc_of(len); c < MEM_SC_COUNT; c++) {
             if (mem_sc_size[c] % align == 0) {
-                void *p = mem__tcache_alloc_cls(c);
+                /* Sample-only spans hold the same classes at the same offsets, so a sample
+                 * is just as aligned. */
+                void *p = NULL;
+                if (mem__tcache_sample_take(len))
+                    p = mem__tcache_alloc_sample(c, len);
+                if (!p)
+                    p = mem__tcache_alloc_cls(c);
                 DEBUG_ALLOC(p);
                 return p;
             }
@@ -192,10 +205,72 @@ MEM_ALLOC_TEXT void *mem_aligned_alloc(size_t align, size_t len)
     if (mem__ensure_init() != 0)
         return NULL;
     unsigned node = mem__tc_self->reg_idx >= 0 ? mem__tc_self->node : 0;
-    void *p = mem__large_alloc(len, align, node, false);
-    if (!p)
+    uint64_t refused = mem__refused_self;
+    bool sampled = mem__tcache_sample_take(len);
+    void *p = mem__large_alloc(len, align, node, sampled);
+    if (!p && mem__refused_self != refused && mem__tc_self->reg_idx >= 0) {
+        (void)mem__release_cached(mem__tc_self);
+        p = mem__large_alloc(len, align, node, sampled);
+    }
+    if (!p) {
         __atomic_fetch_add(&mem__g.alloc_failed, 1, __ATOMIC_RELAXED);
+        return NULL;
+    }
+    if (sampled)
+        (void)mem__heapprof_record(p, len, NULL);
     return p;
+}
+
+/* ---- exempt entry points ------------------------------------------------------------ */
+
+/* The bytes an exempt object holds, counted when it is handed out and when it is freed. */
+static void exempt_add(const void *p, int64_t sign)
+{
+    if (!p)
+        return;
+    size_t u = mem_usable_size(p);
+    if (sign > 0)
+        __atomic_fetch_add(&mem__g.exempt_live, u, __ATOMIC_RELAXED);
+    else
+        __atomic_fetch_sub(&mem__g.exempt_live, u, __ATOMIC_RELAXED);
+}
+
+MEM_ALLOC_TEXT void *mem_malloc_exempt(size_t len)
+{
+    mem__exempt_depth++;
+    void *p = mem_malloc(len);
+    mem__exempt_depth--;
+    exempt_add(p, 1);
+    return p;
+}
+
+MEM_ALLOC_TEXT void *mem_calloc_exempt(size_t cnt, size_t len)
+{
+    mem__exempt_depth++;
+    void *p = mem_calloc(cnt, len);
+    mem__exempt_depth--;
+    exempt_add(p, 1);
+    return p;
+}
+
+MEM_ALLOC_TEXT void *mem_realloc_exempt(void *p, size_t len)
+{
+    size_t old = p ? mem_usable_size(p) : 0;
+    mem__exempt_depth++;
+    void *q = mem_realloc(p, len);
+    mem__exempt_depth--;
+    if (q || len == 0) {
+        /* realloc(p, 0) freed p; a successful one replaced it by q. */
+        __atomic_fetch_sub(&mem__g.exempt_live, old, __ATOMIC_RELAXED);
+        exempt_add(q, 1);
+    }
+    return q;
+}
+
+void mem_free_exempt(void *p)
+{
+    exempt_add(p, -1);
+    mem_free(p);
 }
 
 MEM_ALLOC_TEXT char *mem_strndup(const char *s, size_t len)

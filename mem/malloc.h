@@ -5,7 +5,8 @@
  * allocation weir's own code makes outside regions. Objects up to the largest size class come
  * from the calling thread's cache; larger ones get their own mapping. Any thread may free any
  * pointer; a free on another thread or node goes home through the depots.
- * All return NULL on failure (budget exhausted, mapping failed) and never abort.
+ * All return NULL on failure (budget exhausted, mapping failed) and never abort; a request
+ * the budget refuses is retried once after the cached free memory went back to the OS.
  */
 #ifndef MEM_MALLOC_H
 #define MEM_MALLOC_H
@@ -25,6 +26,18 @@ void *mem_aligned_alloc(size_t align, size_t len) MEM_MALLOC_ATTR;
 void mem_free(void *p);
 /* The usable size of `p` (>= the requested size). Getter: never allocates. */
 size_t mem_usable_size(const void *p);
+
+/* The exempt entry points: malloc/calloc/realloc/free semantics for callers that cannot
+ * survive NULL (libuv 1.44 aborts when its allocator fails: pass these four to
+ * uv_replace_allocator). Their charges pass the budget's limit instead of failing (each is
+ * counted in mem_stats_t.exempt_over) and no fault is injected, so they return NULL only
+ * when the kernel refuses a mapping. Their bytes are counted in mem_stats_t.exempt_live:
+ * free an exempt object with mem_free_exempt (mem_free would leave it counted).
+ * Thread: any. Alloc: tcache. */
+void *mem_malloc_exempt(size_t len) MEM_MALLOC_ATTR;
+void *mem_calloc_exempt(size_t cnt, size_t len) MEM_MALLOC_ATTR;
+void *mem_realloc_exempt(void *p, size_t len);
+void mem_free_exempt(void *p);
 
 /* Convenience: copies `len` bytes of `s` and NUL-terminates. Alloc: tcache. */
 char *mem_strndup(const char *s, size_t len) MEM_MALLOC_ATTR;

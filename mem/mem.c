@@ -31,46 +31,29 @@ void mem_config_default(mem_config_t *cfg)
     cfg->tcache_bytes_max = 1024 * 1024;
 }
 
-/* Per class the cache holds cap = clamp(share / size, floor, 512) objects. `floor` is 2 when
- * two of every class fit in half the bound (so 16-32 KiB buffers still cycle through the
- * cache), and `share` is the largest value for which sum(cap * size) <= tcache_bytes_max.
- * A batch is half the capacity (at least 1). A node's depot keeps at most ~256 KiB per class
- * (at least 4 batches). */
-static size_t caps_bytes(size_t share, size_t floor_cnt, uint32_t *cap)
-{
-    size_t total = 0;
-    for (unsigned c = 0; c < MEM_SC_COUNT; c++) {
-        size_t n = MEM_MIN(MEM_MAX(share / mem_sc_size[c], floor_cnt), (size_t)MEM_TC_CAP_MAX);
-        if (cap)
-            cap[c] = (uint32_t)n;
-        total += n * mem_sc_size[c];
-    }
-    return total;
-}
-
+/* Batches and capacities are sized in bytes: a batch is about MEM_TC_BATCH_BYTES (at least
+ * one object, at most MEM_BATCH_MAX), a class caches two batches, and no class may hold more
+ * than half the cache's byte bound (its share of the bound is enforced as a whole at run
+ * time, see tcache.h). A class whose single object passes half the bound is not cached: it
+ * goes straight to the depot. A node's depot keeps at most ~256 KiB per class (at least 4
+ * batches). */
 static void size_caches(size_t tcache_bytes_max)
 {
-    size_t sizes = caps_bytes(0, 1, NULL);
-    size_t floor_cnt = 2 * sizes <= tcache_bytes_max / 2 ? 2 : 0;
-    size_t lo = 0, hi = tcache_bytes_max;
-    while (lo < hi) { /* largest share that fits */
-        size_t mid = lo + (hi - lo + 1) / 2;
-        if (caps_bytes(mid, floor_cnt, NULL) <= tcache_bytes_max)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    if (caps_bytes(lo, floor_cnt, NULL) > tcache_bytes_max)
-        floor_cnt = 0;
-    caps_bytes(lo, floor_cnt, mem__g.cap);
     for (unsigned c = 0; c < MEM_SC_COUNT; c++) {
         size_t sz = mem_sc_size[c];
-        mem__g.batch[c] = (uint32_t)MEM_MAX(mem__g.cap[c] / 2, 1u);
+        size_t batch = MEM_MIN((MEM_TC_BATCH_BYTES + sz - 1) / sz, (size_t)MEM_BATCH_MAX);
+        size_t cap = MEM_MIN(2 * batch, (size_t)MEM_TC_CAP_MAX);
+        while (cap > 0 && cap * sz > tcache_bytes_max / 2)
+            cap--;
+        if (cap > 0 && cap < 2 * batch)
+            batch = MEM_MAX(cap / 2, (size_t)1);
+        mem__g.cap[c] = (uint32_t)cap;
+        mem__g.batch[c] = (uint32_t)batch;
         MEM_ASSERT(mem__g.batch[c] <= MEM_BATCH_MAX);
-        size_t batch_bytes = (size_t)mem__g.batch[c] * sz;
+        MEM_ASSERT(cap == 0 || batch <= cap);
+        size_t batch_bytes = batch * sz;
         mem__g.depot_batches_max[c] = (uint32_t)MEM_MAX((256u * 1024u) / batch_bytes, (size_t)4);
     }
-    MEM_ASSERT(caps_bytes(lo, floor_cnt, NULL) <= tcache_bytes_max);
 }
 
 static int init_locked(const mem_config_t *cfg_in)
@@ -227,6 +210,13 @@ size_t mem_fini(void)
     mem__g.large_alloc_cnt = 0;
     mem__g.large_free_cnt = 0;
     mem__g.alloc_failed = 0;
+    mem__g.budget_refused = 0;
+    mem__g.metadata = 0;
+    mem__heapprof_meta_forget();
+    mem__decay_reset();
+    mem__registry_meta_forget();
+    mem__g.exempt_live = 0;
+    mem__g.exempt_over = 0;
     mem_heapprof_set_interval(0);
     pthread_mutex_unlock(&init_lock);
     return live;
@@ -248,6 +238,8 @@ uint64_t mem_fault_injected(void)
 bool mem__fault_hit(void)
 {
 #if defined(MEM_FAULT_INJECT) && MEM_FAULT_INJECT
+    if (mem__exempt_depth > 0)
+        return false; /* the exempt entry points must not fail */
     uint64_t nth = __atomic_load_n(&mem__g.fault_nth, __ATOMIC_RELAXED);
     while (nth) {
         if (__atomic_compare_exchange_n(&mem__g.fault_nth, &nth, nth - 1, true, __ATOMIC_RELAXED,
@@ -269,7 +261,7 @@ bool mem__fault_alloc_hit(void)
 {
 #if defined(MEM_FAULT_INJECT) && MEM_FAULT_INJECT
     uint64_t one_in = __atomic_load_n(&mem__g.fault_one_in, __ATOMIC_RELAXED);
-    if (one_in == 0)
+    if (one_in == 0 || mem__exempt_depth > 0)
         return false;
     /* splitmix64 over a shared sequence: cheap, thread-safe, reproducible per run (also the
      * random part of mem__fault_hit). */

@@ -60,7 +60,7 @@ static void arena_charge(mem__arena_t *a, size_t size)
     a->bytes += size;
     if (a->parent)
         a->parent->child_bytes += size;
-    MEM_STAT_ADD(mem__arena_tstats()->region_bytes, size);
+    MEM_TSTAT_ADD(mem__arena_tstats(), region_bytes, size);
 }
 
 /* Takes an unsampled facade object of `len` bytes: the thread cache's pop, inline, for the
@@ -188,6 +188,10 @@ static void *arena_big(mem__arena_t *a, size_t len, size_t need)
     mem__big_t *rec = arena_bump(a, MEM_ALIGN_UP(sizeof(mem__big_t), (size_t)MEM__ARENA_ALIGN));
     if (rec == NULL)
         return NULL;
+    /* The record may have taken a new chunk, charged to the cap: check again, or the object
+     * would pass the cap by up to a chunk. */
+    if (!arena_fits(a, size))
+        return NULL; /* the record stays as a little dead space in the chunk */
     MEM_UNPOISON(rec, sizeof(*rec));
     char *p = obj_take(need);
     if (p == NULL)
@@ -342,7 +346,7 @@ void mem__arena_release(mem__arena_t *a)
         MEM_ASSERT(a->parent->child_bytes >= total);
         a->parent->child_bytes -= total;
     }
-    MEM_STAT_SUB(mem__arena_tstats()->region_bytes, total);
+    MEM_TSTAT_SUB(mem__arena_tstats(), region_bytes, total);
     /* The records live in the chunks, which go back after them. */
     for (mem__big_t *big = a->bigs; big; big = big->next)
         object_give(big->p, MEM_HAVE_ASAN ? mem_usable_size(big->p) : 0);
@@ -380,8 +384,8 @@ mem_region_t *mem_region_new(size_t cap_bytes)
         tl_regions->prev = r;
     tl_regions = r;
     mem__tstats_t *ts = mem__arena_tstats();
-    MEM_STAT_ADD(ts->regions_live, 1);
-    MEM_STAT_ADD(ts->regions_created, 1);
+    MEM_TSTAT_ADD(ts, regions_live, 1);
+    MEM_TSTAT_ADD(ts, regions_created, 1);
     return r;
 }
 
@@ -390,6 +394,9 @@ void mem_region_free(mem_region_t *r)
     if (r == NULL)
         return;
     MEM_ASSERT(r->home == &tl_regions);
+    if (r->arena.closing)
+        return; /* freed from one of its own cleanups: the outer call finishes */
+    r->arena.closing = true;
     /* Cleanups first, while the sub-arenas are still open: a connection cleanup (closing the
      * h2 session) may close its streams, which free their own sub-arenas. */
     mem__arena_run_cleanups(&r->arena);
@@ -401,7 +408,7 @@ void mem_region_free(mem_region_t *r)
         tl_regions = r->next;
     if (r->next)
         r->next->prev = r->prev;
-    MEM_STAT_SUB(mem__arena_tstats()->regions_live, 1);
+    MEM_TSTAT_SUB(mem__arena_tstats(), regions_live, 1);
     mem__arena_release(&r->arena);
     /* r freed */
 }

@@ -73,8 +73,11 @@ static mem__spanlist_t *partial_of(mem__node_t *n, const mem_span_t *s)
 
 static char *span_base(const mem_span_t *s)
 {
-    return (char *)span_seg(s) + ((size_t)s->idx << MEM_SPAN_SHIFT);
+    return mem__span_base(s);
 }
+
+MEM_STATIC_ASSERT(MEM_SC_SPAN_BYTES == MEM_SPAN_SIZE, "sizeclass.h repeats the span size");
+MEM_STATIC_ASSERT(MEM_SC_RUN_MAX < MEM_SPANS_PER_SEG, "a run fits in one segment");
 
 /* ---- mappings ---------------------------------------------------------------------- */
 
@@ -114,6 +117,9 @@ static mem_segment_t *segment_new(mem__node_t *n)
     }
     if (mem__g.bind)
         (void)mem_numa_bind(seg, MEM_SEG_SIZE, n->id);
+    /* Spans decay one by one (64 KiB): with THP "always", a 2 MiB huge page under them would
+     * be split by the first MADV_DONTNEED, or keep 2 MiB resident for one live span. */
+    (void)madvise(seg, MEM_SEG_SIZE, MADV_NOHUGEPAGE);
     /* Fresh anonymous memory is zero: only the fields that are not zero are written. */
     memset(seg->hdr.tag, MEM_TAG_FREE, sizeof(seg->hdr.tag));
     seg->hdr.tag[0] = MEM_TAG_META;
@@ -140,13 +146,65 @@ static mem_segment_t *segment_new(mem__node_t *n)
 
 /* ---- spans ------------------------------------------------------------------------- */
 
+/* Finds `k` adjacent spans, each CLEAN or DIRTY, in one of the node's segments (mapping a
+ * new segment when none has them), takes them off their lists and commits the clean ones.
+ * Returns the first, or NULL when nothing can be mapped or committed. `*fresh` says whether
+ * every span was clean. Runs are rare next to single spans (classes above 32 KiB, each run
+ * holding several objects), so a first-fit scan of the segments under the lock is enough. */
+static mem_span_t *run_take(mem__node_t *n, unsigned k, bool *fresh)
+{
+    MEM_ASSERT(k >= 2 && k <= MEM_SC_RUN_MAX);
+    mem_segment_t *seg = n->segs;
+    unsigned first = 0;
+    for (; seg; seg = seg->next) {
+        unsigned len = 0;
+        for (unsigned i = 1; i < MEM_SPANS_PER_SEG && len < k; i++) {
+            uint8_t st = seg->spans[i].state;
+            len = (st == MEM_SPAN_CLEAN || st == MEM_SPAN_DIRTY) ? len + 1 : 0;
+            first = i + 1 - len;
+        }
+        if (len == k)
+            break;
+    }
+    if (!seg) {
+        seg = segment_new(n);
+        if (!seg)
+            return NULL;
+        first = 1;
+    }
+    unsigned clean = 0;
+    for (unsigned i = first; i < first + k; i++)
+        clean += seg->spans[i].state == MEM_SPAN_CLEAN;
+    if (clean && mem__budget_charge((size_t)clean * MEM_SPAN_SIZE) != 0)
+        return NULL;
+    for (unsigned i = first; i < first + k; i++) {
+        mem_span_t *t = &seg->spans[i];
+        MEM_ASSERT(t->state == MEM_SPAN_CLEAN || t->state == MEM_SPAN_DIRTY);
+        list_remove(t);
+        t->state = MEM_SPAN_TAIL;
+        t->head = (uint8_t)first;
+        t->run = 0;
+    }
+    MEM_STAT_ADD(n->committed, (uint64_t)clean * MEM_SPAN_SIZE);
+    MEM_STAT_ADD(n->free_in_segs, (uint64_t)clean * MEM_SPAN_SIZE);
+    *fresh = clean == k;
+    mem_span_t *s = &seg->spans[first];
+    s->run = (uint8_t)k;
+    return s;
+}
+
 /* Returns a span carved for class `cls` (sample-only when `sampled`), or NULL when nothing
  * can be committed. */
 static mem_span_t *span_new(mem__node_t *n, unsigned cls, bool sampled)
 {
     mem_span_t *s;
     bool fresh = false;
-    if (!list_empty(&n->dirty)) {
+    unsigned k = mem_sc_run[cls];
+    if (k > 1) {
+        s = run_take(n, k, &fresh);
+        if (!s)
+            return NULL;
+    } else if (!list_empty(&n->dirty)) {
         /* The most recently freed span: warmest, and keeps old ones aging toward release. */
         s = n->dirty.head.next;
         list_remove(s);
@@ -163,22 +221,49 @@ static mem_span_t *span_new(mem__node_t *n, unsigned cls, bool sampled)
         MEM_STAT_ADD(n->free_in_segs, MEM_SPAN_SIZE);
         fresh = true;
     }
+    if (k == 1)
+        s->run = 1;
     s->fresh = fresh;
     uint32_t size = mem_sc_size[cls];
+    size_t run_len = (size_t)k * MEM_SPAN_SIZE;
     s->state = MEM_SPAN_USED;
     s->cls = (uint8_t)cls;
     s->size = size;
-    s->nobj = (uint16_t)(MEM_SPAN_SIZE / size);
+    s->nobj = (uint16_t)(run_len / size);
+    MEM_ASSERT(s->nobj >= 1);
     s->free_cnt = s->nobj;
     s->bump = 0;
     s->free_list = NULL;
-    MEM_UNPOISON(span_base(s), MEM_SPAN_SIZE);
-    MEM_POISON(span_base(s), MEM_SPAN_SIZE);
+    MEM_UNPOISON(span_base(s), run_len);
+    MEM_POISON(span_base(s), run_len);
     s->sampled = sampled;
     uint8_t tag = (uint8_t)(sampled ? MEM_TAG_SAMPLED_BASE + cls : cls);
-    __atomic_store_n(&span_seg(s)->hdr.tag[s->idx], tag, __ATOMIC_RELEASE);
+    for (unsigned i = 0; i < k; i++)
+        __atomic_store_n(&span_seg(s)->hdr.tag[s->idx + i], tag, __ATOMIC_RELEASE);
     list_push(partial_of(n, s), s);
     return s;
+}
+
+/* A wholly free span (or run) forgets its class; each of its spans waits for decay alone. */
+static void span_retire(mem__node_t *n, mem_span_t *s)
+{
+    mem_segment_t *seg = span_seg(s);
+    unsigned k = s->run;
+    MEM_ASSERT(k >= 1 && s->idx + k <= MEM_SPANS_PER_SEG);
+    MEM_ASSERT(s->state == MEM_SPAN_USED);
+    uint64_t now = mem__now_ns();
+    for (unsigned i = k; i-- > 0;) {
+        mem_span_t *t = &seg->spans[s->idx + i];
+        MEM_ASSERT(i == 0 || t->state == MEM_SPAN_TAIL);
+        __atomic_store_n(&seg->hdr.tag[t->idx], (uint8_t)MEM_TAG_FREE, __ATOMIC_RELEASE);
+        t->state = MEM_SPAN_DIRTY;
+        t->sampled = 0;
+        t->free_list = NULL;
+        t->run = 0;
+        t->head = 0;
+        t->idle_since_ns = now;
+        list_push(&n->dirty, t);
+    }
 }
 
 unsigned mem__span_take(mem__node_t *n, unsigned cls, void **out, unsigned k)
@@ -216,25 +301,28 @@ unsigned mem__span_take(mem__node_t *n, unsigned cls, void **out, unsigned k)
     return got;
 }
 
-void *mem__span_take_fresh(mem__node_t *n, unsigned cls)
+unsigned mem__span_take_fresh(mem__node_t *n, unsigned cls, void **out, unsigned k)
 {
     MEM_ASSERT(cls < MEM_SC_COUNT);
-    void *p = NULL;
+    MEM_ASSERT(k >= 1);
+    unsigned got = 0;
     pthread_mutex_lock(&n->lock);
     /* Only the list head is looked at, or a new span when there is no partial one: this
      * must stay O(1) under the lock. */
     mem_span_t *s =
         list_empty(&n->partial[cls]) ? span_new(n, cls, false) : n->partial[cls].head.next;
-    if (s && s->fresh && s->bump < s->nobj) {
+    if (s && s->fresh) {
         MEM_ASSERT(s->state == MEM_SPAN_USED && s->cls == cls);
-        p = span_base(s) + (size_t)s->bump++ * s->size;
-        s->free_cnt--;
+        while (got < k && s->bump < s->nobj) {
+            out[got++] = span_base(s) + (size_t)s->bump++ * s->size;
+            s->free_cnt--;
+        }
         if (s->free_cnt == 0)
             list_remove(s);
-        MEM_STAT_SUB(n->free_in_segs, s->size);
+        MEM_STAT_SUB(n->free_in_segs, (uint64_t)got * s->size);
     }
     pthread_mutex_unlock(&n->lock);
-    return p;
+    return got;
 }
 
 void *mem__span_take_sampled(mem__node_t *n, unsigned cls)
@@ -273,7 +361,7 @@ void mem__span_give(mem__node_t *n, unsigned cls, void *const *objs, unsigned cn
         void *o = objs[i];
         mem_segment_t *seg = (mem_segment_t *)mem__seghdr_of(o);
         MEM_ASSERT(seg->hdr.node == n->id);
-        mem_span_t *s = &seg->spans[mem__span_idx(o)];
+        mem_span_t *s = mem__span_of(seg, o);
         MEM_ASSERT(s->state == MEM_SPAN_USED);
         MEM_ASSERT(s->cls == cls);
         /* The link word stays unpoisoned: `o` may be a batch head a stale CK popper reads. */
@@ -291,43 +379,63 @@ void mem__span_give(mem__node_t *n, unsigned cls, void *const *objs, unsigned cn
             for (unsigned w = 0; w < MEM_SPAN_OBJS_MAX / 64; w++)
                 MEM_ASSERT_SLOW(seg->live_bits[s->idx][w] == 0);
 #endif
-            __atomic_store_n(&seg->hdr.tag[s->idx], (uint8_t)MEM_TAG_FREE, __ATOMIC_RELEASE);
-            s->state = MEM_SPAN_DIRTY;
-            s->sampled = 0;
-            s->free_list = NULL;
-            s->idle_since_ns = mem__now_ns();
-            list_push(&n->dirty, s);
+            span_retire(n, s);
         }
     }
     MEM_STAT_ADD(n->free_in_segs, (uint64_t)cnt * size);
     pthread_mutex_unlock(&n->lock);
 }
 
-size_t mem__node_release(mem__node_t *n, uint64_t before_ns)
+#define RELEASE_BATCH 16 /* spans detached per lock hold */
+
+size_t mem__node_release(mem__node_t *n, uint64_t before_ns, size_t spans_max, size_t *spans)
 {
-    size_t released = 0;
-    pthread_mutex_lock(&n->lock);
-    while (!list_empty(&n->dirty)) {
-        mem_span_t *s = n->dirty.head.prev; /* oldest */
-        MEM_ASSERT(s->state == MEM_SPAN_DIRTY);
-        if (before_ns != UINT64_MAX && s->idle_since_ns > before_ns)
+    size_t released = 0, done = 0;
+    mem_span_t *batch[RELEASE_BATCH];
+    for (;;) {
+        /* Detach a few eligible spans under the lock (RELEASING: on no list, and neither
+         * carved nor merged into a run meanwhile), madvise them without it, then file them
+         * as CLEAN under it again: no thread waits for the node lock behind a system call. */
+        unsigned k = 0;
+        pthread_mutex_lock(&n->lock);
+        while (k < RELEASE_BATCH && done + k < spans_max && !list_empty(&n->dirty)) {
+            mem_span_t *s = n->dirty.head.prev; /* oldest */
+            MEM_ASSERT(s->state == MEM_SPAN_DIRTY);
+            if (before_ns != UINT64_MAX && s->idle_since_ns > before_ns)
+                break;
+            list_remove(s);
+            s->state = MEM_SPAN_RELEASING;
+            batch[k++] = s;
+        }
+        pthread_mutex_unlock(&n->lock);
+        if (k == 0)
             break;
-        list_remove(s);
-        char *b = span_base(s);
-        MEM_UNPOISON(b, MEM_SPAN_SIZE);
-        /* MADV_DONTNEED: the pages drop out of RSS now and read back as zero. */
-        int rc = madvise(b, MEM_SPAN_SIZE, MADV_DONTNEED);
-        MEM_ASSERT(rc == 0);
-        s->state = MEM_SPAN_CLEAN;
-        list_push(&n->clean, s);
-        MEM_STAT_SUB(n->committed, MEM_SPAN_SIZE);
-        MEM_STAT_SUB(n->free_in_segs, MEM_SPAN_SIZE);
-        mem__budget_uncharge(MEM_SPAN_SIZE);
-        released += MEM_SPAN_SIZE;
+        for (unsigned i = 0; i < k; i++) {
+            char *b = span_base(batch[i]);
+            MEM_UNPOISON(b, MEM_SPAN_SIZE);
+            /* MADV_DONTNEED: the pages drop out of RSS now and read back as zero. */
+            int rc = madvise(b, MEM_SPAN_SIZE, MADV_DONTNEED);
+            MEM_ASSERT(rc == 0);
+        }
+        pthread_mutex_lock(&n->lock);
+        for (unsigned i = 0; i < k; i++) {
+            MEM_ASSERT(batch[i]->state == MEM_SPAN_RELEASING);
+            batch[i]->state = MEM_SPAN_CLEAN;
+            list_push(&n->clean, batch[i]);
+        }
+        MEM_STAT_SUB(n->committed, (uint64_t)k * MEM_SPAN_SIZE);
+        MEM_STAT_SUB(n->free_in_segs, (uint64_t)k * MEM_SPAN_SIZE);
+        pthread_mutex_unlock(&n->lock);
+        mem__budget_uncharge((size_t)k * MEM_SPAN_SIZE);
+        released += (size_t)k * MEM_SPAN_SIZE;
+        done += k;
+        if (k < RELEASE_BATCH)
+            break;
     }
-    pthread_mutex_unlock(&n->lock);
     if (released)
         __atomic_fetch_add(&mem__g.released_total, released, __ATOMIC_RELAXED);
+    if (spans)
+        *spans = done;
     return released;
 }
 
@@ -378,8 +486,11 @@ void *mem__large_alloc(size_t len, size_t align, unsigned node, bool sampled)
     l->sampled = sampled;
     mem__registry_set(l, true);
     mem__node_t *n = &mem__g.nodes[node];
-    __atomic_fetch_add(&n->committed, map_len, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&n->large_bytes, map_len, __ATOMIC_RELAXED);
+    /* Node counters have one discipline: written under the node lock (see internal.h). */
+    pthread_mutex_lock(&n->lock);
+    MEM_STAT_ADD(n->committed, map_len);
+    MEM_STAT_ADD(n->large_bytes, map_len);
+    pthread_mutex_unlock(&n->lock);
     __atomic_fetch_add(&mem__g.large_live, map_len, __ATOMIC_RELAXED);
     __atomic_fetch_add(&mem__g.large_cnt, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&mem__g.large_alloc_cnt, 1, __ATOMIC_RELAXED);
@@ -400,8 +511,10 @@ void mem__large_free(mem_large_t *l, void *p)
     munmap(l, map_len);
     /* l freed */
     mem__budget_uncharge(map_len);
-    __atomic_fetch_sub(&n->committed, map_len, __ATOMIC_RELAXED);
-    __atomic_fetch_sub(&n->large_bytes, map_len, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&n->lock);
+    MEM_STAT_SUB(n->committed, map_len);
+    MEM_STAT_SUB(n->large_bytes, map_len);
+    pthread_mutex_unlock(&n->lock);
     __atomic_fetch_sub(&mem__g.large_live, map_len, __ATOMIC_RELAXED);
     __atomic_fetch_sub(&mem__g.large_cnt, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&mem__g.large_free_cnt, 1, __ATOMIC_RELAXED);
@@ -436,6 +549,15 @@ static uint64_t *reg_map(void)
     return m;
 }
 
+/* One bit per 4 KiB page of the bitmap: set when the page is first written and charged to
+ * the budget as metadata then. */
+static uint64_t reg_pages[REG_BITS / 8 / 4096 / 64 + 1];
+
+void mem__registry_meta_forget(void)
+{
+    memset(reg_pages, 0, sizeof(reg_pages));
+}
+
 bool mem__registry_has(const void *base)
 {
     uint64_t i = (uint64_t)(uintptr_t)base >> MEM_SEG_SHIFT;
@@ -451,6 +573,10 @@ void mem__registry_set(const void *base, bool on)
     uint64_t *b = reg_map();
     MEM_ASSERT(b != NULL);
     MEM_ASSERT(i < REG_BITS);
+    uint64_t pg = (i / 8) / 4096;
+    uint64_t pbit = (uint64_t)1 << (pg % 64);
+    if (on && !(__atomic_fetch_or(&reg_pages[pg / 64], pbit, __ATOMIC_RELAXED) & pbit))
+        mem__meta_charge(4096);
     if (on)
         __atomic_fetch_or(&b[i / 64], (uint64_t)1 << (i % 64), __ATOMIC_RELEASE);
     else
@@ -468,4 +594,6 @@ void mem__registry_set(const void *base, bool on)
     (void)base;
     (void)on;
 }
+
+void mem__registry_meta_forget(void) {}
 #endif

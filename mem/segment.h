@@ -10,7 +10,11 @@
  * MEM_TAG_LARGE), so the same two loads classify it.
  * Spans: CLEAN (never committed or released with madvise), DIRTY (committed, wholly free,
  * waiting for decay) or USED (carved for one class; on the node's partial list while it has
- * free objects). All span state changes happen under the owning node's lock (slow path).
+ * free objects). A class above 32 KiB is carved from a run of adjacent spans: the first is
+ * USED and holds the run's state, the others are TAIL and name the first (`head`); every span
+ * of the run carries the class tag, so free() classifies any of its objects with the same
+ * two loads. A wholly free run falls apart into single DIRTY spans. All span state changes
+ * happen under the owning node's lock (slow path).
  */
 #ifndef MEM_SEGMENT_H
 #define MEM_SEGMENT_H
@@ -44,7 +48,14 @@ MEM_STATIC_ASSERT(MEM_SPANS_PER_SEG == 64, "64 spans per segment");
 #define MEM_SEG_MAGIC   0x7365676d656d5731ull /* "1Wmemges" */
 #define MEM_LARGE_MAGIC 0x6567726c6d655731ull
 
-enum { MEM_SPAN_CLEAN = 0, MEM_SPAN_DIRTY = 1, MEM_SPAN_USED = 2, MEM_SPAN_HDR = 3 };
+enum {
+    MEM_SPAN_CLEAN = 0,
+    MEM_SPAN_DIRTY = 1,
+    MEM_SPAN_USED = 2,
+    MEM_SPAN_HDR = 3,
+    MEM_SPAN_TAIL = 4,      /* a later span of a USED run */
+    MEM_SPAN_RELEASING = 5, /* off every list while decay madvise()s it without the lock */
+};
 
 /* The prefix every 4 MiB-aligned mapping of mem/ starts with. */
 typedef struct mem__seghdr_s {
@@ -68,6 +79,8 @@ typedef struct mem_span_s {
     uint8_t on_list; /* 1 while linked on a node list */
     uint8_t fresh;   /* carved from a CLEAN span: never-carved objects read as zero */
     uint8_t sampled; /* serves heap-profile samples only (tag MEM_TAG_SAMPLED_BASE + cls) */
+    uint8_t run;     /* spans in the run this span heads (USED), else 0 */
+    uint8_t head;    /* index of the run's first span (TAIL) */
 } mem_span_t;
 
 typedef struct mem_segment_s {
@@ -103,16 +116,27 @@ MEM_INLINE unsigned mem__span_idx(const void *p)
 {
     return (unsigned)(((uintptr_t)p >> MEM_SPAN_SHIFT) & (MEM_SPANS_PER_SEG - 1));
 }
+/* The span that holds the state of the object at `p` (the run's first span for a run). */
+MEM_INLINE mem_span_t *mem__span_of(mem_segment_t *seg, const void *p)
+{
+    mem_span_t *s = &seg->spans[mem__span_idx(p)];
+    return s->state == MEM_SPAN_TAIL ? &seg->spans[s->head] : s;
+}
+/* The first byte of the span (or run) `s`. */
+MEM_INLINE char *mem__span_base(const mem_span_t *s)
+{
+    return (char *)mem__seghdr_of(s) + ((size_t)s->idx << MEM_SPAN_SHIFT);
+}
 
 /* Takes up to `k` free objects of class `cls` from the node's spans (carving a new span,
  * committing a clean one or mapping a segment as needed) into `out`. Returns how many (0 =
  * budget exhausted or mapping failed). Thread: any; takes the node lock. Alloc: system. */
 unsigned mem__span_take(struct mem__node_s *n, unsigned cls, void **out, unsigned k);
 
-/* Takes one never-carved object of class `cls` from a span that was clean when carved, so
- * it is known to be zero and untouched (calloc of large classes). Returns NULL when the
- * node has none at hand; the caller then clears an ordinary object. Thread: any. */
-void *mem__span_take_fresh(struct mem__node_s *n, unsigned cls);
+/* Takes up to `k` never-carved objects of class `cls` from a span that was clean when carved,
+ * so they are known to be zero and untouched (calloc of large classes). Returns how many (0
+ * when the node has none at hand; the caller then clears an ordinary object). Thread: any. */
+unsigned mem__span_take_fresh(struct mem__node_s *n, unsigned cls, void **out, unsigned k);
 
 /* Takes one object of class `cls` from the node's sample-only spans (for a sampled
  * allocation). Returns NULL when nothing can be committed. Thread: any; node lock. */
@@ -122,9 +146,11 @@ void *mem__span_take_sampled(struct mem__node_s *n, unsigned cls);
  * free spans become DIRTY. Thread: any; takes the node lock. */
 void mem__span_give(struct mem__node_s *n, unsigned cls, void *const *objs, unsigned cnt);
 
-/* madvise()s DIRTY spans idle since before `before_ns` (UINT64_MAX: all) and uncharges them.
- * Returns the bytes released. Thread: any; takes the node lock. */
-size_t mem__node_release(struct mem__node_s *n, uint64_t before_ns);
+/* madvise()s at most `spans_max` DIRTY spans idle since before `before_ns` (UINT64_MAX: all)
+ * and uncharges them; `*spans` (may be NULL) gets how many. The madvise calls are made
+ * without the node lock. Returns the bytes released. Thread: any; takes the node lock. */
+size_t mem__node_release(struct mem__node_s *n, uint64_t before_ns, size_t spans_max,
+                         size_t *spans);
 
 /* Initialises the node's span lists (mem_init, mem_fini). */
 void mem__node_lists_init(struct mem__node_s *n);
@@ -141,5 +167,7 @@ void mem__large_free(mem_large_t *l, void *p);
 /* Debug registry of mem/'s 4 MiB-aligned mappings (MEM_DEBUG>=1, else no-ops/true). */
 bool mem__registry_has(const void *base);
 void mem__registry_set(const void *base, bool on);
+/* Forgets which bitmap pages were charged as metadata (mem_fini). */
+void mem__registry_meta_forget(void);
 
 #endif /* MEM_SEGMENT_H */

@@ -48,7 +48,19 @@
     X(36, 20480)                                                                                   \
     X(37, 24576)                                                                                   \
     X(38, 28672)                                                                                   \
-    X(39, 32768)
+    X(39, 32768)                                                                                   \
+    X(40, 40960)                                                                                   \
+    X(41, 49152)                                                                                   \
+    X(42, 57344)                                                                                   \
+    X(43, 65536)                                                                                   \
+    X(44, 81920)                                                                                   \
+    X(45, 98304)                                                                                   \
+    X(46, 114688)                                                                                  \
+    X(47, 131072)                                                                                  \
+    X(48, 163840)                                                                                  \
+    X(49, 196608)                                                                                  \
+    X(50, 229376)                                                                                  \
+    X(51, 262144)
 
 #define SC_ENUM(i, s) SC_##i = (s),
 enum { SC_LIST(SC_ENUM) };
@@ -100,13 +112,27 @@ SC_OK(35, 36);
 SC_OK(36, 37);
 SC_OK(37, 38);
 SC_OK(38, 39);
+SC_OK(39, 40);
+SC_OK(40, 41);
+SC_OK(41, 42);
+SC_OK(42, 43);
+SC_OK(43, 44);
+SC_OK(44, 45);
+SC_OK(45, 46);
+SC_OK(46, 47);
+SC_OK(47, 48);
+SC_OK(48, 49);
+SC_OK(49, 50);
+SC_OK(50, 51);
 MEM_STATIC_ASSERT(SC_0 == MEM_SC_ALIGN, "smallest class");
-MEM_STATIC_ASSERT(SC_39 == MEM_SC_MAX, "largest class");
-MEM_STATIC_ASSERT(MEM_SC_COUNT == 40, "class count");
+MEM_STATIC_ASSERT(SC_39 == MEM_SC_SMALL_MAX, "largest class of one span");
+MEM_STATIC_ASSERT(SC_51 == MEM_SC_MAX, "largest class");
+MEM_STATIC_ASSERT(MEM_SC_COUNT == 52, "class count");
 MEM_STATIC_ASSERT(MEM_SC_COUNT <= 0x40, "class ids and sampled-span tags (0x80 + id) must "
                                         "stay below the other span tags (0xF0...)");
 
 uint8_t mem_sc_lookup[MEM_SC_LOOKUP_LEN];
+uint8_t mem_sc_run[MEM_SC_COUNT];
 
 unsigned mem_sc_of_slow(size_t len)
 {
@@ -131,5 +157,28 @@ __attribute__((constructor)) static void sc_init(void)
         unsigned c = mem_sc_of_slow(i * MEM_SC_ALIGN);
         MEM_ASSERT(c < MEM_SC_COUNT);
         mem_sc_lookup[i] = (uint8_t)c;
+    }
+    /* Classes up to 32 KiB fill one 64 KiB span. A larger class gets the shortest run of
+     * spans (at most MEM_SC_RUN_MAX) that it divides exactly, or else the run that wastes
+     * the smallest share of its bytes. */
+    for (unsigned c = 0; c < MEM_SC_COUNT; c++) {
+        unsigned best = 1;
+        if (mem_sc_size[c] > MEM_SC_SMALL_MAX) {
+            double best_waste = 2.0;
+            for (unsigned k = 1; k <= MEM_SC_RUN_MAX; k++) {
+                size_t run = (size_t)k * MEM_SC_SPAN_BYTES;
+                if (run < mem_sc_size[c])
+                    continue;
+                double waste = (double)(run % mem_sc_size[c]) / (double)run;
+                if (waste + 1e-9 < best_waste) {
+                    best_waste = waste;
+                    best = k;
+                }
+                if (waste == 0.0)
+                    break;
+            }
+        }
+        MEM_ASSERT((size_t)best * MEM_SC_SPAN_BYTES >= mem_sc_size[c]);
+        mem_sc_run[c] = (uint8_t)best;
     }
 }

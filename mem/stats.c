@@ -47,6 +47,8 @@ static void add_cache(mem_stats_t *out, const mem_tcache_t *tc, mem_thread_stats
         uint64_t f = MEM_STAT_LOAD(tc->free_cnt[c]);
         uint64_t sz = mem_sc_size[c];
         uint64_t in_slots = (uint64_t)MEM_STAT_LOAD(tc->cnt[c]) * sz;
+        if (c >= MEM_TC_FRESH_FIRST)
+            in_slots += (uint64_t)MEM_STAT_LOAD(tc->fresh_cnt[c - MEM_TC_FRESH_FIRST]) * sz;
         uint64_t remote = 0;
         for (unsigned nd = 0; nd < mem__g.nodes_cnt; nd++) {
             uint64_t r = (uint64_t)MEM_STAT_LOAD(tc->remote[nd][c].cnt) * sz;
@@ -167,6 +169,10 @@ int mem_stats_snapshot(mem_stats_t *out)
     out->free_cnt += __atomic_load_n(&mem__g.large_free_cnt, __ATOMIC_RELAXED);
     out->live = class_live + out->large_live;
     out->alloc_failed = __atomic_load_n(&mem__g.alloc_failed, __ATOMIC_RELAXED);
+    out->budget_refused = __atomic_load_n(&mem__g.budget_refused, __ATOMIC_RELAXED);
+    out->metadata = __atomic_load_n(&mem__g.metadata, __ATOMIC_RELAXED);
+    out->exempt_live = __atomic_load_n(&mem__g.exempt_live, __ATOMIC_RELAXED);
+    out->exempt_over = __atomic_load_n(&mem__g.exempt_over, __ATOMIC_RELAXED);
     out->committed = mem_budget_committed();
     out->mapped = __atomic_load_n(&mem__g.mapped, __ATOMIC_RELAXED);
     out->released_total = __atomic_load_n(&mem__g.released_total, __ATOMIC_RELAXED);

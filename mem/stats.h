@@ -4,7 +4,7 @@
  * Counters are plain per-thread values written with relaxed atomics and summed by the reader,
  * so a snapshot is cheap to take from any thread (the admin thread) and TSan-clean.
  * The totals reconcile exactly when the library is quiescent:
- *     live + tcache + depot + free_in_segments == committed
+ *     live + tcache + depot + free_in_segments + metadata == committed
  * (large mappings count in live and committed). Under concurrent load they reconcile within
  * the bytes in flight during the read.
  */
@@ -65,7 +65,12 @@ typedef struct mem_stats_s {
     uint64_t released_total;   /* cumulative bytes returned to the OS with madvise/munmap */
     uint64_t released_pending; /* mapped but released (resident 0), reusable */
     uint64_t alloc_cnt, free_cnt;
-    uint64_t alloc_failed; /* allocations that returned NULL */
+    uint64_t alloc_failed;   /* allocations that returned NULL (after the one retry) */
+    uint64_t budget_refused; /* charges refused at the limit (before any retry) */
+    uint64_t metadata;       /* mem/'s own bookkeeping: thread-cache mappings, heap-profiler
+                                tables, debug registry (part of committed) */
+    uint64_t exempt_live;    /* bytes held by the *_exempt entry points (libuv), part of live */
+    uint64_t exempt_over;    /* exempt charges that passed the budget's limit */
     uint64_t regions_live, subregions_live, region_bytes;
     uint64_t regions_created, subregions_created;
     uint64_t budget_limit;  /* 0 = none */

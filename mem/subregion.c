@@ -31,8 +31,8 @@ mem_subregion_t *mem_subregion_new(mem_region_t *parent, size_t cap_bytes)
     parent->subs = s;
     parent->subs_cnt++;
     mem__tstats_t *ts = mem__arena_tstats();
-    MEM_STAT_ADD(ts->subregions_live, 1);
-    MEM_STAT_ADD(ts->subregions_created, 1);
+    MEM_TSTAT_ADD(ts, subregions_live, 1);
+    MEM_TSTAT_ADD(ts, subregions_created, 1);
     return s;
 }
 
@@ -40,6 +40,11 @@ void mem_subregion_free(mem_subregion_t *s)
 {
     if (s == NULL)
         return;
+    /* A cleanup of `s` may free `s` itself (a stream object whose destructor closes its own
+     * sub-arena): the outer call finishes the job, the nested one must not touch `s` after. */
+    if (s->arena.closing)
+        return;
+    s->arena.closing = true;
     mem_region_t *r = s->parent;
     MEM_ASSERT(r != NULL);
     MEM_ASSERT(r->subs_cnt > 0);
@@ -51,7 +56,7 @@ void mem_subregion_free(mem_subregion_t *s)
     if (s->next)
         s->next->prev = s->prev;
     r->subs_cnt--;
-    MEM_STAT_SUB(mem__arena_tstats()->subregions_live, 1);
+    MEM_TSTAT_SUB(mem__arena_tstats(), subregions_live, 1);
     mem__arena_release(&s->arena);
     /* s freed */
 }

@@ -24,6 +24,15 @@ static mem_tcache_t tc_dead = {.reg_idx = -1, .node = UINT32_MAX};
 
 __thread mem_tcache_t *mem__tc_self = &tc_empty;
 
+uint32_t mem__tc_size[MEM_TC_IDX];
+
+__attribute__((constructor)) static void tc_size_init(void)
+{
+    for (unsigned c = 0; c < MEM_SC_COUNT; c++)
+        mem__tc_size[c] = mem_sc_size[c];
+    MEM_ASSERT(mem_sc_size[MEM_TC_FRESH_FIRST] == 8192); /* calloc's fresh classes start here */
+}
+
 static pthread_key_t tc_key;
 static pthread_once_t tc_key_once = PTHREAD_ONCE_INIT;
 
@@ -51,6 +60,7 @@ static mem_tcache_t *tcache_map(int reg_idx, unsigned node)
     mem_tcache_t *tc = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (tc == MAP_FAILED)
         return NULL;
+    mem__meta_charge(len);
     void **s = (void **)(tc + 1);
     for (unsigned c = 0; c < MEM_SC_COUNT; c++) {
         tc->slots[c] = s;
@@ -58,6 +68,7 @@ static mem_tcache_t *tcache_map(int reg_idx, unsigned node)
         s += mem__g.cap[c];
     }
     tc->map_len = len;
+    tc->bytes_max = mem__g.cfg.tcache_bytes_max;
     tc->reg_idx = reg_idx;
     tc->node = node;
     size_t iv = mem_heapprof_interval();
@@ -85,6 +96,7 @@ mem_tcache_t *mem__tcache_create(unsigned node)
     if (tc) {
         /* Reuse the exited thread's mapping: its counters were folded into the totals. */
         MEM_ASSERT(tc->reg_idx == idx);
+        MEM_ASSERT(tc->bytes == 0);
         MEM_STAT_STORE(tc->node, node);
         tc->flags = 0;
         size_t iv = mem_heapprof_interval();
@@ -116,6 +128,7 @@ int mem__tcache_global_init(void)
     if (!tc)
         return -ENOMEM;
     tc->flags = MEM_TC_SHARED;
+    tc->tstats.shared = 1;
     snprintf(tc->name, sizeof(tc->name), "shared");
     mem__g.shared = tc;
     return 0;
@@ -125,7 +138,9 @@ void mem__tcache_global_fini(void)
 {
     if (mem__g.shared) {
         mem__tcache_flush(mem__g.shared);
-        munmap(mem__g.shared, mem__g.shared->map_len);
+        size_t len = mem__g.shared->map_len;
+        munmap(mem__g.shared, len);
+        mem__meta_uncharge(len);
         mem__g.shared = NULL;
     }
     for (int i = 0; i < MEM_REG_MAX; i++) {
@@ -137,13 +152,17 @@ void mem__tcache_global_fini(void)
                      "mem_thread_detach() on it first",
                      (unsigned long long)tc->tid);
         mem__g.reg[i] = NULL;
-        munmap(tc, tc->map_len);
+        size_t len = tc->map_len;
+        munmap(tc, len);
+        mem__meta_uncharge(len);
     }
     if (mem__tc_self != &tc_dead)
         mem__tc_self = &tc_empty;
 }
 
 /* ---- refill, spill, remote ---------------------------------------------------------- */
+
+static void trim_to_bound(mem_tcache_t *tc, unsigned keep);
 
 /* Gets one batch for class `c` into the empty LIFO. Returns the objects added. */
 static unsigned refill(mem_tcache_t *tc, unsigned c)
@@ -168,6 +187,8 @@ static unsigned refill(mem_tcache_t *tc, unsigned c)
         MEM_POISON((char *)dst[i] + (i == 0 ? sizeof(void *) : 0),
                    mem_sc_size[c] - (i == 0 ? sizeof(void *) : 0));
     MEM_STAT_STORE(tc->cnt[c], got);
+    tc->bytes += (uint64_t)got * mem_sc_size[c];
+    trim_to_bound(tc, c);
     mem__decay_maybe();
     return got;
 }
@@ -181,7 +202,31 @@ static void spill(mem_tcache_t *tc, unsigned c)
     mem__depot_push(&mem__g.nodes[tc->node], c, tc->slots[c], k);
     memmove(tc->slots[c], tc->slots[c] + k, (n - k) * sizeof(void *));
     MEM_STAT_STORE(tc->cnt[c], n - k);
+    MEM_ASSERT(tc->bytes >= (uint64_t)k * mem_sc_size[c]);
+    tc->bytes -= (uint64_t)k * mem_sc_size[c];
     mem__decay_maybe();
+}
+
+/* Keeps the cache within its byte bound: spills a batch of whichever class other than
+ * `keep` holds the most bytes until the bound holds (`keep` = MEM_SC_COUNT: any class).
+ * A class alone never passes the bound (its capacity is at most half of it). */
+static void trim_to_bound(mem_tcache_t *tc, unsigned keep)
+{
+    while (tc->bytes > tc->bytes_max) {
+        unsigned worst = MEM_SC_COUNT;
+        uint64_t most = 0;
+        for (unsigned c = 0; c < MEM_SC_COUNT; c++) {
+            uint64_t b = (uint64_t)tc->cnt[c] * mem_sc_size[c];
+            if (c != keep && b > most) {
+                most = b;
+                worst = c;
+            }
+        }
+        if (worst == MEM_SC_COUNT)
+            break;
+        spill(tc, worst);
+    }
+    MEM_ASSERT(keep < MEM_SC_COUNT || tc->bytes <= tc->bytes_max);
 }
 
 static void remote_flush(mem_tcache_t *tc, unsigned node, unsigned c)
@@ -234,6 +279,14 @@ static void remote_free(mem_tcache_t *tc, void *p, unsigned node, unsigned c)
 
 void mem__tcache_flush(mem_tcache_t *tc)
 {
+    for (unsigned f = 0; f < MEM_TC_FRESH_CLASSES; f++) {
+        if (tc->fresh_cnt[f] == 0)
+            continue;
+        /* Never handed out: straight back to their spans (homed on this cache's node). */
+        mem__span_give(&mem__g.nodes[tc->node], MEM_TC_FRESH_FIRST + f, tc->fresh[f],
+                       tc->fresh_cnt[f]);
+        MEM_STAT_STORE(tc->fresh_cnt[f], 0);
+    }
     for (unsigned c = 0; c < MEM_SC_COUNT; c++) {
         while (tc->cnt[c] > 0)
             spill(tc, c);
@@ -244,8 +297,9 @@ void mem__tcache_flush(mem_tcache_t *tc)
 
 /* ---- slow paths -------------------------------------------------------------------- */
 
-/* Allocation for a cache the caller may use (its own, or the shared one under its lock). */
-MEM_ALLOC_TEXT static void *alloc_in(mem_tcache_t *tc, size_t len, bool sample)
+/* One attempt at an allocation for a cache the caller may use (its own, or the shared one
+ * under its lock). Returns NULL on failure without counting it. */
+MEM_ALLOC_TEXT static void *alloc_try(mem_tcache_t *tc, size_t len, bool sample)
 {
     if (sample) {
         /* Sampling switched on since this countdown was drawn: start a real one. */
@@ -281,8 +335,6 @@ MEM_ALLOC_TEXT static void *alloc_in(mem_tcache_t *tc, size_t len, bool sample)
     unsigned c = mem_sc_of(len);
     if (c == MEM_SC_COUNT) {
         void *p = mem__large_alloc(len, MEM_SC_ALIGN, tc->node, false);
-        if (!p)
-            __atomic_fetch_add(&mem__g.alloc_failed, 1, __ATOMIC_RELAXED);
         mem__decay_maybe();
         return p;
     }
@@ -290,24 +342,40 @@ MEM_ALLOC_TEXT static void *alloc_in(mem_tcache_t *tc, size_t len, bool sample)
         /* Classes too large for this cache's byte bound go straight to the depot. */
         void *p;
         mem__node_t *n = &mem__g.nodes[tc->node];
-        if (mem__depot_pop(n, c, &p, 1) == 0 && mem__span_take(n, c, &p, 1) == 0) {
-            __atomic_fetch_add(&mem__g.alloc_failed, 1, __ATOMIC_RELAXED);
+        if (mem__depot_pop(n, c, &p, 1) == 0 && mem__span_take(n, c, &p, 1) == 0)
             return NULL;
-        }
         MEM_UNPOISON(p, mem_sc_size[c]);
         MEM_STAT_ADD(tc->alloc_cnt[c], 1);
         return p;
     }
-    if (tc->cnt[c] == 0 && refill(tc, c) == 0) {
-        __atomic_fetch_add(&mem__g.alloc_failed, 1, __ATOMIC_RELAXED);
+    if (tc->cnt[c] == 0 && refill(tc, c) == 0)
         return NULL;
-    }
     uint32_t n = tc->cnt[c];
     void *p = tc->slots[c][n - 1];
     MEM_STAT_STORE(tc->cnt[c], n - 1);
+    tc->bytes -= mem_sc_size[c];
     MEM_STAT_ADD(tc->alloc_cnt[c], 1);
     MEM_UNPOISON(p, mem_sc_size[c]);
     return p;
+}
+
+/* An allocation that the budget refused is retried once after what is merely cached went
+ * back (this cache, the depots, free spans on every node); every allocation that still
+ * fails is counted in alloc_failed. */
+MEM_ALLOC_TEXT static void *alloc_in(mem_tcache_t *tc, size_t len, bool sample)
+{
+    uint64_t refused = mem__refused_self;
+    void *p = alloc_try(tc, len, sample);
+    if (MEM_LIKELY(p != NULL))
+        return p;
+    if (mem__refused_self != refused) {
+        (void)mem__release_cached(tc);
+        p = alloc_try(tc, len, false);
+        if (p)
+            return p;
+    }
+    __atomic_fetch_add(&mem__g.alloc_failed, 1, __ATOMIC_RELAXED);
+    return NULL;
 }
 
 static void free_in(mem_tcache_t *tc, void *p, unsigned c, unsigned node)
@@ -328,7 +396,12 @@ static void free_in(mem_tcache_t *tc, void *p, unsigned c, unsigned node)
     uint32_t n = tc->cnt[c];
     tc->slots[c][n] = p;
     MEM_STAT_STORE(tc->cnt[c], n + 1);
+    tc->bytes += mem_sc_size[c];
     MEM_STAT_ADD(tc->free_cnt[c], 1);
+    if (tc->bytes > tc->bytes_max)
+        trim_to_bound(tc, c);
+    if (tc->bytes > tc->bytes_max)
+        spill(tc, c); /* only this class is left: it alone may not pass the bound */
 }
 
 /* Resolves the cache the calling thread should use; NULL = use the shared one. */
@@ -373,16 +446,71 @@ MEM_ALLOC_TEXT void *mem__tcache_alloc_cls(unsigned cls)
     return p;
 }
 
+bool mem__tcache_sample_due(size_t len)
+{
+    mem_tcache_t *tc = mem__tc_self;
+    return tc->reg_idx >= 0 && tc->sample_left - (int64_t)len < 0;
+}
+
+bool mem__tcache_sample_take(size_t len)
+{
+    mem_tcache_t *tc = mem__tc_self;
+    if (tc->reg_idx < 0)
+        return false;
+    int64_t left = tc->sample_left - (int64_t)len;
+    if (left >= 0) {
+        tc->sample_left = left;
+        return false;
+    }
+    size_t iv = mem_heapprof_interval();
+    tc->sample_left = iv ? (int64_t)mem__heapprof_next_interval() : MEM_SAMPLE_OFF;
+    return iv != 0;
+}
+
+MEM_ALLOC_TEXT void *mem__tcache_alloc_sample(unsigned cls, size_t len)
+{
+    MEM_ASSERT(cls < MEM_SC_COUNT);
+    mem_tcache_t *tc = mem__tc_self;
+    MEM_ASSERT(tc->reg_idx >= 0);
+    void *p = mem__span_take_sampled(&mem__g.nodes[tc->node], cls);
+    if (!p)
+        return NULL;
+    MEM_UNPOISON(p, mem_sc_size[cls]);
+    MEM_STAT_ADD(tc->alloc_cnt[cls], 1);
+    (void)mem__heapprof_record(p, len, NULL);
+    return p;
+}
+
 MEM_ALLOC_TEXT void *mem__tcache_alloc_fresh(unsigned cls)
 {
     MEM_ASSERT(cls < MEM_SC_COUNT);
     mem_tcache_t *tc = self_or_create(mem__tc_self);
     if (!tc)
         return NULL; /* the shared cache: the caller's ordinary path takes its lock */
-    void *p = mem__span_take_fresh(&mem__g.nodes[tc->node], cls);
+    void *p = NULL;
+    if (cls >= MEM_TC_FRESH_FIRST) {
+        /* The fast path: a stashed fresh object, no lock. Else refill the stash. */
+        unsigned f = cls - MEM_TC_FRESH_FIRST;
+        if (tc->fresh_cnt[f] == 0) {
+            unsigned k =
+                (unsigned)MEM_MIN(MEM_MAX(MEM_TC_BATCH_BYTES / mem_sc_size[cls], (size_t)1),
+                                  (size_t)MEM_TC_FRESH_MAX);
+            unsigned got = mem__span_take_fresh(&mem__g.nodes[tc->node], cls, tc->fresh[f], k);
+            MEM_STAT_STORE(tc->fresh_cnt[f], got);
+        }
+        if (tc->fresh_cnt[f] > 0) {
+            uint32_t n = tc->fresh_cnt[f] - 1;
+            p = tc->fresh[f][n];
+            MEM_STAT_STORE(tc->fresh_cnt[f], n);
+        }
+    } else if (mem__span_take_fresh(&mem__g.nodes[tc->node], cls, &p, 1) == 0) {
+        p = NULL;
+    }
     if (p) {
         MEM_UNPOISON(p, mem_sc_size[cls]);
         MEM_STAT_ADD(tc->alloc_cnt[cls], 1);
+        /* The caller checked that no sample is due (mem__tcache_sample_due). */
+        tc->sample_left -= (int64_t)mem_sc_size[cls];
     }
     return p;
 }
@@ -468,8 +596,8 @@ void mem__tcache_detach_self(bool dead)
     MEM_STAT_STORE(t->region_bytes, 0);
     MEM_STAT_STORE(t->regions_created, 0);
     MEM_STAT_STORE(t->subregions_created, 0);
-    MEM_STATIC_ASSERT(sizeof(mem__tstats_t) == 5 * sizeof(uint64_t),
-                      "clear every mem__tstats_t field above");
+    MEM_STATIC_ASSERT(sizeof(mem__tstats_t) == 6 * sizeof(uint64_t),
+                      "clear every mem__tstats_t counter above (`shared` is not one)");
     pthread_setspecific(tc_key, NULL);
     __atomic_store_n(&mem__g.reg_used[tc->reg_idx], false, __ATOMIC_RELEASE);
     pthread_mutex_lock(&mem__g.reg_lock);

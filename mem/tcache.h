@@ -7,8 +7,12 @@
  * each to a cold slow path in tcache.c (refill a batch from the depot / spill half as one
  * batch, remote frees, large objects, sampling, first use). Created lazily on first use or by
  * mem_thread_attach(); flushed to the depots by a pthread key destructor at thread exit.
- * Bounded: the capacities satisfy sum(cap[c] * size[c]) <= tcache_bytes_max, and partial
- * remote batches are sent home once they hold more than a quarter of it.
+ * Bounded in bytes: batches are sized in bytes (about MEM_TC_BATCH_BYTES each, so big classes
+ * move several objects per depot operation too), a class holds at most two batches and at
+ * most half of tcache_bytes_max, and the whole cache at most tcache_bytes_max: the fast
+ * paths keep `bytes` (the sum over classes of cnt * size) and a free that would pass the bound
+ * goes to the slow path, which spills the classes holding the most bytes. Partial remote
+ * batches are sent home once they hold more than a quarter of the bound.
  */
 #ifndef MEM_TCACHE_H
 #define MEM_TCACHE_H
@@ -16,9 +20,17 @@
 #include "mem/base.h"
 #include "mem/internal.h"
 
-#define MEM_TC_IDX     256 /* cnt/cap are indexed by a span tag: tags >= classes have cap 0 */
-#define MEM_TC_CAP_MAX 512
-#define MEM_SAMPLE_OFF ((int64_t)1 << 40) /* countdown while sampling is off */
+#define MEM_TC_IDX           256 /* cnt/cap are indexed by a span tag: tags >= classes have cap 0 */
+#define MEM_TC_CAP_MAX       512
+#define MEM_SAMPLE_OFF       ((int64_t)1 << 40)  /* countdown while sampling is off */
+#define MEM_TC_BATCH_BYTES   ((size_t)64 * 1024) /* target bytes per depot batch */
+#define MEM_TC_FRESH_FIRST   31u /* the 8 KiB class: calloc's fresh objects from here on */
+#define MEM_TC_FRESH_CLASSES (MEM_SC_COUNT - MEM_TC_FRESH_FIRST)
+#define MEM_TC_FRESH_MAX     4u
+
+/* Object size per span tag: mem_sc_size for classes, 0 for every other tag, so the free fast
+ * path may index it with any tag before it knows the pointer is a class object. */
+extern uint32_t mem__tc_size[MEM_TC_IDX];
 
 typedef struct mem__remote_s {
     void *head; /* batch being collected for another node */
@@ -29,6 +41,8 @@ typedef struct mem__remote_s {
 typedef struct mem_tcache_s {
     /* Hot: the owner reads and writes these on every allocation and free. */
     int64_t sample_left; /* bytes until the next heap sample */
+    uint64_t bytes;      /* bytes in the slots: sum of cnt[c] * size (owner only) */
+    uint64_t bytes_max;  /* tcache_bytes_max; 0 in the sentinels */
     uint32_t node;
     uint32_t flags;
     void **slots[MEM_SC_COUNT]; /* owns (inside this mapping): cap[c] entries each */
@@ -36,6 +50,11 @@ typedef struct mem_tcache_s {
     uint32_t cap[MEM_TC_IDX];   /* capacity per class; 0 for non-class tags */
     uint64_t alloc_cnt[MEM_SC_COUNT];
     uint64_t free_cnt[MEM_SC_COUNT];
+    /* calloc's stash of known-zero objects of classes >= 8 KiB, taken several under one node
+     * lock (at most MEM_TC_BATCH_BYTES per class): later callocs pop them without a lock.
+     * Counted as cached bytes in the stats, outside `bytes`; flushed with the cache. */
+    uint32_t fresh_cnt[MEM_TC_FRESH_CLASSES];
+    void *fresh[MEM_TC_FRESH_CLASSES][MEM_TC_FRESH_MAX];
     /* Cold. */
     mem__remote_t remote[MEM_STATS_NODES_MAX][MEM_SC_COUNT];
     uint64_t remote_bytes; /* bytes waiting in remote batches (relaxed) */
@@ -60,6 +79,16 @@ void *mem__tcache_alloc_cls(unsigned cls) MEM_NOINLINE;
 /* Allocates one known-zero object of class `cls` straight from a fresh span, or NULL when
  * none is at hand (the caller falls back to an ordinary allocation and clears it). */
 void *mem__tcache_alloc_fresh(unsigned cls) MEM_NOINLINE;
+
+/* The sampling countdown for allocations that do not pass through the fast path's own
+ * (calloc's fresh objects, aligned_alloc): true when an allocation of `len` bytes must be a
+ * heap sample. `take` consumes the countdown (drawing a new distance after a hit); `due`
+ * only looks. Both are false for threads without a cache of their own. */
+bool mem__tcache_sample_take(size_t len);
+bool mem__tcache_sample_due(size_t len);
+/* Allocates one object of class `cls` from the node's sample-only spans and records it as
+ * a heap sample of `len` bytes. NULL when nothing can be committed. */
+void *mem__tcache_alloc_sample(unsigned cls, size_t len) MEM_NOINLINE;
 
 /* Flushes every cached object of `tc` (slots and remote batches) to the depots. */
 void mem__tcache_flush(mem_tcache_t *tc);
@@ -94,6 +123,7 @@ MEM_INLINE void *mem__tcache_alloc(mem_tcache_t *tc, size_t len)
     tc->sample_left = left;
     void *p = tc->slots[c][n - 1];
     MEM_STAT_STORE(tc->cnt[c], n - 1);
+    tc->bytes -= mem_sc_size[c];
     MEM_STAT_ADD(tc->alloc_cnt[c], 1);
     MEM_UNPOISON(p, mem_sc_size[c]);
     return p;
@@ -110,6 +140,7 @@ MEM_INLINE void *mem__tcache_alloc_unsampled(mem_tcache_t *tc, unsigned c)
         return mem__tcache_alloc_cls(c);
     void *p = tc->slots[c][n - 1];
     MEM_STAT_STORE(tc->cnt[c], n - 1);
+    tc->bytes -= mem_sc_size[c];
     MEM_STAT_ADD(tc->alloc_cnt[c], 1);
     MEM_UNPOISON(p, mem_sc_size[c]);
     return p;
@@ -121,13 +152,15 @@ MEM_INLINE void mem__tcache_free(mem_tcache_t *tc, void *p)
     mem__seghdr_t *h = mem__seghdr_of(p);
     unsigned c = h->tag[mem__span_idx(p)];
     uint32_t n = MEM_STAT_LOAD(tc->cnt[c]);
-    if (MEM_UNLIKELY((n >= tc->cap[c]) | (h->node != tc->node))) {
+    uint64_t b = tc->bytes + mem__tc_size[c];
+    if (MEM_UNLIKELY((n >= tc->cap[c]) | (h->node != tc->node) | (b > tc->bytes_max))) {
         mem__tcache_free_slow(tc, p);
         return;
     }
     MEM_POISON(p, mem_sc_size[c]);
     tc->slots[c][n] = p;
     MEM_STAT_STORE(tc->cnt[c], n + 1);
+    tc->bytes = b;
     MEM_STAT_ADD(tc->free_cnt[c], 1);
 }
 

@@ -87,7 +87,7 @@ TEST(sweep_nth)
         CHECK(nulls <= injected * 2); /* a failed realloc also counts its own NULL */
         mem_stats_snapshot(&st);
         CHECK_EQ(st.live, 0);
-        CHECK_EQ(st.live + st.tcache + st.depot + st.free_in_segments, st.committed);
+        CHECK_EQ(st.live + st.tcache + st.depot + st.free_in_segments + st.metadata, st.committed);
         mem_release_now();
         CHECK_EQ(mem_fini(), 0);
         if (injected == 0)

@@ -58,7 +58,7 @@ TEST(depot_contention)
     CHECK_EQ(bad, 0);
     mem_stats_snapshot(&st);
     CHECK_EQ(st.live, 0);
-    CHECK_EQ(st.live + st.tcache + st.depot + st.free_in_segments, st.committed);
+    CHECK_EQ(st.live + st.tcache + st.depot + st.free_in_segments + st.metadata, st.committed);
     CHECK_EQ(st.alloc_cnt, st.free_cnt);
 }
 

@@ -159,7 +159,7 @@ int main(void)
     RUN(trim_low_water);
     RUN(concurrent_push_pop);
     mem_stats_snapshot(&st);
-    CHECK_EQ(st.live + st.tcache + st.depot + st.free_in_segments, st.committed);
+    CHECK_EQ(st.live + st.tcache + st.depot + st.free_in_segments + st.metadata, st.committed);
     RUN(fini_nothing_live);
     return TEST_SUMMARY();
 }

@@ -119,6 +119,41 @@ TEST(record_and_forget)
     end_clean();
 }
 
+/* calloc of 8 KiB and more (served from fresh spans) and aligned_alloc (small and large) are
+ * sampled like malloc: at a 4 KiB interval nearly every such allocation is a sample. */
+TEST(calloc_and_aligned_sampled)
+{
+    size_t iv0 = mem_heapprof_interval();
+    mem_heapprof_set_interval(4096);
+    size_t s0 = mem_heapprof_samples_live();
+    enum { N = 64 };
+    static void *c[N], *a[N], *b[4];
+    for (int i = 0; i < N; i++) {
+        c[i] = mem_calloc(1, 16384);
+        REQUIRE(c[i] != NULL);
+        for (int k = 0; k < 16384; k += 512)
+            CHECK(((char *)c[i])[k] == 0); /* a sample is cleared too */
+        a[i] = mem_aligned_alloc(4096, 8192);
+        REQUIRE(a[i] != NULL);
+        CHECK(((uintptr_t)a[i] & 4095) == 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        b[i] = mem_aligned_alloc(1 << 20, 300000);
+        REQUIRE(b[i] != NULL);
+        CHECK(((uintptr_t)b[i] & ((1 << 20) - 1)) == 0);
+    }
+    size_t got = mem_heapprof_samples_live() - s0;
+    CHECK(got >= N); /* about 2 * N + 4 with a 4 KiB mean */
+    for (int i = 0; i < N; i++) {
+        mem_free(c[i]);
+        mem_free(a[i]);
+    }
+    for (int i = 0; i < 4; i++)
+        mem_free(b[i]);
+    CHECK_EQ(mem_heapprof_samples_live(), s0);
+    mem_heapprof_set_interval(iv0);
+}
+
 TEST(region_allocations_sampled)
 {
     begin();
@@ -578,6 +613,7 @@ int main(int argc, char **argv)
     }
     RUN(interval_statistics);
     RUN(record_and_forget);
+    RUN(calloc_and_aligned_sampled);
     RUN(region_allocations_sampled);
     RUN(subarena_churn_sampling_rate);
     RUN(dump_format_and_pprof);

@@ -8,9 +8,11 @@
 #include "mem/stats.h"
 #include "mem/budget.h"
 #include "mem/heapprof.h"
+#include "mem/internal.h"
 #include "tests/harness.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/wait.h>
@@ -308,6 +310,54 @@ TEST(fini_nothing_live)
     CHECK_EQ(mem_fini(), 0);
 }
 
+/* calloc of 8 KiB and more has a fast path: after a first call, the next ones take stashed
+ * fresh objects without the node lock. A helper thread callocs while this one holds the
+ * lock of its node; it must finish anyway. */
+static int stash_phase; /* atomic: 1 = warmed up, 2 = lock held, 3 = done */
+static int stash_bad;
+static void *stash_user(void *arg)
+{
+    (void)arg;
+    if (mem_thread_attach(0) != 0)
+        return (void *)1;
+    void *a = mem_calloc(1, 16384);
+    if (!a)
+        return (void *)1;
+    __atomic_store_n(&stash_phase, 1, __ATOMIC_RELEASE);
+    while (__atomic_load_n(&stash_phase, __ATOMIC_ACQUIRE) != 2)
+        sched_yield();
+    void *b = mem_calloc(1, 16384), *c = mem_calloc(2, 8192);
+    for (size_t i = 0; b && c && i < 16384; i += 64)
+        stash_bad |= ((char *)b)[i] | ((char *)c)[i];
+    __atomic_store_n(&stash_phase, 3, __ATOMIC_RELEASE);
+    mem_free(a);
+    mem_free(b);
+    mem_free(c);
+    return b && c ? NULL : (void *)1;
+}
+
+TEST(calloc_fast_path_without_lock)
+{
+    size_t iv = mem_heapprof_interval();
+    mem_heapprof_set_interval(0); /* a sample would take the slow path */
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, stash_user, NULL) == 0);
+    while (__atomic_load_n(&stash_phase, __ATOMIC_ACQUIRE) != 1)
+        sched_yield();
+    pthread_mutex_lock(&mem__g.nodes[0].lock);
+    __atomic_store_n(&stash_phase, 2, __ATOMIC_RELEASE);
+    for (int i = 0; i < 2000 && __atomic_load_n(&stash_phase, __ATOMIC_ACQUIRE) != 3; i++)
+        usleep(1000);
+    int done = __atomic_load_n(&stash_phase, __ATOMIC_ACQUIRE) == 3;
+    pthread_mutex_unlock(&mem__g.nodes[0].lock);
+    void *rv;
+    pthread_join(t, &rv);
+    CHECK(done);
+    CHECK(rv == NULL);
+    CHECK_EQ(stash_bad, 0);
+    mem_heapprof_set_interval(iv);
+}
+
 int main(void)
 {
     mem_config_t cfg;
@@ -323,6 +373,7 @@ int main(void)
     RUN(aligned);
     RUN(strdup);
     RUN(calloc_fresh_costs_no_rss);
+    RUN(calloc_fast_path_without_lock);
     RUN(heap_sampling_hook);
     RUN(cross_thread_free);
     RUN(debug_checks);

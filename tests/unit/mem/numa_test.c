@@ -142,6 +142,42 @@ TEST(remote_batches_bounded)
     CHECK_EQ(st.live, 0);
 }
 
+/* Sparse kernel node ids (0 and 2): mem/ counts two nodes, numbers them 0 and 1, and a
+ * thread on a CPU of kernel node 2 gets a cache (and objects) homed on index 1. */
+static void *lazy_alloc(void *arg)
+{
+    (void)arg;
+    void *p = mem_malloc(100);
+    unsigned home = p ? node_of(p) : UINT32_MAX;
+    mem_free(p);
+    return (void *)(uintptr_t)home;
+}
+
+TEST(sparse_node_ids)
+{
+    static int cpu_os[4096];
+    for (int i = 0; i < 4096; i++)
+        cpu_os[i] = 2; /* every CPU on kernel node 2 */
+    const int ids[2] = {0, 2};
+    mem__numa_pretend(ids, 2, cpu_os, 4096);
+    mem_config_t cfg;
+    mem_config_default(&cfg);
+    cfg.sample_bytes = 0;
+    REQUIRE(mem_init(&cfg) == 0);
+    CHECK_EQ(mem_numa_real_nodes(), 2);
+    CHECK_EQ(mem__g.nodes_cnt, 2);
+    CHECK_EQ(mem_numa_os_node(0), 0);
+    CHECK_EQ(mem_numa_os_node(1), 2);
+    CHECK_EQ(mem_numa_os_node(2), -1);
+    CHECK_EQ(mem_numa_cpu_node(), 1);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, lazy_alloc, NULL) == 0);
+    void *rv;
+    pthread_join(t, &rv);
+    CHECK_EQ((uintptr_t)rv, 1);
+    CHECK_EQ(mem_fini(), 0);
+}
+
 int main(void)
 {
     mem_config_t cfg;
@@ -159,5 +195,6 @@ int main(void)
     RUN(reattach_moves_node);
     RUN(remote_batches_bounded);
     RUN(fini_nothing_live);
+    RUN(sparse_node_ids);
     return TEST_SUMMARY();
 }

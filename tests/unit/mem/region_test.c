@@ -5,6 +5,8 @@
  */
 #include "mem/base.h"
 #include "mem/region.h"
+#include "mem/arena_internal.h"
+#include "mem/sizeclass.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -112,6 +114,35 @@ TEST(cap_returns_null)
 
     /* A cap too small for the region's own header refuses the region. */
     CHECK(mem_region_new(64) == NULL);
+    end_clean();
+}
+
+/* A large object's record can take a new chunk, charged to the cap: the cap must still hold
+ * afterwards. The current chunk is filled first, so the record needs a new one, and the
+ * large object is the largest class that fits the room left before that chunk. */
+TEST(cap_holds_when_record_grows_chunk)
+{
+    begin();
+    for (size_t cap = 12288; cap <= 20480; cap += 1024) {
+        mem_region_t *r = mem_region_new(cap);
+        REQUIRE(r != NULL);
+        mem__arena_t *a = &r->arena;
+        while ((size_t)(a->chunk_end - a->bump.cur) >= 16 && mem_region_bytes(r) + 4096 < cap)
+            REQUIRE(mem_region_alloc(r, 16) != NULL);
+        if ((size_t)(a->chunk_end - a->bump.cur) >= 16) {
+            mem_region_free(r);
+            continue;
+        }
+        size_t room = cap - mem_region_bytes(r);
+        unsigned c = mem_sc_of(room);
+        if (c < MEM_SC_COUNT && mem_sc_size[c] > room)
+            c--;
+        REQUIRE(c < MEM_SC_COUNT && mem_sc_size[c] > MEM__ARENA_BIG);
+        void *p = mem_region_alloc(r, mem_sc_size[c]);
+        (void)p; /* may fail: the record took the room; it must not pass the cap */
+        CHECK(mem_region_bytes(r) <= cap);
+        mem_region_free(r);
+    }
     end_clean();
 }
 
@@ -373,6 +404,7 @@ int main(void)
     RUN(bump_and_alignment);
     RUN(contents_survive_growth);
     RUN(cap_returns_null);
+    RUN(cap_holds_when_record_grows_chunk);
     RUN(large_allocations_tracked);
     RUN(cleanups_last_added_first);
     RUN(cleanup_add_fails_at_cap);

@@ -21,7 +21,7 @@ static mem_stats_t st;
 static void check_reconciles(const char *when)
 {
     REQUIRE(mem_stats_snapshot(&st) == 0);
-    uint64_t sum = st.live + st.tcache + st.depot + st.free_in_segments;
+    uint64_t sum = st.live + st.tcache + st.depot + st.free_in_segments + st.metadata;
     if (sum != st.committed)
         fprintf(stderr, "%s: live %llu + tcache %llu + depot %llu + free %llu = %llu != %llu\n",
                 when, (unsigned long long)st.live, (unsigned long long)st.tcache,
@@ -45,7 +45,7 @@ static void check_reconciles(const char *when)
     CHECK_EQ(ct, st.tcache);
     CHECK_EQ(cd, st.depot);
     CHECK_EQ(nd, st.depot);
-    CHECK_EQ(nc, st.committed);
+    CHECK_EQ(nc + st.metadata, st.committed); /* metadata belongs to no node */
     CHECK_EQ(nl, st.live);
     CHECK(st.mapped >= st.committed);
 }
@@ -66,7 +66,9 @@ static void *worker(void *arg)
     for (int i = 0; i < PER_THREAD; i++) {
         size_t len = (size_t)((i * 7919 + w->id * 31) % 5000) + 1;
         if (i % 97 == 0)
-            len = 40000 + (size_t)i; /* large */
+            len = 300000 + (size_t)i; /* large (past the largest class) */
+        else if (i % 89 == 0)
+            len = 40000 + (size_t)i * 16; /* a class carved from a run of spans */
         slots[w->id][i] = mem_malloc(len);
         if (!slots[w->id][i])
             return (void *)1;

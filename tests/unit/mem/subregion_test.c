@@ -178,6 +178,42 @@ TEST(region_cleanup_frees_sub)
     end_clean();
 }
 
+/* A sub-arena whose own cleanup frees it (a stream object whose destructor closes its own
+ * sub-arena): the nested free does nothing, the outer one frees it once. */
+static mem_subregion_t *self_sub;
+static int self_cleanups;
+static void on_self_cleanup(void *arg)
+{
+    (void)arg;
+    self_cleanups++;
+    mem_subregion_free(self_sub);
+}
+
+TEST(free_from_own_cleanup)
+{
+    begin();
+    mem_region_t *r = mem_region_new(0);
+    REQUIRE(r != NULL);
+    self_sub = mem_subregion_new(r, 0);
+    REQUIRE(self_sub != NULL);
+    REQUIRE(mem_subregion_alloc(self_sub, 3000) != NULL);
+    CHECK_OK(mem_subregion_cleanup_add(self_sub, on_self_cleanup, NULL));
+    mem_subregion_t *other = mem_subregion_new(r, 0);
+    REQUIRE(other != NULL);
+    mem_subregion_free(self_sub);
+    CHECK_EQ(self_cleanups, 1);
+    snap();
+    CHECK_EQ(st.subregions_live, 1);
+    mem_subregion_free(other);
+    /* Also when the parent frees it: the region's free walks its open sub-arenas. */
+    self_sub = mem_subregion_new(r, 0);
+    REQUIRE(self_sub != NULL);
+    CHECK_OK(mem_subregion_cleanup_add(self_sub, on_self_cleanup, NULL));
+    mem_region_free(r);
+    CHECK_EQ(self_cleanups, 2);
+    end_clean();
+}
+
 #if MEM_HAVE_ASAN
 static bool child_dies_with_asan(void (*fn)(void))
 {
@@ -251,6 +287,7 @@ int main(void)
     RUN(parent_cap);
     RUN(free_with_parent);
     RUN(region_cleanup_frees_sub);
+    RUN(free_from_own_cleanup);
 #if MEM_HAVE_ASAN
     RUN(asan_poisoning);
 #endif

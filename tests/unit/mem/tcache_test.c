@@ -16,17 +16,45 @@ static mem_stats_t st;
 
 TEST(capacity_bound)
 {
-    size_t bytes = 0;
+    size_t max = mem__g.cfg.tcache_bytes_max;
     for (unsigned c = 0; c < MEM_SC_COUNT; c++) {
-        bytes += (size_t)mem__g.cap[c] * mem_sc_size[c];
+        size_t sz = mem_sc_size[c];
         CHECK(mem__g.batch[c] >= 1);
         CHECK(mem__g.batch[c] <= MEM_BATCH_MAX);
         CHECK(mem__g.cap[c] == 0 || mem__g.batch[c] <= mem__g.cap[c]);
+        /* One class holds at most half the bound; the whole cache is bounded at run time. */
+        CHECK((size_t)mem__g.cap[c] * sz <= max / 2);
+        /* Batches are sized in bytes: from 8 KiB on, a whole batch is at least 64 KiB or one
+         * object, and every class of the default configuration is cached. */
+        if (sz >= 8192)
+            CHECK((size_t)mem__g.batch[c] * sz >= MEM_MIN((size_t)64 * 1024, sz));
+        CHECK(mem__g.cap[c] >= 2);
     }
-    CHECK(bytes <= mem__g.cfg.tcache_bytes_max);
-    CHECK(bytes >= mem__g.cfg.tcache_bytes_max / 2);
     for (unsigned c = MEM_SC_COUNT; c < MEM_TC_IDX; c++)
         CHECK_EQ(mem__tc_self->cap[c], 0);
+}
+
+/* Frees of every class fill the cache: its bytes never pass tcache_bytes_max, and the fast
+ * paths' running sum stays equal to the objects it holds. */
+TEST(byte_bound_holds_under_frees)
+{
+    static void *ps[MEM_SC_COUNT][8];
+    for (unsigned c = 0; c < MEM_SC_COUNT; c++)
+        for (unsigned i = 0; i < 8; i++)
+            REQUIRE((ps[c][i] = mem_malloc(mem_sc_size[c])) != NULL);
+    mem_tcache_t *tc = mem__tc_self;
+    REQUIRE(tc->reg_idx >= 0);
+    for (unsigned c = 0; c < MEM_SC_COUNT; c++) {
+        for (unsigned i = 0; i < 8; i++) {
+            mem_free(ps[c][i]);
+            CHECK(tc->bytes <= tc->bytes_max);
+        }
+    }
+    uint64_t sum = 0;
+    for (unsigned c = 0; c < MEM_SC_COUNT; c++)
+        sum += (uint64_t)tc->cnt[c] * mem_sc_size[c];
+    CHECK_EQ(sum, tc->bytes);
+    CHECK(tc->bytes >= tc->bytes_max / 2); /* the bound is used, not just respected */
 }
 
 TEST(lifo_reuse)
@@ -161,6 +189,7 @@ int main(void)
     void *warm = mem_malloc(1);
     mem_free(warm);
     RUN(capacity_bound);
+    RUN(byte_bound_holds_under_frees);
     RUN(lifo_reuse);
     RUN(refill_and_spill_batches);
     RUN(flush_at_thread_exit);
