@@ -78,11 +78,15 @@ static void memory_json(px_jsonw_t *w, const px_server_t *s, const mem_stats_t *
     px_jsonw_ku64(w, "tcache", st->tcache);
     px_jsonw_ku64(w, "depot", st->depot);
     px_jsonw_ku64(w, "free_in_segments", st->free_in_segments);
-    /* committed - (live + tcache + depot + free_in_segments): 0 when quiescent, the bytes in
-     * flight during the read otherwise. Shown so that a drift is visible, not hidden. */
+    px_jsonw_ku64(w, "metadata", st->metadata);
+    /* committed - (live + tcache + depot + free_in_segments + metadata): 0 when quiescent, the
+     * bytes in flight during the read otherwise. Shown so that a drift is visible. */
     px_jsonw_ki64(w, "unreconciled",
-                  (int64_t)st->committed -
-                      (int64_t)(st->live + st->tcache + st->depot + st->free_in_segments));
+                  (int64_t)st->committed - (int64_t)(st->live + st->tcache + st->depot +
+                                                     st->free_in_segments + st->metadata));
+    px_jsonw_ku64(w, "exempt_live", st->exempt_live);
+    px_jsonw_ku64(w, "exempt_over", st->exempt_over);
+    px_jsonw_ku64(w, "budget_refused", st->budget_refused);
     px_jsonw_ku64(w, "large_live", st->large_live);
     px_jsonw_ku64(w, "large_cnt", st->large_cnt);
     px_jsonw_ku64(w, "released_total", st->released_total);
@@ -299,6 +303,18 @@ static void memory_prom(px_jsonw_t *w, const px_server_t *s, const mem_stats_t *
     prom_u64(w, "weir_memory_frees_total", "counter", "Frees made.", st->free_cnt);
     prom_u64(w, "weir_memory_allocation_failures_total", "counter",
              "Allocations that returned NULL (budget or mapping failure).", st->alloc_failed);
+    prom_u64(w, "weir_memory_budget_refused_total", "counter",
+             "Charges refused at the budget's limit (before the release-and-retry).",
+             st->budget_refused);
+    prom_u64(w, "weir_memory_metadata_bytes", "gauge",
+             "mem/'s own bookkeeping: thread-cache mappings, heap-profiler tables, registry.",
+             st->metadata);
+    prom_u64(w, "weir_memory_exempt_live_bytes", "gauge",
+             "Bytes libuv holds through the allocations that never fail at the budget.",
+             st->exempt_live);
+    prom_u64(w, "weir_memory_exempt_over_total", "counter",
+             "libuv allocations that passed the budget's limit instead of failing.",
+             st->exempt_over);
     prom_u64(w, "weir_memory_segments", "gauge", "Segments mapped now.", st->segments);
     prom_u64(w, "weir_memory_regions_live", "gauge", "Connection regions alive.", st->regions_live);
     prom_u64(w, "weir_memory_regions_created_total", "counter", "Connection regions created.",

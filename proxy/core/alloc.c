@@ -2,7 +2,8 @@
  * proxy/core/alloc.c: allocator hook-up for libuv, nghttp2 and OpenSSL (see alloc.h).
  *
  * Everything here is a thin adapter: the allocator is mem/'s malloc facade, which serves the
- * calling thread from its thread cache. No state besides the static nghttp2_mem table.
+ * calling thread from its thread cache (libuv through its exempt entry points, which never
+ * fail at the budget). No state besides the static nghttp2_mem table.
  */
 #include "proxy/core/alloc.h"
 #include "mem/base.h"
@@ -71,7 +72,12 @@ int px_alloc_install(void)
      * case, which would mix two allocators on one pointer. */
     if (!CRYPTO_set_mem_functions(on_ssl_malloc, on_ssl_realloc, on_ssl_free))
         return -EALREADY;
-    if (uv_replace_allocator(mem_malloc, mem_realloc, mem_calloc, mem_free) != 0)
+    /* libuv 1.44 aborts when its allocator returns NULL (its watcher array grows past 32 KiB
+     * at about 4,000 descriptors), so its allocations pass the budget's limit instead of
+     * failing; they are counted apart (mem_stats_t.exempt_live, exempt_over) and shown in
+     * /memory. What libuv holds is bounded by the connections the budget lets in. */
+    if (uv_replace_allocator(mem_malloc_exempt, mem_realloc_exempt, mem_calloc_exempt,
+                             mem_free_exempt) != 0)
         return -EINVAL;
     MEM_ASSERT(ng_mem.malloc == on_ng_malloc);
     return 0;

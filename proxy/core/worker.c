@@ -112,6 +112,8 @@ static void on_tick(uv_timer_t *t)
     px_wimpl_t *wi = t->data;
     if (wi->log)
         px_accesslog_flush(wi->log);
+    /* mem/'s decay, in a bounded step here rather than inside some allocation's slow path. */
+    (void)mem_decay_tick(MEM_DECAY_TIMER_WORK);
     release_when_idle(wi);
     /* Stream idle timeouts: one sweep a second is coarse but costs nothing per request. */
     if (wi->w->cfg->limits.stream_idle_timeout_ms) {
