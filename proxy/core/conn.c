@@ -464,16 +464,19 @@ static void peer_name(px_conn_t *c)
 
 static void on_refused_close(uv_handle_t *h)
 {
-    mem_free(h);
+    mem_free_exempt(h);
 }
 
 /* Accept and close at once: the kernel queue must not fill with connections we will not
- * serve, and the client learns immediately. */
+ * serve, and the client learns immediately. This must not fail for want of memory: libuv
+ * stops watching a listener whose accepted descriptor was not taken with uv_accept, so one
+ * refusal that could not allocate would stop the worker accepting for good. The handle is
+ * therefore exempt from the budget (it lives until its close callback, a loop turn). */
 static void refuse(px_lis_t *lis)
 {
-    uv_tcp_t *t = mem_malloc(sizeof(*t));
+    uv_tcp_t *t = mem_malloc_exempt(sizeof(*t));
     if (t == NULL || uv_tcp_init(&lis->wi->w->loop, t) != 0) {
-        mem_free(t);
+        mem_free_exempt(t);
         return;
     }
     (void)uv_accept((uv_stream_t *)&lis->tcp, (uv_stream_t *)t);
@@ -513,6 +516,7 @@ void px_conn_accept(px_lis_t *lis)
     c->created_ms = uv_now(&w->loop);
     if (uv_tcp_init(&w->loop, &c->tcp) != 0) {
         mem_region_free(r);
+        refuse(lis); /* the accepted descriptor must be taken, or the listener stops */
         return;
     }
     c->tcp.data = c;
