@@ -2,8 +2,10 @@
  * mem/budget.h: the global memory limit, committed-byte accounting, pressure and release.
  *
  * "Committed" means bytes mapped by mem/ and not returned to the OS (segments, minus spans
- * released with madvise, plus large mappings). Every mapping is charged against the limit
- * before it is made; a charge that would pass the limit fails and the allocation returns NULL.
+ * released with madvise, plus large mappings, plus mem/'s own metadata). Every mapping is
+ * charged against the limit before it is made; a charge that would pass the limit first gives
+ * back what is merely cached and is retried once, then fails and the allocation returns NULL
+ * (metadata and the *_exempt entry points of mem/malloc.h are never refused, only counted).
  * Thread: any (atomics); the limit may change at run time.
  */
 #ifndef MEM_BUDGET_H

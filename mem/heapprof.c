@@ -25,7 +25,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Frames kept per sample: deep enough for nghttp2 callbacks under libuv under a worker. */
@@ -160,24 +159,13 @@ static int hp_setup(void)
 
 /* ---- sampling distance ----------------------------------------------------------------- */
 
-static uint64_t splitmix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 static uint64_t rng_next(void)
 {
     uint64_t x = tl_rng;
     if (MEM_UNLIKELY(x == 0)) {
         /* Seed per thread from the address of its TLS block and the clock: distinct threads
          * and distinct processes draw distinct sequences. */
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        x = splitmix64((uint64_t)(uintptr_t)&tl_rng ^ ((uint64_t)ts.tv_sec << 32) ^
-                       (uint64_t)ts.tv_nsec);
+        x = mem__splitmix64((uint64_t)(uintptr_t)&tl_rng ^ mem__now_ns());
         if (x == 0)
             x = 0x2545f4914f6cdd1dull;
     }
@@ -250,14 +238,14 @@ size_t mem_heapprof_samples_live(void)
 
 static uint64_t ptr_hash(const void *p)
 {
-    return splitmix64((uint64_t)(uintptr_t)p);
+    return mem__splitmix64((uint64_t)(uintptr_t)p);
 }
 
 static uint64_t stack_hash(void *const *pcs, uint32_t depth)
 {
     uint64_t h = 0x84222325cbf29ce4ull ^ depth;
     for (uint32_t i = 0; i < depth; i++)
-        h = splitmix64(h ^ (uint64_t)(uintptr_t)pcs[i]);
+        h = mem__splitmix64(h ^ (uint64_t)(uintptr_t)pcs[i]);
     return h ? h : 1; /* 0 marks an empty bucket */
 }
 

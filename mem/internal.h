@@ -169,8 +169,18 @@ bool mem__fault_alloc_hit(void);
 /* Auto-initialises with defaults when a thread allocates before mem_init(). Returns 0. */
 int mem__ensure_init(void);
 
-/* CLOCK_MONOTONIC in ns. */
+/* CLOCK_MONOTONIC in ns: the one clock of mem/ (budget.c). */
 uint64_t mem__now_ns(void);
+
+/* splitmix64 (Steele, Lea, Flood): one step over `x`, the one copy of mem/ (the heap
+ * profiler's seeds, the fault injector's random rule). */
+MEM_INLINE uint64_t mem__splitmix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
 
 /* Steps decay by a few units if a round is due or under way (slow paths call it). */
 void mem__decay_maybe(void);

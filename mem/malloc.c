@@ -84,7 +84,7 @@ MEM_ALLOC_TEXT void *mem__malloc_unsampled(size_t len)
     if (MEM_LIKELY(c < MEM_SC_COUNT)) {
         p = mem__tcache_alloc_unsampled(mem__tc_self, c);
     } else {
-        /* Dedicated mappings are rare here (region blocks past 32 KiB): take the ordinary
+        /* Dedicated mappings are rare here (region blocks past 256 KiB): take the ordinary
          * path and drop the sample if it drew one. */
         p = mem__tcache_alloc_slow(mem__tc_self, len);
         if (p)

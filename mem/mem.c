@@ -265,10 +265,7 @@ bool mem__fault_alloc_hit(void)
         return false;
     /* splitmix64 over a shared sequence: cheap, thread-safe, reproducible per run (also the
      * random part of mem__fault_hit). */
-    uint64_t z = __atomic_add_fetch(&mem__g.fault_seq, 0x9e3779b97f4a7c15ull, __ATOMIC_RELAXED);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
+    uint64_t z = mem__splitmix64(__atomic_fetch_add(&mem__g.fault_seq, 1, __ATOMIC_RELAXED));
     if (z % one_in == 0) {
         __atomic_fetch_add(&mem__g.fault_count, 1, __ATOMIC_RELAXED);
         return true;

@@ -12,7 +12,6 @@
 #include "mem/arena_internal.h"
 
 #include <string.h>
-#include <time.h>
 
 #include "mem/heapprof.h"
 #include "mem/internal.h"
@@ -363,13 +362,6 @@ void mem__arena_release(mem__arena_t *a)
 
 /* ---- region ---------------------------------------------------------------------------- */
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 mem_region_t *mem_region_new(size_t cap_bytes)
 {
     mem_region_t *r = mem__arena_new(sizeof(*r), cap_bytes, NULL);
@@ -377,7 +369,7 @@ mem_region_t *mem_region_new(size_t cap_bytes)
         return NULL;
     MEM_ASSERT(&r->arena == (mem__arena_t *)r);
     r->id = __atomic_fetch_add(&region_next_id, 1, __ATOMIC_RELAXED);
-    r->created_ns = now_ns();
+    r->created_ns = mem__now_ns();
     r->home = &tl_regions;
     r->next = tl_regions;
     if (tl_regions)

@@ -1,7 +1,7 @@
 /*
  * mem/tcache.c: thread caches: creation, the slow paths, flushing, the thread registry.
  *
- * Each cache is one private mapping (metadata outside the budget: a few tens of KiB) owned
+ * Each cache is one private mapping (metadata charged to the budget: under 100 KiB) owned
  * by its thread while it lives; its registry slot keeps the mapping until mem_fini() so that
  * a stats reader on another thread never touches unmapped memory. Threads that cannot get a
  * cache (registry full, or during thread exit after the destructor ran) share one cache under
