@@ -1,7 +1,7 @@
 /*
  * mem/base.h: attributes, asserts and error helpers shared by every weir file.
  *
- * Included first everywhere (STYLE.md section 1). No state, no allocation.
+ * Included first everywhere (../shared/STYLE.md section 1). No state, no allocation.
  * MEM_ASSERT is always on; MEM_ASSERT_HOT needs MEM_DEBUG>=1; MEM_ASSERT_SLOW needs MEM_DEBUG>=2.
  */
 #ifndef MEM_BASE_H
@@ -60,7 +60,7 @@
 #endif
 
 /* Prints the failed condition and aborts. Used only for broken invariants, never for
- * peer input or allocation failure (STYLE.md section 4). */
+ * peer input or allocation failure (../shared/STYLE.md section 4). */
 MEM_NOINLINE MEM_COLD __attribute__((noreturn)) void mem_assert_fail(const char *cond,
                                                                      const char *file, int line);
 
