@@ -182,8 +182,9 @@ class Weir:
 class Upstream:
     """tests/e2e/upstream.js (node); dies with this process (stdin pipe + kill at exit)."""
 
-    def __init__(self, proto="h2c"):
-        self.proc = subprocess.Popen(["node", os.path.join(E2E, "upstream.js"), "--proto", proto],
+    def __init__(self, proto="h2c", extra=()):
+        self.proc = subprocess.Popen(["node", os.path.join(E2E, "upstream.js"), "--proto", proto]
+                                     + list(extra),
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = self.proc.stdout.readline()
         if not line.startswith("PORT "):
@@ -423,13 +424,14 @@ def attack_test(name, attack, cfg_extra="", limit_mib=64, cut_within_s=10.0, goo
     ck.exit(w)  # weir has stopped already (stop() is idempotent); prints its log on failure
 
 
-def conformance(cases, cfg=None, upstream=False):
+def conformance(cases, cfg=None, upstream=False, upstream_args=()):
     """Runs each case on its own connection against one weir: case = (name, build, sid,
     expected) where build(conn) -> bytes to send after the preface (or, when it returns a
     tuple (bytes, False), instead of it), and expected is a set of reactions as returned by
-    Conn.reaction (e.g. {("goaway", PROTOCOL_ERROR)}). Afterwards weir must still serve."""
+    Conn.reaction (e.g. {("goaway", PROTOCOL_ERROR)}). Afterwards weir must still serve.
+    `upstream_args` go to tests/e2e/upstream.js."""
     ck = Checks()
-    up = Upstream() if upstream else None
+    up = Upstream(extra=upstream_args) if upstream else None
     if cfg is None:
         routes = ("routes:\n  - direct_response: {status: 200, body: \"ok\\n\"}\n" if up is None
                   else "clusters:\n  - {name: up, endpoints: [\"127.0.0.1:%d\"]}\n"

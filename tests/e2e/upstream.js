@@ -52,6 +52,8 @@ function parseArgs(argv) {
         if (k === '--proto') { a.proto = v; i++; }
         else if (k === '--port') { a.port = Number(v); i++; }
         else if (k === '--host') { a.host = v; i++; }
+        // h2c only: the stream window weir may send request bodies into (0: none at all).
+        else if (k === '--window') { a.window = Number(v); i++; }
         else {
             process.stderr.write(`upstream.js: unknown argument ${k}\n`);
             process.exit(2);
@@ -363,7 +365,8 @@ if (args.proto === 'h2c') {
     server = http2.createServer({
         maxSessionMemory: 1000,
         maxHeaderListPairs: 4096,
-        settings: { maxConcurrentStreams: 1000, maxHeaderListSize: 1 << 20 },
+        settings: Object.assign({ maxConcurrentStreams: 1000, maxHeaderListSize: 1 << 20 },
+            args.window !== undefined ? { initialWindowSize: args.window } : {}),
     }, handle);
     server.on('sessionError', () => {});
     server.on('connection', (sock) => {
