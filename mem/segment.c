@@ -1,6 +1,6 @@
 /*
- * mem/segment.c: segments, spans and large mappings (the slow, locked layer under the
- * depots).
+ * mem/segment.c: segments and spans (the slow, locked layer under the depots). Large
+ * mappings are in mem/large.c, the debug registry of mapped segments in mem/registry.c.
  *
  * Segments are owned by their node (mem__node_t.segs) and unmapped only by mem_fini().
  * Every function that changes span state holds the node lock; callers are slow paths.
@@ -83,7 +83,7 @@ MEM_STATIC_ASSERT(MEM_SC_RUN_MAX < MEM_SPANS_PER_SEG, "a run fits in one segment
 
 /* Maps `len` bytes aligned to MEM_SEG_SIZE: over-map by one segment and trim both ends.
  * MAP_NORESERVE: only pages that are touched cost memory; the budget counts commitment. */
-static void *map_aligned(size_t len)
+void *mem__map_aligned(size_t len)
 {
     if (mem__fault_hit())
         return NULL;
@@ -110,7 +110,7 @@ static mem_segment_t *segment_new(mem__node_t *n)
     size_t meta = MEM_ALIGN_UP(sizeof(mem_segment_t), mem__g.page);
     if (mem__budget_charge(meta) != 0)
         return NULL;
-    mem_segment_t *seg = map_aligned(MEM_SEG_SIZE);
+    mem_segment_t *seg = mem__map_aligned(MEM_SEG_SIZE);
     if (!seg) {
         mem__budget_uncharge(meta);
         return NULL;
@@ -452,148 +452,3 @@ void mem__node_unmap_all(mem__node_t *n)
     mem__node_lists_init(n);
     pthread_mutex_unlock(&n->lock);
 }
-
-/* ---- large objects ----------------------------------------------------------------- */
-
-void *mem__large_alloc(size_t len, size_t align, unsigned node, bool sampled)
-{
-    MEM_ASSERT(MEM_IS_POW2(align));
-    MEM_ASSERT(node < mem__g.nodes_cnt);
-    if (align < MEM_SC_ALIGN)
-        align = MEM_SC_ALIGN;
-    if (align > MEM_SEG_SIZE / 4)
-        return NULL;
-    size_t off = MEM_ALIGN_UP(sizeof(mem_large_t), align);
-    if (len > SIZE_MAX / 2 - off - mem__g.page)
-        return NULL;
-    size_t map_len = MEM_ALIGN_UP(off + len, mem__g.page);
-    if (mem__budget_charge(map_len) != 0)
-        return NULL;
-    mem_large_t *l = map_aligned(map_len);
-    if (!l) {
-        mem__budget_uncharge(map_len);
-        return NULL;
-    }
-    if (mem__g.bind)
-        (void)mem_numa_bind(l, map_len, node);
-    memset(l->hdr.tag, MEM_TAG_LARGE, sizeof(l->hdr.tag));
-    l->hdr.node = UINT32_MAX;
-    l->hdr.magic = MEM_LARGE_MAGIC;
-    l->map_len = map_len;
-    l->off = off;
-    l->user_len = len;
-    l->node = node;
-    l->sampled = sampled;
-    mem__registry_set(l, true);
-    mem__node_t *n = &mem__g.nodes[node];
-    /* Node counters have one discipline: written under the node lock (see internal.h). */
-    pthread_mutex_lock(&n->lock);
-    MEM_STAT_ADD(n->committed, map_len);
-    MEM_STAT_ADD(n->large_bytes, map_len);
-    pthread_mutex_unlock(&n->lock);
-    __atomic_fetch_add(&mem__g.large_live, map_len, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&mem__g.large_cnt, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&mem__g.large_alloc_cnt, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&mem__g.mapped, map_len, __ATOMIC_RELAXED);
-    return (char *)l + off;
-}
-
-void mem__large_free(mem_large_t *l, void *p)
-{
-    if (l->hdr.magic != MEM_LARGE_MAGIC || (char *)l + l->off != (char *)p)
-        mem__die("mem_free(%p): not the start of an allocation made by mem/", p);
-    MEM_ASSERT(l->node < mem__g.nodes_cnt);
-    if (l->sampled)
-        mem__heapprof_forget(p);
-    size_t map_len = l->map_len;
-    mem__node_t *n = &mem__g.nodes[l->node];
-    mem__registry_set(l, false);
-    munmap(l, map_len);
-    /* l freed */
-    mem__budget_uncharge(map_len);
-    pthread_mutex_lock(&n->lock);
-    MEM_STAT_SUB(n->committed, map_len);
-    MEM_STAT_SUB(n->large_bytes, map_len);
-    pthread_mutex_unlock(&n->lock);
-    __atomic_fetch_sub(&mem__g.large_live, map_len, __ATOMIC_RELAXED);
-    __atomic_fetch_sub(&mem__g.large_cnt, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&mem__g.large_free_cnt, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_sub(&mem__g.mapped, map_len, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&mem__g.released_total, map_len, __ATOMIC_RELAXED);
-}
-
-/* ---- debug registry ---------------------------------------------------------------- */
-
-#if MEM_DEBUG >= 1
-/* One bit per 4 MiB of a 47-bit address space (4 MiB of bitmap, mapped NORESERVE: only
- * the words in use cost memory). Lets free() reject a pointer mem/ never mapped before it
- * dereferences its would-be header. */
-#define REG_BITS ((uint64_t)1 << (47 - MEM_SEG_SHIFT))
-static uint64_t *reg_bits;
-
-static uint64_t *reg_map(void)
-{
-    uint64_t *b = __atomic_load_n(&reg_bits, __ATOMIC_ACQUIRE);
-    if (b)
-        return b;
-    void *m = mmap(NULL, REG_BITS / 8, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (m == MAP_FAILED)
-        return NULL;
-    uint64_t *expect = NULL;
-    if (!__atomic_compare_exchange_n(&reg_bits, &expect, (uint64_t *)m, false, __ATOMIC_ACQ_REL,
-                                     __ATOMIC_ACQUIRE)) {
-        munmap(m, REG_BITS / 8);
-        return expect;
-    }
-    return m;
-}
-
-/* One bit per 4 KiB page of the bitmap: set when the page is first written and charged to
- * the budget as metadata then. */
-static uint64_t reg_pages[REG_BITS / 8 / 4096 / 64 + 1];
-
-void mem__registry_meta_forget(void)
-{
-    memset(reg_pages, 0, sizeof(reg_pages));
-}
-
-bool mem__registry_has(const void *base)
-{
-    uint64_t i = (uint64_t)(uintptr_t)base >> MEM_SEG_SHIFT;
-    uint64_t *b = __atomic_load_n(&reg_bits, __ATOMIC_ACQUIRE);
-    if (!b || i >= REG_BITS)
-        return false;
-    return (__atomic_load_n(&b[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1;
-}
-
-void mem__registry_set(const void *base, bool on)
-{
-    uint64_t i = (uint64_t)(uintptr_t)base >> MEM_SEG_SHIFT;
-    uint64_t *b = reg_map();
-    MEM_ASSERT(b != NULL);
-    MEM_ASSERT(i < REG_BITS);
-    uint64_t pg = (i / 8) / 4096;
-    uint64_t pbit = (uint64_t)1 << (pg % 64);
-    if (on && !(__atomic_fetch_or(&reg_pages[pg / 64], pbit, __ATOMIC_RELAXED) & pbit))
-        mem__meta_charge(4096);
-    if (on)
-        __atomic_fetch_or(&b[i / 64], (uint64_t)1 << (i % 64), __ATOMIC_RELEASE);
-    else
-        __atomic_fetch_and(&b[i / 64], ~((uint64_t)1 << (i % 64)), __ATOMIC_RELEASE);
-}
-#else
-bool mem__registry_has(const void *base)
-{
-    (void)base;
-    return true;
-}
-
-void mem__registry_set(const void *base, bool on)
-{
-    (void)base;
-    (void)on;
-}
-
-void mem__registry_meta_forget(void) {}
-#endif

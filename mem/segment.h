@@ -158,13 +158,18 @@ void mem__node_lists_init(struct mem__node_s *n);
 /* Unmaps every segment of the node (mem_fini only). */
 void mem__node_unmap_all(struct mem__node_s *n);
 
-/* Maps a dedicated, zeroed large object of `len` bytes aligned to `align` (<= 1 MiB) homed on
- * `node`. Returns the user pointer or NULL. Thread: any. Alloc: system. */
+/* Maps `len` bytes aligned to MEM_SEG_SIZE (segments and large objects), fresh and zero.
+ * NULL on failure (or an injected fault). Thread: any. Alloc: system. */
+void *mem__map_aligned(size_t len);
+
+/* mem/large.c: maps a dedicated, zeroed large object of `len` bytes aligned to `align` (<= 1 MiB)
+ * homed on `node`. Returns the user pointer or NULL. Thread: any. Alloc: system. */
 void *mem__large_alloc(size_t len, size_t align, unsigned node, bool sampled);
 /* Unmaps a large object given its header and user pointer. */
 void mem__large_free(mem_large_t *l, void *p);
 
-/* Debug registry of mem/'s 4 MiB-aligned mappings (MEM_DEBUG>=1, else no-ops/true). */
+/* mem/registry.c: debug registry of mem/'s 4 MiB-aligned mappings (MEM_DEBUG>=1, else no-ops/true).
+ */
 bool mem__registry_has(const void *base);
 void mem__registry_set(const void *base, bool on);
 /* Forgets which bitmap pages were charged as metadata (mem_fini). */
