@@ -624,8 +624,12 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
     x->h = (px_header_t){nc, namelen, vc, valuelen};
     x->next = NULL;
     if (trailer) {
-        x->next = st->trailers;
-        st->trailers = x;
+        /* Appended, as the headers are: field order is kept (RFC 9110 5.3). */
+        if (st->trailers_tail)
+            st->trailers_tail->next = x;
+        else
+            st->trailers = x;
+        st->trailers_tail = x;
         st->trailers_cnt++;
         return 0;
     }

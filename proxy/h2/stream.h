@@ -47,9 +47,9 @@ typedef struct px_stream_s {
     size_t method_len, scheme_len, authority_len, path_len;
     px_hdr_node_t *hdrs, *hdrs_tail; /* regular headers, in order, hop-by-hop ones dropped */
     size_t hdrs_cnt;
-    size_t hdr_bytes;        /* header list size as RFC 9113 counts it */
-    bool hdr_too_large;      /* answered 431 once the block ends */
-    px_hdr_node_t *trailers; /* request trailers */
+    size_t hdr_bytes;                        /* header list size as RFC 9113 counts it */
+    bool hdr_too_large;                      /* answered 431 once the block ends */
+    px_hdr_node_t *trailers, *trailers_tail; /* request trailers, in order */
     size_t trailers_cnt;
     const char *xff; /* incoming x-forwarded-for value (subregion), or NULL */
     size_t xff_len;

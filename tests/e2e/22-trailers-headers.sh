@@ -20,7 +20,8 @@ s.on('error', (e) => { console.error('session error', e.message); process.exit(1
 const req = s.request({ ':method': 'POST', ':path': '/trailers', te: 'trailers' },
                       { waitForTrailers: true });
 let head = null, trailers = null, body = '';
-req.on('wantTrailers', () => req.sendTrailers({ 'x-checksum': 'c0ffee-42' }));
+req.on('wantTrailers', () => req.sendTrailers({ 'x-checksum': 'c0ffee-42', 'x-t-one': '1',
+                                                 'x-t-two': '2', 'x-t-three': '3' }));
 req.on('response', (h) => { head = h; });
 req.on('trailers', (t) => { trailers = t; });
 req.setEncoding('utf8');
@@ -31,6 +32,9 @@ req.on('end', () => {
     if (!head || head[':status'] !== 200) errs.push(`status ${head && head[':status']}`);
     if (head && head['x-req-trailer-x-checksum'] !== 'c0ffee-42')
         errs.push(`request trailer not echoed: ${JSON.stringify(head)}`);
+    // Field order is kept (RFC 9110 5.3): the upstream saw the trailers as they were sent.
+    if (head && head['x-req-trailer-order'] !== 'x-checksum,x-t-one,x-t-two,x-t-three')
+        errs.push(`request trailers out of order: ${head['x-req-trailer-order']}`);
     if (head && head['x-req-bytes'] !== '11') errs.push(`request body bytes ${head['x-req-bytes']}`);
     if (!trailers || trailers['x-trailer-one'] !== '1' || trailers['x-trailer-two'] !== 'two')
         errs.push(`response trailers: ${JSON.stringify(trailers)}`);

@@ -19,7 +19,8 @@
 //                                N ms), then M bytes in 10 pieces spread over N ms; x-sha256
 //   ANY  /trailers               reads the request body, replies "trailers\n" with response
 //                                trailers x-trailer-one: 1, x-trailer-two: two, and echoes
-//                                each request trailer back as header x-req-trailer-<name>
+//                                each request trailer back as header x-req-trailer-<name>,
+//                                their names in arrival order as x-req-trailer-order
 //   ANY  /headers                the request headers as JSON (after the body is read)
 //   GET  /die-mid-stream[?mode=socket|rst&bytes=N]
 //                                sends headers and N (default 65536) of 1 MiB announced
@@ -245,6 +246,10 @@ function handle(req, res) {
             for (const [k, v] of Object.entries(req.trailers || {})) {
                 hdrs[`x-req-trailer-${k}`] = v;
             }
+            // The request trailers' names in the order they arrived.
+            const raw = req.rawTrailers || [];
+            hdrs['x-req-trailer-order'] = raw.filter((_, i) => i % 2 === 0)
+                .map((n) => n.toLowerCase()).join(',');
             if (!isH2(req)) hdrs['trailer'] = 'x-trailer-one, x-trailer-two';
             res.writeHead(200, hdrs);
             res.write('trailers\n');
