@@ -115,8 +115,10 @@ static void on_tick(uv_timer_t *t)
     /* mem/'s decay, in a bounded step here rather than inside some allocation's slow path. */
     (void)mem_decay_tick(MEM_DECAY_TIMER_WORK);
     release_when_idle(wi);
-    /* Stream idle timeouts: one sweep a second is coarse but costs nothing per request. */
-    if (wi->w->cfg->limits.stream_idle_timeout_ms) {
+    /* Stream idle and header timeouts: one sweep a second is coarse but costs nothing per
+     * request. Either limit alone runs it: a header block is held to header_timeout also
+     * when there is no stream idle timeout. */
+    if (wi->w->cfg->limits.stream_idle_timeout_ms || wi->w->cfg->limits.header_timeout_ms) {
         uint64_t now = uv_now(&wi->w->loop);
         for (px_conn_t *c = wi->conns; c; c = c->next)
             if (c->h2.streams_cnt > 0)

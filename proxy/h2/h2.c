@@ -923,7 +923,7 @@ size_t px_h2_sweep_idle(px_h2_conn_t *c, uint64_t now_ms)
     uint64_t limit = c->w->cfg->limits.stream_idle_timeout_ms;
     uint64_t hlimit = c->w->cfg->limits.header_timeout_ms;
     size_t n = 0;
-    MEM_ASSERT(limit > 0);
+    MEM_ASSERT(limit > 0 || hlimit > 0);
     for (px_stream_t *st = c->streams; st; st = st->next) {
         /* Slowloris: a header block still open header_timeout after it began. The frames of
          * one block must be contiguous, so the whole connection is stuck behind it: end it
@@ -934,7 +934,7 @@ size_t px_h2_sweep_idle(px_h2_conn_t *c, uint64_t now_ms)
             mark_dirty(c);
             return n + 1;
         }
-        if (st->failed || now_ms - st->progress_ms < limit)
+        if (st->failed || limit == 0 || now_ms - st->progress_ms < limit)
             continue;
         /* Headers not sent yet: the client gets a 504 that says why; else the stream is
          * cancelled. Either way the upstream exchange ends when the stream closes. */

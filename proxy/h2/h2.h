@@ -96,7 +96,8 @@ void px_h2_stream_shed(px_stream_t *st);
 /* Ends every stream (cancels upstream exchanges, logs, frees sub-arenas). */
 void px_h2_streams_end(px_h2_conn_t *c);
 /* Resets streams that moved no byte for limits.stream_idle_timeout_ms (at `now_ms`, loop
- * time). Returns how many were reset. */
+ * time; 0 = never), and ends the connection when a header block has been open for
+ * limits.header_timeout_ms. Returns how many were reset. */
 size_t px_h2_sweep_idle(px_h2_conn_t *c, uint64_t now_ms);
 /* Frees the session (after px_h2_streams_end). */
 void px_h2_session_free(px_h2_conn_t *c);

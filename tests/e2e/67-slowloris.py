@@ -88,4 +88,5 @@ def attack(w, ck):
     return not open_, "%d of %d connections cut off" % (N - len(open_), N), secs
 
 
-attack_test("slowloris", attack, cut_within_s=5, cfg_extra="limits: {header_timeout: 2s}\n")
+if __name__ == "__main__":  # 71-slowloris-no-idle-timeout.py runs the same attack
+    attack_test("slowloris", attack, cut_within_s=5, cfg_extra="limits: {header_timeout: 2s}\n")
