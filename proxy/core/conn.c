@@ -376,8 +376,23 @@ fail:
     px_conn_close(c);
 }
 
+/* Sends what OpenSSL left in wbio (an alert, a close_notify) with one try at the socket, before
+ * the connection closes: the peer then learns why (no_application_protocol,
+ * handshake_failure) instead of seeing a bare close. Best effort; never queues. */
+static void tls_send_last(px_conn_t *c)
+{
+    uint8_t b[512];
+    int n = BIO_read(c->wbio, b, (int)sizeof(b));
+    if (n <= 0)
+        return;
+    uv_buf_t ub = uv_buf_init((char *)b, (unsigned)n);
+    (void)uv_try_write((uv_stream_t *)&c->tcp, &ub, 1);
+}
+
 static void tls_feed(px_conn_t *c, const uint8_t *data, size_t len)
 {
+    if (c->mode == PX_CONN_H1_REJECT)
+        return; /* rejected and shut down: nothing reads rbio any more, so nothing goes in */
     if (BIO_write(c->rbio, data, (int)len) != (int)len)
         goto fail;
     if (!c->tls_done) {
@@ -388,6 +403,14 @@ static void tls_feed(px_conn_t *c, const uint8_t *data, size_t len)
                 px_conn_mark_dirty(c); /* the handshake flight sits in wbio */
                 return;
             }
+            tls_send_last(c);
+            goto fail;
+        }
+        if (px_tls_alpn(c->ssl) != PX_TLS_ALPN_H2) {
+            /* RFC 9113 3.2: HTTP/2 over TLS is chosen by ALPN. A client that offered none gets
+             * no connection (one offering only other protocols failed the handshake). */
+            (void)SSL_shutdown(c->ssl);
+            tls_send_last(c);
             goto fail;
         }
         c->tls_done = true;
