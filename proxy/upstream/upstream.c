@@ -1312,7 +1312,8 @@ int px_upstream_worker_init(px_worker_t *w, nghttp2_mem *ng_mem)
     p->keepalive = true;
     link_init(&p->flushq);
     /* Before the handles: once they are in the loop, p can only go through their close. */
-    int rc = px__uph2_callbacks_new(&p->ng_cbs, &p->ng_opt);
+    int rc = px__uph2_callbacks_new(&p->ng_cbs, &p->ng_opt,
+                                    w->cfg ? w->cfg->limits.max_continuations : 8);
     if (rc < 0)
         goto fail;
     rc = uv_check_init(&w->loop, &p->flush_check);
