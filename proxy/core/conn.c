@@ -68,7 +68,7 @@ void px_conn_mark_dirty(px_conn_t *c)
 /* WEIR_FAULT_SEND_MS=T (MEM_FAULT_INJECT builds, not in --help): from the first allocation of a
  * downstream write batch on, every one fails for T ms, process-wide, so that a test can hold
  * the send path out of memory for a known time and watch what weir does meanwhile
- * (tests/e2e/84-send-path-oom.py). Read once by the main thread before the workers start. */
+ * (tests/e2e/84-downstream-transport.py). Read once by the main thread before the workers start. */
 static uint64_t fault_send_ns;       /* 0: off */
 static uint64_t fault_send_until_ns; /* any: set once by the first failure (atomic) */
 
@@ -257,6 +257,8 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 
 static void after_write(px_conn_t *c)
 {
+    /* /stats bytes_out: what went to the socket (frames, TLS records), once it all went. */
+    MEM_STAT_ADD(c->w->stats.bytes_out, c->olen);
     c->olen = 0;
     if (c->mode == PX_CONN_H1_REJECT) {
         /* Half-close and keep reading until the client closes, so the kernel does not turn
@@ -517,6 +519,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     }
     if (n == 0 || c->closing)
         return;
+    MEM_STAT_ADD(c->w->stats.bytes_in, (uint64_t)n); /* as read from the socket */
     if (c->ssl)
         tls_feed(c, (const uint8_t *)buf->base, (size_t)n);
     else
