@@ -12,6 +12,9 @@
 #include "mem/base.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -60,6 +63,56 @@ void px_conn_mark_dirty(px_conn_t *c)
     c->wi->dirty = c;
 }
 
+/* ---- send-path fault injection (test knob) ----------------------------------------------- */
+
+/* WEIR_FAULT_SEND_MS=T (MEM_FAULT_INJECT builds, not in --help): from the first allocation of a
+ * downstream write batch on, every one fails for T ms, process-wide, so that a test can hold
+ * the send path out of memory for a known time and watch what weir does meanwhile
+ * (tests/e2e/84-downstream-transport.py). Read once by the main thread before the workers start. */
+static uint64_t fault_send_ns;       /* 0: off */
+static uint64_t fault_send_until_ns; /* any: set once by the first failure (atomic) */
+
+int px_conn_faults_init(char *err, size_t err_len)
+{
+    const char *v = getenv("WEIR_FAULT_SEND_MS");
+    if (v == NULL || v[0] == '\0')
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long ms = strtoull(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0' || ms == 0 || ms > 3600000) {
+        snprintf(err, err_len, "WEIR_FAULT_SEND_MS: want milliseconds 1-3600000, got \"%s\"", v);
+        return -EINVAL;
+    }
+#if defined(MEM_FAULT_INJECT) && MEM_FAULT_INJECT
+    fault_send_ns = (uint64_t)ms * 1000000u;
+    fprintf(stderr,
+            "weir: WEIR_FAULT_SEND_MS: downstream write batches fail for %llu ms from the first "
+            "(test knob)\n",
+            ms);
+    return 0;
+#else
+    snprintf(err, err_len, "WEIR_FAULT_SEND_MS: this build has no fault injection");
+    return -EINVAL;
+#endif
+}
+
+/* True when the knob says this batch allocation fails. Only on the allocation path. */
+static bool fault_send_hit(void)
+{
+    if (MEM_LIKELY(fault_send_ns == 0))
+        return false;
+    uint64_t now = uv_hrtime();
+    uint64_t until = __atomic_load_n(&fault_send_until_ns, __ATOMIC_RELAXED);
+    if (until == 0) {
+        uint64_t want = now + fault_send_ns;
+        if (__atomic_compare_exchange_n(&fault_send_until_ns, &until, want, false, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED))
+            until = want;
+    }
+    return now < until;
+}
+
 static size_t conn_room(const px_conn_t *c)
 {
     return PX_CONN_BATCH_BYTES - (c->ssl ? c->plen : c->olen);
@@ -75,9 +128,12 @@ static uint8_t *conn_reserve(px_conn_t *c, size_t len)
     if (len > PX_CONN_BATCH_BYTES - used)
         return NULL;
     if (*buf == NULL) {
-        *buf = mem_malloc(PX_CONN_BATCH_BYTES);
-        if (*buf == NULL)
+        *buf = fault_send_hit() ? NULL : mem_malloc(PX_CONN_BATCH_BYTES);
+        if (*buf == NULL) {
+            /* Out of memory, not out of room: px_conn_flush parks the connection. */
+            c->send_oom = true;
             return NULL;
+        }
         if (!c->ssl)
             c->ocap = PX_CONN_BATCH_BYTES;
     }
@@ -201,6 +257,8 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 
 static void after_write(px_conn_t *c)
 {
+    /* /stats bytes_out: what went to the socket (frames, TLS records), once it all went. */
+    MEM_STAT_ADD(c->w->stats.bytes_out, c->olen);
     c->olen = 0;
     if (c->mode == PX_CONN_H1_REJECT) {
         /* Half-close and keep reading until the client closes, so the kernel does not turn
@@ -253,6 +311,7 @@ void px_conn_flush(px_conn_t *c)
     MEM_ASSERT(c != NULL);
     if (c->closing || c->writing)
         return;
+    c->send_oom = false;
     /* A few rounds at most: fairness between connections of one worker. */
     for (int round = 0; round < 4 && !c->writing; round++) {
         if (c->mode == PX_CONN_H2 && px_h2_send(&c->h2) != 0)
@@ -276,6 +335,11 @@ void px_conn_flush(px_conn_t *c)
         c->ocap = 0;
         if (c->mode == PX_CONN_H2 && !px_h2_want_io(&c->h2))
             px_conn_close(c);
+        else if (c->mode == PX_CONN_H2 && px_h2_want_write(&c->h2) && c->send_oom)
+            /* No memory for a batch: marking it dirty again would retry on every loop turn, a
+             * busy loop for as long as memory stays short. It waits for memory instead;
+             * nghttp2 keeps what it could not send. */
+            px_memwait_add(&c->wi->memwait, &c->memwait);
         else if (c->mode == PX_CONN_H2 && px_h2_want_write(&c->h2))
             px_conn_mark_dirty(c); /* rounds ran out: continue next iteration */
     }
@@ -376,8 +440,23 @@ fail:
     px_conn_close(c);
 }
 
+/* Sends what OpenSSL left in wbio (an alert, a close_notify) with one try at the socket, before
+ * the connection closes: the peer then learns why (no_application_protocol,
+ * handshake_failure) instead of seeing a bare close. Best effort; never queues. */
+static void tls_send_last(px_conn_t *c)
+{
+    uint8_t b[512];
+    int n = BIO_read(c->wbio, b, (int)sizeof(b));
+    if (n <= 0)
+        return;
+    uv_buf_t ub = uv_buf_init((char *)b, (unsigned)n);
+    (void)uv_try_write((uv_stream_t *)&c->tcp, &ub, 1);
+}
+
 static void tls_feed(px_conn_t *c, const uint8_t *data, size_t len)
 {
+    if (c->mode == PX_CONN_H1_REJECT)
+        return; /* rejected and shut down: nothing reads rbio any more, so nothing goes in */
     if (BIO_write(c->rbio, data, (int)len) != (int)len)
         goto fail;
     if (!c->tls_done) {
@@ -388,6 +467,14 @@ static void tls_feed(px_conn_t *c, const uint8_t *data, size_t len)
                 px_conn_mark_dirty(c); /* the handshake flight sits in wbio */
                 return;
             }
+            tls_send_last(c);
+            goto fail;
+        }
+        if (px_tls_alpn(c->ssl) != PX_TLS_ALPN_H2) {
+            /* RFC 9113 3.2: HTTP/2 over TLS is chosen by ALPN. A client that offered none gets
+             * no connection (one offering only other protocols failed the handshake). */
+            (void)SSL_shutdown(c->ssl);
+            tls_send_last(c);
             goto fail;
         }
         c->tls_done = true;
@@ -432,6 +519,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     }
     if (n == 0 || c->closing)
         return;
+    MEM_STAT_ADD(c->w->stats.bytes_in, (uint64_t)n); /* as read from the socket */
     if (c->ssl)
         tls_feed(c, (const uint8_t *)buf->base, (size_t)n);
     else
@@ -460,6 +548,14 @@ static void peer_name(px_conn_t *c)
         port = ntohs(a->sin_port);
         snprintf(c->peer, sizeof(c->peer), "%s:%u", c->peer_ip, port);
     }
+}
+
+/* Woken from the worker's memory wait list: try the flush again. */
+static void on_memory(px_memwait_node_t *n)
+{
+    px_conn_t *c = MEM_CONTAINER_OF(n, px_conn_t, memwait);
+    MEM_ASSERT(!c->closing);
+    px_conn_mark_dirty(c);
 }
 
 static void on_refused_close(uv_handle_t *h)
@@ -514,6 +610,7 @@ void px_conn_accept(px_lis_t *lis)
     c->wi = wi;
     c->lis = lis;
     c->created_ms = uv_now(&w->loop);
+    c->memwait.on_wake = on_memory;
     if (uv_tcp_init(&w->loop, &c->tcp) != 0) {
         mem_region_free(r);
         refuse(lis); /* the accepted descriptor must be taken, or the listener stops */
@@ -597,6 +694,7 @@ void px_conn_close(px_conn_t *c)
     if (c->next)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
+    px_memwait_del(&wi->memwait, &c->memwait);
     px_h2_streams_end(&c->h2);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->tcp, on_close);

@@ -20,6 +20,7 @@
 
 #include "mem/region.h"
 #include "proxy/core/accesslog.h"
+#include "proxy/core/memwait.h"
 #include "proxy/core/server.h"
 #include "proxy/core/worker.h"
 #include "proxy/h2/h2.h"
@@ -69,6 +70,7 @@ struct px_conn_s {
     bool writing;
     bool shed_goaway; /* overload: GOAWAY sent because it was idle (proxy/core/shed.c) */
     bool tls_done;
+    bool send_oom; /* this flush could not allocate a write batch: park, do not spin */
     px_conn_mode_t mode;
     uint8_t preface_pos;
     int handles_open;
@@ -79,6 +81,7 @@ struct px_conn_s {
     size_t olen, ocap;
     uint8_t *pbuf; /* owns (tcache): TLS plaintext batch */
     size_t plen;
+    px_memwait_node_t memwait; /* parked in wi->memwait until memory may be back */
     uint64_t created_ms;
     char peer[64]; /* "ip:port" */
     char peer_ip[48];
@@ -95,6 +98,7 @@ struct px_wimpl_s {
     uv_idle_t idle; /* keeps poll from blocking while conns are dirty */
     uv_async_t async;
     uv_timer_t tick;                   /* 1 s: access log flush; drain's final GOAWAY */
+    px_memwait_t memwait;              /* connections waiting for a write batch */
     unsigned flags;                    /* any: PX_WF_*, atomic */
     pthread_mutex_t async_lock;        /* any: guards async_live against late senders */
     bool async_live;                   /* async may be sent to (under async_lock) */
@@ -127,6 +131,10 @@ void px_conn_close(px_conn_t *c);
 /* Drain: first call sends the shutdown notice, `final` the last GOAWAY. Idle non-h2
  * connections are closed. */
 void px_conn_drain(px_conn_t *c, bool final);
+
+/* Reads the send-path fault knob (WEIR_FAULT_SEND_MS, MEM_FAULT_INJECT builds) once, before
+ * the workers start. Returns 0, or -EINVAL with a reason in `err`. Thread: main. */
+int px_conn_faults_init(char *err, size_t err_len);
 
 /* Re-arms the idle timer when the connection has no streams. */
 void px_conn_update_timer(px_conn_t *c);

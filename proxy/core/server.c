@@ -256,6 +256,9 @@ int px_server_run(px_server_t *s, char *err, size_t err_len)
         n = quota;
     MEM_ASSERT(n > 0);
 
+    rc = px_conn_faults_init(err, err_len);
+    if (rc != 0)
+        return rc;
     for (size_t l = 0; l < cfg->listeners_cnt; l++) {
         if (!cfg->listeners[l].tls)
             continue;

@@ -26,8 +26,8 @@ typedef struct px_stats_s {
     uint64_t streams_reset_by_us;
     uint64_t requests_total;
     uint64_t responses_1xx, responses_2xx, responses_3xx, responses_4xx, responses_5xx;
-    uint64_t bytes_in;  /* downstream payload received */
-    uint64_t bytes_out; /* downstream payload sent */
+    uint64_t bytes_in;  /* read from downstream sockets (preface, frames, TLS records) */
+    uint64_t bytes_out; /* written to downstream sockets */
     uint64_t goaway_sent;
     /* upstream */
     uint64_t upstream_conn_opened;

@@ -14,9 +14,9 @@
 
 #include <openssl/ssl.h>
 
-/* Creates a server context from PEM `cert` and `key` with ALPN preferring "h2" and
- * SSL_MODE_RELEASE_BUFFERS. Returns NULL and a one-line reason in `err`.
- * Ownership: gives (SSL_CTX_free). Thread: main. Alloc: OpenSSL (mem facade). */
+/* Creates a server context from PEM `cert` and `key` with ALPN "h2" required, TLS 1.2 or
+ * later with PX_TLS12_CIPHERS, and SSL_MODE_RELEASE_BUFFERS. Returns NULL and a one-line reason in
+ * `err`. Ownership: gives (SSL_CTX_free). Thread: main. Alloc: OpenSSL (mem facade). */
 SSL_CTX *px_tls_ctx_new(const char *cert, const char *key, char *err, size_t err_len);
 
 /* Creates the SSL object of one connection with a read BIO (ciphertext from the peer) and a
@@ -24,7 +24,19 @@ SSL_CTX *px_tls_ctx_new(const char *cert, const char *key, char *err, size_t err
  * Returns 0 or -ENOMEM. Ownership: gives `*ssl` (SSL_free). Thread: worker. */
 int px_tls_conn_new(SSL_CTX *ctx, SSL **ssl, BIO **rbio, BIO **wbio);
 
-/* True when ALPN selected "h2". */
-bool px_tls_alpn_h2(const SSL *ssl);
+/* TLS 1.2 cipher suites (OpenSSL syntax): ECDHE with AES-GCM or ChaCha20-Poly1305, none of
+ * RFC 9113 9.2.2's blocklist. */
+#define PX_TLS12_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20"
+
+/* The application protocol a handshake selected by ALPN. */
+typedef enum px_tls_alpn_e {
+    PX_TLS_ALPN_NONE = 0, /* the client offered no ALPN: it gets no connection */
+    PX_TLS_ALPN_H2,
+} px_tls_alpn_t;
+
+/* The protocol ALPN selected on `ssl` after its handshake; PX_TLS_ALPN_NONE when the client
+ * offered none (a client offering only protocols weir does not speak fails the handshake
+ * with a no_application_protocol alert). Thread: the connection's worker. Alloc: none. */
+px_tls_alpn_t px_tls_alpn(const SSL *ssl);
 
 #endif /* PX_TLS_H */

@@ -64,6 +64,7 @@ static void on_upstream_closed(px_worker_t *w)
     uv_close((uv_handle_t *)&wi->check, on_handle_closed);
     uv_close((uv_handle_t *)&wi->idle, on_handle_closed);
     uv_close((uv_handle_t *)&wi->tick, on_handle_closed);
+    uv_close((uv_handle_t *)&wi->memwait.timer, on_handle_closed);
 }
 
 static void maybe_stop(px_wimpl_t *wi)
@@ -207,8 +208,10 @@ static int worker_setup(px_worker_t *w)
     uv_idle_init(&w->loop, &wi->idle);
     uv_timer_init(&w->loop, &wi->tick);
     uv_async_init(&w->loop, &wi->async, on_async);
+    px_memwait_init(&wi->memwait, &w->loop, PX_MEMWAIT_RETRY_MS);
     wi->check.data = wi->idle.data = wi->tick.data = wi->async.data = wi;
-    wi->handles_open = 4;
+    wi->memwait.timer.data = wi;
+    wi->handles_open = 5;
     uv_check_start(&wi->check, on_check);
     uv_timer_start(&wi->tick, on_tick, 1000, 1000);
     for (size_t i = 0; i < wi->lis_cnt; i++) {

@@ -123,7 +123,6 @@ static int on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
     c->io->commit(c->tr, total);
     st->bytes_out += length;
     st->progress_ms = uv_now(&c->w->loop);
-    MEM_STAT_ADD(c->w->stats.bytes_out, length);
     if (st->up && length > 0)
         px_upstream_consumed(st->up, length);
     return 0;
@@ -700,7 +699,6 @@ static int on_data_chunk_recv(nghttp2_session *ng, uint8_t flags, int32_t id, co
 {
     (void)flags;
     px_h2_conn_t *c = ud;
-    MEM_STAT_ADD(c->w->stats.bytes_in, len);
     px_stream_t *st = nghttp2_session_get_stream_user_data(ng, id);
     if (st) {
         st->bytes_in += len;

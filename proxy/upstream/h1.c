@@ -264,11 +264,12 @@ static int on_headers_complete(http_parser *p)
     if (st >= 100 && st < 200) {
         if (st == 101)
             return -1; /* no upgrades through the pool */
-        /* Informational: passed on (100 Continue, 103 Early Hints); http_parser ends this
-         * message without a body and the final head follows as the next message
-         * (on_message_complete skips it). */
+        /* Informational: passed on (100 Continue, 103 Early Hints). It has no body whatever
+         * its headers say (RFC 9112 6.3), so 1 tells http_parser to skip one: otherwise a
+         * Content-Length or chunked header would make it read the final head as a body. The
+         * final head follows as the next message (on_message_complete skips this one). */
         r->status = 0;
-        return px__upstream_deliver_informational(r, st) < 0 ? -1 : 0;
+        return px__upstream_deliver_informational(r, st) < 0 ? -1 : 1;
     }
     /* http_parser takes any number of up to three digits: a status below 100 (or past 999)
      * is a bad response from the upstream, answered with a 502 like the h2c side does. */
@@ -277,7 +278,9 @@ static int on_headers_complete(http_parser *p)
     r->status = st;
     if (px__upstream_deliver_headers(r, false) < 0)
         return -1; /* failed or cancelled: stop parsing */
-    return r->is_head ? 1 : 0;
+    /* No body after a HEAD, a 204 or a 304, whatever Content-Length or Transfer-Encoding say
+     * (RFC 9112 6.3): http_parser 2.9 would otherwise wait for (or swallow) those bytes. */
+    return r->is_head || st == 204 || st == 304 ? 1 : 0;
 }
 
 static int on_body(http_parser *p, const char *at, size_t len)
@@ -396,6 +399,13 @@ void px__uph1_read(px_upconn_t *c, const uint8_t *data, size_t len)
     px_upstream_req_t *r = c->cur;
     if (!r) {
         /* Bytes on an idle connection: nothing asked for them. */
+        px__upstream_conn_close(c);
+        return;
+    }
+    if (!c->h1_head_sent) {
+        /* Bytes before any of the request was written cannot answer it: they are left over
+         * from the previous exchange on this pooled connection, which therefore cannot be
+         * reused. Closing it hands r back for a retry on another connection. */
         px__upstream_conn_close(c);
         return;
     }

@@ -88,6 +88,13 @@ static void finish(px_upstream_req_t *r)
     px__upstream_end(r);
 }
 
+/* The cap on one response header block: limits.max_header_list_size. */
+static size_t header_list_max(const px_upconn_t *c)
+{
+    const px_config_t *cfg = c->pools->w->cfg;
+    return cfg ? cfg->limits.max_header_list_bytes : 65536;
+}
+
 static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name,
                      size_t name_len, const uint8_t *value, size_t value_len, uint8_t flags,
                      void *ud)
@@ -105,6 +112,16 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
         for (size_t i = 0; i < value_len && i < 4; i++)
             st = value[i] >= '0' && value[i] <= '9' ? st * 10 + (value[i] - '0') : -1000;
         r->status = value_len == 3 ? st : -1;
+        return 0;
+    }
+    /* The downstream's limits.max_header_list_size holds for every header block an upstream
+     * sends (head, informational, trailers), counted as RFC 9113 6.5.2 does: name, value and
+     * 32 bytes per field. Past it nothing more is kept: the stream is reset and the client
+     * gets a 502. nghttp2 still decodes the rest of the block (HPACK state is per
+     * connection) but hands it to no exchange. */
+    size_t listed = r->rh.len + 32 * r->rh.cnt + name_len + value_len + 32;
+    if (listed > header_list_max(r->conn)) {
+        abort_stream(r, NGHTTP2_ENHANCE_YOUR_CALM, 502, "upstream headers too large");
         return 0;
     }
     if (px__upstream_hdrs_add(&r->rh, (const char *)name, name_len, (const char *)value,
@@ -265,7 +282,8 @@ static ssize_t on_data_read(nghttp2_session *s, int32_t sid, uint8_t *buf, size_
     return (ssize_t)n;
 }
 
-int px__uph2_callbacks_new(nghttp2_session_callbacks **cbs_out, nghttp2_option **opt_out)
+int px__uph2_callbacks_new(nghttp2_session_callbacks **cbs_out, nghttp2_option **opt_out,
+                           uint32_t max_continuations)
 {
     nghttp2_session_callbacks *cbs = NULL;
     nghttp2_option *opt = NULL;
@@ -278,6 +296,11 @@ int px__uph2_callbacks_new(nghttp2_session_callbacks **cbs_out, nghttp2_option *
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_peer_max_concurrent_streams(opt, 100);
+    /* CVE-2024-28182 class: the downstream's limits.max_continuations caps the CONTINUATION
+     * frames after a response HEADERS too; one more is a connection error in nghttp2
+     * (NGHTTP2_ERR_TOO_MANY_CONTINUATIONS), so the connection closes and its exchanges get a
+     * 502. 0 turns the count off, as downstream; the header list size still bounds memory. */
+    nghttp2_option_set_max_continuations(opt, max_continuations ? max_continuations : SIZE_MAX);
     *cbs_out = cbs;
     *opt_out = opt;
     return 0;
@@ -304,8 +327,7 @@ int px__uph2_conn_init(px_upconn_t *c)
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, (uint32_t)win},
-        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
-         cfg ? MEM_MAX(cfg->limits.max_header_list_bytes, 16384u) * 4 : 262144},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)header_list_max(c)},
     };
     if (nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, MEM_ARRAY_LEN(iv)) != 0)
         goto fail_session;

@@ -17,8 +17,10 @@
 
 /* Creates the nghttp2 client session of `c` and queues the SETTINGS. Alloc: tcache. */
 /* The callbacks and options every h2c session of a worker shares (created once, with the pools).
+ * `max_continuations` caps the CONTINUATION frames of one response header block (0: no cap).
  * Ownership: gives both. Returns 0 or -ENOMEM. Alloc: libc (nghttp2 calloc), once per worker. */
-int px__uph2_callbacks_new(nghttp2_session_callbacks **cbs, nghttp2_option **opt);
+int px__uph2_callbacks_new(nghttp2_session_callbacks **cbs, nghttp2_option **opt,
+                           uint32_t max_continuations);
 int px__uph2_conn_init(px_upconn_t *c);
 /* Deletes the session (from the connection's last close callback). */
 void px__uph2_conn_fini(px_upconn_t *c);

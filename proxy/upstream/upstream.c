@@ -836,10 +836,16 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         px__upstream_conn_close(c);
         return;
     }
-    if (c->proto == PX_PROTO_H2C)
-        px__uph2_eof(c);
-    else
-        px__uph1_eof(c);
+    /* Only an orderly close (a FIN) may end a body delimited by the close: a reset or any
+     * other read error cuts it short, and px__upstream_conn_close then reports the exchange
+     * as lost, so the client sees its stream reset rather than a truncated body passed off
+     * as complete. */
+    if (nread == UV_EOF) {
+        if (c->proto == PX_PROTO_H2C)
+            px__uph2_eof(c);
+        else
+            px__uph1_eof(c);
+    }
     px__upstream_conn_close(c);
 }
 
@@ -1306,7 +1312,8 @@ int px_upstream_worker_init(px_worker_t *w, nghttp2_mem *ng_mem)
     p->keepalive = true;
     link_init(&p->flushq);
     /* Before the handles: once they are in the loop, p can only go through their close. */
-    int rc = px__uph2_callbacks_new(&p->ng_cbs, &p->ng_opt);
+    int rc = px__uph2_callbacks_new(&p->ng_cbs, &p->ng_opt,
+                                    w->cfg ? w->cfg->limits.max_continuations : 8);
     if (rc < 0)
         goto fail;
     rc = uv_check_init(&w->loop, &p->flush_check);
