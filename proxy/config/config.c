@@ -64,6 +64,7 @@
  *   access_log: "-"             # a path, "-" for stdout; omitted = off
  *   drain_timeout: 30s          # at most 1h
  *   headers: {x_forwarded_for: append, via: true}   # x_forwarded_for: append|replace|off
+ *   escaped_slashes: reject     # reject (400) | keep: %2F and %5C in a path
  *   server_name: weir           # 1-64 of [A-Za-z0-9_.-/]
  *
  * Sizes are bytes or a binary unit: 512k = 512KiB = 512KB = 524288. Durations need a unit:
@@ -517,6 +518,7 @@ int px_config_dump(const px_config_t *cfg, int (*write)(void *ud, const char *bu
            : cfg->x_forwarded_for == PX_XFF_REPLACE ? "replace"
                                                     : "off",
            cfg->add_via ? "true" : "false");
+    dump_f(&d, "escaped_slashes: %s\n", cfg->keep_escaped_slashes ? "keep" : "reject");
     dump_f(&d, "server_name: ");
     dump_qs(&d, cfg->server_name ? cfg->server_name : "weir");
     dump_f(&d, "\n");

@@ -114,6 +114,8 @@ typedef struct px_config_s {
     char *access_log;          /* NULL = off, "-" = stdout, else a path */
     uint32_t drain_timeout_ms; /* SIGTERM deadline; default 30000 */
     px_xff_t x_forwarded_for;  /* default PX_XFF_APPEND */
+    bool keep_escaped_slashes; /* escaped_slashes: keep (%2F, %5C pass encoded); default
+                                  false = reject (400) */
     bool add_via;              /* default true */
     char *server_name;         /* used in via and errors; default "weir" */
 } px_config_t;

@@ -833,9 +833,9 @@ static int load_xff(yctx_t *c, const yaml_node_t *headers)
 
 static int load_root(yctx_t *c, const yaml_node_t *root)
 {
-    static const char *const keys[] = {"listeners",     "clusters", "routes",     "admin",
-                                       "workers",       "memory",   "limits",     "access_log",
-                                       "drain_timeout", "headers",  "server_name"};
+    static const char *const keys[] = {
+        "listeners", "clusters",   "routes",        "admin",   "workers",         "memory",
+        "limits",    "access_log", "drain_timeout", "headers", "escaped_slashes", "server_name"};
     static const char *const hdr_keys[] = {"x_forwarded_for", "via"};
     char why[PX_CFG_WHY_MAX];
     px_config_t *cfg = c->cfg;
@@ -889,6 +889,16 @@ static int load_root(yctx_t *c, const yaml_node_t *root)
             (rc = load_xff(c, v)) < 0 || (rc = opt_bool(c, v, "headers", "via", &cfg->add_via)) < 0)
             return rc;
     }
+
+    if ((rc = opt_str(c, root, "", "escaped_slashes", &s, &v)) < 0)
+        return rc;
+    if (s && strcmp(s, "keep") == 0)
+        cfg->keep_escaped_slashes = true;
+    else if (s && strcmp(s, "reject") == 0)
+        cfg->keep_escaped_slashes = false;
+    else if (s)
+        return yerr(c, v, "escaped_slashes", "unknown escaped_slashes '%s' (use reject or keep)",
+                    s);
 
     if ((rc = opt_str(c, root, "", "server_name", &s, &v)) < 0)
         return rc;

@@ -421,7 +421,7 @@ static void dispatch(px_stream_t *st, bool end_stream)
     const char *why = NULL;
     int rc = forward_req(st, &fr);
     if (rc == 0)
-        rc = px_forward_check(&fr, st->sub, &why);
+        rc = px_forward_check(&fr, cfg, st->sub, &why);
     if (rc == -EINVAL) {
         respond_reason(st, 400, why);
         return;

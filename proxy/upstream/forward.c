@@ -13,9 +13,10 @@
 
 #define IS(h, lit) px_http_ieq((h)->name, (h)->name_len, lit, sizeof(lit) - 1)
 
-int px_forward_check(px_forward_req_t *r, mem_subregion_t *sub, const char **why)
+int px_forward_check(px_forward_req_t *r, const px_config_t *cfg, mem_subregion_t *sub,
+                     const char **why)
 {
-    MEM_ASSERT(r != NULL && sub != NULL && why != NULL);
+    MEM_ASSERT(r != NULL && cfg != NULL && sub != NULL && why != NULL);
     MEM_ASSERT(r->path != NULL);
     *why = NULL;
     bool https = r->scheme && px_http_ieq(r->scheme, r->scheme_len, "https", 5);
@@ -51,7 +52,7 @@ int px_forward_check(px_forward_req_t *r, mem_subregion_t *sub, const char **why
     if (p == NULL)
         return -ENOMEM;
     size_t n = 0;
-    if (px_path_normalize(r->path, r->path_len, p, &n, why) != 0)
+    if (px_path_normalize(r->path, r->path_len, cfg->keep_escaped_slashes, p, &n, why) != 0)
         return -EINVAL;
     MEM_ASSERT(n <= r->path_len);
     r->path = p;

@@ -40,9 +40,10 @@ typedef struct px_forward_req_s {
  * no :authority. Refuses, with a static reason in `*why` for a 400: no authority at all, an
  * authority px_authority_check refuses, more than one host header, or a host header that
  * names another authority than :authority (RFC 9113 8.3.1, scheme-based comparison), and a
- * path px_path_normalize refuses.
+ * path px_path_normalize refuses (%2F and %5C only without `cfg->keep_escaped_slashes`).
  * Returns 0, -EINVAL (answer 400 with `*why`) or -ENOMEM. Alloc: subregion. */
-int px_forward_check(px_forward_req_t *r, mem_subregion_t *sub, const char **why);
+int px_forward_check(px_forward_req_t *r, const px_config_t *cfg, mem_subregion_t *sub,
+                     const char **why);
 
 /* Builds the upstream request head: :method, :scheme (from the listener), :authority (when
  * there is one), :path (normalised), the client's headers minus host, x-forwarded-proto,

@@ -81,7 +81,8 @@ size_t px_path_remove_dot_segments(char *buf, size_t len)
     return w;
 }
 
-int px_path_normalize(const char *in, size_t len, char *out, size_t *out_len, const char **why)
+int px_path_normalize(const char *in, size_t len, bool keep_escaped_slashes, char *out,
+                      size_t *out_len, const char **why)
 {
     MEM_ASSERT(in != NULL || len == 0);
     MEM_ASSERT(out != NULL && out_len != NULL && why != NULL);
@@ -126,7 +127,7 @@ int px_path_normalize(const char *in, size_t len, char *out, size_t *out_len, co
         }
         unsigned char v = (unsigned char)(hi * 16 + lo);
         i += 2;
-        if (v == '/' || v == '\\') {
+        if ((v == '/' || v == '\\') && !keep_escaped_slashes) {
             *why = "encoded slash or backslash in path";
             return -EINVAL;
         }

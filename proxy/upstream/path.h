@@ -9,6 +9,7 @@
 
 #include "mem/base.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Normalises the path part of `in` (`len` bytes: an origin-form path with an optional
@@ -21,10 +22,12 @@
  * The query is copied as it came. The result is a fixed point: normalising it again
  * changes nothing, so an upstream that normalises too sees what routing saw.
  * Refused (-EINVAL, `*why` a static reason): a path that does not start with '/' (other than
- * "*"), a '%' not followed by two hex digits, an encoded '/' (%2F) or '\' (%5C) or NUL (%00),
- * a raw '\', and a '#' (a fragment never belongs in a request target).
- * Returns 0 and sets `*out_len`, or -EINVAL. Alloc: none. */
-int px_path_normalize(const char *in, size_t len, char *out, size_t *out_len, const char **why);
+ * "*"), a '%' not followed by two hex digits, an encoded NUL (%00), a raw '\', a '#' (a
+ * fragment never belongs in a request target), and an encoded '/' (%2F) or '\' (%5C) unless
+ * `keep_escaped_slashes`, which keeps them encoded (as data inside a segment, never a
+ * separator). Returns 0 and sets `*out_len`, or -EINVAL. Alloc: none. */
+int px_path_normalize(const char *in, size_t len, bool keep_escaped_slashes, char *out,
+                      size_t *out_len, const char **why);
 
 /* RFC 3986 5.2.4 remove_dot_segments, in place on `buf[0..len)`, for any path (relative
  * ones included). Returns the new length (never more than `len`). Alloc: none. */

@@ -12,7 +12,8 @@
 #     resets the stream before weir sees it);
 #   - routing sees the normalised path: /v1/../admin, /v1/%2e%2e/admin, //admin and
 #     /%61dmin all reach the /admin route (a direct 403), not the /v1/ cluster, and
-#     /v1/..%2fadmin, a backslash and a fragment are 400s;
+#     /v1/..%2fadmin, a backslash and a fragment are 400s (with escaped_slashes: keep, %2F
+#     and %5C pass on encoded, inside their segment);
 #   - the upstream receives the normalised path, so routing and forwarding agree, with the
 #     query as it came.
 # Each request is a raw HTTP/2 HEADERS frame (h2raw.py), so the test, not a client library,
@@ -28,7 +29,7 @@ from h2raw import (  # noqa: E402
 ck = Checks()
 
 
-def config(up_h2, up_h1):
+def config(up_h2, up_h1, extra=""):
     return """listeners:
   - address: 127.0.0.1:0
 clusters:
@@ -43,7 +44,7 @@ routes:
     cluster: h2
 admin: {address: "127.0.0.1:0"}
 workers: 1
-""" % (up_h2, up_h1)
+%s""" % (up_h2, up_h1, extra)
 
 
 def request(port, authority=None, path="/v1/headers", host=(), scheme="http", extra=()):
@@ -186,6 +187,25 @@ for proto, auth in (("h2c", "h2.example"), ("http1", "h1.example")):
 
 rc = w.stop()
 ck.check("weir exits 0 on SIGTERM", rc == 0, "exit %s" % rc)
+
+# escaped_slashes: keep passes %2F and %5C on encoded (an npm registry's "@scope%2fname"),
+# as data inside a segment: "..%2f" is no dot-segment, so the request stays under /v1/.
+w = Weir(cfg=config(u2.port, u1.port, "escaped_slashes: keep\n"))
+for proto, auth in (("h2c", "h2.example"), ("http1", "h1.example")):
+    tag = proto + " upstream, escaped_slashes: keep"
+    for path, want in (("/v1/@scope%2fname/headers", "/v1/@scope%2Fname/headers"),
+                       ("/v1/..%2fx/./headers", "/v1/..%2Fx/headers"),
+                       ("/v1/a%5cb/../headers", "/v1/headers")):
+        r = request(w.port, auth, path)
+        d = seen(r)
+        ck.check("%s: %s reaches the upstream as %s" % (tag, path, want),
+                 d is not None and d["url"] == want,
+                 "upstream got %r" % (d["url"] if d else show(r)))
+    r = request(w.port, auth, "/v1/..\\admin")
+    ck.check("%s: a raw backslash is still a 400" % tag,
+             (r[0] == "response" and r[1] == 400) or r[0] == "rst", show(r))
+rc = w.stop()
+ck.check("weir (escaped_slashes: keep) exits 0 on SIGTERM", rc == 0, "exit %s" % rc)
 u1.stop()
 u2.stop()
 ck.exit(w)

@@ -247,8 +247,12 @@ TEST(small_files)
         for (size_t i = 0; i < MEM_ARRAY_LEN(xff); i++) {
             REQUIRE(load_text("xff.yaml", xff[i].text, &cfg) == 0);
             CHECK_EQ(cfg->x_forwarded_for, xff[i].want);
+            CHECK(!cfg->keep_escaped_slashes);
             px_config_free(cfg);
         }
+        REQUIRE(load_text("slashes.yaml", "escaped_slashes: keep\n", &cfg) == 0);
+        CHECK(cfg->keep_escaped_slashes);
+        px_config_free(cfg);
     }
 
     REQUIRE(load_text("some.yaml",
@@ -357,8 +361,10 @@ TEST(error_positions)
     EXPECT_ERR("wrokers: 2\n",
                "1:1: wrokers: unknown key 'wrokers' (allowed: listeners, clusters, routes, "
                "admin, workers, memory, limits, access_log, drain_timeout, headers, "
-               "server_name)");
+               "escaped_slashes, server_name)");
     EXPECT_ERR("workers: 2\nworkers: 3\n", "2:1: workers: duplicate key (first at line 1)");
+    EXPECT_ERR("escaped_slashes: decode\n",
+               "1:18: escaped_slashes: unknown escaped_slashes 'decode' (use reject or keep)");
     EXPECT_ERR("headers:\n  x_forwarded_for: prepend\n",
                "2:20: headers.x_forwarded_for: unknown x_forwarded_for 'prepend' (use append, "
                "replace or off)");

@@ -80,41 +80,46 @@ TEST(check_authority_and_path)
     mem_subregion_t *s = mem_subregion_new(r, 0);
     REQUIRE(s != NULL);
     const char *why = NULL;
+    px_config_t cfg = {0};
 
     px_header_t same[] = {H("host", "A.example:443")};
     px_forward_req_t f = req("a.example", "/v1/%2e%2e/admin?x=..", same, 1);
-    CHECK_OK(px_forward_check(&f, s, &why));
+    CHECK_OK(px_forward_check(&f, &cfg, s, &why));
     CHECK(f.path_len == strlen("/admin?x=..") && memcmp(f.path, "/admin?x=..", f.path_len) == 0);
 
     px_header_t other[] = {H("host", "evil.example")};
     f = req("a.example", "/", other, 1);
-    CHECK_EQ(px_forward_check(&f, s, &why), -EINVAL);
+    CHECK_EQ(px_forward_check(&f, &cfg, s, &why), -EINVAL);
     CHECK_STR(why, "host header differs from :authority");
 
     px_header_t two[] = {H("host", "a.example"), H("x", "y"), H("host", "a.example")};
     f = req(NULL, "/", two, 3);
-    CHECK_EQ(px_forward_check(&f, s, &why), -EINVAL);
+    CHECK_EQ(px_forward_check(&f, &cfg, s, &why), -EINVAL);
     CHECK_STR(why, "more than one host header");
 
     /* A host header alone is the authority. */
     f = req(NULL, "/", same, 1);
-    CHECK_OK(px_forward_check(&f, s, &why));
+    CHECK_OK(px_forward_check(&f, &cfg, s, &why));
     CHECK(f.authority == same[0].value);
 
     f = req(NULL, "/", NULL, 0);
-    CHECK_EQ(px_forward_check(&f, s, &why), -EINVAL);
+    CHECK_EQ(px_forward_check(&f, &cfg, s, &why), -EINVAL);
     CHECK_STR(why, "no :authority or host");
 
     f = req("u@a.example", "/", NULL, 0);
-    CHECK_EQ(px_forward_check(&f, s, &why), -EINVAL);
+    CHECK_EQ(px_forward_check(&f, &cfg, s, &why), -EINVAL);
     px_header_t comma[] = {H("host", "a.example,b.example")};
     f = req("a.example", "/", comma, 1);
-    CHECK_EQ(px_forward_check(&f, s, &why), -EINVAL);
+    CHECK_EQ(px_forward_check(&f, &cfg, s, &why), -EINVAL);
     CHECK_STR(why, "comma in authority");
 
     f = req("a.example", "/a/..%2fb", NULL, 0);
-    CHECK_EQ(px_forward_check(&f, s, &why), -EINVAL);
+    CHECK_EQ(px_forward_check(&f, &cfg, s, &why), -EINVAL);
     CHECK_STR(why, "encoded slash or backslash in path");
+    cfg.keep_escaped_slashes = true;
+    f = req("a.example", "/a/..%2fb", NULL, 0);
+    CHECK_OK(px_forward_check(&f, &cfg, s, &why));
+    CHECK(f.path_len == 9 && memcmp(f.path, "/a/..%2Fb", 9) == 0);
     mem_region_free(r);
 }
 
@@ -139,7 +144,7 @@ TEST(headers_per_mode)
 
     cfg.x_forwarded_for = PX_XFF_APPEND;
     px_forward_req_t f = req("a.example", "/x/../y", client, MEM_ARRAY_LEN(client));
-    REQUIRE(px_forward_check(&f, s, &why) == 0);
+    REQUIRE(px_forward_check(&f, &cfg, s, &why) == 0);
     px_header_t *h = px_forward_headers(&f, &cfg, s, &n);
     REQUIRE(h != NULL);
     /* Pseudo-headers first, in order; :scheme is the listener's, not the client's https. */
@@ -197,7 +202,7 @@ TEST(out_of_room)
         const char *why = NULL;
         size_t n = 0;
         px_forward_req_t f = req("a.example", "/a/./b/../c", client, MEM_ARRAY_LEN(client));
-        int rc = px_forward_check(&f, s, &why);
+        int rc = px_forward_check(&f, &cfg, s, &why);
         CHECK(rc == 0 || rc == -ENOMEM);
         px_header_t *h = rc == 0 ? px_forward_headers(&f, &cfg, s, &n) : NULL;
         if (h != NULL) {

@@ -6,6 +6,7 @@
 #include "mem/base.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "proxy/upstream/path.h"
@@ -25,19 +26,23 @@ static int dots(const char *in, const char *want)
     return 1;
 }
 
+/* Whether %2F and %5C are kept (escaped_slashes: keep) in norm() and refused(). */
+static bool keep;
+
 /* px_path_normalize(`in`) must give `want`, and normalising that again must give it back. */
 static int norm(const char *in, const char *want)
 {
     char out[256], again[256];
     size_t n = 0, m = 0;
     const char *why = NULL;
-    int rc = px_path_normalize(in, strlen(in), out, &n, &why);
+    int rc = px_path_normalize(in, strlen(in), keep, out, &n, &why);
     if (rc != 0 || n != strlen(want) || memcmp(out, want, n) != 0) {
         fprintf(stderr, "normalize(%s) = %d %.*s (%s), want %s\n", in, rc, (int)n, out,
                 why ? why : "-", want);
         return 0;
     }
-    if (px_path_normalize(out, n, again, &m, &why) != 0 || m != n || memcmp(again, out, n) != 0) {
+    if (px_path_normalize(out, n, keep, again, &m, &why) != 0 || m != n ||
+        memcmp(again, out, n) != 0) {
         fprintf(stderr, "normalize(%s) = %.*s is not a fixed point (%.*s)\n", in, (int)n, out,
                 (int)m, again);
         return 0;
@@ -50,7 +55,7 @@ static int refused(const char *in, const char *why_part)
     char out[256];
     size_t n = 0;
     const char *why = NULL;
-    int rc = px_path_normalize(in, strlen(in), out, &n, &why);
+    int rc = px_path_normalize(in, strlen(in), keep, out, &n, &why);
     if (rc != -EINVAL || why == NULL || strstr(why, why_part) == NULL) {
         fprintf(stderr, "normalize(%s) = %d (%s), want -EINVAL (%s)\n", in, rc, why ? why : "-",
                 why_part);
@@ -130,6 +135,21 @@ TEST(slashes_merge)
     CHECK(norm("/a///b//", "/a/b/"));
 }
 
+TEST(escaped_slashes_kept_when_asked)
+{
+    keep = true;
+    /* Kept encoded (hex upper-cased), never a separator: "..%2F" is no dot-segment. */
+    CHECK(norm("/v1/..%2fadmin", "/v1/..%2Fadmin"));
+    CHECK(norm("/v1/@scope%2fname", "/v1/@scope%2Fname"));
+    CHECK(norm("/a%5cb/../c", "/c"));
+    CHECK(norm("/a/%2e%2e/%2F", "/%2F"));
+    /* The rest of the refusals stay. */
+    CHECK(refused("/a\\b", "backslash"));
+    CHECK(refused("/a%00b", "NUL"));
+    CHECK(refused("/a#b", "fragment"));
+    keep = false;
+}
+
 TEST(query_kept_as_it_came)
 {
     CHECK(norm("/v1/../x?a=/../b&c=%2f", "/x?a=/../b&c=%2f"));
@@ -163,6 +183,7 @@ int main(void)
     RUN(dot_segments_before_routing);
     RUN(percent_encoded_dots_are_dots);
     RUN(slashes_merge);
+    RUN(escaped_slashes_kept_when_asked);
     RUN(query_kept_as_it_came);
     RUN(refused);
     return TEST_SUMMARY();
