@@ -63,7 +63,8 @@
  *     control_frames_per_second: 100    # 1-1000000
  *   access_log: "-"             # a path, "-" for stdout; omitted = off
  *   drain_timeout: 30s          # at most 1h
- *   headers: {x_forwarded_for: true, via: true}
+ *   headers: {x_forwarded_for: append, via: true}   # x_forwarded_for: append|replace|off
+ *   escaped_slashes: reject     # reject (400) | keep: %2F and %5C in a path
  *   server_name: weir           # 1-64 of [A-Za-z0-9_.-/]
  *
  * Sizes are bytes or a binary unit: 512k = 512KiB = 512KB = 524288. Durations need a unit:
@@ -206,7 +207,7 @@ int px__config_new_empty(px_config_t **out)
     cfg->workers = 0;
     cfg->access_log = NULL;
     cfg->drain_timeout_ms = 30000;
-    cfg->add_x_forwarded_for = true;
+    cfg->x_forwarded_for = PX_XFF_APPEND;
     cfg->add_via = true;
     cfg->server_name = mem_strdup("weir");
     if (!cfg->server_name)
@@ -513,7 +514,11 @@ int px_config_dump(const px_config_t *cfg, int (*write)(void *ud, const char *bu
     }
     dump_f(&d, "drain_timeout: %ums\n", (unsigned)cfg->drain_timeout_ms);
     dump_f(&d, "headers: {x_forwarded_for: %s, via: %s}\n",
-           cfg->add_x_forwarded_for ? "true" : "false", cfg->add_via ? "true" : "false");
+           cfg->x_forwarded_for == PX_XFF_APPEND    ? "append"
+           : cfg->x_forwarded_for == PX_XFF_REPLACE ? "replace"
+                                                    : "off",
+           cfg->add_via ? "true" : "false");
+    dump_f(&d, "escaped_slashes: %s\n", cfg->keep_escaped_slashes ? "keep" : "reject");
     dump_f(&d, "server_name: ");
     dump_qs(&d, cfg->server_name ? cfg->server_name : "weir");
     dump_f(&d, "\n");

@@ -28,6 +28,12 @@ typedef struct px_addr_s {
 
 typedef enum px_proto_e { PX_PROTO_H2C = 0, PX_PROTO_HTTP1 = 1 } px_proto_t;
 typedef enum px_lb_e { PX_LB_ROUND_ROBIN = 0, PX_LB_LEAST_REQUEST = 1 } px_lb_t;
+/* What the upstream gets as x-forwarded-for (headers.x_forwarded_for). */
+typedef enum px_xff_e {
+    PX_XFF_APPEND = 0,  /* the client's list, then the peer address (nginx, Envoy) */
+    PX_XFF_REPLACE = 1, /* the peer address only: nothing the client claims passes on */
+    PX_XFF_OFF = 2,     /* no x-forwarded-for at all (the client's is dropped too) */
+} px_xff_t;
 
 typedef struct px_cluster_cfg_s {
     char *name;
@@ -107,7 +113,9 @@ typedef struct px_config_s {
     unsigned workers;          /* 0 = auto: the CPUs in the affinity mask (or cgroup quota) */
     char *access_log;          /* NULL = off, "-" = stdout, else a path */
     uint32_t drain_timeout_ms; /* SIGTERM deadline; default 30000 */
-    bool add_x_forwarded_for;  /* default true */
+    px_xff_t x_forwarded_for;  /* default PX_XFF_APPEND */
+    bool keep_escaped_slashes; /* escaped_slashes: keep (%2F, %5C pass encoded); default
+                                  false = reject (400) */
     bool add_via;              /* default true */
     char *server_name;         /* used in via and errors; default "weir" */
 } px_config_t;

@@ -807,11 +807,35 @@ static int load_limits(yctx_t *c, const yaml_node_t *n)
     return 0;
 }
 
+/* headers.x_forwarded_for: append | replace | off; true and false (the old boolean) mean
+ * append and off. */
+static int load_xff(yctx_t *c, const yaml_node_t *headers)
+{
+    yaml_node_t *v;
+    const char *s;
+    bool on;
+    char why[PX_CFG_WHY_MAX];
+    int rc = opt_str(c, headers, "headers", "x_forwarded_for", &s, &v);
+
+    if (rc < 0 || !s)
+        return rc;
+    if (strcmp(s, "append") == 0)
+        c->cfg->x_forwarded_for = PX_XFF_APPEND;
+    else if (strcmp(s, "replace") == 0)
+        c->cfg->x_forwarded_for = PX_XFF_REPLACE;
+    else if (px__cfg_parse_bool(s, &on, why, sizeof(why)) == 0)
+        c->cfg->x_forwarded_for = on ? PX_XFF_APPEND : PX_XFF_OFF;
+    else
+        return yerr(c, v, "headers.x_forwarded_for",
+                    "unknown x_forwarded_for '%s' (use append, replace or off)", s);
+    return 0;
+}
+
 static int load_root(yctx_t *c, const yaml_node_t *root)
 {
-    static const char *const keys[] = {"listeners",     "clusters", "routes",     "admin",
-                                       "workers",       "memory",   "limits",     "access_log",
-                                       "drain_timeout", "headers",  "server_name"};
+    static const char *const keys[] = {
+        "listeners", "clusters",   "routes",        "admin",   "workers",         "memory",
+        "limits",    "access_log", "drain_timeout", "headers", "escaped_slashes", "server_name"};
     static const char *const hdr_keys[] = {"x_forwarded_for", "via"};
     char why[PX_CFG_WHY_MAX];
     px_config_t *cfg = c->cfg;
@@ -862,10 +886,19 @@ static int load_root(yctx_t *c, const yaml_node_t *root)
     v = map_get(c, root, "headers");
     if (v) {
         if ((rc = check_map(c, v, "headers", hdr_keys, MEM_ARRAY_LEN(hdr_keys))) < 0 ||
-            (rc = opt_bool(c, v, "headers", "x_forwarded_for", &cfg->add_x_forwarded_for)) < 0 ||
-            (rc = opt_bool(c, v, "headers", "via", &cfg->add_via)) < 0)
+            (rc = load_xff(c, v)) < 0 || (rc = opt_bool(c, v, "headers", "via", &cfg->add_via)) < 0)
             return rc;
     }
+
+    if ((rc = opt_str(c, root, "", "escaped_slashes", &s, &v)) < 0)
+        return rc;
+    if (s && strcmp(s, "keep") == 0)
+        cfg->keep_escaped_slashes = true;
+    else if (s && strcmp(s, "reject") == 0)
+        cfg->keep_escaped_slashes = false;
+    else if (s)
+        return yerr(c, v, "escaped_slashes", "unknown escaped_slashes '%s' (use reject or keep)",
+                    s);
 
     if ((rc = opt_str(c, root, "", "server_name", &s, &v)) < 0)
         return rc;

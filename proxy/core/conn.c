@@ -638,6 +638,7 @@ void px_conn_accept(px_lis_t *lis)
     c->h2.w = w;
     c->h2.region = r;
     c->h2.peer_ip = c->peer_ip;
+    c->h2.tls = lis->tls != NULL;
     c->h2.tr = c;
     c->h2.io = &conn_io;
     if (px_h2_session_new(&c->h2, wi->ng_cbs, wi->ng_opt, px_alloc_nghttp2_mem()) != 0)

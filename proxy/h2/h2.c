@@ -18,6 +18,7 @@
 #include "mem/subregion.h"
 #include "proxy/config/config.h"
 #include "proxy/h2/stream.h"
+#include "proxy/upstream/forward.h"
 #include "proxy/upstream/http.h"
 #include "proxy/upstream/router.h"
 #include "proxy/upstream/upstream.h"
@@ -187,6 +188,20 @@ static void respond_static(px_stream_t *st, int status, const char *ctype, const
         reset_stream(st, NGHTTP2_INTERNAL_ERROR);
 }
 
+/* Answers `status` with the body "weir: <why>\n" (`why` static or outliving the stream). */
+static void respond_reason(px_stream_t *st, int status, const char *why)
+{
+    MEM_ASSERT(why != NULL);
+    size_t wl = strlen(why);
+    char *body = mem_subregion_alloc(st->sub, wl + 8);
+    if (body == NULL) {
+        reset_stream(st, NGHTTP2_INTERNAL_ERROR);
+        return;
+    }
+    int n = snprintf(body, wl + 8, "weir: %s\n", why);
+    respond_static(st, status, "text/plain", body, (size_t)n);
+}
+
 /* ---- upstream exchange callbacks ------------------------------------------------------ */
 
 static void on_up_headers(void *ud, int status, const px_header_t *hdrs, size_t cnt)
@@ -326,16 +341,8 @@ static void on_up_error(void *ud, int status, const char *reason)
     if (st->failed)
         return;
     if (!st->resp_submitted) {
-        const char *why = reason ? reason : "upstream error";
-        size_t wl = strlen(why);
-        char *body = mem_subregion_alloc(st->sub, wl + 8);
-        if (body == NULL) {
-            reset_stream(st, NGHTTP2_INTERNAL_ERROR);
-            return;
-        }
-        int n = snprintf(body, wl + 8, "weir: %s\n", why);
-        respond_static(st, status >= 500 && status <= 599 ? status : 502, "text/plain", body,
-                       (size_t)n);
+        respond_reason(st, status >= 500 && status <= 599 ? status : 502,
+                       reason ? reason : "upstream error");
         return;
     }
     reset_stream(st, NGHTTP2_INTERNAL_ERROR);
@@ -358,51 +365,35 @@ static const px_upstream_cbs_t up_cbs = {
     .on_request_body_drained = on_up_drained,
 };
 
-/* Builds the upstream request head: pseudo-headers first, then the client's headers, then
- * x-forwarded-for (extended) and via. All in the stream's sub-arena. */
-static px_header_t *build_upstream_headers(px_stream_t *st, size_t *cnt_out)
+/* Describes the request for proxy/upstream/forward.h: the client's headers as an array in
+ * the stream's sub-arena. Returns 0 or -ENOMEM. */
+static int forward_req(px_stream_t *st, px_forward_req_t *fr)
 {
-    px_h2_conn_t *c = st->conn;
-    const px_config_t *cfg = c->w->cfg;
-    size_t max = 4 + st->hdrs_cnt + 2;
-    px_header_t *h = mem_subregion_alloc(st->sub, sizeof(*h) * max);
-    if (h == NULL)
-        return NULL;
+    px_header_t *h = NULL;
+    if (st->hdrs_cnt > 0) {
+        h = mem_subregion_alloc(st->sub, sizeof(*h) * st->hdrs_cnt);
+        if (h == NULL)
+            return -ENOMEM;
+    }
     size_t n = 0;
-#define PUT(nm, v, vl) h[n++] = (px_header_t){nm, sizeof(nm) - 1, (v), (vl)}
-    PUT(":method", st->method, st->method_len);
-    PUT(":scheme", st->scheme ? st->scheme : "http", st->scheme ? st->scheme_len : 4);
-    if (st->authority)
-        PUT(":authority", st->authority, st->authority_len);
-    PUT(":path", st->path, st->path_len);
     for (px_hdr_node_t *x = st->hdrs; x; x = x->next)
         h[n++] = x->h;
-    if (cfg->add_x_forwarded_for) {
-        size_t il = strlen(c->peer_ip);
-        if (st->xff) {
-            char *v = mem_subregion_alloc(st->sub, st->xff_len + 2 + il + 1);
-            if (v == NULL)
-                return NULL;
-            int k = snprintf(v, st->xff_len + 2 + il + 1, "%.*s, %s", (int)st->xff_len, st->xff,
-                             c->peer_ip);
-            PUT("x-forwarded-for", v, (size_t)k);
-        } else {
-            PUT("x-forwarded-for", c->peer_ip, il);
-        }
-    }
-    if (cfg->add_via) {
-        const char *sn = cfg->server_name ? cfg->server_name : "weir";
-        size_t sl = strlen(sn);
-        char *v = mem_subregion_alloc(st->sub, sl + 3);
-        if (v == NULL)
-            return NULL;
-        int k = snprintf(v, sl + 3, "2 %s", sn);
-        PUT("via", v, (size_t)k);
-    }
-#undef PUT
-    MEM_ASSERT(n <= max);
-    *cnt_out = n;
-    return h;
+    MEM_ASSERT(n == st->hdrs_cnt);
+    *fr = (px_forward_req_t){
+        .method = st->method,
+        .method_len = st->method_len,
+        .scheme = st->scheme,
+        .scheme_len = st->scheme_len,
+        .authority = st->authority,
+        .authority_len = st->authority_len,
+        .path = st->path,
+        .path_len = st->path_len,
+        .hdrs = h,
+        .hdrs_cnt = n,
+        .peer_ip = st->conn->peer_ip,
+        .tls = st->conn->tls,
+    };
+    return 0;
 }
 
 static void dispatch(px_stream_t *st, bool end_stream)
@@ -424,7 +415,22 @@ static void dispatch(px_stream_t *st, bool end_stream)
         return;
     }
     st->head = px_http_ieq(st->method, st->method_len, "HEAD", 4);
-    st->route = px_router_match(cfg, st->authority, st->authority_len, st->path, st->path_len);
+    /* Routing sees the authority and the normalised path the upstream will get. */
+    px_forward_req_t fr;
+    const char *why = NULL;
+    int rc = forward_req(st, &fr);
+    if (rc == 0)
+        rc = px_forward_check(&fr, cfg, st->sub, &why);
+    if (rc == -EINVAL) {
+        respond_reason(st, 400, why);
+        return;
+    }
+    if (rc != 0) {
+        MEM_STAT_ADD(c->w->stats.stream_cap_resets, 1);
+        reset_stream(st, NGHTTP2_REFUSED_STREAM);
+        return;
+    }
+    st->route = px_router_match(cfg, fr.authority, fr.authority_len, fr.path, fr.path_len);
     const px_route_cfg_t *r = st->route;
     if (r == NULL) {
         respond_static(st, 404, "text/plain", body_404, sizeof(body_404) - 1);
@@ -437,14 +443,14 @@ static void dispatch(px_stream_t *st, bool end_stream)
         return;
     }
     size_t cnt = 0;
-    px_header_t *hdrs = build_upstream_headers(st, &cnt);
+    px_header_t *hdrs = px_forward_headers(&fr, cfg, st->sub, &cnt);
     if (hdrs == NULL) {
         MEM_STAT_ADD(c->w->stats.stream_cap_resets, 1);
         reset_stream(st, NGHTTP2_REFUSED_STREAM);
         return;
     }
     px_upstream_req_t *up = NULL;
-    int rc = px_upstream_start(c->w, r->cluster, hdrs, cnt, end_stream, &up_cbs, st, &up);
+    rc = px_upstream_start(c->w, r->cluster, hdrs, cnt, end_stream, &up_cbs, st, &up);
     if (rc != 0) {
         respond_static(st, 503, "text/plain", body_503_up, sizeof(body_503_up) - 1);
         return;
@@ -631,11 +637,6 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
         st->trailers_tail = x;
         st->trailers_cnt++;
         return 0;
-    }
-    if (px_http_ieq(n, namelen, "x-forwarded-for", 15)) {
-        st->xff = vc;
-        st->xff_len = valuelen;
-        return 0; /* re-added, extended, when forwarding */
     }
     if (px_http_ieq(n, namelen, "host", 4) && st->authority == NULL) {
         st->authority = vc;

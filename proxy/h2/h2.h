@@ -48,6 +48,7 @@ struct px_h2_conn_s {
     px_worker_t *w;       /* borrows: the worker outlives its connections */
     mem_region_t *region; /* borrows: the connection's; every stream's sub-arena is cut from it */
     const char *peer_ip;  /* borrows: the transport's, NUL-terminated ("" when unknown) */
+    bool tls;             /* the listener speaks TLS: the upstream is told https */
     void *tr;             /* borrows: the transport that embeds this struct */
     const px_h2_io_t *io; /* borrows: static */
     px_stream_t *streams; /* live streams (each owns its sub-arena) */

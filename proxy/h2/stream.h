@@ -51,8 +51,6 @@ typedef struct px_stream_s {
     bool hdr_too_large;                      /* answered 431 once the block ends */
     px_hdr_node_t *trailers, *trailers_tail; /* request trailers, in order */
     size_t trailers_cnt;
-    const char *xff; /* incoming x-forwarded-for value (subregion), or NULL */
-    size_t xff_len;
     bool dispatched; /* routed and answered or sent upstream */
     bool req_ended;
     bool failed; /* refused or reset by us; ignore further input */

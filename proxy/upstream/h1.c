@@ -5,8 +5,9 @@
  * Instances: the parser state lives in its px_upconn_t. Thread: the worker's loop thread.
  *
  * Requests are serialized by hand into the connection's batch buffer: the request line from
- * :method and :path, Host from :authority (unless a host header came along), the other
- * headers minus HTTP/2-only and hop-by-hop ones, then the body, with the downstream's
+ * :method and :path, Host from :authority (RFC 9113 8.3.1; a host header that came along is
+ * not written: px_forward_check has refused one that differs), the other headers minus
+ * HTTP/2-only and hop-by-hop ones, then the body, with the downstream's
  * content-length when it gave one and chunked otherwise (so request trailers can follow).
  * Responses are parsed with http_parser 2.9, which hands trailers of a chunked body through
  * the same header callbacks with F_TRAILING set. Flow control: the socket is read only while
@@ -53,9 +54,11 @@ static bool skip_request_header(const px_header_t *h)
         return true;
     if (px_http_is_hop_by_hop(h->name, h->name_len, h->value, h->value_len))
         return true;
-    /* "te: trailers" is end-to-end on HTTP/2 only; HTTP/1.1 would need Connection: te. */
+    /* "te: trailers" is end-to-end on HTTP/2 only; HTTP/1.1 would need Connection: te. Host
+     * is written from :authority. */
     return px_http_ieq(h->name, h->name_len, "te", 2) ||
-           px_http_ieq(h->name, h->name_len, "http2-settings", 14);
+           px_http_ieq(h->name, h->name_len, "http2-settings", 14) ||
+           px_http_ieq(h->name, h->name_len, "host", 4);
 }
 
 static int wbuf_reserve(px_upconn_t *c, size_t more)
@@ -81,8 +84,7 @@ static void wput(px_upconn_t *c, const void *p, size_t len)
 /* Serializes the request line and headers of `r` into wbuf. */
 static int write_head(px_upconn_t *c, px_upstream_req_t *r)
 {
-    const px_header_t *method = NULL, *path = NULL, *authority = NULL;
-    bool has_host = false;
+    const px_header_t *method = NULL, *path = NULL, *authority = NULL, *host = NULL;
     size_t need = 64;
     for (size_t i = 0; i < r->hdrs_cnt; i++) {
         const px_header_t *h = &r->hdrs[i];
@@ -94,8 +96,8 @@ static int write_head(px_upconn_t *c, px_upstream_req_t *r)
             path = h;
         else if (px_http_ieq(h->name, h->name_len, ":authority", 10))
             authority = h;
-        else if (px_http_ieq(h->name, h->name_len, "host", 4))
-            has_host = true;
+        else if (px_http_ieq(h->name, h->name_len, "host", 4) && host == NULL)
+            host = h;
         need += h->name_len + h->value_len + 4;
     }
     if (!method || !path || method->value_len == 0 || path->value_len == 0)
@@ -108,7 +110,11 @@ static int write_head(px_upconn_t *c, px_upstream_req_t *r)
     wput(c, " ", 1);
     wput(c, path->value, path->value_len);
     wput(c, " HTTP/1.1\r\n", 11);
-    if (!has_host && authority) {
+    /* HTTP/1.1 needs a Host (RFC 9112 3.2); only a request without :authority takes the
+     * host header (the downstream always gives :authority when there is either). */
+    if (authority == NULL)
+        authority = host;
+    if (authority) {
         wput(c, "Host: ", 6);
         wput(c, authority->value, authority->value_len);
         wput(c, "\r\n", 2);

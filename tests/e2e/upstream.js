@@ -21,7 +21,11 @@
 //                                trailers x-trailer-one: 1, x-trailer-two: two, and echoes
 //                                each request trailer back as header x-req-trailer-<name>,
 //                                their names in arrival order as x-req-trailer-order
-//   ANY  /headers                the request headers as JSON (after the body is read)
+//   ANY  /headers, /any/path/headers
+//                                the request headers as JSON (after the body is read):
+//                                method, url, httpVersion, headers (no pseudo-headers),
+//                                pseudo (h2c: :method, :scheme, :authority, :path),
+//                                rawHeaders
 //   GET  /die-mid-stream[?mode=socket|rst&bytes=N]
 //                                sends headers and N (default 65536) of 1 MiB announced
 //                                bytes, then destroys the socket (mode=socket, default) or,
@@ -127,6 +131,15 @@ function hopFree(headers) {
     for (const [k, v] of Object.entries(headers)) {
         if (k.startsWith(':')) continue;
         out[k] = v;
+    }
+    return out;
+}
+
+// The pseudo-headers of an h2c request (:method, :scheme, :authority, :path); {} on http1.
+function pseudoOf(headers) {
+    const out = {};
+    for (const [k, v] of Object.entries(headers)) {
+        if (k.startsWith(':')) out[k] = v;
     }
     return out;
 }
@@ -258,13 +271,14 @@ function handle(req, res) {
         });
         return;
     }
-    if (path === '/headers') {
+    if (path === '/headers' || path.endsWith('/headers')) {
         readAll(req, () => {
             const body = JSON.stringify({
                 method: req.method,
                 url: req.url,
                 httpVersion: req.httpVersion,
                 headers: hopFree(req.headers),
+                pseudo: pseudoOf(req.headers),
                 rawHeaders: req.rawHeaders,
             });
             res.writeHead(200, {

@@ -139,7 +139,7 @@ TEST(defaults)
     CHECK_EQ(cfg->workers, 0);
     CHECK(cfg->access_log == NULL);
     CHECK_EQ(cfg->drain_timeout_ms, 30000);
-    CHECK(cfg->add_x_forwarded_for);
+    CHECK_EQ(cfg->x_forwarded_for, PX_XFF_APPEND);
     CHECK(cfg->add_via);
     CHECK_STR(cfg->server_name, "weir");
     px_config_free(cfg);
@@ -232,6 +232,29 @@ TEST(small_files)
     CHECK_EQ(cfg->routes[0].direct_status, 200);
     px_config_free(cfg);
 
+    /* headers.x_forwarded_for: the three modes, and the old booleans. */
+    {
+        static const struct {
+            const char *text;
+            px_xff_t want;
+        } xff[] = {
+            {"headers: {x_forwarded_for: append}\n", PX_XFF_APPEND},
+            {"headers: {x_forwarded_for: replace}\n", PX_XFF_REPLACE},
+            {"headers: {x_forwarded_for: off}\n", PX_XFF_OFF},
+            {"headers: {x_forwarded_for: true}\n", PX_XFF_APPEND},
+            {"headers: {x_forwarded_for: false}\n", PX_XFF_OFF},
+        };
+        for (size_t i = 0; i < MEM_ARRAY_LEN(xff); i++) {
+            REQUIRE(load_text("xff.yaml", xff[i].text, &cfg) == 0);
+            CHECK_EQ(cfg->x_forwarded_for, xff[i].want);
+            CHECK(!cfg->keep_escaped_slashes);
+            px_config_free(cfg);
+        }
+        REQUIRE(load_text("slashes.yaml", "escaped_slashes: keep\n", &cfg) == 0);
+        CHECK(cfg->keep_escaped_slashes);
+        px_config_free(cfg);
+    }
+
     REQUIRE(load_text("some.yaml",
                       "workers: 3\n"
                       "memory: {limit: 75%, sample_bytes: 0}\n"
@@ -251,7 +274,7 @@ TEST(small_files)
     CHECK_EQ(cfg->limits.stream_bytes_max, 65536);
     CHECK_EQ(cfg->limits.conn_bytes_max, 1 << 20);
     CHECK_STR(cfg->access_log, "/tmp/weir-access.log");
-    CHECK(cfg->add_x_forwarded_for);
+    CHECK_EQ(cfg->x_forwarded_for, PX_XFF_APPEND);
     CHECK(!cfg->add_via);
     CHECK_STR(cfg->server_name, "edge-1");
     CHECK_EQ(cfg->clusters_cnt, 0);
@@ -338,8 +361,13 @@ TEST(error_positions)
     EXPECT_ERR("wrokers: 2\n",
                "1:1: wrokers: unknown key 'wrokers' (allowed: listeners, clusters, routes, "
                "admin, workers, memory, limits, access_log, drain_timeout, headers, "
-               "server_name)");
+               "escaped_slashes, server_name)");
     EXPECT_ERR("workers: 2\nworkers: 3\n", "2:1: workers: duplicate key (first at line 1)");
+    EXPECT_ERR("escaped_slashes: decode\n",
+               "1:18: escaped_slashes: unknown escaped_slashes 'decode' (use reject or keep)");
+    EXPECT_ERR("headers:\n  x_forwarded_for: prepend\n",
+               "2:20: headers.x_forwarded_for: unknown x_forwarded_for 'prepend' (use append, "
+               "replace or off)");
     EXPECT_ERR("- a\n- b\n", "1:1: (top level): expected a mapping, got a list");
     EXPECT_ERR("admin: 127.0.0.1:9901\n", "1:8: admin: expected a mapping, got a scalar");
     EXPECT_ERR("admin: {address: [1, 2]}\n", "1:18: admin.address: expected a value, got a list");
