@@ -98,6 +98,7 @@ typedef struct mem__global_s {
     uint64_t limit;
     uint64_t mapped;
     uint64_t released_total;
+    uint64_t reset_total; /* of which pages inside partly used spans (page reset) */
     uint64_t decay_ms;
     uint64_t next_decay_ns;
     /* Large mappings and failures (atomics). */

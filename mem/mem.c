@@ -205,6 +205,7 @@ size_t mem_fini(void)
     mem__g.committed = 0;
     mem__g.mapped = 0;
     mem__g.released_total = 0;
+    mem__g.reset_total = 0;
     mem__g.large_live = 0;
     mem__g.large_cnt = 0;
     mem__g.large_alloc_cnt = 0;

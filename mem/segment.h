@@ -68,7 +68,7 @@ typedef struct mem__seghdr_s {
 typedef struct mem_span_s {
     struct mem_span_s *next, *prev; /* node list: partial[cls], dirty or clean */
     void *free_list;                /* objects returned to this span, linked at offset 0 */
-    uint64_t idle_since_ns;         /* when it became DIRTY */
+    uint64_t idle_since_ns;         /* when it became DIRTY; USED: when it last got a free */
     uint32_t size;                  /* object size (USED) */
     uint16_t nobj;                  /* objects in the span (USED) */
     uint16_t free_cnt;              /* objects held by the span: free_list + not yet carved */
@@ -81,7 +81,14 @@ typedef struct mem_span_s {
     uint8_t sampled; /* serves heap-profile samples only (tag MEM_TAG_SAMPLED_BASE + cls) */
     uint8_t run;     /* spans in the run this span heads (USED), else 0 */
     uint8_t head;    /* index of the run's first span (TAIL) */
+    /* Page reset (USED runs; see "page reset" in segment.c). */
+    uint16_t reset_mask; /* this span's pages given back to the OS while its run is USED */
+    uint16_t reset_cnt;  /* pages given back in the whole run (run head) */
+    uint8_t resetting;   /* off every list while its pages are madvise()d (run head) */
+    uint8_t reset_done;  /* no free page left to give back since the last free (run head) */
 } mem_span_t;
+
+MEM_STATIC_ASSERT(sizeof(mem_span_t) <= 56, "span state stays at 56 bytes");
 
 typedef struct mem_segment_s {
     mem__seghdr_t hdr;          /* must stay first */
@@ -151,6 +158,16 @@ void mem__span_give(struct mem__node_s *n, unsigned cls, void *const *objs, unsi
  * without the node lock. Returns the bytes released. Thread: any; takes the node lock. */
 size_t mem__node_release(struct mem__node_s *n, uint64_t before_ns, size_t spans_max,
                          size_t *spans);
+
+/* Page reset: gives back to the OS the whole pages inside partly used spans of class `cls`
+ * that hold only free objects (or the span's unusable tail), in spans that have had no free
+ * since before `before_ns` (UINT64_MAX: any). At most `spans_max` spans are examined; `*spans`
+ * (may be NULL) gets how many. The objects stay free in their span (counted in free_in_segs
+ * and committed, as a released span is not): a page reads back as zero when an allocation
+ * next touches it. The madvise calls are made without the node lock. Returns the bytes
+ * given back. Thread: any; takes the node lock. */
+size_t mem__node_reset(struct mem__node_s *n, unsigned cls, uint64_t before_ns, size_t spans_max,
+                       size_t *spans);
 
 /* Initialises the node's span lists (mem_init, mem_fini). */
 void mem__node_lists_init(struct mem__node_s *n);

@@ -176,6 +176,7 @@ int mem_stats_snapshot(mem_stats_t *out)
     out->committed = mem_budget_committed();
     out->mapped = __atomic_load_n(&mem__g.mapped, __ATOMIC_RELAXED);
     out->released_total = __atomic_load_n(&mem__g.released_total, __ATOMIC_RELAXED);
+    out->reset_total = __atomic_load_n(&mem__g.reset_total, __ATOMIC_RELAXED);
     out->released_pending = out->mapped > out->committed ? out->mapped - out->committed : 0;
     return 0;
 }

@@ -63,6 +63,8 @@ typedef struct mem_stats_s {
     uint64_t large_live;       /* live bytes in dedicated large mappings */
     uint64_t large_cnt;
     uint64_t released_total;   /* cumulative bytes returned to the OS with madvise/munmap */
+    uint64_t reset_total;      /* of which whole free pages inside partly used spans (page
+                                  reset: still counted in committed and free_in_segments) */
     uint64_t released_pending; /* mapped but released (resident 0), reusable */
     uint64_t alloc_cnt, free_cnt;
     uint64_t alloc_failed;   /* allocations that returned NULL (after the one retry) */

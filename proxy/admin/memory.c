@@ -90,6 +90,7 @@ static void memory_json(px_jsonw_t *w, const px_server_t *s, const mem_stats_t *
     px_jsonw_ku64(w, "large_live", st->large_live);
     px_jsonw_ku64(w, "large_cnt", st->large_cnt);
     px_jsonw_ku64(w, "released_total", st->released_total);
+    px_jsonw_ku64(w, "reset_total", st->reset_total);
     px_jsonw_ku64(w, "released_pending", st->released_pending);
     px_jsonw_ku64(w, "alloc_cnt", st->alloc_cnt);
     px_jsonw_ku64(w, "free_cnt", st->free_cnt);
@@ -293,6 +294,8 @@ static void memory_prom(px_jsonw_t *w, const px_server_t *s, const mem_stats_t *
              "Mapped bytes returned to the OS and reusable.", st->released_pending);
     prom_u64(w, "weir_memory_released_bytes_total", "counter",
              "Bytes returned to the OS with madvise or munmap.", st->released_total);
+    prom_u64(w, "weir_memory_page_reset_bytes_total", "counter",
+             "Free pages inside partly used spans returned to the OS.", st->reset_total);
     prom_u64(w, "weir_memory_large_live_bytes", "gauge", "Live bytes in dedicated large mappings.",
              st->large_live);
     prom_u64(w, "weir_memory_resident_bytes", "gauge", "Resident set size of the process.", rss);
