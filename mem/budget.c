@@ -67,7 +67,7 @@ void mem__meta_uncharge(size_t len)
     mem__budget_uncharge(len);
 }
 
-size_t mem__release_cached(mem_tcache_t *tc)
+size_t mem__release_cached(mem__tcache_t *tc)
 {
     MEM_ASSERT(tc != NULL);
     mem__tcache_flush(tc);

@@ -24,7 +24,7 @@ size_t mem_release_now(void)
 {
     if (!mem_is_initialised())
         return 0;
-    mem_tcache_t *tc = mem__tc_self;
+    mem__tcache_t *tc = mem__tc_self;
     if (tc->reg_idx >= 0)
         mem__tcache_flush(tc);
     pthread_mutex_lock(&mem__g.shared_lock);

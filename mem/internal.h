@@ -4,6 +4,11 @@
  * One process has one instance of everything here (`mem__g`): the nodes with their segments,
  * span lists and depots, the budget counters, the thread registry and the fault injector.
  * Thread: as noted per field. Per-thread state lives in mem/tcache.h.
+ *
+ * Names (../shared/STYLE.md section 2, applied to types): a type of the public interface is
+ * `mem_<mod>_t` (mem_region_t, mem_stats_t); a type that only mem/'s own files use, like the
+ * functions they share, carries the double underscore (mem__span_t, mem__segment_t,
+ * mem__tcache_t, mem__node_t), wherever it is declared.
  */
 #ifndef MEM_INTERNAL_H
 #define MEM_INTERNAL_H
@@ -54,14 +59,14 @@ void *mem__malloc_unsampled(size_t len) MEM_MALLOC_ATTR;
 
 /* A circular doubly linked list of spans with a sentinel. */
 typedef struct mem__spanlist_s {
-    mem_span_t head;
+    mem__span_t head;
 } mem__spanlist_t;
 
 /* One NUMA node (possibly pretended): its segments, span lists and depots. */
 typedef struct mem__node_s {
     mem__depot_t depot[MEM_SC_COUNT]; /* lock-free, any thread */
     pthread_mutex_t lock;             /* guards everything below (slow path only) */
-    mem_segment_t *segs;              /* owns: every segment of this node */
+    mem__segment_t *segs;             /* owns: every segment of this node */
     mem__spanlist_t partial[MEM_SC_COUNT];
     mem__spanlist_t sampled[MEM_SC_COUNT]; /* sample-only spans with free objects */
     mem__spanlist_t dirty;                 /* newest first; decay takes from the tail */
@@ -81,7 +86,7 @@ typedef struct mem__node_s {
 #define MEM_BATCH_MAX 256 /* objects in one depot batch (half the largest tcache capacity) */
 #define MEM_REG_MAX   256 /* thread caches at once; threads beyond share one locked cache */
 
-struct mem_tcache_s;
+struct mem__tcache_s;
 
 typedef struct mem__global_s {
     bool initialised; /* atomic */
@@ -119,16 +124,16 @@ typedef struct mem__global_s {
     /* Thread registry: slot i is used by one live thread at a time; its memory stays mapped
      * until mem_fini() so snapshot readers never touch unmapped memory. */
     pthread_mutex_t reg_lock;
-    struct mem_tcache_s *reg[MEM_REG_MAX]; /* atomic loads by readers */
-    bool reg_claimed[MEM_REG_MAX];         /* under reg_lock */
-    bool reg_used[MEM_REG_MAX];            /* published (atomic) once the slot's identity is set */
+    struct mem__tcache_s *reg[MEM_REG_MAX]; /* atomic loads by readers */
+    bool reg_claimed[MEM_REG_MAX];          /* under reg_lock */
+    bool reg_used[MEM_REG_MAX];             /* published (atomic) once the slot's identity is set */
     /* Counters of exited threads (atomics). */
     uint64_t retired_alloc[MEM_SC_COUNT];
     uint64_t retired_free[MEM_SC_COUNT];
     mem__tstats_t retired_tstats;
     /* The locked cache shared by threads without their own. */
     pthread_mutex_t shared_lock;
-    struct mem_tcache_s *shared;
+    struct mem__tcache_s *shared;
     mem__node_t nodes[MEM_STATS_NODES_MAX];
 } mem__global_t;
 
@@ -157,8 +162,8 @@ extern __thread uint64_t mem__refused_self;
  * that the caller is using (its own, or the shared one under its lock), every node's depots,
  * then every node's free spans, regardless of decay. Returns the bytes released. Thread:
  * any, holding no node lock. */
-struct mem_tcache_s;
-size_t mem__release_cached(struct mem_tcache_s *tc);
+struct mem__tcache_s;
+size_t mem__release_cached(struct mem__tcache_s *tc);
 
 /* Fault injection: true when this slow-path event must fail. */
 bool mem__fault_hit(void);

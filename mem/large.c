@@ -22,13 +22,13 @@ void *mem__large_alloc(size_t len, size_t align, unsigned node, bool sampled)
         align = MEM_SC_ALIGN;
     if (align > MEM_SEG_SIZE / 4)
         return NULL;
-    size_t off = MEM_ALIGN_UP(sizeof(mem_large_t), align);
+    size_t off = MEM_ALIGN_UP(sizeof(mem__large_t), align);
     if (len > SIZE_MAX / 2 - off - mem__g.page)
         return NULL;
     size_t map_len = MEM_ALIGN_UP(off + len, mem__g.page);
     if (mem__budget_charge(map_len) != 0)
         return NULL;
-    mem_large_t *l = mem__map_aligned(map_len);
+    mem__large_t *l = mem__map_aligned(map_len);
     if (!l) {
         mem__budget_uncharge(map_len);
         return NULL;
@@ -57,7 +57,7 @@ void *mem__large_alloc(size_t len, size_t align, unsigned node, bool sampled)
     return (char *)l + off;
 }
 
-void mem__large_free(mem_large_t *l, void *p)
+void mem__large_free(mem__large_t *l, void *p)
 {
     if (l->hdr.magic != MEM_LARGE_MAGIC || (char *)l + l->off != (char *)p)
         mem__die("mem_free(%p): not the start of an allocation made by mem/", p);

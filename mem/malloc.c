@@ -28,9 +28,9 @@ static uint64_t *live_word(const void *p, uint64_t *bit, const char *who)
         tag -= MEM_TAG_SAMPLED_BASE;
     if (tag >= MEM_SC_COUNT || h->magic != MEM_SEG_MAGIC)
         mem__die("%s(%p): pointer not allocated by mem/ (free span or header)", who, p);
-    mem_segment_t *seg = (mem_segment_t *)h;
+    mem__segment_t *seg = (mem__segment_t *)h;
     /* A run's objects are numbered from its first span, whose row holds their bits. */
-    const mem_span_t *s = mem__span_of(seg, p);
+    const mem__span_t *s = mem__span_of(seg, p);
     size_t off = (size_t)((const char *)p - mem__span_base(s));
     size_t i = off / mem_sc_size[tag];
     if (off % mem_sc_size[tag] != 0)
@@ -117,7 +117,7 @@ size_t mem_usable_size(const void *p)
     if (MEM_LIKELY(tag < MEM_SC_COUNT))
         return mem_sc_size[tag];
     if (tag == MEM_TAG_LARGE) {
-        mem_large_t *l = (mem_large_t *)h;
+        mem__large_t *l = (mem__large_t *)h;
         return l->map_len - (size_t)((const char *)p - (const char *)l);
     }
     mem__die("mem_usable_size(%p): pointer not allocated by mem/", p);

@@ -128,7 +128,7 @@ int mem_thread_attach(int node)
     if (node >= (int)mem__g.nodes_cnt || node < -1)
         return -EINVAL;
     unsigned nd = node < 0 ? mem_numa_cpu_node() % mem__g.nodes_cnt : (unsigned)node;
-    mem_tcache_t *tc = mem__tc_self;
+    mem__tcache_t *tc = mem__tc_self;
     if (tc->reg_idx >= 0) {
         if (tc->node == nd)
             return 0;
@@ -149,7 +149,7 @@ void mem_thread_flush(void)
 {
     if (!mem_is_initialised())
         return;
-    mem_tcache_t *tc = mem__tc_self;
+    mem__tcache_t *tc = mem__tc_self;
     if (tc->reg_idx >= 0)
         mem__tcache_flush(tc);
 }
@@ -161,7 +161,7 @@ size_t mem__live_bytes(void)
         int64_t cnt = (int64_t)(__atomic_load_n(&mem__g.retired_alloc[c], __ATOMIC_RELAXED) -
                                 __atomic_load_n(&mem__g.retired_free[c], __ATOMIC_RELAXED));
         for (int i = 0; i < MEM_REG_MAX; i++) {
-            mem_tcache_t *tc = __atomic_load_n(&mem__g.reg[i], __ATOMIC_ACQUIRE);
+            mem__tcache_t *tc = __atomic_load_n(&mem__g.reg[i], __ATOMIC_ACQUIRE);
             if (tc)
                 cnt += (int64_t)(MEM_STAT_LOAD(tc->alloc_cnt[c]) - MEM_STAT_LOAD(tc->free_cnt[c]));
         }

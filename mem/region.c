@@ -213,7 +213,7 @@ static void *arena_big(mem__arena_t *a, size_t len, size_t need)
 }
 
 /* The slow path of mem__bump_alloc (mem/bump.h): a new chunk, a large object, a sample. */
-MEM_ALLOC_TEXT void *mem__bump_alloc_slow(mem_bump_t *b, size_t len)
+MEM_ALLOC_TEXT void *mem__bump_alloc_slow(mem__bump_t *b, size_t len)
 {
     mem__arena_t *a = MEM_CONTAINER_OF(b, mem__arena_t, bump);
     if (len > SIZE_MAX / 2)

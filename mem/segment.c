@@ -32,7 +32,7 @@ static bool list_empty(const mem__spanlist_t *l)
     return l->head.next == &l->head;
 }
 
-static void list_push(mem__spanlist_t *l, mem_span_t *s)
+static void list_push(mem__spanlist_t *l, mem__span_t *s)
 {
     MEM_ASSERT(!s->on_list);
     s->next = l->head.next;
@@ -44,7 +44,7 @@ static void list_push(mem__spanlist_t *l, mem_span_t *s)
 
 /* Files `s` last: a span whose free pages were given back goes behind the warm ones, so
  * allocations keep to spans whose pages are resident. */
-static void list_push_tail(mem__spanlist_t *l, mem_span_t *s)
+static void list_push_tail(mem__spanlist_t *l, mem__span_t *s)
 {
     MEM_ASSERT(!s->on_list);
     s->prev = l->head.prev;
@@ -54,7 +54,7 @@ static void list_push_tail(mem__spanlist_t *l, mem_span_t *s)
     s->on_list = 1;
 }
 
-static void list_remove(mem_span_t *s)
+static void list_remove(mem__span_t *s)
 {
     MEM_ASSERT(s->on_list);
     s->prev->next = s->next;
@@ -73,17 +73,17 @@ void mem__node_lists_init(mem__node_t *n)
     list_init(&n->clean);
 }
 
-static mem_segment_t *span_seg(const mem_span_t *s)
+static mem__segment_t *span_seg(const mem__span_t *s)
 {
-    return (mem_segment_t *)mem__seghdr_of(s);
+    return (mem__segment_t *)mem__seghdr_of(s);
 }
 
-static mem__spanlist_t *partial_of(mem__node_t *n, const mem_span_t *s)
+static mem__spanlist_t *partial_of(mem__node_t *n, const mem__span_t *s)
 {
     return s->sampled ? &n->sampled[s->cls] : &n->partial[s->cls];
 }
 
-static char *span_base(const mem_span_t *s)
+static char *span_base(const mem__span_t *s)
 {
     return mem__span_base(s);
 }
@@ -117,12 +117,12 @@ void *mem__map_aligned(size_t len)
     return base;
 }
 
-static mem_segment_t *segment_new(mem__node_t *n)
+static mem__segment_t *segment_new(mem__node_t *n)
 {
-    size_t meta = MEM_ALIGN_UP(sizeof(mem_segment_t), mem__g.page);
+    size_t meta = MEM_ALIGN_UP(sizeof(mem__segment_t), mem__g.page);
     if (mem__budget_charge(meta) != 0)
         return NULL;
-    mem_segment_t *seg = mem__map_aligned(MEM_SEG_SIZE);
+    mem__segment_t *seg = mem__map_aligned(MEM_SEG_SIZE);
     if (!seg) {
         mem__budget_uncharge(meta);
         return NULL;
@@ -140,7 +140,7 @@ static mem_segment_t *segment_new(mem__node_t *n)
     seg->meta_bytes = meta;
     seg->spans[0].state = MEM_SPAN_HDR;
     for (unsigned i = MEM_SPANS_PER_SEG - 1; i >= 1; i--) {
-        mem_span_t *s = &seg->spans[i];
+        mem__span_t *s = &seg->spans[i];
         s->idx = (uint8_t)i;
         s->state = MEM_SPAN_CLEAN;
         list_push(&n->clean, s);
@@ -156,7 +156,7 @@ static mem_segment_t *segment_new(mem__node_t *n)
     return seg;
 }
 
-static void span_retire(mem__node_t *n, mem_span_t *s);
+static void span_retire(mem__node_t *n, mem__span_t *s);
 
 /* ---- page reset: pages in USED runs given back to the OS --------------------------- */
 
@@ -180,14 +180,14 @@ static unsigned pages_per_span(void)
     return (unsigned)(MEM_SPAN_SIZE / mem__g.page);
 }
 
-static bool page_is_reset(const mem_span_t *s, unsigned pg)
+static bool page_is_reset(const mem__span_t *s, unsigned pg)
 {
     unsigned pps = pages_per_span();
     return (s[pg / pps].reset_mask >> (pg % pps)) & 1u;
 }
 
 /* Takes page `pg` of the run `s` back: clears its bit and links the objects parked in it. */
-static void page_take_back(mem_span_t *s, unsigned pg)
+static void page_take_back(mem__span_t *s, unsigned pg)
 {
     unsigned pps = pages_per_span();
     size_t page = mem__g.page;
@@ -209,7 +209,7 @@ static void page_take_back(mem_span_t *s, unsigned pg)
 }
 
 /* Takes back every reset page that the object at `o` overlaps, before it is handed out. */
-static void pages_take_back(mem_span_t *s, const void *o)
+static void pages_take_back(mem__span_t *s, const void *o)
 {
     size_t page = mem__g.page;
     size_t off = (size_t)((const char *)o - mem__span_base(s));
@@ -221,7 +221,7 @@ static void pages_take_back(mem_span_t *s, const void *o)
 
 /* Takes back the first reset page that holds a parked object (the span's free list and bump
  * are empty but it still holds free objects). Returns false when there is none. */
-static bool page_take_back_parked(mem_span_t *s)
+static bool page_take_back_parked(mem__span_t *s)
 {
     unsigned np = (unsigned)(((size_t)s->run * MEM_SPAN_SIZE) / mem__g.page);
     for (unsigned pg = 0; pg < np && s->reset_cnt; pg++) {
@@ -239,7 +239,7 @@ static bool page_take_back_parked(mem_span_t *s)
 /* Finds the pages of the USED run `s` that hold only free objects and are not yet reset,
  * marks them reset, parks the free objects that start in them and sets `newpg` (one bit per
  * page of the run). Returns how many pages are new. Node lock held. */
-static unsigned span_mark_free_pages(mem_span_t *s, uint64_t newpg[RESET_PAGES_MAX / 64])
+static unsigned span_mark_free_pages(mem__span_t *s, uint64_t newpg[RESET_PAGES_MAX / 64])
 {
     size_t page = mem__g.page;
     unsigned np = (unsigned)(((size_t)s->run * MEM_SPAN_SIZE) / page);
@@ -314,7 +314,7 @@ size_t mem__node_reset(mem__node_t *n, unsigned cls, uint64_t before_ns, size_t 
     MEM_ASSERT(cls < MEM_SC_COUNT);
     MEM_ASSERT(mem__g.page >= 4096 && mem__g.page <= MEM_SPAN_SIZE);
     size_t page = mem__g.page, reset = 0, done = 0;
-    mem_span_t *batch[RESET_BATCH];
+    mem__span_t *batch[RESET_BATCH];
     uint64_t newpg[RESET_BATCH][RESET_PAGES_MAX / 64];
     uint64_t gave_ns[RESET_BATCH];
     while (done < spans_max) {
@@ -325,9 +325,9 @@ size_t mem__node_reset(mem__node_t *n, unsigned cls, uint64_t before_ns, size_t 
         unsigned k = 0;
         size_t seen = 0;
         pthread_mutex_lock(&n->lock);
-        mem_span_t *s = n->partial[cls].head.next;
+        mem__span_t *s = n->partial[cls].head.next;
         while (s != &n->partial[cls].head && k < RESET_BATCH && done + seen < spans_max) {
-            mem_span_t *next = s->next;
+            mem__span_t *next = s->next;
             MEM_ASSERT(s->state == MEM_SPAN_USED && s->cls == cls);
             if (!s->reset_done && !s->sampled &&
                 (before_ns == UINT64_MAX || s->idle_since_ns <= before_ns)) {
@@ -369,7 +369,7 @@ size_t mem__node_reset(mem__node_t *n, unsigned cls, uint64_t before_ns, size_t 
         }
         pthread_mutex_lock(&n->lock);
         for (unsigned j = 0; j < k; j++) {
-            mem_span_t *t = batch[j];
+            mem__span_t *t = batch[j];
             MEM_ASSERT(t->resetting);
             MEM_ASSERT(!t->on_list);
             t->resetting = 0;
@@ -398,10 +398,10 @@ size_t mem__node_reset(mem__node_t *n, unsigned cls, uint64_t before_ns, size_t 
  * Returns the first, or NULL when nothing can be mapped or committed. `*fresh` says whether
  * every span was clean. Runs are rare next to single spans (classes above 32 KiB, each run
  * holding several objects), so a first-fit scan of the segments under the lock is enough. */
-static mem_span_t *run_take(mem__node_t *n, unsigned k, bool *fresh)
+static mem__span_t *run_take(mem__node_t *n, unsigned k, bool *fresh)
 {
     MEM_ASSERT(k >= 2 && k <= MEM_SC_RUN_MAX);
-    mem_segment_t *seg = n->segs;
+    mem__segment_t *seg = n->segs;
     unsigned first = 0;
     for (; seg; seg = seg->next) {
         unsigned len = 0;
@@ -425,7 +425,7 @@ static mem_span_t *run_take(mem__node_t *n, unsigned k, bool *fresh)
     if (clean && mem__budget_charge((size_t)clean * MEM_SPAN_SIZE) != 0)
         return NULL;
     for (unsigned i = first; i < first + k; i++) {
-        mem_span_t *t = &seg->spans[i];
+        mem__span_t *t = &seg->spans[i];
         MEM_ASSERT(t->state == MEM_SPAN_CLEAN || t->state == MEM_SPAN_DIRTY);
         list_remove(t);
         t->state = MEM_SPAN_TAIL;
@@ -435,16 +435,16 @@ static mem_span_t *run_take(mem__node_t *n, unsigned k, bool *fresh)
     MEM_STAT_ADD(n->committed, (uint64_t)clean * MEM_SPAN_SIZE);
     MEM_STAT_ADD(n->free_in_segs, (uint64_t)clean * MEM_SPAN_SIZE);
     *fresh = clean == k;
-    mem_span_t *s = &seg->spans[first];
+    mem__span_t *s = &seg->spans[first];
     s->run = (uint8_t)k;
     return s;
 }
 
 /* Returns a span carved for class `cls` (sample-only when `sampled`), or NULL when nothing
  * can be committed. */
-static mem_span_t *span_new(mem__node_t *n, unsigned cls, bool sampled)
+static mem__span_t *span_new(mem__node_t *n, unsigned cls, bool sampled)
 {
-    mem_span_t *s;
+    mem__span_t *s;
     bool fresh = false;
     unsigned k = mem_sc_run[cls];
     if (k > 1) {
@@ -492,9 +492,9 @@ static mem_span_t *span_new(mem__node_t *n, unsigned cls, bool sampled)
 }
 
 /* A wholly free span (or run) forgets its class; each of its spans waits for decay alone. */
-static void span_retire(mem__node_t *n, mem_span_t *s)
+static void span_retire(mem__node_t *n, mem__span_t *s)
 {
-    mem_segment_t *seg = span_seg(s);
+    mem__segment_t *seg = span_seg(s);
     unsigned k = s->run;
     MEM_ASSERT(k >= 1 && s->idx + k <= MEM_SPANS_PER_SEG);
     MEM_ASSERT(s->state == MEM_SPAN_USED);
@@ -503,7 +503,7 @@ static void span_retire(mem__node_t *n, mem_span_t *s)
     s->reset_cnt = 0;
     s->reset_done = 0;
     for (unsigned i = k; i-- > 0;) {
-        mem_span_t *t = &seg->spans[s->idx + i];
+        mem__span_t *t = &seg->spans[s->idx + i];
         MEM_ASSERT(i == 0 || t->state == MEM_SPAN_TAIL);
         __atomic_store_n(&seg->hdr.tag[t->idx], (uint8_t)MEM_TAG_FREE, __ATOMIC_RELEASE);
         t->state = MEM_SPAN_DIRTY;
@@ -525,7 +525,7 @@ unsigned mem__span_take(mem__node_t *n, unsigned cls, void **out, unsigned k)
     uint32_t size = mem_sc_size[cls];
     pthread_mutex_lock(&n->lock);
     while (got < k) {
-        mem_span_t *s =
+        mem__span_t *s =
             list_empty(&n->partial[cls]) ? span_new(n, cls, false) : n->partial[cls].head.next;
         if (!s)
             break;
@@ -574,7 +574,7 @@ unsigned mem__span_take_fresh(mem__node_t *n, unsigned cls, void **out, unsigned
     pthread_mutex_lock(&n->lock);
     /* Only the list head is looked at, or a new span when there is no partial one: this
      * must stay O(1) under the lock. */
-    mem_span_t *s =
+    mem__span_t *s =
         list_empty(&n->partial[cls]) ? span_new(n, cls, false) : n->partial[cls].head.next;
     if (s && s->fresh) {
         MEM_ASSERT(s->state == MEM_SPAN_USED && s->cls == cls);
@@ -599,7 +599,7 @@ void *mem__span_take_sampled(mem__node_t *n, unsigned cls)
     MEM_ASSERT(cls < MEM_SC_COUNT);
     void *p = NULL;
     pthread_mutex_lock(&n->lock);
-    mem_span_t *s =
+    mem__span_t *s =
         list_empty(&n->sampled[cls]) ? span_new(n, cls, true) : n->sampled[cls].head.next;
     if (s) {
         MEM_ASSERT(s->state == MEM_SPAN_USED && s->cls == cls);
@@ -629,9 +629,9 @@ void mem__span_give(mem__node_t *n, unsigned cls, void *const *objs, unsigned cn
     pthread_mutex_lock(&n->lock);
     for (unsigned i = 0; i < cnt; i++) {
         void *o = objs[i];
-        mem_segment_t *seg = (mem_segment_t *)mem__seghdr_of(o);
+        mem__segment_t *seg = (mem__segment_t *)mem__seghdr_of(o);
         MEM_ASSERT(seg->hdr.node == n->id);
-        mem_span_t *s = mem__span_of(seg, o);
+        mem__span_t *s = mem__span_of(seg, o);
         MEM_ASSERT(s->state == MEM_SPAN_USED);
         MEM_ASSERT(s->cls == cls);
         /* The link word stays unpoisoned: `o` may be a batch head a stale CK popper reads. */
@@ -665,7 +665,7 @@ void mem__span_give(mem__node_t *n, unsigned cls, void *const *objs, unsigned cn
 size_t mem__node_release(mem__node_t *n, uint64_t before_ns, size_t spans_max, size_t *spans)
 {
     size_t released = 0, done = 0;
-    mem_span_t *batch[RELEASE_BATCH];
+    mem__span_t *batch[RELEASE_BATCH];
     for (;;) {
         /* Detach a few eligible spans under the lock (RELEASING: on no list, and neither
          * carved nor merged into a run meanwhile), madvise them without it, then file them
@@ -673,7 +673,7 @@ size_t mem__node_release(mem__node_t *n, uint64_t before_ns, size_t spans_max, s
         unsigned k = 0;
         pthread_mutex_lock(&n->lock);
         while (k < RELEASE_BATCH && done + k < spans_max && !list_empty(&n->dirty)) {
-            mem_span_t *s = n->dirty.head.prev; /* oldest */
+            mem__span_t *s = n->dirty.head.prev; /* oldest */
             MEM_ASSERT(s->state == MEM_SPAN_DIRTY);
             if (before_ns != UINT64_MAX && s->idle_since_ns > before_ns)
                 break;
@@ -717,7 +717,7 @@ void mem__node_unmap_all(mem__node_t *n)
 {
     pthread_mutex_lock(&n->lock);
     while (n->segs) {
-        mem_segment_t *seg = n->segs;
+        mem__segment_t *seg = n->segs;
         n->segs = seg->next;
         mem__registry_set(seg, false);
         MEM_UNPOISON(seg, MEM_SEG_SIZE);

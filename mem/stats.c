@@ -37,7 +37,7 @@ static void read_comm(uint64_t tid, char name[16])
 }
 
 /* Adds one cache's counters into the snapshot; fills `ts` when non-NULL. */
-static void add_cache(mem_stats_t *out, const mem_tcache_t *tc, mem_thread_stats_t *ts,
+static void add_cache(mem_stats_t *out, const mem__tcache_t *tc, mem_thread_stats_t *ts,
                       uint64_t *node_cached)
 {
     int64_t live = 0;
@@ -119,7 +119,7 @@ int mem_stats_snapshot(mem_stats_t *out)
     out->regions_created = __atomic_load_n(&r->regions_created, __ATOMIC_RELAXED);
     out->subregions_created = __atomic_load_n(&r->subregions_created, __ATOMIC_RELAXED);
     for (int i = 0; i < MEM_REG_MAX; i++) {
-        mem_tcache_t *tc = __atomic_load_n(&mem__g.reg[i], __ATOMIC_ACQUIRE);
+        mem__tcache_t *tc = __atomic_load_n(&mem__g.reg[i], __ATOMIC_ACQUIRE);
         if (!tc)
             continue;
         bool used = __atomic_load_n(&mem__g.reg_used[i], __ATOMIC_ACQUIRE);

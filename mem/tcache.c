@@ -19,10 +19,10 @@
 
 /* The first-use sentinel (creates a cache on the first miss) and the after-exit sentinel
  * (routes to the shared cache). All capacities are 0, so every call misses. */
-static mem_tcache_t tc_empty = {.reg_idx = -1, .node = UINT32_MAX};
-static mem_tcache_t tc_dead = {.reg_idx = -1, .node = UINT32_MAX};
+static mem__tcache_t tc_empty = {.reg_idx = -1, .node = UINT32_MAX};
+static mem__tcache_t tc_dead = {.reg_idx = -1, .node = UINT32_MAX};
 
-__thread mem_tcache_t *mem__tc_self = &tc_empty;
+__thread mem__tcache_t *mem__tc_self = &tc_empty;
 
 uint32_t mem__tc_size[MEM_TC_IDX];
 
@@ -51,13 +51,13 @@ static void key_create(void)
 
 /* ---- creation ---------------------------------------------------------------------- */
 
-static mem_tcache_t *tcache_map(int reg_idx, unsigned node)
+static mem__tcache_t *tcache_map(int reg_idx, unsigned node)
 {
     size_t slots = 0;
     for (unsigned c = 0; c < MEM_SC_COUNT; c++)
         slots += mem__g.cap[c];
-    size_t len = MEM_ALIGN_UP(sizeof(mem_tcache_t) + slots * sizeof(void *), mem__g.page);
-    mem_tcache_t *tc = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    size_t len = MEM_ALIGN_UP(sizeof(mem__tcache_t) + slots * sizeof(void *), mem__g.page);
+    mem__tcache_t *tc = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (tc == MAP_FAILED)
         return NULL;
     mem__meta_charge(len);
@@ -76,7 +76,7 @@ static mem_tcache_t *tcache_map(int reg_idx, unsigned node)
     return tc;
 }
 
-mem_tcache_t *mem__tcache_create(unsigned node)
+mem__tcache_t *mem__tcache_create(unsigned node)
 {
     MEM_ASSERT(node < mem__g.nodes_cnt);
     pthread_once(&tc_key_once, key_create);
@@ -92,7 +92,7 @@ mem_tcache_t *mem__tcache_create(unsigned node)
     pthread_mutex_unlock(&mem__g.reg_lock);
     if (idx < 0)
         return NULL;
-    mem_tcache_t *tc = mem__g.reg[idx];
+    mem__tcache_t *tc = mem__g.reg[idx];
     if (tc) {
         /* Reuse the exited thread's mapping: its counters were folded into the totals. */
         MEM_ASSERT(tc->reg_idx == idx);
@@ -124,7 +124,7 @@ mem_tcache_t *mem__tcache_create(unsigned node)
 int mem__tcache_global_init(void)
 {
     pthread_once(&tc_key_once, key_create);
-    mem_tcache_t *tc = tcache_map(-1, 0);
+    mem__tcache_t *tc = tcache_map(-1, 0);
     if (!tc)
         return -ENOMEM;
     tc->flags = MEM_TC_SHARED;
@@ -144,7 +144,7 @@ void mem__tcache_global_fini(void)
         mem__g.shared = NULL;
     }
     for (int i = 0; i < MEM_REG_MAX; i++) {
-        mem_tcache_t *tc = mem__g.reg[i];
+        mem__tcache_t *tc = mem__g.reg[i];
         if (!tc)
             continue;
         if (mem__g.reg_claimed[i])
@@ -162,10 +162,10 @@ void mem__tcache_global_fini(void)
 
 /* ---- refill, spill, remote ---------------------------------------------------------- */
 
-static void trim_to_bound(mem_tcache_t *tc, unsigned keep);
+static void trim_to_bound(mem__tcache_t *tc, unsigned keep);
 
 /* Gets one batch for class `c` into the empty LIFO. Returns the objects added. */
-static unsigned refill(mem_tcache_t *tc, unsigned c)
+static unsigned refill(mem__tcache_t *tc, unsigned c)
 {
     MEM_ASSERT(tc->cnt[c] == 0);
 #if defined(MEM_FAULT_INJECT) && MEM_FAULT_INJECT
@@ -194,7 +194,7 @@ static unsigned refill(mem_tcache_t *tc, unsigned c)
 }
 
 /* Gives the oldest half (one batch) of class `c` to the depot. */
-static void spill(mem_tcache_t *tc, unsigned c)
+static void spill(mem__tcache_t *tc, unsigned c)
 {
     uint32_t n = tc->cnt[c];
     unsigned k = MEM_MIN(mem__g.batch[c], n);
@@ -210,7 +210,7 @@ static void spill(mem_tcache_t *tc, unsigned c)
 /* Keeps the cache within its byte bound: spills a batch of whichever class other than
  * `keep` holds the most bytes until the bound holds (`keep` = MEM_SC_COUNT: any class).
  * A class alone never passes the bound (its capacity is at most half of it). */
-static void trim_to_bound(mem_tcache_t *tc, unsigned keep)
+static void trim_to_bound(mem__tcache_t *tc, unsigned keep)
 {
     while (tc->bytes > tc->bytes_max) {
         unsigned worst = MEM_SC_COUNT;
@@ -229,7 +229,7 @@ static void trim_to_bound(mem_tcache_t *tc, unsigned keep)
     MEM_ASSERT(keep < MEM_SC_COUNT || tc->bytes <= tc->bytes_max);
 }
 
-static void remote_flush(mem_tcache_t *tc, unsigned node, unsigned c)
+static void remote_flush(mem__tcache_t *tc, unsigned node, unsigned c)
 {
     mem__remote_t *r = &tc->remote[node][c];
     if (!r->cnt)
@@ -254,7 +254,7 @@ static void remote_flush(mem_tcache_t *tc, unsigned node, unsigned c)
 }
 
 /* A free of an object homed on another node: collect a batch that goes home whole. */
-static void remote_free(mem_tcache_t *tc, void *p, unsigned node, unsigned c)
+static void remote_free(mem__tcache_t *tc, void *p, unsigned node, unsigned c)
 {
     MEM_ASSERT(node < mem__g.nodes_cnt);
     mem__remote_t *r = &tc->remote[node][c];
@@ -277,7 +277,7 @@ static void remote_free(mem_tcache_t *tc, void *p, unsigned node, unsigned c)
     }
 }
 
-void mem__tcache_flush(mem_tcache_t *tc)
+void mem__tcache_flush(mem__tcache_t *tc)
 {
     for (unsigned f = 0; f < MEM_TC_FRESH_CLASSES; f++) {
         if (tc->fresh_cnt[f] == 0)
@@ -299,7 +299,7 @@ void mem__tcache_flush(mem_tcache_t *tc)
 
 /* One attempt at an allocation for a cache the caller may use (its own, or the shared one
  * under its lock). Returns NULL on failure without counting it. */
-MEM_ALLOC_TEXT static void *alloc_try(mem_tcache_t *tc, size_t len, bool sample)
+MEM_ALLOC_TEXT static void *alloc_try(mem__tcache_t *tc, size_t len, bool sample)
 {
     if (sample) {
         /* Sampling switched on since this countdown was drawn: start a real one. */
@@ -362,7 +362,7 @@ MEM_ALLOC_TEXT static void *alloc_try(mem_tcache_t *tc, size_t len, bool sample)
 /* An allocation that the budget refused is retried once after what is merely cached went
  * back (this cache, the depots, free spans on every node); every allocation that still
  * fails is counted in alloc_failed. */
-MEM_ALLOC_TEXT static void *alloc_in(mem_tcache_t *tc, size_t len, bool sample)
+MEM_ALLOC_TEXT static void *alloc_in(mem__tcache_t *tc, size_t len, bool sample)
 {
     uint64_t refused = mem__refused_self;
     void *p = alloc_try(tc, len, sample);
@@ -378,7 +378,7 @@ MEM_ALLOC_TEXT static void *alloc_in(mem_tcache_t *tc, size_t len, bool sample)
     return NULL;
 }
 
-static void free_in(mem_tcache_t *tc, void *p, unsigned c, unsigned node)
+static void free_in(mem__tcache_t *tc, void *p, unsigned c, unsigned node)
 {
     MEM_ASSERT(c < MEM_SC_COUNT);
     if (node != tc->node) {
@@ -405,7 +405,7 @@ static void free_in(mem_tcache_t *tc, void *p, unsigned c, unsigned node)
 }
 
 /* Resolves the cache the calling thread should use; NULL = use the shared one. */
-static mem_tcache_t *self_or_create(mem_tcache_t *tc)
+static mem__tcache_t *self_or_create(mem__tcache_t *tc)
 {
     if (tc == &tc_empty) {
         if (mem__ensure_init() != 0)
@@ -419,7 +419,7 @@ static mem_tcache_t *self_or_create(mem_tcache_t *tc)
     return tc;
 }
 
-MEM_ALLOC_TEXT void *mem__tcache_alloc_slow(mem_tcache_t *tc, size_t len)
+MEM_ALLOC_TEXT void *mem__tcache_alloc_slow(mem__tcache_t *tc, size_t len)
 {
     tc = self_or_create(tc);
     if (MEM_LIKELY(tc != NULL))
@@ -435,7 +435,7 @@ MEM_ALLOC_TEXT void *mem__tcache_alloc_slow(mem_tcache_t *tc, size_t len)
 MEM_ALLOC_TEXT void *mem__tcache_alloc_cls(unsigned cls)
 {
     MEM_ASSERT(cls < MEM_SC_COUNT);
-    mem_tcache_t *tc = self_or_create(mem__tc_self);
+    mem__tcache_t *tc = self_or_create(mem__tc_self);
     if (MEM_LIKELY(tc != NULL))
         return alloc_in(tc, mem_sc_size[cls], false);
     if (!mem_is_initialised())
@@ -448,13 +448,13 @@ MEM_ALLOC_TEXT void *mem__tcache_alloc_cls(unsigned cls)
 
 bool mem__tcache_sample_due(size_t len)
 {
-    mem_tcache_t *tc = mem__tc_self;
+    mem__tcache_t *tc = mem__tc_self;
     return tc->reg_idx >= 0 && tc->sample_left - (int64_t)len < 0;
 }
 
 bool mem__tcache_sample_take(size_t len)
 {
-    mem_tcache_t *tc = mem__tc_self;
+    mem__tcache_t *tc = mem__tc_self;
     if (tc->reg_idx < 0)
         return false;
     int64_t left = tc->sample_left - (int64_t)len;
@@ -470,7 +470,7 @@ bool mem__tcache_sample_take(size_t len)
 MEM_ALLOC_TEXT void *mem__tcache_alloc_sample(unsigned cls, size_t len)
 {
     MEM_ASSERT(cls < MEM_SC_COUNT);
-    mem_tcache_t *tc = mem__tc_self;
+    mem__tcache_t *tc = mem__tc_self;
     MEM_ASSERT(tc->reg_idx >= 0);
     void *p = mem__span_take_sampled(&mem__g.nodes[tc->node], cls);
     if (!p)
@@ -484,7 +484,7 @@ MEM_ALLOC_TEXT void *mem__tcache_alloc_sample(unsigned cls, size_t len)
 MEM_ALLOC_TEXT void *mem__tcache_alloc_fresh(unsigned cls)
 {
     MEM_ASSERT(cls < MEM_SC_COUNT);
-    mem_tcache_t *tc = self_or_create(mem__tc_self);
+    mem__tcache_t *tc = self_or_create(mem__tc_self);
     if (!tc)
         return NULL; /* the shared cache: the caller's ordinary path takes its lock */
     void *p = NULL;
@@ -516,7 +516,7 @@ MEM_ALLOC_TEXT void *mem__tcache_alloc_fresh(unsigned cls)
 }
 
 /* A sampled object goes straight back to its sample-only span, never into a cache. */
-static void free_sampled(mem_tcache_t *tc, void *p, unsigned c, unsigned node)
+static void free_sampled(mem__tcache_t *tc, void *p, unsigned c, unsigned node)
 {
     MEM_ASSERT(c < MEM_SC_COUNT);
     MEM_ASSERT(node < mem__g.nodes_cnt);
@@ -533,12 +533,12 @@ static void free_sampled(mem_tcache_t *tc, void *p, unsigned c, unsigned node)
     pthread_mutex_unlock(&mem__g.shared_lock);
 }
 
-void mem__tcache_free_slow(mem_tcache_t *tc, void *p)
+void mem__tcache_free_slow(mem__tcache_t *tc, void *p)
 {
     mem__seghdr_t *h = mem__seghdr_of(p);
     unsigned tag = h->tag[mem__span_idx(p)];
     if (tag == MEM_TAG_LARGE) {
-        mem__large_free((mem_large_t *)h, p);
+        mem__large_free((mem__large_t *)h, p);
         mem__decay_maybe();
         return;
     }
@@ -564,7 +564,7 @@ void mem__tcache_free_slow(mem_tcache_t *tc, void *p)
 
 void mem__tcache_detach_self(bool dead)
 {
-    mem_tcache_t *tc = mem__tc_self;
+    mem__tcache_t *tc = mem__tc_self;
     if (tc == &tc_empty || tc == &tc_dead) {
         if (dead)
             mem__tc_self = &tc_dead;
@@ -608,7 +608,7 @@ void mem__tcache_detach_self(bool dead)
 
 mem__tstats_t *mem__tstats_self(void)
 {
-    mem_tcache_t *tc = self_or_create(mem__tc_self);
+    mem__tcache_t *tc = self_or_create(mem__tc_self);
     if (tc)
         return &tc->tstats;
     if (!mem_is_initialised())

@@ -95,7 +95,7 @@ static uint64_t node_walk(mem__node_t *n)
 {
     uint64_t sum = 0;
     pthread_mutex_lock(&n->lock);
-    for (mem_segment_t *seg = n->segs; seg; seg = seg->next) {
+    for (mem__segment_t *seg = n->segs; seg; seg = seg->next) {
         sum += seg->meta_bytes;
         for (unsigned i = 1; i < MEM_SPANS_PER_SEG; i++)
             if (seg->spans[i].state != MEM_SPAN_CLEAN)

@@ -70,14 +70,14 @@ TEST(span_carving)
     }
     /* One span (plus the header of a first segment) was committed. */
     size_t grew = mem_budget_committed() - mem__g.metadata - c0;
-    CHECK(grew == MEM_SPAN_SIZE || grew == MEM_SPAN_SIZE + ((mem_segment_t *)h)->meta_bytes);
+    CHECK(grew == MEM_SPAN_SIZE || grew == MEM_SPAN_SIZE + ((mem__segment_t *)h)->meta_bytes);
     mem__span_give(n, c, o, 64);
     CHECK_EQ(h->tag[idx], MEM_TAG_FREE);
-    CHECK_EQ(((mem_segment_t *)h)->spans[idx].state, MEM_SPAN_DIRTY);
+    CHECK_EQ(((mem__segment_t *)h)->spans[idx].state, MEM_SPAN_DIRTY);
     size_t rel = mem__node_release(n, UINT64_MAX, SIZE_MAX, NULL);
     CHECK(rel >= MEM_SPAN_SIZE);
-    CHECK_EQ(((mem_segment_t *)h)->spans[idx].state, MEM_SPAN_CLEAN);
-    CHECK(mem_budget_committed() - mem__g.metadata <= c0 + ((mem_segment_t *)h)->meta_bytes);
+    CHECK_EQ(((mem__segment_t *)h)->spans[idx].state, MEM_SPAN_CLEAN);
+    CHECK(mem_budget_committed() - mem__g.metadata <= c0 + ((mem__segment_t *)h)->meta_bytes);
 }
 
 TEST(dirty_span_reused_before_clean)
@@ -128,7 +128,7 @@ TEST(run_classes)
     CHECK_EQ(mem_sc_run[c], 5);
     void *o[8];
     REQUIRE(mem__span_take(n, c, o, 8) == 8);
-    mem_segment_t *seg = (mem_segment_t *)mem__seghdr_of(o[0]);
+    mem__segment_t *seg = (mem__segment_t *)mem__seghdr_of(o[0]);
     unsigned first = mem__span_idx(o[0]);
     for (int i = 0; i < 8; i++) {
         CHECK(mem__seghdr_of(o[i]) == &seg->hdr);
@@ -266,8 +266,8 @@ static void page_reset_case(size_t len, size_t (*give_back)(void))
     size_t nk = 0;
     first_free_ms = now_ms();
     for (size_t i = 0; i < cnt; i++) {
-        mem_segment_t *seg = (mem_segment_t *)mem__seghdr_of(o[i]);
-        mem_span_t *s = mem__span_of(seg, o[i]);
+        mem__segment_t *seg = (mem__segment_t *)mem__seghdr_of(o[i]);
+        mem__span_t *s = mem__span_of(seg, o[i]);
         if ((char *)o[i] == mem__span_base(s) && nk < sizeof(kept) / sizeof(kept[0]))
             kept[nk++] = o[i];
         else
