@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "mem/heapprof.h"
+#include "mem/sampling.h"
 #include "mem/internal.h"
 #include "mem/malloc.h"
 
@@ -247,8 +248,7 @@ MEM_ALLOC_TEXT void *mem__bump_alloc_slow(mem__bump_t *b, size_t len)
      * as the facade does). Bookkeeping bumps (records, cleanups) are outside the window and
      * do not count. */
     bool sample = (int64_t)need >= a->sample_left;
-    a->sample_left =
-        sample ? (int64_t)mem__heapprof_next_interval() : a->sample_left - (int64_t)need;
+    a->sample_left = sample ? (int64_t)mem__sampling_next() : a->sample_left - (int64_t)need;
     win_open(a);
     if (MEM_UNLIKELY(sample))
         mem__arena_sample(a, p, len);
@@ -294,7 +294,7 @@ void *mem__arena_new(size_t hdr_len, size_t cap_bytes, mem__arena_t *parent)
         a->sample_left = tl_spare_left;
         tl_spare_left = 0;
     } else {
-        a->sample_left = (int64_t)mem__heapprof_next_interval();
+        a->sample_left = (int64_t)mem__sampling_next();
     }
     win_open(a);
     MEM_ASSERT(a->bump.cur <= a->bump.end);

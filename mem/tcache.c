@@ -10,6 +10,7 @@
 #include "mem/base.h"
 #include "mem/tcache.h"
 #include "mem/heapprof.h"
+#include "mem/sampling.h"
 #include "mem/numa.h"
 
 #include <string.h>
@@ -72,7 +73,7 @@ static mem__tcache_t *tcache_map(int reg_idx, unsigned node)
     tc->reg_idx = reg_idx;
     tc->node = node;
     size_t iv = mem_heapprof_interval();
-    tc->sample_left = iv ? (int64_t)mem__heapprof_next_interval() : MEM_SAMPLE_OFF;
+    tc->sample_left = iv ? (int64_t)mem__sampling_next() : MEM_SAMPLE_OFF;
     return tc;
 }
 
@@ -100,7 +101,7 @@ mem__tcache_t *mem__tcache_create(unsigned node)
         MEM_STAT_STORE(tc->node, node);
         tc->flags = 0;
         size_t iv = mem_heapprof_interval();
-        tc->sample_left = iv ? (int64_t)mem__heapprof_next_interval() : MEM_SAMPLE_OFF;
+        tc->sample_left = iv ? (int64_t)mem__sampling_next() : MEM_SAMPLE_OFF;
     } else {
         tc = tcache_map(idx, node);
         if (!tc) {
@@ -304,11 +305,11 @@ MEM_ALLOC_TEXT static void *alloc_try(mem__tcache_t *tc, size_t len, bool sample
     if (sample) {
         /* Sampling switched on since this countdown was drawn: start a real one. */
         if (MEM_UNLIKELY(tc->sample_left > MEM_SAMPLE_OFF / 2) && mem_heapprof_interval() > 0)
-            tc->sample_left = (int64_t)mem__heapprof_next_interval();
+            tc->sample_left = (int64_t)mem__sampling_next();
         int64_t left = tc->sample_left - (int64_t)len;
         if (left < 0) {
             size_t iv = mem_heapprof_interval();
-            tc->sample_left = iv ? (int64_t)mem__heapprof_next_interval() : MEM_SAMPLE_OFF;
+            tc->sample_left = iv ? (int64_t)mem__sampling_next() : MEM_SAMPLE_OFF;
             if (iv) {
                 /* Sampled objects come from sample-only spans (or, when large, a mapping
                  * flagged "sampled"), so free() learns it on a path that is already slow. */
@@ -463,7 +464,7 @@ bool mem__tcache_sample_take(size_t len)
         return false;
     }
     size_t iv = mem_heapprof_interval();
-    tc->sample_left = iv ? (int64_t)mem__heapprof_next_interval() : MEM_SAMPLE_OFF;
+    tc->sample_left = iv ? (int64_t)mem__sampling_next() : MEM_SAMPLE_OFF;
     return iv != 0;
 }
 

@@ -28,6 +28,7 @@
 
 #include "mem/budget.h"
 #include "mem/heapprof.h"
+#include "mem/symbolize.h"
 #include "mem/malloc.h"
 #include "mem/stats.h"
 #include "proxy/core/overload.h"

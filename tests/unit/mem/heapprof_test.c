@@ -6,6 +6,7 @@
  */
 #include "mem/base.h"
 #include "mem/heapprof.h"
+#include "mem/symbolize.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -31,7 +32,7 @@ TEST(interval_statistics)
     double sum = 0, sum2 = 0;
     size_t above = 0, minv = SIZE_MAX;
     for (int i = 0; i < N; i++) {
-        size_t d = mem__heapprof_next_interval();
+        size_t d = mem__sampling_next();
         sum += (double)d;
         sum2 += (double)d * (double)d;
         above += d > mean;
@@ -58,7 +59,7 @@ TEST(interval_statistics)
     /* Off: no sampling, only a re-check distance. */
     mem_heapprof_set_interval(0);
     CHECK_EQ(mem_heapprof_interval(), 0);
-    CHECK(mem__heapprof_next_interval() >= ((size_t)1 << 20));
+    CHECK(mem__sampling_next() >= ((size_t)1 << 20));
     mem_heapprof_set_interval(saved);
     end_clean();
 }
