@@ -21,6 +21,7 @@
  */
 #include "mem/base.h"
 #include "proxy/admin/endpoints.h"
+#include "proxy/admin/symbolize.h"
 
 #include <stdbool.h>
 #include <string.h>
@@ -28,7 +29,6 @@
 
 #include "mem/budget.h"
 #include "mem/heapprof.h"
-#include "mem/symbolize.h"
 #include "mem/malloc.h"
 #include "mem/stats.h"
 #include "proxy/core/overload.h"
@@ -491,7 +491,7 @@ static int dump_write(void *ud, const char *buf, size_t len)
 static void heap_dump_get(px_admin_resp_t *resp, bool symbols)
 {
     resp->content_type = "text/plain; charset=utf-8";
-    int rc = symbols ? mem_heapprof_dump_symbols(dump_write, &resp->body)
+    int rc = symbols ? px_symbolize_dump(dump_write, &resp->body)
                      : mem_heapprof_dump(dump_write, &resp->body);
     if (rc != 0 && px_jsonw_error(&resp->body) == 0) {
         char msg[96];

@@ -1,5 +1,5 @@
 /*
- * mem/symbolize.c: in-process symbolization: names the function that holds a code address
+ * proxy/admin/symbolize.c: in-process symbolization: names the function that holds a code address
  * from the ELF symbol tables of the object that holds it (so static functions of the main
  * binary resolve too, and a binary stripped of debug information still names them), then
  * dladdr; and the heap profile's program counters with their names.
@@ -8,8 +8,7 @@
  * unmaps them before it returns. Thread: any.
  */
 #include "mem/base.h"
-#include "mem/symbolize.h"
-#include "mem/pprof.h"
+#include "proxy/admin/symbolize.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -24,7 +23,7 @@
 #include <unistd.h>
 
 /* One ELF file mapped read-only, with its symbol tables located. */
-typedef struct hp_elf_s {
+typedef struct elf_s {
     const char *path; /* borrows: the dladdr name, or "/proc/self/exe" */
     const void *base; /* load address, dli_fbase */
     const uint8_t *img;
@@ -36,11 +35,11 @@ typedef struct hp_elf_s {
         const char *str;
         size_t str_len;
     } tab[2]; /* .symtab, .dynsym */
-} hp_elf_t;
+} elf_t;
 
-#define HP_ELF_CACHE 8
+#define ELF_CACHE_MAX 8
 
-static void elf_close(hp_elf_t *e)
+static void elf_close(elf_t *e)
 {
     if (e->img)
         munmap((void *)e->img, e->img_len);
@@ -49,7 +48,7 @@ static void elf_close(hp_elf_t *e)
 
 /* Maps `path` and finds its symbol tables. Every offset is bounds-checked: the file is ours,
  * but a truncated or replaced binary must not crash a dump. */
-static int elf_open(hp_elf_t *e, const char *path, const void *base)
+static int elf_open(elf_t *e, const char *path, const void *base)
 {
     memset(e, 0, sizeof(*e));
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -100,7 +99,7 @@ fail:
  * PC: dumps are rare and this needs no allocation for a sorted copy. A symbol whose
  * [value, value + size) holds the address wins; otherwise the nearest lower symbol of size 0
  * (hand-written assembly). */
-static const char *elf_lookup(const hp_elf_t *e, uintptr_t pc)
+static const char *elf_lookup(const elf_t *e, uintptr_t pc)
 {
     uintptr_t addr = e->is_exec ? pc : pc - (uintptr_t)e->base;
     const char *near = NULL;
@@ -126,15 +125,15 @@ static const char *elf_lookup(const hp_elf_t *e, uintptr_t pc)
     return near;
 }
 
-typedef struct hp_symctx_s {
-    hp_elf_t elf[HP_ELF_CACHE];
+typedef struct symctx_s {
+    elf_t elf[ELF_CACHE_MAX];
     size_t elf_cnt;
     const void *self_base; /* where the main executable is loaded */
-} hp_symctx_t;
+} symctx_t;
 
 /* Resolves `pc` to a function name: the ELF tables of the object that holds it (so static
  * functions of the main binary resolve too), then dladdr's dynamic symbol. */
-static const char *sym_resolve(hp_symctx_t *c, uintptr_t pc)
+static const char *sym_resolve(symctx_t *c, uintptr_t pc)
 {
     Dl_info di;
     memset(&di, 0, sizeof(di));
@@ -142,14 +141,14 @@ static const char *sym_resolve(hp_symctx_t *c, uintptr_t pc)
     uintptr_t q = pc > 0 ? pc - 1 : pc;
     if (dladdr((void *)q, &di) == 0 || di.dli_fbase == NULL)
         return NULL;
-    hp_elf_t *e = NULL;
+    elf_t *e = NULL;
     for (size_t i = 0; i < c->elf_cnt; i++) {
         if (c->elf[i].base == di.dli_fbase) {
             e = &c->elf[i];
             break;
         }
     }
-    if (e == NULL && c->elf_cnt < HP_ELF_CACHE) {
+    if (e == NULL && c->elf_cnt < ELF_CACHE_MAX) {
         const char *path = di.dli_fbase == c->self_base ? "/proc/self/exe" : di.dli_fname;
         if (path && path[0] && elf_open(&c->elf[c->elf_cnt], path, di.dli_fbase) == 0)
             e = &c->elf[c->elf_cnt++];
@@ -158,19 +157,19 @@ static const char *sym_resolve(hp_symctx_t *c, uintptr_t pc)
     return name ? name : di.dli_sname;
 }
 
-/* Public for tests and for the admin helper's symbolz: resolves one address in-process. The
+/* Resolves one address in-process (the tests; /heap_dump/symbols uses the dump). The
  * returned name lives in a mapping released by the next call; copy it. */
-int mem_heapprof_symbolize(const void *pc, char *out, size_t out_len)
+int px_symbolize_pc(const void *pc, char *out, size_t out_len)
 {
     MEM_ASSERT(out != NULL);
     MEM_ASSERT(out_len > 0);
-    hp_symctx_t *c =
-        mmap(NULL, sizeof(hp_symctx_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    symctx_t *c =
+        mmap(NULL, sizeof(symctx_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (c == MAP_FAILED)
         return -ENOMEM;
     memset(c, 0, sizeof(*c));
     Dl_info self;
-    if (dladdr((void *)mem_heapprof_symbolize, &self) != 0)
+    if (dladdr((void *)px_symbolize_pc, &self) != 0)
         c->self_base = self.dli_fbase;
     const char *name = sym_resolve(c, (uintptr_t)pc + 1);
     int err = name ? 0 : -ENOENT;
@@ -183,7 +182,7 @@ int mem_heapprof_symbolize(const void *pc, char *out, size_t out_len)
 }
 
 typedef struct dump_ctx_s {
-    hp_symctx_t *sym;
+    symctx_t *sym;
     mem_write_fn write;
     void *ud;
 } dump_ctx_t;
@@ -199,16 +198,16 @@ static int on_pc(void *ud, const void *pc)
     return d->write(d->ud, line, MEM_MIN((size_t)n, sizeof(line) - 1));
 }
 
-int mem_heapprof_dump_symbols(mem_write_fn write, void *ud)
+int px_symbolize_dump(mem_write_fn write, void *ud)
 {
     MEM_ASSERT(write != NULL);
-    hp_symctx_t *c =
-        mmap(NULL, sizeof(hp_symctx_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    symctx_t *c =
+        mmap(NULL, sizeof(symctx_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (c == MAP_FAILED)
         return -ENOMEM;
     memset(c, 0, sizeof(*c));
     Dl_info self;
-    if (dladdr((void *)mem_heapprof_dump_symbols, &self) != 0)
+    if (dladdr((void *)px_symbolize_dump, &self) != 0)
         c->self_base = self.dli_fbase;
     dump_ctx_t d = {.sym = c, .write = write, .ud = ud};
     int err = mem_heapprof_each_pc(on_pc, &d);
