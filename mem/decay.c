@@ -14,10 +14,26 @@
 
 #include <time.h>
 
+/* Decay runs as a sequence of bounded steps. A round starts when its period is due: for each
+ * node, every class's depot is trimmed and that class's partly used spans give back their
+ * whole free pages, then the node's spans idle for decay_ms are released; a cursor keeps the
+ * place between steps, so that a step does at most `work_max` units (one class trimmed, one
+ * partly used span examined for page reset, or one span released). One thread steps at a time (a
+ * try-claim: a thread that finds decay busy goes on with its own work). */
+static struct {
+    uint64_t ms;        /* the decay delay (atomic) */
+    uint64_t next_ns;   /* when the next round is due (atomic) */
+    bool busy;          /* claimed by CAS */
+    bool in_round;      /* a round has started and not finished (under busy) */
+    uint64_t round_ns;  /* when this round started (under busy) */
+    unsigned node, cls; /* the cursor (under busy) */
+    bool reset_phase;   /* at `cls`: its depot is trimmed, its spans' free pages are next */
+} decay;
+
 void mem_budget_set_decay_ms(uint64_t ms)
 {
-    __atomic_store_n(&mem__g.decay_ms, ms, __ATOMIC_RELAXED);
-    __atomic_store_n(&mem__g.next_decay_ns, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&decay.ms, ms, __ATOMIC_RELAXED);
+    __atomic_store_n(&decay.next_ns, 0, __ATOMIC_RELAXED);
 }
 
 size_t mem_release_now(void)
@@ -27,9 +43,9 @@ size_t mem_release_now(void)
     mem__tcache_t *tc = mem__tc_self;
     if (tc->reg_idx >= 0)
         mem__tcache_flush(tc);
-    pthread_mutex_lock(&mem__g.shared_lock);
-    mem__tcache_flush(mem__g.shared);
-    pthread_mutex_unlock(&mem__g.shared_lock);
+    pthread_mutex_lock(&mem__threads.shared_lock);
+    mem__tcache_flush(mem__threads.shared);
+    pthread_mutex_unlock(&mem__threads.shared_lock);
     size_t released = 0;
     for (unsigned i = 0; i < mem__g.nodes_cnt; i++) {
         mem__node_t *n = &mem__g.nodes[i];
@@ -47,35 +63,21 @@ size_t mem_release_now(void)
     return released;
 }
 
-/* Decay runs as a sequence of bounded steps. A round starts when its period is due: for each
- * node, every class's depot is trimmed and that class's partly used spans give back their
- * whole free pages, then the node's spans idle for decay_ms are released; a cursor keeps the
- * place between steps, so that a step does at most `work_max` units (one class trimmed, one
- * partly used span examined for page reset, or one span released). One thread steps at a time (a
- * try-claim: a thread that finds decay busy goes on with its own work). */
-static struct {
-    bool busy;          /* claimed by CAS */
-    bool in_round;      /* a round has started and not finished (under busy) */
-    uint64_t round_ns;  /* when this round started (under busy) */
-    unsigned node, cls; /* the cursor (under busy) */
-    bool reset_phase;   /* at `cls`: its depot is trimmed, its spans' free pages are next */
-} decay;
-
 size_t mem_decay_tick(size_t work_max)
 {
     if (!mem_is_initialised() || work_max == 0)
         return 0;
     uint64_t now = mem__now_ns();
     if (!__atomic_load_n(&decay.in_round, __ATOMIC_ACQUIRE) &&
-        now < __atomic_load_n(&mem__g.next_decay_ns, __ATOMIC_RELAXED))
+        now < __atomic_load_n(&decay.next_ns, __ATOMIC_RELAXED))
         return 0;
     bool idle = false;
     if (!__atomic_compare_exchange_n(&decay.busy, &idle, true, false, __ATOMIC_ACQUIRE,
                                      __ATOMIC_RELAXED))
         return 0; /* another thread is stepping */
-    uint64_t decay_ns = __atomic_load_n(&mem__g.decay_ms, __ATOMIC_RELAXED) * 1000000ull;
+    uint64_t decay_ns = __atomic_load_n(&decay.ms, __ATOMIC_RELAXED) * 1000000ull;
     if (!decay.in_round) {
-        if (now < __atomic_load_n(&mem__g.next_decay_ns, __ATOMIC_RELAXED)) {
+        if (now < __atomic_load_n(&decay.next_ns, __ATOMIC_RELAXED)) {
             __atomic_store_n(&decay.busy, false, __ATOMIC_RELEASE);
             return 0; /* the round finished while this thread looked */
         }
@@ -117,7 +119,7 @@ size_t mem_decay_tick(size_t work_max)
     }
     if (decay.node >= mem__g.nodes_cnt) {
         uint64_t period = MEM_MAX(decay_ns / 4, 1000000ull);
-        __atomic_store_n(&mem__g.next_decay_ns, decay.round_ns + period, __ATOMIC_RELAXED);
+        __atomic_store_n(&decay.next_ns, decay.round_ns + period, __ATOMIC_RELAXED);
         __atomic_store_n(&decay.in_round, false, __ATOMIC_RELEASE);
     }
     __atomic_store_n(&decay.busy, false, __ATOMIC_RELEASE);
@@ -150,7 +152,7 @@ void mem__decay_maybe(void)
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
         uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-        if (now < __atomic_load_n(&mem__g.next_decay_ns, __ATOMIC_RELAXED))
+        if (now < __atomic_load_n(&decay.next_ns, __ATOMIC_RELAXED))
             return;
     }
     (void)mem_decay_tick(MEM_DECAY_AUTO_WORK);

@@ -1,8 +1,8 @@
 /*
  * mem/internal.h: state and helpers shared by the files of mem/ (not a public interface).
  *
- * One process has one instance of everything here (`mem__g`): the nodes with their segments,
- * span lists and depots, the budget counters, the thread registry and the fault injector.
+ * One process has one instance of everything here: `mem__g` (configuration, class tables, the
+ * nodes with their segments, span lists and depots) and one state per subsystem beside it.
  * Thread: as noted per field. Per-thread state lives in mem/tcache.h.
  *
  * Names (../shared/STYLE.md section 2, applied to types): a type of the public interface is
@@ -88,6 +88,11 @@ typedef struct mem__node_s {
 
 struct mem__tcache_s;
 
+/* What every part of mem/ reads: the configuration, the size-class tables sized at init, and
+ * the nodes. Written by mem_init() and mem_fini() (the nodes under their own locks). Each
+ * subsystem keeps its own state beside it: the budget's counters (mem__budget, budget.c),
+ * the large objects' (mem__large_totals, large.c), the fault injector's (mem__fault, mem.c),
+ * the thread registry (mem__threads, tcache.c), the decay's (decay.c, private). */
 typedef struct mem__global_s {
     bool initialised; /* atomic */
     mem_config_t cfg;
@@ -98,31 +103,50 @@ typedef struct mem__global_s {
     uint32_t cap[MEM_SC_COUNT];               /* tcache capacity per class, objects */
     uint32_t batch[MEM_SC_COUNT];             /* objects per depot batch */
     uint32_t depot_batches_max[MEM_SC_COUNT]; /* per node */
-    /* Budget (atomics). */
+    mem__node_t nodes[MEM_STATS_NODES_MAX];
+} mem__global_t;
+
+extern mem__global_t mem__g;
+
+/* The budget's byte accounting (budget.c; atomics, any thread). */
+typedef struct mem__budget_s {
     uint64_t committed;
     uint64_t limit;
     uint64_t mapped;
     uint64_t released_total;
-    uint64_t reset_total; /* of which pages inside partly used spans (page reset) */
-    uint64_t decay_ms;
-    uint64_t next_decay_ns;
-    /* Large mappings and failures (atomics). */
-    uint64_t large_live;
-    uint64_t large_cnt;
-    uint64_t large_alloc_cnt;
-    uint64_t large_free_cnt;
-    uint64_t alloc_failed;
-    uint64_t budget_refused; /* charges refused at the limit (each then retried once) */
-    uint64_t metadata;       /* mem/'s own bookkeeping charged to the budget (see budget.h) */
-    uint64_t exempt_live;    /* bytes handed out by the *_exempt entry points, not yet freed */
-    uint64_t exempt_over;    /* charges that passed the limit because the caller was exempt */
-    /* Fault injection (atomics). */
-    uint64_t fault_nth;
-    uint64_t fault_one_in;
-    uint64_t fault_count;
-    uint64_t fault_seq;
-    /* Thread registry: slot i is used by one live thread at a time; its memory stays mapped
-     * until mem_fini() so snapshot readers never touch unmapped memory. */
+    uint64_t reset_total;  /* of which pages inside partly used spans (page reset) */
+    uint64_t alloc_failed; /* allocations that returned NULL */
+    uint64_t refused;      /* charges refused at the limit (each then retried once) */
+    uint64_t metadata;     /* mem/'s own bookkeeping charged to the budget (see budget.h) */
+    uint64_t exempt_live;  /* bytes handed out by the *_exempt entry points, not yet freed */
+    uint64_t exempt_over;  /* charges that passed the limit because the caller was exempt */
+} mem__budget_t;
+
+extern mem__budget_t mem__budget;
+
+/* Large mappings (large.c; atomics, any thread). */
+typedef struct mem__large_totals_s {
+    uint64_t live; /* bytes */
+    uint64_t cnt;
+    uint64_t alloc_cnt;
+    uint64_t free_cnt;
+} mem__large_totals_t;
+
+extern mem__large_totals_t mem__large_totals;
+
+/* Fault injection (mem.c; atomics, any thread). */
+typedef struct mem__fault_s {
+    uint64_t nth;
+    uint64_t one_in;
+    uint64_t count;
+    uint64_t seq;
+} mem__fault_t;
+
+extern mem__fault_t mem__fault;
+
+/* Thread registry (tcache.c): slot i is used by one live thread at a time; its memory stays
+ * mapped until mem_fini() so snapshot readers never touch unmapped memory. */
+typedef struct mem__threads_s {
     pthread_mutex_t reg_lock;
     struct mem__tcache_s *reg[MEM_REG_MAX]; /* atomic loads by readers */
     bool reg_claimed[MEM_REG_MAX];          /* under reg_lock */
@@ -134,10 +158,9 @@ typedef struct mem__global_s {
     /* The locked cache shared by threads without their own. */
     pthread_mutex_t shared_lock;
     struct mem__tcache_s *shared;
-    mem__node_t nodes[MEM_STATS_NODES_MAX];
-} mem__global_t;
+} mem__threads_t;
 
-extern mem__global_t mem__g;
+extern mem__threads_t mem__threads;
 
 /* Budget: charges `len` committed bytes (fails past the limit or on an injected fault,
  * except while the calling thread is exempt). */
@@ -145,7 +168,7 @@ int mem__budget_charge(size_t len);
 void mem__budget_uncharge(size_t len);
 
 /* Metadata (thread-cache mappings, heap-profiler tables, the debug registry): charged to the
- * budget and counted in mem__g.metadata; never refused (the callers cannot fail cleanly, and
+ * budget and counted in mem__budget.metadata; never refused (the callers cannot fail cleanly, and
  * the bytes are small and bounded). Thread: any. */
 void mem__meta_charge(size_t len);
 void mem__meta_uncharge(size_t len);
@@ -168,7 +191,7 @@ size_t mem__release_cached(struct mem__tcache_s *tc);
 /* Fault injection: true when this slow-path event must fail. */
 bool mem__fault_hit(void);
 /* Fault injection on allocation slow paths (tcache refill, region chunk): true when the random
- * rule of mem_fault_set(_, one_in) says this one fails. Callers test mem__g.fault_one_in first,
+ * rule of mem_fault_set(_, one_in) says this one fails. Callers test mem__fault.one_in first,
  * so with injection off it costs one predictable branch; compiled only with MEM_FAULT_INJECT. */
 bool mem__fault_alloc_hit(void);
 

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+mem__large_totals_t mem__large_totals;
+
 void *mem__large_alloc(size_t len, size_t align, unsigned node, bool sampled)
 {
     MEM_ASSERT(MEM_IS_POW2(align));
@@ -50,10 +52,10 @@ void *mem__large_alloc(size_t len, size_t align, unsigned node, bool sampled)
     MEM_STAT_ADD(n->committed, map_len);
     MEM_STAT_ADD(n->large_bytes, map_len);
     pthread_mutex_unlock(&n->lock);
-    __atomic_fetch_add(&mem__g.large_live, map_len, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&mem__g.large_cnt, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&mem__g.large_alloc_cnt, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&mem__g.mapped, map_len, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&mem__large_totals.live, map_len, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&mem__large_totals.cnt, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&mem__large_totals.alloc_cnt, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&mem__budget.mapped, map_len, __ATOMIC_RELAXED);
     return (char *)l + off;
 }
 
@@ -74,9 +76,9 @@ void mem__large_free(mem__large_t *l, void *p)
     MEM_STAT_SUB(n->committed, map_len);
     MEM_STAT_SUB(n->large_bytes, map_len);
     pthread_mutex_unlock(&n->lock);
-    __atomic_fetch_sub(&mem__g.large_live, map_len, __ATOMIC_RELAXED);
-    __atomic_fetch_sub(&mem__g.large_cnt, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&mem__g.large_free_cnt, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_sub(&mem__g.mapped, map_len, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&mem__g.released_total, map_len, __ATOMIC_RELAXED);
+    __atomic_fetch_sub(&mem__large_totals.live, map_len, __ATOMIC_RELAXED);
+    __atomic_fetch_sub(&mem__large_totals.cnt, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&mem__large_totals.free_cnt, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_sub(&mem__budget.mapped, map_len, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&mem__budget.released_total, map_len, __ATOMIC_RELAXED);
 }

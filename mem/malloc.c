@@ -213,7 +213,7 @@ MEM_ALLOC_TEXT void *mem_aligned_alloc(size_t align, size_t len)
         p = mem__large_alloc(len, align, node, sampled);
     }
     if (!p) {
-        __atomic_fetch_add(&mem__g.alloc_failed, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&mem__budget.alloc_failed, 1, __ATOMIC_RELAXED);
         return NULL;
     }
     if (sampled)
@@ -230,9 +230,9 @@ static void exempt_add(const void *p, int64_t sign)
         return;
     size_t u = mem_usable_size(p);
     if (sign > 0)
-        __atomic_fetch_add(&mem__g.exempt_live, u, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&mem__budget.exempt_live, u, __ATOMIC_RELAXED);
     else
-        __atomic_fetch_sub(&mem__g.exempt_live, u, __ATOMIC_RELAXED);
+        __atomic_fetch_sub(&mem__budget.exempt_live, u, __ATOMIC_RELAXED);
 }
 
 MEM_ALLOC_TEXT void *mem_malloc_exempt(size_t len)
@@ -261,7 +261,7 @@ MEM_ALLOC_TEXT void *mem_realloc_exempt(void *p, size_t len)
     mem__exempt_depth--;
     if (q || len == 0) {
         /* realloc(p, 0) freed p; a successful one replaced it by q. */
-        __atomic_fetch_sub(&mem__g.exempt_live, old, __ATOMIC_RELAXED);
+        __atomic_fetch_sub(&mem__budget.exempt_live, old, __ATOMIC_RELAXED);
         exempt_add(q, 1);
     }
     return q;

@@ -232,9 +232,9 @@ MEM_ALLOC_TEXT void *mem__bump_alloc_slow(mem__bump_t *b, size_t len)
     } else {
 #if defined(MEM_FAULT_INJECT) && MEM_FAULT_INJECT
         /* Random allocation faults: a region that needs a new chunk or object fails here. */
-        if (MEM_UNLIKELY(__atomic_load_n(&mem__g.fault_one_in, __ATOMIC_RELAXED) != 0) &&
+        if (MEM_UNLIKELY(__atomic_load_n(&mem__fault.one_in, __ATOMIC_RELAXED) != 0) &&
             mem__fault_alloc_hit()) {
-            __atomic_fetch_add(&mem__g.alloc_failed, 1, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&mem__budget.alloc_failed, 1, __ATOMIC_RELAXED);
             win_open(a);
             return NULL;
         }

@@ -152,7 +152,7 @@ static mem__segment_t *segment_new(mem__node_t *n)
     MEM_STAT_ADD(n->committed, meta);
     MEM_STAT_ADD(n->meta_bytes, meta);
     MEM_STAT_ADD(n->free_in_segs, meta);
-    __atomic_fetch_add(&mem__g.mapped, MEM_SEG_SIZE, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&mem__budget.mapped, MEM_SEG_SIZE, __ATOMIC_RELAXED);
     return seg;
 }
 
@@ -383,8 +383,8 @@ size_t mem__node_reset(mem__node_t *n, unsigned cls, uint64_t before_ns, size_t 
         reset += bytes;
     }
     if (reset) {
-        __atomic_fetch_add(&mem__g.released_total, reset, __ATOMIC_RELAXED);
-        __atomic_fetch_add(&mem__g.reset_total, reset, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&mem__budget.released_total, reset, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&mem__budget.reset_total, reset, __ATOMIC_RELAXED);
     }
     if (spans)
         *spans = done;
@@ -707,7 +707,7 @@ size_t mem__node_release(mem__node_t *n, uint64_t before_ns, size_t spans_max, s
             break;
     }
     if (released)
-        __atomic_fetch_add(&mem__g.released_total, released, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&mem__budget.released_total, released, __ATOMIC_RELAXED);
     if (spans)
         *spans = done;
     return released;

@@ -26,6 +26,7 @@ static mem__tcache_t tc_dead = {.reg_idx = -1, .node = UINT32_MAX};
 __thread mem__tcache_t *mem__tc_self = &tc_empty;
 
 uint32_t mem__tc_size[MEM_TC_IDX];
+mem__threads_t mem__threads;
 
 __attribute__((constructor)) static void tc_size_init(void)
 {
@@ -81,19 +82,19 @@ mem__tcache_t *mem__tcache_create(unsigned node)
 {
     MEM_ASSERT(node < mem__g.nodes_cnt);
     pthread_once(&tc_key_once, key_create);
-    pthread_mutex_lock(&mem__g.reg_lock);
+    pthread_mutex_lock(&mem__threads.reg_lock);
     int idx = -1;
     for (int i = 0; i < MEM_REG_MAX; i++) {
-        if (!mem__g.reg_claimed[i]) {
+        if (!mem__threads.reg_claimed[i]) {
             idx = i;
-            mem__g.reg_claimed[i] = true;
+            mem__threads.reg_claimed[i] = true;
             break;
         }
     }
-    pthread_mutex_unlock(&mem__g.reg_lock);
+    pthread_mutex_unlock(&mem__threads.reg_lock);
     if (idx < 0)
         return NULL;
-    mem__tcache_t *tc = mem__g.reg[idx];
+    mem__tcache_t *tc = mem__threads.reg[idx];
     if (tc) {
         /* Reuse the exited thread's mapping: its counters were folded into the totals. */
         MEM_ASSERT(tc->reg_idx == idx);
@@ -105,9 +106,9 @@ mem__tcache_t *mem__tcache_create(unsigned node)
     } else {
         tc = tcache_map(idx, node);
         if (!tc) {
-            pthread_mutex_lock(&mem__g.reg_lock);
-            mem__g.reg_claimed[idx] = false;
-            pthread_mutex_unlock(&mem__g.reg_lock);
+            pthread_mutex_lock(&mem__threads.reg_lock);
+            mem__threads.reg_claimed[idx] = false;
+            pthread_mutex_unlock(&mem__threads.reg_lock);
             return NULL;
         }
     }
@@ -115,8 +116,8 @@ mem__tcache_t *mem__tcache_create(unsigned node)
     tc->tid = (uint64_t)syscall(SYS_gettid);
     memset(tc->name, 0, sizeof(tc->name));
     (void)pthread_getname_np(pthread_self(), tc->name, sizeof(tc->name));
-    __atomic_store_n(&mem__g.reg[idx], tc, __ATOMIC_RELEASE);
-    __atomic_store_n(&mem__g.reg_used[idx], true, __ATOMIC_RELEASE);
+    __atomic_store_n(&mem__threads.reg[idx], tc, __ATOMIC_RELEASE);
+    __atomic_store_n(&mem__threads.reg_used[idx], true, __ATOMIC_RELEASE);
     pthread_setspecific(tc_key, tc);
     mem__tc_self = tc;
     return tc;
@@ -131,28 +132,28 @@ int mem__tcache_global_init(void)
     tc->flags = MEM_TC_SHARED;
     tc->tstats.shared = 1;
     snprintf(tc->name, sizeof(tc->name), "shared");
-    mem__g.shared = tc;
+    mem__threads.shared = tc;
     return 0;
 }
 
 void mem__tcache_global_fini(void)
 {
-    if (mem__g.shared) {
-        mem__tcache_flush(mem__g.shared);
-        size_t len = mem__g.shared->map_len;
-        munmap(mem__g.shared, len);
+    if (mem__threads.shared) {
+        mem__tcache_flush(mem__threads.shared);
+        size_t len = mem__threads.shared->map_len;
+        munmap(mem__threads.shared, len);
         mem__meta_uncharge(len);
-        mem__g.shared = NULL;
+        mem__threads.shared = NULL;
     }
     for (int i = 0; i < MEM_REG_MAX; i++) {
-        mem__tcache_t *tc = mem__g.reg[i];
+        mem__tcache_t *tc = mem__threads.reg[i];
         if (!tc)
             continue;
-        if (mem__g.reg_claimed[i])
+        if (mem__threads.reg_claimed[i])
             mem__die("mem_fini: a thread (tid %llu) still has a cache: join it or call "
                      "mem_thread_detach() on it first",
                      (unsigned long long)tc->tid);
-        mem__g.reg[i] = NULL;
+        mem__threads.reg[i] = NULL;
         size_t len = tc->map_len;
         munmap(tc, len);
         mem__meta_uncharge(len);
@@ -172,7 +173,7 @@ static unsigned refill(mem__tcache_t *tc, unsigned c)
 #if defined(MEM_FAULT_INJECT) && MEM_FAULT_INJECT
     /* Random allocation faults (mem_fault_set(_, one_in)) hit here, on the refill slow path,
      * never on the LIFO fast path. */
-    if (MEM_UNLIKELY(__atomic_load_n(&mem__g.fault_one_in, __ATOMIC_RELAXED) != 0) &&
+    if (MEM_UNLIKELY(__atomic_load_n(&mem__fault.one_in, __ATOMIC_RELAXED) != 0) &&
         mem__fault_alloc_hit())
         return 0;
 #endif
@@ -375,7 +376,7 @@ MEM_ALLOC_TEXT static void *alloc_in(mem__tcache_t *tc, size_t len, bool sample)
         if (p)
             return p;
     }
-    __atomic_fetch_add(&mem__g.alloc_failed, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&mem__budget.alloc_failed, 1, __ATOMIC_RELAXED);
     return NULL;
 }
 
@@ -427,9 +428,9 @@ MEM_ALLOC_TEXT void *mem__tcache_alloc_slow(mem__tcache_t *tc, size_t len)
         return alloc_in(tc, len, true);
     if (!mem_is_initialised())
         return NULL;
-    pthread_mutex_lock(&mem__g.shared_lock);
-    void *p = alloc_in(mem__g.shared, len, false);
-    pthread_mutex_unlock(&mem__g.shared_lock);
+    pthread_mutex_lock(&mem__threads.shared_lock);
+    void *p = alloc_in(mem__threads.shared, len, false);
+    pthread_mutex_unlock(&mem__threads.shared_lock);
     return p;
 }
 
@@ -441,9 +442,9 @@ MEM_ALLOC_TEXT void *mem__tcache_alloc_cls(unsigned cls)
         return alloc_in(tc, mem_sc_size[cls], false);
     if (!mem_is_initialised())
         return NULL;
-    pthread_mutex_lock(&mem__g.shared_lock);
-    void *p = alloc_in(mem__g.shared, mem_sc_size[cls], false);
-    pthread_mutex_unlock(&mem__g.shared_lock);
+    pthread_mutex_lock(&mem__threads.shared_lock);
+    void *p = alloc_in(mem__threads.shared, mem_sc_size[cls], false);
+    pthread_mutex_unlock(&mem__threads.shared_lock);
     return p;
 }
 
@@ -529,9 +530,9 @@ static void free_sampled(mem__tcache_t *tc, void *p, unsigned c, unsigned node)
         MEM_STAT_ADD(tc->free_cnt[c], 1);
         return;
     }
-    pthread_mutex_lock(&mem__g.shared_lock);
-    MEM_STAT_ADD(mem__g.shared->free_cnt[c], 1);
-    pthread_mutex_unlock(&mem__g.shared_lock);
+    pthread_mutex_lock(&mem__threads.shared_lock);
+    MEM_STAT_ADD(mem__threads.shared->free_cnt[c], 1);
+    pthread_mutex_unlock(&mem__threads.shared_lock);
 }
 
 void mem__tcache_free_slow(mem__tcache_t *tc, void *p)
@@ -556,9 +557,9 @@ void mem__tcache_free_slow(mem__tcache_t *tc, void *p)
         free_in(tc, p, tag, node);
         return;
     }
-    pthread_mutex_lock(&mem__g.shared_lock);
-    free_in(mem__g.shared, p, tag, node);
-    pthread_mutex_unlock(&mem__g.shared_lock);
+    pthread_mutex_lock(&mem__threads.shared_lock);
+    free_in(mem__threads.shared, p, tag, node);
+    pthread_mutex_unlock(&mem__threads.shared_lock);
 }
 
 /* ---- detach, stats block ----------------------------------------------------------- */
@@ -576,14 +577,14 @@ void mem__tcache_detach_self(bool dead)
     /* Fold the counters into the totals of exited threads so that sums stay exact when
      * another thread frees what this one allocated. */
     for (unsigned c = 0; c < MEM_SC_COUNT; c++) {
-        __atomic_fetch_add(&mem__g.retired_alloc[c], MEM_STAT_LOAD(tc->alloc_cnt[c]),
+        __atomic_fetch_add(&mem__threads.retired_alloc[c], MEM_STAT_LOAD(tc->alloc_cnt[c]),
                            __ATOMIC_RELAXED);
-        __atomic_fetch_add(&mem__g.retired_free[c], MEM_STAT_LOAD(tc->free_cnt[c]),
+        __atomic_fetch_add(&mem__threads.retired_free[c], MEM_STAT_LOAD(tc->free_cnt[c]),
                            __ATOMIC_RELAXED);
         MEM_STAT_STORE(tc->alloc_cnt[c], 0);
         MEM_STAT_STORE(tc->free_cnt[c], 0);
     }
-    mem__tstats_t *r = &mem__g.retired_tstats, *t = &tc->tstats;
+    mem__tstats_t *r = &mem__threads.retired_tstats, *t = &tc->tstats;
     __atomic_fetch_add(&r->regions_live, MEM_STAT_LOAD(t->regions_live), __ATOMIC_RELAXED);
     __atomic_fetch_add(&r->subregions_live, MEM_STAT_LOAD(t->subregions_live), __ATOMIC_RELAXED);
     __atomic_fetch_add(&r->region_bytes, MEM_STAT_LOAD(t->region_bytes), __ATOMIC_RELAXED);
@@ -600,10 +601,10 @@ void mem__tcache_detach_self(bool dead)
     MEM_STATIC_ASSERT(sizeof(mem__tstats_t) == 6 * sizeof(uint64_t),
                       "clear every mem__tstats_t counter above (`shared` is not one)");
     pthread_setspecific(tc_key, NULL);
-    __atomic_store_n(&mem__g.reg_used[tc->reg_idx], false, __ATOMIC_RELEASE);
-    pthread_mutex_lock(&mem__g.reg_lock);
-    mem__g.reg_claimed[tc->reg_idx] = false;
-    pthread_mutex_unlock(&mem__g.reg_lock);
+    __atomic_store_n(&mem__threads.reg_used[tc->reg_idx], false, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&mem__threads.reg_lock);
+    mem__threads.reg_claimed[tc->reg_idx] = false;
+    pthread_mutex_unlock(&mem__threads.reg_lock);
     mem__tc_self = dead ? &tc_dead : &tc_empty;
 }
 
@@ -615,5 +616,5 @@ mem__tstats_t *mem__tstats_self(void)
     if (!mem_is_initialised())
         return NULL;
     /* Threads without their own cache share this block (rare: registry full or exiting). */
-    return &mem__g.shared->tstats;
+    return &mem__threads.shared->tstats;
 }

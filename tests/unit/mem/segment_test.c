@@ -53,7 +53,7 @@ TEST(span_carving)
     unsigned c = mem_sc_of(1000); /* 1024 B: 64 per span */
     /* Heap bytes only: a first segment may also charge a page of the debug registry
      * (metadata), which stays charged. */
-    size_t c0 = mem_budget_committed() - mem__g.metadata;
+    size_t c0 = mem_budget_committed() - mem__budget.metadata;
     void *o[64];
     REQUIRE(mem__span_take(n, c, o, 64) == 64);
     mem__seghdr_t *h = mem__seghdr_of(o[0]);
@@ -69,7 +69,7 @@ TEST(span_carving)
         CHECK(((uintptr_t)o[i] & 1023) == 0);
     }
     /* One span (plus the header of a first segment) was committed. */
-    size_t grew = mem_budget_committed() - mem__g.metadata - c0;
+    size_t grew = mem_budget_committed() - mem__budget.metadata - c0;
     CHECK(grew == MEM_SPAN_SIZE || grew == MEM_SPAN_SIZE + ((mem__segment_t *)h)->meta_bytes);
     mem__span_give(n, c, o, 64);
     CHECK_EQ(h->tag[idx], MEM_TAG_FREE);
@@ -77,7 +77,7 @@ TEST(span_carving)
     size_t rel = mem__node_release(n, UINT64_MAX, SIZE_MAX, NULL);
     CHECK(rel >= MEM_SPAN_SIZE);
     CHECK_EQ(((mem__segment_t *)h)->spans[idx].state, MEM_SPAN_CLEAN);
-    CHECK(mem_budget_committed() - mem__g.metadata <= c0 + ((mem__segment_t *)h)->meta_bytes);
+    CHECK(mem_budget_committed() - mem__budget.metadata <= c0 + ((mem__segment_t *)h)->meta_bytes);
 }
 
 TEST(dirty_span_reused_before_clean)
@@ -163,7 +163,7 @@ TEST(big_classes_no_mmap_after_warmup)
     enum { RING = 32, WARM = 4000, STEADY = 40000 };
     static void *ring[RING];
     uint64_t x = 88172645463325252ull;
-    size_t large0 = mem__g.large_alloc_cnt;
+    size_t large0 = mem__large_totals.alloc_cnt;
     for (int i = 0; i < WARM + STEADY; i++) {
         if (i == WARM) {
             __atomic_store_n(&mmap_calls, 0, __ATOMIC_RELAXED);
@@ -180,7 +180,7 @@ TEST(big_classes_no_mmap_after_warmup)
     }
     CHECK_EQ(__atomic_load_n(&mmap_calls, __ATOMIC_RELAXED), 0);
     CHECK_EQ(__atomic_load_n(&munmap_calls, __ATOMIC_RELAXED), 0);
-    CHECK_EQ(mem__g.large_alloc_cnt, large0); /* no dedicated mapping at all */
+    CHECK_EQ(mem__large_totals.alloc_cnt, large0); /* no dedicated mapping at all */
     for (int k = 0; k < RING; k++) {
         mem_free(ring[k]);
         ring[k] = NULL;
