@@ -178,7 +178,9 @@ int mem_stats_snapshot(mem_stats_t *out)
     out->mapped = __atomic_load_n(&mem__budget.mapped, __ATOMIC_RELAXED);
     out->released_total = __atomic_load_n(&mem__budget.released_total, __ATOMIC_RELAXED);
     out->reset_total = __atomic_load_n(&mem__budget.reset_total, __ATOMIC_RELAXED);
-    out->released_pending = out->mapped > out->committed ? out->mapped - out->committed : 0;
+    /* Metadata is committed in mappings of its own, outside `mapped`: compare heap with heap. */
+    uint64_t heap = out->committed - MEM_MIN(out->metadata, out->committed);
+    out->released_pending = out->mapped > heap ? out->mapped - heap : 0;
     return 0;
 }
 

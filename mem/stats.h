@@ -53,7 +53,9 @@ typedef struct mem_thread_stats_s {
 typedef struct mem_stats_s {
     /* Totals. */
     uint64_t committed;        /* mapped and not returned to the OS */
-    uint64_t mapped;           /* virtual bytes mapped (committed + released-but-mapped) */
+    uint64_t mapped;           /* virtual bytes of the heap's mappings, segments and large
+                                  objects (committed less metadata, plus released-but-mapped;
+                                  metadata has mappings of its own, outside this) */
     uint64_t live;             /* handed out to callers, large objects included */
     uint64_t tcache;           /* free in thread caches */
     uint64_t depot;            /* free in depot batches */

@@ -121,7 +121,9 @@ static void check_quiescent(const char *when, uint64_t regions_held)
     CHECK_EQ(nodes + st.metadata, st.committed);
     CHECK_EQ(st.live + st.tcache + st.depot + st.free_in_segments + st.metadata, st.committed);
     CHECK_EQ(st.regions_live, regions_held);
-    CHECK(st.committed <= st.mapped);
+    /* Metadata (thread-cache mappings, profiler tables, registry) is committed outside the
+     * heap's mappings: a nearly full segment plus metadata can pass `mapped`. */
+    CHECK(st.committed - st.metadata <= st.mapped);
 }
 
 TEST(counters_exact)
