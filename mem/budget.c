@@ -10,16 +10,7 @@
 #include "mem/internal.h"
 #include "mem/tcache.h"
 
-#include <time.h>
-
 mem__budget_t mem__budget;
-
-uint64_t mem__now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 __thread unsigned mem__exempt_depth;
 __thread uint64_t mem__refused_self;

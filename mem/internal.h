@@ -198,7 +198,7 @@ bool mem__fault_alloc_hit(void);
 /* Auto-initialises with defaults when a thread allocates before mem_init(). Returns 0. */
 int mem__ensure_init(void);
 
-/* CLOCK_MONOTONIC in ns: the one clock of mem/ (budget.c). */
+/* CLOCK_MONOTONIC in ns: the one clock of mem/ (clock.c). */
 uint64_t mem__now_ns(void);
 
 /* splitmix64 (Steele, Lea, Flood): one step over `x`, the one copy of mem/ (the heap
