@@ -277,16 +277,19 @@ MEM_ALLOC_TEXT MEM_NOINLINE int mem__heapprof_record(void *p, size_t len, const 
         return err;
     /* The unwinding is the slow part: do it before taking the lock. Weir's own frames by their
      * frame pointers, ending at the first library frame (uv_run, nghttp2's callback caller):
-     * the frames beyond it are generic. When that library frame comes right after the
-     * allocation's caller, the allocation is the library's own (nghttp2, libuv or OpenSSL
-     * through the facade, via weir's one-frame callback), and the DWARF unwinder names the
-     * library's frames and the weir code that called into it instead. */
+     * the frames beyond it are generic. When the allocation is a library's own (the caller is
+     * a library, as libuv calling its exempt entry points, or an allocator hook marked
+     * MEM_LIB_HOOK, as nghttp2's and OpenSSL's), the DWARF unwinder names the library's frames
+     * and the weir code that called into it instead. A weir callback that a library runs and
+     * that allocates (the write batch in a libuv check callback) is weir's own allocation:
+     * its frame-pointer stack says where, and the DWARF unwinder would cost about 20,000
+     * instructions a sample (it did for every such sample until the hooks were marked). */
     void *raw[MEM_HEAPPROF_FRAMES_MAX + 16];
     int want = MEM_HEAPPROF_FRAMES_MAX + 16;
     void *ret = __builtin_return_address(0);
     int n = mem__unwind_fp(raw, want);
     int drop = mem__unwind_site(raw, n, ret);
-    if (n - drop <= 2) {
+    if (n == drop || mem__unwind_is_library(raw[drop])) {
         n = mem__unwind_dwarf(raw, want);
         drop = mem__unwind_site(raw, n, ret);
     }

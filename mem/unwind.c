@@ -62,6 +62,20 @@ static bool in_alloc_text(const void *pc)
     return c >= __start_mem_alloc_text && c < __stop_mem_alloc_text;
 }
 
+/* The allocator hooks' text (MEM_LIB_HOOK). Weak: a program without hooks has no such
+ * section, and then both are NULL. */
+extern const char __start_mem_lib_hook_text[] __attribute__((weak));
+extern const char __stop_mem_lib_hook_text[] __attribute__((weak));
+
+bool mem__unwind_is_library(const void *pc)
+{
+    const char *c = (const char *)pc - 1; /* inside the calling function */
+    if ((uintptr_t)pc < mem__unwind_text.lo || (uintptr_t)pc >= mem__unwind_text.hi)
+        return true;
+    return __start_mem_lib_hook_text != NULL && c >= __start_mem_lib_hook_text &&
+           c < __stop_mem_lib_hook_text;
+}
+
 int mem__unwind_site(void *const *raw, int n, const void *ret)
 {
     MEM_ASSERT(n >= 0);

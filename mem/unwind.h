@@ -12,6 +12,7 @@
 
 #include "mem/base.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* The main executable's code, where weir's own functions are: the frame-pointer walk trusts a
@@ -65,5 +66,14 @@ int mem__unwind_dwarf(void **out, int max);
  * recorder's own frame (found by `ret`, its return address) and any the unwinder put above it
  * (ASan's interceptor), then past every frame in the allocator's text (MEM_ALLOC_TEXT). */
 int mem__unwind_site(void *const *raw, int n, const void *ret);
+
+/* True when the allocation whose caller's return address is `pc` (the frame at the index
+ * mem__unwind_site() gave) is a library's own: the caller is outside the main executable
+ * (libuv calling the allocator directly) or is an allocator hook (MEM_LIB_HOOK). Such a
+ * sample is unwound by the DWARF unwinder, which names the library's frames; any other is
+ * left to the frame-pointer walk, even when a library frame follows right after the caller
+ * (a weir callback run by libuv that allocates), where the DWARF unwinder would cost about
+ * 20,000 instructions for frames that say only "the event loop". */
+bool mem__unwind_is_library(const void *pc);
 
 #endif /* MEM_UNWIND_H */

@@ -8,6 +8,8 @@
 #include "mem/base.h"
 #include "mem/heapprof.h"
 
+#include <dlfcn.h>
+#include <execinfo.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
@@ -376,6 +378,80 @@ TEST(dump_format_and_pprof)
     end_clean();
 }
 
+/* ---- which samples take the DWARF unwinder ------------------------------------------- */
+
+/* mem/ is linked statically, so this definition takes its backtrace() calls: each is counted
+ * and passed on to libc's. */
+static int backtrace_calls;
+
+int backtrace(void **buf, int size)
+{
+    static int (*real)(void **, int);
+    if (real == NULL)
+        real = (int (*)(void **, int))dlsym(RTLD_NEXT, "backtrace");
+    __atomic_fetch_add(&backtrace_calls, 1, __ATOMIC_RELAXED);
+    return real ? real(buf, size) : 0;
+}
+
+enum { CMP_OBJS_MAX = 4096 };
+static void *cmp_objs[CMP_OBJS_MAX];
+static int cmp_objs_cnt;
+
+/* A weir callback that a library (libc's qsort) runs, and that allocates for itself: the
+ * frame-pointer walk names it, and that is enough. */
+static int cmp_alloc(const void *a, const void *b)
+{
+    if (cmp_objs_cnt < CMP_OBJS_MAX)
+        cmp_objs[cmp_objs_cnt++] = mem_malloc(200);
+    return *(const int *)a - *(const int *)b;
+}
+
+/* An allocator hook (as nghttp2's and OpenSSL's are): what it allocates is the library's,
+ * whose frames only the DWARF unwinder names. */
+MEM_LIB_HOOK static int cmp_alloc_hook(const void *a, const void *b)
+{
+    if (cmp_objs_cnt < CMP_OBJS_MAX)
+        cmp_objs[cmp_objs_cnt++] = mem_malloc(200);
+    return *(const int *)a - *(const int *)b;
+}
+
+TEST(library_callback_unwound_by_frame_pointers)
+{
+    begin();
+    size_t saved = mem_heapprof_interval();
+    size_t live0 = mem_heapprof_samples_live();
+    mem_heapprof_set_interval(64); /* about every 200 B allocation is a sample */
+    static int keys[64];
+    for (int i = 0; i < 64; i++)
+        keys[i] = (i * 37) % 64;
+    backtrace_calls = 0;
+    qsort(keys, 64, sizeof(int), cmp_alloc);
+    int plain_bt = backtrace_calls;
+    size_t plain_samples = mem_heapprof_samples_live() - live0;
+    int plain_cnt = cmp_objs_cnt;
+    for (int i = 0; i < 64; i++)
+        keys[i] = (i * 37) % 64;
+    backtrace_calls = 0;
+    qsort(keys, 64, sizeof(int), cmp_alloc_hook);
+    int hook_bt = backtrace_calls;
+    size_t hook_samples = mem_heapprof_samples_live() - live0 - plain_samples;
+    fprintf(stderr,
+            "callback run by qsort: %zu samples, %d backtrace() calls; allocator hook run by "
+            "qsort: %zu samples, %d backtrace() calls\n",
+            plain_samples, plain_bt, hook_samples, hook_bt);
+    CHECK(plain_cnt > 100);
+    CHECK(plain_samples > 50);
+    CHECK_EQ(plain_bt, 0); /* weir's own: frame pointers only */
+    CHECK(hook_samples > 50);
+    CHECK(hook_bt >= (int)hook_samples); /* the library's: the DWARF unwinder */
+    for (int i = 0; i < cmp_objs_cnt; i++)
+        mem_free(cmp_objs[i]);
+    cmp_objs_cnt = 0;
+    CHECK_EQ(mem_heapprof_samples_live(), live0);
+    mem_heapprof_set_interval(saved);
+    end_clean();
+}
+
 /* ---- threads: sampling from several threads while another dumps ----------------------- */
 
 static int threads_done;
@@ -463,5 +539,6 @@ int main(void)
     RUN(subarena_churn_sampling_rate);
     RUN(dump_format_and_pprof);
     RUN(concurrent_sampling_and_dump);
+    RUN(library_callback_unwound_by_frame_pointers);
     return TEST_SUMMARY();
 }
