@@ -9,6 +9,9 @@ so that a static helper of the same name in proxy/ is not counted by mistake (su
 reported, not counted). What the compiler inlined from mem/'s headers into proxy/ functions
 (the thread cache's and the arenas' fast paths) is counted where it was inlined, in proxy/,
 so the share is a floor for the allocator's cost and exact for its out-of-line code.
+The DWARF unwinder that heap samples of libraries' own allocations take (libgcc_s, reached
+through libc's backtrace()) runs for the allocator too: it is reported in a column of its own
+and in a second share that includes it.
 
 Usage: allocshare.py --libmem build-peers/libmem.a --libpx build-peers/libpxcore.a
                      --requests N LISTING... > table.md
@@ -67,18 +70,23 @@ def main():
     px = text_symbols(a.libpx)
     ambiguous = mem & px
     mem_only = mem - px
-    print('| listing | Ir/request | allocator Ir/request | allocator share | top allocator '
-          'functions (self Ir/request) |')
-    print('|---|---|---|---|---|')
+    print('| listing | Ir/request | allocator Ir/request | allocator share | unwinder '
+          '(libgcc_s) Ir/request | share with the unwinder | top allocator functions '
+          '(self Ir/request) |')
+    print('|---|---|---|---|---|---|---|')
     for path in a.listings:
         total, funcs = parse(path)
         alloc = {f: ir for f, ir in funcs.items() if f in mem_only}
         amb = {f: ir for f, ir in funcs.items() if f in ambiguous}
         s = sum(alloc.values())
+        unw = sum(ir for f, ir in funcs.items()
+                  if f.startswith('libgcc_s.so') or f.endswith(':backtrace')
+                  or f.endswith(':backtrace_helper'))
         top = sorted(alloc.items(), key=lambda kv: -kv[1])[:6]
         name = path.split('/')[-1]
-        print('| %s | %.0f | %.0f | %.2f%% | %s |' % (
+        print('| %s | %.0f | %.0f | %.2f%% | %.0f | %.2f%% | %s |' % (
             name, total / a.requests, s / a.requests, 100.0 * s / total if total else 0,
+            unw / a.requests, 100.0 * (s + unw) / total if total else 0,
             ', '.join('%s %.0f' % (f, ir / a.requests) for f, ir in top)))
         if amb:
             sys.stderr.write('%s: names in both libraries, not counted: %s\n' % (
