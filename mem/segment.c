@@ -274,6 +274,11 @@ static unsigned span_mark_free_pages(mem__span_t *s, uint64_t newpg[RESET_PAGES_
         if (page_is_reset(s, pg))
             continue;
         size_t lo = (size_t)pg * page, hi = lo + page;
+        /* In a span that was clean when carved, nothing at or past bump was ever touched:
+         * those pages are not resident, and giving them back would only count bytes that
+         * never were. */
+        if (s->fresh && lo >= (size_t)s->bump * s->size)
+            break;
         size_t first = lo / s->size, last = MEM_MIN((hi - 1) / s->size, (size_t)s->nobj - 1);
         bool all_free = true;
         for (size_t i = first; i <= last && i < s->nobj && all_free; i++)
