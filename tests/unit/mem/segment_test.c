@@ -345,8 +345,11 @@ TEST(page_reset_skips_untouched_pages)
         mem__span_give(n, c, o, 4);
         return;
     }
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 4; i++) {
+        MEM_UNPOISON(o[i], size); /* as the thread cache does when it hands one out */
         memset(o[i], 1, size);
+        MEM_POISON(o[i], size);
+    }
     mem__span_give(n, c, o + 2, 2); /* objects 2 and 3 free, 0 and 1 live */
     size_t touched = MEM_ALIGN_UP(4 * size, mem__g.page);
     size_t first_free = MEM_ALIGN_UP(2 * size, mem__g.page); /* pages wholly past object 1 */
