@@ -67,7 +67,7 @@ typedef struct mem__cleanup_s {
 
 typedef struct mem__arena_s mem__arena_t;
 struct mem__arena_s {
-    mem_bump_t bump; /* first and hot: the inline fast path's window (mem/bump.h) */
+    mem__bump_t bump; /* first and hot: the inline fast path's window (mem/bump.h) */
     /* Cold. */
     char *chunk_data;         /* where the current chunk's handed-out bytes start */
     char *chunk_end;          /* the current chunk's real end (bump.end may stop short) */

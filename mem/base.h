@@ -24,7 +24,11 @@
 /* The allocator's entry points and the slow paths between them and the heap profiler: kept
  * together in one text section, so that a sample's stack starts at the first frame outside
  * it (the caller) however the compiler inlined or tail-called its way through them. */
-#define MEM_ALLOC_TEXT   __attribute__((section("mem_alloc_text")))
+#define MEM_ALLOC_TEXT __attribute__((section("mem_alloc_text")))
+/* A function that allocates on a library's behalf (an nghttp2_mem or OpenSSL allocator hook):
+ * a heap sample whose caller is such a function is unwound by the DWARF unwinder, which names
+ * the library's frames, instead of by frame pointers, which stop at the library. */
+#define MEM_LIB_HOOK     __attribute__((section("mem_lib_hook_text"), noinline))
 #define MEM_INLINE       static inline __attribute__((always_inline))
 #define MEM_UNUSED       __attribute__((unused))
 #define MEM_MALLOC_ATTR  __attribute__((malloc))

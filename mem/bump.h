@@ -17,10 +17,10 @@
 
 #include "mem/base.h"
 
-typedef struct mem_bump_s {
+typedef struct mem__bump_s {
     char *cur; /* next free byte, 16-aligned */
     char *end; /* end of what the inline path may take: chunk end or sample point */
-} mem_bump_t;
+} mem__bump_t;
 
 /* Alignment of every arena allocation: what malloc guarantees on x86-64. */
 #define MEM_BUMP_ALIGN 16u
@@ -29,10 +29,10 @@ typedef struct mem_bump_s {
 #define MEM_BUMP_BIG 1024u
 
 /* Everything the inline path does not do. Returns NULL past a cap or on OOM. */
-void *mem__bump_alloc_slow(mem_bump_t *b, size_t len);
+void *mem__bump_alloc_slow(mem__bump_t *b, size_t len);
 
 /* Bump-allocates `len` bytes from the arena whose first member is `b`. */
-MEM_INLINE void *mem__bump_alloc(mem_bump_t *b, size_t len)
+MEM_INLINE void *mem__bump_alloc(mem__bump_t *b, size_t len)
 {
     MEM_ASSERT_HOT(b != NULL);
     char *p = b->cur;

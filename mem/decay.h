@@ -13,19 +13,21 @@
 #include <stdint.h>
 
 /* Returns idle cached memory to the OS now: flushes the calling thread's cache, drains the
- * depots' free spans, and madvise()s every fully free span regardless of decay.
+ * depots' free spans, and madvise()s every fully free span and every whole free page inside
+ * partly used spans, regardless of decay.
  * Returns the bytes released. Thread: any. Alloc: none. */
 size_t mem_release_now(void);
 
 /* Runs the decay in bounded steps: when a round is due (every decay_ms / 4, at least 1 ms),
- * depot batches idle for a whole period go back to their spans and spans wholly free for
- * decay_ms are released with madvise(MADV_DONTNEED), one node after the other. One call does
- * at most `work_max` units of work (one size class of one node trimmed, or one 64 KiB span
- * released) and continues where the last call stopped; the madvise calls are made without
- * any node lock. Meant for the workers' timers (e.g. mem_decay_tick(MEM_DECAY_TIMER_WORK)
- * every few ms); allocation slow paths also step it by MEM_DECAY_AUTO_WORK units. Returns the
- * bytes released. Thread: any (one steps at a time; the others return 0 at once).
- * Alloc: none. */
+ * depot batches idle for a whole period go back to their spans, spans wholly free for
+ * decay_ms are released with madvise(MADV_DONTNEED), and so are the whole free pages inside
+ * partly used spans that have had no free for decay_ms (page reset, as mimalloc's), one node
+ * after the other. One call does at most `work_max` units of work (one size class of one
+ * node trimmed, one partly used span examined, or one 64 KiB span released) and continues where the
+ * last call stopped; the madvise calls are made without any node lock. Meant for the workers'
+ * timers (e.g. mem_decay_tick(MEM_DECAY_TIMER_WORK) every few ms); allocation slow paths also step
+ * it by MEM_DECAY_AUTO_WORK units. Returns the bytes released. Thread: any (one steps at a time;
+ * the others return 0 at once). Alloc: none. */
 size_t mem_decay_tick(size_t work_max);
 #define MEM_DECAY_AUTO_WORK  8  /* units per step from an allocation slow path */
 #define MEM_DECAY_TIMER_WORK 64 /* a suggested step for a worker timer (about 4 MiB) */

@@ -1,52 +1,29 @@
 /*
- * mem/heapprof.h: the sampling heap profiler and its pprof dump.
+ * mem/heapprof.h: the sampling heap profiler: the table of live samples with their stacks.
  *
  * Allocations are sampled on average once every `sample_bytes` bytes with a geometric
- * interval (as tcmalloc does). A sample keeps the allocation's size and backtrace while it is
- * live. The dump is pprof's legacy heap profile text format ("heap profile: ..." header, one
- * line per stack, then MAPPED_LIBRARIES from /proc/self/maps), which `google-pprof --text`
- * reads. Functions are symbolized in-process as well (see mem_heapprof_dump_symbols), from the
- * running binary's own ELF symbol tables: that names them where no copy of the binary or no
- * pprof is at hand, and for binaries stripped of debug information (`strip -g`). A binary
- * stripped of `.symtab` (`strip -s`) keeps only its exported (`.dynsym`) names.
+ * interval (as tcmalloc does; mem/sampling.h). A sample keeps the allocation's size and
+ * backtrace (mem/unwind.h) while it is live. The dump is pprof's legacy heap profile text
+ * format (mem/pprof.h), which `google-pprof --text` reads; the admin names the functions of
+ * its program counters in-process (proxy/admin/symbolize.h).
  * Its own storage is mapped directly, never through the facade, so it cannot recurse.
+ * This header also brings in the interval and dump API, so a caller needs only this one.
  */
 #ifndef MEM_HEAPPROF_H
 #define MEM_HEAPPROF_H
 
 #include "mem/base.h"
+#include "mem/sampling.h"
+#include "mem/pprof.h"
 
-/* Writer used by dumps: returns 0, or negative to stop the dump. */
-typedef int (*mem_write_fn)(void *ud, const char *buf, size_t len);
-
-/* Sets the mean sampling interval in bytes (0 = off). Thread: any. */
-void mem_heapprof_set_interval(size_t sample_bytes);
-size_t mem_heapprof_interval(void);
-
-/* Writes the live-sample profile in pprof legacy heap format. Returns 0 or negative errno.
- * Thread: any. Alloc: none through mem/ (it maps scratch space directly). */
-int mem_heapprof_dump(mem_write_fn write, void *ud);
-
-/* Writes "ADDRESS FUNCTION" lines for every program counter in the live samples, the
- * format pprof's symbol server uses (`--symbols`), resolved in-process from the binary's
- * own ELF symbol tables and dladdr. Returns 0 or negative errno. */
-int mem_heapprof_dump_symbols(mem_write_fn write, void *ud);
-
-/* Resolves one code address to its function name in-process (ELF .symtab/.dynsym of the
- * object that holds it, then dladdr) and copies it into `out`. Returns 0, -ENOENT when no
- * symbol covers `pc`, or -ENOMEM. Thread: any. Alloc: none through mem/ (mmap). */
-int mem_heapprof_symbolize(const void *pc, char *out, size_t out_len);
-
-/* Live samples and their estimated bytes (each sample stands for interval/size objects). */
+/* Live samples now. Thread: any. */
 size_t mem_heapprof_samples_live(void);
 
 /* ---- internal interface between the allocator and the profiler (mem/ only) ----------- */
 
-/* Draws the next geometric sampling distance in bytes (mean = interval, at least 1). While
- * sampling is off it returns a re-check distance of a few MiB, so a caller that counts down
- * and then calls mem__heapprof_record notices within that distance that sampling was
- * turned on. */
-size_t mem__heapprof_next_interval(void);
+/* Frames kept per sample: deep enough for nghttp2 callbacks under libuv under a worker. */
+#define MEM_HEAPPROF_FRAMES_MAX 32
+
 /* Records a sampled allocation `p` of `len` bytes with the stack of its caller: the frames in
  * the allocator's own text (MEM_ALLOC_TEXT) are dropped from the top, whatever the compiler
  * inlined. `owner` is the region it lives in, or NULL for a facade allocation.
@@ -61,5 +38,28 @@ void mem__heapprof_forget_owner(const void *owner);
 /* Forgets the tables' metadata charge (mem_fini resets the budget; the next sample charges
  * the tables again). Thread: main. */
 void mem__heapprof_meta_forget(void);
+
+/* One distinct stack and its sample counts. */
+typedef struct mem__heapprof_bucket_s {
+    uint64_t hash;  /* 0 = empty slot */
+    uint32_t depth; /* frames in pcs */
+    uint32_t pad;
+    uint64_t live_objs, live_bytes;     /* samples alive now */
+    uint64_t alloc_objs, alloc_bytes;   /* samples ever recorded */
+    void *pcs[MEM_HEAPPROF_FRAMES_MAX]; /* return addresses, innermost first */
+} mem__heapprof_bucket_t;
+
+/* A copy of every bucket, taken under the profiler's lock and written out without it. */
+typedef struct mem__heapprof_snap_s {
+    mem__heapprof_bucket_t *b; /* owns: a private mapping of `map_len` bytes */
+    size_t cnt;
+    size_t map_len;
+    size_t interval; /* the sampling interval when it was taken */
+} mem__heapprof_snap_t;
+
+/* Takes a snapshot of the buckets. Returns 0 or -ENOMEM. Thread: any. Alloc: system (mmap). */
+int mem__heapprof_snap_take(mem__heapprof_snap_t *snap);
+/* Unmaps a snapshot (a zeroed or released one is a no-op). */
+void mem__heapprof_snap_release(mem__heapprof_snap_t *snap);
 
 #endif /* MEM_HEAPPROF_H */

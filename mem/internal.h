@@ -1,9 +1,14 @@
 /*
  * mem/internal.h: state and helpers shared by the files of mem/ (not a public interface).
  *
- * One process has one instance of everything here (`mem__g`): the nodes with their segments,
- * span lists and depots, the budget counters, the thread registry and the fault injector.
+ * One process has one instance of everything here: `mem__g` (configuration, class tables, the
+ * nodes with their segments, span lists and depots) and one state per subsystem beside it.
  * Thread: as noted per field. Per-thread state lives in mem/tcache.h.
+ *
+ * Names (../shared/STYLE.md section 2, applied to types): a type of the public interface is
+ * `mem_<mod>_t` (mem_region_t, mem_stats_t); a type that only mem/'s own files use, like the
+ * functions they share, carries the double underscore (mem__span_t, mem__segment_t,
+ * mem__tcache_t, mem__node_t), wherever it is declared.
  */
 #ifndef MEM_INTERNAL_H
 #define MEM_INTERNAL_H
@@ -54,14 +59,14 @@ void *mem__malloc_unsampled(size_t len) MEM_MALLOC_ATTR;
 
 /* A circular doubly linked list of spans with a sentinel. */
 typedef struct mem__spanlist_s {
-    mem_span_t head;
+    mem__span_t head;
 } mem__spanlist_t;
 
 /* One NUMA node (possibly pretended): its segments, span lists and depots. */
 typedef struct mem__node_s {
     mem__depot_t depot[MEM_SC_COUNT]; /* lock-free, any thread */
     pthread_mutex_t lock;             /* guards everything below (slow path only) */
-    mem_segment_t *segs;              /* owns: every segment of this node */
+    mem__segment_t *segs;             /* owns: every segment of this node */
     mem__spanlist_t partial[MEM_SC_COUNT];
     mem__spanlist_t sampled[MEM_SC_COUNT]; /* sample-only spans with free objects */
     mem__spanlist_t dirty;                 /* newest first; decay takes from the tail */
@@ -81,8 +86,13 @@ typedef struct mem__node_s {
 #define MEM_BATCH_MAX 256 /* objects in one depot batch (half the largest tcache capacity) */
 #define MEM_REG_MAX   256 /* thread caches at once; threads beyond share one locked cache */
 
-struct mem_tcache_s;
+struct mem__tcache_s;
 
+/* What every part of mem/ reads: the configuration, the size-class tables sized at init, and
+ * the nodes. Written by mem_init() and mem_fini() (the nodes under their own locks). Each
+ * subsystem keeps its own state beside it: the budget's counters (mem__budget, budget.c),
+ * the large objects' (mem__large_totals, large.c), the fault injector's (mem__fault, mem.c),
+ * the thread registry (mem__threads, tcache.c), the decay's (decay.c, private). */
 typedef struct mem__global_s {
     bool initialised; /* atomic */
     mem_config_t cfg;
@@ -93,45 +103,64 @@ typedef struct mem__global_s {
     uint32_t cap[MEM_SC_COUNT];               /* tcache capacity per class, objects */
     uint32_t batch[MEM_SC_COUNT];             /* objects per depot batch */
     uint32_t depot_batches_max[MEM_SC_COUNT]; /* per node */
-    /* Budget (atomics). */
+    mem__node_t nodes[MEM_STATS_NODES_MAX];
+} mem__global_t;
+
+extern mem__global_t mem__g;
+
+/* The budget's byte accounting (budget.c; atomics, any thread). */
+typedef struct mem__budget_s {
     uint64_t committed;
     uint64_t limit;
     uint64_t mapped;
     uint64_t released_total;
-    uint64_t decay_ms;
-    uint64_t next_decay_ns;
-    /* Large mappings and failures (atomics). */
-    uint64_t large_live;
-    uint64_t large_cnt;
-    uint64_t large_alloc_cnt;
-    uint64_t large_free_cnt;
-    uint64_t alloc_failed;
-    uint64_t budget_refused; /* charges refused at the limit (each then retried once) */
-    uint64_t metadata;       /* mem/'s own bookkeeping charged to the budget (see budget.h) */
-    uint64_t exempt_live;    /* bytes handed out by the *_exempt entry points, not yet freed */
-    uint64_t exempt_over;    /* charges that passed the limit because the caller was exempt */
-    /* Fault injection (atomics). */
-    uint64_t fault_nth;
-    uint64_t fault_one_in;
-    uint64_t fault_count;
-    uint64_t fault_seq;
-    /* Thread registry: slot i is used by one live thread at a time; its memory stays mapped
-     * until mem_fini() so snapshot readers never touch unmapped memory. */
+    uint64_t reset_total;  /* of which pages inside partly used spans (page reset) */
+    uint64_t alloc_failed; /* allocations that returned NULL */
+    uint64_t refused;      /* charges refused at the limit (each then retried once) */
+    uint64_t metadata;     /* mem/'s own bookkeeping charged to the budget (see budget.h) */
+    uint64_t exempt_live;  /* bytes handed out by the *_exempt entry points, not yet freed */
+    uint64_t exempt_over;  /* charges that passed the limit because the caller was exempt */
+} mem__budget_t;
+
+extern mem__budget_t mem__budget;
+
+/* Large mappings (large.c; atomics, any thread). */
+typedef struct mem__large_totals_s {
+    uint64_t live; /* bytes */
+    uint64_t cnt;
+    uint64_t alloc_cnt;
+    uint64_t free_cnt;
+} mem__large_totals_t;
+
+extern mem__large_totals_t mem__large_totals;
+
+/* Fault injection (mem.c; atomics, any thread). */
+typedef struct mem__fault_s {
+    uint64_t nth;
+    uint64_t one_in;
+    uint64_t count;
+    uint64_t seq;
+} mem__fault_t;
+
+extern mem__fault_t mem__fault;
+
+/* Thread registry (tcache.c): slot i is used by one live thread at a time; its memory stays
+ * mapped until mem_fini() so snapshot readers never touch unmapped memory. */
+typedef struct mem__threads_s {
     pthread_mutex_t reg_lock;
-    struct mem_tcache_s *reg[MEM_REG_MAX]; /* atomic loads by readers */
-    bool reg_claimed[MEM_REG_MAX];         /* under reg_lock */
-    bool reg_used[MEM_REG_MAX];            /* published (atomic) once the slot's identity is set */
+    struct mem__tcache_s *reg[MEM_REG_MAX]; /* atomic loads by readers */
+    bool reg_claimed[MEM_REG_MAX];          /* under reg_lock */
+    bool reg_used[MEM_REG_MAX];             /* published (atomic) once the slot's identity is set */
     /* Counters of exited threads (atomics). */
     uint64_t retired_alloc[MEM_SC_COUNT];
     uint64_t retired_free[MEM_SC_COUNT];
     mem__tstats_t retired_tstats;
     /* The locked cache shared by threads without their own. */
     pthread_mutex_t shared_lock;
-    struct mem_tcache_s *shared;
-    mem__node_t nodes[MEM_STATS_NODES_MAX];
-} mem__global_t;
+    struct mem__tcache_s *shared;
+} mem__threads_t;
 
-extern mem__global_t mem__g;
+extern mem__threads_t mem__threads;
 
 /* Budget: charges `len` committed bytes (fails past the limit or on an injected fault,
  * except while the calling thread is exempt). */
@@ -139,7 +168,7 @@ int mem__budget_charge(size_t len);
 void mem__budget_uncharge(size_t len);
 
 /* Metadata (thread-cache mappings, heap-profiler tables, the debug registry): charged to the
- * budget and counted in mem__g.metadata; never refused (the callers cannot fail cleanly, and
+ * budget and counted in mem__budget.metadata; never refused (the callers cannot fail cleanly, and
  * the bytes are small and bounded). Thread: any. */
 void mem__meta_charge(size_t len);
 void mem__meta_uncharge(size_t len);
@@ -156,20 +185,20 @@ extern __thread uint64_t mem__refused_self;
  * that the caller is using (its own, or the shared one under its lock), every node's depots,
  * then every node's free spans, regardless of decay. Returns the bytes released. Thread:
  * any, holding no node lock. */
-struct mem_tcache_s;
-size_t mem__release_cached(struct mem_tcache_s *tc);
+struct mem__tcache_s;
+size_t mem__release_cached(struct mem__tcache_s *tc);
 
 /* Fault injection: true when this slow-path event must fail. */
 bool mem__fault_hit(void);
 /* Fault injection on allocation slow paths (tcache refill, region chunk): true when the random
- * rule of mem_fault_set(_, one_in) says this one fails. Callers test mem__g.fault_one_in first,
+ * rule of mem_fault_set(_, one_in) says this one fails. Callers test mem__fault.one_in first,
  * so with injection off it costs one predictable branch; compiled only with MEM_FAULT_INJECT. */
 bool mem__fault_alloc_hit(void);
 
 /* Auto-initialises with defaults when a thread allocates before mem_init(). Returns 0. */
 int mem__ensure_init(void);
 
-/* CLOCK_MONOTONIC in ns: the one clock of mem/ (budget.c). */
+/* CLOCK_MONOTONIC in ns: the one clock of mem/ (clock.c). */
 uint64_t mem__now_ns(void);
 
 /* splitmix64 (Steele, Lea, Flood): one step over `x`, the one copy of mem/ (the heap

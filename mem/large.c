@@ -14,6 +14,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+mem__large_totals_t mem__large_totals;
+
 void *mem__large_alloc(size_t len, size_t align, unsigned node, bool sampled)
 {
     MEM_ASSERT(MEM_IS_POW2(align));
@@ -22,13 +24,13 @@ void *mem__large_alloc(size_t len, size_t align, unsigned node, bool sampled)
         align = MEM_SC_ALIGN;
     if (align > MEM_SEG_SIZE / 4)
         return NULL;
-    size_t off = MEM_ALIGN_UP(sizeof(mem_large_t), align);
+    size_t off = MEM_ALIGN_UP(sizeof(mem__large_t), align);
     if (len > SIZE_MAX / 2 - off - mem__g.page)
         return NULL;
     size_t map_len = MEM_ALIGN_UP(off + len, mem__g.page);
     if (mem__budget_charge(map_len) != 0)
         return NULL;
-    mem_large_t *l = mem__map_aligned(map_len);
+    mem__large_t *l = mem__map_aligned(map_len);
     if (!l) {
         mem__budget_uncharge(map_len);
         return NULL;
@@ -50,14 +52,14 @@ void *mem__large_alloc(size_t len, size_t align, unsigned node, bool sampled)
     MEM_STAT_ADD(n->committed, map_len);
     MEM_STAT_ADD(n->large_bytes, map_len);
     pthread_mutex_unlock(&n->lock);
-    __atomic_fetch_add(&mem__g.large_live, map_len, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&mem__g.large_cnt, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&mem__g.large_alloc_cnt, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&mem__g.mapped, map_len, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&mem__large_totals.live, map_len, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&mem__large_totals.cnt, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&mem__large_totals.alloc_cnt, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&mem__budget.mapped, map_len, __ATOMIC_RELAXED);
     return (char *)l + off;
 }
 
-void mem__large_free(mem_large_t *l, void *p)
+void mem__large_free(mem__large_t *l, void *p)
 {
     if (l->hdr.magic != MEM_LARGE_MAGIC || (char *)l + l->off != (char *)p)
         mem__die("mem_free(%p): not the start of an allocation made by mem/", p);
@@ -74,9 +76,9 @@ void mem__large_free(mem_large_t *l, void *p)
     MEM_STAT_SUB(n->committed, map_len);
     MEM_STAT_SUB(n->large_bytes, map_len);
     pthread_mutex_unlock(&n->lock);
-    __atomic_fetch_sub(&mem__g.large_live, map_len, __ATOMIC_RELAXED);
-    __atomic_fetch_sub(&mem__g.large_cnt, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&mem__g.large_free_cnt, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_sub(&mem__g.mapped, map_len, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&mem__g.released_total, map_len, __ATOMIC_RELAXED);
+    __atomic_fetch_sub(&mem__large_totals.live, map_len, __ATOMIC_RELAXED);
+    __atomic_fetch_sub(&mem__large_totals.cnt, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&mem__large_totals.free_cnt, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_sub(&mem__budget.mapped, map_len, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&mem__budget.released_total, map_len, __ATOMIC_RELAXED);
 }

@@ -28,9 +28,9 @@ static uint64_t *live_word(const void *p, uint64_t *bit, const char *who)
         tag -= MEM_TAG_SAMPLED_BASE;
     if (tag >= MEM_SC_COUNT || h->magic != MEM_SEG_MAGIC)
         mem__die("%s(%p): pointer not allocated by mem/ (free span or header)", who, p);
-    mem_segment_t *seg = (mem_segment_t *)h;
+    mem__segment_t *seg = (mem__segment_t *)h;
     /* A run's objects are numbered from its first span, whose row holds their bits. */
-    const mem_span_t *s = mem__span_of(seg, p);
+    const mem__span_t *s = mem__span_of(seg, p);
     size_t off = (size_t)((const char *)p - mem__span_base(s));
     size_t i = off / mem_sc_size[tag];
     if (off % mem_sc_size[tag] != 0)
@@ -117,7 +117,7 @@ size_t mem_usable_size(const void *p)
     if (MEM_LIKELY(tag < MEM_SC_COUNT))
         return mem_sc_size[tag];
     if (tag == MEM_TAG_LARGE) {
-        mem_large_t *l = (mem_large_t *)h;
+        mem__large_t *l = (mem__large_t *)h;
         return l->map_len - (size_t)((const char *)p - (const char *)l);
     }
     mem__die("mem_usable_size(%p): pointer not allocated by mem/", p);
@@ -213,7 +213,7 @@ MEM_ALLOC_TEXT void *mem_aligned_alloc(size_t align, size_t len)
         p = mem__large_alloc(len, align, node, sampled);
     }
     if (!p) {
-        __atomic_fetch_add(&mem__g.alloc_failed, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&mem__budget.alloc_failed, 1, __ATOMIC_RELAXED);
         return NULL;
     }
     if (sampled)
@@ -230,9 +230,9 @@ static void exempt_add(const void *p, int64_t sign)
         return;
     size_t u = mem_usable_size(p);
     if (sign > 0)
-        __atomic_fetch_add(&mem__g.exempt_live, u, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&mem__budget.exempt_live, u, __ATOMIC_RELAXED);
     else
-        __atomic_fetch_sub(&mem__g.exempt_live, u, __ATOMIC_RELAXED);
+        __atomic_fetch_sub(&mem__budget.exempt_live, u, __ATOMIC_RELAXED);
 }
 
 MEM_ALLOC_TEXT void *mem_malloc_exempt(size_t len)
@@ -261,7 +261,7 @@ MEM_ALLOC_TEXT void *mem_realloc_exempt(void *p, size_t len)
     mem__exempt_depth--;
     if (q || len == 0) {
         /* realloc(p, 0) freed p; a successful one replaced it by q. */
-        __atomic_fetch_sub(&mem__g.exempt_live, old, __ATOMIC_RELAXED);
+        __atomic_fetch_sub(&mem__budget.exempt_live, old, __ATOMIC_RELAXED);
         exempt_add(q, 1);
     }
     return q;

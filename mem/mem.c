@@ -11,12 +11,14 @@
 #include "mem/tcache.h"
 #include "mem/numa.h"
 #include "mem/heapprof.h"
+#include "mem/decay.h"
 
 #include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
 
 mem__global_t mem__g;
+mem__fault_t mem__fault;
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -86,11 +88,10 @@ static int init_locked(const mem_config_t *cfg_in)
             ck_stack_init(&n->depot[c].stack);
         mem__node_lists_init(n);
     }
-    pthread_mutex_init(&mem__g.reg_lock, NULL);
-    pthread_mutex_init(&mem__g.shared_lock, NULL);
-    __atomic_store_n(&mem__g.limit, (uint64_t)cfg.budget_bytes, __ATOMIC_RELAXED);
-    __atomic_store_n(&mem__g.decay_ms, cfg.decay_ms, __ATOMIC_RELAXED);
-    __atomic_store_n(&mem__g.next_decay_ns, 0, __ATOMIC_RELAXED);
+    pthread_mutex_init(&mem__threads.reg_lock, NULL);
+    pthread_mutex_init(&mem__threads.shared_lock, NULL);
+    __atomic_store_n(&mem__budget.limit, (uint64_t)cfg.budget_bytes, __ATOMIC_RELAXED);
+    mem_budget_set_decay_ms(cfg.decay_ms);
     mem_heapprof_set_interval(cfg.sample_bytes);
     int rc = mem__tcache_global_init();
     if (rc != 0)
@@ -128,7 +129,7 @@ int mem_thread_attach(int node)
     if (node >= (int)mem__g.nodes_cnt || node < -1)
         return -EINVAL;
     unsigned nd = node < 0 ? mem_numa_cpu_node() % mem__g.nodes_cnt : (unsigned)node;
-    mem_tcache_t *tc = mem__tc_self;
+    mem__tcache_t *tc = mem__tc_self;
     if (tc->reg_idx >= 0) {
         if (tc->node == nd)
             return 0;
@@ -149,7 +150,7 @@ void mem_thread_flush(void)
 {
     if (!mem_is_initialised())
         return;
-    mem_tcache_t *tc = mem__tc_self;
+    mem__tcache_t *tc = mem__tc_self;
     if (tc->reg_idx >= 0)
         mem__tcache_flush(tc);
 }
@@ -158,19 +159,19 @@ size_t mem__live_bytes(void)
 {
     int64_t live = 0;
     for (unsigned c = 0; c < MEM_SC_COUNT; c++) {
-        int64_t cnt = (int64_t)(__atomic_load_n(&mem__g.retired_alloc[c], __ATOMIC_RELAXED) -
-                                __atomic_load_n(&mem__g.retired_free[c], __ATOMIC_RELAXED));
+        int64_t cnt = (int64_t)(__atomic_load_n(&mem__threads.retired_alloc[c], __ATOMIC_RELAXED) -
+                                __atomic_load_n(&mem__threads.retired_free[c], __ATOMIC_RELAXED));
         for (int i = 0; i < MEM_REG_MAX; i++) {
-            mem_tcache_t *tc = __atomic_load_n(&mem__g.reg[i], __ATOMIC_ACQUIRE);
+            mem__tcache_t *tc = __atomic_load_n(&mem__threads.reg[i], __ATOMIC_ACQUIRE);
             if (tc)
                 cnt += (int64_t)(MEM_STAT_LOAD(tc->alloc_cnt[c]) - MEM_STAT_LOAD(tc->free_cnt[c]));
         }
-        if (mem__g.shared)
-            cnt += (int64_t)(MEM_STAT_LOAD(mem__g.shared->alloc_cnt[c]) -
-                             MEM_STAT_LOAD(mem__g.shared->free_cnt[c]));
+        if (mem__threads.shared)
+            cnt += (int64_t)(MEM_STAT_LOAD(mem__threads.shared->alloc_cnt[c]) -
+                             MEM_STAT_LOAD(mem__threads.shared->free_cnt[c]));
         live += cnt * (int64_t)mem_sc_size[c];
     }
-    live += (int64_t)__atomic_load_n(&mem__g.large_live, __ATOMIC_RELAXED);
+    live += (int64_t)__atomic_load_n(&mem__large_totals.live, __ATOMIC_RELAXED);
     return live > 0 ? (size_t)live : 0;
 }
 
@@ -182,9 +183,9 @@ size_t mem_fini(void)
         return 0;
     }
     mem__tcache_detach_self(false);
-    pthread_mutex_lock(&mem__g.shared_lock);
-    mem__tcache_flush(mem__g.shared);
-    pthread_mutex_unlock(&mem__g.shared_lock);
+    pthread_mutex_lock(&mem__threads.shared_lock);
+    mem__tcache_flush(mem__threads.shared);
+    pthread_mutex_unlock(&mem__threads.shared_lock);
     for (unsigned i = 0; i < mem__g.nodes_cnt; i++)
         for (unsigned c = 0; c < MEM_SC_COUNT; c++)
             (void)mem__depot_drain_quiescent(&mem__g.nodes[i], c);
@@ -197,26 +198,27 @@ size_t mem_fini(void)
     }
     /* Large objects still live stay mapped (their owners may still use them); their
      * mappings leak deliberately and are reported in the return value. */
-    memset(mem__g.retired_alloc, 0, sizeof(mem__g.retired_alloc));
-    memset(mem__g.retired_free, 0, sizeof(mem__g.retired_free));
-    memset(&mem__g.retired_tstats, 0, sizeof(mem__g.retired_tstats));
-    memset(mem__g.reg_used, 0, sizeof(mem__g.reg_used));
-    memset(mem__g.reg_claimed, 0, sizeof(mem__g.reg_claimed));
-    mem__g.committed = 0;
-    mem__g.mapped = 0;
-    mem__g.released_total = 0;
-    mem__g.large_live = 0;
-    mem__g.large_cnt = 0;
-    mem__g.large_alloc_cnt = 0;
-    mem__g.large_free_cnt = 0;
-    mem__g.alloc_failed = 0;
-    mem__g.budget_refused = 0;
-    mem__g.metadata = 0;
+    memset(mem__threads.retired_alloc, 0, sizeof(mem__threads.retired_alloc));
+    memset(mem__threads.retired_free, 0, sizeof(mem__threads.retired_free));
+    memset(&mem__threads.retired_tstats, 0, sizeof(mem__threads.retired_tstats));
+    memset(mem__threads.reg_used, 0, sizeof(mem__threads.reg_used));
+    memset(mem__threads.reg_claimed, 0, sizeof(mem__threads.reg_claimed));
+    mem__budget.committed = 0;
+    mem__budget.mapped = 0;
+    mem__budget.released_total = 0;
+    mem__budget.reset_total = 0;
+    mem__large_totals.live = 0;
+    mem__large_totals.cnt = 0;
+    mem__large_totals.alloc_cnt = 0;
+    mem__large_totals.free_cnt = 0;
+    mem__budget.alloc_failed = 0;
+    mem__budget.refused = 0;
+    mem__budget.metadata = 0;
     mem__heapprof_meta_forget();
     mem__decay_reset();
     mem__registry_meta_forget();
-    mem__g.exempt_live = 0;
-    mem__g.exempt_over = 0;
+    mem__budget.exempt_live = 0;
+    mem__budget.exempt_over = 0;
     mem_heapprof_set_interval(0);
     pthread_mutex_unlock(&init_lock);
     return live;
@@ -226,13 +228,13 @@ size_t mem_fini(void)
 
 void mem_fault_set(uint64_t nth, uint64_t one_in)
 {
-    __atomic_store_n(&mem__g.fault_nth, nth, __ATOMIC_RELAXED);
-    __atomic_store_n(&mem__g.fault_one_in, one_in, __ATOMIC_RELAXED);
+    __atomic_store_n(&mem__fault.nth, nth, __ATOMIC_RELAXED);
+    __atomic_store_n(&mem__fault.one_in, one_in, __ATOMIC_RELAXED);
 }
 
 uint64_t mem_fault_injected(void)
 {
-    return __atomic_load_n(&mem__g.fault_count, __ATOMIC_RELAXED);
+    return __atomic_load_n(&mem__fault.count, __ATOMIC_RELAXED);
 }
 
 bool mem__fault_hit(void)
@@ -240,12 +242,12 @@ bool mem__fault_hit(void)
 #if defined(MEM_FAULT_INJECT) && MEM_FAULT_INJECT
     if (mem__exempt_depth > 0)
         return false; /* the exempt entry points must not fail */
-    uint64_t nth = __atomic_load_n(&mem__g.fault_nth, __ATOMIC_RELAXED);
+    uint64_t nth = __atomic_load_n(&mem__fault.nth, __ATOMIC_RELAXED);
     while (nth) {
-        if (__atomic_compare_exchange_n(&mem__g.fault_nth, &nth, nth - 1, true, __ATOMIC_RELAXED,
+        if (__atomic_compare_exchange_n(&mem__fault.nth, &nth, nth - 1, true, __ATOMIC_RELAXED,
                                         __ATOMIC_RELAXED)) {
             if (nth == 1) {
-                __atomic_fetch_add(&mem__g.fault_count, 1, __ATOMIC_RELAXED);
+                __atomic_fetch_add(&mem__fault.count, 1, __ATOMIC_RELAXED);
                 return true;
             }
             break;
@@ -260,14 +262,14 @@ bool mem__fault_hit(void)
 bool mem__fault_alloc_hit(void)
 {
 #if defined(MEM_FAULT_INJECT) && MEM_FAULT_INJECT
-    uint64_t one_in = __atomic_load_n(&mem__g.fault_one_in, __ATOMIC_RELAXED);
+    uint64_t one_in = __atomic_load_n(&mem__fault.one_in, __ATOMIC_RELAXED);
     if (one_in == 0 || mem__exempt_depth > 0)
         return false;
     /* splitmix64 over a shared sequence: cheap, thread-safe, reproducible per run (also the
      * random part of mem__fault_hit). */
-    uint64_t z = mem__splitmix64(__atomic_fetch_add(&mem__g.fault_seq, 1, __ATOMIC_RELAXED));
+    uint64_t z = mem__splitmix64(__atomic_fetch_add(&mem__fault.seq, 1, __ATOMIC_RELAXED));
     if (z % one_in == 0) {
-        __atomic_fetch_add(&mem__g.fault_count, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&mem__fault.count, 1, __ATOMIC_RELAXED);
         return true;
     }
 #endif

@@ -33,7 +33,9 @@ int mem_init(const mem_config_t *cfg);
 bool mem_is_initialised(void);
 
 /* Attaches the calling thread to NUMA node `node` (-1 = the node of the CPU it runs on) and
- * creates its thread cache. Threads that never call it get a cache lazily on their first
+ * creates its thread cache. `node` is mem/'s dense index (0 .. nodes - 1), not the kernel's id:
+ * on a machine with nodes 0 and 2, node 2 is index 1 (mem_numa_os_node()); a thread pinned to
+ * a CPU passes -1. Threads that never call it get a cache lazily on their first
  * allocation. Returns 0 or a negative errno. Thread: the calling thread. */
 int mem_thread_attach(int node);
 

@@ -42,7 +42,7 @@ void mem_region_free(mem_region_t *r);
  * Ownership: region. Thread: owner. Alloc: region. */
 MEM_INLINE void *mem_region_alloc(mem_region_t *r, size_t len)
 {
-    return mem__bump_alloc((mem_bump_t *)(void *)r, len);
+    return mem__bump_alloc((mem__bump_t *)(void *)r, len);
 }
 void *mem_region_calloc(mem_region_t *r, size_t len);
 char *mem_region_strndup(mem_region_t *r, const char *s, size_t len);

@@ -32,7 +32,7 @@ static bool list_empty(const mem__spanlist_t *l)
     return l->head.next == &l->head;
 }
 
-static void list_push(mem__spanlist_t *l, mem_span_t *s)
+static void list_push(mem__spanlist_t *l, mem__span_t *s)
 {
     MEM_ASSERT(!s->on_list);
     s->next = l->head.next;
@@ -42,7 +42,19 @@ static void list_push(mem__spanlist_t *l, mem_span_t *s)
     s->on_list = 1;
 }
 
-static void list_remove(mem_span_t *s)
+/* Files `s` last: a span whose free pages were given back goes behind the warm ones, so
+ * allocations keep to spans whose pages are resident. */
+static void list_push_tail(mem__spanlist_t *l, mem__span_t *s)
+{
+    MEM_ASSERT(!s->on_list);
+    s->prev = l->head.prev;
+    s->next = &l->head;
+    l->head.prev->next = s;
+    l->head.prev = s;
+    s->on_list = 1;
+}
+
+static void list_remove(mem__span_t *s)
 {
     MEM_ASSERT(s->on_list);
     s->prev->next = s->next;
@@ -61,17 +73,17 @@ void mem__node_lists_init(mem__node_t *n)
     list_init(&n->clean);
 }
 
-static mem_segment_t *span_seg(const mem_span_t *s)
+static mem__segment_t *span_seg(const mem__span_t *s)
 {
-    return (mem_segment_t *)mem__seghdr_of(s);
+    return (mem__segment_t *)mem__seghdr_of(s);
 }
 
-static mem__spanlist_t *partial_of(mem__node_t *n, const mem_span_t *s)
+static mem__spanlist_t *partial_of(mem__node_t *n, const mem__span_t *s)
 {
     return s->sampled ? &n->sampled[s->cls] : &n->partial[s->cls];
 }
 
-static char *span_base(const mem_span_t *s)
+static char *span_base(const mem__span_t *s)
 {
     return mem__span_base(s);
 }
@@ -105,12 +117,12 @@ void *mem__map_aligned(size_t len)
     return base;
 }
 
-static mem_segment_t *segment_new(mem__node_t *n)
+static mem__segment_t *segment_new(mem__node_t *n)
 {
-    size_t meta = MEM_ALIGN_UP(sizeof(mem_segment_t), mem__g.page);
+    size_t meta = MEM_ALIGN_UP(sizeof(mem__segment_t), mem__g.page);
     if (mem__budget_charge(meta) != 0)
         return NULL;
-    mem_segment_t *seg = mem__map_aligned(MEM_SEG_SIZE);
+    mem__segment_t *seg = mem__map_aligned(MEM_SEG_SIZE);
     if (!seg) {
         mem__budget_uncharge(meta);
         return NULL;
@@ -128,7 +140,7 @@ static mem_segment_t *segment_new(mem__node_t *n)
     seg->meta_bytes = meta;
     seg->spans[0].state = MEM_SPAN_HDR;
     for (unsigned i = MEM_SPANS_PER_SEG - 1; i >= 1; i--) {
-        mem_span_t *s = &seg->spans[i];
+        mem__span_t *s = &seg->spans[i];
         s->idx = (uint8_t)i;
         s->state = MEM_SPAN_CLEAN;
         list_push(&n->clean, s);
@@ -140,8 +152,248 @@ static mem_segment_t *segment_new(mem__node_t *n)
     MEM_STAT_ADD(n->committed, meta);
     MEM_STAT_ADD(n->meta_bytes, meta);
     MEM_STAT_ADD(n->free_in_segs, meta);
-    __atomic_fetch_add(&mem__g.mapped, MEM_SEG_SIZE, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&mem__budget.mapped, MEM_SEG_SIZE, __ATOMIC_RELAXED);
     return seg;
+}
+
+static void span_retire(mem__node_t *n, mem__span_t *s);
+
+/* ---- page reset: pages in USED runs given back to the OS --------------------------- */
+
+/* A page of a USED run may be given back (madvise MADV_DONTNEED) while every object that
+ * overlaps it is free in the span. The free list is linked through each object's first word,
+ * which such a page would lose (it reads back as zero), so:
+ *   - a page is reset only if it overlaps no live object, no object in a cache or a depot;
+ *   - a free object whose first word lies in a reset page is on no list ("parked"); every
+ *     other free object below `bump` is on the free list; objects at or past `bump` were
+ *     never handed out and need no link;
+ *   - before an object is handed out, every reset page it overlaps is taken back (its bit
+ *     cleared, the objects parked in it linked again): touching the page faults in a zero
+ *     page, no system call.
+ * So a parked object is exactly an object below `bump` whose first byte is in a reset page.
+ * Pages are counted per span of the run (`reset_mask`, 16 pages of 4 KiB per 64 KiB span),
+ * the total in the run's head (`reset_cnt`). The objects stay free in the span throughout:
+ * the node's counters do not change. */
+
+static unsigned pages_per_span(void)
+{
+    return (unsigned)(MEM_SPAN_SIZE / mem__g.page);
+}
+
+static bool page_is_reset(const mem__span_t *s, unsigned pg)
+{
+    unsigned pps = pages_per_span();
+    return (s[pg / pps].reset_mask >> (pg % pps)) & 1u;
+}
+
+/* Takes page `pg` of the run `s` back: clears its bit and links the objects parked in it. */
+static void page_take_back(mem__span_t *s, unsigned pg)
+{
+    unsigned pps = pages_per_span();
+    size_t page = mem__g.page;
+    MEM_ASSERT(page_is_reset(s, pg));
+    MEM_ASSERT(s->reset_cnt > 0);
+    s[pg / pps].reset_mask = (uint16_t)(s[pg / pps].reset_mask & ~(1u << (pg % pps)));
+    s->reset_cnt--;
+    /* Objects whose first byte is in [pg * page, (pg + 1) * page), below bump. */
+    size_t lo = (size_t)pg * page, hi = lo + page;
+    size_t first = (lo + s->size - 1) / s->size;
+    size_t end = MEM_MIN((hi + s->size - 1) / s->size, (size_t)s->bump);
+    char *base = mem__span_base(s);
+    for (size_t i = first; i < end; i++) {
+        void *o = base + i * s->size;
+        MEM_UNPOISON(o, sizeof(void *));
+        *(void **)o = s->free_list;
+        s->free_list = o;
+    }
+}
+
+/* Takes back every reset page that the object at `o` overlaps, before it is handed out. */
+static void pages_take_back(mem__span_t *s, const void *o)
+{
+    size_t page = mem__g.page;
+    size_t off = (size_t)((const char *)o - mem__span_base(s));
+    unsigned last = (unsigned)((off + s->size - 1) / page);
+    for (unsigned pg = (unsigned)(off / page); pg <= last && s->reset_cnt; pg++)
+        if (page_is_reset(s, pg))
+            page_take_back(s, pg);
+}
+
+/* Takes back the first reset page that holds a parked object (the span's free list and bump
+ * are empty but it still holds free objects). Returns false when there is none. */
+static bool page_take_back_parked(mem__span_t *s)
+{
+    unsigned np = (unsigned)(((size_t)s->run * MEM_SPAN_SIZE) / mem__g.page);
+    for (unsigned pg = 0; pg < np && s->reset_cnt; pg++) {
+        if (!page_is_reset(s, pg))
+            continue;
+        page_take_back(s, pg);
+        if (s->free_list)
+            return true;
+    }
+    return false;
+}
+
+#define RESET_PAGES_MAX ((unsigned)(MEM_SC_RUN_MAX * MEM_SPAN_SIZE / 4096))
+
+/* Finds the pages of the USED run `s` that hold only free objects and are not yet reset,
+ * marks them reset, parks the free objects that start in them and sets `newpg` (one bit per
+ * page of the run). Returns how many pages are new. Node lock held. */
+static unsigned span_mark_free_pages(mem__span_t *s, uint64_t newpg[RESET_PAGES_MAX / 64])
+{
+    size_t page = mem__g.page;
+    unsigned np = (unsigned)(((size_t)s->run * MEM_SPAN_SIZE) / page);
+    MEM_ASSERT(np <= RESET_PAGES_MAX);
+    MEM_ASSERT(s->nobj <= MEM_SPAN_OBJS_MAX);
+    char *base = mem__span_base(s);
+    uint64_t fr[MEM_SPAN_OBJS_MAX / 64] = {0}; /* one bit per free object */
+    unsigned free_seen = 0;
+    for (unsigned i = s->bump; i < s->nobj; i++)
+        fr[i / 64] |= 1ull << (i % 64);
+    free_seen += s->nobj - s->bump;
+    for (void *o = s->free_list; o;) {
+        size_t i = (size_t)((char *)o - base) / s->size;
+        MEM_ASSERT(i < s->bump);
+        fr[i / 64] |= 1ull << (i % 64);
+        free_seen++;
+        MEM_UNPOISON(o, sizeof(void *));
+        o = *(void **)o;
+    }
+    if (s->reset_cnt) {
+        for (unsigned i = 0; i < s->bump; i++) {
+            if (page_is_reset(s, (unsigned)(((size_t)i * s->size) / page))) {
+                fr[i / 64] |= 1ull << (i % 64);
+                free_seen++;
+            }
+        }
+    }
+    MEM_ASSERT(free_seen == s->free_cnt);
+    unsigned fresh_pages = 0, pps = pages_per_span();
+    memset(newpg, 0, RESET_PAGES_MAX / 8);
+    for (unsigned pg = 0; pg < np; pg++) {
+        if (page_is_reset(s, pg))
+            continue;
+        size_t lo = (size_t)pg * page, hi = lo + page;
+        /* In a span that was clean when carved, nothing at or past bump was ever touched:
+         * those pages are not resident, and giving them back would only count bytes that
+         * never were. */
+        if (s->fresh && lo >= (size_t)s->bump * s->size)
+            break;
+        size_t first = lo / s->size, last = MEM_MIN((hi - 1) / s->size, (size_t)s->nobj - 1);
+        bool all_free = true;
+        for (size_t i = first; i <= last && i < s->nobj && all_free; i++)
+            all_free = (fr[i / 64] >> (i % 64)) & 1;
+        if (!all_free)
+            continue;
+        newpg[pg / 64] |= 1ull << (pg % 64);
+        fresh_pages++;
+    }
+    if (fresh_pages == 0)
+        return 0;
+    for (unsigned pg = 0; pg < np; pg++)
+        if ((newpg[pg / 64] >> (pg % 64)) & 1)
+            s[pg / pps].reset_mask = (uint16_t)(s[pg / pps].reset_mask | (1u << (pg % pps)));
+    s->reset_cnt = (uint16_t)(s->reset_cnt + fresh_pages);
+    /* Relink the free list in address order with only the objects whose first byte stays in
+     * a resident page; the others are parked. */
+    void *head = NULL;
+    for (unsigned i = s->bump; i-- > 0;) {
+        if (!((fr[i / 64] >> (i % 64)) & 1))
+            continue;
+        if (page_is_reset(s, (unsigned)(((size_t)i * s->size) / page)))
+            continue;
+        void *o = base + (size_t)i * s->size;
+        MEM_UNPOISON(o, sizeof(void *));
+        *(void **)o = head;
+        head = o;
+    }
+    s->free_list = head;
+    return fresh_pages;
+}
+
+#define RESET_BATCH 16 /* spans detached per lock hold */
+
+size_t mem__node_reset(mem__node_t *n, unsigned cls, uint64_t before_ns, size_t spans_max,
+                       size_t *spans)
+{
+    MEM_ASSERT(cls < MEM_SC_COUNT);
+    MEM_ASSERT(mem__g.page >= 4096 && mem__g.page <= MEM_SPAN_SIZE);
+    size_t page = mem__g.page, reset = 0, done = 0;
+    mem__span_t *batch[RESET_BATCH];
+    uint64_t newpg[RESET_BATCH][RESET_PAGES_MAX / 64];
+    uint64_t gave_ns[RESET_BATCH];
+    while (done < spans_max) {
+        /* Under the lock: find spans with pages to give back, mark and park, detach them
+         * (RESETTING: on no list, so no allocation touches their pages while they are
+         * madvise()d; frees into them are still linked). Spans with nothing new are marked
+         * done, so that the next scan passes them. */
+        unsigned k = 0;
+        size_t seen = 0;
+        pthread_mutex_lock(&n->lock);
+        mem__span_t *s = n->partial[cls].head.next;
+        while (s != &n->partial[cls].head && k < RESET_BATCH && done + seen < spans_max) {
+            mem__span_t *next = s->next;
+            MEM_ASSERT(s->state == MEM_SPAN_USED && s->cls == cls);
+            if (!s->reset_done && !s->sampled &&
+                (before_ns == UINT64_MAX || s->idle_since_ns <= before_ns)) {
+                seen++;
+                if (span_mark_free_pages(s, newpg[k]) == 0) {
+                    s->reset_done = 1;
+                } else {
+                    list_remove(s);
+                    s->resetting = 1;
+                    gave_ns[k] = s->idle_since_ns;
+                    batch[k++] = s;
+                }
+            }
+            s = next;
+        }
+        pthread_mutex_unlock(&n->lock);
+        done += seen;
+        if (k == 0)
+            break;
+        size_t bytes = 0;
+        for (unsigned j = 0; j < k; j++) {
+            unsigned np = (unsigned)(((size_t)batch[j]->run * MEM_SPAN_SIZE) / page);
+            char *base = mem__span_base(batch[j]);
+            for (unsigned pg = 0; pg < np;) {
+                if (!((newpg[j][pg / 64] >> (pg % 64)) & 1)) {
+                    pg++;
+                    continue;
+                }
+                unsigned end = pg;
+                while (end < np && ((newpg[j][end / 64] >> (end % 64)) & 1))
+                    end++;
+                /* MADV_DONTNEED: out of RSS now, zero when next touched. */
+                int rc =
+                    madvise(base + (size_t)pg * page, (size_t)(end - pg) * page, MADV_DONTNEED);
+                MEM_ASSERT(rc == 0);
+                bytes += (size_t)(end - pg) * page;
+                pg = end;
+            }
+        }
+        pthread_mutex_lock(&n->lock);
+        for (unsigned j = 0; j < k; j++) {
+            mem__span_t *t = batch[j];
+            MEM_ASSERT(t->resetting);
+            MEM_ASSERT(!t->on_list);
+            t->resetting = 0;
+            t->reset_done = t->idle_since_ns == gave_ns[j];
+            if (t->free_cnt == t->nobj)
+                span_retire(n, t); /* wholly freed meanwhile */
+            else
+                list_push_tail(&n->partial[cls], t);
+        }
+        pthread_mutex_unlock(&n->lock);
+        reset += bytes;
+    }
+    if (reset) {
+        __atomic_fetch_add(&mem__budget.released_total, reset, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&mem__budget.reset_total, reset, __ATOMIC_RELAXED);
+    }
+    if (spans)
+        *spans = done;
+    return reset;
 }
 
 /* ---- spans ------------------------------------------------------------------------- */
@@ -151,10 +403,10 @@ static mem_segment_t *segment_new(mem__node_t *n)
  * Returns the first, or NULL when nothing can be mapped or committed. `*fresh` says whether
  * every span was clean. Runs are rare next to single spans (classes above 32 KiB, each run
  * holding several objects), so a first-fit scan of the segments under the lock is enough. */
-static mem_span_t *run_take(mem__node_t *n, unsigned k, bool *fresh)
+static mem__span_t *run_take(mem__node_t *n, unsigned k, bool *fresh)
 {
     MEM_ASSERT(k >= 2 && k <= MEM_SC_RUN_MAX);
-    mem_segment_t *seg = n->segs;
+    mem__segment_t *seg = n->segs;
     unsigned first = 0;
     for (; seg; seg = seg->next) {
         unsigned len = 0;
@@ -178,7 +430,7 @@ static mem_span_t *run_take(mem__node_t *n, unsigned k, bool *fresh)
     if (clean && mem__budget_charge((size_t)clean * MEM_SPAN_SIZE) != 0)
         return NULL;
     for (unsigned i = first; i < first + k; i++) {
-        mem_span_t *t = &seg->spans[i];
+        mem__span_t *t = &seg->spans[i];
         MEM_ASSERT(t->state == MEM_SPAN_CLEAN || t->state == MEM_SPAN_DIRTY);
         list_remove(t);
         t->state = MEM_SPAN_TAIL;
@@ -188,16 +440,16 @@ static mem_span_t *run_take(mem__node_t *n, unsigned k, bool *fresh)
     MEM_STAT_ADD(n->committed, (uint64_t)clean * MEM_SPAN_SIZE);
     MEM_STAT_ADD(n->free_in_segs, (uint64_t)clean * MEM_SPAN_SIZE);
     *fresh = clean == k;
-    mem_span_t *s = &seg->spans[first];
+    mem__span_t *s = &seg->spans[first];
     s->run = (uint8_t)k;
     return s;
 }
 
 /* Returns a span carved for class `cls` (sample-only when `sampled`), or NULL when nothing
  * can be committed. */
-static mem_span_t *span_new(mem__node_t *n, unsigned cls, bool sampled)
+static mem__span_t *span_new(mem__node_t *n, unsigned cls, bool sampled)
 {
-    mem_span_t *s;
+    mem__span_t *s;
     bool fresh = false;
     unsigned k = mem_sc_run[cls];
     if (k > 1) {
@@ -245,15 +497,18 @@ static mem_span_t *span_new(mem__node_t *n, unsigned cls, bool sampled)
 }
 
 /* A wholly free span (or run) forgets its class; each of its spans waits for decay alone. */
-static void span_retire(mem__node_t *n, mem_span_t *s)
+static void span_retire(mem__node_t *n, mem__span_t *s)
 {
-    mem_segment_t *seg = span_seg(s);
+    mem__segment_t *seg = span_seg(s);
     unsigned k = s->run;
     MEM_ASSERT(k >= 1 && s->idx + k <= MEM_SPANS_PER_SEG);
     MEM_ASSERT(s->state == MEM_SPAN_USED);
+    MEM_ASSERT(!s->resetting);
     uint64_t now = mem__now_ns();
+    s->reset_cnt = 0;
+    s->reset_done = 0;
     for (unsigned i = k; i-- > 0;) {
-        mem_span_t *t = &seg->spans[s->idx + i];
+        mem__span_t *t = &seg->spans[s->idx + i];
         MEM_ASSERT(i == 0 || t->state == MEM_SPAN_TAIL);
         __atomic_store_n(&seg->hdr.tag[t->idx], (uint8_t)MEM_TAG_FREE, __ATOMIC_RELEASE);
         t->state = MEM_SPAN_DIRTY;
@@ -261,6 +516,7 @@ static void span_retire(mem__node_t *n, mem_span_t *s)
         t->free_list = NULL;
         t->run = 0;
         t->head = 0;
+        t->reset_mask = 0; /* a reset page is as good as a dirty one */
         t->idle_since_ns = now;
         list_push(&n->dirty, t);
     }
@@ -274,22 +530,36 @@ unsigned mem__span_take(mem__node_t *n, unsigned cls, void **out, unsigned k)
     uint32_t size = mem_sc_size[cls];
     pthread_mutex_lock(&n->lock);
     while (got < k) {
-        mem_span_t *s =
+        mem__span_t *s =
             list_empty(&n->partial[cls]) ? span_new(n, cls, false) : n->partial[cls].head.next;
         if (!s)
             break;
         MEM_ASSERT(s->state == MEM_SPAN_USED && s->cls == cls);
         unsigned before = got;
-        while (got < k && s->free_list) {
-            void *o = s->free_list;
-            MEM_UNPOISON(o, sizeof(void *));
-            s->free_list = *(void **)o;
-            MEM_POISON(o, sizeof(void *));
-            out[got++] = o;
+        for (;;) {
+            while (got < k && s->free_list) {
+                void *o = s->free_list;
+                MEM_UNPOISON(o, sizeof(void *));
+                s->free_list = *(void **)o;
+                MEM_POISON(o, sizeof(void *));
+                if (MEM_UNLIKELY(s->reset_cnt))
+                    pages_take_back(s, o);
+                out[got++] = o;
+            }
+            /* Never-carved objects are not touched: their pages stay unfaulted until used. */
+            while (got < k && s->bump < s->nobj) {
+                void *o = span_base(s) + (size_t)s->bump * size;
+                if (MEM_UNLIKELY(s->reset_cnt))
+                    pages_take_back(s, o); /* before bump moves: `o` is not parked */
+                s->bump++;
+                out[got++] = o;
+            }
+            /* Only parked objects left: take back a page that holds some. */
+            if (got == k || !s->reset_cnt || got - before == s->free_cnt ||
+                !page_take_back_parked(s))
+                break;
         }
-        /* Never-carved objects are not touched: their pages stay unfaulted until used. */
-        while (got < k && s->bump < s->nobj)
-            out[got++] = span_base(s) + (size_t)s->bump++ * size;
+        MEM_ASSERT(got == k || got - before == s->free_cnt);
         unsigned took = got - before;
         MEM_ASSERT(took <= s->free_cnt);
         s->free_cnt = (uint16_t)(s->free_cnt - took);
@@ -309,12 +579,16 @@ unsigned mem__span_take_fresh(mem__node_t *n, unsigned cls, void **out, unsigned
     pthread_mutex_lock(&n->lock);
     /* Only the list head is looked at, or a new span when there is no partial one: this
      * must stay O(1) under the lock. */
-    mem_span_t *s =
+    mem__span_t *s =
         list_empty(&n->partial[cls]) ? span_new(n, cls, false) : n->partial[cls].head.next;
     if (s && s->fresh) {
         MEM_ASSERT(s->state == MEM_SPAN_USED && s->cls == cls);
         while (got < k && s->bump < s->nobj) {
-            out[got++] = span_base(s) + (size_t)s->bump++ * s->size;
+            void *o = span_base(s) + (size_t)s->bump * s->size;
+            if (MEM_UNLIKELY(s->reset_cnt))
+                pages_take_back(s, o); /* a reset page reads as zero: still fresh */
+            s->bump++;
+            out[got++] = o;
             s->free_cnt--;
         }
         if (s->free_cnt == 0)
@@ -330,7 +604,7 @@ void *mem__span_take_sampled(mem__node_t *n, unsigned cls)
     MEM_ASSERT(cls < MEM_SC_COUNT);
     void *p = NULL;
     pthread_mutex_lock(&n->lock);
-    mem_span_t *s =
+    mem__span_t *s =
         list_empty(&n->sampled[cls]) ? span_new(n, cls, true) : n->sampled[cls].head.next;
     if (s) {
         MEM_ASSERT(s->state == MEM_SPAN_USED && s->cls == cls);
@@ -356,12 +630,13 @@ void mem__span_give(mem__node_t *n, unsigned cls, void *const *objs, unsigned cn
 {
     MEM_ASSERT(cls < MEM_SC_COUNT);
     uint32_t size = mem_sc_size[cls];
+    uint64_t now = mem__now_ns(); /* page reset waits for the decay delay after this */
     pthread_mutex_lock(&n->lock);
     for (unsigned i = 0; i < cnt; i++) {
         void *o = objs[i];
-        mem_segment_t *seg = (mem_segment_t *)mem__seghdr_of(o);
+        mem__segment_t *seg = (mem__segment_t *)mem__seghdr_of(o);
         MEM_ASSERT(seg->hdr.node == n->id);
-        mem_span_t *s = mem__span_of(seg, o);
+        mem__span_t *s = mem__span_of(seg, o);
         MEM_ASSERT(s->state == MEM_SPAN_USED);
         MEM_ASSERT(s->cls == cls);
         /* The link word stays unpoisoned: `o` may be a batch head a stale CK popper reads. */
@@ -370,6 +645,10 @@ void mem__span_give(mem__node_t *n, unsigned cls, void *const *objs, unsigned cn
         s->free_list = o;
         s->free_cnt++;
         MEM_ASSERT(s->free_cnt <= s->nobj);
+        s->idle_since_ns = now;
+        s->reset_done = 0;
+        if (MEM_UNLIKELY(s->resetting))
+            continue; /* mem__node_reset files it again (or retires it) when done */
         if (s->free_cnt == 1)
             list_push(partial_of(n, s), s);
         if (s->free_cnt == s->nobj) {
@@ -391,7 +670,7 @@ void mem__span_give(mem__node_t *n, unsigned cls, void *const *objs, unsigned cn
 size_t mem__node_release(mem__node_t *n, uint64_t before_ns, size_t spans_max, size_t *spans)
 {
     size_t released = 0, done = 0;
-    mem_span_t *batch[RELEASE_BATCH];
+    mem__span_t *batch[RELEASE_BATCH];
     for (;;) {
         /* Detach a few eligible spans under the lock (RELEASING: on no list, and neither
          * carved nor merged into a run meanwhile), madvise them without it, then file them
@@ -399,7 +678,7 @@ size_t mem__node_release(mem__node_t *n, uint64_t before_ns, size_t spans_max, s
         unsigned k = 0;
         pthread_mutex_lock(&n->lock);
         while (k < RELEASE_BATCH && done + k < spans_max && !list_empty(&n->dirty)) {
-            mem_span_t *s = n->dirty.head.prev; /* oldest */
+            mem__span_t *s = n->dirty.head.prev; /* oldest */
             MEM_ASSERT(s->state == MEM_SPAN_DIRTY);
             if (before_ns != UINT64_MAX && s->idle_since_ns > before_ns)
                 break;
@@ -433,7 +712,7 @@ size_t mem__node_release(mem__node_t *n, uint64_t before_ns, size_t spans_max, s
             break;
     }
     if (released)
-        __atomic_fetch_add(&mem__g.released_total, released, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&mem__budget.released_total, released, __ATOMIC_RELAXED);
     if (spans)
         *spans = done;
     return released;
@@ -443,7 +722,7 @@ void mem__node_unmap_all(mem__node_t *n)
 {
     pthread_mutex_lock(&n->lock);
     while (n->segs) {
-        mem_segment_t *seg = n->segs;
+        mem__segment_t *seg = n->segs;
         n->segs = seg->next;
         mem__registry_set(seg, false);
         MEM_UNPOISON(seg, MEM_SEG_SIZE);

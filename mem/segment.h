@@ -65,14 +65,14 @@ typedef struct mem__seghdr_s {
     uint64_t magic;
 } mem__seghdr_t;
 
-typedef struct mem_span_s {
-    struct mem_span_s *next, *prev; /* node list: partial[cls], dirty or clean */
-    void *free_list;                /* objects returned to this span, linked at offset 0 */
-    uint64_t idle_since_ns;         /* when it became DIRTY */
-    uint32_t size;                  /* object size (USED) */
-    uint16_t nobj;                  /* objects in the span (USED) */
-    uint16_t free_cnt;              /* objects held by the span: free_list + not yet carved */
-    uint16_t bump;                  /* next never-carved object */
+typedef struct mem__span_s {
+    struct mem__span_s *next, *prev; /* node list: partial[cls], dirty or clean */
+    void *free_list;                 /* objects returned to this span, linked at offset 0 */
+    uint64_t idle_since_ns;          /* when it became DIRTY; USED: when it last got a free */
+    uint32_t size;                   /* object size (USED) */
+    uint16_t nobj;                   /* objects in the span (USED) */
+    uint16_t free_cnt;               /* objects held by the span: free_list + not yet carved */
+    uint16_t bump;                   /* next never-carved object */
     uint8_t cls;
     uint8_t state;
     uint8_t idx;     /* index in the segment */
@@ -81,30 +81,37 @@ typedef struct mem_span_s {
     uint8_t sampled; /* serves heap-profile samples only (tag MEM_TAG_SAMPLED_BASE + cls) */
     uint8_t run;     /* spans in the run this span heads (USED), else 0 */
     uint8_t head;    /* index of the run's first span (TAIL) */
-} mem_span_t;
+    /* Page reset (USED runs; see "page reset" in segment.c). */
+    uint16_t reset_mask; /* this span's pages given back to the OS while its run is USED */
+    uint16_t reset_cnt;  /* pages given back in the whole run (run head) */
+    uint8_t resetting;   /* off every list while its pages are madvise()d (run head) */
+    uint8_t reset_done;  /* no free page left to give back since the last free (run head) */
+} mem__span_t;
 
-typedef struct mem_segment_s {
-    mem__seghdr_t hdr;          /* must stay first */
-    struct mem_segment_s *next; /* the node's segment list (borrows: node owns it) */
-    size_t meta_bytes;          /* committed header bytes, page-rounded */
-    mem_span_t spans[MEM_SPANS_PER_SEG];
+MEM_STATIC_ASSERT(sizeof(mem__span_t) <= 56, "span state stays at 56 bytes");
+
+typedef struct mem__segment_s {
+    mem__seghdr_t hdr;           /* must stay first */
+    struct mem__segment_s *next; /* the node's segment list (borrows: node owns it) */
+    size_t meta_bytes;           /* committed header bytes, page-rounded */
+    mem__span_t spans[MEM_SPANS_PER_SEG];
 #if MEM_DEBUG >= 1
     /* One bit per possible object: 1 = handed out (live). Double frees find 0. */
     uint64_t live_bits[MEM_SPANS_PER_SEG][MEM_SPAN_OBJS_MAX / 64];
 #endif
-} mem_segment_t;
+} mem__segment_t;
 
-MEM_STATIC_ASSERT(offsetof(mem_segment_t, hdr) == 0, "tags first");
-MEM_STATIC_ASSERT(sizeof(mem_segment_t) < MEM_SPAN_SIZE, "the header fits in span 0");
+MEM_STATIC_ASSERT(offsetof(mem__segment_t, hdr) == 0, "tags first");
+MEM_STATIC_ASSERT(sizeof(mem__segment_t) < MEM_SPAN_SIZE, "the header fits in span 0");
 
-typedef struct mem_large_s {
+typedef struct mem__large_s {
     mem__seghdr_t hdr; /* must stay first */
     size_t map_len;    /* whole mapping, charged to the budget */
     size_t off;        /* user pointer = base + off */
     size_t user_len;   /* requested length */
     uint32_t node;
     uint8_t sampled; /* heap profiler holds a sample for it */
-} mem_large_t;
+} mem__large_t;
 
 struct mem__node_s;
 
@@ -117,13 +124,13 @@ MEM_INLINE unsigned mem__span_idx(const void *p)
     return (unsigned)(((uintptr_t)p >> MEM_SPAN_SHIFT) & (MEM_SPANS_PER_SEG - 1));
 }
 /* The span that holds the state of the object at `p` (the run's first span for a run). */
-MEM_INLINE mem_span_t *mem__span_of(mem_segment_t *seg, const void *p)
+MEM_INLINE mem__span_t *mem__span_of(mem__segment_t *seg, const void *p)
 {
-    mem_span_t *s = &seg->spans[mem__span_idx(p)];
+    mem__span_t *s = &seg->spans[mem__span_idx(p)];
     return s->state == MEM_SPAN_TAIL ? &seg->spans[s->head] : s;
 }
 /* The first byte of the span (or run) `s`. */
-MEM_INLINE char *mem__span_base(const mem_span_t *s)
+MEM_INLINE char *mem__span_base(const mem__span_t *s)
 {
     return (char *)mem__seghdr_of(s) + ((size_t)s->idx << MEM_SPAN_SHIFT);
 }
@@ -152,6 +159,16 @@ void mem__span_give(struct mem__node_s *n, unsigned cls, void *const *objs, unsi
 size_t mem__node_release(struct mem__node_s *n, uint64_t before_ns, size_t spans_max,
                          size_t *spans);
 
+/* Page reset: gives back to the OS the whole pages inside partly used spans of class `cls`
+ * that hold only free objects (or the span's unusable tail), in spans that have had no free
+ * since before `before_ns` (UINT64_MAX: any). At most `spans_max` spans are examined; `*spans`
+ * (may be NULL) gets how many. The objects stay free in their span (counted in free_in_segs
+ * and committed, as a released span is not): a page reads back as zero when an allocation
+ * next touches it. The madvise calls are made without the node lock. Returns the bytes
+ * given back. Thread: any; takes the node lock. */
+size_t mem__node_reset(struct mem__node_s *n, unsigned cls, uint64_t before_ns, size_t spans_max,
+                       size_t *spans);
+
 /* Initialises the node's span lists (mem_init, mem_fini). */
 void mem__node_lists_init(struct mem__node_s *n);
 
@@ -166,7 +183,7 @@ void *mem__map_aligned(size_t len);
  * homed on `node`. Returns the user pointer or NULL. Thread: any. Alloc: system. */
 void *mem__large_alloc(size_t len, size_t align, unsigned node, bool sampled);
 /* Unmaps a large object given its header and user pointer. */
-void mem__large_free(mem_large_t *l, void *p);
+void mem__large_free(mem__large_t *l, void *p);
 
 /* mem/registry.c: debug registry of mem/'s 4 MiB-aligned mappings (MEM_DEBUG>=1, else no-ops/true).
  */

@@ -37,7 +37,7 @@ static void read_comm(uint64_t tid, char name[16])
 }
 
 /* Adds one cache's counters into the snapshot; fills `ts` when non-NULL. */
-static void add_cache(mem_stats_t *out, const mem_tcache_t *tc, mem_thread_stats_t *ts,
+static void add_cache(mem_stats_t *out, const mem__tcache_t *tc, mem_thread_stats_t *ts,
                       uint64_t *node_cached)
 {
     int64_t live = 0;
@@ -109,27 +109,28 @@ int mem_stats_snapshot(mem_stats_t *out)
     uint64_t node_cached[MEM_STATS_NODES_MAX] = {0};
     for (unsigned c = 0; c < MEM_SC_COUNT; c++) {
         out->classes[c].size = mem_sc_size[c];
-        out->classes[c].alloc_cnt = __atomic_load_n(&mem__g.retired_alloc[c], __ATOMIC_RELAXED);
-        out->classes[c].free_cnt = __atomic_load_n(&mem__g.retired_free[c], __ATOMIC_RELAXED);
+        out->classes[c].alloc_cnt =
+            __atomic_load_n(&mem__threads.retired_alloc[c], __ATOMIC_RELAXED);
+        out->classes[c].free_cnt = __atomic_load_n(&mem__threads.retired_free[c], __ATOMIC_RELAXED);
     }
-    const mem__tstats_t *r = &mem__g.retired_tstats;
+    const mem__tstats_t *r = &mem__threads.retired_tstats;
     out->regions_live = __atomic_load_n(&r->regions_live, __ATOMIC_RELAXED);
     out->subregions_live = __atomic_load_n(&r->subregions_live, __ATOMIC_RELAXED);
     out->region_bytes = __atomic_load_n(&r->region_bytes, __ATOMIC_RELAXED);
     out->regions_created = __atomic_load_n(&r->regions_created, __ATOMIC_RELAXED);
     out->subregions_created = __atomic_load_n(&r->subregions_created, __ATOMIC_RELAXED);
     for (int i = 0; i < MEM_REG_MAX; i++) {
-        mem_tcache_t *tc = __atomic_load_n(&mem__g.reg[i], __ATOMIC_ACQUIRE);
+        mem__tcache_t *tc = __atomic_load_n(&mem__threads.reg[i], __ATOMIC_ACQUIRE);
         if (!tc)
             continue;
-        bool used = __atomic_load_n(&mem__g.reg_used[i], __ATOMIC_ACQUIRE);
+        bool used = __atomic_load_n(&mem__threads.reg_used[i], __ATOMIC_ACQUIRE);
         mem_thread_stats_t *ts = NULL;
         if (used && out->threads_cnt < MEM_STATS_THREADS_MAX)
             ts = &out->threads[out->threads_cnt++];
         add_cache(out, tc, ts, node_cached);
     }
-    if (mem__g.shared)
-        add_cache(out, mem__g.shared, NULL, node_cached);
+    if (mem__threads.shared)
+        add_cache(out, mem__threads.shared, NULL, node_cached);
 
     uint64_t class_live = 0;
     for (unsigned c = 0; c < MEM_SC_COUNT; c++) {
@@ -163,20 +164,23 @@ int mem_stats_snapshot(mem_stats_t *out)
         out->meta_bytes += MEM_STAT_LOAD(n->meta_bytes);
         out->segments += ns->segments;
     }
-    out->large_live = __atomic_load_n(&mem__g.large_live, __ATOMIC_RELAXED);
-    out->large_cnt = __atomic_load_n(&mem__g.large_cnt, __ATOMIC_RELAXED);
-    out->alloc_cnt += __atomic_load_n(&mem__g.large_alloc_cnt, __ATOMIC_RELAXED);
-    out->free_cnt += __atomic_load_n(&mem__g.large_free_cnt, __ATOMIC_RELAXED);
+    out->large_live = __atomic_load_n(&mem__large_totals.live, __ATOMIC_RELAXED);
+    out->large_cnt = __atomic_load_n(&mem__large_totals.cnt, __ATOMIC_RELAXED);
+    out->alloc_cnt += __atomic_load_n(&mem__large_totals.alloc_cnt, __ATOMIC_RELAXED);
+    out->free_cnt += __atomic_load_n(&mem__large_totals.free_cnt, __ATOMIC_RELAXED);
     out->live = class_live + out->large_live;
-    out->alloc_failed = __atomic_load_n(&mem__g.alloc_failed, __ATOMIC_RELAXED);
-    out->budget_refused = __atomic_load_n(&mem__g.budget_refused, __ATOMIC_RELAXED);
-    out->metadata = __atomic_load_n(&mem__g.metadata, __ATOMIC_RELAXED);
-    out->exempt_live = __atomic_load_n(&mem__g.exempt_live, __ATOMIC_RELAXED);
-    out->exempt_over = __atomic_load_n(&mem__g.exempt_over, __ATOMIC_RELAXED);
+    out->alloc_failed = __atomic_load_n(&mem__budget.alloc_failed, __ATOMIC_RELAXED);
+    out->budget_refused = __atomic_load_n(&mem__budget.refused, __ATOMIC_RELAXED);
+    out->metadata = __atomic_load_n(&mem__budget.metadata, __ATOMIC_RELAXED);
+    out->exempt_live = __atomic_load_n(&mem__budget.exempt_live, __ATOMIC_RELAXED);
+    out->exempt_over = __atomic_load_n(&mem__budget.exempt_over, __ATOMIC_RELAXED);
     out->committed = mem_budget_committed();
-    out->mapped = __atomic_load_n(&mem__g.mapped, __ATOMIC_RELAXED);
-    out->released_total = __atomic_load_n(&mem__g.released_total, __ATOMIC_RELAXED);
-    out->released_pending = out->mapped > out->committed ? out->mapped - out->committed : 0;
+    out->mapped = __atomic_load_n(&mem__budget.mapped, __ATOMIC_RELAXED);
+    out->released_total = __atomic_load_n(&mem__budget.released_total, __ATOMIC_RELAXED);
+    out->reset_total = __atomic_load_n(&mem__budget.reset_total, __ATOMIC_RELAXED);
+    /* Metadata is committed in mappings of its own, outside `mapped`: compare heap with heap. */
+    uint64_t heap = out->committed - MEM_MIN(out->metadata, out->committed);
+    out->released_pending = out->mapped > heap ? out->mapped - heap : 0;
     return 0;
 }
 

@@ -53,7 +53,9 @@ typedef struct mem_thread_stats_s {
 typedef struct mem_stats_s {
     /* Totals. */
     uint64_t committed;        /* mapped and not returned to the OS */
-    uint64_t mapped;           /* virtual bytes mapped (committed + released-but-mapped) */
+    uint64_t mapped;           /* virtual bytes of the heap's mappings, segments and large
+                                  objects (committed less metadata, plus released-but-mapped;
+                                  metadata has mappings of its own, outside this) */
     uint64_t live;             /* handed out to callers, large objects included */
     uint64_t tcache;           /* free in thread caches */
     uint64_t depot;            /* free in depot batches */
@@ -63,6 +65,8 @@ typedef struct mem_stats_s {
     uint64_t large_live;       /* live bytes in dedicated large mappings */
     uint64_t large_cnt;
     uint64_t released_total;   /* cumulative bytes returned to the OS with madvise/munmap */
+    uint64_t reset_total;      /* of which whole free pages inside partly used spans (page
+                                  reset: still counted in committed and free_in_segments) */
     uint64_t released_pending; /* mapped but released (resident 0), reusable */
     uint64_t alloc_cnt, free_cnt;
     uint64_t alloc_failed;   /* allocations that returned NULL (after the one retry) */

@@ -25,7 +25,7 @@ void mem_subregion_free(mem_subregion_t *s);
  * bump window (mem/bump.h). Ownership: subregion. */
 MEM_INLINE void *mem_subregion_alloc(mem_subregion_t *s, size_t len)
 {
-    return mem__bump_alloc((mem_bump_t *)(void *)s, len);
+    return mem__bump_alloc((mem__bump_t *)(void *)s, len);
 }
 void *mem_subregion_calloc(mem_subregion_t *s, size_t len);
 char *mem_subregion_strndup(mem_subregion_t *s, const char *str, size_t len);

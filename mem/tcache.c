@@ -10,6 +10,7 @@
 #include "mem/base.h"
 #include "mem/tcache.h"
 #include "mem/heapprof.h"
+#include "mem/sampling.h"
 #include "mem/numa.h"
 
 #include <string.h>
@@ -19,12 +20,13 @@
 
 /* The first-use sentinel (creates a cache on the first miss) and the after-exit sentinel
  * (routes to the shared cache). All capacities are 0, so every call misses. */
-static mem_tcache_t tc_empty = {.reg_idx = -1, .node = UINT32_MAX};
-static mem_tcache_t tc_dead = {.reg_idx = -1, .node = UINT32_MAX};
+static mem__tcache_t tc_empty = {.reg_idx = -1, .node = UINT32_MAX};
+static mem__tcache_t tc_dead = {.reg_idx = -1, .node = UINT32_MAX};
 
-__thread mem_tcache_t *mem__tc_self = &tc_empty;
+__thread mem__tcache_t *mem__tc_self = &tc_empty;
 
 uint32_t mem__tc_size[MEM_TC_IDX];
+mem__threads_t mem__threads;
 
 __attribute__((constructor)) static void tc_size_init(void)
 {
@@ -51,13 +53,13 @@ static void key_create(void)
 
 /* ---- creation ---------------------------------------------------------------------- */
 
-static mem_tcache_t *tcache_map(int reg_idx, unsigned node)
+static mem__tcache_t *tcache_map(int reg_idx, unsigned node)
 {
     size_t slots = 0;
     for (unsigned c = 0; c < MEM_SC_COUNT; c++)
         slots += mem__g.cap[c];
-    size_t len = MEM_ALIGN_UP(sizeof(mem_tcache_t) + slots * sizeof(void *), mem__g.page);
-    mem_tcache_t *tc = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    size_t len = MEM_ALIGN_UP(sizeof(mem__tcache_t) + slots * sizeof(void *), mem__g.page);
+    mem__tcache_t *tc = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (tc == MAP_FAILED)
         return NULL;
     mem__meta_charge(len);
@@ -72,27 +74,27 @@ static mem_tcache_t *tcache_map(int reg_idx, unsigned node)
     tc->reg_idx = reg_idx;
     tc->node = node;
     size_t iv = mem_heapprof_interval();
-    tc->sample_left = iv ? (int64_t)mem__heapprof_next_interval() : MEM_SAMPLE_OFF;
+    tc->sample_left = iv ? (int64_t)mem__sampling_next() : MEM_SAMPLE_OFF;
     return tc;
 }
 
-mem_tcache_t *mem__tcache_create(unsigned node)
+mem__tcache_t *mem__tcache_create(unsigned node)
 {
     MEM_ASSERT(node < mem__g.nodes_cnt);
     pthread_once(&tc_key_once, key_create);
-    pthread_mutex_lock(&mem__g.reg_lock);
+    pthread_mutex_lock(&mem__threads.reg_lock);
     int idx = -1;
     for (int i = 0; i < MEM_REG_MAX; i++) {
-        if (!mem__g.reg_claimed[i]) {
+        if (!mem__threads.reg_claimed[i]) {
             idx = i;
-            mem__g.reg_claimed[i] = true;
+            mem__threads.reg_claimed[i] = true;
             break;
         }
     }
-    pthread_mutex_unlock(&mem__g.reg_lock);
+    pthread_mutex_unlock(&mem__threads.reg_lock);
     if (idx < 0)
         return NULL;
-    mem_tcache_t *tc = mem__g.reg[idx];
+    mem__tcache_t *tc = mem__threads.reg[idx];
     if (tc) {
         /* Reuse the exited thread's mapping: its counters were folded into the totals. */
         MEM_ASSERT(tc->reg_idx == idx);
@@ -100,13 +102,13 @@ mem_tcache_t *mem__tcache_create(unsigned node)
         MEM_STAT_STORE(tc->node, node);
         tc->flags = 0;
         size_t iv = mem_heapprof_interval();
-        tc->sample_left = iv ? (int64_t)mem__heapprof_next_interval() : MEM_SAMPLE_OFF;
+        tc->sample_left = iv ? (int64_t)mem__sampling_next() : MEM_SAMPLE_OFF;
     } else {
         tc = tcache_map(idx, node);
         if (!tc) {
-            pthread_mutex_lock(&mem__g.reg_lock);
-            mem__g.reg_claimed[idx] = false;
-            pthread_mutex_unlock(&mem__g.reg_lock);
+            pthread_mutex_lock(&mem__threads.reg_lock);
+            mem__threads.reg_claimed[idx] = false;
+            pthread_mutex_unlock(&mem__threads.reg_lock);
             return NULL;
         }
     }
@@ -114,8 +116,8 @@ mem_tcache_t *mem__tcache_create(unsigned node)
     tc->tid = (uint64_t)syscall(SYS_gettid);
     memset(tc->name, 0, sizeof(tc->name));
     (void)pthread_getname_np(pthread_self(), tc->name, sizeof(tc->name));
-    __atomic_store_n(&mem__g.reg[idx], tc, __ATOMIC_RELEASE);
-    __atomic_store_n(&mem__g.reg_used[idx], true, __ATOMIC_RELEASE);
+    __atomic_store_n(&mem__threads.reg[idx], tc, __ATOMIC_RELEASE);
+    __atomic_store_n(&mem__threads.reg_used[idx], true, __ATOMIC_RELEASE);
     pthread_setspecific(tc_key, tc);
     mem__tc_self = tc;
     return tc;
@@ -124,34 +126,34 @@ mem_tcache_t *mem__tcache_create(unsigned node)
 int mem__tcache_global_init(void)
 {
     pthread_once(&tc_key_once, key_create);
-    mem_tcache_t *tc = tcache_map(-1, 0);
+    mem__tcache_t *tc = tcache_map(-1, 0);
     if (!tc)
         return -ENOMEM;
     tc->flags = MEM_TC_SHARED;
     tc->tstats.shared = 1;
     snprintf(tc->name, sizeof(tc->name), "shared");
-    mem__g.shared = tc;
+    mem__threads.shared = tc;
     return 0;
 }
 
 void mem__tcache_global_fini(void)
 {
-    if (mem__g.shared) {
-        mem__tcache_flush(mem__g.shared);
-        size_t len = mem__g.shared->map_len;
-        munmap(mem__g.shared, len);
+    if (mem__threads.shared) {
+        mem__tcache_flush(mem__threads.shared);
+        size_t len = mem__threads.shared->map_len;
+        munmap(mem__threads.shared, len);
         mem__meta_uncharge(len);
-        mem__g.shared = NULL;
+        mem__threads.shared = NULL;
     }
     for (int i = 0; i < MEM_REG_MAX; i++) {
-        mem_tcache_t *tc = mem__g.reg[i];
+        mem__tcache_t *tc = mem__threads.reg[i];
         if (!tc)
             continue;
-        if (mem__g.reg_claimed[i])
+        if (mem__threads.reg_claimed[i])
             mem__die("mem_fini: a thread (tid %llu) still has a cache: join it or call "
                      "mem_thread_detach() on it first",
                      (unsigned long long)tc->tid);
-        mem__g.reg[i] = NULL;
+        mem__threads.reg[i] = NULL;
         size_t len = tc->map_len;
         munmap(tc, len);
         mem__meta_uncharge(len);
@@ -162,16 +164,16 @@ void mem__tcache_global_fini(void)
 
 /* ---- refill, spill, remote ---------------------------------------------------------- */
 
-static void trim_to_bound(mem_tcache_t *tc, unsigned keep);
+static void trim_to_bound(mem__tcache_t *tc, unsigned keep);
 
 /* Gets one batch for class `c` into the empty LIFO. Returns the objects added. */
-static unsigned refill(mem_tcache_t *tc, unsigned c)
+static unsigned refill(mem__tcache_t *tc, unsigned c)
 {
     MEM_ASSERT(tc->cnt[c] == 0);
 #if defined(MEM_FAULT_INJECT) && MEM_FAULT_INJECT
     /* Random allocation faults (mem_fault_set(_, one_in)) hit here, on the refill slow path,
      * never on the LIFO fast path. */
-    if (MEM_UNLIKELY(__atomic_load_n(&mem__g.fault_one_in, __ATOMIC_RELAXED) != 0) &&
+    if (MEM_UNLIKELY(__atomic_load_n(&mem__fault.one_in, __ATOMIC_RELAXED) != 0) &&
         mem__fault_alloc_hit())
         return 0;
 #endif
@@ -194,7 +196,7 @@ static unsigned refill(mem_tcache_t *tc, unsigned c)
 }
 
 /* Gives the oldest half (one batch) of class `c` to the depot. */
-static void spill(mem_tcache_t *tc, unsigned c)
+static void spill(mem__tcache_t *tc, unsigned c)
 {
     uint32_t n = tc->cnt[c];
     unsigned k = MEM_MIN(mem__g.batch[c], n);
@@ -210,7 +212,7 @@ static void spill(mem_tcache_t *tc, unsigned c)
 /* Keeps the cache within its byte bound: spills a batch of whichever class other than
  * `keep` holds the most bytes until the bound holds (`keep` = MEM_SC_COUNT: any class).
  * A class alone never passes the bound (its capacity is at most half of it). */
-static void trim_to_bound(mem_tcache_t *tc, unsigned keep)
+static void trim_to_bound(mem__tcache_t *tc, unsigned keep)
 {
     while (tc->bytes > tc->bytes_max) {
         unsigned worst = MEM_SC_COUNT;
@@ -229,7 +231,7 @@ static void trim_to_bound(mem_tcache_t *tc, unsigned keep)
     MEM_ASSERT(keep < MEM_SC_COUNT || tc->bytes <= tc->bytes_max);
 }
 
-static void remote_flush(mem_tcache_t *tc, unsigned node, unsigned c)
+static void remote_flush(mem__tcache_t *tc, unsigned node, unsigned c)
 {
     mem__remote_t *r = &tc->remote[node][c];
     if (!r->cnt)
@@ -254,7 +256,7 @@ static void remote_flush(mem_tcache_t *tc, unsigned node, unsigned c)
 }
 
 /* A free of an object homed on another node: collect a batch that goes home whole. */
-static void remote_free(mem_tcache_t *tc, void *p, unsigned node, unsigned c)
+static void remote_free(mem__tcache_t *tc, void *p, unsigned node, unsigned c)
 {
     MEM_ASSERT(node < mem__g.nodes_cnt);
     mem__remote_t *r = &tc->remote[node][c];
@@ -277,7 +279,7 @@ static void remote_free(mem_tcache_t *tc, void *p, unsigned node, unsigned c)
     }
 }
 
-void mem__tcache_flush(mem_tcache_t *tc)
+void mem__tcache_flush(mem__tcache_t *tc)
 {
     for (unsigned f = 0; f < MEM_TC_FRESH_CLASSES; f++) {
         if (tc->fresh_cnt[f] == 0)
@@ -299,16 +301,16 @@ void mem__tcache_flush(mem_tcache_t *tc)
 
 /* One attempt at an allocation for a cache the caller may use (its own, or the shared one
  * under its lock). Returns NULL on failure without counting it. */
-MEM_ALLOC_TEXT static void *alloc_try(mem_tcache_t *tc, size_t len, bool sample)
+MEM_ALLOC_TEXT static void *alloc_try(mem__tcache_t *tc, size_t len, bool sample)
 {
     if (sample) {
         /* Sampling switched on since this countdown was drawn: start a real one. */
         if (MEM_UNLIKELY(tc->sample_left > MEM_SAMPLE_OFF / 2) && mem_heapprof_interval() > 0)
-            tc->sample_left = (int64_t)mem__heapprof_next_interval();
+            tc->sample_left = (int64_t)mem__sampling_next();
         int64_t left = tc->sample_left - (int64_t)len;
         if (left < 0) {
             size_t iv = mem_heapprof_interval();
-            tc->sample_left = iv ? (int64_t)mem__heapprof_next_interval() : MEM_SAMPLE_OFF;
+            tc->sample_left = iv ? (int64_t)mem__sampling_next() : MEM_SAMPLE_OFF;
             if (iv) {
                 /* Sampled objects come from sample-only spans (or, when large, a mapping
                  * flagged "sampled"), so free() learns it on a path that is already slow. */
@@ -362,7 +364,7 @@ MEM_ALLOC_TEXT static void *alloc_try(mem_tcache_t *tc, size_t len, bool sample)
 /* An allocation that the budget refused is retried once after what is merely cached went
  * back (this cache, the depots, free spans on every node); every allocation that still
  * fails is counted in alloc_failed. */
-MEM_ALLOC_TEXT static void *alloc_in(mem_tcache_t *tc, size_t len, bool sample)
+MEM_ALLOC_TEXT static void *alloc_in(mem__tcache_t *tc, size_t len, bool sample)
 {
     uint64_t refused = mem__refused_self;
     void *p = alloc_try(tc, len, sample);
@@ -374,11 +376,11 @@ MEM_ALLOC_TEXT static void *alloc_in(mem_tcache_t *tc, size_t len, bool sample)
         if (p)
             return p;
     }
-    __atomic_fetch_add(&mem__g.alloc_failed, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&mem__budget.alloc_failed, 1, __ATOMIC_RELAXED);
     return NULL;
 }
 
-static void free_in(mem_tcache_t *tc, void *p, unsigned c, unsigned node)
+static void free_in(mem__tcache_t *tc, void *p, unsigned c, unsigned node)
 {
     MEM_ASSERT(c < MEM_SC_COUNT);
     if (node != tc->node) {
@@ -405,7 +407,7 @@ static void free_in(mem_tcache_t *tc, void *p, unsigned c, unsigned node)
 }
 
 /* Resolves the cache the calling thread should use; NULL = use the shared one. */
-static mem_tcache_t *self_or_create(mem_tcache_t *tc)
+static mem__tcache_t *self_or_create(mem__tcache_t *tc)
 {
     if (tc == &tc_empty) {
         if (mem__ensure_init() != 0)
@@ -419,42 +421,42 @@ static mem_tcache_t *self_or_create(mem_tcache_t *tc)
     return tc;
 }
 
-MEM_ALLOC_TEXT void *mem__tcache_alloc_slow(mem_tcache_t *tc, size_t len)
+MEM_ALLOC_TEXT void *mem__tcache_alloc_slow(mem__tcache_t *tc, size_t len)
 {
     tc = self_or_create(tc);
     if (MEM_LIKELY(tc != NULL))
         return alloc_in(tc, len, true);
     if (!mem_is_initialised())
         return NULL;
-    pthread_mutex_lock(&mem__g.shared_lock);
-    void *p = alloc_in(mem__g.shared, len, false);
-    pthread_mutex_unlock(&mem__g.shared_lock);
+    pthread_mutex_lock(&mem__threads.shared_lock);
+    void *p = alloc_in(mem__threads.shared, len, false);
+    pthread_mutex_unlock(&mem__threads.shared_lock);
     return p;
 }
 
 MEM_ALLOC_TEXT void *mem__tcache_alloc_cls(unsigned cls)
 {
     MEM_ASSERT(cls < MEM_SC_COUNT);
-    mem_tcache_t *tc = self_or_create(mem__tc_self);
+    mem__tcache_t *tc = self_or_create(mem__tc_self);
     if (MEM_LIKELY(tc != NULL))
         return alloc_in(tc, mem_sc_size[cls], false);
     if (!mem_is_initialised())
         return NULL;
-    pthread_mutex_lock(&mem__g.shared_lock);
-    void *p = alloc_in(mem__g.shared, mem_sc_size[cls], false);
-    pthread_mutex_unlock(&mem__g.shared_lock);
+    pthread_mutex_lock(&mem__threads.shared_lock);
+    void *p = alloc_in(mem__threads.shared, mem_sc_size[cls], false);
+    pthread_mutex_unlock(&mem__threads.shared_lock);
     return p;
 }
 
 bool mem__tcache_sample_due(size_t len)
 {
-    mem_tcache_t *tc = mem__tc_self;
+    mem__tcache_t *tc = mem__tc_self;
     return tc->reg_idx >= 0 && tc->sample_left - (int64_t)len < 0;
 }
 
 bool mem__tcache_sample_take(size_t len)
 {
-    mem_tcache_t *tc = mem__tc_self;
+    mem__tcache_t *tc = mem__tc_self;
     if (tc->reg_idx < 0)
         return false;
     int64_t left = tc->sample_left - (int64_t)len;
@@ -463,14 +465,14 @@ bool mem__tcache_sample_take(size_t len)
         return false;
     }
     size_t iv = mem_heapprof_interval();
-    tc->sample_left = iv ? (int64_t)mem__heapprof_next_interval() : MEM_SAMPLE_OFF;
+    tc->sample_left = iv ? (int64_t)mem__sampling_next() : MEM_SAMPLE_OFF;
     return iv != 0;
 }
 
 MEM_ALLOC_TEXT void *mem__tcache_alloc_sample(unsigned cls, size_t len)
 {
     MEM_ASSERT(cls < MEM_SC_COUNT);
-    mem_tcache_t *tc = mem__tc_self;
+    mem__tcache_t *tc = mem__tc_self;
     MEM_ASSERT(tc->reg_idx >= 0);
     void *p = mem__span_take_sampled(&mem__g.nodes[tc->node], cls);
     if (!p)
@@ -484,7 +486,7 @@ MEM_ALLOC_TEXT void *mem__tcache_alloc_sample(unsigned cls, size_t len)
 MEM_ALLOC_TEXT void *mem__tcache_alloc_fresh(unsigned cls)
 {
     MEM_ASSERT(cls < MEM_SC_COUNT);
-    mem_tcache_t *tc = self_or_create(mem__tc_self);
+    mem__tcache_t *tc = self_or_create(mem__tc_self);
     if (!tc)
         return NULL; /* the shared cache: the caller's ordinary path takes its lock */
     void *p = NULL;
@@ -516,7 +518,7 @@ MEM_ALLOC_TEXT void *mem__tcache_alloc_fresh(unsigned cls)
 }
 
 /* A sampled object goes straight back to its sample-only span, never into a cache. */
-static void free_sampled(mem_tcache_t *tc, void *p, unsigned c, unsigned node)
+static void free_sampled(mem__tcache_t *tc, void *p, unsigned c, unsigned node)
 {
     MEM_ASSERT(c < MEM_SC_COUNT);
     MEM_ASSERT(node < mem__g.nodes_cnt);
@@ -528,17 +530,17 @@ static void free_sampled(mem_tcache_t *tc, void *p, unsigned c, unsigned node)
         MEM_STAT_ADD(tc->free_cnt[c], 1);
         return;
     }
-    pthread_mutex_lock(&mem__g.shared_lock);
-    MEM_STAT_ADD(mem__g.shared->free_cnt[c], 1);
-    pthread_mutex_unlock(&mem__g.shared_lock);
+    pthread_mutex_lock(&mem__threads.shared_lock);
+    MEM_STAT_ADD(mem__threads.shared->free_cnt[c], 1);
+    pthread_mutex_unlock(&mem__threads.shared_lock);
 }
 
-void mem__tcache_free_slow(mem_tcache_t *tc, void *p)
+void mem__tcache_free_slow(mem__tcache_t *tc, void *p)
 {
     mem__seghdr_t *h = mem__seghdr_of(p);
     unsigned tag = h->tag[mem__span_idx(p)];
     if (tag == MEM_TAG_LARGE) {
-        mem__large_free((mem_large_t *)h, p);
+        mem__large_free((mem__large_t *)h, p);
         mem__decay_maybe();
         return;
     }
@@ -555,16 +557,16 @@ void mem__tcache_free_slow(mem_tcache_t *tc, void *p)
         free_in(tc, p, tag, node);
         return;
     }
-    pthread_mutex_lock(&mem__g.shared_lock);
-    free_in(mem__g.shared, p, tag, node);
-    pthread_mutex_unlock(&mem__g.shared_lock);
+    pthread_mutex_lock(&mem__threads.shared_lock);
+    free_in(mem__threads.shared, p, tag, node);
+    pthread_mutex_unlock(&mem__threads.shared_lock);
 }
 
 /* ---- detach, stats block ----------------------------------------------------------- */
 
 void mem__tcache_detach_self(bool dead)
 {
-    mem_tcache_t *tc = mem__tc_self;
+    mem__tcache_t *tc = mem__tc_self;
     if (tc == &tc_empty || tc == &tc_dead) {
         if (dead)
             mem__tc_self = &tc_dead;
@@ -575,14 +577,14 @@ void mem__tcache_detach_self(bool dead)
     /* Fold the counters into the totals of exited threads so that sums stay exact when
      * another thread frees what this one allocated. */
     for (unsigned c = 0; c < MEM_SC_COUNT; c++) {
-        __atomic_fetch_add(&mem__g.retired_alloc[c], MEM_STAT_LOAD(tc->alloc_cnt[c]),
+        __atomic_fetch_add(&mem__threads.retired_alloc[c], MEM_STAT_LOAD(tc->alloc_cnt[c]),
                            __ATOMIC_RELAXED);
-        __atomic_fetch_add(&mem__g.retired_free[c], MEM_STAT_LOAD(tc->free_cnt[c]),
+        __atomic_fetch_add(&mem__threads.retired_free[c], MEM_STAT_LOAD(tc->free_cnt[c]),
                            __ATOMIC_RELAXED);
         MEM_STAT_STORE(tc->alloc_cnt[c], 0);
         MEM_STAT_STORE(tc->free_cnt[c], 0);
     }
-    mem__tstats_t *r = &mem__g.retired_tstats, *t = &tc->tstats;
+    mem__tstats_t *r = &mem__threads.retired_tstats, *t = &tc->tstats;
     __atomic_fetch_add(&r->regions_live, MEM_STAT_LOAD(t->regions_live), __ATOMIC_RELAXED);
     __atomic_fetch_add(&r->subregions_live, MEM_STAT_LOAD(t->subregions_live), __ATOMIC_RELAXED);
     __atomic_fetch_add(&r->region_bytes, MEM_STAT_LOAD(t->region_bytes), __ATOMIC_RELAXED);
@@ -599,20 +601,20 @@ void mem__tcache_detach_self(bool dead)
     MEM_STATIC_ASSERT(sizeof(mem__tstats_t) == 6 * sizeof(uint64_t),
                       "clear every mem__tstats_t counter above (`shared` is not one)");
     pthread_setspecific(tc_key, NULL);
-    __atomic_store_n(&mem__g.reg_used[tc->reg_idx], false, __ATOMIC_RELEASE);
-    pthread_mutex_lock(&mem__g.reg_lock);
-    mem__g.reg_claimed[tc->reg_idx] = false;
-    pthread_mutex_unlock(&mem__g.reg_lock);
+    __atomic_store_n(&mem__threads.reg_used[tc->reg_idx], false, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&mem__threads.reg_lock);
+    mem__threads.reg_claimed[tc->reg_idx] = false;
+    pthread_mutex_unlock(&mem__threads.reg_lock);
     mem__tc_self = dead ? &tc_dead : &tc_empty;
 }
 
 mem__tstats_t *mem__tstats_self(void)
 {
-    mem_tcache_t *tc = self_or_create(mem__tc_self);
+    mem__tcache_t *tc = self_or_create(mem__tc_self);
     if (tc)
         return &tc->tstats;
     if (!mem_is_initialised())
         return NULL;
     /* Threads without their own cache share this block (rare: registry full or exiting). */
-    return &mem__g.shared->tstats;
+    return &mem__threads.shared->tstats;
 }

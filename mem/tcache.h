@@ -38,7 +38,7 @@ typedef struct mem__remote_s {
     uint32_t pad;
 } mem__remote_t;
 
-typedef struct mem_tcache_s {
+typedef struct mem__tcache_s {
     /* Hot: the owner reads and writes these on every allocation and free. */
     int64_t sample_left; /* bytes until the next heap sample */
     uint64_t bytes;      /* bytes in the slots: sum of cnt[c] * size (owner only) */
@@ -63,16 +63,16 @@ typedef struct mem_tcache_s {
     char name[16];
     int reg_idx;    /* -1 for the sentinels */
     size_t map_len; /* this mapping */
-} mem_tcache_t;
+} mem__tcache_t;
 
 #define MEM_TC_SHARED 1u
 
 /* The calling thread's cache: a static empty sentinel until first use (cap 0 everywhere, so
  * the first call misses into the slow path, which creates the real one). */
-extern __thread mem_tcache_t *mem__tc_self;
+extern __thread mem__tcache_t *mem__tc_self;
 
-void *mem__tcache_alloc_slow(mem_tcache_t *tc, size_t len) MEM_NOINLINE MEM_COLD;
-void mem__tcache_free_slow(mem_tcache_t *tc, void *p) MEM_NOINLINE MEM_COLD;
+void *mem__tcache_alloc_slow(mem__tcache_t *tc, size_t len) MEM_NOINLINE MEM_COLD;
+void mem__tcache_free_slow(mem__tcache_t *tc, void *p) MEM_NOINLINE MEM_COLD;
 /* Allocates one object of class `cls` without sampling (aligned_alloc). */
 void *mem__tcache_alloc_cls(unsigned cls) MEM_NOINLINE;
 
@@ -91,13 +91,13 @@ bool mem__tcache_sample_due(size_t len);
 void *mem__tcache_alloc_sample(unsigned cls, size_t len) MEM_NOINLINE;
 
 /* Flushes every cached object of `tc` (slots and remote batches) to the depots. */
-void mem__tcache_flush(mem_tcache_t *tc);
+void mem__tcache_flush(mem__tcache_t *tc);
 /* Stops using the caller's cache: flush, fold its counters into the totals, free its slot.
  * `dead`: the thread is exiting (later allocations use the shared cache). */
 void mem__tcache_detach_self(bool dead);
 /* Creates the caller's cache homed on `node`. Returns NULL when the registry is full or on
  * OOM (the caller then uses the shared cache). */
-mem_tcache_t *mem__tcache_create(unsigned node);
+mem__tcache_t *mem__tcache_create(unsigned node);
 /* Creates the shared cache (mem_init) and releases every cache mapping (mem_fini). */
 int mem__tcache_global_init(void);
 void mem__tcache_global_fini(void);
@@ -106,14 +106,14 @@ void mem__tcache_global_fini(void);
  * own cache). Non-NULL once the library is initialised. */
 MEM_INLINE mem__tstats_t *mem__tstats_local(void)
 {
-    mem_tcache_t *tc = mem__tc_self;
+    mem__tcache_t *tc = mem__tc_self;
     if (MEM_LIKELY(tc->reg_idx >= 0))
         return &tc->tstats;
     return mem__tstats_self();
 }
 
 /* Fast path: pop from the class's LIFO. */
-MEM_INLINE void *mem__tcache_alloc(mem_tcache_t *tc, size_t len)
+MEM_INLINE void *mem__tcache_alloc(mem__tcache_t *tc, size_t len)
 {
     unsigned c = mem_sc_of(len);
     uint32_t n = MEM_STAT_LOAD(tc->cnt[c]);
@@ -132,7 +132,7 @@ MEM_INLINE void *mem__tcache_alloc(mem_tcache_t *tc, size_t len)
 /* Fast path without the sampling countdown: pops an object of class `c` for memory that the
  * profiler samples where it is used instead (region chunks), so it is never a sample itself
  * and costs no countdown arithmetic. */
-MEM_INLINE void *mem__tcache_alloc_unsampled(mem_tcache_t *tc, unsigned c)
+MEM_INLINE void *mem__tcache_alloc_unsampled(mem__tcache_t *tc, unsigned c)
 {
     MEM_ASSERT_HOT(c < MEM_SC_COUNT);
     uint32_t n = MEM_STAT_LOAD(tc->cnt[c]);
@@ -147,7 +147,7 @@ MEM_INLINE void *mem__tcache_alloc_unsampled(mem_tcache_t *tc, unsigned c)
 }
 
 /* Fast path: push on the class's LIFO when the object is homed on this thread's node. */
-MEM_INLINE void mem__tcache_free(mem_tcache_t *tc, void *p)
+MEM_INLINE void mem__tcache_free(mem__tcache_t *tc, void *p)
 {
     mem__seghdr_t *h = mem__seghdr_of(p);
     unsigned c = h->tag[mem__span_idx(p)];

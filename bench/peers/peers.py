@@ -449,8 +449,10 @@ class Bench:
 
     def admin_release(self, px):
         import urllib.request
+        # urllib's default body type (a form) is what the admin refuses as cross-site.
         req = urllib.request.Request('http://127.0.0.1:%d/memory/release' % px.admin,
-                                     method='POST', data=b'')
+                                     method='POST', data=b'',
+                                     headers={'Content-Type': 'application/json'})
         with urllib.request.urlopen(req, timeout=10) as resp:
             resp.read()
 
@@ -516,6 +518,7 @@ class Bench:
         runs = [('weir', 'h2c', 'h2c'), ('weir', 'h2c', 'h1'), ('weir', 'tls', 'h2c'),
                 ('haproxy', 'h2c', 'h2c'), ('haproxy', 'h2c', 'h1'),
                 ('haproxy', 'tls', 'h2c')]
+        runs = [r for r in runs if r[0] in self.a.proxies]
         for proxy, front, up in runs:
             tag = '%s-%s-up%s' % (proxy, front, up)
             cg = os.path.join(self.tmp, 'callgrind.out.' + tag)
@@ -557,6 +560,8 @@ class Bench:
             log('%-8s callgrind %s up=%s: %.0f instructions/request' % (
                 proxy, front, up, rec['ir_per_req']))
         for front, up in (('h2c', 'h2c'), ('h2c', 'h1'), ('tls', 'h2c')):
+            if self.a.strace_requests == 0 or 'weir' not in self.a.proxies:
+                break
             tag = 'weir-%s-up%s' % (front, up)
             px = self.start_proxy('weir', 1, front, up)
             try:
@@ -655,7 +660,8 @@ def main():
     ap.add_argument('--decay', type=float, default=3.0)
     ap.add_argument('--phases', default='throughput,idle,streams,profile')
     ap.add_argument('--profile-requests', dest='profile_requests', type=int, default=5000)
-    ap.add_argument('--strace-requests', dest='strace_requests', type=int, default=20000)
+    ap.add_argument('--strace-requests', dest='strace_requests', type=int, default=20000,
+                    help='0: no strace run in the profile phase')
     a = ap.parse_args()
     import resource
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]

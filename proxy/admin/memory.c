@@ -21,6 +21,7 @@
  */
 #include "mem/base.h"
 #include "proxy/admin/endpoints.h"
+#include "proxy/admin/symbolize.h"
 
 #include <stdbool.h>
 #include <string.h>
@@ -90,6 +91,7 @@ static void memory_json(px_jsonw_t *w, const px_server_t *s, const mem_stats_t *
     px_jsonw_ku64(w, "large_live", st->large_live);
     px_jsonw_ku64(w, "large_cnt", st->large_cnt);
     px_jsonw_ku64(w, "released_total", st->released_total);
+    px_jsonw_ku64(w, "reset_total", st->reset_total);
     px_jsonw_ku64(w, "released_pending", st->released_pending);
     px_jsonw_ku64(w, "alloc_cnt", st->alloc_cnt);
     px_jsonw_ku64(w, "free_cnt", st->free_cnt);
@@ -293,6 +295,8 @@ static void memory_prom(px_jsonw_t *w, const px_server_t *s, const mem_stats_t *
              "Mapped bytes returned to the OS and reusable.", st->released_pending);
     prom_u64(w, "weir_memory_released_bytes_total", "counter",
              "Bytes returned to the OS with madvise or munmap.", st->released_total);
+    prom_u64(w, "weir_memory_page_reset_bytes_total", "counter",
+             "Free pages inside partly used spans returned to the OS.", st->reset_total);
     prom_u64(w, "weir_memory_large_live_bytes", "gauge", "Live bytes in dedicated large mappings.",
              st->large_live);
     prom_u64(w, "weir_memory_resident_bytes", "gauge", "Resident set size of the process.", rss);
@@ -487,7 +491,7 @@ static int dump_write(void *ud, const char *buf, size_t len)
 static void heap_dump_get(px_admin_resp_t *resp, bool symbols)
 {
     resp->content_type = "text/plain; charset=utf-8";
-    int rc = symbols ? mem_heapprof_dump_symbols(dump_write, &resp->body)
+    int rc = symbols ? px_symbolize_dump(dump_write, &resp->body)
                      : mem_heapprof_dump(dump_write, &resp->body);
     if (rc != 0 && px_jsonw_error(&resp->body) == 0) {
         char msg[96];

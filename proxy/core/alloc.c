@@ -3,7 +3,8 @@
  *
  * Everything here is a thin adapter: the allocator is mem/'s malloc facade, which serves the
  * calling thread from its thread cache (libuv through its exempt entry points, which never
- * fail at the budget). No state besides the static nghttp2_mem table.
+ * fail at the budget). No state besides the static nghttp2_mem table. The allocating hooks
+ * are MEM_LIB_HOOK, so a heap sample they take is unwound through the library's frames.
  */
 #include "proxy/core/alloc.h"
 #include "mem/base.h"
@@ -13,7 +14,7 @@
 
 #include "mem/malloc.h"
 
-static void *on_ng_malloc(size_t size, void *ud)
+MEM_LIB_HOOK static void *on_ng_malloc(size_t size, void *ud)
 {
     (void)ud;
     return mem_malloc(size);
@@ -25,13 +26,13 @@ static void on_ng_free(void *ptr, void *ud)
     mem_free(ptr);
 }
 
-static void *on_ng_calloc(size_t nmemb, size_t size, void *ud)
+MEM_LIB_HOOK static void *on_ng_calloc(size_t nmemb, size_t size, void *ud)
 {
     (void)ud;
     return mem_calloc(nmemb, size);
 }
 
-static void *on_ng_realloc(void *ptr, size_t size, void *ud)
+MEM_LIB_HOOK static void *on_ng_realloc(void *ptr, size_t size, void *ud)
 {
     (void)ud;
     return mem_realloc(ptr, size);
@@ -45,14 +46,14 @@ static nghttp2_mem ng_mem = {
     .realloc = on_ng_realloc,
 };
 
-static void *on_ssl_malloc(size_t num, const char *file, int line)
+MEM_LIB_HOOK static void *on_ssl_malloc(size_t num, const char *file, int line)
 {
     (void)file;
     (void)line;
     return mem_malloc(num);
 }
 
-static void *on_ssl_realloc(void *p, size_t num, const char *file, int line)
+MEM_LIB_HOOK static void *on_ssl_realloc(void *p, size_t num, const char *file, int line)
 {
     (void)file;
     (void)line;

@@ -246,7 +246,15 @@ static void *worker_main(void *arg)
         CPU_SET(w->cpu, &set);
         (void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
     }
-    (void)mem_thread_attach(w->node);
+    /* -1: the node of the CPU just pinned, as mem/ numbers nodes (densely: w->node is the
+     * kernel's id, which is no index of mem/'s when the ids are sparse). Failing is not fatal:
+     * the first allocation tries again, and a thread without a cache of its own uses the
+     * shared one (slower, not wrong); say so. */
+    int arc = mem_thread_attach(-1);
+    if (arc != 0)
+        fprintf(stderr,
+                "weir: worker %u: mem_thread_attach: %s (it gets a cache later or shares one)\n",
+                w->idx, strerror(-arc));
     int rc = worker_setup(w);
     px_server__worker_started(w->server, rc);
     if (rc != 0) {

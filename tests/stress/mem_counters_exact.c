@@ -95,7 +95,7 @@ static uint64_t node_walk(mem__node_t *n)
 {
     uint64_t sum = 0;
     pthread_mutex_lock(&n->lock);
-    for (mem_segment_t *seg = n->segs; seg; seg = seg->next) {
+    for (mem__segment_t *seg = n->segs; seg; seg = seg->next) {
         sum += seg->meta_bytes;
         for (unsigned i = 1; i < MEM_SPANS_PER_SEG; i++)
             if (seg->spans[i].state != MEM_SPAN_CLEAN)
@@ -121,7 +121,9 @@ static void check_quiescent(const char *when, uint64_t regions_held)
     CHECK_EQ(nodes + st.metadata, st.committed);
     CHECK_EQ(st.live + st.tcache + st.depot + st.free_in_segments + st.metadata, st.committed);
     CHECK_EQ(st.regions_live, regions_held);
-    CHECK(st.committed <= st.mapped);
+    /* Metadata (thread-cache mappings, profiler tables, registry) is committed outside the
+     * heap's mappings: a nearly full segment plus metadata can pass `mapped`. */
+    CHECK(st.committed - st.metadata <= st.mapped);
 }
 
 TEST(counters_exact)

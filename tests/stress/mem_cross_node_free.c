@@ -57,13 +57,13 @@ static unsigned home_of(const void *p)
 {
     mem__seghdr_t *h = mem__seghdr_of(p);
     if (h->tag[mem__span_idx(p)] == MEM_TAG_LARGE)
-        return ((const mem_large_t *)h)->node;
+        return ((const mem__large_t *)h)->node;
     return h->node;
 }
 
 static void check_own_cache(unsigned node)
 {
-    mem_tcache_t *tc = mem__tc_self;
+    mem__tcache_t *tc = mem__tc_self;
     for (unsigned c = 0; c < MEM_SC_COUNT; c++)
         for (uint32_t i = 0; i < tc->cnt[c]; i++)
             if (mem__seghdr_of(tc->slots[c][i])->node != node)

@@ -153,6 +153,18 @@ static void *lazy_alloc(void *arg)
     return (void *)(uintptr_t)home;
 }
 
+static void *attach_as_worker(void *arg)
+{
+    (void)arg;
+    if (mem_thread_attach(2) != -EINVAL)
+        return (void *)(uintptr_t)100;
+    if (mem_thread_attach(-1) != 0)
+        return (void *)(uintptr_t)101;
+    void *rv = lazy_alloc(NULL);
+    mem_thread_detach();
+    return rv;
+}
+
 TEST(sparse_node_ids)
 {
     static int cpu_os[4096];
@@ -173,6 +185,11 @@ TEST(sparse_node_ids)
     pthread_t t;
     REQUIRE(pthread_create(&t, NULL, lazy_alloc, NULL) == 0);
     void *rv;
+    pthread_join(t, &rv);
+    CHECK_EQ((uintptr_t)rv, 1);
+    /* A worker attaches with -1 (the node of the CPU it is pinned to), never with the
+     * kernel's id: 2 is no index here. */
+    REQUIRE(pthread_create(&t, NULL, attach_as_worker, NULL) == 0);
     pthread_join(t, &rv);
     CHECK_EQ((uintptr_t)rv, 1);
     CHECK_EQ(mem_fini(), 0);

@@ -42,7 +42,7 @@ TEST(byte_bound_holds_under_frees)
     for (unsigned c = 0; c < MEM_SC_COUNT; c++)
         for (unsigned i = 0; i < 8; i++)
             REQUIRE((ps[c][i] = mem_malloc(mem_sc_size[c])) != NULL);
-    mem_tcache_t *tc = mem__tc_self;
+    mem__tcache_t *tc = mem__tc_self;
     REQUIRE(tc->reg_idx >= 0);
     for (unsigned c = 0; c < MEM_SC_COUNT; c++) {
         for (unsigned i = 0; i < 8; i++) {
