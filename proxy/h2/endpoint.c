@@ -46,7 +46,7 @@ struct px_h2_ep_stream_s {
     px_h2_ep_stream_t *send_next; /* on the send list */
     px_h2_ep_stream_t *wu_next;   /* on the WINDOW_UPDATE list */
     px_h2_ep_stream_t *dead_next; /* on the dead list */
-    px_h2_ep_stream_t *wake_next; /* on wake_streams' list */
+    px_h2_ep_stream_t *wake_next; /* on wake_streams' or on_goaway's list */
     nghttp2_nv *trailers;         /* subregion: trailers waiting for the queued DATA */
     size_t trailers_cnt;
     size_t queued; /* payload bytes in out_* not yet written */
@@ -735,6 +735,28 @@ static int on_window_update(px_h2_ep_t *ep, const px_h2_frame_t *f)
     return 0;
 }
 
+typedef struct send_resize_s {
+    uint32_t old, now;
+    int rc;
+} send_resize_t;
+
+/* The peer's SETTINGS_INITIAL_WINDOW_SIZE moved every stream's send window (6.9.2). */
+static void send_resize(void *p, void *arg)
+{
+    px_h2_ep_stream_t *st = p;
+    send_resize_t *r = arg;
+    if (px_h2_window_resize(&st->send_window, r->old, r->now) != 0)
+        r->rc = -EOVERFLOW;
+}
+
+/* Our SETTINGS_INITIAL_WINDOW_SIZE moved every stream's receive window. */
+static void recv_resize(void *p, void *arg)
+{
+    px_h2_ep_stream_t *st = p;
+    /* The peer moves its view of the window when it reads the SETTINGS. */
+    px_h2_recv_window_settings(&st->recv, *(const uint32_t *)arg);
+}
+
 static int apply_peer_settings(px_h2_ep_t *ep, const px_h2_frame_t *f)
 {
     for (size_t i = 0; i < f->u.settings.cnt; i++) {
@@ -758,21 +780,9 @@ static int apply_peer_settings(px_h2_ep_t *ep, const px_h2_frame_t *f)
             uint32_t old = ep->peer_initial;
             if (e.value < old)
                 ep->send_shrunk = true;
-            uint32_t n = ep->streams.cnt;
-            void **list = n > 0 ? mem_malloc(n * sizeof(void *)) : NULL;
-            if (n > 0 && list == NULL) {
-                px_h2_ep_fail(ep, PX_H2_INTERNAL_ERROR, "out of memory for SETTINGS");
-                return -ENOMEM;
-            }
-            if (n > 0)
-                px_h2_stab_list(&ep->streams, list);
-            int rc = 0;
-            for (uint32_t k = 0; k < n && rc == 0; k++) {
-                px_h2_ep_stream_t *st = list[k];
-                if (px_h2_window_resize(&st->send_window, old, e.value) != 0)
-                    rc = -EOVERFLOW;
-            }
-            mem_free(list);
+            send_resize_t r = {.old = old, .now = e.value};
+            px_h2_stab_each(&ep->streams, send_resize, &r);
+            int rc = r.rc;
             if (rc != 0)
                 return px_h2_ep_fail(ep, PX_H2_FLOW_CONTROL_ERROR,
                                      "SETTINGS_INITIAL_WINDOW_SIZE takes a window past 2^31-1");
@@ -802,17 +812,7 @@ static void settings_acked(px_h2_ep_t *ep)
     if (s.initial_window < ep->local_initial) {
         ep->recv_shrunk = true;
         ep->local_initial = s.initial_window;
-        uint32_t n = ep->streams.cnt;
-        void **list = n > 0 ? mem_malloc(n * sizeof(void *)) : NULL;
-        if (list != NULL) {
-            px_h2_stab_list(&ep->streams, list);
-            for (uint32_t k = 0; k < n; k++) {
-                px_h2_ep_stream_t *st = list[k];
-                /* The peer moved its view of the window when it read the SETTINGS. */
-                px_h2_recv_window_settings(&st->recv, s.initial_window);
-            }
-            mem_free(list);
-        }
+        px_h2_stab_each(&ep->streams, recv_resize, &s.initial_window);
     }
 }
 
@@ -848,6 +848,16 @@ static int on_ping(px_h2_ep_t *ep, const px_h2_frame_t *f)
     return 0;
 }
 
+static void goaway_mark(void *p, void *arg)
+{
+    px_h2_ep_stream_t *st = p;
+    px_h2_ep_stream_t **head = arg;
+    if (!st->peer_init && st->id > st->ep->goaway_recv_last && st->state != PX_H2_ST_CLOSED) {
+        st->wake_next = *head;
+        *head = st;
+    }
+}
+
 static int on_goaway(px_h2_ep_t *ep, const px_h2_frame_t *f)
 {
     int32_t last = f->u.goaway.last_stream_id;
@@ -857,23 +867,20 @@ static int on_goaway(px_h2_ep_t *ep, const px_h2_frame_t *f)
     if (ep->cbs->on_goaway != NULL)
         ep->cbs->on_goaway(ep->ud, last, f->u.goaway.code, f->u.goaway.debug,
                            f->u.goaway.debug_len);
-    /* Streams of ours above `last` were never processed: closed, safe to retry. */
-    uint32_t n = ep->streams.cnt;
-    void **list = n > 0 ? mem_malloc(n * sizeof(void *)) : NULL;
-    if (n > 0 && list == NULL) {
-        px_h2_ep_fail(ep, PX_H2_INTERNAL_ERROR, "out of memory for GOAWAY");
-        return -ENOMEM;
-    }
-    if (n > 0)
-        px_h2_stab_list(&ep->streams, list);
-    for (uint32_t k = 0; k < n; k++) {
-        px_h2_ep_stream_t *st = list[k];
-        if (st->peer_init || st->id <= ep->goaway_recv_last || st->state == PX_H2_ST_CLOSED)
+    /* Streams of ours above `last` were never processed: closed, safe to retry. Listed
+     * first, since closing changes the table; a callback that closes one of them first is
+     * seen (its memory stays until the outermost call returns). */
+    px_h2_ep_stream_t *head = NULL;
+    px_h2_stab_each(&ep->streams, goaway_mark, &head);
+    while (head != NULL) {
+        px_h2_ep_stream_t *st = head;
+        head = st->wake_next;
+        st->wake_next = NULL;
+        if (st->state == PX_H2_ST_CLOSED)
             continue;
         set_closed(ep, st);
         stream_close(ep, st, PX_H2_CLOSED_BY_PEER, PX_H2_REFUSED_STREAM);
     }
-    mem_free(list);
     if (f->u.goaway.code != PX_H2_NO_ERROR && !ep->failed) {
         ep->failed = true;
         ep->fail_code = f->u.goaway.code;
@@ -1396,17 +1403,7 @@ int px_h2_ep_submit_settings(px_h2_ep_t *ep, const px_h2_setting_entry_t *e, siz
     ep->pending[ep->pending_cnt++] = s;
     if (s.initial_window > ep->local_initial) {
         /* Larger now: the peer may use it as soon as it reads the frame. */
-        uint32_t n = ep->streams.cnt;
-        void **list = n > 0 ? mem_malloc(n * sizeof(void *)) : NULL;
-        if (n > 0 && list == NULL)
-            return 0; /* the streams grow at the ACK instead (settings_acked) */
-        if (n > 0)
-            px_h2_stab_list(&ep->streams, list);
-        for (uint32_t k = 0; k < n; k++) {
-            px_h2_ep_stream_t *st = list[k];
-            px_h2_recv_window_settings(&st->recv, s.initial_window);
-        }
-        mem_free(list);
+        px_h2_stab_each(&ep->streams, recv_resize, &s.initial_window);
         ep->local_initial = s.initial_window;
     }
     return 0;

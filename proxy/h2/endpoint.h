@@ -149,8 +149,9 @@ MEM_MUST_CHECK int px_h2_ep_start(px_h2_ep_t *ep);
  * releases queued DATA and frees what the endpoint holds outside its region. NULL ignored. */
 void px_h2_ep_free(px_h2_ep_t *ep);
 
-/* Feeds `len` received bytes. Returns 0; -EPROTO when the connection failed (GOAWAY with
- * the reason is in the output: flush the transport, then close; see px_h2_ep_error); or
+/* Feeds `len` received bytes. Returns 0; -EPROTO when the connection failed (ours: GOAWAY
+ * with the reason is in the output, flush the transport, then close; or the peer's GOAWAY
+ * with an error code; see px_h2_ep_error); or
  * -ENOMEM (the connection cannot go on). After an error, feed nothing more.
  * Alloc: tcache (a cut frame, the header block being assembled, the stream table), the
  * region (stream sub-arenas), HPACK's allocator. */

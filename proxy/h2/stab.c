@@ -137,12 +137,3 @@ void px_h2_stab_each(const px_h2_stab_t *t, void (*fn)(void *p, void *arg), void
         if (t->slots[i].id != 0)
             fn(t->slots[i].p, arg);
 }
-
-void px_h2_stab_list(const px_h2_stab_t *t, void **out)
-{
-    size_t n = 0;
-    for (uint32_t i = 0; i < t->cap; i++)
-        if (t->slots[i].id != 0)
-            out[n++] = t->slots[i].p;
-    MEM_ASSERT(n == t->cnt);
-}

@@ -66,8 +66,4 @@ bool px_h2_stab_closed_find(const px_h2_stab_t *t, int32_t id, px_h2_closed_t *h
 /* Calls `fn` for every live stream; `fn` may not change the table. */
 void px_h2_stab_each(const px_h2_stab_t *t, void (*fn)(void *p, void *arg), void *arg);
 
-/* The live streams, in no order: out[0..cnt) (cnt = t->cnt). For walks that close streams.
- * Alloc: none. */
-void px_h2_stab_list(const px_h2_stab_t *t, void **out);
-
 #endif /* PX_H2_STAB_H */

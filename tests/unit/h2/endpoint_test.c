@@ -463,6 +463,74 @@ TEST(trailers_after_queued_data)
     mem_free(body);
 }
 
+TEST(trailers_only_response_reaches_the_client)
+{
+    /* gRPC's "trailers-only" form: the whole response is one HEADERS with END_STREAM. */
+    peer_t c, s;
+    REQUIRE(peer_init(&c, PX_H2_ROLE_CLIENT, NULL) == 0);
+    REQUIRE(peer_init(&s, PX_H2_ROLE_SERVER, NULL) == 0);
+    px_h2_ep_stream_t *st;
+    REQUIRE(px_h2_ep_submit_request(c.ep, post_nv, 4, false, NULL, &st) == 0);
+    CHECK_OK(pump(&c, &s));
+    const nghttp2_nv nv[] = {
+        {(uint8_t *)":status", (uint8_t *)"200", 7, 3, 0},
+        {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, 0},
+        {(uint8_t *)"grpc-status", (uint8_t *)"5", 11, 1, 0},
+        {(uint8_t *)"grpc-message", (uint8_t *)"not found", 12, 9, 0},
+    };
+    CHECK_OK(px_h2_ep_submit_headers(s.ep, rec_of(&s, 1)->st, nv, 4, true));
+    CHECK_OK(pump(&c, &s));
+    rec_t *r = rec_of(&c, 1);
+    CHECK_EQ(r->blocks, 1);
+    CHECK(r->end_seen);
+    CHECK(strstr(r->first, "grpc-status: 5\ngrpc-message: not found\n") != NULL);
+    CHECK_EQ(r->body, 0);
+    /* The client's side is half closed (remote): it may still end its request. */
+    CHECK_EQ(px_h2_ep_stream_state(st), PX_H2_ST_HALF_CLOSED_REMOTE);
+    CHECK_OK(px_h2_ep_submit_data(c.ep, st, NULL, 0, true, NULL, NULL));
+    CHECK_OK(pump(&c, &s));
+    CHECK(r->closed);
+    CHECK_EQ(r->close_code, PX_H2_NO_ERROR);
+    CHECK_EQ(px_h2_ep_streams_cnt(s.ep), 0);
+    peer_fini(&c);
+    peer_fini(&s);
+}
+
+TEST(client_role_refuses_push_and_server_streams)
+{
+    peer_t c, s;
+    REQUIRE(peer_init(&c, PX_H2_ROLE_CLIENT, NULL) == 0);
+    REQUIRE(peer_init(&s, PX_H2_ROLE_SERVER, NULL) == 0);
+    px_h2_ep_stream_t *st;
+    REQUIRE(px_h2_ep_submit_request(c.ep, get_nv, 4, true, NULL, &st) == 0);
+    CHECK_OK(pump(&c, &s));
+    /* We sent ENABLE_PUSH 0: a PUSH_PROMISE is a connection error. */
+    uint8_t b[64];
+    size_t n = px_h2_write_push_promise(b, 1, 2, (const uint8_t *)"\x82", 1);
+    CHECK_EQ(px_h2_ep_feed(c.ep, b, n), -EPROTO);
+    CHECK_EQ(px_h2_ep_error(c.ep), PX_H2_PROTOCOL_ERROR);
+    CHECK_EQ(c.fails, 1);
+    CHECK_STR(c.fail_reason, "PUSH_PROMISE");
+    peer_fini(&c);
+    peer_fini(&s);
+    /* A server opening a stream of its own. */
+    REQUIRE(peer_init(&c, PX_H2_ROLE_CLIENT, NULL) == 0);
+    REQUIRE(peer_init(&s, PX_H2_ROLE_SERVER, NULL) == 0);
+    CHECK_OK(pump(&c, &s));
+    n = px_h2_write_block(b, 2, (const uint8_t *)"\x88", 1, PX_H2_MAX_FRAME_MIN, true);
+    CHECK_EQ(px_h2_ep_feed(c.ep, b, n), -EPROTO);
+    CHECK_EQ(px_h2_ep_error(c.ep), PX_H2_PROTOCOL_ERROR);
+    /* DATA on a stream the client never opened. */
+    peer_fini(&c);
+    REQUIRE(peer_init(&c, PX_H2_ROLE_CLIENT, NULL) == 0);
+    n = px_h2_write_settings(b, NULL, 0, false);
+    n += px_h2_write_data_hd(b + n, 1, 0, true);
+    CHECK_EQ(px_h2_ep_feed(c.ep, b, n), -EPROTO);
+    CHECK_STR(c.fail_reason, "DATA on an idle stream");
+    peer_fini(&c);
+    peer_fini(&s);
+}
+
 TEST(goaway_drain_two_steps)
 {
     peer_t c, s;
@@ -815,12 +883,23 @@ TEST(frames_after_client_rst_are_stream_closed)
     CHECK_OK(raw_send(&r));
     v = seen(&r);
     CHECK_EQ(v.frames, 0);
+    /* HEADERS too (trailers after the reset): decoded, so the HPACK table stays in step,
+     * and answered RST_STREAM(STREAM_CLOSED); the next stream is served. */
+    raw_headers(&r, 1, true);
+    CHECK_OK(raw_send(&r));
+    v = seen(&r);
+    CHECK_EQ(v.rst_cnt, 1);
+    CHECK_EQ(v.rst_code, PX_H2_STREAM_CLOSED);
+    raw_headers(&r, 3, true);
+    CHECK_OK(raw_send(&r));
+    CHECK(strstr(rec_of(&r.s, 3)->first, ":path: /upload\n") != NULL);
+    (void)seen(&r);
     /* A second RST_STREAM is not answered either. */
     raw_rst(&r, 1, PX_H2_CANCEL);
     CHECK_OK(raw_send(&r));
     CHECK_EQ(seen(&r).frames, 0);
     CHECK_EQ(px_h2_ep_counters(r.s.ep)->rst_recv, 2);
-    CHECK_EQ(px_h2_ep_counters(r.s.ep)->rst_caused, 2);
+    CHECK_EQ(px_h2_ep_counters(r.s.ep)->rst_caused, 3);
     CHECK_EQ(r.s.fails, 0);
     raw_fini(&r);
 }
@@ -1056,6 +1135,16 @@ TEST(idle_endpoint_holds_only_its_state)
     CHECK_OK(pump(&c, &s));
     CHECK(rec_of(&c, 1)->closed);
     CHECK(px_h2_ep_idle(s.ep));
+    /* For scale: a fresh pair of HPACK contexts (decoder and encoder) alone. */
+    uint64_t h0 = live();
+    px_h2_hpack_dec_t d;
+    px_h2_hpack_enc_t e;
+    REQUIRE(px_h2_hpack_dec_init(&d, px_alloc_nghttp2_mem(), 0) == 0);
+    REQUIRE(px_h2_hpack_enc_init(&e, px_alloc_nghttp2_mem(), 4096) == 0);
+    uint64_t hpack = live() - h0;
+    px_h2_hpack_dec_fini(&d);
+    px_h2_hpack_enc_fini(&e);
+    printf("a fresh HPACK decoder + encoder: %llu bytes live in mem/\n", (unsigned long long)hpack);
     /* After one GET, with the client and both sinks gone: what the idle server endpoint
      * holds (its region's chunk and HPACK's two tables, which hold this request's fields). */
     sink_fini(&s.out);
@@ -1113,6 +1202,8 @@ int main(void)
     RUN(request_response_bodies_larger_than_windows);
     RUN(upload_held_to_the_window_until_consumed);
     RUN(trailers_after_queued_data);
+    RUN(trailers_only_response_reaches_the_client);
+    RUN(client_role_refuses_push_and_server_streams);
     RUN(goaway_drain_two_steps);
     RUN(goaway_refuses_unprocessed_client_streams);
     RUN(resets_both_ways);
