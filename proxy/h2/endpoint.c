@@ -19,6 +19,7 @@
 #include "proxy/h2/stab.h"
 
 #define EP_SETTINGS_PENDING_MAX 4u
+#define PX_H2_EP_ENC_TABLE      4096u      /* our encoder's table: nghttp2's default */
 #define EP_DRAIN_PING           "weirdrn!" /* the opaque of the shutdown's PING */
 
 /* A DATA payload waiting for window. */
@@ -109,6 +110,7 @@ struct px_h2_ep_s {
     uint64_t settings_sent_ms; /* when the oldest unacked SETTINGS left */
     uint64_t drain_sent_ms;    /* when the shutdown's first GOAWAY left */
     uint32_t peer_initial;     /* SETTINGS_INITIAL_WINDOW_SIZE */
+    uint32_t peer_table_size;  /* SETTINGS_HEADER_TABLE_SIZE */
     uint32_t peer_max_frame;
     uint32_t peer_max_concurrent;
     uint32_t fail_code;
@@ -763,6 +765,9 @@ static int apply_peer_settings(px_h2_ep_t *ep, const px_h2_frame_t *f)
         px_h2_setting_entry_t e = px_h2_settings_get(f, i);
         switch (e.id) {
         case PX_H2_SETTINGS_HEADER_TABLE_SIZE:
+            ep->peer_table_size = e.value;
+            if (ep->enc.def == NULL)
+                break; /* applied when the encoder is made again */
             if (px_h2_hpack_enc_table_size(&ep->enc, e.value) != 0) {
                 px_h2_ep_fail(ep, PX_H2_INTERNAL_ERROR, "out of memory for the HPACK table");
                 return -ENOMEM;
@@ -991,7 +996,7 @@ px_h2_ep_t *px_h2_ep_new(mem_region_t *region, px_h2_role_t role, const px_h2_ep
     px_h2_stab_init(&ep->streams);
     if (px_h2_hpack_dec_init(&ep->dec, cfg->mem, cfg->max_header_list_size) != 0)
         goto fail;
-    if (px_h2_hpack_enc_init(&ep->enc, cfg->mem, 4096) != 0)
+    if (px_h2_hpack_enc_init(&ep->enc, cfg->mem, PX_H2_EP_ENC_TABLE) != 0)
         goto fail_dec;
     /* The connection window starts at 65,535 (section 6.9.2); start raises it. */
     px_h2_recv_window_init(&ep->conn_recv, PX_H2_WINDOW_DEFAULT);
@@ -1000,6 +1005,7 @@ px_h2_ep_t *px_h2_ep_new(mem_region_t *region, px_h2_role_t role, const px_h2_ep
     ep->local_initial = PX_H2_WINDOW_DEFAULT;
     ep->local_max_concurrent = cfg->max_concurrent_streams;
     ep->peer_initial = PX_H2_WINDOW_DEFAULT;
+    ep->peer_table_size = 4096; /* section 6.5.2's default */
     ep->peer_max_frame = PX_H2_MAX_FRAME_MIN;
     ep->peer_max_concurrent = UINT32_MAX; /* section 6.5.2: unlimited until it says */
     ep->next_local_id = role == PX_H2_ROLE_CLIENT ? 1 : 2;
@@ -1101,9 +1107,28 @@ int px_h2_ep_feed(px_h2_ep_t *ep, const uint8_t *data, size_t len)
 
 /* ---- output ------------------------------------------------------------------------ */
 
+/* Makes the encoder again after px_h2_ep_trim dropped it. Its table starts empty while the
+ * peer's decoder still holds the old entries; two size updates, to 0 and back (RFC 7541
+ * sections 4.2 and 6.3), start the next block, so the peer drops them too and both tables
+ * hold the same entries from then on. Returns 0 or -ENOMEM (nothing changed). */
+static int enc_revive(px_h2_ep_t *ep)
+{
+    MEM_ASSERT(ep->enc.def == NULL);
+    if (px_h2_hpack_enc_init(&ep->enc, ep->cfg.mem, PX_H2_EP_ENC_TABLE) != 0)
+        return -ENOMEM;
+    if (px_h2_hpack_enc_table_size(&ep->enc, 0) != 0 ||
+        px_h2_hpack_enc_table_size(&ep->enc, ep->peer_table_size) != 0) {
+        px_h2_hpack_enc_fini(&ep->enc);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 /* Encodes `nva` and writes it as HEADERS + CONTINUATION on `id`. */
 static int write_headers(px_h2_ep_t *ep, int32_t id, const nghttp2_nv *nva, size_t cnt, bool end)
 {
+    if (ep->enc.def == NULL && enc_revive(ep) != 0)
+        return -ENOMEM;
     size_t bound = px_h2_hpack_encode_bound(&ep->enc, nva, cnt);
     uint8_t *tmp = mem_malloc(bound);
     if (tmp == NULL)
@@ -1477,6 +1502,14 @@ int px_h2_ep_tick(px_h2_ep_t *ep)
         }
     }
     return 0;
+}
+
+bool px_h2_ep_trim(px_h2_ep_t *ep)
+{
+    if (!px_h2_ep_idle(ep) || ep->enc.def == NULL || ep->failed)
+        return false;
+    px_h2_hpack_enc_fini(&ep->enc); /* enc_revive makes it again for the next block */
+    return true;
 }
 
 /* ---- getters ----------------------------------------------------------------------- */

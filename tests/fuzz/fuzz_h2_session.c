@@ -7,7 +7,8 @@
  * layer above consumes DATA at once, else only every third call; bit 2 answers requests with a
  * body; bit 3 starts a graceful shutdown half-way; bit 4 lowers our initial window half-way;
  * bit 5 lets the transport fail every 7th call, as when memory is out; bits 6-7 pick the read
- * sizes). The rest is what the peer sends: for the server role after the client preface and
+ * sizes; every fourth read the idle trim runs, dropping the encoder when idle). The rest is
+ * what the peer sends: for the server role after the client preface and
  * an empty SETTINGS (unless it starts with the preface itself, as the preface cases of the
  * conformance tests do), for the client role after the server's empty SETTINGS, with three
  * requests of ours (one with a body) open. After every read the harness checks the
@@ -346,6 +347,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(&h);
         h.now += 1000;
         (void)px_h2_ep_tick(h.ep);
+        if (k % 4 == 1)
+            (void)px_h2_ep_trim(h.ep); /* as the proxy's idle timer would */
         if (k == 3 && (h.flags & F_SHUTDOWN))
             ignore(px_h2_ep_shutdown(h.ep));
         if (k == 2 && (h.flags & F_SHRINK)) {

@@ -1158,6 +1158,48 @@ TEST(idle_endpoint_holds_only_its_state)
     peer_fini(&s);
 }
 
+TEST(trim_drops_the_encoder_while_idle)
+{
+    peer_t c, s;
+    REQUIRE(peer_init(&c, PX_H2_ROLE_CLIENT, NULL) == 0);
+    REQUIRE(peer_init(&s, PX_H2_ROLE_SERVER, NULL) == 0);
+    s.respond = true;
+    c.auto_consume = true;
+    uint8_t *body = pattern(1000);
+    REQUIRE(body != NULL);
+    s.body = body;
+    s.respond_body = 1000;
+    px_h2_ep_stream_t *st;
+    CHECK_OK(px_h2_ep_submit_request(c.ep, get_nv, 4, false, NULL, &st));
+    CHECK_OK(pump(&c, &s));
+    CHECK(!px_h2_ep_trim(s.ep)); /* a stream is live: nothing to drop */
+    CHECK_OK(px_h2_ep_submit_data(c.ep, st, NULL, 0, true, NULL, NULL));
+    CHECK_OK(pump(&c, &s));
+    CHECK(rec_of(&c, 1)->closed);
+    /* Idle: the encoder goes, with its table holding this response's fields. */
+    uint64_t before = live();
+    CHECK(px_h2_ep_trim(s.ep));
+    uint64_t freed = before - live();
+    CHECK(!px_h2_ep_trim(s.ep));
+    printf("trim of an idle server endpoint after one response: %llu bytes back\n",
+           (unsigned long long)freed);
+    CHECK(freed >= 2048);
+    /* The next responses come from a new encoder whose first block empties the client's
+     * table: both decode whole, with the fields the first response indexed. */
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(px_h2_ep_submit_request(c.ep, get_nv, 4, true, NULL, &st));
+        CHECK_OK(pump(&c, &s));
+        rec_t *r = rec_of(&c, 3 + 2 * i);
+        CHECK_STR(r->first, ":status: 200\nserver: weir-test\n");
+        CHECK_EQ(r->body, 1000);
+        CHECK(r->closed);
+        CHECK_EQ(c.fails + s.fails, 0);
+    }
+    peer_fini(&c);
+    peer_fini(&s);
+    mem_free(body);
+}
+
 TEST(out_of_memory_in_the_transport)
 {
     peer_t c, s;
@@ -1219,6 +1261,7 @@ int main(void)
     RUN(refused_over_the_limit_and_after_goaway);
     RUN(settings_ping_unknown_priority);
     RUN(idle_endpoint_holds_only_its_state);
+    RUN(trim_drops_the_encoder_while_idle);
     RUN(out_of_memory_in_the_transport);
     uint64_t after = live();
     if (after != before) {
