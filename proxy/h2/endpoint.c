@@ -823,6 +823,8 @@ static void settings_acked(px_h2_ep_t *ep)
 
 static int on_settings(px_h2_ep_t *ep, const px_h2_frame_t *f)
 {
+    if (!(f->hd.flags & PX_H2_FLAG_ACK))
+        ep->cnt.settings_in++;
     if (f->hd.flags & PX_H2_FLAG_ACK) {
         /* An ACK for nothing we sent is ignored. */
         if (ep->pending_cnt > 0)
@@ -841,8 +843,10 @@ static int on_settings(px_h2_ep_t *ep, const px_h2_frame_t *f)
 
 static int on_ping(px_h2_ep_t *ep, const px_h2_frame_t *f)
 {
-    if (!(f->hd.flags & PX_H2_FLAG_ACK))
+    if (!(f->hd.flags & PX_H2_FLAG_ACK)) {
+        ep->cnt.ping_in++;
         return write_ping(ep, f->u.ping.opaque, true);
+    }
     if (ep->goaway_step == 1 && memcmp(f->u.ping.opaque, EP_DRAIN_PING, 8) == 0) {
         /* Section 6.8: a round trip after the first GOAWAY, every stream the peer opened
          * has reached us; the final GOAWAY names the last. */
@@ -898,9 +902,14 @@ static int on_goaway(px_h2_ep_t *ep, const px_h2_frame_t *f)
 static int on_frame(void *ud, const px_h2_frame_hd_t *hd, const uint8_t *payload)
 {
     px_h2_ep_t *ep = ud;
-    ep->cnt.frames_in++;
     if (ep->failed)
         return -EPROTO;
+    if (ep->cbs->on_frame != NULL) {
+        const char *why = ep->cbs->on_frame(ep->ud, hd, &ep->cnt);
+        if (why != NULL)
+            return px_h2_ep_fail(ep, PX_H2_ENHANCE_YOUR_CALM, why);
+    }
+    ep->cnt.frames_in++;
     /* Section 6.10: nothing may come between a header block's frames. */
     if (ep->hb_id != 0 && (hd->type != PX_H2_CONTINUATION || hd->stream_id != ep->hb_id))
         return px_h2_ep_fail(ep, PX_H2_PROTOCOL_ERROR, "a header block was interrupted");
@@ -1524,6 +1533,11 @@ bool px_h2_ep_done(const px_h2_ep_t *ep)
 bool px_h2_ep_idle(const px_h2_ep_t *ep)
 {
     return ep->streams.cnt == 0 && ep->hb_id == 0 && !px_h2_reader_busy(&ep->reader);
+}
+
+bool px_h2_ep_block_open(const px_h2_ep_t *ep)
+{
+    return ep->hb_id != 0;
 }
 
 uint32_t px_h2_ep_error(const px_h2_ep_t *ep)

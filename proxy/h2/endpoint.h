@@ -63,6 +63,23 @@ typedef struct px_h2_ep_out_s {
                 void *arg);
 } px_h2_ep_out_t;
 
+/* What the proxy's hardening limits read (README's hardening table): every counter only
+ * grows. */
+typedef struct px_h2_ep_counters_s {
+    uint64_t frames_in;
+    uint64_t streams_opened;  /* by the peer (server role) or by us (client role) */
+    uint64_t streams_refused; /* peer streams refused: MAX_CONCURRENT_STREAMS, memory, GOAWAY */
+    uint64_t rst_recv;        /* RST_STREAM the peer sent */
+    uint64_t rst_caused;      /* RST_STREAM we sent for the peer's stream errors */
+    uint64_t control_in;      /* SETTINGS, PING, PRIORITY, RST_STREAM, WINDOW_UPDATE, GOAWAY */
+    uint64_t settings_in;     /* SETTINGS without ACK (each costs us an ACK) */
+    uint64_t ping_in;         /* PING without ACK (each costs us an ACK) */
+    uint64_t empty_in;        /* DATA without payload or END_STREAM, empty header fragments */
+    uint64_t continuation_in; /* CONTINUATION frames */
+    uint64_t headers_in;      /* HEADERS frames */
+    uint64_t data_in_bytes;   /* DATA payload, padding included */
+} px_h2_ep_counters_t;
+
 /* A whole received header block. */
 typedef struct px_h2_block_s {
     const nghttp2_nv *fields; /* borrows: the array for the callback only; the name and value
@@ -98,6 +115,12 @@ typedef struct px_h2_ep_cbs_s {
     void (*on_fail)(void *ud, uint32_t code, const char *reason);
     /* Monotonic milliseconds, for the SETTINGS ACK timeout. May be NULL (no timeout). */
     uint64_t (*now_ms)(void *ud);
+    /* Each received frame's header, before the codec acts on it (and after the counters of the
+     * frames before it were updated): where the proxy applies its rate limits (floods of
+     * SETTINGS, PING, empty frames, resets), frame by frame, so that no flood in one read is
+     * answered in full. NULL to go on, or a static reason: the connection fails with
+     * ENHANCE_YOUR_CALM and that reason. May be NULL. */
+    const char *(*on_frame)(void *ud, const px_h2_frame_hd_t *hd, const px_h2_ep_counters_t *cnt);
 } px_h2_ep_cbs_t;
 
 /* Our side's limits and settings. */
@@ -112,21 +135,6 @@ typedef struct px_h2_ep_config_s {
     size_t stream_cap_bytes;         /* each stream's sub-arena cap, 0 = only the region's */
     nghttp2_mem *mem;                /* borrows: HPACK's allocator (the thread cache) */
 } px_h2_ep_config_t;
-
-/* What the proxy's hardening limits read (README's hardening table): every counter only
- * grows. */
-typedef struct px_h2_ep_counters_s {
-    uint64_t frames_in;
-    uint64_t streams_opened;  /* by the peer (server role) or by us (client role) */
-    uint64_t streams_refused; /* peer streams refused: MAX_CONCURRENT_STREAMS, memory, GOAWAY */
-    uint64_t rst_recv;        /* RST_STREAM the peer sent */
-    uint64_t rst_caused;      /* RST_STREAM we sent for the peer's stream errors */
-    uint64_t control_in;      /* SETTINGS, PING, PRIORITY, RST_STREAM, WINDOW_UPDATE, GOAWAY */
-    uint64_t empty_in;        /* DATA without payload or END_STREAM, empty header fragments */
-    uint64_t continuation_in; /* CONTINUATION frames */
-    uint64_t headers_in;      /* HEADERS frames */
-    uint64_t data_in_bytes;   /* DATA payload, padding included */
-} px_h2_ep_counters_t;
 
 /* Fills `cfg` with weir's defaults: 100 streams, 64 KiB stream windows, a 16 MiB connection
  * window (so one stalled upload cannot stall the others), 16 KiB frames, a 64 KiB header
@@ -234,6 +242,9 @@ bool px_h2_ep_trim(px_h2_ep_t *ep);
 bool px_h2_ep_done(const px_h2_ep_t *ep);
 /* True when no stream is live, no frame or header block is half received. */
 bool px_h2_ep_idle(const px_h2_ep_t *ep);
+/* True while a header block is half received (HEADERS without END_HEADERS, CONTINUATION to
+ * come): what the proxy's header_timeout watches, since nothing else may come meanwhile. */
+bool px_h2_ep_block_open(const px_h2_ep_t *ep);
 /* The error code the connection failed with; NO_ERROR while it has not. */
 uint32_t px_h2_ep_error(const px_h2_ep_t *ep);
 const px_h2_ep_counters_t *px_h2_ep_counters(const px_h2_ep_t *ep);

@@ -230,7 +230,20 @@ static uint64_t clock_ms(void *ud)
     return h->now;
 }
 
+/* The proxy's flood limits, as a per-connection budget. */
+static const char *on_frame(void *ud, const px_h2_frame_hd_t *hd, const px_h2_ep_counters_t *c)
+{
+    (void)ud;
+    CHECKF(hd->length <= PX_H2_MAX_FRAME_MAX);
+    if (c->settings_in + c->ping_in + c->empty_in + c->rst_caused > 200)
+        return "control frame flood";
+    if (c->rst_recv > 100)
+        return "reset flood";
+    return NULL;
+}
+
 static const px_h2_ep_cbs_t cbs = {
+    .on_frame = on_frame,
     .on_headers = on_headers,
     .on_data = on_data,
     .on_stream_close = on_stream_close,

@@ -1001,7 +1001,15 @@ TEST(continuation_rules)
         memcpy(r.buf + r.len + 9, block + a, b - a);
         r.len += 9 + (b - a);
     }
+    /* Cut before the last CONTINUATION: the block is open, as header_timeout sees it. */
+    size_t last = 9 + (size_t)n - (size_t)n * 3 / 4;
+    CHECK_OK(px_h2_ep_feed(r.s.ep, r.buf, r.len - last));
+    CHECK(px_h2_ep_block_open(r.s.ep));
+    CHECK(!px_h2_ep_idle(r.s.ep));
+    memmove(r.buf, r.buf + r.len - last, last);
+    r.len = last;
     CHECK_OK(raw_send(&r));
+    CHECK(!px_h2_ep_block_open(r.s.ep));
     CHECK(strstr(rec_of(&r.s, 1)->first, ":path: /\n") != NULL);
     CHECK_EQ(px_h2_ep_counters(r.s.ep)->continuation_in, 4);
     CHECK_EQ(px_h2_ep_counters(r.s.ep)->empty_in, 1);
@@ -1117,6 +1125,44 @@ TEST(settings_ping_unknown_priority)
     v = seen(&r);
     CHECK_EQ(v.rst_cnt, 0);
     CHECK_EQ(v.goaway_code, PX_H2_PROTOCOL_ERROR);
+    raw_fini(&r);
+}
+
+static const char *ping_limit(void *ud, const px_h2_frame_hd_t *hd, const px_h2_ep_counters_t *c)
+{
+    (void)ud;
+    /* What the proxy's control_frames_per_second does, here per connection: 10 allowed. */
+    if (hd->type == PX_H2_PING && c->ping_in >= 10)
+        return "PING flood";
+    return NULL;
+}
+
+TEST(on_frame_hook_stops_a_flood_frame_by_frame)
+{
+    px_h2_ep_cbs_t limited = cbs;
+    limited.on_frame = ping_limit;
+    raw_t r;
+    REQUIRE(raw_init(&r, NULL) == 0);
+    px_h2_ep_free(r.s.ep); /* again, with the hook */
+    r.s.out.len = 0;
+    px_h2_ep_config_t cfg;
+    px_h2_ep_config_default(&cfg, px_alloc_nghttp2_mem());
+    r.s.ep = px_h2_ep_new(r.s.region, PX_H2_ROLE_SERVER, &cfg, &out_ops, &r.s.out, &limited, &r.s);
+    REQUIRE(r.s.ep != NULL);
+    REQUIRE(px_h2_ep_start(r.s.ep) == 0);
+    (void)seen(&r);
+    /* 1,000 PINGs in one read: 10 answered, then GOAWAY, nothing after it. */
+    uint8_t ping[8] = {0};
+    for (int i = 0; i < 1000; i++)
+        r.len += px_h2_write_ping(r.buf + r.len, ping, false);
+    CHECK_EQ(raw_send(&r), -EPROTO);
+    seen_t v = seen(&r);
+    CHECK_EQ(v.ping_acks, 10);
+    CHECK_EQ(v.goaway_cnt, 1);
+    CHECK_EQ(v.goaway_code, PX_H2_ENHANCE_YOUR_CALM);
+    CHECK_STR(v.goaway_debug, "PING flood");
+    CHECK_EQ(px_h2_ep_counters(r.s.ep)->ping_in, 10);
+    CHECK_EQ(px_h2_ep_counters(r.s.ep)->settings_in, 1);
     raw_fini(&r);
 }
 
@@ -1260,6 +1306,7 @@ int main(void)
     RUN(continuation_rules);
     RUN(refused_over_the_limit_and_after_goaway);
     RUN(settings_ping_unknown_priority);
+    RUN(on_frame_hook_stops_a_flood_frame_by_frame);
     RUN(idle_endpoint_holds_only_its_state);
     RUN(trim_drops_the_encoder_while_idle);
     RUN(out_of_memory_in_the_transport);
