@@ -1204,6 +1204,31 @@ TEST(idle_endpoint_holds_only_its_state)
     peer_fini(&s);
 }
 
+TEST(memory_per_open_stream)
+{
+    peer_t c, s;
+    REQUIRE(peer_init(&c, PX_H2_ROLE_CLIENT, NULL) == 0);
+    REQUIRE(peer_init(&s, PX_H2_ROLE_SERVER, NULL) == 0);
+    CHECK_OK(pump(&c, &s));
+    /* 50 requests open on both sides (headers received, bodies to come). */
+    uint64_t before = live();
+    size_t caps = c.out.cap + s.out.cap;
+    for (int i = 0; i < 50; i++) {
+        px_h2_ep_stream_t *st;
+        CHECK_OK(px_h2_ep_submit_request(c.ep, post_nv, 4, false, NULL, &st));
+    }
+    CHECK_OK(pump(&c, &s));
+    CHECK_EQ(px_h2_ep_streams_cnt(s.ep), 50);
+    /* Both endpoints' streams, less what the sinks grew by. */
+    uint64_t held = live() - before - (c.out.cap + s.out.cap - caps);
+    printf("50 open streams on both endpoints: %llu bytes, %llu per stream per side (sub-arena, "
+           "stream state, the server's decoded fields, table slots)\n",
+           (unsigned long long)held, (unsigned long long)(held / 100));
+    CHECK(held / 100 <= 5000); /* issue 15: no worse than today's 5.0 KB per h2c stream */
+    peer_fini(&c);
+    peer_fini(&s);
+}
+
 TEST(trim_drops_the_encoder_while_idle)
 {
     peer_t c, s;
@@ -1308,6 +1333,7 @@ int main(void)
     RUN(settings_ping_unknown_priority);
     RUN(on_frame_hook_stops_a_flood_frame_by_frame);
     RUN(idle_endpoint_holds_only_its_state);
+    RUN(memory_per_open_stream);
     RUN(trim_drops_the_encoder_while_idle);
     RUN(out_of_memory_in_the_transport);
     uint64_t after = live();
