@@ -27,8 +27,8 @@ static uint64_t live(void)
 
 TEST(random_against_reference)
 {
-    static bool in[IDS];
-    static int tag[IDS];
+    static bool in[IDS + 1]; /* ids 1..IDS */
+    static int tag[IDS + 1];
     px_h2_stab_t t;
     px_h2_stab_init(&t);
     srand(7);
@@ -55,11 +55,11 @@ TEST(random_against_reference)
         CHECK_EQ(t.cnt, cnt);
         max_cnt = MEM_MAX(max_cnt, cnt);
         if (step % 5000 == 0)
-            for (int32_t i = 1; i < IDS; i++)
+            for (int32_t i = 1; i <= IDS; i++)
                 CHECK((px_h2_stab_get(&t, i) != NULL) == in[i]);
     }
     CHECK(max_cnt >= 100);
-    for (int32_t i = 1; i < IDS; i++)
+    for (int32_t i = 1; i <= IDS; i++)
         if (in[i]) {
             px_h2_stab_del(&t, i, PX_H2_CLOSED_NORMAL);
             in[i] = false;
