@@ -82,4 +82,16 @@ uint32_t px_h2_recv_window_consumed(px_h2_recv_window_t *r, uint32_t len);
  * effect as the peer spends the excess. */
 uint32_t px_h2_recv_window_resize(px_h2_recv_window_t *r, uint32_t size);
 
+/* Our SETTINGS_INITIAL_WINDOW_SIZE moved a stream's window to `size`: unlike a resize, the
+ * peer moves its own view of the window by the difference when it reads the SETTINGS (RFC
+ * 9113 6.9.2), so the window moves by the difference here too, below zero if the peer had
+ * already sent more than the new size, and no WINDOW_UPDATE is due. */
+static inline void px_h2_recv_window_settings(px_h2_recv_window_t *r, uint32_t size)
+{
+    MEM_ASSERT(size <= (uint32_t)PX_H2_WINDOW_MAX);
+    r->window += (int64_t)size - (int64_t)r->size;
+    r->size = size;
+    MEM_ASSERT(r->window <= PX_H2_WINDOW_MAX);
+}
+
 #endif /* PX_H2_FLOW_H */

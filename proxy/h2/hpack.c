@@ -17,7 +17,9 @@ int px_h2_hpack_dec_init(px_h2_hpack_dec_t *d, nghttp2_mem *mem, size_t list_max
 
 void px_h2_hpack_dec_fini(px_h2_hpack_dec_t *d)
 {
-    nghttp2_hd_inflate_del(d->inf); /* NULL is ignored */
+    /* nghttp2_hd_inflate_del reads its argument's allocator: NULL must not reach it. */
+    if (d->inf != NULL)
+        nghttp2_hd_inflate_del(d->inf);
     d->inf = NULL;
 }
 
@@ -79,7 +81,8 @@ int px_h2_hpack_enc_init(px_h2_hpack_enc_t *e, nghttp2_mem *mem, size_t table_ma
 
 void px_h2_hpack_enc_fini(px_h2_hpack_enc_t *e)
 {
-    nghttp2_hd_deflate_del(e->def);
+    if (e->def != NULL)
+        nghttp2_hd_deflate_del(e->def);
     e->def = NULL;
 }
 

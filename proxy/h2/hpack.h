@@ -40,6 +40,7 @@ typedef struct px_h2_hpack_enc_s {
 /* Creates the decoder with the default 4,096-byte table and a header list bound of
  * `list_max` bytes (0 = none). `mem` is copied. Returns 0 or -ENOMEM. Alloc: `mem`. */
 MEM_MUST_CHECK int px_h2_hpack_dec_init(px_h2_hpack_dec_t *d, nghttp2_mem *mem, size_t list_max);
+/* Frees the decoder; again, or after a failed init, does nothing. */
 void px_h2_hpack_dec_fini(px_h2_hpack_dec_t *d);
 
 /* Decodes one fragment of a header block; `last` on the fragment that ends it (END_HEADERS).
@@ -66,6 +67,8 @@ MEM_MUST_CHECK int px_h2_hpack_dec_table_size(px_h2_hpack_dec_t *d, size_t size)
 /* Creates an encoder whose dynamic table holds at most `table_max` bytes (nghttp2's default
  * is 4,096; 0 keeps every field out of the table). Returns 0 or -ENOMEM. Alloc: `mem`. */
 MEM_MUST_CHECK int px_h2_hpack_enc_init(px_h2_hpack_enc_t *e, nghttp2_mem *mem, size_t table_max);
+/* Frees the encoder; again, or after a failed init, does nothing (an endpoint drops its
+ * encoder while idle and frees it at the end either way). */
 void px_h2_hpack_enc_fini(px_h2_hpack_enc_t *e);
 
 /* The most bytes px_h2_hpack_encode can write for `nva`. Getter. */

@@ -99,8 +99,31 @@ TEST(slow_reader_is_bounded_and_never_stalls)
     }
 }
 
+/* Our own SETTINGS_INITIAL_WINDOW_SIZE change: the peer's view and ours move together. */
+TEST(recv_side_settings_change)
+{
+    px_h2_recv_window_t r;
+    px_h2_recv_window_init(&r, 65536);
+    CHECK_OK(px_h2_recv_window_take(&r, 65536)); /* all of it arrived, none consumed */
+    px_h2_recv_window_settings(&r, 1000);
+    CHECK_EQ(r.window, 1000 - 65536);
+    /* Nothing more may arrive until the overdraft is consumed away. */
+    CHECK_EQ(px_h2_recv_window_take(&r, 1), -EOVERFLOW);
+    /* Consuming everything gives back all of it at once (the window is not positive), and the
+     * peer's window ends at the new size. */
+    CHECK_EQ(px_h2_recv_window_consumed(&r, 65536), 65536);
+    CHECK_EQ(r.window, 1000);
+    CHECK_OK(px_h2_recv_window_take(&r, 1000));
+    CHECK_EQ(px_h2_recv_window_take(&r, 1), -EOVERFLOW);
+    /* Raising it opens the difference with no WINDOW_UPDATE: the peer adds it itself. */
+    px_h2_recv_window_settings(&r, 5000);
+    CHECK_EQ(r.window, 4000);
+    CHECK_EQ(r.size, 5000);
+}
+
 int main(void)
 {
+    RUN(recv_side_settings_change);
     RUN(send_side);
     RUN(recv_side_batching);
     RUN(slow_reader_is_bounded_and_never_stalls);
