@@ -12,13 +12,13 @@ build:
 	cmake --build $(BUILD_DIR) -j$(JOBS)
 
 test: build
-	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) -LE e2e && ctest --output-on-failure -L e2e
+	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) -LE '^e2e' && ctest --output-on-failure -L '^e2e$$'
 
 unit: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) -L unit
 
 e2e: build
-	cd $(BUILD_DIR) && ctest --output-on-failure -L e2e
+	cd $(BUILD_DIR) && ctest --output-on-failure -L '^e2e$$'
 
 asan:
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPX_SANITIZE=address,undefined
