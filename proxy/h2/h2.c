@@ -475,7 +475,7 @@ static bool over_rate(px_h2_conn_t *c, uint32_t *cnt, uint32_t per_sec)
     uint64_t now = uv_now(&c->w->loop);
     if (now - c->rate_start_ms >= 1000) {
         c->rate_start_ms = now;
-        c->rst_cnt = c->ctl_cnt = 0;
+        c->ctl_cnt = 0;
     }
     return ++*cnt > per_sec;
 }
@@ -487,7 +487,7 @@ static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void 
     switch (hd->type) {
     case NGHTTP2_RST_STREAM:
         /* Rapid reset: streams opened and cancelled at once cost us, not the client. */
-        if (over_rate(c, &c->rst_cnt, lim->rst_per_sec))
+        if (px_h2_guard_reset(&c->guard, uv_now(&c->w->loop), lim->rst_per_sec))
             flood(c, ng);
         return 0;
     case NGHTTP2_SETTINGS:
@@ -757,10 +757,16 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
 
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
 {
-    (void)ng;
     px_h2_conn_t *c = ud;
     if (frame->hd.type == NGHTTP2_GOAWAY)
         MEM_STAT_ADD(c->w->stats.goaway_sent, 1);
+    /* "MadeYouReset": a reset weir sends for the client's protocol error (nghttp2 sends most
+     * of them itself) costs the same as one the client sends, so it counts against the same
+     * budget. Counted when it leaves: nghttp2 has no callback where it decides on them. */
+    if (frame->hd.type == NGHTTP2_RST_STREAM &&
+        px_h2_guard_reset_blames_peer(frame->rst_stream.error_code) &&
+        px_h2_guard_reset(&c->guard, uv_now(&c->w->loop), c->w->cfg->limits.rst_per_sec))
+        flood(c, ng);
     return 0;
 }
 
