@@ -207,7 +207,12 @@ static void on_up_headers(void *ud, int status, const px_header_t *hdrs, size_t 
                                 NGHTTP2_NV_FLAG_NONE};
     }
     MEM_ASSERT(status >= 200 && status <= 999); /* 1xx come through on_up_info */
-    if (submit_response(st, status, nva, n, true) != 0)
+    /* A head that is the whole response (gRPC's trailers-only form, which carries every gRPC
+     * error status) goes on as one HEADERS frame with END_STREAM: sent as HEADERS plus an
+     * empty DATA frame, gRPC clients take grpc-status for an initial header and the stream for
+     * one that ended without trailers ("Stream removed"). */
+    bool body = st->up == NULL || !px_upstream_response_head_only(st->up);
+    if (submit_response(st, status, nva, n, body) != 0)
         goto fail;
     return;
 fail:

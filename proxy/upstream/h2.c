@@ -138,6 +138,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
                 abort_stream(r, NGHTTP2_PROTOCOL_ERROR, 502, "upstream bad response");
                 return 0;
             }
+            r->head_only = end; /* gRPC's trailers-only form: no DATA, no trailers */
             if (px__upstream_deliver_headers(r, false) < 0)
                 return 0; /* failed or cancelled: r is done */
         } else {
