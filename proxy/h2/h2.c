@@ -255,6 +255,25 @@ static void resume(px_stream_t *st)
     mark_dirty(st->conn);
 }
 
+/* The exchange has ended or is cancelled: request-body bytes it still held will never be
+ * reported drained, so reopen the client's windows for them here. Without this an upstream that
+ * answers before it has read the upload (RFC 9113 8.1: an early 200, 401 or 413) left up to a
+ * stream window of the connection window spent for good: the upload hung, and every later
+ * upload on the connection sent nothing. nghttp2_session_consume covers the connection window
+ * even when the stream is already gone. */
+static void req_body_dropped(px_stream_t *st)
+{
+    px_h2_conn_t *c = st->conn;
+    size_t n = st->req_unacked;
+    MEM_ASSERT(st->up == NULL);
+    st->req_unacked = 0;
+    if (n == 0 || c->ng == NULL)
+        return;
+    if (nghttp2_session_consume(c->ng, st->id, n) != 0)
+        (void)nghttp2_session_consume_connection(c->ng, n);
+    mark_dirty(c);
+}
+
 static void on_up_data(void *ud, const uint8_t *data, size_t len)
 {
     px_stream_t *st = ud;
@@ -317,6 +336,13 @@ static void on_up_end(void *ud)
     st->up = NULL; /* the exchange frees itself after this returns */
     st->up_done = true;
     st->resp_done = true;
+    /* The response may be complete before the upload is (an early answer). The rest of the
+     * request body is read and dropped (on_data_chunk_recv: nobody reads it), so the client
+     * finishes its upload and the stream closes cleanly. RFC 9113 8.1 also allows ending the
+     * upload with RST_STREAM(NO_ERROR), as nghttpx does, but curl 7.88 (Debian 12) reports
+     * that as a stream error even after a complete response, and a small POST answered before
+     * its DATA arrived then failed. */
+    req_body_dropped(st);
     if (!st->resp_submitted && !st->failed) {
         respond_static(st, 502, "text/plain", "weir: upstream sent no response\n", 32);
         return;
@@ -329,6 +355,7 @@ static void on_up_error(void *ud, int status, const char *reason)
     px_stream_t *st = ud;
     st->up = NULL;
     st->up_done = true;
+    req_body_dropped(st);
     if (st->failed)
         return;
     if (!st->resp_submitted) {
@@ -350,6 +377,8 @@ static void on_up_error(void *ud, int status, const char *reason)
 static void on_up_drained(void *ud, size_t len)
 {
     px_stream_t *st = ud;
+    MEM_ASSERT(len <= st->req_unacked);
+    st->req_unacked -= len;
     (void)nghttp2_session_consume(st->conn->ng, st->id, len);
     mark_dirty(st->conn);
 }
@@ -712,8 +741,10 @@ static int on_data_chunk_recv(nghttp2_session *ng, uint8_t flags, int32_t id, co
         st->progress_ms = uv_now(&c->w->loop);
     }
     if (st && st->up && !st->failed) {
-        if (px_upstream_send_body(st->up, data, len, false) == 0)
+        if (px_upstream_send_body(st->up, data, len, false) == 0) {
+            st->req_unacked += len;
             return 0; /* consumed when on_request_body_drained says so */
+        }
         reset_stream(st, NGHTTP2_FLOW_CONTROL_ERROR);
     }
     /* Nobody reads this body: reopen the window now. */
@@ -731,6 +762,7 @@ static void stream_end(px_h2_conn_t *c, px_stream_t *st)
         px_upstream_cancel(st->up); /* st->up freed */
         st->up = NULL;
     }
+    req_body_dropped(st);
     c->io->stream_ended(c->tr, st);
     px_stream_body_free(st);
     if (st->prev)
@@ -954,6 +986,7 @@ size_t px_h2_sweep_idle(px_h2_conn_t *c, uint64_t now_ms)
             if (st->up) {
                 px_upstream_cancel(st->up); /* st->up freed */
                 st->up = NULL;
+                req_body_dropped(st);
             }
             respond_static(st, 504, "text/plain", body, sizeof(body) - 1);
             st->progress_ms = now_ms;
