@@ -1,15 +1,16 @@
 #!/usr/bin/python3
 # tests/e2e/75-made-you-reset.py: "MadeYouReset" (CVE-2025-8671, issue 13 part 2). The client
 # sends no RST_STREAM at all: it makes weir reset each stream for it, after weir has already
-# passed the request on. Two variants, each 5,000 streams on one connection as fast as the
-# socket takes them, against an h2c upstream that counts the requests it receives (/count):
+# passed the request on. Two variants, each 5,000 streams on one connection (50 in flight, as
+# fast as weir resets them), against an HTTP/1.1 and an h2c upstream that count the requests
+# they receive (upstream.js /count):
 #   window:  HEADERS(END_STREAM) then a WINDOW_UPDATE that overflows the stream window
 #            (RST_STREAM(FLOW_CONTROL_ERROR) from weir)
 #   clen0:   HEADERS with content-length: 0, then a DATA frame with one byte
 #            (RST_STREAM(PROTOCOL_ERROR) from weir)
 # Those resets count against limits.rst_per_second like the client's own, so the connection
 # must end with GOAWAY(ENHANCE_YOUR_CALM) and at most a few hundred requests may reach the
-# upstream (before: about 4,500 of 5,000, and the connection stayed open).
+# upstream (before: thousands of the 5,000, and the connection stayed open).
 # A third case checks the h2c exchange cancelled before its HEADERS frame left: 50 streams
 # opened and reset by the client in one write (under the rate limit) on a warm upstream
 # connection put no request on the upstream (before: all 50).
@@ -24,9 +25,9 @@ MAX_UPSTREAM = 500  # "a few hundred": the budget is 100 a second
 
 
 def upstream_count(up):
-    r = subprocess.run(["curl", "-sS", "--max-time", "10", "--http2-prior-knowledge",
-                        "http://127.0.0.1:%d/count" % up.port],
-                       capture_output=True, text=True)
+    h2 = ["--http2-prior-knowledge"] if up.proto == "h2c" else []
+    r = subprocess.run(["curl", "-sS", "--max-time", "10"] + h2 +
+                       ["http://127.0.0.1:%d/count" % up.port], capture_output=True, text=True)
     return int(r.stdout.strip())
 
 
@@ -99,26 +100,36 @@ def attack(w, build):
     return (goaway.error_code if goaway is not None else None), sent, secs, eof
 
 
-ck = Checks()
-up = Upstream()
-cfg = ("listeners:\n  - address: 127.0.0.1:0\n"
-       "clusters:\n  - {name: up, endpoints: [\"127.0.0.1:%d\"]}\n"
-       "routes:\n  - cluster: up\n"
-       "admin: {address: \"127.0.0.1:0\"}\nworkers: 1\n" % up.port)
-w = Weir(cfg=cfg)
+def start(proto):
+    up = Upstream(proto)
+    up.proto = proto
+    cfg = ("listeners:\n  - address: 127.0.0.1:0\n"
+           "clusters:\n  - {name: up, protocol: %s, endpoints: [\"127.0.0.1:%d\"]}\n"
+           "routes:\n  - cluster: up\n"
+           "admin: {address: \"127.0.0.1:0\"}\nworkers: 1\n" % (proto, up.port))
+    return up, Weir(cfg=cfg)
 
-for name, build in (("window", window_variant), ("clen0", clen0_variant)):
-    before = settled_count(up)
-    code, sent, secs, eof = attack(w, build)
-    n = settled_count(up) - before
-    ck.check("%s: GOAWAY(ENHANCE_YOUR_CALM)" % name, code == ENHANCE_YOUR_CALM,
-             "got %s after %d streams in %.2f s" % (CODE_NAMES.get(code, code), sent, secs))
-    ck.check("%s: connection closed after the GOAWAY" % name, eof,
-             "" if eof else "still open 10 s later")
-    ck.check("%s: at most %d requests reached the upstream" % (name, MAX_UPSTREAM),
-             n <= MAX_UPSTREAM, "%d of %d streams sent" % (n, sent))
-    print("info %s: %d streams sent, %d requests reached the upstream, GOAWAY(%s) after %.2f s"
-          % (name, sent, n, CODE_NAMES.get(code, code), secs))
+
+ck = Checks()
+for proto in ("http1", "h2c"):
+    up, w = start(proto)
+    for name, build in (("window", window_variant), ("clen0", clen0_variant)):
+        name = "%s upstream, %s" % (proto, name)
+        before = settled_count(up)
+        code, sent, secs, eof = attack(w, build)
+        n = settled_count(up) - before
+        ck.check("%s: GOAWAY(ENHANCE_YOUR_CALM)" % name, code == ENHANCE_YOUR_CALM,
+                 "got %s after %d streams in %.2f s" % (CODE_NAMES.get(code, code), sent, secs))
+        ck.check("%s: connection closed after the GOAWAY" % name, eof,
+                 "" if eof else "still open 10 s later")
+        ck.check("%s: at most %d requests reached the upstream" % (name, MAX_UPSTREAM),
+                 n <= MAX_UPSTREAM, "%d of %d streams sent" % (n, sent))
+        print("info %s: %d streams sent, %d requests reached the upstream, GOAWAY(%s) after "
+              "%.2f s" % (name, sent, n, CODE_NAMES.get(code, code), secs))
+    if proto == "http1":
+        rc = w.stop()
+        ck.check("http1 upstream: clean exit on SIGTERM", rc == 0, "exit %s" % rc)
+        up.stop()
 
 # Exchanges cancelled before their HEADERS left weir for the upstream. Warm the upstream
 # connection first (a request queued while it connects is never sent anyway), then open and
