@@ -15,7 +15,8 @@
  * HEADERS with END_STREAM and then a WINDOW_UPDATE that overflows the stream window, or
  * content-length: 0 and then a DATA byte). Both kinds cost weir a dispatched request, so
  * they share one budget; the caller ends the connection past it. The codec under way in
- * proxy/h2/ (frame.c, state.c) reuses px_h2_guard_reset and px_h2_guard_reset_blames_peer.
+ * proxy/h2/ (frame.c, state.c) is meant to call px_h2_guard_reset and
+ * px_h2_guard_reset_blames_peer too, so both paths keep one reset policy.
  *
  * The other rate limits (SETTINGS/PING/empty-frame floods) and the CONTINUATION count
  * predate this file and are in proxy/h2/h2.c (on_begin_frame, scan_frames); timers in
