@@ -105,6 +105,8 @@ static const stat_desc_t g_stats[] = {
      "Connections timed out, by kind."},
     {F(timeouts_header), "timeouts_header", "weir_timeouts_total", "kind=\"header\"", STAT_COUNTER,
      "Connections timed out, by kind."},
+    {F(timeouts_send), "timeouts_send", "weir_timeouts_total", "kind=\"send\"", STAT_COUNTER,
+     "Connections timed out, by kind."},
 };
 
 #undef F

@@ -5,8 +5,10 @@
  * Writes are batched: nghttp2 output collected during one loop iteration goes out in one
  * uv_try_write (or uv_write for the rest). The HTTP/2 side writes into the batch through
  * conn_io (reserve, then commit) and never sees its buffers. One write is in flight at most;
- * nghttp2 is not asked for more until it completes, which is the transport's back-pressure. Thread:
- * the worker that accepted the connection, only.
+ * nghttp2 is not asked for more until it completes, which is the transport's back-pressure.
+ * A write that waits on the socket is watched: limits.send_timeout closes a connection whose
+ * pending output the kernel has not taken a byte of for that long (px_conn_check_send).
+ * Thread: the worker that accepted the connection, only.
  */
 #include "proxy/core/conn.h"
 #include "mem/base.h"
@@ -221,6 +223,7 @@ static void on_write(uv_write_t *req, int status)
         px_conn_close(c);
         return;
     }
+    c->out_progress_ms = now_ms(c);
     after_write(c);
     px_conn_mark_dirty(c);
 }
@@ -245,6 +248,9 @@ static int write_out(px_conn_t *c)
     if (rc != 0)
         return rc;
     c->writing = true;
+    /* The send timeout counts from here: before, nothing was pending. */
+    c->out_progress_ms = now_ms(c);
+    c->out_queued = c->tcp.write_queue_size;
     return 0;
 }
 
@@ -620,6 +626,31 @@ void px_conn_drain(px_conn_t *c, bool final)
     else
         px_h2_shutdown_notice(&c->h2);
     px_conn_mark_dirty(c);
+}
+
+uint64_t px_conn_stalled_ms(px_conn_t *c, uint64_t now)
+{
+    MEM_ASSERT(c != NULL);
+    if (!c->writing || c->closing)
+        return 0;
+    /* libuv reports no partial progress of a uv_write; the bytes it still queues do. */
+    size_t q = c->tcp.write_queue_size;
+    if (q < c->out_queued)
+        c->out_progress_ms = now;
+    c->out_queued = q;
+    MEM_ASSERT(now >= c->out_progress_ms);
+    return now - c->out_progress_ms;
+}
+
+bool px_conn_check_send(px_conn_t *c, uint64_t now)
+{
+    uint32_t limit = c->w->cfg->limits.send_timeout_ms;
+    if (limit == 0 || c->closing || px_conn_stalled_ms(c, now) < limit)
+        return false;
+    MEM_STAT_ADD(c->w->stats.timeouts_send, 1);
+    /* Nothing polite is possible: the peer reads nothing, so a GOAWAY would only queue. */
+    px_conn_close(c); /* streams ended now, the region in the close callback */
+    return true;
 }
 
 size_t px_conn_collect(px_conn_t *c, px_region_row_t *rows, size_t max)

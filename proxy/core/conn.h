@@ -80,7 +80,9 @@ struct px_conn_s {
     uint8_t *pbuf; /* owns (tcache): TLS plaintext batch */
     size_t plen;
     uint64_t created_ms;
-    char peer[64]; /* "ip:port" */
+    uint64_t out_progress_ms; /* loop time output last moved, or had nothing pending */
+    size_t out_queued;        /* tcp.write_queue_size when last looked at */
+    char peer[64];            /* "ip:port" */
     char peer_ip[48];
 };
 
@@ -130,6 +132,17 @@ void px_conn_drain(px_conn_t *c, bool final);
 
 /* Re-arms the idle timer when the connection has no streams. */
 void px_conn_update_timer(px_conn_t *c);
+
+/* How long (ms, loop time `now_ms`) the pending output of `c` has made no progress: 0 while
+ * no write is waiting on the socket, else the time since the kernel last took a byte of it.
+ * A write waits when the peer's receive window is full: it stopped reading. Thread: worker.
+ * Alloc: none. */
+uint64_t px_conn_stalled_ms(px_conn_t *c, uint64_t now_ms);
+
+/* limits.send_timeout: closes `c` (streams ended, everything it holds freed) when its pending
+ * output has made no progress for that long at `now_ms`. Returns true when it closed it.
+ * Thread: worker (the 1 s tick). */
+bool px_conn_check_send(px_conn_t *c, uint64_t now_ms);
 
 /* Appends rows (connection first, then its streams) to `rows`; returns the rows written. */
 size_t px_conn_collect(px_conn_t *c, px_region_row_t *rows, size_t max);

@@ -49,6 +49,7 @@ typedef struct px_stats_s {
     uint64_t flood_goaway; /* rapid reset, ping/settings/empty-frame floods */
     uint64_t timeouts_idle;
     uint64_t timeouts_header;
+    uint64_t timeouts_send; /* output made no progress for limits.send_timeout */
 } px_stats_t;
 
 #define PX_STATS_FIELDS_CNT (sizeof(px_stats_t) / sizeof(uint64_t))
