@@ -7,8 +7,9 @@
  * conn_io (reserve, then commit) and never sees its buffers. One write is in flight at most;
  * nghttp2 is not asked for more until it completes, which is the transport's back-pressure.
  * A write that waits on the socket is watched: limits.send_timeout closes a connection whose
- * pending output the kernel has not taken a byte of for that long (px_conn_check_send).
- * Thread: the worker that accepted the connection, only.
+ * pending output the kernel has not taken a byte of for that long (px_conn_check_send), and
+ * under memory pressure the overload manager closes the heaviest such connections first
+ * (proxy/core/shed.c). Thread: the worker that accepted the connection, only.
  */
 #include "proxy/core/conn.h"
 #include "mem/base.h"
@@ -21,6 +22,7 @@
 #include "mem/malloc.h"
 #include "mem/subregion.h"
 #include "proxy/core/alloc.h"
+#include "proxy/core/overload.h"
 #include "proxy/core/tls.h"
 
 static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -126,6 +128,12 @@ static void io_mark_dirty(void *tr)
     px_conn_mark_dirty(tr);
 }
 
+/* The overload manager decides (proxy/core/shed.c): the codec only asks. */
+static bool io_admit_stream(void *tr)
+{
+    return px_overload__admit_stream(tr);
+}
+
 static void io_streams_changed(void *tr)
 {
     px_conn_update_timer(tr);
@@ -162,6 +170,7 @@ static const px_h2_io_t conn_io = {
     .commit = io_commit,
     .room = io_room,
     .mark_dirty = io_mark_dirty,
+    .admit_stream = io_admit_stream,
     .streams_changed = io_streams_changed,
     .stream_ended = io_stream_ended,
 };
@@ -640,6 +649,18 @@ uint64_t px_conn_stalled_ms(px_conn_t *c, uint64_t now)
     c->out_queued = q;
     MEM_ASSERT(now >= c->out_progress_ms);
     return now - c->out_progress_ms;
+}
+
+size_t px_conn_bytes(const px_conn_t *c)
+{
+    MEM_ASSERT(c != NULL);
+    size_t n = mem_region_bytes(c->region) + c->ocap;
+    if (c->pbuf != NULL)
+        n += PX_CONN_BATCH_BYTES;
+    for (const px_stream_t *st = c->h2.streams; st != NULL; st = st->next)
+        n += st->buffered;
+    MEM_ASSERT(n >= c->ocap);
+    return n;
 }
 
 bool px_conn_check_send(px_conn_t *c, uint64_t now)

@@ -109,6 +109,8 @@ struct px_wimpl_s {
     int drain_ticks;
     int handles_open;
     uint64_t busy_ms;                 /* the last tick that saw a connection (uv_now) */
+    uint64_t released_ms;             /* overload: the last mem_release_now() (uv_now) */
+    int applied_level;                /* overload: the px_overload_level_t last applied */
     bool cache_flushed;               /* its mem/ cache went back since (see on_tick) */
     uint8_t rbuf[PX_CONN_READ_BYTES]; /* reads land here and are consumed synchronously */
     uint8_t tbuf[16384];              /* TLS plaintext out of SSL_read */
@@ -138,6 +140,10 @@ void px_conn_update_timer(px_conn_t *c);
  * A write waits when the peer's receive window is full: it stopped reading. Thread: worker.
  * Alloc: none. */
 uint64_t px_conn_stalled_ms(px_conn_t *c, uint64_t now_ms);
+
+/* Bytes `c` holds now: its region (streams' sub-arenas included), the response bodies its
+ * streams buffer and its write batches. Thread: worker. Alloc: none (walks the streams). */
+size_t px_conn_bytes(const px_conn_t *c);
 
 /* limits.send_timeout: closes `c` (streams ended, everything it holds freed) when its pending
  * output has made no progress for that long at `now_ms`. Returns true when it closed it.

@@ -43,6 +43,7 @@ typedef struct px_stats_s {
     uint64_t overload_conns_refused;
     uint64_t overload_goaway_idle;
     uint64_t overload_streams_shed; /* heaviest streams reset at critical */
+    uint64_t overload_conns_shed;   /* stalled connections closed under pressure */
     uint64_t stream_cap_resets;     /* stream passed its byte cap */
     uint64_t conn_cap_resets;
     /* hardening */
