@@ -21,7 +21,7 @@
 
 #define HS_SLOTS      (1u + MEM_HEAPSNAP_OVERLOAD_MAX)
 #define HS_PEAK_SLOT  0u
-#define HS_MARGIN_MIN (1ull << 20)
+#define HS_MARGIN_MIN (256ull << 10)
 #define HS_PAGE       4096u
 
 MEM_STATIC_ASSERT(MEM_HEAPSNAP_OVERLOAD_MAX >= 1, "at least one overload slot");

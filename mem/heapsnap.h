@@ -9,8 +9,10 @@
  * MEM_HEAPPROF_BUCKETS_MAX buckets (2.6 MiB), touched only as far as it is filled; the touched
  * pages are charged to the budget as metadata (the `metadata` field of /memory). The peak
  * slot is refreshed when a sampled allocation or mem_heapsnap_peak_poll() sees committed
- * memory pass the kept peak by MEM_HEAPSNAP_PEAK_MARGIN (1/32 of it, at least 1 MiB), at
- * most once per MEM_HEAPSNAP_PEAK_GAP_MS, so a rising ramp does not copy on every sample.
+ * memory pass the kept peak by a margin (1/32 of it, at least 256 KiB), at most once per
+ * MEM_HEAPSNAP_PEAK_GAP_MS (25 ms), so a rising ramp does not copy on every sample:
+ * the kept snapshot is within 1/32 of the peak, or within 25 ms of growth before it. A copy is
+ * a memcpy of the buckets under the profiler's lock (a few hundred buckets: tens of KiB).
  * One process-wide instance behind one mutex. Thread: any.
  */
 #ifndef MEM_HEAPSNAP_H
@@ -25,7 +27,7 @@
 /* Overload snapshots kept (a ring: the oldest is replaced). */
 #define MEM_HEAPSNAP_OVERLOAD_MAX 4u
 /* The least time between two copies into the peak slot. */
-#define MEM_HEAPSNAP_PEAK_GAP_MS 100u
+#define MEM_HEAPSNAP_PEAK_GAP_MS 25u
 
 /* Which heap a dump reads (mem_heapprof_dump_at and friends): the live one, the peak
  * snapshot, or overload snapshot number N (N >= 1, as mem_heapsnap_save() numbered it). */

@@ -21,6 +21,7 @@
 #include "mem/budget.h"
 #include "mem/malloc.h"
 #include "proxy/core/conn.h"
+#include "proxy/core/oversnap.h"
 
 /* cgroup v1 writes "no limit" as the largest page-aligned signed 64-bit value; treat anything
  * at or above 2^60 (an exabyte) as unlimited. */
@@ -410,7 +411,14 @@ void px_overload_tick(px_server_t *s)
             fprintf(stderr, ", cgroup v%d %.2f: %llu of %llu bytes)\n", now.cgroup_version,
                     now.cgroup_pressure, (unsigned long long)now.cgroup_usage_bytes,
                     (unsigned long long)now.cgroup_limit_bytes);
+        /* A rise keeps what held memory at that moment (heap samples, top regions), for
+         * reading after the incident; it blocks this tick at most PX_OVERSNAP_COLLECT_MS. */
+        if (next > cur)
+            (void)px_oversnap_take(s, (int)cur, (int)next, p);
     }
+    /* The peak heap snapshot: the sampling path copies at new highs, at most every 25 ms;
+     * this catches the top of a burst that stopped allocating within that gap. */
+    mem_heapsnap_peak_poll();
     now.level_since_ms = t - o->level_since_ms;
     /* At CRITICAL, ticks alternate: the first (and every odd one) only has the workers return
      * their cached memory (mem_release_now() flushes the calling thread's cache only, so the
