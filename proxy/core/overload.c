@@ -411,10 +411,6 @@ void px_overload_tick(px_server_t *s)
             fprintf(stderr, ", cgroup v%d %.2f: %llu of %llu bytes)\n", now.cgroup_version,
                     now.cgroup_pressure, (unsigned long long)now.cgroup_usage_bytes,
                     (unsigned long long)now.cgroup_limit_bytes);
-        /* A rise keeps what held memory at that moment (heap samples, top regions), for
-         * reading after the incident; it blocks this tick at most PX_OVERSNAP_COLLECT_MS. */
-        if (next > cur)
-            (void)px_oversnap_take(s, (int)cur, (int)next, p);
     }
     /* The peak heap snapshot: the sampling path copies at new highs, at most every 25 ms;
      * this catches the top of a burst that stopped allocating within that gap. */
@@ -437,6 +433,12 @@ void px_overload_tick(px_server_t *s)
      * their caches whenever the monitor released its own above NORMAL. */
     if (next != cur || next == PX_OVERLOAD_CRITICAL || (next != PX_OVERLOAD_NORMAL && released))
         signal_workers(s);
+    /* A rise keeps what held memory at that moment (heap samples, top regions), for reading
+     * after the incident. After the workers were told, so their actions do not wait for it;
+     * the first tick at a level sheds nothing (see above), so the regions are still those of
+     * the moment. It blocks this loop at most PX_OVERSNAP_COLLECT_MS. */
+    if (next > cur)
+        (void)px_oversnap_take(s, (int)cur, (int)next, p);
 }
 
 bool px_overload__shed_now(const px_server_t *s)
