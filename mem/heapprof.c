@@ -1,8 +1,9 @@
 /*
- * mem/heapprof.c: the heap profiler's table of live samples: one bucket per distinct stack
- * (counts of live and ever-recorded samples), the live samples indexed by pointer, and a
- * counting filter; recording, forgetting, and the snapshot the dumps write out.
- * When to sample is mem/sampling.c, the stacks mem/unwind.c, the output mem/pprof.c.
+ * mem/heapprof.c: the heap profiler's table of live samples: one bucket per distinct stack and
+ * labels (thread name, size class, owner kind; counts of live and ever-recorded samples), the live
+ * samples indexed by pointer, and a counting filter; recording, forgetting, and the snapshot the
+ * dumps write out. When to sample is mem/sampling.c, the stacks mem/unwind.c, the output
+ * mem/pprof.c.
  *
  * One process-wide instance (`hp`, this file's own state). Any thread records and forgets
  * samples; sampled events are rare (on average one per `interval` bytes), so the tables sit
