@@ -400,7 +400,30 @@ TEST(error_positions)
     EXPECT_ERR("routes:\n  - cluster: nope\n",
                "2:14: routes[0].cluster: unknown cluster 'nope' (no clusters are defined)");
     EXPECT_ERR("clusters:\n  - name: a\n    protocol: h3\n    endpoints: [127.0.0.1:1]\n",
-               "3:15: clusters[0].protocol: unknown protocol 'h3' (use h2c or http1)");
+               "3:15: clusters[0].protocol: unknown protocol 'h3' (use h2c, h2 or http1)");
+    /* Cluster tls: (issue 16 part 2). */
+    EXPECT_ERR("clusters:\n  - name: a\n    endpoints: [127.0.0.1:1]\n    tls: {}\n",
+               "4:10: clusters[0].tls: tls needs 'protocol: h2' (HTTP/2 over TLS) or "
+               "'protocol: http1'");
+    EXPECT_ERR("clusters:\n  - name: a\n    protocol: h2c\n    endpoints: [127.0.0.1:1]\n"
+               "    tls: {}\n",
+               "5:10: clusters[0].tls: protocol h2c is cleartext HTTP/2; say 'protocol: h2'");
+    EXPECT_ERR(
+        "clusters:\n  - name: a\n    protocol: h2\n    endpoints: [127.0.0.1:1]\n"
+        "    tls: {alpn: h2}\n",
+        "5:11: clusters[0].tls.alpn: unknown key 'alpn' (allowed: sni, verify, ca, cert, key)");
+    EXPECT_ERR("clusters:\n  - name: a\n    protocol: http1\n    endpoints: [127.0.0.1:1]\n"
+               "    tls: {verify: maybe}\n",
+               "5:19: clusters[0].tls.verify:");
+    EXPECT_ERR("clusters:\n  - name: a\n    protocol: http1\n    endpoints: [127.0.0.1:1]\n"
+               "    tls: {sni: 'a b'}\n",
+               "5:16: clusters[0].tls.sni: sni 'a b' is not a DNS host name");
+    EXPECT_ERR("clusters:\n  - name: a\n    protocol: http1\n    endpoints: [127.0.0.1:1]\n"
+               "    tls: {ca: /nonexistent/ca.pem}\n",
+               "5:15: clusters[0].tls.ca: ");
+    EXPECT_ERR("clusters:\n  - name: a\n    protocol: http1\n    endpoints: [127.0.0.1:1]\n"
+               "    tls: {cert: /etc/hostname}\n",
+               "5:17: clusters[0].tls: cert needs key");
     EXPECT_ERR("clusters:\n  - name: a b\n    endpoints: [127.0.0.1:1]\n",
                "2:11: clusters[0].name: name 'a b' may only contain");
     EXPECT_ERR("clusters:\n  - name: a\n    endpoints: [127.0.0.1:1]\n"
@@ -691,9 +714,30 @@ TEST(upstream_flag)
         CHECK(strncmp(err, "--upstream: 'http://127.0.0.1:2' mixes h2c:// and http://", 55) == 0);
     }
     {
-        char *argv[] = {"weir", "--upstream", "https://127.0.0.1:1", NULL};
+        char *argv[] = {"weir", "--upstream", "ftp://127.0.0.1:1", NULL};
         CHECK(run_args(&act, &cfg, argv) < 0);
-        CHECK(strncmp(err, "--upstream: 'https://127.0.0.1:1' must start with h2c:// or", 58) == 0);
+        CHECK(strncmp(err, "--upstream: 'ftp://127.0.0.1:1' must start with h2c://,", 54) == 0);
+    }
+    {
+        /* TLS schemes: https:// is HTTP/1.1 over TLS, h2:// HTTP/2 over TLS; verification is on
+         * with the system bundle and SNI from each endpoint by default. */
+        char *argv[] = {"weir", "--upstream", "https://127.0.0.1:8443", NULL};
+        REQUIRE(run_args(&act, &cfg, argv) == 0);
+        CHECK_EQ(cfg->clusters[0].proto, PX_PROTO_HTTP1);
+        CHECK(cfg->clusters[0].tls);
+        CHECK(cfg->clusters[0].tls_verify);
+        CHECK(cfg->clusters[0].tls_ca == NULL);
+        px_config_free(cfg);
+        char *argv2[] = {"weir", "--upstream", "h2://127.0.0.1:8443", NULL};
+        REQUIRE(run_args(&act, &cfg, argv2) == 0);
+        CHECK_EQ(cfg->clusters[0].proto, PX_PROTO_H2C);
+        CHECK(cfg->clusters[0].tls);
+        px_config_free(cfg);
+        char *argv3[] = {"weir",       "--upstream",        "h2://127.0.0.1:1",
+                         "--upstream", "h2c://127.0.0.1:2", NULL};
+        CHECK(run_args(&act, &cfg, argv3) < 0);
+        CHECK_STR(err, "--upstream: 'h2c://127.0.0.1:2' mixes h2:// and h2c:// (one cluster "
+                       "speaks one protocol)");
     }
     {
         char *argv[] = {"weir", "--upstream", "h2c://127.0.0.1:99999", NULL};
