@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -101,6 +102,11 @@ int px_uptls_config_init(px_config_t *cfg, char *err, size_t err_len)
 {
     MEM_ASSERT(cfg != NULL);
     MEM_ASSERT(err != NULL);
+    /* Certificate verification compares times (OPENSSL_gmtime -> gmtime_r), and glibc loads
+     * the time zone on the process's first such call: fopen of /etc/localtime, its buffer and
+     * strings, five libc mallocs on a worker at its first upstream handshake. Load it here,
+     * in the main thread at start, so proxying makes no libc allocation (e2e 93). */
+    tzset();
     if (sess_slot_idx < 0) {
         sess_slot_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
         if (sess_slot_idx < 0) {
