@@ -461,7 +461,8 @@ static int load_cluster_tls(yctx_t *c, const yaml_node_t *n, const char *path, p
         path_key(kp, fp, keys[k]);
         if ((rc = rel_path(c, s, full, sizeof(full))) < 0)
             return yerr(c, v, kp, "path '%s' is too long", s);
-        if (px__cfg_check_readable(full, why, sizeof(why)) < 0)
+        if (px__cfg_check_readable(full, why, sizeof(why)) < 0 ||
+            px__cfg_check_pem(full, k == 4, why, sizeof(why)) < 0)
             return yerr(c, v, kp, "%s", why);
         if ((rc = px__cfg_set_str(dst, full)) < 0)
             return rc;
@@ -474,6 +475,10 @@ static int load_cluster_tls(yctx_t *c, const yaml_node_t *n, const char *path, p
         return yerr(c, cert_v, fp, "cert needs key (the client certificate's private key)");
     if (key_v && !cert_v)
         return yerr(c, key_v, fp, "key needs cert (the client certificate)");
+    if (key_v && px__cfg_check_pem_pair(cl->tls_cert, cl->tls_key, why, sizeof(why)) < 0) {
+        path_key(kp, fp, "key");
+        return yerr(c, key_v, kp, "%s", why);
+    }
     return 0;
 }
 

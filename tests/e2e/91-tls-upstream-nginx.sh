@@ -228,12 +228,22 @@ pass "mutual TLS: with weir's client certificate 1 MiB GET and POST checksums ma
 
 stop_weir TERM || fail "weir exited $? after SIGTERM"
 
-# --check-config: a tls.ca that is no certificate names the cluster and the file.
+# --check-config: a tls.ca that is no certificate, and a client key that is not the
+# certificate's, are refused with file, line, column and field.
 printf 'not a certificate\n' >"$T/bad.pem"
 sed "s|ca: otherca.pem|ca: bad.pem|" "$T/weir.yaml" >"$T/bad.yaml"
+line=$(grep -n "ca: bad.pem" "$T/bad.yaml" | cut -d: -f1)
 if "$WEIR_BIN" --check-config "$T/bad.yaml" >"$T/check.out" 2>&1; then
     fail "--check-config accepted a tls.ca that is no certificate"
 fi
-grep -q "cluster wrongca: cannot load tls.ca $T/bad.pem" "$T/check.out" ||
-    fail "--check-config said: $(cat "$T/check.out")"
+grep -qE "bad.yaml:$line:[0-9]+: clusters\[2\]\.tls\.ca: '$T/bad.pem' holds no PEM certificate" \
+    "$T/check.out" || fail "--check-config said: $(cat "$T/check.out")"
+pass "--check-config: $(head -n 1 "$T/check.out")"
+sed "s|cert: cli.pem, key: cli.key|cert: cli.pem, key: srv.key|" "$T/weir.yaml" >"$T/bad2.yaml"
+line=$(grep -n "key: srv.key}" "$T/bad2.yaml" | cut -d: -f1)
+if "$WEIR_BIN" --check-config "$T/bad2.yaml" >"$T/check.out" 2>&1; then
+    fail "--check-config accepted a client key that does not match the certificate"
+fi
+grep -qE "bad2.yaml:$line:[0-9]+: clusters\[4\]\.tls\.key: key '$T/srv.key' does not match cert '$T/cli.pem'" \
+    "$T/check.out" || fail "--check-config said: $(cat "$T/check.out")"
 pass "--check-config: $(head -n 1 "$T/check.out")"

@@ -422,7 +422,17 @@ TEST(error_positions)
                "    tls: {ca: /nonexistent/ca.pem}\n",
                "5:15: clusters[0].tls.ca: ");
     EXPECT_ERR("clusters:\n  - name: a\n    protocol: http1\n    endpoints: [127.0.0.1:1]\n"
+               "    tls: {ca: /etc/hostname}\n",
+               "5:15: clusters[0].tls.ca: '/etc/hostname' holds no PEM certificate");
+    EXPECT_ERR("clusters:\n  - name: a\n    protocol: http1\n    endpoints: [127.0.0.1:1]\n"
+               "    tls: {key: /etc/hostname}\n",
+               "5:16: clusters[0].tls.key: '/etc/hostname' holds no PEM private key");
+    EXPECT_ERR("clusters:\n  - name: a\n    protocol: http1\n    endpoints: [127.0.0.1:1]\n"
                "    tls: {cert: /etc/hostname}\n",
+               "5:17: clusters[0].tls.cert: '/etc/hostname' holds no PEM certificate");
+    /* ca-certificates' bundle: a PEM certificate (the first of many) without its key. */
+    EXPECT_ERR("clusters:\n  - name: a\n    protocol: http1\n    endpoints: [127.0.0.1:1]\n"
+               "    tls: {cert: /etc/ssl/certs/ca-certificates.crt}\n",
                "5:17: clusters[0].tls: cert needs key");
     EXPECT_ERR("clusters:\n  - name: a b\n    endpoints: [127.0.0.1:1]\n",
                "2:11: clusters[0].name: name 'a b' may only contain");
