@@ -169,7 +169,7 @@ TEST(full_example)
     CHECK(cfg->listeners[1].tls);
     CHECK_STR(cfg->listeners[1].tls_cert, cert); /* relative to the file's folder */
 
-    REQUIRE(cfg->clusters_cnt == 2);
+    REQUIRE(cfg->clusters_cnt == 4);
     b = &cfg->clusters[0];
     l = &cfg->clusters[1];
     CHECK_STR(b->name, "backend");
@@ -189,6 +189,25 @@ TEST(full_example)
     CHECK_STR(l->name, "legacy");
     CHECK_EQ(l->proto, PX_PROTO_HTTP1);
     CHECK_EQ(l->lb, PX_LB_LEAST_REQUEST);
+    CHECK(!b->tls);
+    CHECK(!l->tls);
+    {
+        const px_cluster_cfg_t *s2 = &cfg->clusters[2], *p2 = &cfg->clusters[3];
+        CHECK_STR(s2->name, "secure-api");
+        CHECK_EQ(s2->proto, PX_PROTO_H2C); /* h2 framing */
+        CHECK(s2->tls);
+        CHECK(s2->tls_verify);
+        CHECK_STR(s2->tls_sni, "api.internal");
+        CHECK_STR(s2->tls_ca, cert); /* relative to the file's folder */
+        CHECK(s2->tls_cert == NULL);
+        CHECK_STR(p2->name, "partner");
+        CHECK_EQ(p2->proto, PX_PROTO_HTTP1);
+        CHECK(p2->tls);
+        CHECK(p2->tls_verify);
+        CHECK(p2->tls_ca == NULL && p2->tls_sni == NULL);
+        CHECK_STR(p2->tls_cert, cert);
+        CHECK(p2->tls_key != NULL);
+    }
 
     REQUIRE(cfg->routes_cnt == 4);
     CHECK_STR(cfg->routes[0].authority, "api.example.com");
