@@ -211,8 +211,13 @@ const char *px_uptls_fail_reason(const SSL *ssl, bool *verify)
     MEM_ASSERT(verify != NULL);
     long v = SSL_get_verify_result(ssl);
     *verify = v != X509_V_OK;
-    if (!*verify)
+    if (!*verify) {
+        /* The error queue still holds why (tls_hs_failed logs it and clears it after). */
+        if (ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL)
+            return "upstream TLS handshake failed: no application protocol (the upstream "
+                   "speaks none of the ALPN protocols offered)";
         return "upstream TLS handshake failed";
+    }
     for (size_t i = 0; i < MEM_ARRAY_LEN(verify_reasons); i++)
         if (verify_reasons[i].code == v)
             return verify_reasons[i].reason;

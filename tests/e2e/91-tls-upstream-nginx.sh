@@ -10,6 +10,8 @@
 #   - a CA that did not sign nginx's certificate, and an SNI that does not match it: 502 with
 #     the reason in the body and the log, upstream_tls_verify_failed counted, and nginx saw
 #     no request;
+#   - verify: false accepts what the CA cannot verify; an h2 cluster to nginx without h2 gets
+#     a no_application_protocol alert: 502 with that reason, upstream_tls_failed counted;
 #   - mutual TLS: with the client certificate nginx serves (checksummed), without it nginx
 #     answers 400 "No required SSL certificate was sent";
 #   - --check-config names the cluster and the file when tls.ca is not a certificate.
@@ -113,12 +115,22 @@ clusters:
     protocol: http1
     endpoints: ["127.0.0.1:$NGX_MTLS_PORT"]
     tls: {ca: ca.pem}
+  - name: noverify
+    protocol: http1
+    endpoints: ["127.0.0.1:$NGX_PORT"]
+    tls: {ca: otherca.pem, verify: false}
+  - name: noh2
+    protocol: h2
+    endpoints: ["127.0.0.1:$NGX_PORT"]
+    tls: {ca: ca.pem}
 routes:
   - {match: {authority: resume.test}, cluster: resume}
   - {match: {authority: wrongca.test}, cluster: wrongca}
   - {match: {authority: wrongname.test}, cluster: wrongname}
   - {match: {authority: mtls.test}, cluster: mtls}
   - {match: {authority: nocert.test}, cluster: nocert}
+  - {match: {authority: noverify.test}, cluster: noverify}
+  - {match: {authority: noh2.test}, cluster: noh2}
   - cluster: good
 admin: {address: 127.0.0.1:0}
 EOF
@@ -207,6 +219,25 @@ vf=$(($(stat_total upstream_tls_verify_failed) - vf0))
 admin_get /metrics | grep -q 'weir_upstream_errors_total{kind="tls_verify"} 2' ||
     fail "/metrics lacks weir_upstream_errors_total{kind=\"tls_verify\"} 2"
 pass "wrong CA and wrong SNI: 502 with the reason in body and log, nothing reached nginx, counted in /stats and /metrics"
+
+# verify: false accepts the certificate that otherca.pem cannot verify.
+code=$(curl -sS --max-time 30 --http2-prior-knowledge -o /dev/null -w '%{http_code}' \
+    --resolve "noverify.test:$WEIR_PORT:127.0.0.1" "http://noverify.test:$WEIR_PORT/bytes/10") ||
+    fail "noverify.test: curl failed"
+[ "$code" = 200 ] || fail "noverify.test: status $code, want 200 (verify: false)"
+# An h2 cluster whose upstream does not select h2 (nginx 1.22 without http2 on that server).
+tf0=$(stat_total upstream_tls_failed)
+code=$(curl -sS --max-time 30 --http2-prior-knowledge -o "$T/out" -w '%{http_code}' \
+    --resolve "noh2.test:$WEIR_PORT:127.0.0.1" "http://noh2.test:$WEIR_PORT/bytes/7?case=noh2") ||
+    fail "noh2.test: curl failed"
+# nginx answers an ALPN list without a protocol it serves with a no_application_protocol alert.
+[ "$code" = 502 ] && grep -q "upstream TLS handshake failed: no application protocol" "$T/out" ||
+    fail "noh2.test: status $code, body '$(cat "$T/out")'"
+grep -q "upstream noh2 127.0.0.1:$NGX_PORT: .*alert no application protocol" "$T/weir.log" ||
+    fail "noh2.test: the log lacks the alert"
+[ "$(($(stat_total upstream_tls_failed) - tf0))" = 1 ] || fail "noh2.test: upstream_tls_failed"
+! grep -qF "case=noh2" "$T/nginx/access.log" || fail "noh2.test: nginx saw the request"
+pass "verify: false accepts an unverifiable certificate; an h2 cluster to an upstream without h2 -> 502 '$(head -c 60 "$T/out")...', alert logged, upstream_tls_failed counted"
 
 # Mutual TLS: nginx requires a client certificate from ca.pem.
 code=$(curl -sS --max-time 60 --http2-prior-knowledge -D "$T/h" -o "$T/out" -w '%{http_code}' \
