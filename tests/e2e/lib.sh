@@ -138,4 +138,5 @@ free_port() {
 }
 
 # stat_total NAME: counter NAME in /stats, the first (all workers summed) occurrence.
-stat_total() { admin_get /stats | tr -d ' \n' | grep -o "\"$1\":[0-9]*" | head -n 1 | cut -d: -f2; }
+# (awk reads all of its input: an early exit would make the pipeline fail under pipefail).
+stat_total() { admin_get /stats | tr -d ' \n' | grep -o "\"$1\":[0-9]*" | awk -F: 'NR == 1 {print $2}'; }
