@@ -12,6 +12,7 @@
 #     no request;
 #   - verify: false accepts what the CA cannot verify; an h2 cluster to nginx without h2 gets
 #     a no_application_protocol alert: 502 with that reason, upstream_tls_failed counted;
+#   - a 16 KiB stream buffer: 43 response sizes, none stalls with plaintext left in the SSL;
 #   - mutual TLS: with the client certificate nginx serves (checksummed), without it nginx
 #     answers 400 "No required SSL certificate was sent";
 #   - --check-config names the cluster and the file when tls.ca is not a certificate.
@@ -266,6 +267,30 @@ code=$(curl -sS --max-time 30 --http2-prior-knowledge -o "$T/out" -w '%{http_cod
     fail "nocert.test: status $code, want nginx's 400 for a missing client certificate"
 pass "mutual TLS: with weir's client certificate 1 MiB GET and POST checksums match; without it nginx answers 400"
 
+stop_weir TERM || fail "weir exited $? after SIGTERM"
+
+# HTTP/1.1 flow control over TLS with a small stream buffer (16 KiB): the reader's room runs
+# out in the middle of a TLS record, so plaintext waits in the SSL with no socket read to
+# come once the response has all arrived; freeing room must read it (43 sizes from 16,000 to
+# 79,000 bytes; without that wake-up 42 of them stalled).
+cat >"$T/small.yaml" <<EOF
+listeners: [{name: plain, address: 127.0.0.1:0}]
+admin: {address: 127.0.0.1:0}
+limits: {stream_buffer: 16KiB}
+clusters:
+  - {name: good, protocol: http1, endpoints: ["127.0.0.1:$NGX_PORT"], tls: {ca: ca.pem}}
+routes: [{cluster: good}]
+EOF
+start_weir -c "$T/small.yaml"
+for n in $(seq 16000 1500 80000); do
+    code=$(curl -sS --max-time 15 --http2-prior-knowledge --limit-rate 50K -D "$T/h" \
+        -o "$T/out" -w '%{http_code}' "http://127.0.0.1:$WEIR_PORT/bytes/$n") ||
+        fail "stream_buffer 16 KiB: GET /bytes/$n stalled or failed"
+    [ "$code" = 200 ] && [ "$(stat -c %s "$T/out")" = "$n" ] &&
+        [ "$(sha256sum "$T/out" | cut -d' ' -f1)" = "$(hdr "$T/h" x-sha256)" ] ||
+        fail "stream_buffer 16 KiB: GET /bytes/$n: status $code or body"
+done
+pass "stream_buffer 16 KiB: 43 responses of 16,000 to 79,000 bytes through nginx over TLS, none stalled, checksums match"
 stop_weir TERM || fail "weir exited $? after SIGTERM"
 
 # --check-config: a tls.ca that is no certificate, and a client key that is not the
