@@ -43,6 +43,7 @@ static void on_close(uv_handle_t *h);
 static void h1_linger(px_conn_t *c);
 static void tls_read(px_conn_t *c);
 static void on_timer(uv_timer_t *t);
+static void h1_progress(px_conn_t *c);
 
 /* Only its being active matters: it makes the loop poll without blocking, so the check
  * handle flushes dirty connections in this iteration. */
@@ -324,6 +325,8 @@ static void after_write(px_conn_t *c)
     /* /stats bytes_out: what went to the socket (frames, TLS records), once it all went. */
     MEM_STAT_ADD(c->w->stats.bytes_out, c->olen);
     c->olen = 0;
+    if (c->mode == PX_CONN_H1 && !c->closing && px_h1_busy(&c->h1))
+        h1_progress(c);
     if (c->mode == PX_CONN_H1_REJECT) {
         /* Half-close and keep reading until the client closes, so the kernel does not turn
          * unread request bytes into a RST that destroys our answer. */
@@ -434,8 +437,14 @@ static void on_timer(uv_timer_t *t)
         return;
     if (c->mode == PX_CONN_H2 && c->h2.streams_cnt > 0)
         return;
-    if (c->mode == PX_CONN_H1 && px_h1_busy(&c->h1))
-        return; /* the exchange has its own timeouts */
+    if (c->mode == PX_CONN_H1 && px_h1_busy(&c->h1)) {
+        /* limits.stream_idle_timeout: no byte moved either way on the request in progress
+         * (a body trickled or stalled, a response nobody reads); as HTTP/2 resets the stream,
+         * the connection ends. */
+        MEM_STAT_ADD(c->w->stats.timeouts_idle, 1);
+        px_conn_close(c);
+        return;
+    }
     if (c->mode == PX_CONN_H1) {
         if (c->h1.had_request)
             MEM_STAT_ADD(c->w->stats.timeouts_idle, 1);
@@ -463,16 +472,30 @@ static void on_timer(uv_timer_t *t)
     px_conn_close(c);
 }
 
+/* HTTP/1.1 with a request in progress: bytes moved, so the stream idle timeout starts over. */
+static void h1_progress(px_conn_t *c)
+{
+    uint32_t ms = c->w->cfg->limits.stream_idle_timeout_ms;
+    if (ms == 0)
+        uv_timer_stop(&c->timer);
+    else
+        uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
 void px_conn_update_timer(px_conn_t *c)
 {
     if (c->closing || c->mode == PX_CONN_H1_REJECT)
         return;
     bool h1 = c->mode == PX_CONN_H1;
-    if (h1 ? px_h1_busy(&c->h1) : c->h2.streams_cnt > 0) {
+    const px_limits_cfg_t *lim = &c->w->cfg->limits;
+    if (h1 && px_h1_busy(&c->h1)) {
+        h1_progress(c);
+        return;
+    }
+    if (c->h2.streams_cnt > 0) {
         uv_timer_stop(&c->timer);
         return;
     }
-    const px_limits_cfg_t *lim = &c->w->cfg->limits;
     bool had = h1 ? c->h1.had_request : c->h2.had_request;
     uint32_t ms = had ? lim->idle_timeout_ms : lim->header_timeout_ms;
     if (ms > 0)
@@ -568,6 +591,8 @@ static void feed(px_conn_t *c, const uint8_t *data, size_t len)
     if (c->closing || c->mode == PX_CONN_H1_REJECT)
         return;
     if (c->mode == PX_CONN_H1) {
+        if (px_h1_busy(&c->h1))
+            h1_progress(c);
         if (px_h1_recv(&c->h1, data, len) != 0)
             goto fail;
         return;

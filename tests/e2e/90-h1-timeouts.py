@@ -1,0 +1,115 @@
+#!/usr/bin/python3
+# tests/e2e/90-h1-timeouts.py: the connection timeouts reach HTTP/1.1 (issue 16 part 1: "the
+# same byte caps, the same overload actions"), with limits header_timeout 2 s,
+# stream_idle_timeout 2 s and idle_timeout 3 s, against the real binary over raw sockets:
+#   - slowloris: a request head sent one byte every 0.5 s is cut at header_timeout (closed
+#     within 2-6 s of the first byte, though bytes keep coming; timeouts_header counts it);
+#   - a body that stalls: a POST announcing 100 bytes that sends 10 and stops is cut at
+#     stream_idle_timeout (2-6 s), and the upstream never sees a complete request;
+#   - a body that trickles one byte every 0.5 s keeps its request alive past the timeout (each
+#     byte is progress) and gets its 200;
+#   - an idle keep-alive connection after a response is closed at idle_timeout (3-7 s).
+import os
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from h2raw import Checks, Upstream, Weir
+
+up = Upstream("http1")
+cfg = """listeners: [{address: "127.0.0.1:0"}]
+admin: {address: "127.0.0.1:0"}
+workers: 1
+clusters: [{name: up, protocol: http1, endpoints: ["127.0.0.1:%d"]}]
+routes: [{match: {path_prefix: /}, cluster: up}]
+limits: {header_timeout: 2s, stream_idle_timeout: 2s, idle_timeout: 3s}
+""" % up.port
+w = Weir(cfg=cfg)
+ck = Checks()
+
+
+def closed_after(s, send_every=None, payload=b"", limit=15):
+    """Seconds until weir closes `s` (reading what it sends), dribbling `payload` one byte per
+    `send_every` seconds meanwhile; (seconds, received bytes); None seconds if still open."""
+    t0 = time.time()
+    got = b""
+    i = 0
+    next_send = t0
+    s.settimeout(0.1)
+    while time.time() - t0 < limit:
+        if send_every is not None and i < len(payload) and time.time() >= next_send:
+            try:
+                s.send(payload[i:i + 1])
+            except OSError:
+                return time.time() - t0, got
+            i += 1
+            next_send += send_every
+        try:
+            d = s.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:
+            return time.time() - t0, got
+        if not d:
+            return time.time() - t0, got
+        got += d
+    return None, got
+
+
+# Slowloris head.
+s = socket.create_connection(("127.0.0.1", w.port), timeout=10)
+head = b"GET / HTTP/1.1\r\nHost: localhost\r\n" + b"X-Pad: " + b"a" * 200 + b"\r\n\r\n"
+t, got = closed_after(s, 0.5, head)
+ck.check("slowloris head (1 byte / 0.5 s) cut at header_timeout", t is not None and 1.5 <= t <= 6,
+         "closed after %s s, got %r" % ("%.1f" % t if t else "never", got[:30]))
+s.close()
+
+# Stalled body.
+s = socket.create_connection(("127.0.0.1", w.port), timeout=10)
+s.sendall(b"POST /sha256 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
+t, got = closed_after(s)
+ck.check("stalled body cut at stream_idle_timeout, no answer", t is not None and 1.5 <= t <= 6
+         and got == b"", "closed after %s s, got %r" % ("%.1f" % t if t else "never", got[:40]))
+s.close()
+
+# Trickled body: progress keeps it alive past the timeout.
+s = socket.create_connection(("127.0.0.1", w.port), timeout=10)
+s.sendall(b"POST /sha256 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 8\r\n\r\n")
+t0 = time.time()
+for b in b"abcdefgh":
+    time.sleep(0.5)
+    s.sendall(bytes([b]))
+s.settimeout(10)
+resp = s.recv(65536)
+ck.check("body trickled over %.1f s (> stream_idle_timeout): 200 with the right digest" %
+         (time.time() - t0), resp.startswith(b"HTTP/1.1 200") and
+         b"9c56cc51b374c3ba189210d5b6d4bf57790d351c96c47c02190ecf1e430635ab 8" in resp,
+         repr(resp[:40]))
+# Then idle: closed at idle_timeout.
+t, got = closed_after(s)
+ck.check("idle keep-alive connection closed at idle_timeout", t is not None and 2.5 <= t <= 7,
+         "closed after %s s" % ("%.1f" % t if t else "never"))
+s.close()
+
+st = w.stats()
+
+
+def find(d, key):
+    if isinstance(d, dict):
+        if key in d:
+            return d[key]
+        for v in d.values():
+            r = find(v, key)
+            if r is not None:
+                return r
+    return None
+
+
+ck.check("counted: timeouts_header >= 1, timeouts_idle >= 2",
+         find(st, "timeouts_header") >= 1 and find(st, "timeouts_idle") >= 2,
+         "timeouts_header %s, timeouts_idle %s" % (find(st, "timeouts_header"),
+                                                   find(st, "timeouts_idle")))
+ck.check("weir alive", w.alive())
+up.stop()
+ck.exit(w)
