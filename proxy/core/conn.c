@@ -936,6 +936,21 @@ size_t px_conn_collect(px_conn_t *c, px_region_row_t *rows, size_t max)
     snprintf(row->peer, sizeof(row->peer), "%s", c->peer);
     row->bytes = mem_region_bytes(c->region);
     row->age_ms = now - c->created_ms;
+    px_h1_done_t q;
+    if (c->mode == PX_CONN_H1 && n < max && px_h1_req_view(&c->h1, &q)) {
+        /* The HTTP/1.1 request in progress, listed as stream 1 of its connection. */
+        row = &rows[n++];
+        memset(row, 0, sizeof(*row));
+        row->worker = c->w->idx;
+        row->region_id = mem_region_id(c->region);
+        snprintf(row->peer, sizeof(row->peer), "%s", c->peer);
+        row->stream_id = 1;
+        snprintf(row->authority, sizeof(row->authority), "%.*s", (int)q.authority_len,
+                 q.authority ? q.authority : "");
+        snprintf(row->path, sizeof(row->path), "%.*s", (int)q.path_len, q.path ? q.path : "");
+        row->bytes = px_h1_bytes(&c->h1);
+        row->age_ms = (uv_hrtime() - q.started_ns) / 1000000u;
+    }
     for (px_stream_t *st = c->h2.streams; st && n < max; st = st->next) {
         row = &rows[n++];
         memset(row, 0, sizeof(*row));

@@ -1330,6 +1330,26 @@ void px_h1_stop(px_h1_conn_t *c)
     mark_dirty(c);
 }
 
+bool px_h1_req_view(const px_h1_conn_t *c, px_h1_done_t *out)
+{
+    const px_h1_req_t *r = c->req;
+    if (r == NULL)
+        return false;
+    MEM_ASSERT(out != NULL);
+    *out = (px_h1_done_t){
+        .method = r->method,
+        .method_len = r->method_len,
+        .authority = r->authority,
+        .authority_len = r->authority_len,
+        .path = r->path,
+        .path_len = r->path_len,
+        .status = r->status,
+        .bytes_out = r->bytes_out,
+        .started_ns = r->started_ns,
+    };
+    return true;
+}
+
 size_t px_h1_bytes(const px_h1_conn_t *c)
 {
     if (c->req == NULL)

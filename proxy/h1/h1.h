@@ -92,6 +92,9 @@ bool px_h1_idle(const px_h1_conn_t *c);
 /* Drain or shed: the request in progress is answered with Connection: close; no other is
  * read. */
 void px_h1_stop(px_h1_conn_t *c);
+/* Describes the request in progress for /memory/regions (strings borrowed until it ends).
+ * Returns false when there is none. Getter. */
+bool px_h1_req_view(const px_h1_conn_t *c, px_h1_done_t *out);
 /* Bytes the request in progress holds (its sub-arena and buffered response). Getter. */
 size_t px_h1_bytes(const px_h1_conn_t *c);
 /* Ends the request in progress (cancels its exchange, frees its sub-arena) and the input

@@ -5,7 +5,8 @@
 #   - slowloris: a request head sent one byte every 0.5 s is cut at header_timeout (closed
 #     within 2-6 s of the first byte, though bytes keep coming; timeouts_header counts it);
 #   - a body that stalls: a POST announcing 100 bytes that sends 10 and stops is cut at
-#     stream_idle_timeout (2-6 s), and the upstream never sees a complete request;
+#     stream_idle_timeout (2-6 s) with no answer; meanwhile /memory/regions lists the request
+#     (kind stream, its path, its bytes);
 #   - a body that trickles one byte every 0.5 s keeps its request alive past the timeout (each
 #     byte is progress) and gets its 200;
 #   - an idle keep-alive connection after a response is closed at idle_timeout (3-7 s).
@@ -68,6 +69,11 @@ s.close()
 # Stalled body.
 s = socket.create_connection(("127.0.0.1", w.port), timeout=10)
 s.sendall(b"POST /sha256 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
+time.sleep(0.3)
+rows = [r for r in w.admin_json("/memory/regions").get("regions", [])
+        if r.get("kind") == "stream" and r.get("path") == "/sha256"]
+ck.check("/memory/regions lists the HTTP/1.1 request in progress with its bytes",
+         len(rows) == 1 and rows[0].get("bytes", 0) > 0, str(rows))
 t, got = closed_after(s)
 ck.check("stalled body cut at stream_idle_timeout, no answer", t is not None and 1.5 <= t <= 6
          and got == b"", "closed after %s s, got %r" % ("%.1f" % t if t else "never", got[:40]))
