@@ -96,6 +96,8 @@ struct px_h1_req_s {
     size_t static_len, static_off;
     h1_chunk_t *chunks, *chunks_tail; /* owns (tcache): upstream body not yet written */
     size_t buffered;
+    char *last; /* subregion: the last chunk with the upstream's trailers, or NULL */
+    size_t last_len, last_off;
     uint64_t bytes_out;
     uint64_t started_ns;
 };
@@ -315,6 +317,39 @@ static void on_up_data(void *ud, const uint8_t *data, size_t len)
     mark_dirty(r->conn);
 }
 
+/* Response trailers: sent in the last chunk of a chunked response (RFC 9112 7.1.2); a
+ * response with a length has nowhere to put them and drops them. Hop-by-hop fields and the
+ * framing ones are never trailers. */
+static void on_up_trailers(void *ud, const px_header_t *hdrs, size_t cnt)
+{
+    px_h1_req_t *r = ud;
+    if (r->abort || !r->chunked || r->no_body || r->last != NULL)
+        return;
+    size_t len = 5;
+    for (size_t i = 0; i < cnt; i++)
+        len += hdr_line_len(hdrs[i].name_len, hdrs[i].value_len);
+    char *b = mem_subregion_alloc(r->sub, len);
+    if (b == NULL)
+        return; /* advisory: the body is complete without them */
+    char *p = put(b, "0\r\n", 3);
+    for (size_t i = 0; i < cnt; i++) {
+        const px_header_t *h = &hdrs[i];
+        if (px_http_is_hop_by_hop(h->name, h->name_len, h->value, h->value_len) ||
+            px_http_ieq(h->name, h->name_len, "content-length", 14) ||
+            px_http_ieq(h->name, h->name_len, "host", 4))
+            continue;
+        p = put(p, h->name, h->name_len);
+        p = put(p, ": ", 2);
+        p = put(p, h->value, h->value_len);
+        p = put(p, "\r\n", 2);
+    }
+    p = put(p, "\r\n", 2);
+    MEM_ASSERT((size_t)(p - b) <= len);
+    r->last = b;
+    r->last_len = (size_t)(p - b);
+    r->last_off = 0;
+}
+
 static void on_up_end(void *ud)
 {
     px_h1_req_t *r = ud;
@@ -355,7 +390,7 @@ static const px_upstream_cbs_t up_cbs = {
     .on_response_headers = on_up_headers,
     .on_response_informational = NULL, /* weir answers Expect itself; 1xx are dropped */
     .on_response_data = on_up_data,
-    .on_response_trailers = NULL,
+    .on_response_trailers = on_up_trailers,
     .on_response_end = on_up_end,
     .on_error = on_up_error,
     .on_request_body_drained = on_up_drained,
@@ -1255,11 +1290,11 @@ static int send_response(px_h1_conn_t *c, px_h1_req_t *r)
     if (!r->resp_done)
         return 0;
     if (r->chunked && !r->no_body) {
-        uint8_t *o = c->io->reserve(c->tr, 5);
-        if (o == NULL)
+        static const char last_plain[] = "0\r\n\r\n";
+        const char *last = r->last ? r->last : last_plain;
+        size_t len = r->last ? r->last_len : sizeof(last_plain) - 1;
+        if (!write_bytes(c, last, len, &r->last_off))
             return 0;
-        memcpy(o, "0\r\n\r\n", 5);
-        c->io->commit(c->tr, 5);
         r->chunked = false;
     }
     return 1;

@@ -5,7 +5,8 @@
 # to an h2c and to an HTTP/1.1 upstream; POST bodies both with content-length and chunked:
 #   GET  /bytes/N   the sha256 of what arrives equals the upstream's x-sha256 header;
 #   POST /sha256    the upstream's digest of what it received equals ours;
-#   POST /echo      what comes back (chunked: the upstream gives no length) is what we sent.
+#   POST /echo      what comes back (chunked: the upstream gives no length) is what we sent,
+#                   and the upstream's x-sha256 trailer arrives in the last chunk and agrees.
 # Keep-alive: 20 GETs in one curl run open one connection (/stats conn_accepted + 1, curl's
 # num_connects 1); the access log says proto=http/1.1; requests_http1 counts them.
 source "$(dirname "$0")/lib.sh"
@@ -59,8 +60,10 @@ check_path() {
         [ "$code" = 200 ] || fail "$label POST /echo $n: status $code"
         got=$(sha256sum "$T/out" | cut -d' ' -f1)
         [ "$got" = "$want" ] || fail "$label POST /echo $n: echoed body differs"
+        [ "$(hdr "$T/h" x-sha256)" = "$want" ] ||
+            fail "$label POST /echo $n: trailer x-sha256 '$(hdr "$T/h" x-sha256)' != $want"
     done
-    pass "$label: GET, POST (length and chunked) and echo of 0 B .. 100 MB, checksums match"
+    pass "$label: GET, POST (length and chunked) and echo of 0 B .. 100 MB, checksums and trailers match"
 
     # Keep-alive: 20 requests, one connection.
     local before after urls=()
