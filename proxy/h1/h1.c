@@ -96,6 +96,9 @@ struct px_h1_req_s {
     size_t static_len, static_off;
     h1_chunk_t *chunks, *chunks_tail; /* owns (tcache): upstream body not yet written */
     size_t buffered;
+    char *info; /* subregion: informational heads (103) not yet written, or NULL */
+    size_t info_len, info_off;
+    uint8_t info_cnt;
     char *last; /* subregion: the last chunk with the upstream's trailers, or NULL */
     size_t last_len, last_off;
     uint64_t bytes_out;
@@ -317,6 +320,49 @@ static void on_up_data(void *ud, const uint8_t *data, size_t len)
     mark_dirty(r->conn);
 }
 
+/* Informational heads passed to the client */
+#define INFO_MAX 8
+
+/* An informational (1xx) head from the upstream, such as 103 Early Hints: passed to an
+ * HTTP/1.1 client before the final response (RFC 9110 15.2), at most INFO_MAX per request.
+ * 100 Continue is weir's own to send (it answers Expect itself) and HTTP/1.0 clients get
+ * none (RFC 9110 15.2: a server must not send 1xx to an HTTP/1.0 client). */
+static void on_up_info(void *ud, int status, const px_header_t *hdrs, size_t cnt)
+{
+    px_h1_req_t *r = ud;
+    if (r->abort || r->status != 0 || r->http10 || status == 100 || r->info_cnt >= INFO_MAX)
+        return;
+    size_t left = r->info ? r->info_len - r->info_off : 0;
+    size_t len = left + 64 + strlen(px_http_reason(status));
+    for (size_t i = 0; i < cnt; i++)
+        len += hdr_line_len(hdrs[i].name_len, hdrs[i].value_len);
+    char *b = mem_subregion_alloc(r->sub, len);
+    if (b == NULL)
+        return; /* advisory: the final response still follows */
+    char *p = b;
+    if (left > 0)
+        p = put(p, r->info + r->info_off, left);
+    p += snprintf(p, 64 + strlen(px_http_reason(status)), "HTTP/1.1 %d %s\r\n", status,
+                  px_http_reason(status));
+    for (size_t i = 0; i < cnt; i++) {
+        const px_header_t *h = &hdrs[i];
+        if (px_http_is_hop_by_hop(h->name, h->name_len, h->value, h->value_len))
+            continue;
+        p = put(p, h->name, h->name_len);
+        p = put(p, ": ", 2);
+        p = put(p, h->value, h->value_len);
+        p = put(p, "\r\n", 2);
+    }
+    p = put(p, "\r\n", 2);
+    MEM_ASSERT((size_t)(p - b) <= len);
+    r->info = b;
+    r->info_len = (size_t)(p - b);
+    r->info_off = 0;
+    r->info_cnt++;
+    count_status(r->conn->w, status);
+    mark_dirty(r->conn);
+}
+
 /* Response trailers: sent in the last chunk of a chunked response (RFC 9112 7.1.2); a
  * response with a length has nowhere to put them and drops them. Hop-by-hop fields and the
  * framing ones are never trailers. */
@@ -388,7 +434,7 @@ static void on_up_drained(void *ud, size_t len)
 
 static const px_upstream_cbs_t up_cbs = {
     .on_response_headers = on_up_headers,
-    .on_response_informational = NULL, /* weir answers Expect itself; 1xx are dropped */
+    .on_response_informational = on_up_info,
     .on_response_data = on_up_data,
     .on_response_trailers = on_up_trailers,
     .on_response_end = on_up_end,
@@ -1254,6 +1300,8 @@ static int send_response(px_h1_conn_t *c, px_h1_req_t *r)
         return -1;
     if (r->cont && !write_bytes(c, r->cont, sizeof(cont_100) - 1, &r->cont_off))
         return 0;
+    if (r->info && !write_bytes(c, r->info, r->info_len, &r->info_off))
+        return 0;
     if (r->cont && r->status == 0)
         return 0;
     if (r->hbuf == NULL)
@@ -1334,6 +1382,8 @@ bool px_h1_want_write(const px_h1_conn_t *c)
     if (r == NULL)
         return false;
     if (r->abort)
+        return true;
+    if (r->info != NULL && r->info_off < r->info_len)
         return true;
     if (r->hbuf == NULL)
         return r->cont != NULL && r->cont_off < sizeof(cont_100) - 1;

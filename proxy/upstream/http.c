@@ -33,6 +33,10 @@ bool px_http_is_hop_by_hop(const char *name, size_t name_len, const char *value,
 const char *px_http_reason(int status)
 {
     switch (status) {
+    case 100:
+        return "Continue";
+    case 103:
+        return "Early Hints";
     case 200:
         return "OK";
     case 201:

@@ -86,6 +86,9 @@ ck.check("ALPN http/1.1,h2 offered: h2 chosen (preferred)", done and alpn == "h2
 done, alpn, out = s_client("-alpn", "http/1.1")
 ck.check("ALPN http/1.1 only: accepted", done and alpn == "http/1.1",
          "done=%s alpn=%r" % (done, alpn))
+done, alpn, out = s_client("-alpn", "http/1.0")
+ck.check("ALPN http/1.0 only: accepted (served by the HTTP/1.1 code, as nginx does)",
+         done and alpn == "http/1.0", "done=%s alpn=%r" % (done, alpn))
 done, alpn, out = s_client("-alpn", "spdy/3,foo")
 ck.check("ALPN with only unknown protocols: handshake refused (no_application_protocol)",
          not done, "done=%s alpn=%r %s" % (done, alpn, alert_line(out)))

@@ -7,6 +7,7 @@
 #   POST /sha256    the upstream's digest of what it received equals ours;
 #   POST /echo      what comes back (chunked: the upstream gives no length) is what we sent,
 #                   and the upstream's x-sha256 trailer arrives in the last chunk and agrees.
+# Early hints: the upstream's 103s reach HTTP/1.1 clients before the 200, not HTTP/1.0 ones.
 # Keep-alive: 20 GETs in one curl run open one connection (/stats conn_accepted + 1, curl's
 # num_connects 1); the access log says proto=http/1.1; requests_http1 counts them.
 source "$(dirname "$0")/lib.sh"
@@ -75,6 +76,16 @@ check_path() {
     [ "$got" = 1 ] && [ "$((after - before))" = 1 ] ||
         fail "$label keep-alive: curl connects $got, conn_accepted $before -> $after"
     pass "$label: 20 GETs on one kept-alive connection (conn_accepted $before -> $after)"
+
+    # Informational heads: the upstream's two 103 Early Hints, then the 200; none to HTTP/1.0.
+    got=$(curl -sS --max-time 20 --http1.1 "$@" -D - -o /dev/null "$base/early-hints?n=2" |
+        tr -d '\r' | grep -E '^(HTTP/|link:)' | paste -sd'|')
+    [ "$got" = "HTTP/1.1 103 Early Hints|link: </hint-1.css>; rel=preload; as=style|HTTP/1.1 103 Early Hints|link: </hint-2.css>; rel=preload; as=style|HTTP/1.1 200 OK" ] ||
+        fail "$label early hints: $got"
+    got=$(curl -sS --max-time 20 --http1.0 "$@" -D - -o /dev/null "$base/early-hints?n=2" |
+        tr -d '\r' | grep -E '^HTTP/' | paste -sd'|')
+    [ "$got" = "HTTP/1.1 200 OK" ] || fail "$label early hints to HTTP/1.0: $got"
+    pass "$label: two 103 Early Hints then 200 (HTTP/1.0: the 200 only)"
 }
 
 start_upstream h2 --proto h2c
@@ -97,8 +108,8 @@ for up in "h2c://127.0.0.1:$h2_PORT" "http://127.0.0.1:$h1_PORT"; do
     check_path "h2c listener -> ${up%%:*}" "http://127.0.0.1:$WEIR_PORT"
     check_path "tls listener -> ${up%%:*}" "https://127.0.0.1:$WEIR_TLS_PORT" --cacert "$T/cert.pem"
     n=$(stat_of requests_http1)
-    # Per listener: 5 GETs, 5 + 4 POSTs to /sha256, 5 echoes, 20 keep-alive GETs.
-    [ "$n" = 78 ] || fail "requests_http1 = $n, expected 78"
+    # Per listener: 5 GETs, 5 + 4 POSTs to /sha256, 5 echoes, 20 keep-alive GETs, 2 hints.
+    [ "$n" = 82 ] || fail "requests_http1 = $n, expected 82"
     h2n=$(stat_of requests_http2)
     [ "$h2n" = 0 ] || fail "requests_http2 = $h2n, expected 0"
     stop_weir TERM || fail "weir exited $? after SIGTERM"
