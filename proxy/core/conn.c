@@ -901,8 +901,10 @@ void px_conn_drain(px_conn_t *c, bool final)
     if (c->closing)
         return;
     if (c->mode == PX_CONN_H1) {
-        /* Between requests: close now; otherwise the response in progress says close. */
-        if (px_h1_idle(&c->h1) || final)
+        /* Between requests: close now; otherwise the response in progress says close and
+         * completes (the final step too: it is HTTP/2's last GOAWAY, which lets streams in
+         * flight finish; the forced stop at the deadline ends what is left). */
+        if (px_h1_idle(&c->h1))
             px_conn_close(c);
         else
             px_h1_stop(&c->h1);

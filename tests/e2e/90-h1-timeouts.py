@@ -9,7 +9,9 @@
 #     (kind stream, its path, its bytes);
 #   - a body that trickles one byte every 0.5 s keeps its request alive past the timeout (each
 #     byte is progress) and gets its 200;
-#   - an idle keep-alive connection after a response is closed at idle_timeout (3-7 s).
+#   - an idle keep-alive connection after a response is closed at idle_timeout (3-7 s);
+#   - drain (SIGTERM): an idle keep-alive connection closes at once, a request in flight is
+#     answered whole with connection: close, and weir exits 0.
 import os
 import socket
 import sys
@@ -117,5 +119,29 @@ ck.check("counted: timeouts_header >= 1, timeouts_idle >= 2",
          "timeouts_header %s, timeouts_idle %s" % (find(st, "timeouts_header"),
                                                    find(st, "timeouts_idle")))
 ck.check("weir alive", w.alive())
+
+# Drain (SIGTERM): an idle keep-alive connection is closed at once; a request in flight is
+# (its head comes 1 s after the drain began) is answered whole with connection: close;
+# weir exits 0.
+idle = socket.create_connection(("127.0.0.1", w.port), timeout=10)
+idle.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+idle.settimeout(5)
+first = idle.recv(65536)
+busy = socket.create_connection(("127.0.0.1", w.port), timeout=10)
+busy.sendall(b"GET /slow?ms=1500&bytes=1000&head_ms=1000 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+time.sleep(0.3)
+w.proc.terminate()
+t_idle, _ = closed_after(idle, limit=5)
+t_busy, resp = closed_after(busy, limit=10)
+head, _, body = resp.partition(b"\r\n\r\n")
+ck.check("drain: idle keep-alive HTTP/1.1 connection closed at once",
+         first.startswith(b"HTTP/1.1 200") and t_idle is not None and t_idle < 1.5,
+         "closed after %s s" % ("%.2f" % t_idle if t_idle is not None else "never"))
+ck.check("drain: the request in flight answered whole with connection: close, then EOF",
+         head.startswith(b"HTTP/1.1 200") and b"connection: close" in head.lower() and
+         t_busy is not None, "%r ... %d body bytes, EOF after %s s" %
+         (head[:20], len(body), "%.1f" % t_busy if t_busy is not None else "never"))
+rc = w.proc.wait(timeout=30)
+ck.check("drain: weir exits 0", rc == 0, "exit %s" % rc)
 up.stop()
 ck.exit(w)
