@@ -2,10 +2,11 @@
 """The include rules of ../shared/STYLE.md section 1, checked over the tracked sources.
 
 Layers, lowest first (a file may include its own folder and any folder below it):
-    mem/  <  proxy/config/  <  proxy/upstream/  <  proxy/h2/  <  proxy/core/  <  proxy/admin/
+    mem/  <  proxy/config/  <  proxy/upstream/  <  proxy/h2/, proxy/h1/  <  proxy/core/  <  proxy/admin/
           <  proxy/main.c
 Exceptions and extra rules:
-  - the protocol folders below the core (config/, upstream/, h2/) may include the core's
+  - h1/ and h2/ sit side by side: neither includes the other;
+  - the protocol folders below the core (config/, upstream/, h2/, h1/) may include the core's
     types headers, proxy/core/*-t.h, and nothing else of it: they run on a worker's loop and
     count into its counters, but reach its functions only through callback tables;
   - a types header (*-t.h) includes no project header but mem/ and other types headers;
@@ -19,8 +20,14 @@ import subprocess
 import sys
 
 ORDER = ["mem", "config", "upstream", "h2", "core", "admin", "main"]
-LOWER_THAN_CORE = {"config", "upstream", "h2"}
+# h1/ ranks with h2/: the same layer, and the two never include each other.
+RANK = {"h1": ORDER.index("h2")}
+LOWER_THAN_CORE = {"config", "upstream", "h2", "h1"}
 INC = re.compile(r'^\s*#\s*include\s+"((?:mem|proxy)/[^"]+)"', re.M)
+
+
+def rank(name):
+    return RANK.get(name, ORDER.index(name) if name in ORDER else len(ORDER))
 
 
 def layer(path):
@@ -59,7 +66,10 @@ def main():
                 continue
             if me in LOWER_THAN_CORE and other == "core" and inc.endswith("-t.h"):
                 continue
-            if ORDER.index(other) > ORDER.index(me):
+            if {me, other} == {"h1", "h2"}:
+                bad.append(f"{f}: {me}/ includes {inc}: h1/ and h2/ are side by side")
+                continue
+            if rank(other) > rank(me):
                 bad.append(f"{f}: {me}/ includes {inc} from {other}/, a higher layer")
     # Cycles among headers (depth-first search with colours).
     state = {}

@@ -7,7 +7,8 @@
 # to CPU 0 (CPUs 0-1 with 2 workers); h2load, the node client and the upstreams to CPU 1.
 #
 # Phases: throughput (h2load -c 64 -m 10 per proxy, body, frontend, upstream protocol,
-# workers, repetition), ceiling (h2o serving the files itself), idle connections (2,000 h2c
+# workers, repetition; the "h1" frontend is HTTP/1.1 on the cleartext port, h2load --h1 -c 64
+# -m 1: one request at a time per connection, keep-alive, no pipelining), ceiling (h2o serving the files itself), idle connections (2,000 h2c
 # and 2,000 TLS sessions after one GET each, RSS before/open/after close), active streams
 # (1,000 slow streams through each proxy).
 import argparse
@@ -254,6 +255,7 @@ class Bench:
         """Starts NAME (or the h2o ceiling) and returns a Proc with .port set."""
         cpus = '0' if workers == 1 else '0,1'
         tls = front == 'tls'
+        h1 = front == 'h1'  # cleartext HTTP/1.1: every proxy's h2c port also takes HTTP/1.1
         t = self.tmp
         uport = self.ups[up].port if not ceiling else 0
         if ceiling:
@@ -303,7 +305,7 @@ class Bench:
                        os.path.join(t, 'h2o-proxy.conf'))
             return Proc('h2o', ['h2o', '-c', cfg], cpus, t, port=p)
         if name == 'haproxy':
-            bind = ('ssl crt %s alpn h2' % self.pem) if tls else 'proto h2'
+            bind = ('ssl crt %s alpn h2' % self.pem) if tls else ('' if h1 else 'proto h2')
             cfg = fill('haproxy.cfg', {'WORKERS': workers, 'PORT': p, 'UPORT': uport,
                                        'HAPROXY_BIND': bind,
                                        'HAPROXY_SERVER': 'proto h2' if up == 'h2c' else ''},
@@ -314,7 +316,8 @@ class Bench:
                     if tls else '')
             cfg = fill('nginx-proxy.conf', {'WORKERS': workers, 'TMP': t, 'PORT': p,
                                             'UPORT': uport, 'NGINX_TLS': ntls,
-                                            'NGINX_LISTEN': 'ssl http2' if tls else 'http2'},
+                                            'NGINX_LISTEN': 'ssl http2' if tls else
+                                            ('' if h1 else 'http2')},
                        os.path.join(t, 'nginx-proxy.conf'))
             return Proc('nginx', ['nginx', '-e', os.path.join(t, 'nginx-proxy.err'), '-p', t,
                                   '-c', cfg], cpus, t, port=p)
@@ -325,11 +328,13 @@ class Bench:
 
     # --- load ------------------------------------------------------------------------------
 
-    def h2load(self, url, duration, log_file=None):
+    def h2load(self, url, duration, log_file=None, h1=False):
         # A proxy that stalls must not hang the run: h2load gives up on a connection idle
-        # for 10 s, and the whole run is killed 30 s after its duration.
+        # for 10 s, and the whole run is killed 30 s after its duration. HTTP/1.1: one
+        # request in flight per connection (-m 1), as browsers and most clients do.
         argv = ['timeout', '-s', 'KILL', str(duration + 30), 'taskset', '-c', '1', 'h2load',
-                '-c', '64', '-m', '10', '-t', '1', '-N', '10s', '-D', str(duration), url]
+                '-c', '64', '-m', '1' if h1 else '10', '-t', '1', '-N', '10s', '-D',
+                str(duration)] + (['--h1'] if h1 else []) + [url]
         if log_file:
             argv[-1:-1] = ['--log-file', log_file]
         out = open(os.path.join(self.tmp, 'h2load.out'), 'w+')
@@ -369,13 +374,14 @@ class Bench:
     def measure(self, px, proxy, workers, front, up, body, rep):
         path = '/small.bin' if body == 'small' else '/large.bin'
         url = self.url(front, px.port, path)
-        self.h2load(url, self.a.warmup)
+        h1 = front == 'h1'
+        self.h2load(url, self.a.warmup, h1=h1)
         pids = px.pids()
         upids = self.ups[up].pids() if up in self.ups else []
         s0 = stat_split(pids)
         c0, u0, t0 = cpu_s(pids), cpu_s(upids), time.monotonic()
         lf = os.path.join(self.tmp, 'h2load.log')
-        r = self.h2load(url, self.a.duration, lf)
+        r = self.h2load(url, self.a.duration, lf, h1=h1)
         c1, u1, wall = cpu_s(pids), cpu_s(upids), time.monotonic() - t0
         s1 = stat_split(pids)
         r.update(self.percentiles(lf))
@@ -397,7 +403,7 @@ class Bench:
     def throughput(self):
         cells = []
         for workers in self.a.workers:
-            for front in ('h2c', 'tls'):
+            for front in self.a.fronts:
                 cells.append(('ceiling', workers, front, 'file'))
                 for up in ('h1', 'h2c'):
                     for proxy in self.a.proxies:
@@ -652,6 +658,8 @@ def main():
     ap.add_argument('--duration', type=int, default=5)
     ap.add_argument('--warmup', type=int, default=1)
     ap.add_argument('--workers', default='1,2')
+    ap.add_argument('--fronts', default='h2c,tls,h1',
+                    help='throughput frontends: h2c, tls, h1 (HTTP/1.1 cleartext, h2load --h1)')
     ap.add_argument('--proxies', default=','.join(PROXIES))
     ap.add_argument('--conns', type=int, default=2000)
     ap.add_argument('--streams', type=int, default=1000)
@@ -668,6 +676,7 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     a.workers = [int(x) for x in a.workers.split(',')]
     a.proxies = a.proxies.split(',')
+    a.fronts = a.fronts.split(',')
     b = Bench(a)
     try:
         b.start_upstreams()

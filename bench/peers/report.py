@@ -13,6 +13,15 @@ import sys
 
 PEERS = ['nghttpx', 'h2o', 'haproxy', 'nginx']
 ORDER = ['weir'] + PEERS
+FRONTS = ('h2c', 'tls', 'h1')  # h1: HTTP/1.1 on the cleartext port (h2load --h1 -m 1)
+
+
+def fronts_seen(agg):
+    """The frontends the run measured, in FRONTS order (older runs have no h1)."""
+    seen = {k[1] for k in agg}
+    return [f for f in FRONTS if f in seen]
+
+
 UP_NAME = {'h1': 'HTTP/1.1 (nginx)', 'h2c': 'h2c (nghttpd)'}
 BODY_NAME = {'small': '100 B', 'large': '16 KiB'}
 # Targets (issue 8): weir / best peer.
@@ -125,7 +134,7 @@ def throughput_table(agg, workers, lines):
                  'p99 ms | vs best | vs ceil | p99.9 ms | CPU µs/req | vs best | vs ceil | '
                  'CPU % proxy/h2load/upstream | limit |')
     lines.append('|' + '---|' * 17)
-    for front in ('h2c', 'tls'):
+    for front in fronts_seen(agg):
         for body in ('small', 'large'):
             ceil = agg.get((workers, front, 'file', body, 'ceiling'))
             for up in ('h1', 'h2c'):
@@ -175,7 +184,7 @@ def kernel_table(agg, workers, lines):
     lines.append('| upstream | front | body | ' + ' | '.join(ORDER) + ' |')
     lines.append('|---|---|---|' + '---|' * len(ORDER))
     for up in ('h1', 'h2c'):
-        for front in ('h2c', 'tls'):
+        for front in fronts_seen(agg):
             for body in ('small', 'large'):
                 row = []
                 for p in ORDER:
@@ -230,7 +239,7 @@ def targets(agg, idle, lines):
     lines.append('|---|---|---|---|---|---|---|')
     for workers in (1, 2):
         for up in ('h1', 'h2c'):
-            for front in ('h2c', 'tls'):
+            for front in fronts_seen(agg):
                 for body in ('small', 'large'):
                     key = (workers, front, up, body)
                     w = agg.get(key + ('weir',))

@@ -1,6 +1,7 @@
 /*
- * proxy/core/conn.c: the downstream transport: accept, TLS through memory BIOs, the client-preface
- * check (HTTP/1.1 gets a 505), batched writes, timers and teardown.
+ * proxy/core/conn.c: the downstream transport: accept, TLS through memory BIOs, the protocol
+ * choice (h2c listeners: the client preface or an HTTP/1.1 request line; TLS: ALPN h2, else
+ * HTTP/1.1), batched writes, timers and teardown.
  *
  * Writes are batched: nghttp2 output collected during one loop iteration goes out in one
  * uv_try_write (or uv_write for the rest). The HTTP/2 side writes into the batch through
@@ -32,8 +33,8 @@ static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #define PREFACE_LEN 24
 
 #define H1_BODY                                                                                    \
-    "weir: this port speaks HTTP/2 only (h2c with prior knowledge, or TLS with ALPN h2).\n"        \
-    "Retry with HTTP/2.\n"
+    "weir: this connection chose HTTP/2 by ALPN (h2) but sent HTTP/1.1.\n"                         \
+    "Offer http/1.1 (or no ALPN) for HTTP/1.1, or speak HTTP/2.\n"
 
 /* The length is computed by the compiler so the header can never disagree with the body. */
 static const char h1_body[] = H1_BODY;
@@ -43,6 +44,10 @@ static const char h1_head[] = "HTTP/1.1 505 HTTP Version Not Supported\r\n"
                               "Content-Length: ";
 
 static void on_close(uv_handle_t *h);
+static void h1_linger(px_conn_t *c);
+static void tls_read(px_conn_t *c);
+static void on_timer(uv_timer_t *t);
+static void h1_progress(px_conn_t *c);
 
 /* Only its being active matters: it makes the loop poll without blocking, so the check
  * handle flushes dirty connections in this iteration. */
@@ -231,6 +236,66 @@ static const px_h2_io_t conn_io = {
     .stream_ended = io_stream_ended,
 };
 
+/* ---- what the HTTP/1.1 side may ask of the transport (px_h1_io_t) ----------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+/* Pausing stops the socket; resuming restarts it and, under TLS, reads the plaintext OpenSSL
+ * may already hold (in the next flush: this runs inside the HTTP/1.1 code). */
+static void io_read_pause(void *tr, bool pause)
+{
+    px_conn_t *c = tr;
+    if (c->closing || c->rpaused == pause)
+        return;
+    c->rpaused = pause;
+    if (pause) {
+        (void)uv_read_stop((uv_stream_t *)&c->tcp);
+        return;
+    }
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+        px_conn_close(c);
+        return;
+    }
+    if (c->ssl) {
+        c->rpump = true;
+        px_conn_mark_dirty(c);
+    }
+}
+
+static void io_h1_ended(void *tr, const px_h1_done_t *d)
+{
+    px_conn_t *c = tr;
+    px_accesslog_t *l = c->wi->log;
+    if (l == NULL)
+        return;
+    px_accesslog_entry_t e = {
+        .peer = c->peer,
+        .method = d->method,
+        .method_len = d->method_len,
+        .authority = d->authority,
+        .authority_len = d->authority_len,
+        .path = d->path,
+        .path_len = d->path_len,
+        .status = d->status,
+        .bytes_out = d->bytes_out,
+        .duration_us = (uv_hrtime() - d->started_ns) / 1000u,
+        .upstream = d->upstream,
+        .proto = "http/1.1",
+    };
+    px_accesslog_add(l, &e);
+}
+
+static const px_h1_io_t conn_h1_io = {
+    .reserve = io_reserve,
+    .commit = io_commit,
+    .room = io_room,
+    .mark_dirty = io_mark_dirty,
+    .read_pause = io_read_pause,
+    .state_changed = io_streams_changed,
+    .request_ended = io_h1_ended,
+};
+
 /* Moves the TLS plaintext batch through SSL_write and the ciphertext into obuf. */
 static int tls_seal(px_conn_t *c)
 {
@@ -271,6 +336,8 @@ static void after_write(px_conn_t *c)
     /* /stats bytes_out: what went to the socket (frames, TLS records), once it all went. */
     MEM_STAT_ADD(c->w->stats.bytes_out, c->olen);
     c->olen = 0;
+    if (c->mode == PX_CONN_H1 && !c->closing && px_h1_busy(&c->h1))
+        h1_progress(c);
     if (c->mode == PX_CONN_H1_REJECT) {
         /* Half-close and keep reading until the client closes, so the kernel does not turn
          * unread request bytes into a RST that destroys our answer. */
@@ -327,9 +394,17 @@ void px_conn_flush(px_conn_t *c)
     if (c->closing || c->writing)
         return;
     c->send_oom = false;
+    if (c->rpump && !c->rpaused) {
+        c->rpump = false;
+        tls_read(c);
+        if (c->closing)
+            return;
+    }
     /* A few rounds at most: fairness between connections of one worker. */
     for (int round = 0; round < 4 && !c->writing; round++) {
         if (c->mode == PX_CONN_H2 && px_h2_send(&c->h2) != 0)
+            goto fail;
+        if (c->mode == PX_CONN_H1 && px_h1_send(&c->h1) != 0)
             goto fail;
         if (c->ssl && c->plen > 0 && tls_seal(c) != 0)
             goto fail;
@@ -357,6 +432,12 @@ void px_conn_flush(px_conn_t *c)
             px_memwait_add(&c->wi->memwait, &c->memwait);
         else if (c->mode == PX_CONN_H2 && px_h2_want_write(&c->h2))
             px_conn_mark_dirty(c); /* rounds ran out: continue next iteration */
+        else if (c->mode == PX_CONN_H1 && px_h1_want_close(&c->h1))
+            h1_linger(c);
+        else if (c->mode == PX_CONN_H1 && px_h1_want_write(&c->h1) && c->send_oom)
+            px_memwait_add(&c->wi->memwait, &c->memwait);
+        else if (c->mode == PX_CONN_H1 && px_h1_want_write(&c->h1))
+            px_conn_mark_dirty(c);
     }
     return;
 fail:
@@ -371,6 +452,22 @@ static void on_timer(uv_timer_t *t)
         return;
     if (c->mode == PX_CONN_H2 && c->h2.streams_cnt > 0)
         return;
+    if (c->mode == PX_CONN_H1 && px_h1_busy(&c->h1)) {
+        /* limits.stream_idle_timeout: no byte moved either way on the request in progress
+         * (a body trickled or stalled, a response nobody reads); as HTTP/2 resets the stream,
+         * the connection ends. */
+        MEM_STAT_ADD(c->w->stats.timeouts_idle, 1);
+        px_conn_close(c);
+        return;
+    }
+    if (c->mode == PX_CONN_H1) {
+        if (c->h1.had_request)
+            MEM_STAT_ADD(c->w->stats.timeouts_idle, 1);
+        else
+            MEM_STAT_ADD(c->w->stats.timeouts_header, 1);
+        px_conn_close(c);
+        return;
+    }
     if (c->mode == PX_CONN_H2) {
         if (c->h2.had_request)
             MEM_STAT_ADD(c->w->stats.timeouts_idle, 1);
@@ -390,16 +487,32 @@ static void on_timer(uv_timer_t *t)
     px_conn_close(c);
 }
 
+/* HTTP/1.1 with a request in progress: bytes moved, so the stream idle timeout starts over. */
+static void h1_progress(px_conn_t *c)
+{
+    uint32_t ms = c->w->cfg->limits.stream_idle_timeout_ms;
+    if (ms == 0)
+        uv_timer_stop(&c->timer);
+    else
+        uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
 void px_conn_update_timer(px_conn_t *c)
 {
-    if (c->closing)
+    if (c->closing || c->mode == PX_CONN_H1_REJECT)
         return;
+    bool h1 = c->mode == PX_CONN_H1;
+    const px_limits_cfg_t *lim = &c->w->cfg->limits;
+    if (h1 && px_h1_busy(&c->h1)) {
+        h1_progress(c);
+        return;
+    }
     if (c->h2.streams_cnt > 0) {
         uv_timer_stop(&c->timer);
         return;
     }
-    const px_limits_cfg_t *lim = &c->w->cfg->limits;
-    uint32_t ms = c->h2.had_request ? lim->idle_timeout_ms : lim->header_timeout_ms;
+    bool had = h1 ? c->h1.had_request : c->h2.had_request;
+    uint32_t ms = had ? lim->idle_timeout_ms : lim->header_timeout_ms;
     if (ms > 0)
         uv_timer_start(&c->timer, on_timer, ms, 0);
 }
@@ -429,15 +542,85 @@ fail:
     px_conn_close(c);
 }
 
-/* Plaintext from the peer: preface check, then nghttp2. */
+/* HTTP/1.1 is done with the connection (Connection: close, an error answered, a drain): the
+ * output is out; half-close (close_notify under TLS) and drain the input a while, so the
+ * kernel does not turn unread bytes into a RST that destroys the answer. */
+static void h1_linger(px_conn_t *c)
+{
+    MEM_ASSERT(c->mode == PX_CONN_H1);
+    MEM_ASSERT(!c->writing && c->olen == 0);
+    px_h1_fini(&c->h1);
+    c->mode = PX_CONN_H1_REJECT;
+    if (c->rpaused) {
+        c->rpaused = false;
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+            goto fail;
+    }
+    uv_timer_start(&c->timer, on_timer, PX_CONN_LINGER_MS, 0);
+    if (c->ssl) {
+        (void)SSL_shutdown(c->ssl);
+        if (tls_seal(c) != 0)
+            goto fail;
+        if (c->olen > 0) {
+            if (write_out(c) != 0)
+                goto fail;
+            return; /* after_write half-closes */
+        }
+    }
+    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+        goto fail;
+    return;
+fail:
+    px_conn_close(c);
+}
+
+/* The connection speaks HTTP/1.1: the HTTP/2 session goes (an idle HTTP/1.1 connection holds
+ * none) and proxy/h1/ gets the bytes read so far, `pre` (the preface bytes that matched) and
+ * `data`. */
+static void start_h1(px_conn_t *c, const uint8_t *pre, size_t pre_len, const uint8_t *data,
+                     size_t len)
+{
+    MEM_ASSERT(c->mode == PX_CONN_PREFACE);
+    MEM_ASSERT(c->h2.streams == NULL);
+    px_h2_session_free(&c->h2);
+    c->mode = PX_CONN_H1;
+    c->h1.w = c->w;
+    c->h1.region = c->region;
+    c->h1.peer_ip = c->peer_ip;
+    c->h1.tls = c->ssl != NULL;
+    c->h1.tr = c;
+    c->h1.io = &conn_h1_io;
+    px_h1_start(&c->h1, pre, pre_len);
+    if (!c->closing && len > 0 && px_h1_recv(&c->h1, data, len) != 0) {
+        MEM_STAT_ADD(c->w->stats.conn_closed_error, 1);
+        px_conn_close(c);
+        return;
+    }
+    if (!c->closing)
+        px_conn_mark_dirty(c);
+}
+
+/* Plaintext from the peer: preface check, then nghttp2 or proxy/h1/. */
 static void feed(px_conn_t *c, const uint8_t *data, size_t len)
 {
     if (c->closing || c->mode == PX_CONN_H1_REJECT)
         return;
+    if (c->mode == PX_CONN_H1) {
+        if (px_h1_busy(&c->h1))
+            h1_progress(c);
+        if (px_h1_recv(&c->h1, data, len) != 0)
+            goto fail;
+        return;
+    }
     if (c->mode == PX_CONN_PREFACE) {
         size_t k = MEM_MIN(len, (size_t)(PREFACE_LEN - c->preface_pos));
         if (memcmp(data, preface + c->preface_pos, k) != 0) {
-            h1_reject(c);
+            /* Under TLS, ALPN chose h2 and HTTP/1.1 bytes are a mistake (505); on h2c the
+             * first bytes choose, and these are not the preface. */
+            if (c->ssl)
+                h1_reject(c);
+            else
+                start_h1(c, (const uint8_t *)preface, c->preface_pos, data, len);
             return;
         }
         c->preface_pos += (uint8_t)k;
@@ -485,18 +668,28 @@ static void tls_feed(px_conn_t *c, const uint8_t *data, size_t len)
             tls_send_last(c);
             goto fail;
         }
-        if (px_tls_alpn(c->ssl) != PX_TLS_ALPN_H2) {
-            /* RFC 9113 3.2: HTTP/2 over TLS is chosen by ALPN. A client that offered none gets
-             * no connection (one offering only other protocols failed the handshake). */
-            (void)SSL_shutdown(c->ssl);
-            tls_send_last(c);
-            goto fail;
-        }
         c->tls_done = true;
         MEM_STAT_ADD(c->w->stats.conn_tls_accepted, 1);
+        /* RFC 9113 3.2: HTTP/2 over TLS is chosen by ALPN; http/1.1 or no ALPN at all is
+         * HTTP/1.1 (a client offering only other protocols failed the handshake). */
+        if (px_tls_alpn(c->ssl) != PX_TLS_ALPN_H2)
+            start_h1(c, NULL, 0, NULL, 0);
+        if (c->closing)
+            return;
         px_conn_mark_dirty(c);
     }
-    while (!c->closing && c->mode != PX_CONN_H1_REJECT) {
+    tls_read(c);
+    return;
+fail:
+    ERR_clear_error();
+    MEM_STAT_ADD(c->w->stats.conn_closed_error, 1);
+    px_conn_close(c);
+}
+
+/* Plaintext out of OpenSSL, until it has none or HTTP/1.1 pauses reading. */
+static void tls_read(px_conn_t *c)
+{
+    while (!c->closing && c->mode != PX_CONN_H1_REJECT && !c->rpaused) {
         int n = SSL_read(c->ssl, c->wi->tbuf, (int)sizeof(c->wi->tbuf));
         if (n > 0) {
             feed(c, c->wi->tbuf, (size_t)n);
@@ -725,6 +918,7 @@ void px_conn_close(px_conn_t *c)
     c->prev = c->next = NULL;
     px_memwait_del(&wi->memwait, &c->memwait);
     px_h2_streams_end(&c->h2);
+    px_h1_fini(&c->h1);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->tcp, on_close);
     uv_close((uv_handle_t *)&c->timer, on_close);
@@ -734,6 +928,16 @@ void px_conn_drain(px_conn_t *c, bool final)
 {
     if (c->closing)
         return;
+    if (c->mode == PX_CONN_H1) {
+        /* Between requests: close now; otherwise the response in progress says close and
+         * completes (the final step too: it is HTTP/2's last GOAWAY, which lets streams in
+         * flight finish; the forced stop at the deadline ends what is left). */
+        if (px_h1_idle(&c->h1))
+            px_conn_close(c);
+        else
+            px_h1_stop(&c->h1);
+        return;
+    }
     if (c->mode != PX_CONN_H2) {
         /* Still in the preface or rejecting: nothing in flight worth waiting for. */
         if (c->mode == PX_CONN_PREFACE && c->preface_pos == 0)
@@ -799,6 +1003,21 @@ size_t px_conn_collect(px_conn_t *c, px_region_row_t *rows, size_t max)
     snprintf(row->peer, sizeof(row->peer), "%s", c->peer);
     row->bytes = mem_region_bytes(c->region);
     row->age_ms = now - c->created_ms;
+    px_h1_done_t q;
+    if (c->mode == PX_CONN_H1 && n < max && px_h1_req_view(&c->h1, &q)) {
+        /* The HTTP/1.1 request in progress, listed as stream 1 of its connection. */
+        row = &rows[n++];
+        memset(row, 0, sizeof(*row));
+        row->worker = c->w->idx;
+        row->region_id = mem_region_id(c->region);
+        snprintf(row->peer, sizeof(row->peer), "%s", c->peer);
+        row->stream_id = 1;
+        snprintf(row->authority, sizeof(row->authority), "%.*s", (int)q.authority_len,
+                 q.authority ? q.authority : "");
+        snprintf(row->path, sizeof(row->path), "%.*s", (int)q.path_len, q.path ? q.path : "");
+        row->bytes = px_h1_bytes(&c->h1);
+        row->age_ms = (uv_hrtime() - q.started_ns) / 1000000u;
+    }
     for (px_stream_t *st = c->h2.streams; st && n < max; st = st->next) {
         row = &rows[n++];
         memset(row, 0, sizeof(*row));

@@ -23,11 +23,12 @@
 #include "proxy/core/memwait.h"
 #include "proxy/core/server.h"
 #include "proxy/core/worker.h"
+#include "proxy/h1/h1.h"
 #include "proxy/h2/h2.h"
 
 #define PX_CONN_BATCH_BYTES 32768u /* one write batch: two max-size frames */
 #define PX_CONN_READ_BYTES  65536u /* per-worker read buffer */
-#define PX_CONN_LINGER_MS   2000u  /* after an HTTP/1.1 rejection, drain input this long */
+#define PX_CONN_LINGER_MS   2000u  /* after an HTTP/1.1 close or rejection, drain input this long */
 
 /* Worker-thread flags set by other threads (atomically) and read in the async callback. */
 #define PX_WF_DRAIN    1u
@@ -51,7 +52,9 @@ typedef struct px_lis_s {
 typedef enum px_conn_mode_e {
     PX_CONN_PREFACE = 0, /* checking the client preface byte by byte */
     PX_CONN_H2,
-    PX_CONN_H1_REJECT, /* answering 505 and lingering */
+    PX_CONN_H1,        /* HTTP/1.1 (proxy/h1/): no preface, or ALPN http/1.1 or none */
+    PX_CONN_H1_REJECT, /* answering 505 (HTTP/1.1 after ALPN h2), or closing HTTP/1.1, and
+                          lingering */
 } px_conn_mode_t;
 
 struct px_conn_s {
@@ -76,7 +79,10 @@ struct px_conn_s {
     int handles_open;
     SSL *ssl;         /* owns, NULL for h2c */
     BIO *rbio, *wbio; /* borrows: owned by ssl */
+    bool rpaused;     /* HTTP/1.1 paused reading (input waits for a response or the upstream) */
+    bool rpump;       /* TLS: plaintext may wait in OpenSSL since the pause: read it */
     px_h2_conn_t h2;  /* the HTTP/2 side (proxy/h2/h2.h); reaches back through conn_io */
+    px_h1_conn_t h1;  /* the HTTP/1.1 side (proxy/h1/h1.h), in PX_CONN_H1 */
     uint8_t *obuf;    /* owns (tcache): bytes for the socket */
     size_t olen, ocap;
     uint8_t *pbuf; /* owns (tcache): TLS plaintext batch */

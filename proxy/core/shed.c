@@ -146,10 +146,19 @@ static size_t shed_stalled(px_wimpl_t *wi, px_overload_level_t lv)
 }
 
 /* GOAWAY (NO_ERROR, last stream id processed) to every HTTP/2 connection without streams;
- * once sent and with no streams, nghttp2 wants no more I/O and the connection closes. */
+ * once sent and with no streams, nghttp2 wants no more I/O and the connection closes. Idle
+ * HTTP/1.1 connections are closed. */
 static void goaway_idle(px_wimpl_t *wi)
 {
-    for (px_conn_t *c = wi->conns; c != NULL; c = c->next) {
+    for (px_conn_t *c = wi->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        /* An idle HTTP/1.1 keep-alive connection has no GOAWAY: it is closed (between two
+         * requests a client must expect that, RFC 9112 9.5). */
+        if (!c->closing && c->mode == PX_CONN_H1 && px_h1_idle(&c->h1)) {
+            px_conn_close(c);
+            MEM_STAT_ADD(wi->w->stats.overload_goaway_idle, 1);
+            continue;
+        }
         if (c->closing || c->mode != PX_CONN_H2 || c->h2.streams_cnt > 0 || c->shed_goaway)
             continue;
         c->shed_goaway = true;

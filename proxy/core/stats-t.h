@@ -17,7 +17,7 @@ typedef struct px_stats_s {
     uint64_t conn_accepted;
     uint64_t conn_active;
     uint64_t conn_tls_accepted;
-    uint64_t conn_rejected_h1;      /* HTTP/1.1 on an h2 port: told to use HTTP/2 */
+    uint64_t conn_rejected_h1;      /* HTTP/1.1 bytes after ALPN h2: answered 505 */
     uint64_t conn_closed_error;     /* protocol error or TLS failure */
     uint64_t conn_refused_overload; /* not accepted: critical pressure or max_connections */
     uint64_t streams_opened;
@@ -25,6 +25,8 @@ typedef struct px_stats_s {
     uint64_t streams_reset_by_peer;
     uint64_t streams_reset_by_us;
     uint64_t requests_total;
+    uint64_t requests_http1; /* of requests_total: over HTTP/1.x (proxy/h1/) */
+    uint64_t requests_http2; /* of requests_total: over HTTP/2 */
     uint64_t responses_1xx, responses_2xx, responses_3xx, responses_4xx, responses_5xx;
     uint64_t bytes_in;  /* read from downstream sockets (preface, frames, TLS records) */
     uint64_t bytes_out; /* written to downstream sockets */

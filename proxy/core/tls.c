@@ -12,14 +12,16 @@
 #include "proxy/upstream/tlsio.h"
 
 /* The application protocols a TLS listener accepts, in weir's order of preference, each in
- * ALPN wire form (length byte, name). RFC 9113 3.2: HTTP/2 over TLS is negotiated by ALPN,
- * so a client that does not offer one of these gets no connection. HTTP/1.1 over TLS joins
- * this table (and px_tls_alpn's answers) when proxy/h1/ serves it. */
+ * ALPN wire form (length byte, name): h2 first, then http/1.1 and http/1.0 (proxy/h1/). RFC
+ * 9113 3.2: HTTP/2 over TLS is negotiated by ALPN; a client that offers no ALPN at all speaks
+ * HTTP/1.1, and one that offers only protocols not listed here fails the handshake. */
 static const struct {
     const char *wire;
     px_tls_alpn_t proto;
 } alpn_accepted[] = {
     {"\x02h2", PX_TLS_ALPN_H2},
+    {"\x08http/1.1", PX_TLS_ALPN_HTTP11},
+    {"\x08http/1.0", PX_TLS_ALPN_HTTP11}, /* served by proxy/h1/ too, as nginx does */
 };
 
 static int on_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,

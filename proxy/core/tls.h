@@ -30,8 +30,9 @@ int px_tls_conn_new(SSL_CTX *ctx, SSL **ssl, BIO **rbio, BIO **wbio);
 
 /* The application protocol a handshake selected by ALPN. */
 typedef enum px_tls_alpn_e {
-    PX_TLS_ALPN_NONE = 0, /* the client offered no ALPN: it gets no connection */
+    PX_TLS_ALPN_NONE = 0, /* the client offered no ALPN: served as HTTP/1.1 */
     PX_TLS_ALPN_H2,
+    PX_TLS_ALPN_HTTP11,
 } px_tls_alpn_t;
 
 /* The protocol ALPN selected on `ssl` after its handshake; PX_TLS_ALPN_NONE when the client

@@ -438,6 +438,7 @@ static void dispatch(px_stream_t *st, bool end_stream)
     st->dispatched = true;
     c->had_request = true;
     MEM_STAT_ADD(c->w->stats.requests_total, 1);
+    MEM_STAT_ADD(c->w->stats.requests_http2, 1);
     if (st->hdr_too_large) {
         static const char body[] = "weir: request header list too large\n";
         respond_static(st, 431, "text/plain", body, sizeof(body) - 1);

@@ -19,7 +19,7 @@ wait_for 5 lines 3 || fail "access log has $(wc -l <"$LOG" 2>/dev/null) lines af
 
 ts='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z'
 peer='127\.0\.0\.1:[0-9]+'
-grep -qE "^$ts $peer \"GET 127\.0\.0\.1:$WEIR_PORT /bytes/1234\" 200 1234 [0-9]+\.[0-9]ms upstream=upstream$" "$LOG" ||
+grep -qE "^$ts $peer \"GET 127\.0\.0\.1:$WEIR_PORT /bytes/1234\" 200 1234 [0-9]+\.[0-9]ms upstream=upstream proto=h2$" "$LOG" ||
     fail "no well-formed line for /bytes/1234: $(cat "$LOG")"
 grep -qE "\"GET [^ ]+ /status/404\" 404 [0-9]+ " "$LOG" || fail "no 404 line: $(cat "$LOG")"
 pass "lines are well-formed: $(head -n 1 "$LOG")"

@@ -2,7 +2,8 @@
 # 08-no-libc-malloc: from the first request on, proxying makes zero libc
 # malloc/calloc/realloc/memalign calls: libuv, nghttp2 and OpenSSL allocate through mem/. The
 # count is armed once weir is ready, before any request, so it covers the first upstream
-# connects (h2c and HTTP/1.1), TLS handshakes, and the reconnects after both upstreams restart.
+# connects (h2c and HTTP/1.1), TLS handshakes, and the reconnects after both upstreams restart;
+# HTTP/1.1 clients (h2load --h1, cleartext and TLS with ALPN http/1.1) are in every round.
 # An LD_PRELOAD interposer (malloc_count.c, built here) counts the calls; it must have seen
 # some before it was armed (start-up), or it was not working.
 source "$(dirname "$0")/lib.sh"
@@ -78,6 +79,8 @@ kill -USR1 "$WEIR_PID" # arm: count from now on, before the first request
 sleep_until_armed() { snapshot; grep -q 'armed=' "$MALLOC_COUNT_OUT"; }
 sleep_until_armed
 round() {
+    load 1000 "$PLAIN/bytes/4096" --h1 -m 1
+    load 1000 "$TLS/bytes/1000" --h1 -m 1
     load 4000 "$PLAIN/direct"
     load 4000 "$PLAIN/bytes/4096"
     load 2000 "$PLAIN/bytes/4096" -H ':authority: h1.test'
@@ -103,5 +106,5 @@ if [ "${armed:-x}" != 0 ]; then
     grep -E 'r-xp' "/proc/$WEIR_PID/maps" >&2 || true
     fail "$armed libc allocation calls from the first request on (expected 0)"
 fi
-pass "26,000 requests from the first on, with upstream connects, TLS handshakes and reconnects: 0 libc malloc/calloc/realloc calls"
+pass "30,000 requests from the first on (4,000 of them HTTP/1.1, cleartext and TLS), with upstream connects, TLS handshakes and reconnects: 0 libc malloc/calloc/realloc calls"
 stop_weir TERM || fail "weir exited $? after SIGTERM"

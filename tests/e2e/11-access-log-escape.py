@@ -55,6 +55,6 @@ for raw, want, status in cases:
 for l in lines:
     s = l.decode("ascii", "replace")
     ck.check("line parses: %s" % s,
-             re.match(r'^\S+ \S+ "GET localhost [^" ]+" (200|400) \d+ [\d.]+ms upstream=\S+$', s)
+             re.match(r'^\S+ \S+ "GET localhost [^" ]+" (200|400) \d+ [\d.]+ms upstream=\S+ proto=h2$', s)
              is not None)
 ck.exit()

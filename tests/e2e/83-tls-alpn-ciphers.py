@@ -2,9 +2,10 @@
 # tests/e2e/83-tls-alpn-ciphers.py: a TLS listener (ECDSA test certificate) enforces what
 # RFC 9113 asks of HTTP/2 over TLS, against openssl s_client, curl and Python's ssl module.
 # Shows (issue 13 part 7):
-#   - ALPN is enforced: h2 by ALPN, or no connection. A client offering only http/1.1 gets a
-#     no_application_protocol alert; a client offering no ALPN gets no HTTP answer and the
-#     connection closes (before: both finished the handshake and got a 505 over TLS);
+#   - ALPN decides the protocol (issue 16): h2 preferred, http/1.1 served by proxy/h1/ (curl
+#     --http1.1: 200 over HTTP/1.1), no ALPN at all is HTTP/1.1 (an answer, 200), and a client
+#     offering only protocols weir does not speak gets a no_application_protocol alert
+#     (before issue 16: http/1.1 got the alert and no ALPN got no answer);
 #   - TLS 1.2 suites that RFC 9113 9.2.2 forbids are not offered: ECDHE-ECDSA-AES128-SHA
 #     (CBC) fails the handshake (before: it succeeded); ECDHE-ECDSA-AES128-GCM-SHA256 and
 #     ECDHE-ECDSA-CHACHA20-POLY1305 over TLS 1.2 and TLS 1.3 serve HTTP/2 (curl, 200);
@@ -78,15 +79,24 @@ for extra in (["--tlsv1.2", "--tls-max", "1.2", "--ciphers", "ECDHE-ECDSA-AES256
     got = p.stdout.decode().strip()
     ck.check("curl %s: HTTP/2 200" % " ".join(extra), got == "200 2", got)
 
-# 2. ALPN: h2, or no connection.
+# 2. ALPN: h2 preferred, http/1.1 accepted, none = HTTP/1.1, anything else refused.
+done, alpn, out = s_client("-alpn", "http/1.1,h2")
+ck.check("ALPN http/1.1,h2 offered: h2 chosen (preferred)", done and alpn == "h2",
+         "done=%s alpn=%r" % (done, alpn))
 done, alpn, out = s_client("-alpn", "http/1.1")
-ck.check("ALPN http/1.1 only: handshake refused (no_application_protocol)", not done,
-         "done=%s alpn=%r %s" % (done, alpn, alert_line(out)))
+ck.check("ALPN http/1.1 only: accepted", done and alpn == "http/1.1",
+         "done=%s alpn=%r" % (done, alpn))
+done, alpn, out = s_client("-alpn", "http/1.0")
+ck.check("ALPN http/1.0 only: accepted (served by the HTTP/1.1 code, as nginx does)",
+         done and alpn == "http/1.0", "done=%s alpn=%r" % (done, alpn))
+done, alpn, out = s_client("-alpn", "spdy/3,foo")
+ck.check("ALPN with only unknown protocols: handshake refused (no_application_protocol)",
+         not done, "done=%s alpn=%r %s" % (done, alpn, alert_line(out)))
 p = subprocess.run(["curl", "-sS", "--max-time", "10", "--http1.1", "-k", "-o", "/dev/null",
-                    "-w", "%{http_code}", "https://127.0.0.1:%d/" % port],
+                    "-w", "%{http_code} %{http_version}", "https://127.0.0.1:%d/" % port],
                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=20)
-ck.check("curl --http1.1 (ALPN http/1.1): no HTTP answer", p.returncode != 0,
-         "curl exit %d, %s" % (p.returncode, p.stdout.decode().strip()[-80:]))
+got = p.stdout.decode().strip()
+ck.check("curl --http1.1 (ALPN http/1.1): HTTP/1.1 200", got == "200 1.1", got)
 
 
 def no_alpn_exchange():
@@ -99,15 +109,20 @@ def no_alpn_exchange():
         except (ssl.SSLError, OSError) as e:
             return "handshake failed: %s" % e
         try:
-            s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            data = s.recv(4096)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                c = s.recv(4096)
+                if not c:
+                    break
+                data += c
         except (ssl.SSLError, OSError) as e:
-            return "closed: %s" % type(e).__name__
+            return "closed: %s after %r" % (type(e).__name__, data[:40])
         return "answered: %r" % data[:40] if data else "closed: EOF"
 
 
 r = no_alpn_exchange()
-ck.check("no ALPN offered: no HTTP answer, the connection closes", not r.startswith("answered"), r)
+ck.check("no ALPN offered: served as HTTP/1.1 (200)", r.startswith("answered: b'HTTP/1.1 200"), r)
 
 # 3. h2 by ALPN, then HTTP/1.1 bytes: 505, and the input poured in meanwhile is not kept.
 ctx = ssl.create_default_context()

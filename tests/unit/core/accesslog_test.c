@@ -82,11 +82,12 @@ TEST(longest_line_fits)
         .bytes_out = UINT64_MAX,
         .duration_us = UINT64_MAX,
         .upstream = "a-cluster-name",
+        .proto = "http/1.1",
     };
     size_t n = log_one(&e);
     REQUIRE(n > 0);
     CHECK(strchr(g_buf, '\n') == g_buf + n - 1);
-    CHECK(strstr(g_buf, " upstream=a-cluster-name\n") != NULL);
+    CHECK(strstr(g_buf, " upstream=a-cluster-name proto=http/1.1\n") != NULL);
     /* 16 + 256 + 1024 source bytes, each as \xEE. */
     size_t esc = 0;
     for (const char *p = g_buf; (p = strstr(p, "\\xEE")) != NULL; p += 4)
