@@ -2,10 +2,10 @@
 """The include rules of ../shared/STYLE.md section 1, checked over the tracked sources.
 
 Layers, lowest first (a file may include its own folder and any folder below it):
-    mem/  <  proxy/config/  <  proxy/upstream/  <  proxy/h2/  <  proxy/core/  <  proxy/admin/
-          <  proxy/main.c
+    mem/  <  proxy/config/  <  proxy/codec/  <  proxy/upstream/  <  proxy/h2/  <  proxy/core/
+          <  proxy/admin/  <  proxy/main.c
 Exceptions and extra rules:
-  - the protocol folders below the core (config/, upstream/, h2/) may include the core's
+  - the protocol folders below the core (config/, codec/, upstream/, h2/) may include the core's
     types headers, proxy/core/*-t.h, and nothing else of it: they run on a worker's loop and
     count into its counters, but reach its functions only through callback tables;
   - a types header (*-t.h) includes no project header but mem/ and other types headers;
@@ -18,8 +18,8 @@ import re
 import subprocess
 import sys
 
-ORDER = ["mem", "config", "upstream", "h2", "core", "admin", "main"]
-LOWER_THAN_CORE = {"config", "upstream", "h2"}
+ORDER = ["mem", "config", "codec", "upstream", "h2", "core", "admin", "main"]
+LOWER_THAN_CORE = {"config", "codec", "upstream", "h2"}
 INC = re.compile(r'^\s*#\s*include\s+"((?:mem|proxy)/[^"]+)"', re.M)
 
 

@@ -1,5 +1,5 @@
 /*
- * proxy/h2/flow.h: HTTP/2 flow-control windows (RFC 9113 section 6.9) for weir's codec: the
+ * proxy/codec/flow.h: HTTP/2 flow-control windows (RFC 9113 section 6.9) for weir's codec: the
  * arithmetic with its overflow rules, and the receive-side policy that reopens a window only
  * as the reader consumes, one WINDOW_UPDATE per half window rather than one per frame.
  *
@@ -7,15 +7,15 @@
  * may produce (section 6.9.2) and the overflow tests need no care. Every function is pure
  * over the caller's struct: any thread, no allocation.
  */
-#ifndef PX_H2_FLOW_H
-#define PX_H2_FLOW_H
+#ifndef PX_CODEC_FLOW_H
+#define PX_CODEC_FLOW_H
 
 #include "mem/base.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "proxy/h2/frame.h"
+#include "proxy/codec/frame.h"
 
 #define PX_H2_WINDOW_DEFAULT 65535 /* before SETTINGS say otherwise (section 6.9.2) */
 
@@ -94,4 +94,4 @@ static inline void px_h2_recv_window_settings(px_h2_recv_window_t *r, uint32_t s
     MEM_ASSERT(r->window <= PX_H2_WINDOW_MAX);
 }
 
-#endif /* PX_H2_FLOW_H */
+#endif /* PX_CODEC_FLOW_H */

@@ -1,5 +1,5 @@
 /*
- * proxy/h2/endpoint.c: the connection of weir's HTTP/2 codec (proxy/h2/endpoint.h).
+ * proxy/codec/endpoint.c: the connection of weir's HTTP/2 codec (proxy/codec/endpoint.h).
  *
  * Every public entry point counts itself in `depth`; a stream that closes goes on the dead
  * list and its sub-arena is freed only when the outermost call returns, so a callback that
@@ -7,16 +7,16 @@
  * A stream's state changes only in set_state, through px_h2_state_next, which asserts the
  * move is an edge of RFC 9113's diagram.
  */
-#include "proxy/h2/endpoint.h"
+#include "proxy/codec/endpoint.h"
 #include "mem/base.h"
 
 #include <string.h>
 
 #include "mem/malloc.h"
-#include "proxy/h2/flow.h"
-#include "proxy/h2/hpack.h"
-#include "proxy/h2/reader.h"
-#include "proxy/h2/stab.h"
+#include "proxy/codec/flow.h"
+#include "proxy/codec/hpack.h"
+#include "proxy/codec/reader.h"
+#include "proxy/codec/stab.h"
 
 #define EP_SETTINGS_PENDING_MAX 4u
 #define PX_H2_EP_ENC_TABLE      4096u      /* our encoder's table: nghttp2's default */

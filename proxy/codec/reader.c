@@ -1,12 +1,12 @@
 /*
- * proxy/h2/reader.c: received bytes to whole frames (proxy/h2/reader.h).
+ * proxy/codec/reader.c: received bytes to whole frames (proxy/codec/reader.h).
  *
  * The fast path is a read that holds whole frames: each is passed straight from the read
  * buffer. The block for a cut frame is sized to that frame (not to MAX_FRAME_SIZE), so a slow
  * client that trickles a 16 KiB frame holds 16 KiB only while it does, and an idle
  * connection holds nothing.
  */
-#include "proxy/h2/reader.h"
+#include "proxy/codec/reader.h"
 #include "mem/base.h"
 
 #include <string.h>

@@ -1,5 +1,5 @@
 /*
- * tests/unit/h2/endpoint_test.c: the connection of weir's HTTP/2 codec (proxy/h2/endpoint.c)
+ * tests/unit/h2/endpoint_test.c: the connection of weir's HTTP/2 codec (proxy/codec/endpoint.c)
  * in both roles. A client-role and a server-role endpoint talk to each other in memory
  * (requests, responses, bodies larger than every window with consume(), GOAWAY drain, resets
  * both ways, a SETTINGS change of the initial window mid-stream that takes a window below
@@ -17,8 +17,8 @@
 #include "mem/region.h"
 #include "mem/stats.h"
 #include "proxy/core/alloc.h"
-#include "proxy/h2/endpoint.h"
-#include "proxy/h2/hpack.h"
+#include "proxy/codec/endpoint.h"
+#include "proxy/codec/hpack.h"
 #include "tests/harness.h"
 
 static uint64_t live(void)

@@ -1,11 +1,11 @@
 /*
- * proxy/h2/stab.c: the codec's stream table (proxy/h2/stab.h).
+ * proxy/codec/stab.c: the codec's stream table (proxy/codec/stab.h).
  *
  * Linear probing with backward-shift deletion: no tombstones, so a connection that opens and
  * closes millions of streams never degrades. Stream ids of one peer grow by two, so the hash
  * drops the low bit and the slots of consecutive streams are consecutive.
  */
-#include "proxy/h2/stab.h"
+#include "proxy/codec/stab.h"
 #include "mem/base.h"
 
 #include <string.h>

@@ -1,12 +1,12 @@
 /*
- * proxy/h2/flow.c: the receive-side window policy (proxy/h2/flow.h).
+ * proxy/codec/flow.c: the receive-side window policy (proxy/codec/flow.h).
  *
  * Invariant: window + pending + (bytes arrived and not yet consumed) == size + debt; a
  * WINDOW_UPDATE gives back only what was consumed, so however slow the reader, the bytes held
  * for it never pass the window (end-to-end flow control). After a shrink the excess already
  * granted is paid off from consumed bytes (debt) before any is given back.
  */
-#include "proxy/h2/flow.h"
+#include "proxy/codec/flow.h"
 #include "mem/base.h"
 
 int px_h2_recv_window_take(px_h2_recv_window_t *r, uint32_t len)

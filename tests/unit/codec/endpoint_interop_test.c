@@ -1,5 +1,5 @@
 /*
- * tests/unit/h2/endpoint_interop_test.c: weir's codec (proxy/h2/endpoint.c) against another
+ * tests/unit/h2/endpoint_interop_test.c: weir's codec (proxy/codec/endpoint.c) against another
  * implementation, nghttp2's own session, in memory, in both roles: our server endpoint
  * serves an nghttp2 client (GETs, an upload larger than every window, a graceful shutdown),
  * and our client endpoint talks to an nghttp2 server (bodies larger than the windows, a
@@ -18,7 +18,7 @@
 #include "mem/region.h"
 #include "mem/stats.h"
 #include "proxy/core/alloc.h"
-#include "proxy/h2/endpoint.h"
+#include "proxy/codec/endpoint.h"
 #include "tests/harness.h"
 
 #define BODY_LEN 200000u

@@ -1,7 +1,7 @@
 /*
- * proxy/h2/endpoint.h: the connection of weir's own HTTP/2 codec: one HTTP/2 endpoint in
+ * proxy/codec/endpoint.h: the connection of weir's own HTTP/2 codec: one HTTP/2 endpoint in
  * either role (the server toward clients, the client toward an h2c upstream), built from the
- * frame, reader, HPACK, state, flow-control and stream-table blocks of proxy/h2/.
+ * frame, reader, HPACK, state, flow-control and stream-table blocks of proxy/codec/.
  *
  * Input is `feed`: whole frames from the reader, the connection rules of RFC 9113 (preface
  * and first SETTINGS, SETTINGS with ACK tracking, PING, GOAWAY, RST_STREAM, WINDOW_UPDATE,
@@ -21,8 +21,8 @@
  * Not wired into the proxy yet (issue 15, step 6). Only the connection's worker thread
  * touches an endpoint and its streams.
  */
-#ifndef PX_H2_ENDPOINT_H
-#define PX_H2_ENDPOINT_H
+#ifndef PX_CODEC_ENDPOINT_H
+#define PX_CODEC_ENDPOINT_H
 
 #include "mem/base.h"
 
@@ -34,8 +34,8 @@
 
 #include "mem/region.h"
 #include "mem/subregion.h"
-#include "proxy/h2/frame.h"
-#include "proxy/h2/state.h"
+#include "proxy/codec/frame.h"
+#include "proxy/codec/state.h"
 
 typedef struct px_h2_ep_s px_h2_ep_t;
 typedef struct px_h2_ep_stream_s px_h2_ep_stream_t;
@@ -269,4 +269,4 @@ size_t px_h2_ep_stream_queued(const px_h2_ep_stream_t *st);
  * counted right and in states that are live. Returns NULL, or what is wrong. Getter. */
 const char *px_h2_ep_check(const px_h2_ep_t *ep);
 
-#endif /* PX_H2_ENDPOINT_H */
+#endif /* PX_CODEC_ENDPOINT_H */

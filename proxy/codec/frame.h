@@ -1,5 +1,5 @@
 /*
- * proxy/h2/frame.h: HTTP/2 frames (RFC 9113 section 4 and 6): the 9-byte header, the
+ * proxy/codec/frame.h: HTTP/2 frames (RFC 9113 section 4 and 6): the 9-byte header, the
  * frame-level validity rules of each of the ten frame types, and their serialisation.
  *
  * This is the first layer of weir's own HTTP/2 codec (DESIGN.md section 4): it knows frames,
@@ -10,8 +10,8 @@
  * need state (stream states, CONTINUATION sequences, windows) belong to the layer above.
  * Pure functions: any thread, no allocation.
  */
-#ifndef PX_H2_FRAME_H
-#define PX_H2_FRAME_H
+#ifndef PX_CODEC_FRAME_H
+#define PX_CODEC_FRAME_H
 
 #include "mem/base.h"
 
@@ -225,4 +225,4 @@ size_t px_h2_write_push_promise(uint8_t *b, int32_t stream_id, int32_t promised_
 const char *px_h2_frame_type_name(uint8_t type);
 const char *px_h2_error_name(uint32_t code);
 
-#endif /* PX_H2_FRAME_H */
+#endif /* PX_CODEC_FRAME_H */

@@ -1,8 +1,8 @@
 /*
- * proxy/h2/hpack.c: the HPACK decoder and encoder of weir's HTTP/2 codec
- * (proxy/h2/hpack.h) over nghttp2's nghttp2_hd_inflater and nghttp2_hd_deflater.
+ * proxy/codec/hpack.c: the HPACK decoder and encoder of weir's HTTP/2 codec
+ * (proxy/codec/hpack.h) over nghttp2's nghttp2_hd_inflater and nghttp2_hd_deflater.
  */
-#include "proxy/h2/hpack.h"
+#include "proxy/codec/hpack.h"
 #include "mem/base.h"
 
 #include <string.h>

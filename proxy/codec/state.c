@@ -1,9 +1,9 @@
 /*
- * proxy/h2/state.c: the stream state machine of RFC 9113 section 5.1 (proxy/h2/state.h).
+ * proxy/codec/state.c: the stream state machine of RFC 9113 section 5.1 (proxy/codec/state.h).
  * Each case follows the paragraph of section 5.1 for its state; where section 6 adds a rule
  * for a frame type (6.1 DATA, 6.2 HEADERS) it is cited.
  */
-#include "proxy/h2/state.h"
+#include "proxy/codec/state.h"
 #include "mem/base.h"
 
 static bool is_recv(px_h2_event_t ev)

@@ -1,5 +1,5 @@
 /*
- * tests/unit/h2/frame_test.c: the frame layer of weir's HTTP/2 codec (proxy/h2/frame.c):
+ * tests/unit/h2/frame_test.c: the frame layer of weir's HTTP/2 codec (proxy/codec/frame.c):
  * every frame type written and decoded back, and every single-frame rule of RFC 9113 with the
  * error code and scope (stream or connection) the RFC gives, on bytes written by hand.
  */
@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "proxy/h2/frame.h"
+#include "proxy/codec/frame.h"
 #include "tests/harness.h"
 
 #define MAXF PX_H2_MAX_FRAME_MIN

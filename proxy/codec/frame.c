@@ -1,10 +1,10 @@
 /*
- * proxy/h2/frame.c: decoding and encoding of single HTTP/2 frames (proxy/h2/frame.h). Each
+ * proxy/codec/frame.c: decoding and encoding of single HTTP/2 frames (proxy/codec/frame.h). Each
  * rule cites the RFC 9113 section it comes from; where the RFC lets a receiver choose between
  * a stream and a connection error, the stream error is chosen when the frame cannot have
  * changed connection state.
  */
-#include "proxy/h2/frame.h"
+#include "proxy/codec/frame.h"
 #include "mem/base.h"
 
 #include <string.h>

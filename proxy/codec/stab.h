@@ -1,15 +1,15 @@
 /*
- * proxy/h2/stab.h: the stream table of weir's HTTP/2 codec: which streams of a connection are
+ * proxy/codec/stab.h: the stream table of weir's HTTP/2 codec: which streams of a connection are
  * live (id to the codec's stream, open addressing) and how the last few closed ones closed
  * (RFC 9113 section 5.1 treats frames on a stream closed by our RST_STREAM, by the peer's, or
  * by END_STREAM both ways differently).
  *
  * The slot array comes from the thread cache, grows with the live streams and goes back as
  * soon as the last one closes, so an idle connection holds none. Embedded in the codec's
- * connection (proxy/h2/endpoint.h); only its worker thread touches it.
+ * connection (proxy/codec/endpoint.h); only its worker thread touches it.
  */
-#ifndef PX_H2_STAB_H
-#define PX_H2_STAB_H
+#ifndef PX_CODEC_STAB_H
+#define PX_CODEC_STAB_H
 
 #include "mem/base.h"
 
@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proxy/h2/state.h"
+#include "proxy/codec/state.h"
 
 #define PX_H2_STAB_CLOSED_CNT 32u /* closed streams remembered, oldest forgotten first */
 
@@ -66,4 +66,4 @@ bool px_h2_stab_closed_find(const px_h2_stab_t *t, int32_t id, px_h2_closed_t *h
 /* Calls `fn` for every live stream; `fn` may not change the table. */
 void px_h2_stab_each(const px_h2_stab_t *t, void (*fn)(void *p, void *arg), void *arg);
 
-#endif /* PX_H2_STAB_H */
+#endif /* PX_CODEC_STAB_H */

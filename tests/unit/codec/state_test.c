@@ -1,5 +1,5 @@
 /*
- * tests/unit/h2/state_test.c: the stream state machine (proxy/h2/state.c) against RFC 9113
+ * tests/unit/h2/state_test.c: the stream state machine (proxy/codec/state.c) against RFC 9113
  * section 5.1: the exchanges of both roles, each error the section names, and an exhaustive
  * check that every allowed move is an edge of the RFC's diagram.
  */
@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "proxy/h2/state.h"
+#include "proxy/codec/state.h"
 #include "tests/harness.h"
 
 #define I   PX_H2_ST_IDLE

@@ -1,5 +1,5 @@
 /*
- * proxy/h2/hpack.h: HPACK (RFC 7541) for weir's HTTP/2 codec, on nghttp2's inflater and
+ * proxy/codec/hpack.h: HPACK (RFC 7541) for weir's HTTP/2 codec, on nghttp2's inflater and
  * deflater, with their memory from mem/ (the nghttp2_mem they are given).
  *
  * A decoder belongs to one connection's receive side: header block fragments (HEADERS, then
@@ -10,8 +10,8 @@
  * An encoder belongs to one connection's send side. nghttp2 codes do not leave hpack.c.
  * Only the connection's worker thread touches them.
  */
-#ifndef PX_H2_HPACK_H
-#define PX_H2_HPACK_H
+#ifndef PX_CODEC_HPACK_H
+#define PX_CODEC_HPACK_H
 
 #include "mem/base.h"
 
@@ -86,4 +86,4 @@ MEM_MUST_CHECK ssize_t px_h2_hpack_encode(px_h2_hpack_enc_t *e, uint8_t *out, si
 bool px_h2_field_valid(const uint8_t *name, size_t name_len, const uint8_t *value,
                        size_t value_len);
 
-#endif /* PX_H2_HPACK_H */
+#endif /* PX_CODEC_HPACK_H */

@@ -1,5 +1,5 @@
 /*
- * proxy/h2/reader.h: turns a connection's received bytes into whole HTTP/2 frames, keeping
+ * proxy/codec/reader.h: turns a connection's received bytes into whole HTTP/2 frames, keeping
  * nothing but the frame that a read cut in two (issue 15: reads land in the worker's buffer;
  * an idle connection holds no buffer).
  *
@@ -9,8 +9,8 @@
  * the frame is complete. The optional client preface (server role) is checked first.
  * Embedded in the codec's connection; only its worker thread touches it.
  */
-#ifndef PX_H2_READER_H
-#define PX_H2_READER_H
+#ifndef PX_CODEC_READER_H
+#define PX_CODEC_READER_H
 
 #include "mem/base.h"
 
@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proxy/h2/frame.h"
+#include "proxy/codec/frame.h"
 
 /* One whole frame: `payload` (hd->length bytes) is borrowed for the call. A negative return
  * stops the reader and is returned by px_h2_reader_feed. */
@@ -61,4 +61,4 @@ static inline bool px_h2_reader_busy(const px_h2_reader_t *r)
 MEM_MUST_CHECK int px_h2_reader_feed(px_h2_reader_t *r, const uint8_t *data, size_t len,
                                      px_h2_frame_fn fn, void *ud);
 
-#endif /* PX_H2_READER_H */
+#endif /* PX_CODEC_READER_H */

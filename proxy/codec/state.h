@@ -1,5 +1,5 @@
 /*
- * proxy/h2/state.h: the stream state machine of RFC 9113 section 5.1 for weir's codec, in
+ * proxy/codec/state.h: the stream state machine of RFC 9113 section 5.1 for weir's codec, in
  * both roles: one enum, and one function that moves a stream along the RFC's diagram when a
  * frame is sent or received, or says which error the frame is.
  *
@@ -8,8 +8,8 @@
  * stream is ever in lies on the diagram, and /memory/regions and the logs name it with
  * px_h2_state_name. Pure functions: any thread, no allocation.
  */
-#ifndef PX_H2_STATE_H
-#define PX_H2_STATE_H
+#ifndef PX_CODEC_STATE_H
+#define PX_CODEC_STATE_H
 
 #include "mem/base.h"
 
@@ -83,4 +83,4 @@ static inline bool px_h2_state_counts(px_h2_state_t s)
            s == PX_H2_ST_HALF_CLOSED_REMOTE;
 }
 
-#endif /* PX_H2_STATE_H */
+#endif /* PX_CODEC_STATE_H */
