@@ -1555,6 +1555,12 @@ uint32_t px_h2_ep_streams_cnt(const px_h2_ep_t *ep)
     return ep->streams.cnt;
 }
 
+uint32_t px_h2_ep_peer_max_streams(const px_h2_ep_t *ep)
+{
+    MEM_ASSERT(ep != NULL);
+    return ep->peer_max_concurrent;
+}
+
 int64_t px_h2_ep_send_window(const px_h2_ep_t *ep)
 {
     return ep->conn_send;

@@ -249,6 +249,9 @@ bool px_h2_ep_block_open(const px_h2_ep_t *ep);
 uint32_t px_h2_ep_error(const px_h2_ep_t *ep);
 const px_h2_ep_counters_t *px_h2_ep_counters(const px_h2_ep_t *ep);
 uint32_t px_h2_ep_streams_cnt(const px_h2_ep_t *ep);
+/* The peer's SETTINGS_MAX_CONCURRENT_STREAMS (UINT32_MAX until it says, RFC 9113 6.5.2): how
+ * many streams we may open at once in the client role. */
+uint32_t px_h2_ep_peer_max_streams(const px_h2_ep_t *ep);
 int64_t px_h2_ep_send_window(const px_h2_ep_t *ep); /* the connection's */
 int64_t px_h2_ep_recv_window(const px_h2_ep_t *ep);
 

@@ -469,3 +469,29 @@ void px__uph2_written(px_upconn_t *c)
         !nghttp2_session_want_write(c->h2))
         px__upstream_conn_close(c);
 }
+
+static void forget(px_upconn_t *c, px_upstream_req_t *r)
+{
+    MEM_ASSERT(c->proto == PX_PROTO_H2C);
+    MEM_ASSERT(c->state == PX_UPCONN_CLOSING);
+    if (c->h2 && r->stream_id > 0)
+        nghttp2_session_set_stream_user_data(c->h2, r->stream_id, NULL);
+}
+
+const px_upproto_ops_t px__uph2_ops = {
+    .name = "h2c-nghttp2",
+    .multiplexed = true,
+    .conn_init = px__uph2_conn_init,
+    .conn_fini = px__uph2_conn_fini,
+    .has_room = px__uph2_has_room,
+    .submit = px__uph2_submit,
+    .cancel = px__uph2_cancel,
+    .forget = forget,
+    .body = px__uph2_body,
+    .consumed = px__uph2_consumed,
+    .read = px__uph2_read,
+    .read_room = NULL,
+    .eof = px__uph2_eof,
+    .fill = px__uph2_fill,
+    .written = px__uph2_written,
+};

@@ -316,7 +316,7 @@ static void detach(px_upstream_req_t *r)
         r->ep = NULL;
     }
     r->conn = NULL;
-    if (c && r->state == PX_UPREQ_ACTIVE && c->proto == PX_PROTO_H2C && c->active_cnt == 0 &&
+    if (c && r->state == PX_UPREQ_ACTIVE && c->ops->multiplexed && c->active_cnt == 0 &&
         c->state == PX_UPCONN_READY)
         px__upstream_conn_idle(c);
 }
@@ -341,10 +341,7 @@ static void proto_cancel(px_upstream_req_t *r)
 {
     if (r->state != PX_UPREQ_ACTIVE)
         return;
-    if (r->conn->proto == PX_PROTO_H2C)
-        px__uph2_cancel(r);
-    else
-        px__uph1_cancel(r);
+    r->conn->ops->cancel(r);
 }
 
 void px__upstream_fail(px_upstream_req_t *r, int status, const char *reason)
@@ -535,6 +532,15 @@ void px__upstream_lost(px_upstream_req_t *r, bool retry_ok, const char *reason)
 
 /* ---- connections ------------------------------------------------------------------------ */
 
+const px_upproto_ops_t *px__upstream_ops(const px_cluster_cfg_t *cl, const px_config_t *cfg)
+{
+    MEM_ASSERT(cl != NULL);
+    if (cl->proto == PX_PROTO_HTTP1)
+        return &px__uph1_ops;
+    MEM_ASSERT(cl->proto == PX_PROTO_H2C);
+    return cfg && cfg->codec == PX_CODEC_WEIR ? &px__uph2w_ops : &px__uph2_ops;
+}
+
 static void on_conn_handle_closed(uv_handle_t *h)
 {
     px_upconn_t *c = h->data;
@@ -542,8 +548,7 @@ static void on_conn_handle_closed(uv_handle_t *h)
     if (--c->handles_open > 0)
         return;
     px_upstream_pools_t *p = c->pools;
-    if (c->h2)
-        px__uph2_conn_fini(c);
+    c->ops->conn_fini(c);
     mem_free(c->wbuf);
     mem_region_free(c->region);
     /* c freed */
@@ -584,18 +589,17 @@ void px__upstream_conn_close(px_upconn_t *c)
     for (;;) {
         px_upstream_req_t *r = NULL;
         for (px_uplink_t *l = c->active.next; l != &c->active; l = l->next) {
-            if (c->proto == PX_PROTO_H2C || REQ_OF(l) == c->cur) {
+            if (c->ops->multiplexed || REQ_OF(l) == c->cur) {
                 r = REQ_OF(l);
                 break;
             }
         }
         if (!r)
             break;
-        if (c->proto == PX_PROTO_H2C && c->h2 && r->stream_id > 0)
-            nghttp2_session_set_stream_user_data(c->h2, r->stream_id, NULL);
+        c->ops->forget(c, r);
         r->stream_id = -1;
         c->cur = NULL;
-        bool safe = was_ready && c->proto == PX_PROTO_HTTP1 && c->uses > 1 && r->idempotent;
+        bool safe = was_ready && !c->ops->multiplexed && c->uses > 1 && r->idempotent;
         lost(r, safe, "upstream reset");
     }
     kick_waitq(c->ep);
@@ -609,11 +613,11 @@ void px__upstream_conn_idle(px_upconn_t *c)
 {
     MEM_ASSERT(c->state == PX_UPCONN_READY);
     MEM_ASSERT(c->active_cnt == 0);
-    if (!c->pools->keepalive || c->pools->closing || (c->proto == PX_PROTO_H2C && c->goaway)) {
+    if (!c->pools->keepalive || c->pools->closing || c->goaway) {
         px__upstream_conn_close(c);
         return;
     }
-    if (c->proto == PX_PROTO_HTTP1) {
+    if (!c->ops->multiplexed) {
         c->h1_idle = true;
         kick_waitq(c->ep);
         if (!c->h1_idle || c->state != PX_UPCONN_READY)
@@ -652,10 +656,7 @@ static void on_write(uv_write_t *req, int status)
         px__upstream_conn_close(c);
         return;
     }
-    if (c->proto == PX_PROTO_H2C)
-        px__uph2_written(c);
-    else
-        px__uph1_written(c);
+    c->ops->written(c);
     px__upstream_conn_dirty(c);
 }
 
@@ -696,7 +697,7 @@ static void flush_conn(px_upconn_t *c)
         }
         c->wcap = UP_WBUF_LEN;
     }
-    int rc = c->proto == PX_PROTO_H2C ? px__uph2_fill(c) : px__uph1_fill(c);
+    int rc = c->ops->fill(c);
     if (rc < 0) {
         px__upstream_conn_close(c);
         return;
@@ -775,8 +776,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     px_upconn_t *c = h->data;
     (void)suggested;
     size_t n = c->rcap;
-    if (c->proto == PX_PROTO_HTTP1)
-        n = MEM_MIN(n, px__uph1_read_room(c));
+    if (c->ops->read_room)
+        n = MEM_MIN(n, c->ops->read_room(c));
     /* Reads go into the worker's one buffer: libuv hands the bytes to on_read at once and
      * the parsers consume them there, so no connection holds a buffer between reads and no
      * read allocates. A second read before the first returned (never seen) gets its own. */
@@ -815,17 +816,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread > 0) {
-        if (c->proto == PX_PROTO_H2C)
-            px__uph2_read(c, (const uint8_t *)buf->base, (size_t)nread);
-        else
-            px__uph1_read(c, (const uint8_t *)buf->base, (size_t)nread);
+        c->ops->read(c, (const uint8_t *)buf->base, (size_t)nread);
         read_buf_release(c->pools, buf->base);
         px__upstream_conn_dirty(c);
         return;
     }
     read_buf_release(c->pools, buf->base);
     if (nread == UV_ENOBUFS) {
-        if (c->proto == PX_PROTO_HTTP1 && px__uph1_read_room(c) == 0) {
+        if (c->ops->read_room && c->ops->read_room(c) == 0) {
             /* HTTP/1.1 flow control: the downstream holds a full buffer; consuming resumes
              * reading (px__uph1_consumed). */
             uv_read_stop(s);
@@ -840,12 +838,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
      * other read error cuts it short, and px__upstream_conn_close then reports the exchange
      * as lost, so the client sees its stream reset rather than a truncated body passed off
      * as complete. */
-    if (nread == UV_EOF) {
-        if (c->proto == PX_PROTO_H2C)
-            px__uph2_eof(c);
-        else
-            px__uph1_eof(c);
-    }
+    if (nread == UV_EOF)
+        c->ops->eof(c);
     px__upstream_conn_close(c);
 }
 
@@ -867,7 +861,7 @@ static void attach_active(px_upconn_t *c, px_upstream_req_t *r)
     c->active_cnt++;
     c->uses++;
     uv_timer_stop(&c->timer);
-    int rc = c->proto == PX_PROTO_H2C ? px__uph2_submit(c, r) : px__uph1_submit(c, r);
+    int rc = c->ops->submit(c, r);
     if (rc < 0) {
         fail_later(r, 502, "upstream request not sent");
         return;
@@ -944,7 +938,7 @@ static void on_connect(uv_connect_t *req, int status)
     while (!link_empty(&c->pending) && c->state == PX_UPCONN_READY) {
         px_upstream_req_t *r = REQ_OF(c->pending.next);
         px__upstream_link_del(&r->link);
-        if (c->proto == PX_PROTO_H2C && !px__uph2_has_room(c)) {
+        if (c->ops->multiplexed && !c->ops->has_room(c)) {
             r->state = PX_UPREQ_QUEUED;
             r->conn = NULL;
             link_add_front(&c->ep->waitq, &r->link);
@@ -987,12 +981,13 @@ static px_upconn_t *conn_new(px_upcluster_t *cl, px_upep_t *ep)
     c->cl = cl;
     c->ep = ep;
     c->proto = cl->cfg->proto;
+    c->ops = px__upstream_ops(cl->cfg, w->cfg);
     c->state = PX_UPCONN_CONNECTING;
     link_init(&c->pending);
     link_init(&c->active);
     link_init(&c->flush_link);
     c->rcap = UP_RBUF_LEN;
-    int rc = c->proto == PX_PROTO_H2C ? px__uph2_conn_init(c) : px__uph1_conn_init(c);
+    int rc = c->ops->conn_init(c);
     if (rc < 0)
         goto fail_region;
     rc = uv_tcp_init(&w->loop, &c->tcp);
@@ -1022,10 +1017,8 @@ static px_upconn_t *conn_new(px_upcluster_t *cl, px_upep_t *ep)
     return c;
 
 fail_proto:
-    if (c->h2) {
-        c->state = PX_UPCONN_CLOSING;
-        px__uph2_conn_fini(c);
-    }
+    c->state = PX_UPCONN_CLOSING;
+    c->ops->conn_fini(c);
 fail_region:
     mem_region_free(reg);
     return NULL;
@@ -1041,14 +1034,12 @@ static bool try_place(px_upstream_req_t *r, px_upep_t *ep)
         px_upconn_t *c = CONN_OF(l);
         if (c->state != PX_UPCONN_READY)
             continue;
-        if (c->proto == PX_PROTO_H2C ? px__uph2_has_room(c) : c->h1_idle) {
-            if (c->proto == PX_PROTO_HTTP1)
-                c->h1_idle = false;
-            attach_active(c, r);
+        if (c->ops->has_room(c)) {
+            attach_active(c, r); /* HTTP/1.1: submit takes the connection out of the pool */
             return true;
         }
     }
-    if (cfg->proto == PX_PROTO_H2C) {
+    if (px__upstream_ops(cfg, cl->pools->w->cfg)->multiplexed) {
         for (px_uplink_t *l = ep->conns.next; l != &ep->conns; l = l->next) {
             px_upconn_t *c = CONN_OF(l);
             if (c->state == PX_UPCONN_CONNECTING && link_cnt(&c->pending) < per_conn) {
@@ -1235,12 +1226,8 @@ int px_upstream_send_body(px_upstream_req_t *r, const uint8_t *data, size_t len,
     }
     if (end)
         r->req_end = true;
-    if (r->state == PX_UPREQ_ACTIVE) {
-        if (r->conn->proto == PX_PROTO_H2C)
-            px__uph2_body(r);
-        else
-            px__uph1_body(r);
-    }
+    if (r->state == PX_UPREQ_ACTIVE)
+        r->conn->ops->body(r);
     return 0;
 }
 
@@ -1269,10 +1256,7 @@ void px_upstream_consumed(px_upstream_req_t *r, size_t len)
     r->resp_unacked -= len;
     if (r->state != PX_UPREQ_ACTIVE)
         return;
-    if (r->conn->proto == PX_PROTO_H2C)
-        px__uph2_consumed(r, len);
-    else
-        px__uph1_consumed(r, len);
+    r->conn->ops->consumed(r, len);
 }
 
 size_t px_upstream_bytes(const px_upstream_req_t *r)
