@@ -145,6 +145,21 @@ static void finish(px_upstream_req_t *r)
     px__upstream_end(r);
 }
 
+/* The final head of a HEAD exchange is the whole response (RFC 9110 9.3.2): the exchange ends
+ * here, and the stream, if the upstream has not ended it, is reset with CANCEL, so whatever
+ * the upstream sends after the head reaches nobody. */
+static void finish_head(px_upstream_req_t *r)
+{
+    px_upconn_t *c = r->conn;
+    px_h2_ep_stream_t *st = r->h2w_st;
+    MEM_ASSERT(r->is_head);
+    MEM_ASSERT(r->headers_sent);
+    unbind(r);
+    if (st != NULL && px_h2_ep_stream_state(st) != PX_H2_ST_CLOSED)
+        reset_stream(c, st, PX_H2_CANCEL);
+    px__upstream_end(r);
+}
+
 static int parse_status(const uint8_t *v, size_t len)
 {
     if (len != 3)
@@ -200,6 +215,10 @@ static int on_headers(void *ud, px_h2_ep_stream_t *st, const px_h2_block_t *b)
         r->status = status;
         if (px__upstream_deliver_headers(r, false) < 0)
             return 0; /* failed or cancelled: r is done */
+        if (r->is_head && !b->end_stream) {
+            finish_head(r);
+            return 0;
+        }
     } else {
         if (!b->end_stream || status != 0) {
             abort_stream(r, PX_H2_PROTOCOL_ERROR, 502, "upstream bad response");
