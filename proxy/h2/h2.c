@@ -221,7 +221,12 @@ static void on_up_headers(void *ud, int status, const px_header_t *hdrs, size_t 
                                 NGHTTP2_NV_FLAG_NONE};
     }
     MEM_ASSERT(status >= 200 && status <= 999); /* 1xx come through on_up_info */
-    if (submit_response(st, status, nva, n, true) != 0)
+    /* A head that is the whole response (gRPC's trailers-only form, which carries every gRPC
+     * error status) goes on as one HEADERS frame with END_STREAM: sent as HEADERS plus an
+     * empty DATA frame, gRPC clients take grpc-status for an initial header and the stream for
+     * one that ended without trailers ("Stream removed"). */
+    bool body = st->up == NULL || !px_upstream_response_head_only(st->up);
+    if (submit_response(st, status, nva, n, body) != 0)
         goto fail;
     return;
 fail:
@@ -262,6 +267,25 @@ static void resume(px_stream_t *st)
         (void)nghttp2_session_resume_data(st->conn->ng, st->id);
     }
     mark_dirty(st->conn);
+}
+
+/* The exchange has ended or is cancelled: request-body bytes it still held will never be
+ * reported drained, so reopen the client's windows for them here. Without this an upstream that
+ * answers before it has read the upload (RFC 9113 8.1: an early 200, 401 or 413) left up to a
+ * stream window of the connection window spent for good: the upload hung, and every later
+ * upload on the connection sent nothing. nghttp2_session_consume covers the connection window
+ * even when the stream is already gone. */
+static void req_body_dropped(px_stream_t *st)
+{
+    px_h2_conn_t *c = st->conn;
+    size_t n = st->req_unacked;
+    MEM_ASSERT(st->up == NULL);
+    st->req_unacked = 0;
+    if (n == 0 || c->ng == NULL)
+        return;
+    if (nghttp2_session_consume(c->ng, st->id, n) != 0)
+        (void)nghttp2_session_consume_connection(c->ng, n);
+    mark_dirty(c);
 }
 
 static void on_up_data(void *ud, const uint8_t *data, size_t len)
@@ -326,6 +350,13 @@ static void on_up_end(void *ud)
     st->up = NULL; /* the exchange frees itself after this returns */
     st->up_done = true;
     st->resp_done = true;
+    /* The response may be complete before the upload is (an early answer). The rest of the
+     * request body is read and dropped (on_data_chunk_recv: nobody reads it), so the client
+     * finishes its upload and the stream closes cleanly. RFC 9113 8.1 also allows ending the
+     * upload with RST_STREAM(NO_ERROR), as nghttpx does, but curl 7.88 (Debian 12) reports
+     * that as a stream error even after a complete response, and a small POST answered before
+     * its DATA arrived then failed. */
+    req_body_dropped(st);
     if (!st->resp_submitted && !st->failed) {
         respond_static(st, 502, "text/plain", "weir: upstream sent no response\n", 32);
         return;
@@ -338,6 +369,7 @@ static void on_up_error(void *ud, int status, const char *reason)
     px_stream_t *st = ud;
     st->up = NULL;
     st->up_done = true;
+    req_body_dropped(st);
     if (st->failed)
         return;
     if (!st->resp_submitted) {
@@ -351,6 +383,8 @@ static void on_up_error(void *ud, int status, const char *reason)
 static void on_up_drained(void *ud, size_t len)
 {
     px_stream_t *st = ud;
+    MEM_ASSERT(len <= st->req_unacked);
+    st->req_unacked -= len;
     (void)nghttp2_session_consume(st->conn->ng, st->id, len);
     mark_dirty(st->conn);
 }
@@ -480,7 +514,7 @@ static bool over_rate(px_h2_conn_t *c, uint32_t *cnt, uint32_t per_sec)
     uint64_t now = uv_now(&c->w->loop);
     if (now - c->rate_start_ms >= 1000) {
         c->rate_start_ms = now;
-        c->rst_cnt = c->ctl_cnt = 0;
+        c->ctl_cnt = 0;
     }
     return ++*cnt > per_sec;
 }
@@ -492,7 +526,7 @@ static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void 
     switch (hd->type) {
     case NGHTTP2_RST_STREAM:
         /* Rapid reset: streams opened and cancelled at once cost us, not the client. */
-        if (over_rate(c, &c->rst_cnt, lim->rst_per_sec))
+        if (px_h2_guard_reset(&c->guard, uv_now(&c->w->loop), lim->rst_per_sec))
             flood(c, ng);
         return 0;
     case NGHTTP2_SETTINGS:
@@ -706,8 +740,10 @@ static int on_data_chunk_recv(nghttp2_session *ng, uint8_t flags, int32_t id, co
         st->progress_ms = uv_now(&c->w->loop);
     }
     if (st && st->up && !st->failed) {
-        if (px_upstream_send_body(st->up, data, len, false) == 0)
+        if (px_upstream_send_body(st->up, data, len, false) == 0) {
+            st->req_unacked += len;
             return 0; /* consumed when on_request_body_drained says so */
+        }
         reset_stream(st, NGHTTP2_FLOW_CONTROL_ERROR);
     }
     /* Nobody reads this body: reopen the window now. */
@@ -725,6 +761,7 @@ static void stream_end(px_h2_conn_t *c, px_stream_t *st)
         px_upstream_cancel(st->up); /* st->up freed */
         st->up = NULL;
     }
+    req_body_dropped(st);
     c->io->stream_ended(c->tr, st);
     px_stream_body_free(st);
     if (st->prev)
@@ -756,10 +793,16 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
 
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
 {
-    (void)ng;
     px_h2_conn_t *c = ud;
     if (frame->hd.type == NGHTTP2_GOAWAY)
         MEM_STAT_ADD(c->w->stats.goaway_sent, 1);
+    /* "MadeYouReset": a reset weir sends for the client's protocol error (nghttp2 sends most
+     * of them itself) costs the same as one the client sends, so it counts against the same
+     * budget. Counted when it leaves: nghttp2 has no callback where it decides on them. */
+    if (frame->hd.type == NGHTTP2_RST_STREAM &&
+        px_h2_guard_reset_blames_peer(frame->rst_stream.error_code) &&
+        px_h2_guard_reset(&c->guard, uv_now(&c->w->loop), c->w->cfg->limits.rst_per_sec))
+        flood(c, ng);
     return 0;
 }
 
@@ -942,6 +985,7 @@ size_t px_h2_sweep_idle(px_h2_conn_t *c, uint64_t now_ms)
             if (st->up) {
                 px_upstream_cancel(st->up); /* st->up freed */
                 st->up = NULL;
+                req_body_dropped(st);
             }
             respond_static(st, 504, "text/plain", body, sizeof(body) - 1);
             st->progress_ms = now_ms;

@@ -62,10 +62,9 @@ struct px_h2_conn_s {
     uint32_t scan_left;    /* frame scanner: bytes of the current frame (or preface) to skip */
     uint8_t scan_hd[9];    /* frame scanner: frame header bytes gathered so far */
     uint8_t scan_hd_len;
-    uint32_t rst_cnt; /* RST_STREAM frames received in the current second */
     uint32_t ctl_cnt; /* SETTINGS, PING and empty DATA frames in the current second */
     uint64_t rate_start_ms;
-    px_h2_guard_t guard; /* closed-stream memory (zeroed = empty) */
+    px_h2_guard_t guard; /* closed-stream memory, reset budget (zeroed = empty) */
 };
 
 /* Creates the callbacks and options every session of a worker shares.

@@ -213,6 +213,7 @@ static int on_headers(void *ud, px_h2_ep_stream_t *st, const px_h2_block_t *b)
             return 0;
         }
         r->status = status;
+        r->head_only = b->end_stream; /* gRPC's trailers-only form: no DATA, no trailers */
         if (px__upstream_deliver_headers(r, false) < 0)
             return 0; /* failed or cancelled: r is done */
         if (r->is_head && !b->end_stream) {
