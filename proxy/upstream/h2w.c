@@ -359,9 +359,12 @@ static int open_stream(px_upconn_t *c, px_upstream_req_t *r)
 {
     MEM_ASSERT(r->stream_id == 0);
     MEM_ASSERT(r->h2w_st == NULL);
+    MEM_ASSERT(c->h2w_unopened > 0);
     size_t n = 0;
     nghttp2_nv *nva = request_fields(r->hdrs, r->hdrs_cnt, &n, false);
     if (nva == NULL) {
+        c->h2w_unopened--;
+        r->stream_id = -1;
         px__upstream_fail(r, 502, "upstream out of memory");
         return -ENOMEM;
     }
@@ -371,7 +374,9 @@ static int open_stream(px_upconn_t *c, px_upstream_req_t *r)
     mem_free(nva);
     if (rc == -EAGAIN)
         return rc;
+    c->h2w_unopened--;
     if (rc == -ENOMEM) {
+        r->stream_id = -1;
         px__upstream_fail(r, 502, "upstream out of memory");
         return rc;
     }
@@ -485,8 +490,9 @@ static void conn_fini(px_upconn_t *c)
     c->h2w_olen = c->h2w_ocap = 0;
 }
 
-/* Exchanges on the connection whose stream is not open yet. */
-static uint32_t unopened(const px_upconn_t *c)
+/* Exchanges on the connection whose stream is not open yet, counted the slow way: what
+ * c->h2w_unopened must say (MEM_ASSERT_SLOW). */
+MEM_UNUSED static uint32_t unopened_walk(const px_upconn_t *c)
 {
     uint32_t n = 0;
     for (const px_uplink_t *l = c->active.next; l != &c->active; l = l->next)
@@ -501,7 +507,8 @@ static bool has_room(const px_upconn_t *c)
         return false;
     uint32_t max = MEM_MAX(c->cl->cfg->max_streams_per_conn, 1u);
     uint32_t peer = px_h2_ep_peer_max_streams(c->h2w);
-    return px_h2_ep_streams_cnt(c->h2w) + unopened(c) < MEM_MIN(max, peer);
+    MEM_ASSERT_SLOW(c->h2w_unopened == unopened_walk(c));
+    return px_h2_ep_streams_cnt(c->h2w) + c->h2w_unopened < MEM_MIN(max, peer);
 }
 
 static int submit(px_upconn_t *c, px_upstream_req_t *r)
@@ -510,6 +517,7 @@ static int submit(px_upconn_t *c, px_upstream_req_t *r)
     MEM_ASSERT(r->stream_id <= 0);
     /* Opened by the next fill (see the top of the file). */
     r->stream_id = 0;
+    c->h2w_unopened++;
     r->h2w_st = NULL;
     r->h2w_inflight = 0;
     return 0;
@@ -521,6 +529,11 @@ static void cancel(px_upstream_req_t *r)
     MEM_ASSERT(c != NULL);
     MEM_ASSERT(r->state == PX_UPREQ_ACTIVE);
     px_h2_ep_stream_t *st = r->h2w_st;
+    if (r->stream_id == 0) {
+        /* Never opened: nothing was sent, nothing to reset. */
+        MEM_ASSERT(c->h2w_unopened > 0);
+        c->h2w_unopened--;
+    }
     unbind(r);
     if (st != NULL && c->state != PX_UPCONN_CLOSING)
         reset_stream(c, st, PX_H2_CANCEL);
@@ -531,6 +544,10 @@ static void forget(px_upconn_t *c, px_upstream_req_t *r)
 {
     MEM_ASSERT(c->ops == &px__uph2w_ops);
     MEM_ASSERT(c->state == PX_UPCONN_CLOSING);
+    if (r->stream_id == 0) {
+        MEM_ASSERT(c->h2w_unopened > 0);
+        c->h2w_unopened--;
+    }
     if (r->h2w_st != NULL)
         px_h2_ep_stream_set_ud(r->h2w_st, NULL);
     r->h2w_st = NULL;

@@ -242,6 +242,7 @@ struct px_upconn_s {
     uint8_t *h2w_obuf; /* owns (tcache): the codec's output since the last fill, or NULL */
     size_t h2w_olen, h2w_ocap;
     uint64_t h2w_settings; /* the peer's SETTINGS counted at the last read */
+    uint32_t h2w_unopened; /* exchanges submitted whose stream the next fill opens */
     /* HTTP/1.1 */
     http_parser parser;
     px_upstream_req_t *cur; /* borrows: the exchange the connection serves */
