@@ -355,7 +355,7 @@ static nghttp2_nv *request_fields(const px_header_t *h, size_t cnt, size_t *out_
 
 /* Opens the stream of `r`. Returns 0; -EAGAIN (no stream free now: try at the next fill);
  * or another negative errno, with `r` failed or sent elsewhere (finished here). */
-static int open_stream(px_upconn_t *c, px_upstream_req_t *r)
+MEM_MUST_CHECK static int open_stream(px_upconn_t *c, px_upstream_req_t *r)
 {
     MEM_ASSERT(r->stream_id == 0);
     MEM_ASSERT(r->h2w_st == NULL);
@@ -397,7 +397,7 @@ static int open_stream(px_upconn_t *c, px_upstream_req_t *r)
 
 /* Hands the codec the next slice of the request body of `r` (or its end, or its trailers).
  * Returns 0, or -ENOMEM (`r` failed). */
-static int feed_body(px_upconn_t *c, px_upstream_req_t *r)
+MEM_MUST_CHECK static int feed_body(px_upconn_t *c, px_upstream_req_t *r)
 {
     px_h2_ep_stream_t *st = r->h2w_st;
     MEM_ASSERT(st != NULL);
