@@ -642,7 +642,7 @@ static int fill(px_upconn_t *c)
         return rc;
     if (c->h2w_olen > 0) {
         /* The codec's output becomes the batch; upstream.c frees it once written. */
-        mem_free(c->wbuf);
+        MEM_ASSERT(c->wbuf == NULL);
         c->wbuf = c->h2w_obuf;
         c->wlen = c->h2w_olen;
         c->wcap = c->h2w_ocap;
@@ -674,5 +674,6 @@ const px_upproto_ops_t px__uph2w_ops = {
     .read_room = NULL,
     .eof = eof,
     .fill = fill,
+    .fill_gives_wbuf = true,
     .written = written,
 };

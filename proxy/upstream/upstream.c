@@ -689,7 +689,7 @@ static void flush_conn(px_upconn_t *c)
     if (c->state != PX_UPCONN_READY || c->writing)
         return;
     MEM_ASSERT(c->wlen == 0);
-    if (!c->wbuf) {
+    if (!c->wbuf && !c->ops->fill_gives_wbuf) {
         c->wbuf = mem_malloc(UP_WBUF_LEN);
         if (!c->wbuf) {
             px__upstream_conn_close(c);

@@ -322,6 +322,9 @@ struct px_upproto_ops_s {
     void (*eof)(px_upconn_t *c);
     /* Puts what waits to be sent into c->wbuf. Returns 0 or a negative errno (close it). */
     int (*fill)(px_upconn_t *c);
+    /* fill brings its own batch (sets c->wbuf, wlen, wcap; gives: mem_free) instead of
+     * filling the UP_WBUF_LEN buffer upstream.c allocates before it. */
+    bool fill_gives_wbuf;
     /* The previous batch reached the socket. */
     void (*written)(px_upconn_t *c);
 };
