@@ -21,6 +21,7 @@
 #include "mem/budget.h"
 #include "mem/malloc.h"
 #include "proxy/core/conn.h"
+#include "proxy/core/oversnap.h"
 
 /* cgroup v1 writes "no limit" as the largest page-aligned signed 64-bit value; treat anything
  * at or above 2^60 (an exabyte) as unlimited. */
@@ -381,13 +382,11 @@ void px_overload_tick(px_server_t *s)
     /* Release first: cached free memory must not raise the level, and while under pressure
      * giving it back is what lets the level come down. */
     bool measured = now.limit_bytes > 0 || now.cgroup_limit_bytes > 0;
-    bool released = false;
     if (measured && (next > cur || (cur != PX_OVERLOAD_NORMAL &&
                                     t - o->last_release_ms >= PX_OVERLOAD_RELEASE_MS))) {
         now.released_bytes += mem_release_now();
         now.releases++;
         o->last_release_ms = t;
-        released = true;
         p = sample(o, &now);
         next = px_overload_next(cur, p, &o->th);
     }
@@ -411,6 +410,9 @@ void px_overload_tick(px_server_t *s)
                     now.cgroup_pressure, (unsigned long long)now.cgroup_usage_bytes,
                     (unsigned long long)now.cgroup_limit_bytes);
     }
+    /* The peak heap snapshot: the sampling path copies at new highs, at most every 25 ms;
+     * this catches the top of a burst that stopped allocating within that gap. */
+    mem_heapsnap_peak_poll();
     now.level_since_ms = t - o->level_since_ms;
     /* At CRITICAL, ticks alternate: the first (and every odd one) only has the workers return
      * their cached memory (mem_release_now() flushes the calling thread's cache only, so the
@@ -425,10 +427,17 @@ void px_overload_tick(px_server_t *s)
     pthread_mutex_lock(&o->lock);
     o->info = now;
     pthread_mutex_unlock(&o->lock);
-    /* Workers act on a change (keep-alive off or on again), every tick at CRITICAL, and release
-     * their caches whenever the monitor released its own above NORMAL. */
-    if (next != cur || next == PX_OVERLOAD_CRITICAL || (next != PX_OVERLOAD_NORMAL && released))
+    /* Workers act on a change (keep-alive off or on again) and on every tick above NORMAL:
+     * each tick they close the connections that stopped reading and hold more than their
+     * share, and return their cached memory. */
+    if (next != cur || next != PX_OVERLOAD_NORMAL)
         signal_workers(s);
+    /* A rise keeps what held memory at that moment (heap samples, top regions), for reading
+     * after the incident. After the workers were told, so their actions do not wait for it;
+     * the first tick at a level sheds nothing (see above), so the regions are still those of
+     * the moment. It blocks this loop at most PX_OVERSNAP_COLLECT_MS. */
+    if (next > cur)
+        (void)px_oversnap_take(s, (int)cur, (int)next, p);
 }
 
 bool px_overload__shed_now(const px_server_t *s)

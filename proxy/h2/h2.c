@@ -584,8 +584,8 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
     int32_t id = frame->hd.stream_id;
-    /* Overload policy for new streams lives here, in one place. */
-    if (px_worker_overload(w) >= PX_OVERLOAD_ELEVATED) {
+    /* Overload policy for new streams: the transport's owner decides (proxy/core/shed.c). */
+    if (!c->io->admit_stream(c->tr)) {
         MEM_STAT_ADD(w->stats.overload_streams_refused, 1);
         MEM_STAT_ADD(w->stats.streams_reset_by_us, 1);
         (void)nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);

@@ -37,6 +37,10 @@ typedef struct px_h2_io_s {
     size_t (*room)(const void *tr);
     /* Asks for a flush (px_h2_send) in this loop iteration. */
     void (*mark_dirty)(void *tr);
+    /* Whether a new stream may open now (the overload policy: the transport's owner weighs
+     * the memory this connection holds against the pressure). False: refuse it with
+     * RST_STREAM(REFUSED_STREAM), which clients retry safely. Alloc: none. */
+    bool (*admit_stream)(void *tr);
     /* The number of live streams changed (the transport re-arms its idle timer). */
     void (*streams_changed)(void *tr);
     /* `st` is about to end and be freed (the transport writes its access-log line). */
