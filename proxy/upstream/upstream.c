@@ -2,8 +2,9 @@
  * proxy/upstream/upstream.c: the upstream exchange and the per-worker pools behind it: endpoint
  * choice (round robin, least request), connection set-up with connect timeouts and retries on other
  * endpoints, queueing while connections are set up or full, request timeouts, the batched
- * write pass, and the error mapping shared by the h2c (upstream_h2.c) and HTTP/1.1
- * (upstream_h1.c) protocol halves.
+ * write pass, and the error mapping shared by the protocols, which it reaches only through
+ * their operations table (px_upproto_ops_t): HTTP/1.1 (h1.c), h2c on nghttp2's session (h2.c)
+ * and h2c on weir's own codec (h2w.c, with WEIR_CODEC=weir).
  *
  * Instances: one px_upstream_pools_t per worker (w->upstream), created by
  * px_upstream_worker_init; exchanges are created by the downstream stream that owns them.

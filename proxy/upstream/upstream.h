@@ -110,9 +110,9 @@ void px_upstream_worker_close(px_worker_t *w, void (*done)(px_worker_t *w));
  * instead of returning it to the pool, and idle pooled connections are closed. */
 void px_upstream_set_keepalive(px_worker_t *w, bool on);
 
-/* ---- Internal to proxy/upstream/upstream.c, upstream_h1.c and upstream_h2.c
- * ------------------------- The exchange, connection and pool types are shared by the three files
- * of the upstream module and by its driver tests; everyone else treats them as opaque. */
+/* ---- Internal to proxy/upstream/upstream.c, h1.c, h2.c and h2w.c --------------------------
+ * The exchange, connection and pool types are shared by the files of the upstream module and
+ * by its driver tests and fuzzers; everyone else treats them as opaque. */
 #ifdef PX_UPSTREAM_INTERNAL
 
 #include <http_parser.h>
@@ -337,7 +337,7 @@ extern const px_upproto_ops_t px__uph2w_ops;
  * config->codec (`cfg` may be NULL: nghttp2). Getter. */
 const px_upproto_ops_t *px__upstream_ops(const px_cluster_cfg_t *cl, const px_config_t *cfg);
 
-/* upstream.c, for upstream_h1.c and upstream_h2.c */
+/* upstream.c, for h1.c, h2.c and h2w.c */
 void px__upstream_fail(px_upstream_req_t *r, int status, const char *reason);
 void px__upstream_end(px_upstream_req_t *r);
 int px__upstream_deliver_headers(px_upstream_req_t *r, bool trailers);
