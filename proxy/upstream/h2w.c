@@ -577,8 +577,9 @@ static void read_bytes(px_upconn_t *c, const uint8_t *data, size_t len)
     MEM_ASSERT(c->state == PX_UPCONN_READY);
     MEM_ASSERT(c->h2w != NULL);
     int rc = px_h2_ep_feed(c->h2w, data, len);
-    if (rc == -EPROTO && c->h2w_olen > 0 && !c->writing) {
-        /* Our GOAWAY with the reason: one try to send it before the close. */
+    if (rc == -EPROTO && c->h2w_olen > 0 && !c->writing && c->ssl == NULL) {
+        /* Our GOAWAY with the reason: one try to send it before the close (over TLS it
+         * would need sealing, and the close follows at once: it is left out). */
         uv_buf_t b = uv_buf_init((char *)c->h2w_obuf, (unsigned)c->h2w_olen);
         (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     }
