@@ -2,11 +2,11 @@
 """The include rules of ../shared/STYLE.md section 1, checked over the tracked sources.
 
 Layers, lowest first (a file may include its own folder and any folder below it):
-    mem/  <  proxy/config/  <  proxy/upstream/  <  proxy/h2/, proxy/h1/  <  proxy/core/  <  proxy/admin/
-          <  proxy/main.c
+    mem/  <  proxy/config/  <  proxy/codec/  <  proxy/upstream/  <  proxy/h2/, proxy/h1/  <  proxy/core/
+          <  proxy/admin/  <  proxy/main.c
 Exceptions and extra rules:
   - h1/ and h2/ sit side by side: neither includes the other;
-  - the protocol folders below the core (config/, upstream/, h2/, h1/) may include the core's
+  - the protocol folders below the core (config/, codec/, upstream/, h2/, h1/) may include the core's
     types headers, proxy/core/*-t.h, and nothing else of it: they run on a worker's loop and
     count into its counters, but reach its functions only through callback tables;
   - a types header (*-t.h) includes no project header but mem/ and other types headers;
@@ -19,10 +19,10 @@ import re
 import subprocess
 import sys
 
-ORDER = ["mem", "config", "upstream", "h2", "core", "admin", "main"]
+ORDER = ["mem", "config", "codec", "upstream", "h2", "core", "admin", "main"]
 # h1/ ranks with h2/: the same layer, and the two never include each other.
 RANK = {"h1": ORDER.index("h2")}
-LOWER_THAN_CORE = {"config", "upstream", "h2", "h1"}
+LOWER_THAN_CORE = {"config", "codec", "upstream", "h2", "h1"}
 INC = re.compile(r'^\s*#\s*include\s+"((?:mem|proxy)/[^"]+)"', re.M)
 
 

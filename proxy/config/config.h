@@ -39,7 +39,7 @@ typedef enum px_xff_e {
  * session, the e2e suite runs against both, then the default flips and the switch goes). */
 typedef enum px_codec_e {
     PX_CODEC_NGHTTP2 = 0, /* nghttp2's session (today's default) */
-    PX_CODEC_WEIR = 1,    /* weir's own codec (proxy/h2/endpoint) */
+    PX_CODEC_WEIR = 1,    /* weir's own codec (proxy/codec/endpoint) */
 } px_codec_t;
 
 typedef struct px_cluster_cfg_s {

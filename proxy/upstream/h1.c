@@ -452,3 +452,41 @@ void px__uph1_eof(px_upconn_t *c)
         complete(c, false);
     }
 }
+
+static void conn_fini(px_upconn_t *c)
+{
+    MEM_ASSERT(c->proto == PX_PROTO_HTTP1);
+    MEM_ASSERT(c->state == PX_UPCONN_CLOSING);
+    /* The parser lives in the connection: nothing of its own to free. */
+}
+
+static bool has_room(const px_upconn_t *c)
+{
+    MEM_ASSERT_HOT(c->proto == PX_PROTO_HTTP1);
+    return c->h1_idle && c->state == PX_UPCONN_READY;
+}
+
+static void forget(px_upconn_t *c, px_upstream_req_t *r)
+{
+    MEM_ASSERT(c->proto == PX_PROTO_HTTP1);
+    MEM_ASSERT(c->cur == r || c->cur == NULL);
+    (void)r; /* the caller clears c->cur */
+}
+
+const px_upproto_ops_t px__uph1_ops = {
+    .name = "http1",
+    .multiplexed = false,
+    .conn_init = px__uph1_conn_init,
+    .conn_fini = conn_fini,
+    .has_room = has_room,
+    .submit = px__uph1_submit,
+    .cancel = px__uph1_cancel,
+    .forget = forget,
+    .body = px__uph1_body,
+    .consumed = px__uph1_consumed,
+    .read = px__uph1_read,
+    .read_room = px__uph1_read_room,
+    .eof = px__uph1_eof,
+    .fill = px__uph1_fill,
+    .written = px__uph1_written,
+};

@@ -88,6 +88,24 @@ static void finish(px_upstream_req_t *r)
     px__upstream_end(r);
 }
 
+/* The final head of a HEAD exchange is the whole response (RFC 9110 9.3.2): the exchange ends
+ * here, and the stream, if the upstream has not ended it, is reset with CANCEL, so whatever
+ * the upstream sends after the head (nghttpd sends its 404 page's body) reaches nobody and
+ * cannot turn into a stream error for the client. */
+static void finish_head(px_upstream_req_t *r)
+{
+    px_upconn_t *c = r->conn;
+    int32_t sid = r->stream_id;
+    MEM_ASSERT(r->is_head);
+    MEM_ASSERT(r->headers_sent);
+    unbind(r);
+    if (sid > 0 && stream_open(c, sid)) {
+        nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, sid, NGHTTP2_CANCEL);
+        px__upstream_conn_dirty(c);
+    }
+    px__upstream_end(r);
+}
+
 /* The cap on one response header block: limits.max_header_list_size. */
 static size_t header_list_max(const px_upconn_t *c)
 {
@@ -158,6 +176,10 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
             r->head_only = end; /* gRPC's trailers-only form: no DATA, no trailers */
             if (px__upstream_deliver_headers(r, false) < 0)
                 return 0; /* failed or cancelled: r is done */
+            if (r->is_head && !end) {
+                finish_head(r);
+                return 0;
+            }
         } else {
             if (!end) {
                 abort_stream(r, NGHTTP2_PROTOCOL_ERROR, 502, "upstream bad response");
@@ -476,3 +498,29 @@ void px__uph2_written(px_upconn_t *c)
         !nghttp2_session_want_write(c->h2))
         px__upstream_conn_close(c);
 }
+
+static void forget(px_upconn_t *c, px_upstream_req_t *r)
+{
+    MEM_ASSERT(c->proto == PX_PROTO_H2C);
+    MEM_ASSERT(c->state == PX_UPCONN_CLOSING);
+    if (c->h2 && r->stream_id > 0)
+        nghttp2_session_set_stream_user_data(c->h2, r->stream_id, NULL);
+}
+
+const px_upproto_ops_t px__uph2_ops = {
+    .name = "h2c-nghttp2",
+    .multiplexed = true,
+    .conn_init = px__uph2_conn_init,
+    .conn_fini = px__uph2_conn_fini,
+    .has_room = px__uph2_has_room,
+    .submit = px__uph2_submit,
+    .cancel = px__uph2_cancel,
+    .forget = forget,
+    .body = px__uph2_body,
+    .consumed = px__uph2_consumed,
+    .read = px__uph2_read,
+    .read_room = NULL,
+    .eof = px__uph2_eof,
+    .fill = px__uph2_fill,
+    .written = px__uph2_written,
+};

@@ -2,8 +2,9 @@
  * proxy/upstream/upstream.c: the upstream exchange and the per-worker pools behind it: endpoint
  * choice (round robin, least request), connection set-up with connect timeouts and retries on other
  * endpoints, queueing while connections are set up or full, request timeouts, the batched
- * write pass, and the error mapping shared by the h2c (upstream_h2.c) and HTTP/1.1
- * (upstream_h1.c) protocol halves.
+ * write pass, and the error mapping shared by the protocols, which it reaches only through
+ * their operations table (px_upproto_ops_t): HTTP/1.1 (h1.c), h2c on nghttp2's session (h2.c)
+ * and h2c on weir's own codec (h2w.c, with WEIR_CODEC=weir).
  *
  * Instances: one px_upstream_pools_t per worker (w->upstream), created by
  * px_upstream_worker_init; exchanges are created by the downstream stream that owns them.
@@ -329,7 +330,7 @@ static void detach(px_upstream_req_t *r)
         r->ep = NULL;
     }
     r->conn = NULL;
-    if (c && r->state == PX_UPREQ_ACTIVE && c->proto == PX_PROTO_H2C && c->active_cnt == 0 &&
+    if (c && r->state == PX_UPREQ_ACTIVE && c->ops->multiplexed && c->active_cnt == 0 &&
         c->state == PX_UPCONN_READY)
         px__upstream_conn_idle(c);
 }
@@ -354,10 +355,7 @@ static void proto_cancel(px_upstream_req_t *r)
 {
     if (r->state != PX_UPREQ_ACTIVE)
         return;
-    if (r->conn->proto == PX_PROTO_H2C)
-        px__uph2_cancel(r);
-    else
-        px__uph1_cancel(r);
+    r->conn->ops->cancel(r);
 }
 
 void px__upstream_fail(px_upstream_req_t *r, int status, const char *reason)
@@ -548,6 +546,15 @@ void px__upstream_lost(px_upstream_req_t *r, bool retry_ok, const char *reason)
 
 /* ---- connections ------------------------------------------------------------------------ */
 
+const px_upproto_ops_t *px__upstream_ops(const px_cluster_cfg_t *cl, const px_config_t *cfg)
+{
+    MEM_ASSERT(cl != NULL);
+    if (cl->proto == PX_PROTO_HTTP1)
+        return &px__uph1_ops;
+    MEM_ASSERT(cl->proto == PX_PROTO_H2C);
+    return cfg && cfg->codec == PX_CODEC_WEIR ? &px__uph2w_ops : &px__uph2_ops;
+}
+
 static void on_conn_handle_closed(uv_handle_t *h)
 {
     px_upconn_t *c = h->data;
@@ -555,8 +562,7 @@ static void on_conn_handle_closed(uv_handle_t *h)
     if (--c->handles_open > 0)
         return;
     px_upstream_pools_t *p = c->pools;
-    if (c->h2)
-        px__uph2_conn_fini(c);
+    c->ops->conn_fini(c);
     SSL_free(c->ssl); /* its BIOs too; no session callback can come after this */
     mem_free(c->wbuf);
     mem_region_free(c->region);
@@ -619,18 +625,17 @@ void px__upstream_conn_close(px_upconn_t *c)
     for (;;) {
         px_upstream_req_t *r = NULL;
         for (px_uplink_t *l = c->active.next; l != &c->active; l = l->next) {
-            if (c->proto == PX_PROTO_H2C || REQ_OF(l) == c->cur) {
+            if (c->ops->multiplexed || REQ_OF(l) == c->cur) {
                 r = REQ_OF(l);
                 break;
             }
         }
         if (!r)
             break;
-        if (c->proto == PX_PROTO_H2C && c->h2 && r->stream_id > 0)
-            nghttp2_session_set_stream_user_data(c->h2, r->stream_id, NULL);
+        c->ops->forget(c, r);
         r->stream_id = -1;
         c->cur = NULL;
-        bool safe = was_ready && c->proto == PX_PROTO_HTTP1 && c->uses > 1 && r->idempotent;
+        bool safe = was_ready && !c->ops->multiplexed && c->uses > 1 && r->idempotent;
         lost(r, safe, "upstream reset");
     }
     kick_waitq(c->ep);
@@ -644,11 +649,11 @@ void px__upstream_conn_idle(px_upconn_t *c)
 {
     MEM_ASSERT(c->state == PX_UPCONN_READY);
     MEM_ASSERT(c->active_cnt == 0);
-    if (!c->pools->keepalive || c->pools->closing || (c->proto == PX_PROTO_H2C && c->goaway)) {
+    if (!c->pools->keepalive || c->pools->closing || c->goaway) {
         px__upstream_conn_close(c);
         return;
     }
-    if (c->proto == PX_PROTO_HTTP1) {
+    if (!c->ops->multiplexed) {
         c->h1_idle = true;
         kick_waitq(c->ep);
         if (!c->h1_idle || c->state != PX_UPCONN_READY)
@@ -694,10 +699,7 @@ static void on_write(uv_write_t *req, int status)
         tls_hs_send(c); /* the handshake's next flight, if OpenSSL made one meanwhile */
         return;
     }
-    if (c->proto == PX_PROTO_H2C)
-        px__uph2_written(c);
-    else
-        px__uph1_written(c);
+    c->ops->written(c);
     px__upstream_conn_dirty(c);
 }
 
@@ -752,7 +754,7 @@ static void flush_conn(px_upconn_t *c)
     if (c->state != PX_UPCONN_READY || c->writing)
         return;
     MEM_ASSERT(c->wlen == 0);
-    if (!c->wbuf) {
+    if (!c->wbuf && !c->ops->fill_gives_wbuf) {
         size_t cap = c->ssl ? UP_TLS_WBUF_LEN : UP_WBUF_LEN;
         c->wbuf = mem_malloc(cap);
         if (!c->wbuf) {
@@ -761,7 +763,7 @@ static void flush_conn(px_upconn_t *c)
         }
         c->wcap = cap;
     }
-    int rc = c->proto == PX_PROTO_H2C ? px__uph2_fill(c) : px__uph1_fill(c);
+    int rc = c->ops->fill(c);
     if (rc == 0 && c->ssl)
         rc = tls_seal_batch(c);
     if (rc < 0) {
@@ -845,8 +847,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     /* HTTP/1.1 flow control reads no more than the downstream has room for. Over TLS it
      * bounds the plaintext taken out of the SSL instead (tls_drain), since records do not
      * split at the room's edge. */
-    if (c->proto == PX_PROTO_HTTP1 && c->ssl == NULL)
-        n = MEM_MIN(n, px__uph1_read_room(c));
+    if (c->ops->read_room && c->ssl == NULL)
+        n = MEM_MIN(n, c->ops->read_room(c));
     /* Reads go into the worker's one buffer: libuv hands the bytes to on_read at once and
      * the parsers consume them there, so no connection holds a buffer between reads and no
      * read allocates. A second read before the first returned (never seen) gets its own. */
@@ -902,17 +904,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             px__upstream_conn_dirty(c);
             return;
         }
-        if (c->proto == PX_PROTO_H2C)
-            px__uph2_read(c, (const uint8_t *)buf->base, (size_t)nread);
-        else
-            px__uph1_read(c, (const uint8_t *)buf->base, (size_t)nread);
+        c->ops->read(c, (const uint8_t *)buf->base, (size_t)nread);
         read_buf_release(c->pools, buf->base);
         px__upstream_conn_dirty(c);
         return;
     }
     read_buf_release(c->pools, buf->base);
     if (nread == UV_ENOBUFS) {
-        if (c->proto == PX_PROTO_HTTP1 && c->ssl == NULL && px__uph1_read_room(c) == 0) {
+        if (c->ops->read_room && c->ssl == NULL && c->ops->read_room(c) == 0) {
             /* HTTP/1.1 flow control: the downstream holds a full buffer; consuming resumes
              * reading (px__uph1_consumed). */
             uv_read_stop(s);
@@ -927,12 +926,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
      * other read error cuts it short, and px__upstream_conn_close then reports the exchange
      * as lost, so the client sees its stream reset rather than a truncated body passed off
      * as complete. */
-    if (nread == UV_EOF) {
-        if (c->proto == PX_PROTO_H2C)
-            px__uph2_eof(c);
-        else
-            px__uph1_eof(c);
-    }
+    if (nread == UV_EOF)
+        c->ops->eof(c);
     px__upstream_conn_close(c);
 }
 
@@ -956,7 +951,7 @@ static void attach_active(px_upconn_t *c, px_upstream_req_t *r)
     c->active_cnt++;
     c->uses++;
     uv_timer_stop(&c->timer);
-    int rc = c->proto == PX_PROTO_H2C ? px__uph2_submit(c, r) : px__uph1_submit(c, r);
+    int rc = c->ops->submit(c, r);
     if (rc < 0) {
         fail_later(r, 502, "upstream request not sent");
         return;
@@ -1023,7 +1018,7 @@ static void conn_ready(px_upconn_t *c)
     while (!link_empty(&c->pending) && c->state == PX_UPCONN_READY) {
         px_upstream_req_t *r = REQ_OF(c->pending.next);
         px__upstream_link_del(&r->link);
-        if (c->proto == PX_PROTO_H2C && !px__uph2_has_room(c)) {
+        if (c->ops->multiplexed && !c->ops->has_room(c)) {
             r->state = PX_UPREQ_QUEUED;
             r->conn = NULL;
             link_add_front(&c->ep->waitq, &r->link);
@@ -1136,8 +1131,8 @@ static void tls_drain(px_upconn_t *c)
     c->tls_rpending = false;
     while (c->state == PX_UPCONN_READY) {
         size_t room = UP_RBUF_LEN;
-        if (c->proto == PX_PROTO_HTTP1)
-            room = MEM_MIN(room, px__uph1_read_room(c));
+        if (c->ops->read_room)
+            room = MEM_MIN(room, c->ops->read_room(c));
         if (room == 0) {
             c->tls_rpending = true;
             if (c->reading) {
@@ -1148,10 +1143,7 @@ static void tls_drain(px_upconn_t *c)
         }
         int n = SSL_read(c->ssl, p->tbuf, (int)room);
         if (n > 0) {
-            if (c->proto == PX_PROTO_H2C)
-                px__uph2_read(c, p->tbuf, (size_t)n);
-            else
-                px__uph1_read(c, p->tbuf, (size_t)n);
+            c->ops->read(c, p->tbuf, (size_t)n);
             continue;
         }
         int e = SSL_get_error(c->ssl, n);
@@ -1160,10 +1152,7 @@ static void tls_drain(px_upconn_t *c)
         ERR_clear_error();
         if (e == SSL_ERROR_ZERO_RETURN) {
             /* close_notify: the peer's orderly end, like a FIN. */
-            if (c->proto == PX_PROTO_H2C)
-                px__uph2_eof(c);
-            else
-                px__uph1_eof(c);
+            c->ops->eof(c);
         }
         px__upstream_conn_close(c);
         return;
@@ -1281,12 +1270,13 @@ static px_upconn_t *conn_new(px_upcluster_t *cl, px_upep_t *ep)
     c->cl = cl;
     c->ep = ep;
     c->proto = cl->cfg->proto;
+    c->ops = px__upstream_ops(cl->cfg, w->cfg);
     c->state = PX_UPCONN_CONNECTING;
     link_init(&c->pending);
     link_init(&c->active);
     link_init(&c->flush_link);
     c->rcap = UP_RBUF_LEN;
-    int rc = c->proto == PX_PROTO_H2C ? px__uph2_conn_init(c) : px__uph1_conn_init(c);
+    int rc = c->ops->conn_init(c);
     if (rc < 0)
         goto fail_region;
     if (cl->cfg->tls) {
@@ -1325,10 +1315,8 @@ static px_upconn_t *conn_new(px_upcluster_t *cl, px_upep_t *ep)
 
 fail_proto:
     SSL_free(c->ssl);
-    if (c->h2) {
-        c->state = PX_UPCONN_CLOSING;
-        px__uph2_conn_fini(c);
-    }
+    c->state = PX_UPCONN_CLOSING;
+    c->ops->conn_fini(c);
 fail_region:
     mem_region_free(reg);
     return NULL;
@@ -1344,14 +1332,12 @@ static bool try_place(px_upstream_req_t *r, px_upep_t *ep)
         px_upconn_t *c = CONN_OF(l);
         if (c->state != PX_UPCONN_READY)
             continue;
-        if (c->proto == PX_PROTO_H2C ? px__uph2_has_room(c) : c->h1_idle) {
-            if (c->proto == PX_PROTO_HTTP1)
-                c->h1_idle = false;
-            attach_active(c, r);
+        if (c->ops->has_room(c)) {
+            attach_active(c, r); /* HTTP/1.1: submit takes the connection out of the pool */
             return true;
         }
     }
-    if (cfg->proto == PX_PROTO_H2C) {
+    if (px__upstream_ops(cfg, cl->pools->w->cfg)->multiplexed) {
         for (px_uplink_t *l = ep->conns.next; l != &ep->conns; l = l->next) {
             px_upconn_t *c = CONN_OF(l);
             if (c->state == PX_UPCONN_CONNECTING && link_cnt(&c->pending) < per_conn) {
@@ -1538,12 +1524,8 @@ int px_upstream_send_body(px_upstream_req_t *r, const uint8_t *data, size_t len,
     }
     if (end)
         r->req_end = true;
-    if (r->state == PX_UPREQ_ACTIVE) {
-        if (r->conn->proto == PX_PROTO_H2C)
-            px__uph2_body(r);
-        else
-            px__uph1_body(r);
-    }
+    if (r->state == PX_UPREQ_ACTIVE)
+        r->conn->ops->body(r);
     return 0;
 }
 
@@ -1572,10 +1554,7 @@ void px_upstream_consumed(px_upstream_req_t *r, size_t len)
     r->resp_unacked -= len;
     if (r->state != PX_UPREQ_ACTIVE)
         return;
-    if (r->conn->proto == PX_PROTO_H2C)
-        px__uph2_consumed(r, len);
-    else
-        px__uph1_consumed(r, len);
+    r->conn->ops->consumed(r, len);
 }
 
 bool px_upstream_response_head_only(const px_upstream_req_t *r)

@@ -110,9 +110,9 @@ void px_upstream_worker_close(px_worker_t *w, void (*done)(px_worker_t *w));
  * instead of returning it to the pool, and idle pooled connections are closed. */
 void px_upstream_set_keepalive(px_worker_t *w, bool on);
 
-/* ---- Internal to proxy/upstream/upstream.c, upstream_h1.c and upstream_h2.c
- * ------------------------- The exchange, connection and pool types are shared by the three files
- * of the upstream module and by its driver tests; everyone else treats them as opaque. */
+/* ---- Internal to proxy/upstream/upstream.c, h1.c, h2.c and h2w.c --------------------------
+ * The exchange, connection and pool types are shared by the files of the upstream module and
+ * by its driver tests and fuzzers; everyone else treats them as opaque. */
 #ifdef PX_UPSTREAM_INTERNAL
 
 #include <http_parser.h>
@@ -121,6 +121,7 @@ void px_upstream_set_keepalive(px_worker_t *w, bool on);
 #include <uv.h>
 
 #include "mem/region.h"
+#include "proxy/codec/endpoint.h"
 
 /* An intrusive doubly linked list node; a list head is a node that points at itself. */
 typedef struct px_uplink_s {
@@ -148,6 +149,7 @@ typedef struct px_uphdrs_s {
 
 typedef struct px_upstream_pools_s px_upstream_pools_t;
 typedef struct px_upconn_s px_upconn_t;
+typedef struct px_upproto_ops_s px_upproto_ops_t;
 typedef struct px_upep_s px_upep_t;
 typedef struct px_upcluster_s px_upcluster_t;
 
@@ -192,8 +194,11 @@ struct px_upstream_req_s {
     int status;
     px_uphdrs_t rh;      /* response headers or trailers being collected */
     size_t resp_unacked; /* delivered body bytes not yet px_upstream_consumed */
-    int32_t stream_id;   /* h2c, -1 before submit */
-    int fail_status;     /* set with fail_reason while a deferred failure is pending */
+    int32_t stream_id;   /* h2c, -1 before submit (codec: 0 while its HEADERS wait) */
+    /* h2c on weir's codec (h2w.c) */
+    px_h2_ep_stream_t *h2w_st; /* borrows: the stream while it is live and bound to us */
+    size_t h2w_inflight;       /* body bytes lent to the codec (one ring slice at a time) */
+    int fail_status;           /* set with fail_reason while a deferred failure is pending */
     const char *fail_reason;
 };
 
@@ -211,6 +216,7 @@ struct px_upconn_s {
     px_upcluster_t *cl;         /* borrows */
     px_upep_t *ep;              /* borrows */
     px_proto_t proto;
+    const px_upproto_ops_t *ops; /* borrows (static): the protocol implementation */
     px_upconn_state_t state;
     int connect_err;  /* uv_tcp_connect failed at once: reported from the timer */
     int handles_open; /* tcp + timer; the region is freed when both have closed */
@@ -232,6 +238,12 @@ struct px_upconn_s {
     nghttp2_session *h2; /* owns (tcache through nghttp2_mem) */
     uint32_t h2_streams; /* open streams, cancelled ones included */
     bool goaway;
+    /* h2c on weir's codec (h2w.c) */
+    px_h2_ep_t *h2w;   /* region (its HPACK tables: tcache), freed in conn_fini */
+    uint8_t *h2w_obuf; /* owns (tcache): the codec's output since the last fill, or NULL */
+    size_t h2w_olen, h2w_ocap;
+    uint64_t h2w_settings; /* the peer's SETTINGS counted at the last read */
+    uint32_t h2w_unopened; /* exchanges submitted whose stream the next fill opens */
     /* HTTP/1.1 */
     http_parser parser;
     px_upstream_req_t *cur; /* borrows: the exchange the connection serves */
@@ -289,7 +301,53 @@ struct px_upstream_pools_s {
     void (*done)(px_worker_t *w);
 };
 
-/* upstream.c, for upstream_h1.c and upstream_h2.c */
+/* One upstream protocol: what upstream.c calls for a connection and its exchanges, so that
+ * it never branches on the protocol. Three implementations: HTTP/1.1 (h1.c), h2c on an
+ * nghttp2 session (h2.c) and h2c on weir's own codec (h2w.c, with WEIR_CODEC=weir). */
+struct px_upproto_ops_s {
+    const char *name;
+    /* Many exchanges at once per connection (h2c); else one at a time, kept alive between. */
+    bool multiplexed;
+    /* Sets up the protocol state of a new (connecting) connection. Returns 0 or -ENOMEM. */
+    int (*conn_init)(px_upconn_t *c);
+    /* Frees it: from the connection's last close callback, or after conn_init failed later. */
+    void (*conn_fini)(px_upconn_t *c);
+    /* A READY connection takes one more exchange now. Getter. */
+    bool (*has_room)(const px_upconn_t *c);
+    /* Starts `r` on `c` (sent by the next fill). Returns 0 or a negative errno. */
+    int (*submit)(px_upconn_t *c, px_upstream_req_t *r);
+    /* Detaches ACTIVE `r` from its connection before it is freed (downstream cancel). */
+    void (*cancel)(px_upstream_req_t *r);
+    /* The connection is closing under `r`: drop any reference from the protocol to `r`. */
+    void (*forget)(px_upconn_t *c, px_upstream_req_t *r);
+    /* More request body (or its end) is buffered in r->body. */
+    void (*body)(px_upstream_req_t *r);
+    /* The downstream took `len` response bytes: open the upstream's window by as much. */
+    void (*consumed)(px_upstream_req_t *r, size_t len);
+    /* Bytes read from the socket. */
+    void (*read)(px_upconn_t *c, const uint8_t *data, size_t len);
+    /* How many bytes the next read may take (flow control by not reading); NULL: any. */
+    size_t (*read_room)(const px_upconn_t *c);
+    /* The peer closed its side (FIN); the caller closes the connection next. */
+    void (*eof)(px_upconn_t *c);
+    /* Puts what waits to be sent into c->wbuf. Returns 0 or a negative errno (close it). */
+    int (*fill)(px_upconn_t *c);
+    /* fill brings its own batch (sets c->wbuf, wlen, wcap; gives: mem_free) instead of
+     * filling the UP_WBUF_LEN buffer upstream.c allocates before it. */
+    bool fill_gives_wbuf;
+    /* The previous batch reached the socket. */
+    void (*written)(px_upconn_t *c);
+};
+
+extern const px_upproto_ops_t px__uph1_ops;
+extern const px_upproto_ops_t px__uph2_ops;
+extern const px_upproto_ops_t px__uph2w_ops;
+
+/* The implementation a connection of `cl` gets: by protocol, and for h2c by the worker's
+ * config->codec (`cfg` may be NULL: nghttp2). Getter. */
+const px_upproto_ops_t *px__upstream_ops(const px_cluster_cfg_t *cl, const px_config_t *cfg);
+
+/* upstream.c, for h1.c, h2.c and h2w.c */
 void px__upstream_fail(px_upstream_req_t *r, int status, const char *reason);
 void px__upstream_end(px_upstream_req_t *r);
 int px__upstream_deliver_headers(px_upstream_req_t *r, bool trailers);

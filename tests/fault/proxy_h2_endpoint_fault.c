@@ -1,6 +1,6 @@
 /*
  * tests/fault/proxy_h2_endpoint_fault.c: allocation failure inside weir's HTTP/2 codec
- * (proxy/h2/endpoint.c) in both roles.
+ * (proxy/codec/endpoint.c) in both roles.
  *
  * The scenario is a whole exchange in memory: a client-role and a server-role endpoint, each
  * in its own region, three requests (one uploading 100,000 bytes), answered with 100,000
@@ -21,7 +21,7 @@
 #include "mem/region.h"
 #include "mem/stats.h"
 #include "proxy/core/alloc.h"
-#include "proxy/h2/endpoint.h"
+#include "proxy/codec/endpoint.h"
 #include "tests/harness.h"
 
 #define BODY_LEN 100000u

@@ -1,6 +1,6 @@
 /*
  * tests/fuzz/fuzz_h2_frame.c: fuzzes the frame layer of weir's HTTP/2 codec
- * (proxy/h2/frame.c). The input's first byte picks the local SETTINGS_MAX_FRAME_SIZE (16 KiB
+ * (proxy/codec/frame.c). The input's first byte picks the local SETTINGS_MAX_FRAME_SIZE (16 KiB
  * or up to 4 MiB); the rest is read as a sequence of frames, each decoded as the codec will.
  * After every frame the decoded views must lie inside the frame's payload and agree with its
  * length, an error must carry a code and a reason, and every type with one canonical encoding
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/h2/frame.h"
+#include "proxy/codec/frame.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,6 +1,6 @@
 /*
  * tests/fuzz/fuzz_h2_session.c: fuzzes the connection of weir's HTTP/2 codec
- * (proxy/h2/endpoint.c) in each role, with the real mem/ (region, stream sub-arenas, thread
+ * (proxy/codec/endpoint.c) in each role, with the real mem/ (region, stream sub-arenas, thread
  * cache) under it and the layer above played by the harness.
  *
  * Input: byte 0 picks the role and the harness's behaviour (bit 0 client role; bit 1 the
@@ -30,7 +30,7 @@
 #include "mem/region.h"
 #include "mem/stats.h"
 #include "proxy/core/alloc.h"
-#include "proxy/h2/endpoint.h"
+#include "proxy/codec/endpoint.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

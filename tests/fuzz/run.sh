@@ -12,7 +12,8 @@ SECS=${1:-60}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 B=${FUZZ_BUILD:-$SRC/build-fuzz}
 HARNESSES=("$@")
-[ ${#HARNESSES[@]} -gt 0 ] || HARNESSES=(fuzz_downstream fuzz_h1_server fuzz_config fuzz_upstream_h1 fuzz_mem fuzz_h2_frame fuzz_h2_session)
+[ ${#HARNESSES[@]} -gt 0 ] || HARNESSES=(fuzz_downstream fuzz_h1_server fuzz_config fuzz_upstream_h1 fuzz_upstream_h2w
+    fuzz_mem fuzz_h2_frame fuzz_h2_session)
 CC=${FUZZ_CC:-clang-14}
 command -v "$CC" >/dev/null || { echo "run.sh: $CC not found (apt-get install clang-14)"; exit 2; }
 

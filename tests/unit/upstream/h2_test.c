@@ -40,6 +40,11 @@
 #define UP_PROTO      PX_PROTO_H2C
 #define UP_PROTO_NAME "h2c"
 #endif
+#ifdef UP_TEST_CODEC
+#define UP_CODEC PX_CODEC_WEIR
+#else
+#define UP_CODEC PX_CODEC_NGHTTP2
+#endif
 
 #define BUF_BYTES 65536
 
@@ -937,9 +942,27 @@ TEST(keepalive_off)
      * the first read: a per-worker cost, not this connection's. */
     if (g_w.upstream->rbuf != NULL)
         idle -= mem_usable_size(g_w.upstream->rbuf);
-    fprintf(stderr, "idle pooled %s connection: %llu bytes live\n", UP_PROTO_NAME,
-            (unsigned long long)idle);
-#ifdef UP_TEST_HTTP1
+    fprintf(stderr, "idle pooled %s connection (%s): %llu bytes live\n", UP_PROTO_NAME,
+            UP_CODEC == PX_CODEC_WEIR ? "weir's codec" : "nghttp2", (unsigned long long)idle);
+#ifdef UP_TEST_CODEC
+    {
+        /* What px_h2_ep_trim (the HPACK encoder dropped while idle) would save here: 2,592
+         * of the 8,272 bytes (5,680 left). h2w does not trim: a worker holds few pooled
+         * upstream connections, and one that carries a request at a time would pay the
+         * encoder's remaking and the lost compression per request. */
+        px_upconn_t *c =
+            MEM_CONTAINER_OF(g_w.upstream->clusters->eps[0].conns.next, px_upconn_t, link);
+        CHECK(px_h2_ep_trim(c->h2w));
+        uint64_t trimmed = live_bytes() - g_live0;
+        if (g_w.upstream->rbuf != NULL)
+            trimmed -= mem_usable_size(g_w.upstream->rbuf);
+        fprintf(stderr, "  trimmed: %llu bytes live\n", (unsigned long long)trimmed);
+        CHECK(trimmed < idle);
+    }
+#endif
+#if defined(UP_TEST_HTTP1) || defined(UP_TEST_CODEC)
+    /* weir's codec: the endpoint and its HPACK tables in the region's first chunk (8,272
+     * bytes measured, against 34,432 for an nghttp2 session). */
     CHECK(idle <= 16384);
 #else
     CHECK(idle <= 65536);
@@ -965,6 +988,8 @@ int main(void)
         return 1;
     g_cfg.limits.stream_buffer_bytes = BUF_BYTES;
     g_cfg.limits.max_header_list_bytes = 65536;
+    g_cfg.limits.max_continuations = 8;
+    g_cfg.codec = UP_CODEC;
     g_w.cfg = &g_cfg;
     g_w.cpu = -1;
     RUN(get_small);
