@@ -95,6 +95,8 @@ static const stat_desc_t g_stats[] = {
      "action=\"goaway_idle\"", STAT_COUNTER, "Overload manager actions taken."},
     {F(overload_streams_shed), "overload_streams_shed", "weir_overload_actions_total",
      "action=\"shed_stream\"", STAT_COUNTER, "Overload manager actions taken."},
+    {F(overload_conns_shed), "overload_conns_shed", "weir_overload_actions_total",
+     "action=\"shed_connection\"", STAT_COUNTER, "Overload manager actions taken."},
     {F(stream_cap_resets), "stream_cap_resets", "weir_cap_resets_total", "scope=\"stream\"",
      STAT_COUNTER, "Streams or connections reset for passing their byte cap."},
     {F(conn_cap_resets), "conn_cap_resets", "weir_cap_resets_total", "scope=\"connection\"",
@@ -104,6 +106,8 @@ static const stat_desc_t g_stats[] = {
     {F(timeouts_idle), "timeouts_idle", "weir_timeouts_total", "kind=\"idle\"", STAT_COUNTER,
      "Connections timed out, by kind."},
     {F(timeouts_header), "timeouts_header", "weir_timeouts_total", "kind=\"header\"", STAT_COUNTER,
+     "Connections timed out, by kind."},
+    {F(timeouts_send), "timeouts_send", "weir_timeouts_total", "kind=\"send\"", STAT_COUNTER,
      "Connections timed out, by kind."},
 };
 
@@ -268,6 +272,7 @@ void px__admin_overload(const px_admin_req_t *req, px_admin_resp_t *resp)
     px_jsonw_ku64(w, "refuse_connection", st.overload_conns_refused);
     px_jsonw_ku64(w, "goaway_idle", st.overload_goaway_idle);
     px_jsonw_ku64(w, "shed_stream", st.overload_streams_shed);
+    px_jsonw_ku64(w, "shed_connection", st.overload_conns_shed);
     px_jsonw_ku64(w, "stream_cap_reset", st.stream_cap_resets);
     px_jsonw_ku64(w, "connection_cap_reset", st.conn_cap_resets);
     px_jsonw_obj_end(w);

@@ -57,6 +57,7 @@
  *     idle_timeout: 120s                # 0 = none, at most 24h
  *     header_timeout: 10s               # 1ms-1h
  *     stream_idle_timeout: 60s          # 0 = none, at most 24h
+ *     send_timeout: 30s                 # output blocked this long closes; 0 = none, <= 24h
  *     max_connections: 10000            # per worker, 1-10000000
  *     max_continuations: 8              # 0-1000
  *     rst_per_second: 100               # 1-1000000
@@ -192,6 +193,7 @@ int px__config_new_empty(px_config_t **out)
     cfg->limits.idle_timeout_ms = 120000;
     cfg->limits.header_timeout_ms = 10000;
     cfg->limits.stream_idle_timeout_ms = 60000;
+    cfg->limits.send_timeout_ms = 30000;
     cfg->limits.max_connections = 10000;
     cfg->limits.rst_per_sec = 100;
     cfg->limits.control_frames_per_sec = 100;
@@ -500,6 +502,7 @@ int px_config_dump(const px_config_t *cfg, int (*write)(void *ud, const char *bu
     dump_f(&d, "  idle_timeout: %ums\n", (unsigned)lim->idle_timeout_ms);
     dump_f(&d, "  header_timeout: %ums\n", (unsigned)lim->header_timeout_ms);
     dump_f(&d, "  stream_idle_timeout: %ums\n", (unsigned)lim->stream_idle_timeout_ms);
+    dump_f(&d, "  send_timeout: %ums\n", (unsigned)lim->send_timeout_ms);
     dump_f(&d, "  max_connections: %u\n", (unsigned)lim->max_connections);
     dump_f(&d, "  max_continuations: %u\n", (unsigned)lim->max_continuations);
     dump_f(&d, "  rst_per_second: %u\n", (unsigned)lim->rst_per_sec);

@@ -84,6 +84,7 @@ typedef struct px_limits_cfg_s {
     uint32_t idle_timeout_ms;        /* connection with no streams; default 120000 */
     uint32_t header_timeout_ms;      /* first complete request headers; default 10000 */
     uint32_t stream_idle_timeout_ms; /* no progress on a stream; default 60000 */
+    uint32_t send_timeout_ms;        /* pending output with no progress; default 30000 */
     uint32_t max_connections;        /* per worker; default 10000 */
     uint32_t rst_per_sec;            /* client RST_STREAM rate limit; default 100 */
     uint32_t control_frames_per_sec; /* SETTINGS/PING/empty frames; default 100 */

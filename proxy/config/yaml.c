@@ -766,11 +766,19 @@ static int load_memory(yctx_t *c, const yaml_node_t *n)
 
 static int load_limits(yctx_t *c, const yaml_node_t *n)
 {
-    static const char *const keys[] = {
-        "max_concurrent_streams", "max_header_list_size", "stream_buffer",
-        "connection_memory",      "stream_memory",        "idle_timeout",
-        "header_timeout",         "stream_idle_timeout",  "max_connections",
-        "max_continuations",      "rst_per_second",       "control_frames_per_second"};
+    static const char *const keys[] = {"max_concurrent_streams",
+                                       "max_header_list_size",
+                                       "stream_buffer",
+                                       "connection_memory",
+                                       "stream_memory",
+                                       "idle_timeout",
+                                       "header_timeout",
+                                       "stream_idle_timeout",
+                                       "max_connections",
+                                       "max_continuations",
+                                       "rst_per_second",
+                                       "control_frames_per_second",
+                                       "send_timeout"};
     px_limits_cfg_t *l = &c->cfg->limits;
     size_t hdr = l->max_header_list_bytes;
     int rc;
@@ -790,6 +798,7 @@ static int load_limits(yctx_t *c, const yaml_node_t *n)
         (rc = opt_ms32(c, n, "limits", "header_timeout", 1, 3600000, &l->header_timeout_ms)) < 0 ||
         (rc = opt_ms32(c, n, "limits", "stream_idle_timeout", 0, 86400000,
                        &l->stream_idle_timeout_ms)) < 0 ||
+        (rc = opt_ms32(c, n, "limits", "send_timeout", 0, 86400000, &l->send_timeout_ms)) < 0 ||
         (rc = opt_u32(c, n, "limits", "max_connections", 1, 10000000, &l->max_connections)) < 0 ||
         (rc = opt_u32(c, n, "limits", "max_continuations", 0, 1000, &l->max_continuations)) < 0 ||
         (rc = opt_u32(c, n, "limits", "rst_per_second", 1, 1000000, &l->rst_per_sec)) < 0 ||

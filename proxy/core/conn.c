@@ -5,8 +5,11 @@
  * Writes are batched: nghttp2 output collected during one loop iteration goes out in one
  * uv_try_write (or uv_write for the rest). The HTTP/2 side writes into the batch through
  * conn_io (reserve, then commit) and never sees its buffers. One write is in flight at most;
- * nghttp2 is not asked for more until it completes, which is the transport's back-pressure. Thread:
- * the worker that accepted the connection, only.
+ * nghttp2 is not asked for more until it completes, which is the transport's back-pressure.
+ * A write that waits on the socket is watched: limits.send_timeout closes a connection whose
+ * pending output the kernel has not taken a byte of for that long (px_conn_check_send), and
+ * under memory pressure the overload manager closes the heaviest such connections first
+ * (proxy/core/shed.c). Thread: the worker that accepted the connection, only.
  */
 #include "proxy/core/conn.h"
 #include "mem/base.h"
@@ -22,6 +25,7 @@
 #include "mem/malloc.h"
 #include "mem/subregion.h"
 #include "proxy/core/alloc.h"
+#include "proxy/core/overload.h"
 #include "proxy/core/tls.h"
 
 static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -180,6 +184,12 @@ static void io_mark_dirty(void *tr)
     px_conn_mark_dirty(tr);
 }
 
+/* The overload manager decides (proxy/core/shed.c): the codec only asks. */
+static bool io_admit_stream(void *tr)
+{
+    return px_overload__admit_stream(tr);
+}
+
 static void io_streams_changed(void *tr)
 {
     px_conn_update_timer(tr);
@@ -216,6 +226,7 @@ static const px_h2_io_t conn_io = {
     .commit = io_commit,
     .room = io_room,
     .mark_dirty = io_mark_dirty,
+    .admit_stream = io_admit_stream,
     .streams_changed = io_streams_changed,
     .stream_ended = io_stream_ended,
 };
@@ -279,6 +290,7 @@ static void on_write(uv_write_t *req, int status)
         px_conn_close(c);
         return;
     }
+    c->out_progress_ms = now_ms(c);
     after_write(c);
     px_conn_mark_dirty(c);
 }
@@ -303,6 +315,9 @@ static int write_out(px_conn_t *c)
     if (rc != 0)
         return rc;
     c->writing = true;
+    /* The send timeout counts from here: before, nothing was pending. */
+    c->out_progress_ms = now_ms(c);
+    c->out_queued = c->tcp.write_queue_size;
     return 0;
 }
 
@@ -719,6 +734,43 @@ void px_conn_drain(px_conn_t *c, bool final)
     else
         px_h2_shutdown_notice(&c->h2);
     px_conn_mark_dirty(c);
+}
+
+uint64_t px_conn_stalled_ms(px_conn_t *c, uint64_t now)
+{
+    MEM_ASSERT(c != NULL);
+    if (!c->writing || c->closing)
+        return 0;
+    /* libuv reports no partial progress of a uv_write; the bytes it still queues do. */
+    size_t q = c->tcp.write_queue_size;
+    if (q < c->out_queued)
+        c->out_progress_ms = now;
+    c->out_queued = q;
+    MEM_ASSERT(now >= c->out_progress_ms);
+    return now - c->out_progress_ms;
+}
+
+size_t px_conn_bytes(const px_conn_t *c)
+{
+    MEM_ASSERT(c != NULL);
+    size_t n = mem_region_bytes(c->region) + c->ocap;
+    if (c->pbuf != NULL)
+        n += PX_CONN_BATCH_BYTES;
+    for (const px_stream_t *st = c->h2.streams; st != NULL; st = st->next)
+        n += st->buffered;
+    MEM_ASSERT(n >= c->ocap);
+    return n;
+}
+
+bool px_conn_check_send(px_conn_t *c, uint64_t now)
+{
+    uint32_t limit = c->w->cfg->limits.send_timeout_ms;
+    if (limit == 0 || c->closing || px_conn_stalled_ms(c, now) < limit)
+        return false;
+    MEM_STAT_ADD(c->w->stats.timeouts_send, 1);
+    /* Nothing polite is possible: the peer reads nothing, so a GOAWAY would only queue. */
+    px_conn_close(c); /* streams ended now, the region in the close callback */
+    return true;
 }
 
 size_t px_conn_collect(px_conn_t *c, px_region_row_t *rows, size_t max)

@@ -83,7 +83,9 @@ struct px_conn_s {
     size_t plen;
     px_memwait_node_t memwait; /* parked in wi->memwait until memory may be back */
     uint64_t created_ms;
-    char peer[64]; /* "ip:port" */
+    uint64_t out_progress_ms; /* loop time output last moved, or had nothing pending */
+    size_t out_queued;        /* tcp.write_queue_size when last looked at */
+    char peer[64];            /* "ip:port" */
     char peer_ip[48];
 };
 
@@ -111,6 +113,8 @@ struct px_wimpl_s {
     int drain_ticks;
     int handles_open;
     uint64_t busy_ms;                 /* the last tick that saw a connection (uv_now) */
+    uint64_t released_ms;             /* overload: the last mem_release_now() (uv_now) */
+    int applied_level;                /* overload: the px_overload_level_t last applied */
     bool cache_flushed;               /* its mem/ cache went back since (see on_tick) */
     uint8_t rbuf[PX_CONN_READ_BYTES]; /* reads land here and are consumed synchronously */
     uint8_t tbuf[16384];              /* TLS plaintext out of SSL_read */
@@ -138,6 +142,21 @@ int px_conn_faults_init(char *err, size_t err_len);
 
 /* Re-arms the idle timer when the connection has no streams. */
 void px_conn_update_timer(px_conn_t *c);
+
+/* How long (ms, loop time `now_ms`) the pending output of `c` has made no progress: 0 while
+ * no write is waiting on the socket, else the time since the kernel last took a byte of it.
+ * A write waits when the peer's receive window is full: it stopped reading. Thread: worker.
+ * Alloc: none. */
+uint64_t px_conn_stalled_ms(px_conn_t *c, uint64_t now_ms);
+
+/* Bytes `c` holds now: its region (streams' sub-arenas included), the response bodies its
+ * streams buffer and its write batches. Thread: worker. Alloc: none (walks the streams). */
+size_t px_conn_bytes(const px_conn_t *c);
+
+/* limits.send_timeout: closes `c` (streams ended, everything it holds freed) when its pending
+ * output has made no progress for that long at `now_ms`. Returns true when it closed it.
+ * Thread: worker (the 1 s tick). */
+bool px_conn_check_send(px_conn_t *c, uint64_t now_ms);
 
 /* Appends rows (connection first, then its streams) to `rows`; returns the rows written. */
 size_t px_conn_collect(px_conn_t *c, px_region_row_t *rows, size_t max);

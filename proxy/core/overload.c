@@ -381,13 +381,11 @@ void px_overload_tick(px_server_t *s)
     /* Release first: cached free memory must not raise the level, and while under pressure
      * giving it back is what lets the level come down. */
     bool measured = now.limit_bytes > 0 || now.cgroup_limit_bytes > 0;
-    bool released = false;
     if (measured && (next > cur || (cur != PX_OVERLOAD_NORMAL &&
                                     t - o->last_release_ms >= PX_OVERLOAD_RELEASE_MS))) {
         now.released_bytes += mem_release_now();
         now.releases++;
         o->last_release_ms = t;
-        released = true;
         p = sample(o, &now);
         next = px_overload_next(cur, p, &o->th);
     }
@@ -425,9 +423,10 @@ void px_overload_tick(px_server_t *s)
     pthread_mutex_lock(&o->lock);
     o->info = now;
     pthread_mutex_unlock(&o->lock);
-    /* Workers act on a change (keep-alive off or on again), every tick at CRITICAL, and release
-     * their caches whenever the monitor released its own above NORMAL. */
-    if (next != cur || next == PX_OVERLOAD_CRITICAL || (next != PX_OVERLOAD_NORMAL && released))
+    /* Workers act on a change (keep-alive off or on again) and on every tick above NORMAL:
+     * each tick they close the connections that stopped reading and hold more than their
+     * share, and return their cached memory. */
+    if (next != cur || next != PX_OVERLOAD_NORMAL)
         signal_workers(s);
 }
 

@@ -19,14 +19,20 @@
  *
  * Levels: NORMAL -> ELEVATED at pressure >= elevated, -> CRITICAL at >= critical; a level is
  * left downwards only when pressure < its threshold - hysteresis (recovery is automatic).
- * Actions: ELEVATED refuses new streams (RST_STREAM(REFUSED_STREAM), proxy/h2/h2.c) and stops
- * upstream keep-alive on every worker; CRITICAL also stops accepting (proxy/core/conn.c), sends
- * GOAWAY to idle connections and resets up to PX_OVERLOAD_SHED_PER_TICK of each worker's
- * streams holding the most memory with RST_STREAM(ENHANCE_YOUR_CALM) (proxy/core/shed.c), every
- * second tick: the ticks between have each worker return its cached memory first
- * (mem_release_now() on the worker: only a thread can flush its own cache), and shedding
- * happens only if pressure is still critical after that. Above NORMAL workers release their
- * caches whenever the monitor releases (at most once a second) or the level changes.
+ * Actions: NORMAL admits streams while the worker's streams could together hold no more than
+ * its part of the budget up to elevated (the pool; px_overload__admit_stream), then only on
+ * connections under their fair share; ELEVATED refuses new streams on the connections that
+ * hold more than their fair share (RST_STREAM(REFUSED_STREAM)), closes the connections that
+ * stopped reading (output blocked PX_OVERLOAD_STALL_MS), heaviest first, until they held the
+ * excess over elevated - hysteresis, and stops upstream keep-alive on every worker; CRITICAL
+ * refuses every new stream, closes every stalled connection, stops accepting
+ * (proxy/core/conn.c), sends GOAWAY to idle connections and resets up to
+ * PX_OVERLOAD_SHED_PER_TICK of each worker's streams holding the most memory with
+ * RST_STREAM(ENHANCE_YOUR_CALM) (proxy/core/shed.c), every second tick: the ticks between have
+ * each worker return its cached memory first (mem_release_now() on the worker: only a thread
+ * can flush its own cache), and shedding happens only if pressure is still critical after
+ * that. Above NORMAL workers act on every tick: stalled connections are closed and caches
+ * released.
  *
  * The monitor samples every PX_OVERLOAD_TICK_MS. A burst that allocates faster than that
  * meets the budget's hard limit first (allocations return NULL and the affected stream or
@@ -52,6 +58,8 @@
 #define PX_OVERLOAD_TICK_MS       100u  /* sampling period at every level */
 #define PX_OVERLOAD_RELEASE_MS    1000u /* release-first at most this often while not normal */
 #define PX_OVERLOAD_SHED_PER_TICK 8u    /* streams reset per worker per tick at CRITICAL */
+#define PX_OVERLOAD_STALL_MS      1000u /* output blocked this long: shed under pressure */
+#define PX_OVERLOAD_SHED_CONNS    64u   /* stalled connections closed per worker per tick */
 #define PX_CGROUP_DIR_MAX         512u
 
 /* Memory figures of the cgroup whose limit binds this process. */
@@ -156,11 +164,22 @@ void px_overload_tick(px_server_t *s);
 /* ---- worker side (proxy/core/shed.c) -------------------------------------------------------- */
 
 /* Applies the published level on the calling worker: upstream keep-alive off at ELEVATED and
- * above (on again at NORMAL) and, above NORMAL, mem_release_now() for this thread's cache; at
+ * above (on again at NORMAL) and, above NORMAL, the heaviest connections whose output has been
+ * blocked PX_OVERLOAD_STALL_MS closed, then mem_release_now() for this thread's cache; at
  * CRITICAL also GOAWAY to idle connections and, on shedding ticks, the reset of up to
  * PX_OVERLOAD_SHED_PER_TICK heaviest streams. Called from the worker's async callback
  * on PX_WF_OVERLOAD. Thread: worker. Alloc: none. */
 void px_overload__worker_apply(px_worker_t *w);
+
+/* Whether a new stream on `c` is admitted at the published level (proxy/core/shed.c): never
+ * at CRITICAL; at NORMAL while this worker's streams could together hold no more than its part
+ * of the budget up to the elevated threshold (two stream buffers each); past that, and at
+ * ELEVATED, when what `c` holds plus two stream buffers per stream (the new one included)
+ * fits in its fair share: the band between the elevated and critical thresholds divided
+ * among the worker's connections. With no budget limit: at NORMAL only. Thread: the
+ * connection's worker. Alloc: none. */
+typedef struct px_conn_s px_conn_t;
+bool px_overload__admit_stream(const px_conn_t *c);
 
 /* True when this CRITICAL tick sheds (the ticks between only release). Thread: any. */
 bool px_overload__shed_now(const px_server_t *s);

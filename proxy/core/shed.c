@@ -1,7 +1,31 @@
 /*
- * proxy/core/shed.c: what a worker does when the overload level changes or stays CRITICAL:
- * upstream keep-alive off (ELEVATED and above) or on again (NORMAL), GOAWAY to idle
- * connections and the reset of the streams holding the most memory (CRITICAL).
+ * proxy/core/shed.c: the worker's side of the overload policy: which new streams are admitted
+ * (a pool, then per-connection accounting against a fair share of the budget), and what a
+ * worker does while the level is above NORMAL: upstream keep-alive off (on again at NORMAL),
+ * the heaviest connections that stopped reading closed, and at CRITICAL GOAWAY to idle
+ * connections and the reset of the streams holding the most memory.
+ *
+ * Admission (each stream counted at what it may come to hold, `per`: two stream buffers):
+ *   - CRITICAL: none.
+ *   - NORMAL, the pool: any stream while this worker's streams together could hold no more
+ *     than its part of the budget up to the elevated threshold. What streams may come to hold
+ *     is counted, not what they hold yet: a peer that opens 100 streams and stops reading
+ *     fills them all within one monitor tick, faster than any level can rise.
+ *   - past the pool, and at ELEVATED: per-connection accounting. A stream is admitted when
+ *     what its connection holds (px_conn_bytes) plus `per` for each of its streams, this one
+ *     included, fits in the connection's fair share: the band between the elevated and the
+ *     critical threshold, divided among the worker's connections (at least two streams'
+ *     worth). A connection that holds little (a fresh one, one with a request or two) keeps
+ *     being served; the ones that hold the memory are refused. HAProxy accounts buffers per
+ *     connection the same way; Envoy's scaled triggers tighten limits as pressure rises.
+ *
+ * Stalled connections: one whose pending output the kernel has not taken a byte of for
+ * PX_OVERLOAD_STALL_MS (the peer stopped reading) cannot free what it holds by sending it,
+ * and an RST_STREAM queued behind its blocked write would never go out either. Above NORMAL
+ * every tick closes such connections, heaviest first, until they held this worker's part of
+ * the excess over (elevated - hysteresis) of the budget (at CRITICAL: all of them). Closing
+ * frees everything at once (streams, buffers, region); limits.send_timeout does the same
+ * without pressure, after longer.
  *
  * Runs only on the worker thread, from its async callback (PX_WF_OVERLOAD, sent by the
  * monitor in proxy/core/overload.c). It touches the worker's own connections and streams.
@@ -23,6 +47,102 @@
 static size_t stream_weight(const px_stream_t *st)
 {
     return mem_subregion_bytes(st->sub) + st->buffered;
+}
+
+/* This worker's part of `fraction` of the budget (0 when there is no budget limit). */
+static size_t worker_part(const px_wimpl_t *wi, double fraction)
+{
+    size_t limit = mem_budget_limit();
+    size_t workers = MEM_MAX((size_t)wi->w->server->workers_cnt, (size_t)1);
+    MEM_ASSERT(workers <= 4096);
+    MEM_ASSERT(fraction >= 0.0 && fraction <= 1.0);
+    return (size_t)((double)limit * fraction) / workers;
+}
+
+/* A connection's fair share: the band between the elevated and the critical threshold,
+ * divided among this worker's connections, and at least room for one stream (see `per`). */
+static size_t fair_share(const px_wimpl_t *wi)
+{
+    const px_memory_cfg_t *m = &wi->w->cfg->memory;
+    size_t band = worker_part(wi, MEM_MAX(m->critical - m->elevated, 0.0));
+    size_t conns = MEM_MAX(wi->conns_cnt, (size_t)1);
+    return MEM_MAX(band / conns, 4 * wi->w->cfg->limits.stream_buffer_bytes);
+}
+
+bool px_overload__admit_stream(const px_conn_t *c)
+{
+    MEM_ASSERT(c != NULL);
+    px_overload_level_t lv = px_worker_overload(c->w);
+    if (lv >= PX_OVERLOAD_CRITICAL)
+        return false;
+    size_t limit = mem_budget_limit();
+    if (limit == 0)
+        return lv == PX_OVERLOAD_NORMAL; /* cgroup pressure alone: no budget to share */
+    /* What one stream may come to hold: its buffer can pass stream_buffer_bytes by what was in
+     * flight (h2.c allows twice the window and a batch), and the upstream side holds its own. */
+    size_t per = 2 * c->w->cfg->limits.stream_buffer_bytes;
+    /* The pool (see the top): at NORMAL, whoever opens it, while this worker's streams could
+     * together hold no more than its part of the budget up to the elevated threshold. */
+    size_t reserved = (MEM_STAT_LOAD(c->w->stats.streams_active) + 1) * per;
+    if (lv == PX_OVERLOAD_NORMAL && reserved <= worker_part(c->wi, c->w->cfg->memory.elevated))
+        return true;
+    /* Past the pool, and at ELEVATED: only a connection that holds less than its fair share. */
+    size_t want = px_conn_bytes(c) + (c->h2.streams_cnt + 1) * per;
+    MEM_ASSERT(want >= per);
+    return want <= fair_share(c->wi);
+}
+
+/* What this worker should free at `lv`: at ELEVATED its part of what is committed above the
+ * level's way out (elevated - hysteresis); at CRITICAL, or with no budget limit (the
+ * pressure is the cgroup's), as much as it can. */
+static size_t shed_need(const px_wimpl_t *wi, px_overload_level_t lv)
+{
+    const px_memory_cfg_t *m = &wi->w->cfg->memory;
+    if (lv >= PX_OVERLOAD_CRITICAL || mem_budget_limit() == 0)
+        return SIZE_MAX;
+    size_t workers = MEM_MAX((size_t)wi->w->server->workers_cnt, (size_t)1);
+    size_t committed = mem_budget_committed() / workers;
+    size_t target = worker_part(wi, MEM_MAX(m->elevated - m->hysteresis, 0.0));
+    return committed > target ? committed - target : 0;
+}
+
+/* Closes the connections whose output has been blocked for PX_OVERLOAD_STALL_MS, heaviest
+ * first, until they held what this worker should free (at most PX_OVERLOAD_SHED_CONNS a
+ * tick). Returns the bytes they held. */
+static size_t shed_stalled(px_wimpl_t *wi, px_overload_level_t lv)
+{
+    size_t need = shed_need(wi, lv);
+    if (need == 0)
+        return 0;
+    uint64_t now = uv_now(&wi->w->loop);
+    px_conn_t *top[PX_OVERLOAD_SHED_CONNS];
+    size_t wt[PX_OVERLOAD_SHED_CONNS];
+    size_t n = 0;
+    for (px_conn_t *c = wi->conns; c != NULL; c = c->next) {
+        if (c->closing || px_conn_stalled_ms(c, now) < PX_OVERLOAD_STALL_MS)
+            continue;
+        size_t x = px_conn_bytes(c);
+        if (n == PX_OVERLOAD_SHED_CONNS && x <= wt[n - 1])
+            continue;
+        /* Insertion into the small sorted array (heaviest first). */
+        size_t i = n < PX_OVERLOAD_SHED_CONNS ? n++ : n - 1;
+        while (i > 0 && wt[i - 1] < x) {
+            top[i] = top[i - 1];
+            wt[i] = wt[i - 1];
+            i--;
+        }
+        top[i] = c;
+        wt[i] = x;
+    }
+    MEM_ASSERT(n <= PX_OVERLOAD_SHED_CONNS);
+    size_t freed = 0;
+    for (size_t i = 0; i < n && freed < need; i++) {
+        MEM_ASSERT(i == 0 || wt[i - 1] >= wt[i]);
+        freed += wt[i];
+        MEM_STAT_ADD(wi->w->stats.overload_conns_shed, 1);
+        px_conn_close(top[i]); /* streams and buffers freed now, the region in its close cb */
+    }
+    return freed;
 }
 
 /* GOAWAY (NO_ERROR, last stream id processed) to every HTTP/2 connection without streams;
@@ -81,12 +201,23 @@ void px_overload__worker_apply(px_worker_t *w)
     if (wi->stopping)
         return; /* the upstream pools are closing or closed */
     px_overload_level_t lv = px_server_overload(w->server);
+    bool changed = (int)lv != wi->applied_level;
+    wi->applied_level = (int)lv;
     px_upstream_set_keepalive(w, lv == PX_OVERLOAD_NORMAL);
     if (lv == PX_OVERLOAD_NORMAL)
         return;
+    /* Connections that stopped reading go first: what they hold can leave no other way. */
+    size_t freed = shed_stalled(wi, lv);
     /* Release first: this worker's cache holds what its closed streams freed, and only this
-     * thread can flush it. */
-    (void)mem_release_now();
+     * thread can flush it. The monitor asks every tick above NORMAL; a flush costs the refills
+     * after it, so it runs when something was freed, on a change, every tick at CRITICAL (its
+     * shedding ticks need it) and otherwise once per PX_OVERLOAD_RELEASE_MS. */
+    uint64_t now = uv_now(&w->loop);
+    if (freed > 0 || changed || lv == PX_OVERLOAD_CRITICAL ||
+        now - wi->released_ms >= PX_OVERLOAD_RELEASE_MS) {
+        (void)mem_release_now();
+        wi->released_ms = now;
+    }
     if (lv != PX_OVERLOAD_CRITICAL || wi->draining)
         return;
     goaway_idle(wi);

@@ -43,12 +43,14 @@ typedef struct px_stats_s {
     uint64_t overload_conns_refused;
     uint64_t overload_goaway_idle;
     uint64_t overload_streams_shed; /* heaviest streams reset at critical */
+    uint64_t overload_conns_shed;   /* stalled connections closed under pressure */
     uint64_t stream_cap_resets;     /* stream passed its byte cap */
     uint64_t conn_cap_resets;
     /* hardening */
     uint64_t flood_goaway; /* rapid reset, ping/settings/empty-frame floods */
     uint64_t timeouts_idle;
     uint64_t timeouts_header;
+    uint64_t timeouts_send; /* output made no progress for limits.send_timeout */
 } px_stats_t;
 
 #define PX_STATS_FIELDS_CNT (sizeof(px_stats_t) / sizeof(uint64_t))

@@ -125,6 +125,15 @@ static void on_tick(uv_timer_t *t)
             if (c->mode == PX_CONN_H2 && px_h2_want_sweep(&c->h2))
                 px_h2_sweep_idle(&c->h2, now);
     }
+    /* Send timeout: the same coarse sweep, over connections whose write waits on the socket. */
+    if (wi->w->cfg->limits.send_timeout_ms) {
+        uint64_t now = uv_now(&wi->w->loop);
+        for (px_conn_t *c = wi->conns, *n; c; c = n) {
+            n = c->next; /* closing unlinks c */
+            if (c->writing)
+                (void)px_conn_check_send(c, now);
+        }
+    }
     if (wi->draining && wi->drain_ticks++ == 0) {
         /* One tick after the shutdown notice: clients have seen it, now the final GOAWAY
          * with the last stream id we took. */

@@ -36,3 +36,34 @@ bool px_h2_guard_closed_clean(const px_h2_guard_t *g, int32_t id)
             return true;
     return false;
 }
+
+bool px_h2_guard_reset(px_h2_guard_t *g, uint64_t now_ms, uint32_t per_sec)
+{
+    MEM_ASSERT(g != NULL);
+    if (per_sec == 0)
+        return false;
+    /* A fixed one-second window, as the other frame budgets: a burst that straddles two
+     * windows gets at most twice the budget through, and the attack is a sustained rate. */
+    if (now_ms - g->rst_start_ms >= 1000) {
+        g->rst_start_ms = now_ms;
+        g->rst_cnt = 0;
+    }
+    MEM_ASSERT(now_ms >= g->rst_start_ms); /* loop time never goes back */
+    if (g->rst_cnt < UINT32_MAX)
+        g->rst_cnt++;
+    return g->rst_cnt > per_sec;
+}
+
+bool px_h2_guard_reset_blames_peer(uint32_t code)
+{
+    /* RFC 9113 7: the codes that name an error in what the peer sent. */
+    switch (code) {
+    case 0x1: /* PROTOCOL_ERROR */
+    case 0x3: /* FLOW_CONTROL_ERROR */
+    case 0x5: /* STREAM_CLOSED */
+    case 0x6: /* FRAME_SIZE_ERROR */
+        return true;
+    default:
+        return false;
+    }
+}

@@ -236,7 +236,12 @@ static void on_up_headers(void *ud, int status, const px_header_t *hdrs, size_t 
                                 NGHTTP2_NV_FLAG_NONE};
     }
     MEM_ASSERT(status >= 200 && status <= 999); /* 1xx come through on_up_info */
-    if (submit_response(st, status, nva, n, true) != 0)
+    /* A head that is the whole response (gRPC's trailers-only form, which carries every gRPC
+     * error status) goes on as one HEADERS frame with END_STREAM: sent as HEADERS plus an
+     * empty DATA frame, gRPC clients take grpc-status for an initial header and the stream for
+     * one that ended without trailers ("Stream removed"). */
+    bool body = st->up == NULL || !px_upstream_response_head_only(st->up);
+    if (submit_response(st, status, nva, n, body) != 0)
         goto fail;
     return;
 fail:
@@ -288,6 +293,24 @@ static void ng_resume(px_stream_t *st)
         (void)nghttp2_session_resume_data(st->conn->ng, st->id);
     }
     mark_dirty(st->conn);
+}
+
+/* The exchange has ended or is cancelled: request-body bytes it still held will never be
+ * reported drained, so reopen the client's windows for them here. Without this an upstream that
+ * answers before it has read the upload (RFC 9113 8.1: an early 200, 401 or 413) left up to a
+ * stream window of the connection window spent for good: the upload hung, and every later
+ * upload on the connection sent nothing. nghttp2_session_consume covers the connection window
+ * even when the stream is already gone. */
+static void req_body_dropped(px_stream_t *st)
+{
+    px_h2_conn_t *c = st->conn;
+    size_t n = st->req_unacked;
+    MEM_ASSERT(st->up == NULL);
+    st->req_unacked = 0;
+    if (n == 0 || c->wire == NULL)
+        return;
+    c->wire->consume(st, n); /* nghttp2 covers the connection window when the stream is gone;
+                                the codec took back a closed stream's bytes itself */
 }
 
 static void on_up_data(void *ud, const uint8_t *data, size_t len)
@@ -352,6 +375,13 @@ static void on_up_end(void *ud)
     st->up = NULL; /* the exchange frees itself after this returns */
     st->up_done = true;
     st->resp_done = true;
+    /* The response may be complete before the upload is (an early answer). The rest of the
+     * request body is read and dropped (on_data_chunk_recv: nobody reads it), so the client
+     * finishes its upload and the stream closes cleanly. RFC 9113 8.1 also allows ending the
+     * upload with RST_STREAM(NO_ERROR), as nghttpx does, but curl 7.88 (Debian 12) reports
+     * that as a stream error even after a complete response, and a small POST answered before
+     * its DATA arrived then failed. */
+    req_body_dropped(st);
     if (!st->resp_submitted && !st->failed) {
         px__h2_respond_static(st, 502, "text/plain", "weir: upstream sent no response\n", 32);
         return;
@@ -364,6 +394,7 @@ static void on_up_error(void *ud, int status, const char *reason)
     px_stream_t *st = ud;
     st->up = NULL;
     st->up_done = true;
+    req_body_dropped(st);
     if (st->failed)
         return;
     /* The answer to HEAD is complete with its head (RFC 9110 9.3.2), which ended the stream:
@@ -382,6 +413,8 @@ static void on_up_error(void *ud, int status, const char *reason)
 static void on_up_drained(void *ud, size_t len)
 {
     px_stream_t *st = ud;
+    MEM_ASSERT(len <= st->req_unacked);
+    st->req_unacked -= len;
     st->conn->wire->consume(st, len);
 }
 
@@ -516,7 +549,7 @@ bool px__h2_over_rate(px_h2_conn_t *c, uint32_t *cnt, uint32_t per_sec)
     uint64_t now = uv_now(&c->w->loop);
     if (now - c->rate_start_ms >= 1000) {
         c->rate_start_ms = now;
-        c->rst_cnt = c->ctl_cnt = 0;
+        c->ctl_cnt = 0;
     }
     return ++*cnt > per_sec;
 }
@@ -528,7 +561,7 @@ static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void 
     switch (hd->type) {
     case NGHTTP2_RST_STREAM:
         /* Rapid reset: streams opened and cancelled at once cost us, not the client. */
-        if (px__h2_over_rate(c, &c->rst_cnt, lim->rst_per_sec))
+        if (px_h2_guard_reset(&c->guard, uv_now(&c->w->loop), lim->rst_per_sec))
             flood(c, ng);
         return 0;
     case NGHTTP2_SETTINGS:
@@ -611,8 +644,8 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
 bool px__h2_refuse_new(px_h2_conn_t *c)
 {
     px_worker_t *w = c->w;
-    /* Overload policy for new streams lives here, in one place. */
-    if (px_worker_overload(w) < PX_OVERLOAD_ELEVATED)
+    /* Overload policy for new streams: the transport's owner decides (proxy/core/shed.c). */
+    if (c->io->admit_stream(c->tr))
         return false;
     MEM_STAT_ADD(w->stats.overload_streams_refused, 1);
     MEM_STAT_ADD(w->stats.streams_reset_by_us, 1);
@@ -784,8 +817,10 @@ void px__h2_request_data(px_stream_t *st, const uint8_t *data, size_t len)
     st->bytes_in += len;
     st->progress_ms = uv_now(&c->w->loop);
     if (st->up && !st->failed) {
-        if (px_upstream_send_body(st->up, data, len, false) == 0)
+        if (px_upstream_send_body(st->up, data, len, false) == 0) {
+            st->req_unacked += len;
             return; /* consumed when on_request_body_drained says so */
+        }
         px__h2_reset(st, NGHTTP2_FLOW_CONTROL_ERROR);
     }
     /* Nobody reads this body: reopen the window now. */
@@ -801,6 +836,7 @@ void px__h2_stream_end(px_h2_conn_t *c, px_stream_t *st)
         px_upstream_cancel(st->up); /* st->up freed */
         st->up = NULL;
     }
+    req_body_dropped(st);
     c->io->stream_ended(c->tr, st);
     px_stream_body_free(st);
     if (st->prev)
@@ -833,10 +869,16 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
 
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
 {
-    (void)ng;
     px_h2_conn_t *c = ud;
     if (frame->hd.type == NGHTTP2_GOAWAY)
         MEM_STAT_ADD(c->w->stats.goaway_sent, 1);
+    /* "MadeYouReset": a reset weir sends for the client's protocol error (nghttp2 sends most
+     * of them itself) costs the same as one the client sends, so it counts against the same
+     * budget. Counted when it leaves: nghttp2 has no callback where it decides on them. */
+    if (frame->hd.type == NGHTTP2_RST_STREAM &&
+        px_h2_guard_reset_blames_peer(frame->rst_stream.error_code) &&
+        px_h2_guard_reset(&c->guard, uv_now(&c->w->loop), c->w->cfg->limits.rst_per_sec))
+        flood(c, ng);
     return 0;
 }
 
@@ -1032,6 +1074,7 @@ size_t px_h2_sweep_idle(px_h2_conn_t *c, uint64_t now_ms)
             if (st->up) {
                 px_upstream_cancel(st->up); /* st->up freed */
                 st->up = NULL;
+                req_body_dropped(st);
             }
             st->progress_ms = now_ms;
             px__h2_respond_static(st, 504, "text/plain", body, sizeof(body) - 1);

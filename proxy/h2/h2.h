@@ -37,6 +37,10 @@ typedef struct px_h2_io_s {
     size_t (*room)(const void *tr);
     /* Asks for a flush (px_h2_send) in this loop iteration. */
     void (*mark_dirty)(void *tr);
+    /* Whether a new stream may open now (the overload policy: the transport's owner weighs
+     * the memory this connection holds against the pressure). False: refuse it with
+     * RST_STREAM(REFUSED_STREAM), which clients retry safely. Alloc: none. */
+    bool (*admit_stream)(void *tr);
     /* The number of live streams changed (the transport re-arms its idle timer). */
     void (*streams_changed)(void *tr);
     /* `st` is about to end and be freed (the transport writes its access-log line). */
@@ -67,10 +71,9 @@ struct px_h2_conn_s {
     uint32_t scan_left;    /* frame scanner: bytes of the current frame (or preface) to skip */
     uint8_t scan_hd[9];    /* frame scanner: frame header bytes gathered so far */
     uint8_t scan_hd_len;
-    uint32_t rst_cnt; /* RST_STREAM frames received in the current second */
     uint32_t ctl_cnt; /* SETTINGS, PING and empty DATA frames in the current second */
     uint64_t rate_start_ms;
-    px_h2_guard_t guard; /* closed-stream memory (zeroed = empty) */
+    px_h2_guard_t guard; /* closed-stream memory, reset budget (zeroed = empty) */
     /* The codec's path only (proxy/h2/serve.c). */
     px_stream_t *rst_q;  /* streams whose reset waits for the next send (set outside the
                             codec, where closing a stream now could free it under the
@@ -79,16 +82,17 @@ struct px_h2_conn_s {
     px_stream_t *resp_q_tail;
     uint8_t *ovf; /* owns (tcache): frames that did not fit the write batch */
     size_t ovf_len, ovf_cap;
-    uint64_t hb_start_ms; /* when the header block being received began */
-    bool in_cb;           /* inside the codec's on_headers or on_data: a stream may close at
-                             once, its memory stays until the codec's call returns */
-    bool res_ovf;         /* the last reservation is in ovf, not in the batch */
-    bool in_flush;        /* inside px_h2_ep_flush: a full batch stops it (no overflow) */
-    bool in_write;        /* a DATA payload is being written (its release is a send) */
-    bool more;            /* the codec has output that did not fit this batch */
-    bool refused;         /* on_headers refused the stream it was called for (counted there) */
-    bool started;         /* our SETTINGS went out (after the client's preface) */
-    uint8_t preface_fed;  /* bytes of the client preface fed so far */
+    uint64_t hb_start_ms;     /* when the header block being received began */
+    uint64_t rst_caused_seen; /* the codec's rst_caused counted into the reset budget */
+    bool in_cb;               /* inside the codec's on_headers or on_data: a stream may close at
+                                 once, its memory stays until the codec's call returns */
+    bool res_ovf;             /* the last reservation is in ovf, not in the batch */
+    bool in_flush;            /* inside px_h2_ep_flush: a full batch stops it (no overflow) */
+    bool in_write;            /* a DATA payload is being written (its release is a send) */
+    bool more;                /* the codec has output that did not fit this batch */
+    bool refused;             /* on_headers refused the stream it was called for (counted there) */
+    bool started;             /* our SETTINGS went out (after the client's preface) */
+    uint8_t preface_fed;      /* bytes of the client preface fed so far */
 };
 
 /* Creates the callbacks and options every session of a worker shares.

@@ -208,6 +208,9 @@ static void malformed(px_h2_conn_t *c, px_stream_t *st)
 {
     MEM_ASSERT(c->in_cb);
     px__h2_reset(st, NGHTTP2_PROTOCOL_ERROR);
+    /* The client's doing: it counts against the reset budget (proxy/h2/guard.h). */
+    if (px_h2_guard_reset(&c->guard, uv_now(&c->w->loop), c->w->cfg->limits.rst_per_sec))
+        (void)px_h2_ep_fail(c->ep, NGHTTP2_ENHANCE_YOUR_CALM, "stream resets caused");
 }
 
 static int on_request(px_h2_conn_t *c, px_h2_ep_stream_t *es, const px_h2_block_t *b)
@@ -373,16 +376,31 @@ static uint64_t on_now_ms(void *ud)
     return uv_now(&c->w->loop);
 }
 
+/* "MadeYouReset" (CVE-2025-8671): the resets the codec sent for the client's stream errors
+ * since the last look share limits.rst_per_second with the ones the client sends (proxy/h2/
+ * guard.h). True once past it. */
+static bool caused_over(px_h2_conn_t *c, const px_h2_ep_counters_t *cnt)
+{
+    bool over = false;
+    while (c->rst_caused_seen < cnt->rst_caused) {
+        c->rst_caused_seen++;
+        if (px_h2_guard_reset(&c->guard, uv_now(&c->w->loop), c->w->cfg->limits.rst_per_sec))
+            over = true;
+    }
+    return over;
+}
+
 /* The README's rate limits, frame by frame, before the codec acts on the frame. */
 static const char *on_frame(void *ud, const px_h2_frame_hd_t *hd, const px_h2_ep_counters_t *cnt)
 {
     px_h2_conn_t *c = ud;
     const px_limits_cfg_t *lim = &c->w->cfg->limits;
-    (void)cnt;
+    if (caused_over(c, cnt))
+        return "stream resets caused";
     switch (hd->type) {
     case PX_H2_RST_STREAM:
         /* Rapid reset: streams opened and cancelled at once cost us, not the client. */
-        if (px__h2_over_rate(c, &c->rst_cnt, lim->rst_per_sec))
+        if (px_h2_guard_reset(&c->guard, uv_now(&c->w->loop), lim->rst_per_sec))
             return "RST_STREAM rate";
         break;
     case PX_H2_SETTINGS:
@@ -590,6 +608,9 @@ static int w_recv(px_h2_conn_t *c, const uint8_t *data, size_t len)
     }
     if (rc == 0 && len > 0)
         rc = px_h2_ep_feed(c->ep, data, len);
+    /* Resets caused by the read's last frames, which no later frame's on_frame saw. */
+    if (rc == 0 && caused_over(c, px_h2_ep_counters(c->ep)))
+        rc = px_h2_ep_fail(c->ep, NGHTTP2_ENHANCE_YOUR_CALM, "stream resets caused");
     mark_dirty(c);
     /* -EPROTO: the GOAWAY is in the output; px_h2_want_io says close once it is written. */
     return rc == -ENOMEM ? -EPROTO : 0;

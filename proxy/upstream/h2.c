@@ -155,6 +155,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
                 abort_stream(r, NGHTTP2_PROTOCOL_ERROR, 502, "upstream bad response");
                 return 0;
             }
+            r->head_only = end; /* gRPC's trailers-only form: no DATA, no trailers */
             if (px__upstream_deliver_headers(r, false) < 0)
                 return 0; /* failed or cancelled: r is done */
         } else {
@@ -405,7 +406,13 @@ void px__uph2_cancel(px_upstream_req_t *r)
     MEM_ASSERT(r->state == PX_UPREQ_ACTIVE);
     int32_t sid = r->stream_id;
     unbind(r);
-    if (sid > 0 && c->state != PX_UPCONN_CLOSING && stream_open(c, sid)) {
+    /* A stream whose HEADERS frame still waits in nghttp2's queue is not open yet (no stream
+     * object; a closed one would have unbound `r` in on_stream_close). RST_STREAM then
+     * cancels the queued HEADERS: the request never reaches the upstream, nghttp2 sends no
+     * frame for it and closes the stream (on_stream_close, which frees its slot). A client
+     * that opens and resets streams at once so costs the upstream nothing. */
+    bool queued = sid > 0 && nghttp2_session_find_stream(c->h2, sid) == NULL;
+    if (sid > 0 && c->state != PX_UPCONN_CLOSING && (queued || stream_open(c, sid))) {
         nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, sid, NGHTTP2_CANCEL);
         px__upstream_conn_dirty(c);
     }

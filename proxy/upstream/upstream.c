@@ -1275,6 +1275,13 @@ void px_upstream_consumed(px_upstream_req_t *r, size_t len)
         px__uph1_consumed(r, len);
 }
 
+bool px_upstream_response_head_only(const px_upstream_req_t *r)
+{
+    MEM_ASSERT(r != NULL);
+    MEM_ASSERT(r->state != PX_UPREQ_DONE);
+    return r->head_only;
+}
+
 size_t px_upstream_bytes(const px_upstream_req_t *r)
 {
     MEM_ASSERT(r != NULL);

@@ -88,6 +88,12 @@ void px_upstream_consumed(px_upstream_req_t *r, size_t len);
  * r freed */
 void px_upstream_cancel(px_upstream_req_t *r);
 
+/* True when the response head is the whole response: an h2c HEADERS frame with END_STREAM,
+ * such as gRPC's "trailers-only" form that carries every gRPC error status. Read it in
+ * on_response_headers, to send the head on as one HEADERS frame with END_STREAM (no body and
+ * no trailers follow; on_response_end comes next). Getter. Thread: worker. */
+bool px_upstream_response_head_only(const px_upstream_req_t *r);
+
 /* Bytes the exchange holds now: its request copy, its request-body buffer (allocated on the
  * first body byte, limits.stream_buffer_bytes) and its response-header scratch. For the
  * overload manager's "heaviest streams" choice. Getter: never allocates. Thread: worker. */
@@ -180,6 +186,7 @@ struct px_upstream_req_s {
     /* response */
     bool resp_started; /* any response byte seen (a retry is no longer safe) */
     bool headers_sent; /* on_response_headers fired */
+    bool head_only;    /* the head ended the response (h2c HEADERS with END_STREAM) */
     uint8_t info_cnt;  /* informational heads seen (passed on up to PX_UPSTREAM_INFO_MAX) */
     int status;
     px_uphdrs_t rh;      /* response headers or trailers being collected */

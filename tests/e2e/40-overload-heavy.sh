@@ -4,8 +4,10 @@
 # uploads to a deliberately slow h2c upstream (it leaves each request body unread for 1.5 s,
 # then hashes it). Each stream in flight holds up to its 64 KiB flow-control buffer in weir, so
 # the load asks for far more than the budget. Checked:
-#   - the overload manager moves to elevated (and logs the transition) and clients see
-#     RST_STREAM(REFUSED_STREAM) for new streams;
+#   - clients see RST_STREAM(REFUSED_STREAM) for new streams: the overload manager refuses
+#     them once the worker's streams could together fill its part of the budget up to the
+#     elevated threshold (the stream pool, proxy/core/shed.c), so memory need not fill first;
+#     where it does, the level rises to elevated and the transition is logged;
 #   - weir's VmRSS, sampled every 50 ms, stays under the limit plus a fixed overhead
 #     (RSS_OVERHEAD_MIB below: the binary, its libraries, thread stacks and the memory
 #     library's own metadata, none of which the budget counts);
@@ -14,7 +16,7 @@
 #     5xx; a 200 with a wrong checksum or byte count (silent truncation) fails the test, and so
 #     does a stream still open at the deadline;
 #   - weir is still alive and serving afterwards, and /overload counted the refusals.
-# Then a second weir with low thresholds (critical at 0.50) takes a burst, to check the critical
+# Then a second weir with low thresholds (critical at 0.45) takes a burst, to check the critical
 # actions: the heaviest streams are reset with RST_STREAM(ENHANCE_YOUR_CALM) and an idle
 # connection gets GOAWAY(NO_ERROR).
 source "$(dirname "$0")/lib.sh"
@@ -76,8 +78,8 @@ total=$(field total)
 [ "$hung" = 0 ] || fail "$hung streams still open at the deadline: $res"
 [ "$refused" -gt 0 ] || fail "no stream was refused under overload: $res"
 [ "$ok" -gt 0 ] || fail "no stream completed: $res"
-grep -q '^weir: overload: normal -> \(elevated\|critical\)' "$T/weir.log" ||
-    fail "no overload transition was logged"
+# Refusals come from the stream pool before the level need rise (see the top); a transition,
+# when there is one, is logged (checked in the burst below).
 
 limit_kb=$((LIMIT_MIB * 1024))
 bound_kb=$(((LIMIT_MIB + RSS_OVERHEAD_MIB) * 1024))
@@ -94,18 +96,19 @@ pass "overload-heavy: $total streams: $ok ok (checksummed), $refused refused, $(
 stop_weir TERM || fail "weir exited $? after SIGTERM"
 
 # Phase 2: shedding at critical. The same budget with low thresholds (elevated 0.40, critical
-# 0.50, from a config file) and a burst of 8 sessions x 20 streams opened at once: they ask
-# for more than half the budget before the monitor's next tick, so the level reaches critical
-# with memory to spare under the hard limit, and the heaviest streams are reset with
-# RST_STREAM(ENHANCE_YOUR_CALM) (11), a bounded number per worker per shedding tick. The same
-# outcome rules hold: no silent truncation, no hang, no crash, RSS under the same bound.
+# 0.45, from a config file; the stream pool admits streams up to 0.40 of the budget counted at
+# two stream buffers each, and what they really hold plus weir's baseline passes 0.45 but
+# not 0.50, so critical sits just above elevated) and a burst of 8 sessions x 20 streams
+# opened at once: the level reaches critical with memory to spare under the hard limit, and
+# the heaviest streams are reset with RST_STREAM(ENHANCE_YOUR_CALM) (11), a bounded number per
+# worker per shedding tick. The same outcome rules hold: no silent truncation, no hang, no crash, RSS under the same bound.
 cat >"$T/shed.yaml" <<EOF
 listeners: [{name: main, address: "127.0.0.1:0"}]
 admin: {address: "127.0.0.1:0"}
 workers: 2
 clusters: [{name: up, protocol: h2c, endpoints: ["127.0.0.1:$UP"]}]
 routes: [{match: {path_prefix: /}, cluster: up}]
-memory: {limit: ${LIMIT_MIB}MiB, elevated: 0.40, critical: 0.50, hysteresis: 0.05}
+memory: {limit: ${LIMIT_MIB}MiB, elevated: 0.40, critical: 0.45, hysteresis: 0.05}
 EOF
 start_weir -c "$T/shed.yaml"
 
@@ -155,9 +158,15 @@ wait_for 10 grep -q '^goaway 0' "$T/idle.out" ||
     fail "burst: the idle connection got no GOAWAY(NO_ERROR) at critical: $(cat "$T/idle.out")"
 node -e "const o=JSON.parse(process.argv[1]); process.exit(o.actions.goaway_idle > 0 ? 0 : 1)" \
     "$ov" || fail "burst: goaway_idle was not counted: $ov"
+# New streams are refused until the burst's memory has gone back (monitor ticks, decay) and
+# the level is normal again; how long that takes depends on how much of the burst got in,
+# so wait for it (e2e 41 times the recovery itself).
+level() { admin_get /overload | node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>console.log(JSON.parse(s).level))"; }
+is_normal() { [ "$(level)" = normal ]; }
+wait_for 30 is_normal || fail "burst: the level did not return to normal: $(admin_get /overload)"
 code=$(h2get "http://127.0.0.1:$WEIR_PORT/up?delay_ms=0" -d after -o /dev/null -w '%{http_code}' ||
     true)
 [ "$code" = 200 ] || fail "burst: a request after the load got '$code'"
-pass "overload-shed (critical at 0.50): $(field total) streams: $(field ok) ok (checksummed), $(field refused) refused, $(field reset) reset $(node -e "console.log(JSON.stringify(JSON.parse(process.argv[1]).reset_codes))" "$res"), 5xx $(node -e "console.log(JSON.stringify(JSON.parse(process.argv[1]).status))" "$res"); VmRSS peak $max_kb KiB"
+pass "overload-shed (critical at 0.45): $(field total) streams: $(field ok) ok (checksummed), $(field refused) refused, $(field reset) reset $(node -e "console.log(JSON.stringify(JSON.parse(process.argv[1]).reset_codes))" "$res"), 5xx $(node -e "console.log(JSON.stringify(JSON.parse(process.argv[1]).status))" "$res"); VmRSS peak $max_kb KiB"
 grep '^weir: overload:' "$T/weir.log" | head -n 12
 stop_weir TERM || fail "weir exited $? after SIGTERM"

@@ -38,10 +38,17 @@ def attack(w, ck):
     ck.check("idle-stream: each then reset with CANCEL", len(rst) == N and
              set(rst.values()) == {8}, "%d RST %s" % (len(rst),
                                                       sorted(set(CODE_NAMES.get(x) for x in rst.values()))))
+    # The good client (attack_test runs it throughout) has at most one stream open at a time,
+    # so the attacker's 50 are released once streams_active is 1 or less.
     deadline = time.time() + 5
-    while time.time() < deadline and w.stats().get("streams_active") != 0:
+    active = None
+    while time.time() < deadline:
+        active = w.stats().get("streams_active")
+        if active is not None and active <= 1:
+            break
         time.sleep(0.05)
-    ck.check("idle-stream: streams released", w.stats().get("streams_active") == 0, "")
+    ck.check("idle-stream: streams released", active is not None and active <= 1,
+             "streams_active=%s (the good client may hold one)" % active)
     return len(rst) == N, "%d streams 504 then RST" % len(rst), secs
 
 

@@ -42,6 +42,11 @@
 //                                last_stream_id = this stream, so streams opened after it
 //                                count as never processed, then answers "goaway\n";
 //                                http1 answers with Connection: close
+//   GET  /count                  "<n>\n": how many requests (other than /count) this upstream
+//                                has received since it started
+//   ANY  /early[?status=NNN]     answers at once with NNN (default 200) and "posted\n",
+//                                without reading the request body (RFC 9113 8.1: an early
+//                                response to an upload)
 //   anything else                404
 'use strict';
 
@@ -152,11 +157,28 @@ function readAll(req, cb) {
     req.on('error', () => {});
 }
 
+let requestsSeen = 0;
+
 function handle(req, res) {
     const u = new URL(req.url, 'http://x');
     const path = u.pathname;
     res.on('error', () => {});
     req.on('error', () => {});
+
+    if (path === '/count') {
+        req.resume();
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(`${requestsSeen}\n`);
+        return;
+    }
+    requestsSeen++;
+    if (path === '/early') {
+        const st = Number(u.searchParams.get('status') || 200);
+        res.writeHead(st >= 200 && st <= 599 ? st : 400,
+            { 'content-type': 'text/plain', 'content-length': 7 });
+        res.end('posted\n');
+        return;
+    }
 
     if (path === '/') {
         req.resume();

@@ -69,6 +69,13 @@ static void io_mark_dirty(void *tr)
     ((sink_t *)tr)->dirty = true;
 }
 
+/* No overload here: every stream is admitted, as at NORMAL. */
+static bool io_admit_stream(void *tr)
+{
+    (void)tr;
+    return true;
+}
+
 static void io_streams_changed(void *tr)
 {
     (void)tr;
@@ -85,6 +92,7 @@ static const px_h2_io_t sink_io = {
     .commit = io_commit,
     .room = io_room,
     .mark_dirty = io_mark_dirty,
+    .admit_stream = io_admit_stream,
     .streams_changed = io_streams_changed,
     .stream_ended = io_stream_ended,
 };

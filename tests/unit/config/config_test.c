@@ -126,6 +126,7 @@ TEST(defaults)
     CHECK_EQ(cfg->limits.idle_timeout_ms, 120000);
     CHECK_EQ(cfg->limits.header_timeout_ms, 10000);
     CHECK_EQ(cfg->limits.stream_idle_timeout_ms, 60000);
+    CHECK_EQ(cfg->limits.send_timeout_ms, 30000);
     CHECK_EQ(cfg->limits.max_connections, 10000);
     CHECK_EQ(cfg->limits.rst_per_sec, 100);
     CHECK_EQ(cfg->limits.control_frames_per_sec, 100);
@@ -258,7 +259,7 @@ TEST(small_files)
     REQUIRE(load_text("some.yaml",
                       "workers: 3\n"
                       "memory: {limit: 75%, sample_bytes: 0}\n"
-                      "limits: {stream_memory: 64k, connection_memory: 1m}\n"
+                      "limits: {stream_memory: 64k, connection_memory: 1m, send_timeout: 0}\n"
                       "access_log: /tmp/weir-access.log\n"
                       "headers: {via: off}\n"
                       "server_name: edge-1\n"
@@ -273,6 +274,7 @@ TEST(small_files)
     CHECK_EQ(cfg->memory.sample_bytes, 0);
     CHECK_EQ(cfg->limits.stream_bytes_max, 65536);
     CHECK_EQ(cfg->limits.conn_bytes_max, 1 << 20);
+    CHECK_EQ(cfg->limits.send_timeout_ms, 0); /* 0 = off */
     CHECK_STR(cfg->access_log, "/tmp/weir-access.log");
     CHECK_EQ(cfg->x_forwarded_for, PX_XFF_APPEND);
     CHECK(!cfg->add_via);
@@ -383,6 +385,9 @@ TEST(error_positions)
                "1:25: limits.stream_buffer: a percentage is not allowed here");
     EXPECT_ERR("limits: {idle_timeout: 2 days}\n",
                "1:24: limits.idle_timeout: '2 days' is not a duration (use 250ms, 2s, 1m or 1h)");
+    EXPECT_ERR("limits: {send_timeout: 30}\n",
+               "1:24: limits.send_timeout: duration '30' needs a unit (ms, s, m or h)");
+    EXPECT_ERR("limits: {send_timeout: 25h}\n", "1:24: limits.send_timeout: ");
     EXPECT_ERR("memory: {limit: 1k}\n",
                "1:17: memory.limit: memory limit 1024 is too small (at least 16MiB)");
     EXPECT_ERR("memory: {limit: lots}\n", "1:17: memory.limit: 'lots' is not a memory limit");
