@@ -123,20 +123,6 @@ static bool name_is(const nghttp2_nv *f, const char *s)
     return px_http_ieq((const char *)f->name, f->namelen, s, strlen(s));
 }
 
-/* Parses a content-length value (digits only). Returns it or -1. */
-static int64_t parse_clen(const uint8_t *v, size_t len)
-{
-    if (len == 0 || len > 18)
-        return -1;
-    int64_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return -1;
-        n = n * 10 + (v[i] - '0');
-    }
-    return n;
-}
-
 /* RFC 9113 8.2.2, 8.3 and 8.3.1: a request head weir refuses as malformed (a stream error
  * PROTOCOL_ERROR), as nghttp2 did on this path before. Returns NULL, or why. `*clen` is the
  * content-length (-1 when none). */
@@ -168,14 +154,12 @@ static const char *check_request(const px_h2_block_t *b, int64_t *clen)
             continue;
         }
         regular = true;
-        if (name_is(f, "connection") || name_is(f, "keep-alive") ||
-            name_is(f, "proxy-connection") || name_is(f, "transfer-encoding") ||
-            name_is(f, "upgrade"))
-            return "connection-specific header field";
-        if (name_is(f, "te") && !px_http_ieq((const char *)f->value, f->valuelen, "trailers", 8))
-            return "te other than trailers";
+        /* The codec checked the name's characters: lower case, so the helper applies. */
+        if (px_http_is_hop_by_hop((const char *)f->name, f->namelen, (const char *)f->value,
+                                  f->valuelen))
+            return "connection-specific header field, or te other than trailers";
         if (name_is(f, "content-length")) {
-            int64_t n = parse_clen(f->value, f->valuelen);
+            int64_t n = px_http_parse_content_length((const char *)f->value, f->valuelen);
             if (n < 0 || (*clen >= 0 && n != *clen))
                 return "invalid content-length";
             *clen = n;
@@ -213,6 +197,20 @@ static void malformed(px_h2_conn_t *c, px_stream_t *st)
         (void)px_h2_ep_fail(c->ep, NGHTTP2_ENHANCE_YOUR_CALM, "stream resets caused");
 }
 
+/* Hands the block's fields to the shared request logic (h2.c), as nghttp2's path does field by
+ * field. Returns 0 or -ENOMEM (the stream was reset). */
+static int take_fields(px_stream_t *st, const px_h2_block_t *b, bool trailer)
+{
+    for (size_t i = 0; i < b->cnt; i++) {
+        const nghttp2_nv *f = &b->fields[i];
+        int rc = px__h2_field(st, (const char *)f->name, f->namelen, (const char *)f->value,
+                              f->valuelen, trailer);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int on_request(px_h2_conn_t *c, px_h2_ep_stream_t *es, const px_h2_block_t *b)
 {
     px_worker_t *w = c->w;
@@ -232,12 +230,8 @@ static int on_request(px_h2_conn_t *c, px_h2_ep_stream_t *es, const px_h2_block_
         malformed(c, st);
         return 0;
     }
-    for (size_t i = 0; i < b->cnt; i++) {
-        const nghttp2_nv *f = &b->fields[i];
-        if (px__h2_field(st, (const char *)f->name, f->namelen, (const char *)f->value, f->valuelen,
-                         false) != 0)
-            return 0; /* reset with REFUSED_STREAM */
-    }
+    if (take_fields(st, b, false) != 0)
+        return 0; /* reset with REFUSED_STREAM */
     if (b->too_large)
         st->hdr_too_large = true;
     px__h2_dispatch(st, b->end_stream);
@@ -260,12 +254,8 @@ static int on_trailers(px_h2_conn_t *c, px_stream_t *st, const px_h2_block_t *b)
         malformed(c, st);
         return 0;
     }
-    for (size_t i = 0; i < b->cnt; i++) {
-        const nghttp2_nv *f = &b->fields[i];
-        if (px__h2_field(st, (const char *)f->name, f->namelen, (const char *)f->value, f->valuelen,
-                         true) != 0)
-            return 0;
-    }
+    if (take_fields(st, b, true) != 0)
+        return 0; /* reset with REFUSED_STREAM */
     if (!st->req_ended)
         px__h2_request_ended(st);
     return 0;
