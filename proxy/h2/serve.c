@@ -497,6 +497,8 @@ static void on_chunk_done(void *arg)
     px_stream_t *st = ch->owner;
     size_t n = ch->len - ch->off;
     MEM_ASSERT(st != NULL);
+    MEM_ASSERT(st->buffered >= n);
+    st->buffered -= n; /* held until now: the overload manager weighs streams by it */
     if (st->conn->in_write) {
         st->bytes_out += n;
         st->progress_ms = uv_now(&st->conn->w->loop);
@@ -529,7 +531,8 @@ static void w_resume(px_stream_t *st)
         st->chunks = ch->next;
         if (st->chunks == NULL)
             st->chunks_tail = NULL;
-        st->buffered -= n;
+        /* st->buffered still counts it (and the on_up_data cap with it) until it is written
+         * or dropped: on_chunk_done. */
         ch->next = NULL;
         ch->owner = st;
         if (n == 0) {
@@ -542,7 +545,6 @@ static void w_resume(px_stream_t *st)
             st->chunks = ch;
             if (st->chunks_tail == NULL)
                 st->chunks_tail = ch;
-            st->buffered += n;
             goto fail;
         }
     }
