@@ -1,8 +1,9 @@
 /*
- * mem/heapprof.c: the heap profiler's table of live samples: one bucket per distinct stack
- * (counts of live and ever-recorded samples), the live samples indexed by pointer, and a
- * counting filter; recording, forgetting, and the snapshot the dumps write out.
- * When to sample is mem/sampling.c, the stacks mem/unwind.c, the output mem/pprof.c.
+ * mem/heapprof.c: the heap profiler's table of live samples: one bucket per distinct stack and
+ * labels (thread name, size class, owner kind; counts of live and ever-recorded samples), the live
+ * samples indexed by pointer, and a counting filter; recording, forgetting, and the snapshot the
+ * dumps write out. When to sample is mem/sampling.c, the stacks mem/unwind.c, the output
+ * mem/pprof.c.
  *
  * One process-wide instance (`hp`, this file's own state). Any thread records and forgets
  * samples; sampled events are rare (on average one per `interval` bytes), so the tables sit
@@ -15,14 +16,15 @@
 #include "mem/heapprof.h"
 #include "mem/internal.h"
 #include "mem/unwind.h"
+#include "mem/heapsnap.h"
+#include "mem/tcache.h"
 
 #include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/mman.h>
 
-/* Distinct stacks ever sampled (cumulative counts keep them alive, as tcmalloc's buckets). */
-#define HP_BUCKETS_MAX 8192
+#define HP_BUCKETS_MAX MEM_HEAPPROF_BUCKETS_MAX
 /* Live samples at once: 32768 samples at the default 512 KiB interval stand for ~16 GiB. */
 #define HP_SAMPLES_MAX 32768
 /* Open-addressing index from pointer to sample, at most half full. It starts at
@@ -125,20 +127,54 @@ static uint64_t ptr_hash(const void *p)
     return mem__splitmix64((uint64_t)(uintptr_t)p);
 }
 
-static uint64_t stack_hash(void *const *pcs, uint32_t depth)
+const char *mem_heapprof_owner_name(unsigned kind)
+{
+    switch (kind) {
+    case MEM_HEAPPROF_OWNER_TCACHE:
+        return "tcache";
+    case MEM_HEAPPROF_OWNER_REGION:
+        return "region";
+    case MEM_HEAPPROF_OWNER_SUBREGION:
+        return "subregion";
+    case MEM_HEAPPROF_OWNER_LIBRARY:
+        return "library";
+    }
+    return "unknown";
+}
+
+/* The labels a bucket is keyed by besides its stack. */
+typedef struct hp_labels_s {
+    uint32_t sc_bytes;
+    uint32_t owner;
+    char thread[16];
+} hp_labels_t;
+
+static uint64_t stack_hash(void *const *pcs, uint32_t depth, const hp_labels_t *l)
 {
     uint64_t h = 0x84222325cbf29ce4ull ^ depth;
     for (uint32_t i = 0; i < depth; i++)
         h = mem__splitmix64(h ^ (uint64_t)(uintptr_t)pcs[i]);
+    h = mem__splitmix64(h ^ ((uint64_t)l->sc_bytes << 8 | l->owner));
+    uint64_t t[2];
+    memcpy(t, l->thread, sizeof(t));
+    h = mem__splitmix64(h ^ t[0]);
+    h = mem__splitmix64(h ^ t[1]);
     return h ? h : 1; /* 0 marks an empty bucket */
 }
 
-/* Finds or creates the bucket for a stack. Returns its index, or -1 when the table is full.
- * Caller holds hp_lock. */
-static long bucket_get(void *const *pcs, uint32_t depth)
+static bool labels_eq(const hp_bucket_t *b, const hp_labels_t *l)
+{
+    return b->sc_bytes == l->sc_bytes && b->owner == l->owner &&
+           memcmp(b->thread, l->thread, sizeof(b->thread)) == 0;
+}
+
+/* Finds or creates the bucket for a stack and its labels. Returns its index, or -1 when the
+ * table is full. Caller holds hp_lock. */
+static long bucket_get(void *const *pcs, uint32_t depth, const hp_labels_t *l)
 {
     MEM_ASSERT(depth <= MEM_HEAPPROF_FRAMES_MAX);
-    uint64_t h = stack_hash(pcs, depth);
+    MEM_ASSERT(l->thread[sizeof(l->thread) - 1] == 0);
+    uint64_t h = stack_hash(pcs, depth, l);
     size_t mask = HP_BUCKET_SLOTS - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
         uint32_t v = hp.bucket_ix[i];
@@ -149,12 +185,16 @@ static long bucket_get(void *const *pcs, uint32_t depth)
             hp_bucket_t *b = &hp.buckets[hp.buckets_cnt];
             b->hash = h;
             b->depth = depth;
+            b->sc_bytes = l->sc_bytes;
+            b->owner = l->owner;
+            memcpy(b->thread, l->thread, sizeof(b->thread));
             memcpy(b->pcs, pcs, depth * sizeof(void *));
             hp.bucket_ix[i] = (uint32_t)++hp.buckets_cnt;
             return (long)(hp.buckets_cnt - 1);
         }
         hp_bucket_t *b = &hp.buckets[v - 1];
-        if (b->hash == h && b->depth == depth && memcmp(b->pcs, pcs, depth * sizeof(void *)) == 0)
+        if (b->hash == h && b->depth == depth && labels_eq(b, l) &&
+            memcmp(b->pcs, pcs, depth * sizeof(void *)) == 0)
             return (long)(v - 1);
     }
 }
@@ -267,9 +307,11 @@ void mem__heapprof_meta_forget(void)
     pthread_mutex_unlock(&hp_lock);
 }
 
-MEM_ALLOC_TEXT MEM_NOINLINE int mem__heapprof_record(void *p, size_t len, const void *owner)
+MEM_ALLOC_TEXT MEM_NOINLINE int mem__heapprof_record(void *p, size_t len, const void *owner,
+                                                     unsigned kind)
 {
     MEM_ASSERT(p != NULL);
+    MEM_ASSERT(kind <= MEM_HEAPPROF_OWNER_LIBRARY);
     if (mem_heapprof_interval() == 0)
         return 0; /* sampling was turned off since the distance was drawn */
     int err = hp_setup();
@@ -292,8 +334,24 @@ MEM_ALLOC_TEXT MEM_NOINLINE int mem__heapprof_record(void *p, size_t len, const 
     if (n == drop || mem__unwind_is_library(raw[drop])) {
         n = mem__unwind_dwarf(raw, want);
         drop = mem__unwind_site(raw, n, ret);
+        if (kind == MEM_HEAPPROF_OWNER_TCACHE)
+            kind = MEM_HEAPPROF_OWNER_LIBRARY;
     }
     uint32_t depth = (uint32_t)MEM_MIN(n - drop, MEM_HEAPPROF_FRAMES_MAX);
+    /* The labels: a region's bump has no size class; the facade's classes end at MEM_SC_MAX
+     * (larger is a mapping of its own: "large"). The thread's name was read when its cache
+     * was made; a thread without a cache of its own shares one. */
+    hp_labels_t lab;
+    memset(&lab, 0, sizeof(lab));
+    lab.owner = kind;
+    bool bump = kind == MEM_HEAPPROF_OWNER_REGION || kind == MEM_HEAPPROF_OWNER_SUBREGION;
+    if (!bump && len > 0 && len <= MEM_SC_MAX)
+        lab.sc_bytes = mem_sc_size[mem_sc_of(len)];
+    const mem__tcache_t *tc = mem__tc_self;
+    if (tc != NULL && tc->reg_idx >= 0)
+        memcpy(lab.thread, tc->name, sizeof(lab.thread) - 1);
+    else
+        memcpy(lab.thread, "shared", sizeof("shared"));
 
     pthread_mutex_lock(&hp_lock);
     if (hp.samples_cnt >= HP_SAMPLES_MAX) {
@@ -307,7 +365,7 @@ MEM_ALLOC_TEXT MEM_NOINLINE int mem__heapprof_record(void *p, size_t len, const 
         sample_remove(hp.index[slot] - 1);
         slot = index_find(p);
     }
-    long bi = bucket_get(raw + drop, depth);
+    long bi = bucket_get(raw + drop, depth, &lab);
     if (bi < 0) {
         err = -ENOMEM;
         goto fail;
@@ -326,6 +384,8 @@ MEM_ALLOC_TEXT MEM_NOINLINE int mem__heapprof_record(void *p, size_t len, const 
     __atomic_store_n(&hp_live_cnt, hp.samples_cnt, __ATOMIC_RELEASE);
     meta_account();
     pthread_mutex_unlock(&hp_lock);
+    /* After the lock: a new peak of committed memory copies the buckets (rate-limited). */
+    mem__heapsnap_peak_check();
     return 0;
 fail:
     hp.dropped++;
@@ -388,6 +448,19 @@ int mem__heapprof_snap_take(mem__heapprof_snap_t *snap)
     snap->cnt = n;
     snap->map_len = len;
     return 0;
+}
+
+size_t mem__heapprof_copy(hp_bucket_t *dst)
+{
+    MEM_ASSERT(dst != NULL);
+    if (hp_setup() != 0)
+        return 0;
+    pthread_mutex_lock(&hp_lock);
+    size_t cnt = hp.buckets_cnt;
+    MEM_ASSERT(cnt <= HP_BUCKETS_MAX);
+    memcpy(dst, hp.buckets, cnt * sizeof(hp_bucket_t));
+    pthread_mutex_unlock(&hp_lock);
+    return cnt;
 }
 
 void mem__heapprof_snap_release(mem__heapprof_snap_t *snap)

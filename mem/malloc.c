@@ -217,7 +217,7 @@ MEM_ALLOC_TEXT void *mem_aligned_alloc(size_t align, size_t len)
         return NULL;
     }
     if (sampled)
-        (void)mem__heapprof_record(p, len, NULL);
+        (void)mem__heapprof_record(p, len, NULL, MEM_HEAPPROF_OWNER_TCACHE);
     return p;
 }
 

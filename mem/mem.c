@@ -12,6 +12,7 @@
 #include "mem/numa.h"
 #include "mem/heapprof.h"
 #include "mem/decay.h"
+#include "mem/heapsnap.h"
 
 #include <stdarg.h>
 #include <string.h>
@@ -215,6 +216,7 @@ size_t mem_fini(void)
     mem__budget.refused = 0;
     mem__budget.metadata = 0;
     mem__heapprof_meta_forget();
+    mem__heapsnap_meta_forget();
     mem__decay_reset();
     mem__registry_meta_forget();
     mem__budget.exempt_live = 0;

@@ -6,6 +6,7 @@
 #include "mem/base.h"
 #include "mem/pprof.h"
 #include "mem/heapprof.h"
+#include "mem/heapsnap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -95,9 +96,49 @@ static void out_maps(hp_out_t *o)
 
 int mem_heapprof_dump(mem_write_fn write, void *ud)
 {
+    return mem_heapprof_dump_at(MEM_HEAPSNAP_LIVE, write, ud);
+}
+
+int mem_heapprof_each_pc(int (*fn)(void *ud, const void *pc), void *ud)
+{
+    return mem_heapprof_each_pc_at(MEM_HEAPSNAP_LIVE, fn, ud);
+}
+
+int mem_heapprof_each_row(long which, int (*fn)(void *ud, const mem_heapprof_row_t *r), void *ud,
+                          size_t *interval_out)
+{
+    MEM_ASSERT(fn != NULL);
+    MEM_ASSERT(interval_out != NULL);
+    hp_snap_t snap;
+    int err = mem__heapsnap_take(&snap, which);
+    if (err)
+        return err;
+    *interval_out = snap.interval;
+    for (size_t i = 0; i < snap.cnt && err == 0; i++) {
+        const hp_bucket_t *b = &snap.b[i];
+        MEM_ASSERT(b->depth <= MEM_HEAPPROF_FRAMES_MAX);
+        mem_heapprof_row_t r = {
+            .pcs = (const void *const *)b->pcs,
+            .depth = b->depth,
+            .sc_bytes = b->sc_bytes,
+            .thread = b->thread,
+            .owner = mem_heapprof_owner_name(b->owner),
+            .live_objs = b->live_objs,
+            .live_bytes = b->live_bytes,
+            .alloc_objs = b->alloc_objs,
+            .alloc_bytes = b->alloc_bytes,
+        };
+        err = fn(ud, &r);
+    }
+    mem__heapprof_snap_release(&snap);
+    return err;
+}
+
+int mem_heapprof_dump_at(long which, mem_write_fn write, void *ud)
+{
     MEM_ASSERT(write != NULL);
     hp_snap_t snap;
-    int err = mem__heapprof_snap_take(&snap);
+    int err = mem__heapsnap_take(&snap, which);
     if (err)
         return err;
     /* The output buffer is 8 KiB: keep it off small thread stacks by mapping it too. */
@@ -141,11 +182,11 @@ int mem_heapprof_dump(mem_write_fn write, void *ud)
     return err;
 }
 
-int mem_heapprof_each_pc(int (*fn)(void *ud, const void *pc), void *ud)
+int mem_heapprof_each_pc_at(long which, int (*fn)(void *ud, const void *pc), void *ud)
 {
     MEM_ASSERT(fn != NULL);
     hp_snap_t snap;
-    int err = mem__heapprof_snap_take(&snap);
+    int err = mem__heapsnap_take(&snap, which);
     if (err)
         return err;
     /* Each PC once: later copies are zeroed in the (private) snapshot as each is visited. */

@@ -265,7 +265,8 @@ MEM_ALLOC_TEXT MEM_NOINLINE void mem__arena_sample(mem__arena_t *a, void *p, siz
     /* The stack starts at the allocation site: this function and mem__bump_alloc_slow are
      * allocator text (MEM_ALLOC_TEXT), and mem_region_alloc() and mem_subregion_alloc() are
      * inline in the site. */
-    if (mem__heapprof_record(p, len, a) == 0)
+    if (mem__heapprof_record(
+            p, len, a, a->parent ? MEM_HEAPPROF_OWNER_SUBREGION : MEM_HEAPPROF_OWNER_REGION) == 0)
         a->sampled = true;
 }
 

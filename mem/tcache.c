@@ -326,7 +326,7 @@ MEM_ALLOC_TEXT static void *alloc_try(mem__tcache_t *tc, size_t len, bool sample
                     p = mem__large_alloc(len, MEM_SC_ALIGN, tc->node, true);
                 }
                 if (p) {
-                    (void)mem__heapprof_record(p, len, NULL);
+                    (void)mem__heapprof_record(p, len, NULL, MEM_HEAPPROF_OWNER_TCACHE);
                     return p;
                 }
             }
@@ -479,7 +479,7 @@ MEM_ALLOC_TEXT void *mem__tcache_alloc_sample(unsigned cls, size_t len)
         return NULL;
     MEM_UNPOISON(p, mem_sc_size[cls]);
     MEM_STAT_ADD(tc->alloc_cnt[cls], 1);
-    (void)mem__heapprof_record(p, len, NULL);
+    (void)mem__heapprof_record(p, len, NULL, MEM_HEAPPROF_OWNER_TCACHE);
     return p;
 }
 

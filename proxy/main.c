@@ -22,6 +22,7 @@
 #include "proxy/core/alloc.h"
 #include "proxy/core/overload.h"
 #include "proxy/core/server.h"
+#include "proxy/upstream/tls.h"
 
 static void apply_memory(const px_memory_cfg_t *m)
 {
@@ -107,6 +108,13 @@ int main(int argc, char **argv)
     rc = px_config_from_args(argc, argv, &action, &cfg, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "weir: %s\n", err[0] ? err : strerror(-rc));
+        return 2;
+    }
+    if (cfg != NULL && (action == PX_CLI_CHECK || action == PX_CLI_RUN) &&
+        (rc = px_uptls_config_init(cfg, err, sizeof(err))) != 0) {
+        /* A TLS cluster's CA, client certificate or key that OpenSSL cannot load. */
+        fprintf(stderr, "weir: %s\n", err);
+        px_config_free(cfg);
         return 2;
     }
     switch (action) {

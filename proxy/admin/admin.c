@@ -172,12 +172,17 @@ static const admin_route_t g_routes[] = {
     {"/memory", PX_ADMIN_GET, px__admin_memory,
      "memory JSON (Envoy field names + weir's own); ?format=prometheus for text"},
     {"/memory/regions", PX_ADMIN_GET, px__admin_regions,
-     "connections and streams holding the most memory; ?top=N (default 20, max 1000)"},
+     "connections and streams holding the most memory; ?top=N (default 20, max 1000); "
+     "?overload=N: as kept at an overload rise"},
     {"/memory/release", PX_ADMIN_POST, px__admin_release,
      "return idle cached memory to the OS now (POST)"},
     {"/metrics", PX_ADMIN_GET, px__admin_metrics, "all metrics, Prometheus text format 0.0.4"},
     {"/heap_dump", PX_ADMIN_GET | PX_ADMIN_POST, px__admin_heap_dump,
-     "GET: pprof heap profile (?symbols=1 for symbols); POST ?sample_bytes=N: sampling interval"},
+     "GET: pprof heap profile (?symbols=1 for symbols, ?format=proto for pprof's gzipped "
+     "protobuf, ?peak=1 at the highest committed memory, ?overload=N at an overload rise); "
+     "POST ?sample_bytes=N: sampling interval"},
+    {"/heap_dump/peak/reset", PX_ADMIN_POST, px__admin_heap_peak_reset,
+     "forget the peak heap snapshot; the next one starts from now (POST)"},
     {"/heap_dump/symbols", PX_ADMIN_GET, px__admin_heap_symbols,
      "symbols of the sampled program counters (pprof symbol format)"},
     {"/stats", PX_ADMIN_GET, px__admin_stats, "every proxy counter, JSON"},

@@ -16,7 +16,8 @@
  *   GET  /metrics               memory families + every px_stats_t counter + process gauges
  *   GET  /memory/regions?top=N  largest connection/stream holders (default 20, max 1000)
  *   POST /memory/release        mem_release_now(): {"released_bytes":N,"committed_bytes":N}
- *   GET  /heap_dump[?symbols=1], GET /heap_dump/symbols, POST /heap_dump?sample_bytes=N
+ *   GET  /heap_dump[?symbols=1|format=proto][&peak=1|overload=N], GET /heap_dump/symbols,
+ *   POST /heap_dump?sample_bytes=N, POST /heap_dump/peak/reset, GET /memory/regions?overload=N
  *   GET  /stats /overload /config_dump /ready /healthz
  * With admin.token set every endpoint but / needs `Authorization: Bearer <token>` (401 with
  * WWW-Authenticate otherwise; compared in constant time). Without a token, a Host other than

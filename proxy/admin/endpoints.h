@@ -54,6 +54,7 @@ void px__admin_memory(const px_admin_req_t *req, px_admin_resp_t *resp);
 void px__admin_metrics(const px_admin_req_t *req, px_admin_resp_t *resp);
 void px__admin_regions(const px_admin_req_t *req, px_admin_resp_t *resp);
 void px__admin_heap_dump(const px_admin_req_t *req, px_admin_resp_t *resp);
+void px__admin_heap_peak_reset(const px_admin_req_t *req, px_admin_resp_t *resp);
 void px__admin_heap_symbols(const px_admin_req_t *req, px_admin_resp_t *resp);
 void px__admin_release(const px_admin_req_t *req, px_admin_resp_t *resp);
 

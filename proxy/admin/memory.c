@@ -1,6 +1,7 @@
 /*
  * proxy/admin/memory.c: the admin endpoints about memory: /memory (JSON and Prometheus),
- * /metrics, /memory/regions, /heap_dump (+ /heap_dump/symbols) and /memory/release.
+ * /metrics, /memory/regions, /heap_dump (+ /heap_dump/symbols, the peak and overload
+ * snapshots, pprof's protobuf) and /memory/release.
  *
  * Handlers run on the admin thread only. A mem/ snapshot (mem_stats_t, tens of KiB) is
  * allocated per request with mem_malloc rather than put on the admin thread's stack.
@@ -29,9 +30,12 @@
 
 #include "mem/budget.h"
 #include "mem/heapprof.h"
+#include "mem/heapsnap.h"
 #include "mem/malloc.h"
 #include "mem/stats.h"
+#include "proxy/admin/pprof_pb.h"
 #include "proxy/core/overload.h"
+#include "proxy/core/oversnap.h"
 #include "proxy/core/server.h"
 
 #define REGIONS_TOP_DEFAULT 20u
@@ -56,6 +60,50 @@ static mem_stats_t *snapshot_new(void)
 }
 
 /* ---- JSON ------------------------------------------------------------------------------ */
+
+/* "heap_snapshots": the peak snapshot and the kept overload snapshots (their numbers serve
+ * /heap_dump?overload=N and /memory/regions?overload=N), and the memory they hold (part of
+ * "metadata"). */
+static void heap_snapshots_json(px_jsonw_t *w)
+{
+    px_jsonw_key(w, "heap_snapshots");
+    px_jsonw_obj_begin(w);
+    px_jsonw_ku64(w, "bytes", mem_heapsnap_bytes());
+    px_jsonw_ku64(w, "peak_committed", mem_heapsnap_peak_committed());
+    mem_heapsnap_info_t hi;
+    px_jsonw_key(w, "peak");
+    if (mem_heapsnap_info(MEM_HEAPSNAP_PEAK, &hi) == 0) {
+        px_jsonw_obj_begin(w);
+        px_jsonw_ku64(w, "committed", hi.committed);
+        px_jsonw_ku64(w, "timestamp_ms", hi.wall_ms);
+        px_jsonw_ku64(w, "buckets", hi.buckets);
+        px_jsonw_ku64(w, "sampled_live_bytes", hi.live_bytes);
+        px_jsonw_obj_end(w);
+    } else {
+        px_jsonw_null(w);
+    }
+    px_jsonw_key(w, "overload");
+    px_jsonw_arr_begin(w);
+    long last = px_oversnap_last();
+    for (long n = last > (long)PX_OVERSNAP_MAX ? last - (long)PX_OVERSNAP_MAX + 1 : 1;
+         last > 0 && n <= last; n++) {
+        px_oversnap_info_t oi;
+        if (px_oversnap_get(n, &oi, NULL, 0) != 0)
+            continue;
+        px_jsonw_obj_begin(w);
+        px_jsonw_ki64(w, "overload", oi.which);
+        px_jsonw_kstr(w, "from", px_overload_level_name((px_overload_level_t)oi.from));
+        px_jsonw_kstr(w, "to", px_overload_level_name((px_overload_level_t)oi.to));
+        px_jsonw_kdbl(w, "pressure", oi.pressure);
+        px_jsonw_ku64(w, "timestamp_ms", oi.wall_ms);
+        px_jsonw_ku64(w, "committed", oi.committed);
+        px_jsonw_ku64(w, "limit", oi.limit);
+        px_jsonw_kbool(w, "heap", oi.heap_which > 0 && mem_heapsnap_info(oi.heap_which, &hi) == 0);
+        px_jsonw_obj_end(w);
+    }
+    px_jsonw_arr_end(w);
+    px_jsonw_obj_end(w);
+}
 
 static void memory_json(px_jsonw_t *w, const px_server_t *s, const mem_stats_t *st, uint64_t rss)
 {
@@ -106,6 +154,7 @@ static void memory_json(px_jsonw_t *w, const px_server_t *s, const mem_stats_t *
     px_jsonw_ku64(w, "sample_bytes", st->sample_bytes);
     px_jsonw_ku64(w, "samples_live", st->samples_live);
     px_jsonw_ku64(w, "timestamp_ms", (uint64_t)time(NULL) * 1000u);
+    heap_snapshots_json(w);
 
     px_jsonw_key(w, "workers");
     px_jsonw_arr_begin(w);
@@ -436,10 +485,39 @@ void px__admin_metrics(const px_admin_req_t *req, px_admin_resp_t *resp)
                                                      : 0.0);
 }
 
+/* Parses ?overload=N: 0 and sets *which (0 when absent), or answers 400 and returns -EINVAL. */
+static int overload_param(const px_admin_req_t *req, px_admin_resp_t *resp, long *which)
+{
+    uint64_t v = 0;
+    *which = 0;
+    int rc = px__admin_query_u64(req->query, "overload", (uint64_t)INT32_MAX, &v);
+    if (rc == -EINVAL || (rc == 0 && v == 0)) {
+        px__admin_error(resp, 400,
+                        "400 overload must be the number of a kept overload snapshot "
+                        "(see heap_snapshots in /memory)");
+        return -EINVAL;
+    }
+    *which = (long)v;
+    return 0;
+}
+
+static void not_kept(px_admin_resp_t *resp, long which)
+{
+    char msg[160];
+    snprintf(msg, sizeof(msg),
+             "404 overload snapshot %ld is not kept (the last %u are; see heap_snapshots in "
+             "/memory)",
+             which, PX_OVERSNAP_MAX);
+    px__admin_error(resp, 404, msg);
+}
+
 void px__admin_regions(const px_admin_req_t *req, px_admin_resp_t *resp)
 {
     MEM_ASSERT(req->server != NULL);
-    uint64_t top = REGIONS_TOP_DEFAULT;
+    long which;
+    if (overload_param(req, resp, &which) != 0)
+        return;
+    uint64_t top = which ? PX_OVERSNAP_REGIONS : REGIONS_TOP_DEFAULT;
     int rc = px__admin_query_u64(req->query, "top", REGIONS_TOP_MAX, &top);
     if (rc == -EINVAL || (rc == 0 && top == 0)) {
         px__admin_error(resp, 400, "400 top must be a number from 1 to 1000");
@@ -450,10 +528,28 @@ void px__admin_regions(const px_admin_req_t *req, px_admin_resp_t *resp)
         px__admin_error(resp, 503, "503 out of memory");
         return;
     }
-    size_t n = px_server_collect_regions(req->server, rows, (size_t)top, REGIONS_TIMEOUT_MS);
+    size_t n;
+    px_oversnap_info_t oi;
+    if (which) {
+        if (px_oversnap_get(which, &oi, rows, (size_t)top) != 0) {
+            mem_free(rows);
+            not_kept(resp, which);
+            return;
+        }
+        n = oi.regions_cnt;
+    } else {
+        n = px_server_collect_regions(req->server, rows, (size_t)top, REGIONS_TIMEOUT_MS);
+    }
     MEM_ASSERT(n <= top);
     px_jsonw_t *w = &resp->body;
     px_jsonw_obj_begin(w);
+    if (which) {
+        px_jsonw_ki64(w, "overload", oi.which);
+        px_jsonw_kstr(w, "from", px_overload_level_name((px_overload_level_t)oi.from));
+        px_jsonw_kstr(w, "to", px_overload_level_name((px_overload_level_t)oi.to));
+        px_jsonw_ku64(w, "timestamp_ms", oi.wall_ms);
+        px_jsonw_ku64(w, "committed", oi.committed);
+    }
     px_jsonw_ku64(w, "top", top);
     px_jsonw_ku64(w, "count", n);
     px_jsonw_key(w, "regions");
@@ -488,16 +584,64 @@ static int dump_write(void *ud, const char *buf, size_t len)
     return w->err; /* sticky: stops the dump at the first failure */
 }
 
-static void heap_dump_get(px_admin_resp_t *resp, bool symbols)
+typedef enum heap_fmt_e { HEAP_TEXT, HEAP_SYMBOLS, HEAP_PROTO } heap_fmt_t;
+
+static void heap_dump_get(px_admin_resp_t *resp, heap_fmt_t fmt, long which)
 {
     resp->content_type = "text/plain; charset=utf-8";
-    int rc = symbols ? px_symbolize_dump(dump_write, &resp->body)
-                     : mem_heapprof_dump(dump_write, &resp->body);
+    int rc;
+    if (fmt == HEAP_PROTO) {
+        resp->content_type = "application/octet-stream";
+        rc = px_pprof_pb_write(which, dump_write, &resp->body);
+    } else if (fmt == HEAP_SYMBOLS) {
+        rc = px_symbolize_dump_at(which, dump_write, &resp->body);
+    } else {
+        rc = mem_heapprof_dump_at(which, dump_write, &resp->body);
+    }
+    if (rc == -ENOENT && px_jsonw_error(&resp->body) == 0) {
+        resp->content_type = "text/plain; charset=utf-8";
+        px__admin_error(resp, 404,
+                        which == MEM_HEAPSNAP_PEAK
+                            ? "404 no peak snapshot yet (heap sampling off, or reset since)"
+                            : "404 no such heap snapshot");
+        return;
+    }
     if (rc != 0 && px_jsonw_error(&resp->body) == 0) {
+        resp->content_type = "text/plain; charset=utf-8";
         char msg[96];
         snprintf(msg, sizeof(msg), "500 heap dump failed: %s", strerror(-rc));
         px__admin_error(resp, 500, msg);
     }
+}
+
+/* Which heap a GET reads: ?peak=1, ?overload=N (a kept overload snapshot's number), or the
+ * live one. Answers 400/404 itself and returns -1 when the request names none it can serve. */
+static int heap_which(const px_admin_req_t *req, px_admin_resp_t *resp, long *which)
+{
+    long ov;
+    if (overload_param(req, resp, &ov) != 0)
+        return -1;
+    uint64_t peak = 0;
+    int rc = px__admin_query_u64(req->query, "peak", 1, &peak);
+    if (rc == -EINVAL || (peak && ov)) {
+        px__admin_error(resp, 400, "400 peak must be 0 or 1, and not with overload=N");
+        return -1;
+    }
+    *which = peak ? MEM_HEAPSNAP_PEAK : MEM_HEAPSNAP_LIVE;
+    if (ov) {
+        px_oversnap_info_t oi;
+        if (px_oversnap_get(ov, &oi, NULL, 0) != 0) {
+            not_kept(resp, ov);
+            return -1;
+        }
+        if (oi.heap_which <= 0) {
+            px__admin_error(resp, 404,
+                            "404 that overload snapshot has no heap (heap sampling was off)");
+            return -1;
+        }
+        *which = oi.heap_which;
+    }
+    return 0;
 }
 
 void px__admin_heap_dump(const px_admin_req_t *req, px_admin_resp_t *resp)
@@ -517,15 +661,41 @@ void px__admin_heap_dump(const px_admin_req_t *req, px_admin_resp_t *resp)
         px_jsonw_puts(&resp->body, "\n");
         return;
     }
-    char v[8];
+    long which;
+    if (heap_which(req, resp, &which) != 0)
+        return;
+    char v[16];
     int n = px__admin_query_get(req->query, "symbols", v, sizeof(v));
-    heap_dump_get(resp, n > 0 && strcmp(v, "0") != 0);
+    heap_fmt_t fmt = n > 0 && strcmp(v, "0") != 0 ? HEAP_SYMBOLS : HEAP_TEXT;
+    n = px__admin_query_get(req->query, "format", v, sizeof(v));
+    if (n > 0 && strcmp(v, "proto") == 0 && fmt == HEAP_TEXT) {
+        fmt = HEAP_PROTO;
+    } else if (n != -ENOENT && !(n > 0 && strcmp(v, "text") == 0)) {
+        px__admin_error(resp, 400, "400 format must be text or proto (not with symbols=1)");
+        return;
+    }
+    heap_dump_get(resp, fmt, which);
 }
 
 void px__admin_heap_symbols(const px_admin_req_t *req, px_admin_resp_t *resp)
 {
     MEM_ASSERT(req->method == PX_ADMIN_GET);
-    heap_dump_get(resp, true);
+    long which;
+    if (heap_which(req, resp, &which) != 0)
+        return;
+    heap_dump_get(resp, HEAP_SYMBOLS, which);
+}
+
+void px__admin_heap_peak_reset(const px_admin_req_t *req, px_admin_resp_t *resp)
+{
+    MEM_ASSERT(req->method == PX_ADMIN_POST);
+    uint64_t was = mem_heapsnap_peak_committed();
+    mem_heapsnap_peak_reset();
+    px_jsonw_obj_begin(&resp->body);
+    px_jsonw_ku64(&resp->body, "peak_committed_was", was);
+    px_jsonw_ku64(&resp->body, "committed", mem_budget_committed());
+    px_jsonw_obj_end(&resp->body);
+    px_jsonw_puts(&resp->body, "\n");
 }
 
 void px__admin_release(const px_admin_req_t *req, px_admin_resp_t *resp)

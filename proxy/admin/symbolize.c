@@ -198,21 +198,52 @@ static int on_pc(void *ud, const void *pc)
     return d->write(d->ud, line, MEM_MIN((size_t)n, sizeof(line) - 1));
 }
 
+struct px_symbolizer_s {
+    symctx_t c;
+};
+
+px_symbolizer_t *px_symbolizer_new(void)
+{
+    px_symbolizer_t *sy = mmap(NULL, sizeof(px_symbolizer_t), PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (sy == MAP_FAILED)
+        return NULL;
+    memset(sy, 0, sizeof(*sy));
+    Dl_info self;
+    if (dladdr((void *)px_symbolizer_new, &self) != 0)
+        sy->c.self_base = self.dli_fbase;
+    return sy;
+}
+
+const char *px_symbolizer_name(px_symbolizer_t *sy, const void *pc)
+{
+    MEM_ASSERT(sy != NULL);
+    return sym_resolve(&sy->c, (uintptr_t)pc);
+}
+
+void px_symbolizer_free(px_symbolizer_t *sy)
+{
+    if (sy == NULL)
+        return;
+    MEM_ASSERT(sy->c.elf_cnt <= ELF_CACHE_MAX);
+    for (size_t i = 0; i < sy->c.elf_cnt; i++)
+        elf_close(&sy->c.elf[i]);
+    munmap(sy, sizeof(*sy));
+}
+
 int px_symbolize_dump(mem_write_fn write, void *ud)
 {
+    return px_symbolize_dump_at(0, write, ud);
+}
+
+int px_symbolize_dump_at(long which, mem_write_fn write, void *ud)
+{
     MEM_ASSERT(write != NULL);
-    symctx_t *c =
-        mmap(NULL, sizeof(symctx_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (c == MAP_FAILED)
+    px_symbolizer_t *sy = px_symbolizer_new();
+    if (sy == NULL)
         return -ENOMEM;
-    memset(c, 0, sizeof(*c));
-    Dl_info self;
-    if (dladdr((void *)px_symbolize_dump, &self) != 0)
-        c->self_base = self.dli_fbase;
-    dump_ctx_t d = {.sym = c, .write = write, .ud = ud};
-    int err = mem_heapprof_each_pc(on_pc, &d);
-    for (size_t i = 0; i < c->elf_cnt; i++)
-        elf_close(&c->elf[i]);
-    munmap(c, sizeof(*c));
+    dump_ctx_t d = {.sym = &sy->c, .write = write, .ud = ud};
+    int err = mem_heapprof_each_pc_at(which, on_pc, &d);
+    px_symbolizer_free(sy);
     return err;
 }

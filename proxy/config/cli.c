@@ -73,7 +73,8 @@ static const char cli_usage[] =
     "                           file's listeners; [::1]:8080 for IPv6; port 0 = any)\n"
     "      --tls-cert FILE      PEM certificate: makes the --listen listeners TLS (ALPN h2)\n"
     "      --tls-key FILE       PEM private key for --tls-cert\n"
-    "      --upstream URL       h2c://HOST:PORT or http://HOST:PORT (repeatable, one scheme);\n"
+    "      --upstream URL       h2c://HOST:PORT, http://HOST:PORT, h2://HOST:PORT (HTTP/2 over\n"
+    "                           TLS) or https://HOST:PORT (repeatable, one scheme);\n"
     "                           builds the cluster \"upstream\" (round_robin) and one\n"
     "                           catch-all route to it, replacing the file's clusters/routes\n"
     "      --admin HOST:PORT    admin port address (default 127.0.0.1:9901)\n"
@@ -361,6 +362,7 @@ static int set_upstream(px_config_t *cfg, const cli_t *cli, char *err, size_t er
     px_cluster_cfg_t *cl = NULL;
     px_route_cfg_t *r = NULL;
     px_proto_t proto = PX_PROTO_H2C;
+    bool tls = false;
     int rc;
 
     MEM_ASSERT(cli->upstream_cnt > 0);
@@ -382,27 +384,38 @@ static int set_upstream(px_config_t *cfg, const cli_t *cli, char *err, size_t er
         px_proto_t p;
         size_t len;
 
+        bool t = false;
         if (strncmp(u, "h2c://", 6) == 0) {
             p = PX_PROTO_H2C;
             rest = u + 6;
         } else if (strncmp(u, "http://", 7) == 0) {
             p = PX_PROTO_HTTP1;
             rest = u + 7;
+        } else if (strncmp(u, "h2://", 5) == 0) {
+            p = PX_PROTO_H2C; /* HTTP/2 framing over TLS */
+            t = true;
+            rest = u + 5;
+        } else if (strncmp(u, "https://", 8) == 0) {
+            p = PX_PROTO_HTTP1;
+            t = true;
+            rest = u + 8;
         } else {
             rc = px__cfg_errf(err, err_len,
-                              "--upstream: '%s' must start with h2c:// or http:// "
-                              "(e.g. h2c://127.0.0.1:9000)",
+                              "--upstream: '%s' must start with h2c://, http://, h2:// or "
+                              "https:// (e.g. h2c://127.0.0.1:9000)",
                               u);
             goto fail;
         }
-        if (i > 0 && p != proto) {
+        if (i > 0 && (p != proto || t != tls)) {
+            size_t first_len = (size_t)(strstr(cli->upstream[0], "://") - cli->upstream[0]);
             rc = px__cfg_errf(err, err_len,
-                              "--upstream: '%s' mixes h2c:// and http:// (one cluster speaks "
+                              "--upstream: '%s' mixes %.*s:// and %.*s:// (one cluster speaks "
                               "one protocol)",
-                              u);
+                              u, (int)first_len, cli->upstream[0], (int)(rest - 3 - u), u);
             goto fail;
         }
         proto = p;
+        tls = t;
         len = strlen(rest);
         if (len > 0 && rest[len - 1] == '/')
             len--; /* "h2c://host:port/" is the same upstream */
@@ -420,6 +433,7 @@ static int set_upstream(px_config_t *cfg, const cli_t *cli, char *err, size_t er
     cl->endpoints_cnt = cli->upstream_cnt;
     px__cfg_cluster_defaults(cl);
     cl->proto = proto;
+    cl->tls = tls; /* verify on, system bundle, SNI = each endpoint's host name */
 
     px__config_clear_routes(cfg);
     px__config_clear_clusters(cfg);

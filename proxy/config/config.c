@@ -17,7 +17,7 @@
  *         key: /path/key.pem    # is relative to the config file's folder
  *   clusters:
  *     - name: backend           # required, unique
- *       protocol: h2c           # h2c (default) | http1
+ *       protocol: h2c           # h2c (default) | http1 | h2 (HTTP/2 over TLS: implies tls)
  *       lb: round_robin         # round_robin (default) | least_request
  *       endpoints: [127.0.0.1:9000, "backend.internal:9000"]  # required, 1-256, resolved now
  *       connect_timeout: 2s     # 1ms-5m, default 2s
@@ -26,6 +26,13 @@
  *       max_streams_per_connection: 100     # 1-100000, default 100
  *       max_connections_per_endpoint: 64    # per worker, 1-100000, default 64
  *       connect_retries: 2      # 0-16, default 2
+ *       tls:                    # optional: TLS toward the endpoints (ALPN h2 or http/1.1
+ *                               # after protocol; h2c with tls is an error, say h2)
+ *         sni: api.internal     # default: the endpoint's host name (no SNI for an IP)
+ *         verify: true          # default true: chain, and the host name (sni or endpoint)
+ *         ca: /path/ca.pem      # default: the system bundle (ca-certificates)
+ *         cert: /path/c.pem     # optional client certificate (mutual TLS), needs key
+ *         key: /path/c.key      # relative paths are relative to the config file
  *   routes:                     # first match wins; default: one direct_response route
  *     - match:                  # optional, default matches everything
  *         authority: api.example.com   # exact host or "*.example.com"; default any
@@ -78,6 +85,8 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include <openssl/ssl.h>
+
 #include "mem/malloc.h"
 
 int px__cfg_set_str(char **slot, const char *s)
@@ -109,6 +118,11 @@ void px__cluster_fini(px_cluster_cfg_t *c)
     MEM_ASSERT(c != NULL);
     mem_free(c->name);
     mem_free(c->endpoints);
+    mem_free(c->tls_sni);
+    mem_free(c->tls_ca);
+    mem_free(c->tls_cert);
+    mem_free(c->tls_key);
+    SSL_CTX_free(c->tls_ctx);
     memset(c, 0, sizeof(*c));
 }
 
@@ -279,6 +293,7 @@ void px__cfg_cluster_defaults(px_cluster_cfg_t *cl)
     cl->max_streams_per_conn = 100;
     cl->max_conns_per_endpoint = 64;
     cl->connect_retries = 2;
+    cl->tls_verify = true;
 }
 
 int px_config_default(px_config_t **out)
@@ -425,7 +440,8 @@ int px_config_dump(const px_config_t *cfg, int (*write)(void *ud, const char *bu
         const px_cluster_cfg_t *c = &cfg->clusters[i];
         dump_f(&d, "  - name: ");
         dump_qs(&d, c->name);
-        dump_f(&d, "\n    protocol: %s\n", c->proto == PX_PROTO_H2C ? "h2c" : "http1");
+        dump_f(&d, "\n    protocol: %s\n",
+               c->proto == PX_PROTO_H2C ? (c->tls ? "h2" : "h2c") : "http1");
         dump_f(&d, "    lb: %s\n", c->lb == PX_LB_ROUND_ROBIN ? "round_robin" : "least_request");
         dump_f(&d, "    endpoints: [");
         for (size_t j = 0; j < c->endpoints_cnt; j++) {
@@ -440,6 +456,18 @@ int px_config_dump(const px_config_t *cfg, int (*write)(void *ud, const char *bu
         dump_f(&d, "    max_streams_per_connection: %u\n", (unsigned)c->max_streams_per_conn);
         dump_f(&d, "    max_connections_per_endpoint: %u\n", (unsigned)c->max_conns_per_endpoint);
         dump_f(&d, "    connect_retries: %u\n", (unsigned)c->connect_retries);
+        if (c->tls) {
+            dump_f(&d, "    tls:\n      verify: %s\n", c->tls_verify ? "true" : "false");
+            const char *const keys[] = {"sni", "ca", "cert", "key"};
+            const char *const vals[] = {c->tls_sni, c->tls_ca, c->tls_cert, c->tls_key};
+            for (size_t k = 0; k < MEM_ARRAY_LEN(keys); k++) {
+                if (!vals[k])
+                    continue;
+                dump_f(&d, "      %s: ", keys[k]);
+                dump_qs(&d, vals[k]);
+                dump_f(&d, "\n");
+            }
+        }
     }
 
     dump_f(&d, "routes:\n");

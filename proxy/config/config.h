@@ -54,6 +54,17 @@ typedef struct px_cluster_cfg_s {
     uint32_t max_streams_per_conn;   /* h2c multiplexing; default 100 */
     uint32_t max_conns_per_endpoint; /* per worker; default 64 */
     uint32_t connect_retries;        /* other endpoints tried after a failed connect; default 2 */
+    /* TLS toward the upstream (`tls:`; `protocol: h2`, `--upstream https://` or h2://). ALPN
+     * follows `proto`: "h2" for PX_PROTO_H2C framing, "http/1.1" for PX_PROTO_HTTP1. */
+    bool tls;
+    bool tls_verify; /* default true: chain and host name (sni, else the endpoint's host) */
+    char *tls_sni;   /* owns; NULL = each endpoint's host name (none for an IP literal) */
+    char *tls_ca;    /* owns; PEM file, NULL = the system bundle (ca-certificates) */
+    char *tls_cert;  /* owns; client certificate (mutual TLS), with tls_key, or NULL */
+    char *tls_key;   /* owns */
+    /* The cluster's SSL_CTX (owns, SSL_CTX_free in px__cluster_fini): made by the main thread
+     * with px_uptls_ctx_new before the workers start, then shared read-only by them. */
+    struct ssl_ctx_st *tls_ctx;
 } px_cluster_cfg_t;
 
 typedef struct px_route_cfg_s {

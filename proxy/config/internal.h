@@ -70,6 +70,11 @@ void px__cfg_cluster_defaults(px_cluster_cfg_t *cl);
 int px__cfg_check_name(const char *s, char *why, size_t why_len);
 /* Checks that `path` names a readable regular file. */
 int px__cfg_check_readable(const char *path, char *why, size_t why_len);
+/* Checks that the PEM file `path` holds a certificate (the first of a chain or bundle), or a
+ * private key when `key`. Returns 0 or -EINVAL with the reason in `why`. Alloc: OpenSSL. */
+int px__cfg_check_pem(const char *path, bool key, char *why, size_t why_len);
+/* Checks that the private key in `key` belongs to the certificate in `cert`. */
+int px__cfg_check_pem_pair(const char *cert, const char *key, char *why, size_t why_len);
 /* Writes "host:port" (brackets around IPv6 hosts) into `buf`. */
 void px__cfg_addr_str(const px_addr_t *a, char *buf, size_t len);
 

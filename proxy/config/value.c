@@ -20,6 +20,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 int px__cfg_errf(char *buf, size_t len, const char *fmt, ...)
 {
     va_list ap;
@@ -361,6 +365,51 @@ int px__cfg_check_readable(const char *path, char *why, size_t why_len)
         return px__cfg_errf(why, why_len, "'%s' is not a regular file", path);
     }
     close(fd);
+    return 0;
+}
+
+int px__cfg_check_pem(const char *path, bool key, char *why, size_t why_len)
+{
+    MEM_ASSERT(path != NULL);
+    MEM_ASSERT(why != NULL);
+    BIO *b = BIO_new_file(path, "r");
+    if (b == NULL) {
+        ERR_clear_error();
+        return px__cfg_errf(why, why_len, "cannot read '%s'", path);
+    }
+    bool ok;
+    if (key) {
+        EVP_PKEY *k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+        ok = k != NULL;
+        EVP_PKEY_free(k);
+    } else {
+        X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+        ok = x != NULL;
+        X509_free(x);
+    }
+    BIO_free(b);
+    ERR_clear_error();
+    if (!ok)
+        return px__cfg_errf(why, why_len, "'%s' holds no PEM %s", path,
+                            key ? "private key" : "certificate");
+    return 0;
+}
+
+int px__cfg_check_pem_pair(const char *cert, const char *key, char *why, size_t why_len)
+{
+    MEM_ASSERT(cert != NULL);
+    MEM_ASSERT(key != NULL);
+    BIO *cb = BIO_new_file(cert, "r"), *kb = BIO_new_file(key, "r");
+    X509 *x = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
+    EVP_PKEY *k = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
+    bool ok = x != NULL && k != NULL && X509_check_private_key(x, k) == 1;
+    X509_free(x);
+    EVP_PKEY_free(k);
+    BIO_free(cb);
+    BIO_free(kb);
+    ERR_clear_error();
+    if (!ok)
+        return px__cfg_errf(why, why_len, "key '%s' does not match cert '%s'", key, cert);
     return 0;
 }
 

@@ -412,6 +412,76 @@ static int load_listeners(yctx_t *c, const yaml_node_t *n)
     return 0;
 }
 
+/* A cluster's `tls:` block (see config.c's schema). `cl->tls` is already set for protocol h2,
+ * which needs no block; h2c (cleartext by name) with a block is refused. */
+static int load_cluster_tls(yctx_t *c, const yaml_node_t *n, const char *path, px_cluster_cfg_t *cl)
+{
+    static const char *const keys[] = {"sni", "verify", "ca", "cert", "key"};
+    char fp[PATH_MAX_LEN], kp[PATH_MAX_LEN], why[PX_CFG_WHY_MAX], full[4096];
+    yaml_node_t *tls = map_get(c, n, "tls"), *v, *cert_v = NULL, *key_v = NULL;
+    const char *s;
+    int rc;
+
+    MEM_ASSERT(cl != NULL);
+    if (!tls)
+        return 0;
+    path_key(fp, path, "tls");
+    if (!cl->tls && cl->proto == PX_PROTO_H2C && map_get(c, n, "protocol"))
+        return yerr(c, tls, fp,
+                    "protocol h2c is cleartext HTTP/2; say 'protocol: h2' for HTTP/2 over TLS");
+    if (!cl->tls && cl->proto == PX_PROTO_H2C)
+        return yerr(c, tls, fp,
+                    "tls needs 'protocol: h2' (HTTP/2 over TLS) or 'protocol: http1' "
+                    "(HTTP/1.1 over TLS); the default protocol h2c is cleartext");
+    if ((rc = check_map(c, tls, fp, keys, MEM_ARRAY_LEN(keys))) < 0)
+        return rc;
+    cl->tls = true;
+    if ((rc = opt_bool(c, tls, fp, "verify", &cl->tls_verify)) < 0)
+        return rc;
+    if ((rc = opt_str(c, tls, fp, "sni", &s, &v)) < 0)
+        return rc;
+    if (s) {
+        path_key(kp, fp, "sni");
+        /* A DNS name as SNI carries it (RFC 6066 3: no IP literal, no trailing dot). */
+        size_t len = strlen(s);
+        if (len == 0 || len > 253 ||
+            strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                      "0123456789.-") != len ||
+            s[len - 1] == '.')
+            return yerr(c, v, kp, "sni '%s' is not a DNS host name", s);
+        if ((rc = px__cfg_set_str(&cl->tls_sni, s)) < 0)
+            return rc;
+    }
+    for (size_t k = 2; k < MEM_ARRAY_LEN(keys); k++) {
+        char **dst = k == 2 ? &cl->tls_ca : k == 3 ? &cl->tls_cert : &cl->tls_key;
+        if ((rc = opt_str(c, tls, fp, keys[k], &s, &v)) < 0)
+            return rc;
+        if (!s)
+            continue;
+        path_key(kp, fp, keys[k]);
+        if ((rc = rel_path(c, s, full, sizeof(full))) < 0)
+            return yerr(c, v, kp, "path '%s' is too long", s);
+        if (px__cfg_check_readable(full, why, sizeof(why)) < 0 ||
+            px__cfg_check_pem(full, k == 4, why, sizeof(why)) < 0)
+            return yerr(c, v, kp, "%s", why);
+        if ((rc = px__cfg_set_str(dst, full)) < 0)
+            return rc;
+        if (k == 3)
+            cert_v = v;
+        if (k == 4)
+            key_v = v;
+    }
+    if (cert_v && !key_v)
+        return yerr(c, cert_v, fp, "cert needs key (the client certificate's private key)");
+    if (key_v && !cert_v)
+        return yerr(c, key_v, fp, "key needs cert (the client certificate)");
+    if (key_v && px__cfg_check_pem_pair(cl->tls_cert, cl->tls_key, why, sizeof(why)) < 0) {
+        path_key(kp, fp, "key");
+        return yerr(c, key_v, kp, "%s", why);
+    }
+    return 0;
+}
+
 static int load_cluster(yctx_t *c, const yaml_node_t *n, const char *path, size_t idx)
 {
     static const char *const keys[] = {"name",
@@ -423,7 +493,8 @@ static int load_cluster(yctx_t *c, const yaml_node_t *n, const char *path, size_
                                        "idle_timeout",
                                        "max_streams_per_connection",
                                        "max_connections_per_endpoint",
-                                       "connect_retries"};
+                                       "connect_retries",
+                                       "tls"};
     char fp[PATH_MAX_LEN], ep[PATH_MAX_LEN], why[PX_CFG_WHY_MAX];
     px_cluster_cfg_t *cl = &c->cfg->clusters[idx];
     yaml_node_t *v;
@@ -456,11 +527,16 @@ static int load_cluster(yctx_t *c, const yaml_node_t *n, const char *path, size_
             cl->proto = PX_PROTO_H2C;
         } else if (strcmp(s, "http1") == 0) {
             cl->proto = PX_PROTO_HTTP1;
+        } else if (strcmp(s, "h2") == 0) {
+            cl->proto = PX_PROTO_H2C; /* HTTP/2 framing, over TLS (below) */
+            cl->tls = true;
         } else {
             path_key(fp, path, "protocol");
-            return yerr(c, v, fp, "unknown protocol '%s' (use h2c or http1)", s);
+            return yerr(c, v, fp, "unknown protocol '%s' (use h2c, h2 or http1)", s);
         }
     }
+    if ((rc = load_cluster_tls(c, n, path, cl)) < 0)
+        return rc;
     if ((rc = opt_str(c, n, path, "lb", &s, &v)) < 0)
         return rc;
     if (s) {

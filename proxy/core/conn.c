@@ -680,6 +680,19 @@ static void on_close(uv_handle_t *h)
         return;
     px_wimpl_t *wi = c->wi;
     px_worker_t *w = c->w;
+    /* A connection marked dirty and then closed in the same turn (its own flush can do both:
+     * a frame queued, then the connection ended) still waits on the worker's flush list for
+     * the next check phase, which runs after these close callbacks: take it off, or that walk
+     * reads the freed region. The list being walked is detached first, so only this one can
+     * hold it now. */
+    if (c->dirty) {
+        px_conn_t **pp = &wi->dirty;
+        while (*pp != NULL && *pp != c)
+            pp = &(*pp)->dirty_next;
+        if (*pp == c)
+            *pp = c->dirty_next;
+        c->dirty = false;
+    }
     px_h2_session_free(&c->h2);
     if (c->ssl)
         SSL_free(c->ssl);

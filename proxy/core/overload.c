@@ -21,6 +21,7 @@
 #include "mem/budget.h"
 #include "mem/malloc.h"
 #include "proxy/core/conn.h"
+#include "proxy/core/oversnap.h"
 
 /* cgroup v1 writes "no limit" as the largest page-aligned signed 64-bit value; treat anything
  * at or above 2^60 (an exabyte) as unlimited. */
@@ -409,6 +410,9 @@ void px_overload_tick(px_server_t *s)
                     now.cgroup_pressure, (unsigned long long)now.cgroup_usage_bytes,
                     (unsigned long long)now.cgroup_limit_bytes);
     }
+    /* The peak heap snapshot: the sampling path copies at new highs, at most every 25 ms;
+     * this catches the top of a burst that stopped allocating within that gap. */
+    mem_heapsnap_peak_poll();
     now.level_since_ms = t - o->level_since_ms;
     /* At CRITICAL, ticks alternate: the first (and every odd one) only has the workers return
      * their cached memory (mem_release_now() flushes the calling thread's cache only, so the
@@ -428,6 +432,12 @@ void px_overload_tick(px_server_t *s)
      * share, and return their cached memory. */
     if (next != cur || next != PX_OVERLOAD_NORMAL)
         signal_workers(s);
+    /* A rise keeps what held memory at that moment (heap samples, top regions), for reading
+     * after the incident. After the workers were told, so their actions do not wait for it;
+     * the first tick at a level sheds nothing (see above), so the regions are still those of
+     * the moment. It blocks this loop at most PX_OVERSNAP_COLLECT_MS. */
+    if (next > cur)
+        (void)px_oversnap_take(s, (int)cur, (int)next, p);
 }
 
 bool px_overload__shed_now(const px_server_t *s)

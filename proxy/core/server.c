@@ -483,7 +483,7 @@ size_t px_server_collect_regions(px_server_t *s, px_region_row_t *rows, size_t m
         return 0;
     /* Gather more than asked, so "largest first" is true across workers. */
     size_t cap = MEM_MAX(max, (size_t)1024);
-    px_region_row_t *all = mem_malloc(cap * sizeof(*all));
+    px_region_row_t *all = mem_malloc_exempt(cap * sizeof(*all));
     if (all == NULL)
         return 0;
     struct timespec dl = deadline_after(timeout_ms);
@@ -493,7 +493,7 @@ size_t px_server_collect_regions(px_server_t *s, px_region_row_t *rows, size_t m
             break;
     if (im->collect_gen != 0) {
         pthread_mutex_unlock(&im->lock);
-        mem_free(all);
+        mem_free_exempt(all);
         return 0;
     }
     im->collect_gen = ++im->collect_next;
@@ -516,6 +516,6 @@ size_t px_server_collect_regions(px_server_t *s, px_region_row_t *rows, size_t m
     qsort(all, got, sizeof(*all), by_bytes_desc);
     size_t k = MEM_MIN(got, max);
     memcpy(rows, all, k * sizeof(*rows));
-    mem_free(all);
+    mem_free_exempt(all);
     return k;
 }

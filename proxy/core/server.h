@@ -58,7 +58,11 @@ void px_server_stats(const px_server_t *s, px_stats_t *out);
 
 /* Collects up to `max` rows (connections and their streams) from every worker, largest first,
  * by asking each worker over its async handle and waiting up to `timeout_ms`.
- * Returns the rows written. Thread: admin. */
+ * Returns the rows written. The scratch (here 1,024 rows or `max`, 480 KiB; in each worker
+ * one row per connection and stream it holds, at most 4,096; freed before the answer) is
+ * allocated past the budget's limit (mem_malloc_exempt): the rows are wanted most when the
+ * budget is nearly spent, and one collection runs at a time. Thread: admin, or main (the overload
+ * snapshot). */
 size_t px_server_collect_regions(px_server_t *s, px_region_row_t *rows, size_t max,
                                  uint32_t timeout_ms);
 

@@ -38,6 +38,10 @@ typedef struct px_stats_s {
     uint64_t upstream_reset; /* died mid-stream */
     uint64_t upstream_retries;
     uint64_t upstream_requests;
+    uint64_t upstream_tls_handshakes;    /* completed, resumed ones included */
+    uint64_t upstream_tls_resumed;       /* handshakes that resumed a session */
+    uint64_t upstream_tls_verify_failed; /* the upstream's certificate did not verify: 502 */
+    uint64_t upstream_tls_failed;        /* other handshake failures (alerts, ALPN): 502 */
     /* overload */
     uint64_t overload_streams_refused; /* RST_STREAM(REFUSED_STREAM) or 503 */
     uint64_t overload_conns_refused;

@@ -9,6 +9,8 @@
 
 #include <openssl/err.h>
 
+#include "proxy/upstream/tlsio.h"
+
 /* The application protocols a TLS listener accepts, in weir's order of preference, each in
  * ALPN wire form (length byte, name). RFC 9113 3.2: HTTP/2 over TLS is negotiated by ALPN,
  * so a client that does not offer one of these gets no connection. HTTP/1.1 over TLS joins
@@ -96,26 +98,7 @@ int px_tls_conn_new(SSL_CTX *ctx, SSL **ssl, BIO **rbio, BIO **wbio)
 {
     MEM_ASSERT(ctx != NULL);
     MEM_ASSERT(ssl != NULL);
-    SSL *s = SSL_new(ctx);
-    BIO *r = BIO_new(BIO_s_mem());
-    BIO *w = BIO_new(BIO_s_mem());
-    if (s == NULL || r == NULL || w == NULL)
-        goto fail;
-    /* An empty memory BIO must say "retry", not EOF, while we wait for the socket. */
-    BIO_set_mem_eof_return(r, -1);
-    BIO_set_mem_eof_return(w, -1);
-    SSL_set_bio(s, r, w); /* s owns both BIOs now */
-    SSL_set_accept_state(s);
-    *ssl = s;
-    *rbio = r;
-    *wbio = w;
-    return 0;
-fail:
-    BIO_free(r);
-    BIO_free(w);
-    SSL_free(s);
-    ERR_clear_error();
-    return -ENOMEM;
+    return px_tlsio_new(ctx, false, ssl, rbio, wbio);
 }
 
 px_tls_alpn_t px_tls_alpn(const SSL *ssl)

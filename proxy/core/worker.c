@@ -150,13 +150,20 @@ static void collect(px_wimpl_t *wi)
     uint64_t gen = px_server__collect_gen(s);
     if (gen == 0)
         return;
-    size_t max = PX_COLLECT_ROWS_MAX, n = 0;
-    px_region_row_t *rows = mem_malloc(sizeof(*rows) * max);
+    /* One row per connection and one per stream (px_conn_collect), so the scratch is sized
+     * by what this worker holds, at most PX_COLLECT_ROWS_MAX rows (about 1.9 MiB). It is
+     * allocated past the budget's limit (bounded, freed below): at critical a plain allocation
+     * failed, and /memory/regions and the overload snapshot came back empty. */
+    size_t max = 0, n = 0;
+    for (px_conn_t *c = wi->conns; c && max < PX_COLLECT_ROWS_MAX; c = c->next)
+        max += 1 + c->h2.streams_cnt;
+    max = MEM_MIN(max, (size_t)PX_COLLECT_ROWS_MAX);
+    px_region_row_t *rows = max ? mem_malloc_exempt(sizeof(*rows) * max) : NULL;
     if (rows != NULL)
         for (px_conn_t *c = wi->conns; c && n < max; c = c->next)
             n += px_conn_collect(c, rows + n, max - n);
     px_server__collect_put(s, gen, rows, n);
-    mem_free(rows);
+    mem_free_exempt(rows);
 }
 
 static void on_async(uv_async_t *h)

@@ -19,12 +19,19 @@
 #include "proxy/upstream/upstream.h"
 #include "mem/base.h"
 
+#include <limits.h>
+#include <stdio.h>
 #include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
 
 #include "mem/malloc.h"
 #include "mem/region.h"
 #include "proxy/upstream/h1.h"
 #include "proxy/upstream/h2.h"
+#include "proxy/upstream/tls.h"
+#include "proxy/upstream/tlsio.h"
 #include "proxy/core/worker-t.h"
 
 /* The read buffer of one connection; also the largest read delivered at once. */
@@ -34,6 +41,9 @@
  * would cost an mmap, a munmap and page faults on every batch (bench/run-peers showed 1.4 faults
  * per request before). */
 #define UP_WBUF_LEN ((size_t)32768)
+/* The plaintext batch of a TLS connection: its ciphertext (two 16 KiB records and their
+ * headers, tags and padding, under 100 bytes each) must stay within UP_WBUF_LEN as well. */
+#define UP_TLS_WBUF_LEN (UP_WBUF_LEN - 512)
 
 static void on_flush_check(uv_check_t *h);
 static void on_flush_idle(uv_idle_t *h);
@@ -221,12 +231,15 @@ static void pools_handle_closed(px_upstream_pools_t *p)
         px_worker_t *w = p->w;
         for (px_upcluster_t *cl = p->clusters, *next; cl; cl = next) {
             next = cl->next;
+            for (size_t i = 0; i < cl->eps_cnt; i++)
+                SSL_SESSION_free(cl->eps[i].tls_sess);
             mem_free(cl->eps);
             mem_free(cl);
         }
         w->upstream = NULL;
         MEM_ASSERT(!p->rbuf_busy);
         mem_free(p->rbuf);
+        mem_free(p->tbuf);
         nghttp2_session_callbacks_del(p->ng_cbs);
         nghttp2_option_del(p->ng_opt);
         mem_free(p);
@@ -544,6 +557,7 @@ static void on_conn_handle_closed(uv_handle_t *h)
     px_upstream_pools_t *p = c->pools;
     if (c->h2)
         px__uph2_conn_fini(c);
+    SSL_free(c->ssl); /* its BIOs too; no session callback can come after this */
     mem_free(c->wbuf);
     mem_region_free(c->region);
     /* c freed */
@@ -551,6 +565,25 @@ static void on_conn_handle_closed(uv_handle_t *h)
 }
 
 static void kick_waitq(px_upep_t *ep);
+
+/* An orderly TLS close: close_notify, sent with one try at the socket when no write is in
+ * flight (never queued: the handle is closing). Besides telling the upstream, it keeps the
+ * endpoint's session resumable: OpenSSL marks a session not resumable when its SSL is freed
+ * without a shutdown (ssl_clear_bad_session). */
+static void tls_close_notify(px_upconn_t *c)
+{
+    MEM_ASSERT(c->ssl != NULL);
+    (void)SSL_shutdown(c->ssl);
+    ERR_clear_error();
+    if (c->writing)
+        return;
+    uint8_t b[256];
+    int n = BIO_read(c->wbio, b, (int)sizeof(b));
+    if (n <= 0)
+        return;
+    uv_buf_t ub = uv_buf_init((char *)b, (unsigned)n);
+    (void)uv_try_write((uv_stream_t *)&c->tcp, &ub, 1);
+}
 
 void px__upstream_conn_close(px_upconn_t *c)
 {
@@ -566,6 +599,8 @@ void px__upstream_conn_close(px_upconn_t *c)
         px__upstream_link_del(&c->flush_link);
     MEM_STAT_SUB(w->stats.upstream_conn_active, 1);
     uv_timer_stop(&c->timer);
+    if (c->ssl && was_ready)
+        tls_close_notify(c);
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
     /* Exchanges still waiting for the connect go back to their endpoint's queue: the connect
@@ -637,6 +672,8 @@ void px__upstream_conn_dirty(px_upconn_t *c)
     }
 }
 
+static void tls_hs_send(px_upconn_t *c);
+
 static void on_write(uv_write_t *req, int status)
 {
     px_upconn_t *c = req->data;
@@ -650,6 +687,11 @@ static void on_write(uv_write_t *req, int status)
         return;
     if (status < 0) {
         px__upstream_conn_close(c);
+        return;
+    }
+    if (c->state == PX_UPCONN_CONNECTING) {
+        MEM_ASSERT(c->ssl != NULL);
+        tls_hs_send(c); /* the handshake's next flight, if OpenSSL made one meanwhile */
         return;
     }
     if (c->proto == PX_PROTO_H2C)
@@ -683,20 +725,45 @@ static void report_drained(px_upconn_t *c)
     }
 }
 
+static void tls_drain(px_upconn_t *c);
+
+/* TLS: replaces the plaintext batch in wbuf with its ciphertext (and anything OpenSSL queued
+ * on its own: a KeyUpdate, a close_notify). Returns 0 or a negative errno. */
+static int tls_seal_batch(px_upconn_t *c)
+{
+    MEM_ASSERT(c->ssl != NULL);
+    MEM_ASSERT(!c->writing);
+    if (c->wlen > 0 && px_tlsio_seal(c->ssl, c->wbuf, c->wlen) < 0)
+        return -EPROTO;
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    if (px_tlsio_take(c->wbio, &out, &out_len) < 0)
+        return -ENOMEM;
+    mem_free(c->wbuf);
+    c->wbuf = out;
+    c->wlen = c->wcap = out_len;
+    return 0;
+}
+
 static void flush_conn(px_upconn_t *c)
 {
+    if (c->ssl && c->tls_rpending && c->state == PX_UPCONN_READY)
+        tls_drain(c); /* a reader made room: plaintext left in the SSL goes first */
     if (c->state != PX_UPCONN_READY || c->writing)
         return;
     MEM_ASSERT(c->wlen == 0);
     if (!c->wbuf) {
-        c->wbuf = mem_malloc(UP_WBUF_LEN);
+        size_t cap = c->ssl ? UP_TLS_WBUF_LEN : UP_WBUF_LEN;
+        c->wbuf = mem_malloc(cap);
         if (!c->wbuf) {
             px__upstream_conn_close(c);
             return;
         }
-        c->wcap = UP_WBUF_LEN;
+        c->wcap = cap;
     }
     int rc = c->proto == PX_PROTO_H2C ? px__uph2_fill(c) : px__uph1_fill(c);
+    if (rc == 0 && c->ssl)
+        rc = tls_seal_batch(c);
     if (rc < 0) {
         px__upstream_conn_close(c);
         return;
@@ -775,7 +842,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     px_upconn_t *c = h->data;
     (void)suggested;
     size_t n = c->rcap;
-    if (c->proto == PX_PROTO_HTTP1)
+    /* HTTP/1.1 flow control reads no more than the downstream has room for. Over TLS it
+     * bounds the plaintext taken out of the SSL instead (tls_drain), since records do not
+     * split at the room's edge. */
+    if (c->proto == PX_PROTO_HTTP1 && c->ssl == NULL)
         n = MEM_MIN(n, px__uph1_read_room(c));
     /* Reads go into the worker's one buffer: libuv hands the bytes to on_read at once and
      * the parsers consume them there, so no connection holds a buffer between reads and no
@@ -807,14 +877,31 @@ static void read_buf_release(px_upstream_pools_t *pools, char *base)
     mem_free(base);
 }
 
+static void tls_read(px_upconn_t *c, const uint8_t *data, size_t len);
+static void tls_hs_failed(px_upconn_t *c, const char *reason);
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     px_upconn_t *c = s->data;
+    if (c->ssl && c->state == PX_UPCONN_CONNECTING && c->tls_connected && nread != 0) {
+        if (nread > 0)
+            tls_read(c, (const uint8_t *)buf->base, (size_t)nread);
+        else
+            tls_hs_failed(c, "upstream TLS handshake failed: connection closed");
+        read_buf_release(c->pools, buf->base);
+        return;
+    }
     if (c->state != PX_UPCONN_READY || nread == 0) {
         read_buf_release(c->pools, buf->base);
         return;
     }
     if (nread > 0) {
+        if (c->ssl) {
+            tls_read(c, (const uint8_t *)buf->base, (size_t)nread);
+            read_buf_release(c->pools, buf->base);
+            px__upstream_conn_dirty(c);
+            return;
+        }
         if (c->proto == PX_PROTO_H2C)
             px__uph2_read(c, (const uint8_t *)buf->base, (size_t)nread);
         else
@@ -825,7 +912,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     read_buf_release(c->pools, buf->base);
     if (nread == UV_ENOBUFS) {
-        if (c->proto == PX_PROTO_HTTP1 && px__uph1_read_room(c) == 0) {
+        if (c->proto == PX_PROTO_HTTP1 && c->ssl == NULL && px__uph1_read_room(c) == 0) {
             /* HTTP/1.1 flow control: the downstream holds a full buffer; consuming resumes
              * reading (px__uph1_consumed). */
             uv_read_stop(s);
@@ -852,6 +939,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 void px__upstream_read_start(px_upconn_t *c)
 {
     MEM_ASSERT(c->state == PX_UPCONN_READY);
+    if (c->ssl && c->tls_rpending)
+        px__upstream_conn_dirty(c); /* the flush pass reads what the SSL still holds */
     if (c->reading)
         return;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
@@ -922,24 +1011,14 @@ static void conn_connect_failed(px_upconn_t *c, int err, bool timed_out)
     }
 }
 
-static void on_connect(uv_connect_t *req, int status)
+/* The connection can carry exchanges (TCP up, and the TLS handshake done when there is one):
+ * the exchanges waiting for it go on. */
+static void conn_ready(px_upconn_t *c)
 {
-    px_upconn_t *c = req->data;
-    if (c->state != PX_UPCONN_CONNECTING)
-        return; /* closed (connect timeout or shutdown) before the connect finished */
-    if (status < 0) {
-        conn_connect_failed(c, status, false);
-        return;
-    }
+    MEM_ASSERT(c->state == PX_UPCONN_CONNECTING);
+    MEM_ASSERT(c->reading);
     uv_timer_stop(&c->timer);
     c->state = PX_UPCONN_READY;
-    uv_tcp_nodelay(&c->tcp, 1);
-    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-    if (rc < 0) {
-        conn_connect_failed(c, rc, false);
-        return;
-    }
-    c->reading = true;
     px__upstream_conn_dirty(c); /* h2c: the preface and SETTINGS */
     while (!link_empty(&c->pending) && c->state == PX_UPCONN_READY) {
         px_upstream_req_t *r = REQ_OF(c->pending.next);
@@ -954,6 +1033,221 @@ static void on_connect(uv_connect_t *req, int status)
     }
     if (c->state == PX_UPCONN_READY && c->active_cnt == 0)
         px__upstream_conn_idle(c);
+}
+
+/* ---- TLS transport ------------------------------------------------------------------------ */
+
+/* Writes what the handshake put in wbio (ClientHello, the client's Finished, its certificate
+ * under mutual TLS). One write at a time: on_write calls again for what came meanwhile. */
+static void tls_hs_send(px_upconn_t *c)
+{
+    MEM_ASSERT(c->ssl != NULL);
+    MEM_ASSERT(c->state == PX_UPCONN_CONNECTING);
+    if (c->writing)
+        return;
+    MEM_ASSERT(c->wbuf == NULL);
+    uint8_t *out = NULL;
+    size_t len = 0;
+    if (px_tlsio_take(c->wbio, &out, &len) < 0) {
+        tls_hs_failed(c, "upstream TLS handshake failed: out of memory");
+        return;
+    }
+    if (len == 0)
+        return;
+    c->wbuf = out;
+    c->wlen = c->wcap = len;
+    uv_buf_t b = uv_buf_init((char *)out, (unsigned)len);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n == (int)len) {
+        mem_free(c->wbuf);
+        c->wbuf = NULL;
+        c->wlen = c->wcap = 0;
+        return;
+    }
+    if (n < 0 && n != UV_EAGAIN) {
+        tls_hs_failed(c, "upstream TLS handshake failed: connection reset");
+        return;
+    }
+    if (n > 0) {
+        b.base += n;
+        b.len -= (unsigned)n;
+    }
+    c->write_req.data = c;
+    if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
+        tls_hs_failed(c, "upstream TLS handshake failed: connection reset");
+        return;
+    }
+    c->writing = true;
+}
+
+/* The handshake failed (certificate, alert, ALPN, reset, or no memory): the exchanges waiting
+ * for this connection fail with 502 and `reason` (static) rather than retry another endpoint,
+ * since a certificate or protocol mismatch is a configuration matter that a retry only
+ * repeats; the reason goes to the log once per connection. */
+static void tls_hs_failed(px_upconn_t *c, const char *reason)
+{
+    px_worker_t *w = c->pools->w;
+    bool verify = false;
+    const char *why = reason;
+    if (why == NULL)
+        why = px_uptls_fail_reason(c->ssl, &verify);
+    if (verify) {
+        MEM_STAT_ADD(w->stats.upstream_tls_verify_failed, 1);
+        fprintf(stderr, "weir: upstream %s %s:%u: %s (%s)\n", c->cl->cfg->name, c->ep->addr->host,
+                (unsigned)c->ep->addr->port, why,
+                X509_verify_cert_error_string(SSL_get_verify_result(c->ssl)));
+    } else {
+        MEM_STAT_ADD(w->stats.upstream_tls_failed, 1);
+        unsigned long e = ERR_peek_last_error();
+        fprintf(stderr, "weir: upstream %s %s:%u: %s%s%s\n", c->cl->cfg->name, c->ep->addr->host,
+                (unsigned)c->ep->addr->port, why, e ? ": " : "",
+                e ? ERR_reason_error_string(e) : "");
+    }
+    ERR_clear_error();
+    px_uplink_t moved;
+    link_init(&moved);
+    while (!link_empty(&c->pending)) {
+        px_uplink_t *l = c->pending.next;
+        px__upstream_link_del(l);
+        px__upstream_link_add(&moved, l);
+        REQ_OF(l)->conn = NULL;
+        REQ_OF(l)->state = PX_UPREQ_QUEUED; /* on `moved`: px__upstream_fail detaches it */
+    }
+    px__upstream_conn_close(c);
+    while (!link_empty(&moved))
+        px__upstream_fail(REQ_OF(moved.next), 502, why);
+}
+
+/* Plaintext out of the SSL to the protocol half, as long as the reader has room (HTTP/1.1
+ * flow control; what stays in the SSL is read when px__upstream_read_start says there is
+ * room again). */
+static void tls_drain(px_upconn_t *c)
+{
+    px_upstream_pools_t *p = c->pools;
+    MEM_ASSERT(c->ssl != NULL);
+    MEM_ASSERT(c->state == PX_UPCONN_READY);
+    if (p->tbuf == NULL) {
+        p->tbuf = mem_malloc(UP_RBUF_LEN);
+        if (p->tbuf == NULL) {
+            px__upstream_conn_close(c);
+            return;
+        }
+    }
+    c->tls_rpending = false;
+    while (c->state == PX_UPCONN_READY) {
+        size_t room = UP_RBUF_LEN;
+        if (c->proto == PX_PROTO_HTTP1)
+            room = MEM_MIN(room, px__uph1_read_room(c));
+        if (room == 0) {
+            c->tls_rpending = true;
+            if (c->reading) {
+                uv_read_stop((uv_stream_t *)&c->tcp);
+                c->reading = false;
+            }
+            break;
+        }
+        int n = SSL_read(c->ssl, p->tbuf, (int)room);
+        if (n > 0) {
+            if (c->proto == PX_PROTO_H2C)
+                px__uph2_read(c, p->tbuf, (size_t)n);
+            else
+                px__uph1_read(c, p->tbuf, (size_t)n);
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, n);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+            break;
+        ERR_clear_error();
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            /* close_notify: the peer's orderly end, like a FIN. */
+            if (c->proto == PX_PROTO_H2C)
+                px__uph2_eof(c);
+            else
+                px__uph1_eof(c);
+        }
+        px__upstream_conn_close(c);
+        return;
+    }
+    if (c->state == PX_UPCONN_READY && BIO_ctrl_pending(c->wbio) > 0)
+        px__upstream_conn_dirty(c); /* OpenSSL answered something (a KeyUpdate) */
+}
+
+/* Ciphertext from the socket: into the SSL, then the handshake or the plaintext. */
+static void tls_read(px_upconn_t *c, const uint8_t *data, size_t len)
+{
+    MEM_ASSERT(c->ssl != NULL);
+    MEM_ASSERT(len <= INT_MAX);
+    if (BIO_write(c->rbio, data, (int)len) != (int)len) {
+        if (c->state == PX_UPCONN_CONNECTING)
+            tls_hs_failed(c, "upstream TLS handshake failed: out of memory");
+        else
+            px__upstream_conn_close(c);
+        return;
+    }
+    if (c->state == PX_UPCONN_READY) {
+        tls_drain(c);
+        return;
+    }
+    int r = SSL_do_handshake(c->ssl);
+    if (r != 1) {
+        int e = SSL_get_error(c->ssl, r);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+            tls_hs_send(c);
+            return;
+        }
+        tls_hs_send(c); /* the alert, so the upstream learns why */
+        if (c->state == PX_UPCONN_CONNECTING)
+            tls_hs_failed(c, NULL);
+        return;
+    }
+    tls_hs_send(c); /* the client's Finished */
+    if (c->state != PX_UPCONN_CONNECTING)
+        return;
+    const char *bad = px_uptls_alpn_check(c->ssl, c->cl->cfg);
+    if (bad != NULL) {
+        tls_hs_failed(c, bad);
+        return;
+    }
+    px_worker_t *w = c->pools->w;
+    MEM_STAT_ADD(w->stats.upstream_tls_handshakes, 1);
+    if (SSL_session_reused(c->ssl))
+        MEM_STAT_ADD(w->stats.upstream_tls_resumed, 1);
+    conn_ready(c);
+    if (c->state == PX_UPCONN_READY)
+        tls_drain(c); /* application data that came with the server's last flight */
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    px_upconn_t *c = req->data;
+    if (c->state != PX_UPCONN_CONNECTING)
+        return; /* closed (connect timeout or shutdown) before the connect finished */
+    if (status < 0) {
+        conn_connect_failed(c, status, false);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc < 0) {
+        conn_connect_failed(c, rc, false);
+        return;
+    }
+    c->reading = true;
+    if (c->ssl == NULL) {
+        conn_ready(c);
+        return;
+    }
+    /* TLS: the connect timer keeps running over the handshake (connect_timeout bounds both). */
+    c->tls_connected = true;
+    int r = SSL_do_handshake(c->ssl); /* makes the ClientHello */
+    if (r != 1) {
+        int e = SSL_get_error(c->ssl, r);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+            tls_hs_failed(c, NULL);
+            return;
+        }
+    }
+    tls_hs_send(c);
 }
 
 static void on_conn_timer(uv_timer_t *t)
@@ -995,6 +1289,14 @@ static px_upconn_t *conn_new(px_upcluster_t *cl, px_upep_t *ep)
     int rc = c->proto == PX_PROTO_H2C ? px__uph2_conn_init(c) : px__uph1_conn_init(c);
     if (rc < 0)
         goto fail_region;
+    if (cl->cfg->tls) {
+        MEM_ASSERT(cl->cfg->tls_ctx != NULL);
+        rc = px_tlsio_new(cl->cfg->tls_ctx, true, &c->ssl, &c->rbio, &c->wbio);
+        if (rc == 0)
+            rc = px_uptls_conn_setup(c->ssl, cl->cfg, ep->addr, &ep->tls_sess);
+        if (rc < 0)
+            goto fail_proto;
+    }
     rc = uv_tcp_init(&w->loop, &c->tcp);
     if (rc < 0)
         goto fail_proto;
@@ -1022,6 +1324,7 @@ static px_upconn_t *conn_new(px_upcluster_t *cl, px_upep_t *ep)
     return c;
 
 fail_proto:
+    SSL_free(c->ssl);
     if (c->h2) {
         c->state = PX_UPCONN_CLOSING;
         px__uph2_conn_fini(c);

@@ -117,6 +117,7 @@ void px_upstream_set_keepalive(px_worker_t *w, bool on);
 
 #include <http_parser.h>
 #include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
 #include <uv.h>
 
 #include "mem/region.h"
@@ -242,14 +243,21 @@ struct px_upconn_s {
     bool h1_msg_done;       /* the response is complete */
     bool h1_keepalive;      /* the response allows reuse */
     size_t h1_wsent;        /* body bytes in the write in flight */
+    /* TLS (cluster tls): the transport under both protocols, on memory BIOs (tlsio.h). The
+     * connection stays CONNECTING until the handshake is done, under the connect timer. */
+    SSL *ssl;           /* owns (SSL_free when the last handle closed), or NULL */
+    BIO *rbio, *wbio;   /* borrows: owned by ssl */
+    bool tls_connected; /* TCP is up, the handshake runs */
+    bool tls_rpending;  /* plaintext may wait in ssl for a reader that had no room */
 };
 
 struct px_upep_s {
     const px_addr_t *addr; /* borrows: the config outlives the pools */
     px_uplink_t conns;     /* every connection to this endpoint */
     size_t conns_cnt;
-    px_uplink_t waitq; /* exchanges waiting for a slot */
-    size_t active;     /* exchanges counted on this endpoint (least_request) */
+    px_uplink_t waitq;     /* exchanges waiting for a slot */
+    size_t active;         /* exchanges counted on this endpoint (least_request) */
+    SSL_SESSION *tls_sess; /* owns: the latest TLS session, offered by the next connect */
 };
 
 struct px_upcluster_s {
@@ -274,6 +282,8 @@ struct px_upstream_pools_s {
     uint8_t *rbuf;  /* owns: the read buffer every connection of this worker reads
                        into (data is consumed inside on_read), UP_RBUF_LEN bytes */
     bool rbuf_busy; /* rbuf is lent to a read in progress */
+    uint8_t *tbuf;  /* owns: TLS plaintext read out of a connection's SSL, UP_RBUF_LEN bytes,
+                       consumed at once like rbuf */
     bool keepalive;
     bool closing;
     void (*done)(px_worker_t *w);

@@ -108,3 +108,35 @@ admin_get() { curl -sS --max-time 10 "http://127.0.0.1:$ADMIN_PORT$1"; }
 
 # h2get URL [curl args]: GET over h2c with prior knowledge.
 h2get() { local u=$1; shift; curl -sS --max-time 30 --http2-prior-knowledge "$@" "$u"; }
+
+# make_test_pki DIR: a test PKI made now (never committed), for TLS upstreams: DIR/ca.pem (a CA),
+# DIR/srv.pem + srv.key (a server certificate from that CA for localhost and 127.0.0.1),
+# DIR/cli.pem + cli.key (a client certificate from that CA, for mutual TLS) and
+# DIR/otherca.pem (an unrelated CA, which verifies none of them). P-256 keys: quick to make.
+make_test_pki() {
+    local d=$1 c
+    for c in ca otherca; do
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+            -subj "/CN=weir test $c" -keyout "$d/$c.key" -out "$d/$c.pem" >/dev/null 2>&1 ||
+            fail "openssl req ($c) failed"
+    done
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$d/srv.ext"
+    printf 'extendedKeyUsage=clientAuth\n' >"$d/cli.ext"
+    for c in srv cli; do
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -subj "/CN=weir test $c" -keyout "$d/$c.key" -out "$d/$c.csr" >/dev/null 2>&1 &&
+            openssl x509 -req -in "$d/$c.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+                -CAcreateserial -days 2 -extfile "$d/$c.ext" -out "$d/$c.pem" >/dev/null 2>&1 ||
+            fail "openssl x509 ($c) failed"
+    done
+}
+
+# free_port: a loopback port that was free a moment ago, for servers that cannot report the
+# port the kernel chose (nginx, nghttpd). Callers retry their start if another process took it.
+free_port() {
+    "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# stat_total NAME: counter NAME in /stats, the first (all workers summed) occurrence.
+# (awk reads all of its input: an early exit would make the pipeline fail under pipefail).
+stat_total() { admin_get /stats | tr -d ' \n' | grep -o "\"$1\":[0-9]*" | awk -F: 'NR == 1 {print $2}'; }

@@ -3,6 +3,8 @@
 //
 // Node built-ins only (http2, http, crypto). Usage:
 //     node upstream.js --proto h2c|http1 [--port 0] [--host 127.0.0.1]
+//                      [--tls-cert FILE --tls-key FILE]   (over TLS: h2c becomes h2 with
+//                                                          ALPN h2, http1 becomes https)
 // Prints "PORT <n>" on stdout once listening. Everything streams with backpressure, so
 // 100 MB bodies pass through without being held in memory.
 //
@@ -64,6 +66,9 @@ function parseArgs(argv) {
         else if (k === '--host') { a.host = v; i++; }
         // h2c only: the stream window weir may send request bodies into (0: none at all).
         else if (k === '--window') { a.window = Number(v); i++; }
+        // Serve over TLS with this PEM certificate and key (h2c: HTTP/2 with ALPN h2).
+        else if (k === '--tls-cert') { a.tlsCert = v; i++; }
+        else if (k === '--tls-key') { a.tlsKey = v; i++; }
         else {
             process.stderr.write(`upstream.js: unknown argument ${k}\n`);
             process.exit(2);
@@ -403,12 +408,17 @@ function handle(req, res) {
 let server;
 const rawSockets = new Map();   // remote port -> raw net.Socket (h2c only)
 if (args.proto === 'h2c') {
-    server = http2.createServer({
+    const make = args.tlsCert ? http2.createSecureServer : http2.createServer;
+    server = make(Object.assign(args.tlsCert ? {
+        cert: require('fs').readFileSync(args.tlsCert),
+        key: require('fs').readFileSync(args.tlsKey),
+        allowHTTP1: false,
+    } : {}, {
         maxSessionMemory: 1000,
         maxHeaderListPairs: 4096,
         settings: Object.assign({ maxConcurrentStreams: 1000, maxHeaderListSize: 1 << 20 },
             args.window !== undefined ? { initialWindowSize: args.window } : {}),
-    }, handle);
+    }), handle);
     server.on('sessionError', () => {});
     server.on('connection', (sock) => {
         const port = sock.remotePort;
@@ -416,7 +426,11 @@ if (args.proto === 'h2c') {
         sock.on('close', () => { if (rawSockets.get(port) === sock) rawSockets.delete(port); });
     });
 } else {
-    server = http.createServer({ maxHeaderSize: 1 << 20, keepAliveTimeout: 60000 }, handle);
+    const opts = { maxHeaderSize: 1 << 20, keepAliveTimeout: 60000 };
+    server = args.tlsCert ? require('https').createServer(Object.assign(opts, {
+        cert: require('fs').readFileSync(args.tlsCert),
+        key: require('fs').readFileSync(args.tlsKey),
+    }), handle) : http.createServer(opts, handle);
     server.headersTimeout = 0;
     server.requestTimeout = 0;
 }

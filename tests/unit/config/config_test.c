@@ -170,7 +170,7 @@ TEST(full_example)
     CHECK(cfg->listeners[1].tls);
     CHECK_STR(cfg->listeners[1].tls_cert, cert); /* relative to the file's folder */
 
-    REQUIRE(cfg->clusters_cnt == 2);
+    REQUIRE(cfg->clusters_cnt == 4);
     b = &cfg->clusters[0];
     l = &cfg->clusters[1];
     CHECK_STR(b->name, "backend");
@@ -190,6 +190,25 @@ TEST(full_example)
     CHECK_STR(l->name, "legacy");
     CHECK_EQ(l->proto, PX_PROTO_HTTP1);
     CHECK_EQ(l->lb, PX_LB_LEAST_REQUEST);
+    CHECK(!b->tls);
+    CHECK(!l->tls);
+    {
+        const px_cluster_cfg_t *s2 = &cfg->clusters[2], *p2 = &cfg->clusters[3];
+        CHECK_STR(s2->name, "secure-api");
+        CHECK_EQ(s2->proto, PX_PROTO_H2C); /* h2 framing */
+        CHECK(s2->tls);
+        CHECK(s2->tls_verify);
+        CHECK_STR(s2->tls_sni, "api.internal");
+        CHECK_STR(s2->tls_ca, cert); /* relative to the file's folder */
+        CHECK(s2->tls_cert == NULL);
+        CHECK_STR(p2->name, "partner");
+        CHECK_EQ(p2->proto, PX_PROTO_HTTP1);
+        CHECK(p2->tls);
+        CHECK(p2->tls_verify);
+        CHECK(p2->tls_ca == NULL && p2->tls_sni == NULL);
+        CHECK_STR(p2->tls_cert, cert);
+        CHECK(p2->tls_key != NULL);
+    }
 
     REQUIRE(cfg->routes_cnt == 4);
     CHECK_STR(cfg->routes[0].authority, "api.example.com");
@@ -405,7 +424,40 @@ TEST(error_positions)
     EXPECT_ERR("routes:\n  - cluster: nope\n",
                "2:14: routes[0].cluster: unknown cluster 'nope' (no clusters are defined)");
     EXPECT_ERR("clusters:\n  - name: a\n    protocol: h3\n    endpoints: [127.0.0.1:1]\n",
-               "3:15: clusters[0].protocol: unknown protocol 'h3' (use h2c or http1)");
+               "3:15: clusters[0].protocol: unknown protocol 'h3' (use h2c, h2 or http1)");
+    /* Cluster tls: (issue 16 part 2). */
+    EXPECT_ERR("clusters:\n  - name: a\n    endpoints: [127.0.0.1:1]\n    tls: {}\n",
+               "4:10: clusters[0].tls: tls needs 'protocol: h2' (HTTP/2 over TLS) or "
+               "'protocol: http1'");
+    EXPECT_ERR("clusters:\n  - name: a\n    protocol: h2c\n    endpoints: [127.0.0.1:1]\n"
+               "    tls: {}\n",
+               "5:10: clusters[0].tls: protocol h2c is cleartext HTTP/2; say 'protocol: h2'");
+    EXPECT_ERR(
+        "clusters:\n  - name: a\n    protocol: h2\n    endpoints: [127.0.0.1:1]\n"
+        "    tls: {alpn: h2}\n",
+        "5:11: clusters[0].tls.alpn: unknown key 'alpn' (allowed: sni, verify, ca, cert, key)");
+    EXPECT_ERR("clusters:\n  - name: a\n    protocol: http1\n    endpoints: [127.0.0.1:1]\n"
+               "    tls: {verify: maybe}\n",
+               "5:19: clusters[0].tls.verify:");
+    EXPECT_ERR("clusters:\n  - name: a\n    protocol: http1\n    endpoints: [127.0.0.1:1]\n"
+               "    tls: {sni: 'a b'}\n",
+               "5:16: clusters[0].tls.sni: sni 'a b' is not a DNS host name");
+    EXPECT_ERR("clusters:\n  - name: a\n    protocol: http1\n    endpoints: [127.0.0.1:1]\n"
+               "    tls: {ca: /nonexistent/ca.pem}\n",
+               "5:15: clusters[0].tls.ca: ");
+    EXPECT_ERR("clusters:\n  - name: a\n    protocol: http1\n    endpoints: [127.0.0.1:1]\n"
+               "    tls: {ca: /etc/hostname}\n",
+               "5:15: clusters[0].tls.ca: '/etc/hostname' holds no PEM certificate");
+    EXPECT_ERR("clusters:\n  - name: a\n    protocol: http1\n    endpoints: [127.0.0.1:1]\n"
+               "    tls: {key: /etc/hostname}\n",
+               "5:16: clusters[0].tls.key: '/etc/hostname' holds no PEM private key");
+    EXPECT_ERR("clusters:\n  - name: a\n    protocol: http1\n    endpoints: [127.0.0.1:1]\n"
+               "    tls: {cert: /etc/hostname}\n",
+               "5:17: clusters[0].tls.cert: '/etc/hostname' holds no PEM certificate");
+    /* ca-certificates' bundle: a PEM certificate (the first of many) without its key. */
+    EXPECT_ERR("clusters:\n  - name: a\n    protocol: http1\n    endpoints: [127.0.0.1:1]\n"
+               "    tls: {cert: /etc/ssl/certs/ca-certificates.crt}\n",
+               "5:17: clusters[0].tls: cert needs key");
     EXPECT_ERR("clusters:\n  - name: a b\n    endpoints: [127.0.0.1:1]\n",
                "2:11: clusters[0].name: name 'a b' may only contain");
     EXPECT_ERR("clusters:\n  - name: a\n    endpoints: [127.0.0.1:1]\n"
@@ -696,9 +748,30 @@ TEST(upstream_flag)
         CHECK(strncmp(err, "--upstream: 'http://127.0.0.1:2' mixes h2c:// and http://", 55) == 0);
     }
     {
-        char *argv[] = {"weir", "--upstream", "https://127.0.0.1:1", NULL};
+        char *argv[] = {"weir", "--upstream", "ftp://127.0.0.1:1", NULL};
         CHECK(run_args(&act, &cfg, argv) < 0);
-        CHECK(strncmp(err, "--upstream: 'https://127.0.0.1:1' must start with h2c:// or", 58) == 0);
+        CHECK(strncmp(err, "--upstream: 'ftp://127.0.0.1:1' must start with h2c://,", 54) == 0);
+    }
+    {
+        /* TLS schemes: https:// is HTTP/1.1 over TLS, h2:// HTTP/2 over TLS; verification is on
+         * with the system bundle and SNI from each endpoint by default. */
+        char *argv[] = {"weir", "--upstream", "https://127.0.0.1:8443", NULL};
+        REQUIRE(run_args(&act, &cfg, argv) == 0);
+        CHECK_EQ(cfg->clusters[0].proto, PX_PROTO_HTTP1);
+        CHECK(cfg->clusters[0].tls);
+        CHECK(cfg->clusters[0].tls_verify);
+        CHECK(cfg->clusters[0].tls_ca == NULL);
+        px_config_free(cfg);
+        char *argv2[] = {"weir", "--upstream", "h2://127.0.0.1:8443", NULL};
+        REQUIRE(run_args(&act, &cfg, argv2) == 0);
+        CHECK_EQ(cfg->clusters[0].proto, PX_PROTO_H2C);
+        CHECK(cfg->clusters[0].tls);
+        px_config_free(cfg);
+        char *argv3[] = {"weir",       "--upstream",        "h2://127.0.0.1:1",
+                         "--upstream", "h2c://127.0.0.1:2", NULL};
+        CHECK(run_args(&act, &cfg, argv3) < 0);
+        CHECK_STR(err, "--upstream: 'h2c://127.0.0.1:2' mixes h2:// and h2c:// (one cluster "
+                       "speaks one protocol)");
     }
     {
         char *argv[] = {"weir", "--upstream", "h2c://127.0.0.1:99999", NULL};

@@ -85,12 +85,12 @@ TEST(record_and_forget)
     CHECK_EQ(live1 <= live0, 1);
     for (int i = 0; i < N; i++) {
         const void *owner = i % 3 == 0 ? NULL : i % 3 == 1 ? (void *)&owner_a : (void *)&owner_b;
-        CHECK_OK(mem__heapprof_record(p[i], 32 + (size_t)i, owner));
+        CHECK_OK(mem__heapprof_record(p[i], 32 + (size_t)i, owner, MEM_HEAPPROF_OWNER_REGION));
         cnt[i % 3]++;
     }
     CHECK_EQ(mem_heapprof_samples_live(), live1 + N);
     /* Recording the same pointer again replaces its sample. */
-    CHECK_OK(mem__heapprof_record(p[0], 32, NULL));
+    CHECK_OK(mem__heapprof_record(p[0], 32, NULL, MEM_HEAPPROF_OWNER_TCACHE));
     CHECK_EQ(mem_heapprof_samples_live(), live1 + N);
     /* Forgetting a pointer that was never sampled changes nothing. */
     int unrelated;
@@ -115,7 +115,7 @@ TEST(record_and_forget)
     mem_heapprof_set_interval(0);
     void *q = mem_malloc(64);
     REQUIRE(q != NULL);
-    CHECK_OK(mem__heapprof_record(q, 64, NULL));
+    CHECK_OK(mem__heapprof_record(q, 64, NULL, MEM_HEAPPROF_OWNER_TCACHE));
     CHECK_EQ(mem_heapprof_samples_live(), live1);
     mem_free(q);
     mem_heapprof_set_interval(saved);
