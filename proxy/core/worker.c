@@ -122,7 +122,7 @@ static void on_tick(uv_timer_t *t)
     if (wi->w->cfg->limits.stream_idle_timeout_ms || wi->w->cfg->limits.header_timeout_ms) {
         uint64_t now = uv_now(&wi->w->loop);
         for (px_conn_t *c = wi->conns; c; c = c->next)
-            if (c->h2.streams_cnt > 0)
+            if (c->mode == PX_CONN_H2 && px_h2_want_sweep(&c->h2))
                 px_h2_sweep_idle(&c->h2, now);
     }
     /* Send timeout: the same coarse sweep, over connections whose write waits on the socket. */

@@ -17,6 +17,7 @@
 
 #include "mem/subregion.h"
 #include "proxy/config/config.h"
+#include "proxy/h2/internal.h"
 #include "proxy/h2/stream.h"
 #include "proxy/upstream/forward.h"
 #include "proxy/upstream/http.h"
@@ -61,12 +62,17 @@ static void count_status(px_worker_t *w, int status)
         MEM_STAT_ADD(w->stats.responses_5xx, 1);
 }
 
-static void reset_stream(px_stream_t *st, uint32_t code)
+void px__h2_reset(px_stream_t *st, uint32_t code)
 {
     if (st->failed)
         return;
     st->failed = true;
     MEM_STAT_ADD(st->conn->w->stats.streams_reset_by_us, 1);
+    st->conn->wire->reset(st, code); /* st may be freed (the codec's path) */
+}
+
+static void ng_reset(px_stream_t *st, uint32_t code)
+{
     (void)nghttp2_submit_rst_stream(st->conn->ng, NGHTTP2_FLAG_NONE, st->id, code);
     mark_dirty(st->conn);
 }
@@ -157,22 +163,31 @@ static int submit_response(px_stream_t *st, int status, const nghttp2_nv *extra,
     nva[0] = (nghttp2_nv)NV(":status", st->status_str, 3);
     if (cnt)
         memcpy(nva + 1, extra, cnt * sizeof(nghttp2_nv));
-    nghttp2_data_provider prd = {.source.ptr = st, .read_callback = on_read_data};
     if (st->head)
         body = false;
-    int rv = nghttp2_submit_response(c->ng, st->id, nva, cnt + 1, body ? &prd : NULL);
-    if (rv != 0)
-        return -ENOMEM;
+    /* Set first: a response that ends the stream may end it inside the call (the codec). */
     st->status = status;
     st->resp_submitted = true;
+    if (c->wire->respond(st, nva, cnt + 1, body) != 0) {
+        st->resp_submitted = false;
+        st->status = 0;
+        return -ENOMEM;
+    }
     count_status(c->w, status);
     mark_dirty(c);
     return 0;
 }
 
+static int ng_respond(px_stream_t *st, const nghttp2_nv *nva, size_t cnt, bool body)
+{
+    nghttp2_data_provider prd = {.source.ptr = st, .read_callback = on_read_data};
+    int rv = nghttp2_submit_response(st->conn->ng, st->id, nva, cnt, body ? &prd : NULL);
+    return rv == 0 ? 0 : -ENOMEM;
+}
+
 /* Answers from memory: direct_response routes, 404 and upstream errors. `body` is borrowed
  * and must outlive the stream (config or static). */
-static void respond_static(px_stream_t *st, int status, const char *ctype, const char *body,
+void px__h2_respond_static(px_stream_t *st, int status, const char *ctype, const char *body,
                            size_t len)
 {
     snprintf(st->clen_str, sizeof(st->clen_str), "%zu", len);
@@ -185,7 +200,7 @@ static void respond_static(px_stream_t *st, int status, const char *ctype, const
     st->static_off = 0;
     st->resp_done = true;
     if (submit_response(st, status, nva, MEM_ARRAY_LEN(nva), len > 0) != 0)
-        reset_stream(st, NGHTTP2_INTERNAL_ERROR);
+        px__h2_reset(st, NGHTTP2_INTERNAL_ERROR);
 }
 
 /* Answers `status` with the body "weir: <why>\n" (`why` static or outliving the stream). */
@@ -195,11 +210,11 @@ static void respond_reason(px_stream_t *st, int status, const char *why)
     size_t wl = strlen(why);
     char *body = mem_subregion_alloc(st->sub, wl + 8);
     if (body == NULL) {
-        reset_stream(st, NGHTTP2_INTERNAL_ERROR);
+        px__h2_reset(st, NGHTTP2_INTERNAL_ERROR);
         return;
     }
     int n = snprintf(body, wl + 8, "weir: %s\n", why);
-    respond_static(st, status, "text/plain", body, (size_t)n);
+    px__h2_respond_static(st, status, "text/plain", body, (size_t)n);
 }
 
 /* ---- upstream exchange callbacks ------------------------------------------------------ */
@@ -231,7 +246,7 @@ static void on_up_headers(void *ud, int status, const px_header_t *hdrs, size_t 
     return;
 fail:
     MEM_STAT_ADD(st->conn->w->stats.stream_cap_resets, 1);
-    reset_stream(st, NGHTTP2_INTERNAL_ERROR);
+    px__h2_reset(st, NGHTTP2_INTERNAL_ERROR);
 }
 
 /* Header fields passed on with an informational response; one with more is dropped. */
@@ -254,13 +269,24 @@ static void on_up_info(void *ud, int status, const px_header_t *hdrs, size_t cnt
     for (size_t i = 0; i < cnt; i++)
         nva[n++] = (nghttp2_nv){(uint8_t *)hdrs[i].name, (uint8_t *)hdrs[i].value, hdrs[i].name_len,
                                 hdrs[i].value_len, NGHTTP2_NV_FLAG_NONE};
-    if (nghttp2_submit_headers(st->conn->ng, NGHTTP2_FLAG_NONE, st->id, NULL, nva, n, NULL) < 0)
+    if (st->conn->wire->info(st, nva, n) != 0)
         return; /* advisory: the final response still follows */
     count_status(st->conn->w, status);
     mark_dirty(st->conn);
 }
 
+static int ng_info(px_stream_t *st, const nghttp2_nv *nva, size_t cnt)
+{
+    int rv = nghttp2_submit_headers(st->conn->ng, NGHTTP2_FLAG_NONE, st->id, NULL, nva, cnt, NULL);
+    return rv < 0 ? -ENOMEM : 0;
+}
+
 static void resume(px_stream_t *st)
+{
+    st->conn->wire->resume(st);
+}
+
+static void ng_resume(px_stream_t *st)
 {
     if (st->deferred) {
         st->deferred = false;
@@ -281,11 +307,10 @@ static void req_body_dropped(px_stream_t *st)
     size_t n = st->req_unacked;
     MEM_ASSERT(st->up == NULL);
     st->req_unacked = 0;
-    if (n == 0 || c->ng == NULL)
+    if (n == 0 || c->wire == NULL)
         return;
-    if (nghttp2_session_consume(c->ng, st->id, n) != 0)
-        (void)nghttp2_session_consume_connection(c->ng, n);
-    mark_dirty(c);
+    c->wire->consume(st, n); /* nghttp2 covers the connection window when the stream is gone;
+                                the codec took back a closed stream's bytes itself */
 }
 
 static void on_up_data(void *ud, const uint8_t *data, size_t len)
@@ -310,12 +335,12 @@ static void on_up_data(void *ud, const uint8_t *data, size_t len)
                     "stream reset (reported once)\n",
                     st->buffered + len);
         MEM_STAT_ADD(st->conn->w->stats.stream_cap_resets, 1);
-        reset_stream(st, NGHTTP2_INTERNAL_ERROR);
+        px__h2_reset(st, NGHTTP2_INTERNAL_ERROR);
         return;
     }
     if (px_stream_body_append(st, data, len) != 0) {
         MEM_STAT_ADD(st->conn->w->stats.stream_cap_resets, 1);
-        reset_stream(st, NGHTTP2_INTERNAL_ERROR);
+        px__h2_reset(st, NGHTTP2_INTERNAL_ERROR);
         return;
     }
     resume(st);
@@ -341,7 +366,7 @@ static void on_up_trailers(void *ud, const px_header_t *hdrs, size_t cnt)
     return;
 fail:
     MEM_STAT_ADD(st->conn->w->stats.stream_cap_resets, 1);
-    reset_stream(st, NGHTTP2_INTERNAL_ERROR);
+    px__h2_reset(st, NGHTTP2_INTERNAL_ERROR);
 }
 
 static void on_up_end(void *ud)
@@ -358,7 +383,7 @@ static void on_up_end(void *ud)
      * its DATA arrived then failed. */
     req_body_dropped(st);
     if (!st->resp_submitted && !st->failed) {
-        respond_static(st, 502, "text/plain", "weir: upstream sent no response\n", 32);
+        px__h2_respond_static(st, 502, "text/plain", "weir: upstream sent no response\n", 32);
         return;
     }
     resume(st);
@@ -372,12 +397,17 @@ static void on_up_error(void *ud, int status, const char *reason)
     req_body_dropped(st);
     if (st->failed)
         return;
+    /* The answer to HEAD is complete with its head (RFC 9110 9.3.2), which ended the stream:
+     * what the upstream does after it (a body nobody asked for, as nghttpd sends on its 404
+     * page, then an error) does not concern the client. */
+    if (st->head && st->resp_submitted)
+        return;
     if (!st->resp_submitted) {
         respond_reason(st, status >= 500 && status <= 599 ? status : 502,
                        reason ? reason : "upstream error");
         return;
     }
-    reset_stream(st, NGHTTP2_INTERNAL_ERROR);
+    px__h2_reset(st, NGHTTP2_INTERNAL_ERROR);
 }
 
 static void on_up_drained(void *ud, size_t len)
@@ -385,7 +415,13 @@ static void on_up_drained(void *ud, size_t len)
     px_stream_t *st = ud;
     MEM_ASSERT(len <= st->req_unacked);
     st->req_unacked -= len;
-    (void)nghttp2_session_consume(st->conn->ng, st->id, len);
+    st->conn->wire->consume(st, len);
+}
+
+static void ng_consume(px_stream_t *st, size_t len)
+{
+    if (nghttp2_session_consume(st->conn->ng, st->id, len) != 0)
+        (void)nghttp2_session_consume_connection(st->conn->ng, len);
     mark_dirty(st->conn);
 }
 
@@ -430,7 +466,7 @@ static int forward_req(px_stream_t *st, px_forward_req_t *fr)
     return 0;
 }
 
-static void dispatch(px_stream_t *st, bool end_stream)
+void px__h2_dispatch(px_stream_t *st, bool end_stream)
 {
     px_h2_conn_t *c = st->conn;
     const px_config_t *cfg = c->w->cfg;
@@ -441,12 +477,12 @@ static void dispatch(px_stream_t *st, bool end_stream)
     MEM_STAT_ADD(c->w->stats.requests_http2, 1);
     if (st->hdr_too_large) {
         static const char body[] = "weir: request header list too large\n";
-        respond_static(st, 431, "text/plain", body, sizeof(body) - 1);
+        px__h2_respond_static(st, 431, "text/plain", body, sizeof(body) - 1);
         return;
     }
     if (st->method == NULL || st->path == NULL) {
         /* nghttp2 already rejects requests without them; CONNECT has no :path. */
-        respond_static(st, 400, "text/plain", "weir: bad request\n", 18);
+        px__h2_respond_static(st, 400, "text/plain", "weir: bad request\n", 18);
         return;
     }
     st->head = px_http_ieq(st->method, st->method_len, "HEAD", 4);
@@ -462,32 +498,32 @@ static void dispatch(px_stream_t *st, bool end_stream)
     }
     if (rc != 0) {
         MEM_STAT_ADD(c->w->stats.stream_cap_resets, 1);
-        reset_stream(st, NGHTTP2_REFUSED_STREAM);
+        px__h2_reset(st, NGHTTP2_REFUSED_STREAM);
         return;
     }
     st->route = px_router_match(cfg, fr.authority, fr.authority_len, fr.path, fr.path_len);
     const px_route_cfg_t *r = st->route;
     if (r == NULL) {
-        respond_static(st, 404, "text/plain", body_404, sizeof(body_404) - 1);
+        px__h2_respond_static(st, 404, "text/plain", body_404, sizeof(body_404) - 1);
         return;
     }
     if (r->cluster == NULL) {
-        respond_static(st, r->direct_status,
-                       r->direct_content_type ? r->direct_content_type : "text/plain",
-                       r->direct_body ? r->direct_body : "", r->direct_body_len);
+        px__h2_respond_static(st, r->direct_status,
+                              r->direct_content_type ? r->direct_content_type : "text/plain",
+                              r->direct_body ? r->direct_body : "", r->direct_body_len);
         return;
     }
     size_t cnt = 0;
     px_header_t *hdrs = px_forward_headers(&fr, cfg, st->sub, &cnt);
     if (hdrs == NULL) {
         MEM_STAT_ADD(c->w->stats.stream_cap_resets, 1);
-        reset_stream(st, NGHTTP2_REFUSED_STREAM);
+        px__h2_reset(st, NGHTTP2_REFUSED_STREAM);
         return;
     }
     px_upstream_req_t *up = NULL;
     rc = px_upstream_start(c->w, r->cluster, hdrs, cnt, end_stream, &up_cbs, st, &up);
     if (rc != 0) {
-        respond_static(st, 503, "text/plain", body_503_up, sizeof(body_503_up) - 1);
+        px__h2_respond_static(st, 503, "text/plain", body_503_up, sizeof(body_503_up) - 1);
         return;
     }
     /* A callback may already have ended the exchange inside px_upstream_start. */
@@ -507,8 +543,7 @@ static void flood(px_h2_conn_t *c, nghttp2_session *ng)
     mark_dirty(c);
 }
 
-/* Counts one event against a per-second budget (0 = unlimited); true when past it. */
-static bool over_rate(px_h2_conn_t *c, uint32_t *cnt, uint32_t per_sec)
+bool px__h2_over_rate(px_h2_conn_t *c, uint32_t *cnt, uint32_t per_sec)
 {
     if (per_sec == 0)
         return false;
@@ -532,12 +567,12 @@ static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void 
         return 0;
     case NGHTTP2_SETTINGS:
     case NGHTTP2_PING:
-        if (over_rate(c, &c->ctl_cnt, lim->control_frames_per_sec))
+        if (px__h2_over_rate(c, &c->ctl_cnt, lim->control_frames_per_sec))
             flood(c, ng);
         return 0;
     case NGHTTP2_DATA:
         if (hd->length == 0 && !(hd->flags & NGHTTP2_FLAG_END_STREAM) &&
-            over_rate(c, &c->ctl_cnt, lim->control_frames_per_sec))
+            px__h2_over_rate(c, &c->ctl_cnt, lim->control_frames_per_sec))
             flood(c, ng);
         return 0;
     case NGHTTP2_HEADERS:
@@ -585,15 +620,12 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
     int32_t id = frame->hd.stream_id;
-    /* Overload policy for new streams: the transport's owner decides (proxy/core/shed.c). */
-    if (!c->io->admit_stream(c->tr)) {
-        MEM_STAT_ADD(w->stats.overload_streams_refused, 1);
-        MEM_STAT_ADD(w->stats.streams_reset_by_us, 1);
+    if (px__h2_refuse_new(c)) {
         (void)nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
         return 0;
     }
     mem_subregion_t *sub = mem_subregion_new(c->region, w->cfg->limits.stream_bytes_max);
-    px_stream_t *st = sub ? mem_subregion_calloc(sub, sizeof(*st)) : NULL;
+    px_stream_t *st = sub ? px__h2_stream_open(c, id, sub, true) : NULL;
     if (st == NULL) {
         mem_subregion_free(sub);
         MEM_STAT_ADD(w->stats.conn_cap_resets, 1);
@@ -601,15 +633,41 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
         (void)nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
         return 0;
     }
-    st->conn = c;
-    st->sub = sub;
-    st->id = id;
-    st->started_ns = uv_hrtime();
-    st->progress_ms = uv_now(&w->loop);
     if (nghttp2_session_set_stream_user_data(ng, id, st) != 0) {
+        st->owns_sub = false; /* freed here, as before the stream was linked */
+        px__h2_stream_end(c, st);
         mem_subregion_free(sub);
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
+    return 0;
+}
+
+bool px__h2_refuse_new(px_h2_conn_t *c)
+{
+    px_worker_t *w = c->w;
+    /* Overload policy for new streams: the transport's owner decides (proxy/core/shed.c). */
+    if (c->io->admit_stream(c->tr))
+        return false;
+    MEM_STAT_ADD(w->stats.overload_streams_refused, 1);
+    MEM_STAT_ADD(w->stats.streams_reset_by_us, 1);
+    return true;
+}
+
+px_stream_t *px__h2_stream_open(px_h2_conn_t *c, int32_t id, mem_subregion_t *sub, bool owns_sub)
+{
+    px_worker_t *w = c->w;
+    MEM_ASSERT(sub != NULL);
+    MEM_ASSERT(id > 0);
+    px_stream_t *st = mem_subregion_calloc(sub, sizeof(*st));
+    if (st == NULL)
+        return NULL;
+    st->conn = c;
+    st->sub = sub;
+    st->owns_sub = owns_sub;
+    st->id = id;
+    st->req_clen = -1;
+    st->started_ns = uv_hrtime();
+    st->progress_ms = uv_now(&w->loop);
     st->next = c->streams;
     if (c->streams)
         c->streams->prev = st;
@@ -618,7 +676,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
     MEM_STAT_ADD(w->stats.streams_opened, 1);
     MEM_STAT_ADD(w->stats.streams_active, 1);
     streams_changed(c);
-    return 0;
+    return st;
 }
 
 static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name,
@@ -631,8 +689,15 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
     px_stream_t *st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
     if (st == NULL || st->failed)
         return 0;
-    const char *n = (const char *)name, *v = (const char *)value;
     bool trailer = frame->headers.cat != NGHTTP2_HCAT_REQUEST;
+    if (px__h2_field(st, (const char *)name, namelen, (const char *)value, valuelen, trailer) != 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    return 0;
+}
+
+int px__h2_field(px_stream_t *st, const char *n, size_t namelen, const char *v, size_t valuelen,
+                 bool trailer)
+{
     /* The limit we advertised (SETTINGS_MAX_HEADER_LIST_SIZE); nghttp2 does not enforce it
      * on input. Past it nothing more is copied and the request gets a 431. */
     st->hdr_bytes += namelen + valuelen + 32;
@@ -686,11 +751,11 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
     return 0;
 oom:
     MEM_STAT_ADD(st->conn->w->stats.stream_cap_resets, 1);
-    reset_stream(st, NGHTTP2_REFUSED_STREAM);
-    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    px__h2_reset(st, NGHTTP2_REFUSED_STREAM);
+    return -ENOMEM;
 }
 
-static void request_ended(px_stream_t *st)
+void px__h2_request_ended(px_stream_t *st)
 {
     st->req_ended = true;
     if (st->up && !st->failed) {
@@ -700,9 +765,9 @@ static void request_ended(px_stream_t *st)
             for (px_hdr_node_t *x = st->trailers; h && x; x = x->next)
                 h[n++] = x->h;
             if (h == NULL || px_upstream_send_trailers(st->up, h, n) != 0)
-                reset_stream(st, NGHTTP2_INTERNAL_ERROR);
+                px__h2_reset(st, NGHTTP2_INTERNAL_ERROR);
         } else if (px_upstream_send_body(st->up, NULL, 0, true) != 0) {
-            reset_stream(st, NGHTTP2_INTERNAL_ERROR);
+            px__h2_reset(st, NGHTTP2_INTERNAL_ERROR);
         }
     }
 }
@@ -720,13 +785,13 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
     bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     if (frame->hd.type == NGHTTP2_HEADERS && !st->dispatched &&
         frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-        dispatch(st, end);
+        px__h2_dispatch(st, end);
         if (end)
             st->req_ended = true;
         return 0;
     }
     if (end && !st->req_ended)
-        request_ended(st);
+        px__h2_request_ended(st);
     return 0;
 }
 
@@ -736,25 +801,35 @@ static int on_data_chunk_recv(nghttp2_session *ng, uint8_t flags, int32_t id, co
     (void)flags;
     px_h2_conn_t *c = ud;
     px_stream_t *st = nghttp2_session_get_stream_user_data(ng, id);
-    if (st) {
-        st->bytes_in += len;
-        st->progress_ms = uv_now(&c->w->loop);
+    if (st != NULL) {
+        px__h2_request_data(st, data, len);
+        return 0;
     }
-    if (st && st->up && !st->failed) {
-        if (px_upstream_send_body(st->up, data, len, false) == 0) {
-            st->req_unacked += len;
-            return 0; /* consumed when on_request_body_drained says so */
-        }
-        reset_stream(st, NGHTTP2_FLOW_CONTROL_ERROR);
-    }
+    (void)c;
     /* Nobody reads this body: reopen the window now. */
     if (nghttp2_session_consume(ng, id, len) != 0)
         (void)nghttp2_session_consume_connection(ng, len);
     return 0;
 }
 
+void px__h2_request_data(px_stream_t *st, const uint8_t *data, size_t len)
+{
+    px_h2_conn_t *c = st->conn;
+    st->bytes_in += len;
+    st->progress_ms = uv_now(&c->w->loop);
+    if (st->up && !st->failed) {
+        if (px_upstream_send_body(st->up, data, len, false) == 0) {
+            st->req_unacked += len;
+            return; /* consumed when on_request_body_drained says so */
+        }
+        px__h2_reset(st, NGHTTP2_FLOW_CONTROL_ERROR);
+    }
+    /* Nobody reads this body: reopen the window now. */
+    c->wire->consume(st, len);
+}
+
 /* Ends a stream: cancels its exchange, logs it and frees its sub-arena. */
-static void stream_end(px_h2_conn_t *c, px_stream_t *st)
+void px__h2_stream_end(px_h2_conn_t *c, px_stream_t *st)
 {
     MEM_ASSERT(c->streams_cnt > 0);
     MEM_ASSERT(st->conn == c);
@@ -775,7 +850,8 @@ static void stream_end(px_h2_conn_t *c, px_stream_t *st)
     MEM_STAT_SUB(c->w->stats.streams_active, 1);
     if (c->ng)
         (void)nghttp2_session_set_stream_user_data(c->ng, st->id, NULL);
-    mem_subregion_free(st->sub); /* st freed */
+    if (st->owns_sub)
+        mem_subregion_free(st->sub); /* st freed */
 }
 
 static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
@@ -787,7 +863,7 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
         return 0;
     if (code != NGHTTP2_NO_ERROR && !st->failed)
         MEM_STAT_ADD(c->w->stats.streams_reset_by_peer, 1);
-    stream_end(c, st);
+    px__h2_stream_end(c, st);
     streams_changed(c);
     return 0;
 }
@@ -835,11 +911,16 @@ fail:
     return -ENOMEM;
 }
 
+static const px__h2_wire_t ng_wire;
+
 int px_h2_session_new(px_h2_conn_t *c, const nghttp2_session_callbacks *cbs,
                       const nghttp2_option *opt, nghttp2_mem *mem)
 {
     const px_limits_cfg_t *lim = &c->w->cfg->limits;
     MEM_ASSERT(c->ng == NULL);
+    if (c->w->cfg->codec == PX_CODEC_WEIR)
+        return px__h2w_session_new(c, mem);
+    c->wire = &ng_wire;
     c->scan_left = 24; /* the client preface precedes the first frame */
     MEM_ASSERT(c->w != NULL && c->io != NULL);
     if (nghttp2_session_server_new3(&c->ng, cbs, c, opt, mem) != 0)
@@ -867,7 +948,7 @@ static void data_on_closed(px_h2_conn_t *c, int32_t id)
 {
     if (!px_h2_guard_closed_clean(&c->guard, id) || nghttp2_session_find_stream(c->ng, id) != NULL)
         return;
-    if (over_rate(c, &c->ctl_cnt, c->w->cfg->limits.control_frames_per_sec))
+    if (px__h2_over_rate(c, &c->ctl_cnt, c->w->cfg->limits.control_frames_per_sec))
         flood(c, c->ng);
     else
         (void)nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_STREAM_CLOSED);
@@ -908,7 +989,7 @@ static void scan_frames(px_h2_conn_t *c, const uint8_t *p, size_t len)
     }
 }
 
-int px_h2_recv(px_h2_conn_t *c, const uint8_t *data, size_t len)
+static int ng_recv(px_h2_conn_t *c, const uint8_t *data, size_t len)
 {
     MEM_ASSERT_HOT(c->ng != NULL);
     scan_frames(c, data, len);
@@ -919,31 +1000,28 @@ int px_h2_recv(px_h2_conn_t *c, const uint8_t *data, size_t len)
     return 0;
 }
 
-int px_h2_send(px_h2_conn_t *c)
+static int ng_send(px_h2_conn_t *c)
 {
     int rv = nghttp2_session_send(c->ng);
     return rv == 0 ? 0 : -EPROTO;
 }
 
-bool px_h2_want_io(px_h2_conn_t *c)
+static bool ng_want_io(px_h2_conn_t *c)
 {
     return nghttp2_session_want_read(c->ng) || nghttp2_session_want_write(c->ng);
 }
 
-bool px_h2_want_write(px_h2_conn_t *c)
+static bool ng_want_write(px_h2_conn_t *c)
 {
     return nghttp2_session_want_write(c->ng) != 0;
 }
 
-void px_h2_shutdown_notice(px_h2_conn_t *c)
+static void ng_shutdown_notice(px_h2_conn_t *c)
 {
-    if (c->drain_notice)
-        return;
-    c->drain_notice = true;
     (void)nghttp2_submit_shutdown_notice(c->ng);
 }
 
-void px_h2_goaway(px_h2_conn_t *c)
+static void ng_goaway(px_h2_conn_t *c)
 {
     int32_t last = nghttp2_session_get_last_proc_stream_id(c->ng);
     (void)nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE, last, NGHTTP2_NO_ERROR, NULL, 0);
@@ -952,13 +1030,20 @@ void px_h2_goaway(px_h2_conn_t *c)
 void px_h2_stream_shed(px_stream_t *st)
 {
     MEM_ASSERT(st != NULL && st->conn != NULL);
-    reset_stream(st, NGHTTP2_ENHANCE_YOUR_CALM);
+    px__h2_reset(st, NGHTTP2_ENHANCE_YOUR_CALM);
 }
 
-void px_h2_streams_end(px_h2_conn_t *c)
+static void ng_streams_end(px_h2_conn_t *c)
 {
     while (c->streams)
-        stream_end(c, c->streams);
+        px__h2_stream_end(c, c->streams);
+}
+
+static void ng_terminate(px_h2_conn_t *c, uint32_t code, const char *why)
+{
+    (void)why;
+    (void)nghttp2_session_terminate_session2(c->ng, c->max_stream_id, code);
+    mark_dirty(c);
 }
 
 size_t px_h2_sweep_idle(px_h2_conn_t *c, uint64_t now_ms)
@@ -967,14 +1052,18 @@ size_t px_h2_sweep_idle(px_h2_conn_t *c, uint64_t now_ms)
     uint64_t hlimit = c->w->cfg->limits.header_timeout_ms;
     size_t n = 0;
     MEM_ASSERT(limit > 0 || hlimit > 0);
-    for (px_stream_t *st = c->streams; st; st = st->next) {
+    if (c->wire->tick != NULL)
+        c->wire->tick(c, now_ms);
+    /* The next is taken first: a reset may end (and free) a stream at once on the codec's
+     * path. */
+    for (px_stream_t *st = c->streams, *next; st; st = next) {
+        next = st->next;
         /* Slowloris: a header block still open header_timeout after it began. The frames of
          * one block must be contiguous, so the whole connection is stuck behind it: end it
          * (GOAWAY, then close once written). progress_ms moves only once headers are done. */
         if (!st->dispatched && !st->failed && hlimit > 0 && now_ms - st->progress_ms >= hlimit) {
             MEM_STAT_ADD(c->w->stats.timeouts_header, 1);
-            (void)nghttp2_session_terminate_session2(c->ng, c->max_stream_id, NGHTTP2_NO_ERROR);
-            mark_dirty(c);
+            c->wire->terminate(c, NGHTTP2_NO_ERROR, "header timeout");
             return n + 1;
         }
         if (st->failed || limit == 0 || now_ms - st->progress_ms < limit)
@@ -988,10 +1077,10 @@ size_t px_h2_sweep_idle(px_h2_conn_t *c, uint64_t now_ms)
                 st->up = NULL;
                 req_body_dropped(st);
             }
-            respond_static(st, 504, "text/plain", body, sizeof(body) - 1);
             st->progress_ms = now_ms;
+            px__h2_respond_static(st, 504, "text/plain", body, sizeof(body) - 1);
         } else {
-            reset_stream(st, NGHTTP2_CANCEL);
+            px__h2_reset(st, NGHTTP2_CANCEL);
         }
         n++;
     }
@@ -1000,9 +1089,79 @@ size_t px_h2_sweep_idle(px_h2_conn_t *c, uint64_t now_ms)
     return n;
 }
 
-void px_h2_session_free(px_h2_conn_t *c)
+static void ng_session_free(px_h2_conn_t *c)
 {
     MEM_ASSERT(c->streams == NULL);
     nghttp2_session_del(c->ng);
     c->ng = NULL;
+}
+
+static const px__h2_wire_t ng_wire = {
+    .respond = ng_respond,
+    .info = ng_info,
+    .reset = ng_reset,
+    .resume = ng_resume,
+    .consume = ng_consume,
+    .terminate = ng_terminate,
+    .recv = ng_recv,
+    .send = ng_send,
+    .want_io = ng_want_io,
+    .want_write = ng_want_write,
+    .shutdown_notice = ng_shutdown_notice,
+    .goaway = ng_goaway,
+    .tick = NULL,
+    .streams_end = ng_streams_end,
+    .session_free = ng_session_free,
+};
+
+/* ---- the transport's entry points: through the connection's wire ---------------------- */
+
+int px_h2_recv(px_h2_conn_t *c, const uint8_t *data, size_t len)
+{
+    return c->wire->recv(c, data, len);
+}
+
+int px_h2_send(px_h2_conn_t *c)
+{
+    return c->wire->send(c);
+}
+
+bool px_h2_want_io(px_h2_conn_t *c)
+{
+    return c->wire->want_io(c);
+}
+
+bool px_h2_want_write(px_h2_conn_t *c)
+{
+    return c->wire->want_write(c);
+}
+
+void px_h2_shutdown_notice(px_h2_conn_t *c)
+{
+    if (c->drain_notice)
+        return;
+    c->drain_notice = true;
+    c->wire->shutdown_notice(c);
+}
+
+void px_h2_goaway(px_h2_conn_t *c)
+{
+    c->wire->goaway(c);
+}
+
+void px_h2_streams_end(px_h2_conn_t *c)
+{
+    if (c->wire != NULL) /* NULL when the transport failed before the session started */
+        c->wire->streams_end(c);
+}
+
+bool px_h2_want_sweep(const px_h2_conn_t *c)
+{
+    return c->streams_cnt > 0 || c->ep != NULL;
+}
+
+void px_h2_session_free(px_h2_conn_t *c)
+{
+    if (c->wire != NULL)
+        c->wire->session_free(c);
 }

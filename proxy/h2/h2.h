@@ -47,9 +47,14 @@ typedef struct px_h2_io_s {
     void (*stream_ended)(void *tr, const px_stream_t *st);
 } px_h2_io_t;
 
+typedef struct px__h2_wire_s px__h2_wire_t;
+typedef struct px_h2_ep_s px_h2_ep_t;
+
 struct px_h2_conn_s {
-    nghttp2_session *ng;  /* owns */
-    px_worker_t *w;       /* borrows: the worker outlives its connections */
+    nghttp2_session *ng;       /* owns; NULL on the codec's path */
+    px_h2_ep_t *ep;            /* owns (region): weir's codec (WEIR_CODEC=weir), else NULL */
+    const px__h2_wire_t *wire; /* borrows: static; nghttp2's or the codec's (internal.h) */
+    px_worker_t *w;            /* borrows: the worker outlives its connections */
     mem_region_t *region; /* borrows: the connection's; every stream's sub-arena is cut from it */
     const char *peer_ip;  /* borrows: the transport's, NUL-terminated ("" when unknown) */
     bool tls;             /* the listener speaks TLS: the upstream is told https */
@@ -69,6 +74,25 @@ struct px_h2_conn_s {
     uint32_t ctl_cnt; /* SETTINGS, PING and empty DATA frames in the current second */
     uint64_t rate_start_ms;
     px_h2_guard_t guard; /* closed-stream memory, reset budget (zeroed = empty) */
+    /* The codec's path only (proxy/h2/serve.c). */
+    px_stream_t *rst_q;  /* streams whose reset waits for the next send (set outside the
+                            codec, where closing a stream now could free it under the
+                            upstream callback that asked) */
+    px_stream_t *resp_q; /* streams whose response head waits for the next send, in order */
+    px_stream_t *resp_q_tail;
+    uint8_t *ovf; /* owns (tcache): frames that did not fit the write batch */
+    size_t ovf_len, ovf_cap;
+    uint64_t hb_start_ms;     /* when the header block being received began */
+    uint64_t rst_caused_seen; /* the codec's rst_caused counted into the reset budget */
+    bool in_cb;               /* inside the codec's on_headers or on_data: a stream may close at
+                                 once, its memory stays until the codec's call returns */
+    bool res_ovf;             /* the last reservation is in ovf, not in the batch */
+    bool in_flush;            /* inside px_h2_ep_flush: a full batch stops it (no overflow) */
+    bool in_write;            /* a DATA payload is being written (its release is a send) */
+    bool more;                /* the codec has output that did not fit this batch */
+    bool refused;             /* on_headers refused the stream it was called for (counted there) */
+    bool started;             /* our SETTINGS went out (after the client's preface) */
+    uint8_t preface_fed;      /* bytes of the client preface fed so far */
 };
 
 /* Creates the callbacks and options every session of a worker shares.
@@ -77,7 +101,8 @@ struct px_h2_conn_s {
 int px_h2_callbacks_new(nghttp2_session_callbacks **cbs, nghttp2_option **opt);
 
 /* Starts the server session of `c`, whose w, region, peer_ip, tr and io the transport has
- * set (the rest zeroed), and queues weir's SETTINGS. `cbs` and `opt` come from
+ * set (the rest zeroed), and queues weir's SETTINGS: nghttp2's session, or weir's own codec
+ * (proxy/h2/serve.c) when the config says WEIR_CODEC=weir. `cbs` and `opt` come from
  * px_h2_callbacks_new and `mem` is the allocator nghttp2 uses; all three are borrowed and
  * outlive the session. Returns 0 or -ENOMEM. Thread: worker. Alloc: `mem`. */
 int px_h2_session_new(px_h2_conn_t *c, const nghttp2_session_callbacks *cbs,
@@ -103,6 +128,8 @@ void px_h2_streams_end(px_h2_conn_t *c);
  * time; 0 = never), and ends the connection when a header block has been open for
  * limits.header_timeout_ms. Returns how many were reset. */
 size_t px_h2_sweep_idle(px_h2_conn_t *c, uint64_t now_ms);
+/* True when px_h2_sweep_idle has work: live streams, or (codec) timers of its own. Getter. */
+bool px_h2_want_sweep(const px_h2_conn_t *c);
 /* Frees the session (after px_h2_streams_end). */
 void px_h2_session_free(px_h2_conn_t *c);
 

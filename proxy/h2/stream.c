@@ -28,6 +28,7 @@ int px_stream_body_append(px_stream_t *st, const uint8_t *data, size_t len)
             if (n == NULL)
                 return -ENOMEM;
             n->next = NULL;
+            n->owner = NULL;
             n->off = n->len = 0;
             n->cap = (uint32_t)(want - sizeof(px_chunk_t));
             if (t)

@@ -30,16 +30,21 @@ typedef struct px_hdr_node_s {
 } px_hdr_node_t;
 
 typedef struct px_chunk_s {
-    struct px_chunk_s *next; /* owns */
-    uint32_t off;            /* first unsent byte */
-    uint32_t len;            /* bytes filled */
+    struct px_chunk_s *next;   /* owns */
+    struct px_stream_s *owner; /* borrows: set once the codec took it (proxy/h2/serve.c) */
+    uint32_t off;              /* first unsent byte */
+    uint32_t len;              /* bytes filled */
     uint32_t cap;
     uint8_t data[];
 } px_chunk_t;
 
 typedef struct px_stream_s {
     px_h2_conn_t *conn;              /* borrows: the connection outlives its streams */
-    mem_subregion_t *sub;            /* owns: everything below tagged subregion lives here */
+    mem_subregion_t *sub;            /* owns (unless !owns_sub: the codec stream's sub-arena,
+                                        which the codec frees): everything tagged subregion */
+    void *es;                        /* borrows: the codec's stream (px_h2_ep_stream_t), or NULL */
+    struct px_stream_s *rst_next;    /* the connection's deferred-reset queue (codec) */
+    struct px_stream_s *resp_next;   /* the connection's response queue (codec) */
     struct px_stream_s *prev, *next; /* the connection's stream list */
     int32_t id;
     /* request (subregion) */
@@ -75,6 +80,17 @@ typedef struct px_stream_s {
     uint64_t bytes_in, bytes_out;
     uint64_t started_ns;
     uint64_t progress_ms; /* loop time of the last byte moved either way */
+    /* the codec's path */
+    int64_t req_clen;  /* the request's content-length, -1 when none */
+    uint64_t req_body; /* request DATA bytes so far (checked against req_clen) */
+    uint32_t rst_code; /* the deferred reset's code */
+    void *resp_nva;    /* subregion: nghttp2_nv array of the queued response head (codec) */
+    size_t resp_nva_cnt;
+    bool resp_body;   /* the queued head is followed by a body */
+    bool resp_queued; /* on the connection's resp_q */
+    bool owns_sub;
+    bool rst_queued; /* on the connection's rst_q */
+    bool sent_end;   /* END_STREAM (or the trailers) submitted to the codec */
     char status_str[4];
     char clen_str[24];
 } px_stream_t;

@@ -107,3 +107,18 @@ const char *px_http_reason(int status)
         return "Unknown";
     }
 }
+
+int64_t px_http_parse_content_length(const char *s, size_t len)
+{
+    MEM_ASSERT(s != NULL || len == 0);
+    if (len == 0 || len > 18)
+        return -1; /* 18 digits cannot overflow int64_t */
+    int64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    MEM_ASSERT(v >= 0);
+    return v;
+}

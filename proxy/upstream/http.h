@@ -8,6 +8,7 @@
 #include "mem/base.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* A header as a pair of byte views. Who owns the bytes is said where it is passed. */
 typedef struct px_header_s {
@@ -24,6 +25,10 @@ bool px_http_is_hop_by_hop(const char *name, size_t name_len, const char *value,
 
 /* The reason phrase for `status` ("Not Found"), or "Unknown". Static storage. */
 const char *px_http_reason(int status);
+
+/* A content-length value: decimal digits only, at most 18 of them (RFC 9110 8.6). Returns it,
+ * or -1 when it is not one. Alloc: none. */
+int64_t px_http_parse_content_length(const char *s, size_t len);
 
 /* Case-insensitive comparison of two byte views. */
 bool px_http_ieq(const char *a, size_t a_len, const char *b, size_t b_len);

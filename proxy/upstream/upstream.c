@@ -1435,19 +1435,6 @@ static px_header_t *hdrs_copy(const px_header_t *hdrs, size_t cnt)
     return v;
 }
 
-static int64_t parse_content_length(const char *s, size_t len)
-{
-    if (len == 0 || len > 18)
-        return -1;
-    int64_t v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    return v;
-}
-
 int px_upstream_start(px_worker_t *w, const px_cluster_cfg_t *cluster, const px_header_t *hdrs,
                       size_t cnt, bool end_stream, const px_upstream_cbs_t *cbs, void *ud,
                       px_upstream_req_t **out)
@@ -1484,7 +1471,7 @@ int px_upstream_start(px_worker_t *w, const px_cluster_cfg_t *cluster, const px_
     for (size_t i = 0; i < cnt; i++) {
         const px_header_t *h = &r->hdrs[i];
         if (px_http_ieq(h->name, h->name_len, "content-length", 14))
-            r->content_length = parse_content_length(h->value, h->value_len);
+            r->content_length = px_http_parse_content_length(h->value, h->value_len);
         else if (px_http_ieq(h->name, h->name_len, ":method", 7)) {
             r->is_head = px_http_ieq(h->value, h->value_len, "HEAD", 4);
             r->idempotent = r->is_head || px_http_ieq(h->value, h->value_len, "GET", 3);

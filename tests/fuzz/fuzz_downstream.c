@@ -2,7 +2,8 @@
  * tests/fuzz/fuzz_downstream.c: fuzzes a downstream connection's HTTP/2 handling in-process:
  * the input is a client's byte stream (the harness prepends the preface when the input does not
  * start with it, so mutations reach frames), fed in chunks whose sizes come from the input into
- * weir's real nghttp2 server glue (proxy/h2/h2.c: px_h2_session_new, px_h2_recv, px_h2_send) and
+ * weir's real server glue (proxy/h2/h2.c: px_h2_session_new, px_h2_recv, px_h2_send), once on
+ * nghttp2's session and once on weir's own codec (proxy/h2/serve.c, WEIR_CODEC=weir), and
  * the real mem/ (region, sub-arenas, tcache). No sockets: the harness is the transport below
  * the px_h2_io_t table (proxy/h2/h2.h), a 32 KiB write batch from the thread cache that it
  * drains after every send round, as a client that reads everything. The route is the built-in
@@ -97,6 +98,8 @@ static const px_h2_io_t sink_io = {
     .stream_ended = io_stream_ended,
 };
 
+static px_config_t *worker_cfg; /* owns: the config both paths read (codec switched per run) */
+
 static void setup(void)
 {
     if (cbs != NULL)
@@ -107,6 +110,7 @@ static void setup(void)
     if (px_config_default(&cfg) != 0)
         abort();
     /* Timeouts never fire here (the loop does not run); limits stay at their defaults. */
+    worker_cfg = cfg;
     server.cfg = cfg;
     worker.cfg = cfg;
     worker.server = &server;
@@ -132,16 +136,17 @@ static int pump(px_h2_conn_t *c, sink_t *k)
     return 0;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* One input through one path: nghttp2's session or weir's own codec (WEIR_CODEC=weir). */
+static void run_one(const uint8_t *data, size_t size, px_codec_t codec)
 {
-    setup();
+    worker_cfg->codec = codec;
     mem_region_t *r = mem_region_new(worker.cfg->limits.conn_bytes_max);
     if (r == NULL)
-        return 0;
+        return;
     px_h2_conn_t *c = mem_region_calloc(r, sizeof(*c));
     if (c == NULL) {
         mem_region_free(r);
-        return 0;
+        return;
     }
     sink_t sink = {0};
     c->w = &worker;
@@ -175,5 +180,13 @@ out:
     mem_free(sink.buf);
     (void)uv_run(&worker.loop, UV_RUN_NOWAIT);
     mem_region_free(r);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    setup();
+    /* Both server paths take every input while the codec is wired in beside nghttp2's. */
+    run_one(data, size, PX_CODEC_NGHTTP2);
+    run_one(data, size, PX_CODEC_WEIR);
     return 0;
 }

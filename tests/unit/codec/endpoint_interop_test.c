@@ -1,5 +1,5 @@
 /*
- * tests/unit/h2/endpoint_interop_test.c: weir's codec (proxy/codec/endpoint.c) against another
+ * tests/unit/codec/endpoint_interop_test.c: weir's codec (proxy/codec/endpoint.c) against another
  * implementation, nghttp2's own session, in memory, in both roles: our server endpoint
  * serves an nghttp2 client (GETs, an upload larger than every window, a graceful shutdown),
  * and our client endpoint talks to an nghttp2 server (bodies larger than the windows, a

@@ -1,5 +1,5 @@
 /*
- * tests/unit/h2/endpoint_test.c: the connection of weir's HTTP/2 codec (proxy/codec/endpoint.c)
+ * tests/unit/codec/endpoint_test.c: the connection of weir's HTTP/2 codec (proxy/codec/endpoint.c)
  * in both roles. A client-role and a server-role endpoint talk to each other in memory
  * (requests, responses, bodies larger than every window with consume(), GOAWAY drain, resets
  * both ways, a SETTINGS change of the initial window mid-stream that takes a window below

@@ -1,5 +1,5 @@
 /*
- * tests/unit/h2/flow_test.c: flow-control windows (proxy/codec/flow.c): the overflow rules of
+ * tests/unit/codec/flow_test.c: flow-control windows (proxy/codec/flow.c): the overflow rules of
  * RFC 9113 section 6.9, negative windows after a SETTINGS change (6.9.2), WINDOW_UPDATE
  * batching, and a simulated peer and reader that show the bytes held never pass the window
  * and the peer is never left stalled once the reader has consumed everything.

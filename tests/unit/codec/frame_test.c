@@ -1,5 +1,5 @@
 /*
- * tests/unit/h2/frame_test.c: the frame layer of weir's HTTP/2 codec (proxy/codec/frame.c):
+ * tests/unit/codec/frame_test.c: the frame layer of weir's HTTP/2 codec (proxy/codec/frame.c):
  * every frame type written and decoded back, and every single-frame rule of RFC 9113 with the
  * error code and scope (stream or connection) the RFC gives, on bytes written by hand.
  */

@@ -1,5 +1,5 @@
 /*
- * tests/unit/h2/hpack_test.c: HPACK for weir's codec (proxy/codec/hpack.c): the request examples
+ * tests/unit/codec/hpack_test.c: HPACK for weir's codec (proxy/codec/hpack.c): the request examples
  * of RFC 7541 appendix C.4 (Huffman, dynamic table carried across three blocks) decoded whole
  * and one byte per fragment, the header list bound, corrupt blocks, encoding round trips, and
  * that the tables live in mem/ and are all freed.

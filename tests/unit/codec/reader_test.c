@@ -1,5 +1,5 @@
 /*
- * tests/unit/h2/reader_test.c: received bytes to whole frames (proxy/codec/reader.c). One byte
+ * tests/unit/codec/reader_test.c: received bytes to whole frames (proxy/codec/reader.c). One byte
  * stream (the client preface, then frames of 0 bytes to MAX_FRAME_SIZE) is fed whole, cut in
  * two at every offset, one byte at a time and in pseudo-random pieces; every way must yield
  * the same frames, hold no memory once the last frame is out, and copy only cut frames.

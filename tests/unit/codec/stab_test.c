@@ -1,5 +1,5 @@
 /*
- * tests/unit/h2/stab_test.c: the codec's stream table (proxy/codec/stab.c): random puts and
+ * tests/unit/codec/stab_test.c: the codec's stream table (proxy/codec/stab.c): random puts and
  * deletes checked against a plain array (backward-shift deletion must never lose an entry),
  * the ring of closed streams and how each closed, and that the slot array goes back to the
  * thread cache when the last stream closes.

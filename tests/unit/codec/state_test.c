@@ -1,5 +1,5 @@
 /*
- * tests/unit/h2/state_test.c: the stream state machine (proxy/codec/state.c) against RFC 9113
+ * tests/unit/codec/state_test.c: the stream state machine (proxy/codec/state.c) against RFC 9113
  * section 5.1: the exchanges of both roles, each error the section names, and an exhaustive
  * check that every allowed move is an edge of the RFC's diagram.
  */

@@ -1,0 +1,135 @@
+#!/usr/bin/python3
+# tests/e2e/96-codec-rfc.py: RFC behaviours that weir's own HTTP/2 codec gets right where
+# nghttp2's session did not (issue 15 part 4); run on the codec only (WEIR_CODEC=weir, the
+# e2ecodec_96 test), skipped on nghttp2's path, which behaves as the comments say.
+#   1. HEAD through an upstream that answers with a body (as nghttpd does on its 404 page):
+#      the client gets the head, the stream ends (END_STREAM), no body and no RST_STREAM.
+#      nghttp2's path reset the stream with INTERNAL_ERROR.
+#   2. DATA on a stream after the client's RST_STREAM on it: a stream error STREAM_CLOSED
+#      (RFC 9113 5.1); nghttp2's path stayed silent.
+#   3. HEADERS on a stream that closed normally: a connection error STREAM_CLOSED (5.1, 5.4.1);
+#      nghttp2's path stayed silent.
+# The upstream is a Python h2 server (python3-h2), so that it can send what node's http2 will
+# not (a body to HEAD).
+import os, socket, sys, threading, time
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+if os.environ.get("WEIR_CODEC") != "weir":
+    print("SKIP: weir's codec only (WEIR_CODEC=weir)")
+    sys.exit(77)
+try:
+    import h2.config, h2.connection, h2.events
+except ImportError:
+    print("SKIP: python3-h2 missing")
+    sys.exit(77)
+from h2raw import (Checks, Conn, DataFrame, GoAwayFrame, HeadersFrame, RstStreamFrame, Weir, data,
+                   headers, raw_frame, REQ)
+
+STREAM_CLOSED = 5
+
+
+def serve_one(sock):
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False,
+                                                                validate_inbound_headers=False))
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+    while True:
+        try:
+            d = sock.recv(65536)
+        except OSError:
+            return
+        if not d:
+            return
+        for ev in conn.receive_data(d):
+            if isinstance(ev, h2.events.RequestReceived):
+                body = b"no such page, and a body to HEAD all the same\n"
+                conn.send_headers(ev.stream_id, [(":status", "404"),
+                                                 ("content-length", str(len(body)))])
+                conn.send_data(ev.stream_id, body, end_stream=True)
+        out = conn.data_to_send()
+        if out:
+            sock.sendall(out)
+
+
+def upstream():
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(16)
+
+    def loop():
+        while True:
+            s, _ = ls.accept()
+            threading.Thread(target=serve_one, args=(s,), daemon=True).start()
+
+    threading.Thread(target=loop, daemon=True).start()
+    return ls.getsockname()[1]
+
+
+ck = Checks()
+port = upstream()
+cfg = ("listeners:\n  - address: 127.0.0.1:0\n"
+       "clusters:\n  - {name: up, protocol: h2c, endpoints: [\"127.0.0.1:%d\"]}\n"
+       "routes:\n  - match: {path_prefix: /direct}\n    direct_response: {status: 200, body: \"ok\\n\"}\n"
+       "  - cluster: up\n"
+       "admin: {address: \"127.0.0.1:0\"}\nworkers: 1\n" % port)
+w = Weir(cfg=cfg)
+
+# 1. HEAD answered at the upstream's head, whatever the upstream sends after it.
+for i in range(3):
+    c = Conn(w.port)
+    c.preface()
+    head = [(":method", "HEAD")] + [(k, "/missing" if k == ":path" else v) for k, v in REQ[1:]]
+    c.send(headers(1, hdrs=head, enc=c.enc))
+    status, ended, rst, body = None, False, None, 0
+    for f in c.frames(5):
+        if f is None:
+            break
+        if f.stream_id != 1:
+            continue
+        if isinstance(f, HeadersFrame):
+            status = dict(c.dec.decode(f.data)).get(":status")
+        if isinstance(f, DataFrame):
+            body += len(f.data)
+        if isinstance(f, RstStreamFrame):
+            rst = f.error_code
+            break
+        if "END_STREAM" in getattr(f, "flags", ()):
+            ended = True
+            break
+    c.close()
+    ck.check("HEAD #%d through an upstream that sends a body: head, END_STREAM, no body, no reset"
+             % (i + 1), status == "404" and ended and rst is None and body == 0,
+             "status %s, END_STREAM %s, RST_STREAM %s, %d body bytes" % (status, ended, rst, body))
+
+# 2. DATA after the client's RST_STREAM: RST_STREAM(STREAM_CLOSED).
+c = Conn(w.port)
+c.preface()
+post = [(":method", "POST")] + [(k, "/direct" if k == ":path" else v) for k, v in REQ[1:]]
+c.send(headers(1, hdrs=post, enc=c.enc, end_stream=False))
+c.until(lambda f: isinstance(f, HeadersFrame) and f.stream_id == 1, 5)
+c.send(raw_frame(0x3, 0, 1, (8).to_bytes(4, "big")))  # RST_STREAM(CANCEL)
+c.send(data(1, b"late"))
+r = c.until(lambda f: isinstance(f, (RstStreamFrame, GoAwayFrame)), 5)
+ck.check("DATA after the client's RST_STREAM: RST_STREAM(STREAM_CLOSED)",
+         isinstance(r, RstStreamFrame) and r.stream_id == 1 and r.error_code == STREAM_CLOSED,
+         "got %r" % (r,))
+c.send(headers(3, hdrs=post[:1] + [(k, v) for k, v in REQ[1:]], enc=c.enc))
+r = c.until(lambda f: isinstance(f, HeadersFrame) and f.stream_id == 3, 5)
+ck.check("the connection goes on after the stream error", r is not None, "")
+c.close()
+
+# 3. HEADERS on a stream that closed normally: GOAWAY(STREAM_CLOSED).
+c = Conn(w.port)
+c.preface()
+get = [(":method", "GET")] + [(k, "/direct" if k == ":path" else v) for k, v in REQ[1:]]
+c.send(headers(1, hdrs=get, enc=c.enc))
+c.until(lambda f: f.stream_id == 1 and "END_STREAM" in getattr(f, "flags", ()), 5)
+c.send(headers(1, hdrs=get, enc=c.enc))
+g = c.goaway(5)
+ck.check("HEADERS on a normally closed stream: GOAWAY(STREAM_CLOSED)",
+         g is not None and g.error_code == STREAM_CLOSED, "got %r" % (g,))
+c.close()
+
+ck.check("weir alive", w.alive(), "")
+rc = w.stop()
+ck.check("clean exit on SIGTERM", rc == 0, "exit %s" % rc)
+ck.exit(w)
