@@ -150,13 +150,14 @@ static void collect(px_wimpl_t *wi)
     uint64_t gen = px_server__collect_gen(s);
     if (gen == 0)
         return;
-    /* One row per connection and one per stream (px_conn_collect), so the scratch is sized
-     * by what this worker holds, at most PX_COLLECT_ROWS_MAX rows (about 1.9 MiB). It is
+    /* One row per connection and one per stream or HTTP/1.1 request in progress
+     * (px_conn_collect), so the scratch is sized by what this worker holds, at most
+     * PX_COLLECT_ROWS_MAX rows (about 1.9 MiB). It is
      * allocated past the budget's limit (bounded, freed below): at critical a plain allocation
      * failed, and /memory/regions and the overload snapshot came back empty. */
     size_t max = 0, n = 0;
     for (px_conn_t *c = wi->conns; c && max < PX_COLLECT_ROWS_MAX; c = c->next)
-        max += 1 + c->h2.streams_cnt;
+        max += 2 + c->h2.streams_cnt; /* an HTTP/1.1 connection's request takes the 2nd */
     max = MEM_MIN(max, (size_t)PX_COLLECT_ROWS_MAX);
     px_region_row_t *rows = max ? mem_malloc_exempt(sizeof(*rows) * max) : NULL;
     if (rows != NULL)
