@@ -114,20 +114,6 @@ static inline void mark_dirty(px_h1_conn_t *c)
     c->io->mark_dirty(c->tr);
 }
 
-static void count_status(px_worker_t *w, int status)
-{
-    if (status < 200)
-        MEM_STAT_ADD(w->stats.responses_1xx, 1);
-    else if (status < 300)
-        MEM_STAT_ADD(w->stats.responses_2xx, 1);
-    else if (status < 400)
-        MEM_STAT_ADD(w->stats.responses_3xx, 1);
-    else if (status < 500)
-        MEM_STAT_ADD(w->stats.responses_4xx, 1);
-    else
-        MEM_STAT_ADD(w->stats.responses_5xx, 1);
-}
-
 /* ---- the last word before closing (no request, or no memory for one) ----------------------- */
 
 /* Answers `status` with `why` and closes: the connection reads nothing more. The response
@@ -137,7 +123,7 @@ static void refuse(px_h1_conn_t *c, int status, const char *why, bool retry_afte
     MEM_ASSERT(why != NULL);
     MEM_ASSERT(c->tail == NULL);
     c->closing = true;
-    count_status(c->w, status);
+    px_http_count_status(&c->w->stats, status);
     size_t cap = strlen(why) + 256;
     char *b = mem_region_alloc(c->region, cap);
     if (b == NULL)
@@ -233,7 +219,7 @@ static int build_head(px_h1_req_t *r, int status, const px_header_t *hdrs, size_
     r->hlen = (size_t)(p - b);
     r->hoff = 0;
     r->status = status;
-    count_status(c->w, status);
+    px_http_count_status(&c->w->stats, status);
     mark_dirty(c);
     return 0;
 }
@@ -359,7 +345,7 @@ static void on_up_info(void *ud, int status, const px_header_t *hdrs, size_t cnt
     r->info_len = (size_t)(p - b);
     r->info_off = 0;
     r->info_cnt++;
-    count_status(r->conn->w, status);
+    px_http_count_status(&r->conn->w->stats, status);
     mark_dirty(r->conn);
 }
 

@@ -48,20 +48,6 @@ static px_stream_t *stream_of(px_h2_conn_t *c, int32_t id)
     return nghttp2_session_get_stream_user_data(c->ng, id);
 }
 
-static void count_status(px_worker_t *w, int status)
-{
-    if (status < 200)
-        MEM_STAT_ADD(w->stats.responses_1xx, 1);
-    else if (status < 300)
-        MEM_STAT_ADD(w->stats.responses_2xx, 1);
-    else if (status < 400)
-        MEM_STAT_ADD(w->stats.responses_3xx, 1);
-    else if (status < 500)
-        MEM_STAT_ADD(w->stats.responses_4xx, 1);
-    else
-        MEM_STAT_ADD(w->stats.responses_5xx, 1);
-}
-
 void px__h2_reset(px_stream_t *st, uint32_t code)
 {
     if (st->failed)
@@ -173,7 +159,7 @@ static int submit_response(px_stream_t *st, int status, const nghttp2_nv *extra,
         st->status = 0;
         return -ENOMEM;
     }
-    count_status(c->w, status);
+    px_http_count_status(&c->w->stats, status);
     mark_dirty(c);
     return 0;
 }
@@ -271,7 +257,7 @@ static void on_up_info(void *ud, int status, const px_header_t *hdrs, size_t cnt
                                 hdrs[i].value_len, NGHTTP2_NV_FLAG_NONE};
     if (st->conn->wire->info(st, nva, n) != 0)
         return; /* advisory: the final response still follows */
-    count_status(st->conn->w, status);
+    px_http_count_status(&st->conn->w->stats, status);
     mark_dirty(st->conn);
 }
 

@@ -122,3 +122,17 @@ int64_t px_http_parse_content_length(const char *s, size_t len)
     MEM_ASSERT(v >= 0);
     return v;
 }
+
+void px_http_count_status(px_stats_t *s, int status)
+{
+    if (status < 200)
+        MEM_STAT_ADD(s->responses_1xx, 1);
+    else if (status < 300)
+        MEM_STAT_ADD(s->responses_2xx, 1);
+    else if (status < 400)
+        MEM_STAT_ADD(s->responses_3xx, 1);
+    else if (status < 500)
+        MEM_STAT_ADD(s->responses_4xx, 1);
+    else
+        MEM_STAT_ADD(s->responses_5xx, 1);
+}

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "proxy/core/stats-t.h"
+
 /* A header as a pair of byte views. Who owns the bytes is said where it is passed. */
 typedef struct px_header_s {
     const char *name;
@@ -29,6 +31,10 @@ const char *px_http_reason(int status);
 /* A content-length value: decimal digits only, at most 18 of them (RFC 9110 8.6). Returns it,
  * or -1 when it is not one. Alloc: none. */
 int64_t px_http_parse_content_length(const char *s, size_t len);
+
+/* Counts a response sent to a client in `s` by its status class (responses_1xx .. _5xx), the
+ * same for every downstream protocol. Alloc: none. */
+void px_http_count_status(px_stats_t *s, int status);
 
 /* Case-insensitive comparison of two byte views. */
 bool px_http_ieq(const char *a, size_t a_len, const char *b, size_t b_len);
