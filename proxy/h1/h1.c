@@ -153,6 +153,15 @@ static char *put(char *p, const char *s, size_t len)
     return p + len;
 }
 
+/* Writes one field line, "name: value\r\n" (hdr_line_len bytes). */
+static char *put_field(char *p, const px_header_t *h)
+{
+    p = put(p, h->name, h->name_len);
+    p = put(p, ": ", 2);
+    p = put(p, h->value, h->value_len);
+    return put(p, "\r\n", 2);
+}
+
 /* Builds the response head in the sub-arena: the status line, `hdrs` (hop-by-hop ones
  * dropped), the framing header weir chooses and the connection header. `clen` >= 0 is a
  * length weir sets itself. Returns 0 or -ENOMEM. */
@@ -195,10 +204,7 @@ static int build_head(px_h1_req_t *r, int status, const px_header_t *hdrs, size_
         const px_header_t *h = &hdrs[i];
         if (px_http_is_hop_by_hop(h->name, h->name_len, h->value, h->value_len))
             continue;
-        p = put(p, h->name, h->name_len);
-        p = put(p, ": ", 2);
-        p = put(p, h->value, h->value_len);
-        p = put(p, "\r\n", 2);
+        p = put_field(p, h);
     }
     if (ctype) {
         p = put(p, "content-type: ", 14);
@@ -334,10 +340,7 @@ static void on_up_info(void *ud, int status, const px_header_t *hdrs, size_t cnt
         const px_header_t *h = &hdrs[i];
         if (px_http_is_hop_by_hop(h->name, h->name_len, h->value, h->value_len))
             continue;
-        p = put(p, h->name, h->name_len);
-        p = put(p, ": ", 2);
-        p = put(p, h->value, h->value_len);
-        p = put(p, "\r\n", 2);
+        p = put_field(p, h);
     }
     p = put(p, "\r\n", 2);
     MEM_ASSERT((size_t)(p - b) <= len);
@@ -370,10 +373,7 @@ static void on_up_trailers(void *ud, const px_header_t *hdrs, size_t cnt)
             px_http_ieq(h->name, h->name_len, "content-length", 14) ||
             px_http_ieq(h->name, h->name_len, "host", 4))
             continue;
-        p = put(p, h->name, h->name_len);
-        p = put(p, ": ", 2);
-        p = put(p, h->value, h->value_len);
-        p = put(p, "\r\n", 2);
+        p = put_field(p, h);
     }
     p = put(p, "\r\n", 2);
     MEM_ASSERT((size_t)(p - b) <= len);
