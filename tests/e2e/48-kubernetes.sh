@@ -18,6 +18,7 @@
 #     taken from the manifest, answer 0; the worker count is the CPU request; after SIGTERM
 #     with a request in flight the readiness probe fails (503 draining) while the liveness probe
 #     still passes, and the request completes.
+#  5. As root: `workers: auto` in a child cgroup with a quota of one CPU starts one worker.
 source "$(dirname "$0")/lib.sh"
 need node
 need curl
@@ -199,3 +200,50 @@ rc=0
 wait "$WEIR_PID" || rc=$?
 [ "$rc" = 0 ] || fail "weir exited $rc after the drain"
 pass "the in-flight request completed (100000 bytes), weir exited 0"
+
+# --- 5. with a CPU limit, `workers: auto` follows the quota of weir's own cgroup --------------------
+# A pod's limits.cpu is a CPU quota on the container's cgroup (or the pod's, above it). weir
+# is started in a child cgroup with a quota of one CPU (v2 cpu.max, or v1 cpu.cfs_quota_us),
+# without WEIR_WORKERS: it must start one worker although the affinity mask has more CPUs.
+# Skipped (this part only) where no cgroup can be made: not root, or no cpu controller.
+unset WEIR_WORKERS WEIR_ADMIN
+CG= CG_WHY=
+NCPU=$(nproc)
+if [ "$(id -u)" != 0 ]; then
+    CG_WHY="creating a cgroup needs root"
+elif [ "$NCPU" -lt 2 ]; then
+    CG_WHY="one CPU in the affinity mask: a quota of one CPU would change nothing"
+elif [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+    if grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null && mkdir "/sys/fs/cgroup/weir-e2e48-$$" 2>/dev/null; then
+        CG="/sys/fs/cgroup/weir-e2e48-$$"
+        echo "100000 100000" >"$CG/cpu.max" || CG_WHY="cannot write $CG/cpu.max"
+    else
+        CG_WHY="cgroup v2 without the cpu controller for children, or read-only"
+    fi
+else
+    for d in /sys/fs/cgroup/cpu /sys/fs/cgroup/cpu,cpuacct; do
+        [ -f "$d/cpu.cfs_quota_us" ] && mkdir "$d/weir-e2e48-$$" 2>/dev/null && CG="$d/weir-e2e48-$$" && break
+    done
+    if [ -n "$CG" ]; then
+        { echo 100000 >"$CG/cpu.cfs_period_us" && echo 100000 >"$CG/cpu.cfs_quota_us"; } ||
+            CG_WHY="cannot write $CG/cpu.cfs_quota_us"
+    else
+        CG_WHY="no writable cgroup v1 cpu hierarchy"
+    fi
+fi
+if [ -n "$CG" ] && [ -z "$CG_WHY" ]; then
+    cg_cleanup() { e2e_cleanup; rmdir "$CG" 2>/dev/null || true; }
+    trap cg_cleanup EXIT
+    REAL_BIN=$WEIR_BIN
+    printf '#!/usr/bin/env bash\necho $$ >"%s/cgroup.procs" || exit 3\nexec "%s" "$@"\n' "$CG" "$REAL_BIN" >"$T/in-cgroup.sh"
+    chmod +x "$T/in-cgroup.sh"
+    WEIR_BIN="$T/in-cgroup.sh" WEIR_LISTEN=127.0.0.1:0 WEIR_ADMIN=127.0.0.1:0 start_weir -c "$CFG"
+    grep -q "weir-e2e48-$$" "/proc/$WEIR_PID/cgroup" || fail "weir is not in $CG: $(cat "/proc/$WEIR_PID/cgroup")"
+    got=$(curl -sf -H "Authorization: Bearer $WEIR_ADMIN_TOKEN" "http://127.0.0.1:$ADMIN_PORT/memory" |
+        $PY -c 'import json,sys; print(len(json.load(sys.stdin)["workers"]))')
+    [ "$got" = 1 ] || fail "workers: auto in $CG (a quota of one CPU) started $got workers, want 1 ($NCPU CPUs in the mask)"
+    pass "a quota of one CPU on weir's own cgroup ($CG): 1 worker of $NCPU CPUs"
+    stop_weir TERM || fail "weir exited $? after SIGTERM"
+else
+    echo "skip (part 5 only): $CG_WHY"
+fi
