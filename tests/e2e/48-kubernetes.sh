@@ -15,9 +15,9 @@
 #     the pod labels, the Secret and its key are the same in the Deployment and the ServiceMonitor.
 #  4. The ConfigMap's weir.yaml, laid out as the kubelet does (..data symlink), passes
 #     `weir --check-config` and runs with the Deployment's environment; the probe commands,
-#     taken from the manifest, answer 0; the worker count is the CPU request; after SIGTERM
-#     with a request in flight the readiness probe fails (503 draining) while the liveness probe
-#     still passes, and the request completes.
+#     taken from the manifest, answer 0, also with a broken file swapped in (they read none);
+#     the worker count is the CPU request; after SIGTERM with a request in flight the readiness
+#     probe fails (503 draining) while the liveness probe still passes, and the request completes.
 #  5. As root: `workers: auto` in a child cgroup with a quota of one CPU starts one worker.
 source "$(dirname "$0")/lib.sh"
 need node
@@ -117,10 +117,18 @@ cfgfile = c["args"][c["args"].index("-c") + 1]
 assert cfgfile.startswith(mnt["mountPath"].rstrip("/") + "/"), f"{cfgfile} not under {mnt['mountPath']}"
 key = cfgfile[len(mnt["mountPath"].rstrip("/")) + 1:]
 assert key in cm["data"], f"ConfigMap has no key {key}"
-# Probes: weir health, liveness on /healthz (--live), readiness on /ready.
+# Probes: weir health on the admin port, liveness on /healthz (--live), readiness and startup
+# on /ready; no -c (a probe that read the file would fail on a bad ConfigMap edit).
 rp, lp = c["readinessProbe"]["exec"]["command"], c["livenessProbe"]["exec"]["command"]
+assert c["startupProbe"]["exec"]["command"] == rp, "startup and readiness probes differ"
 assert rp[1] == "health" and "--live" not in rp, rp
 assert lp[1] == "health" and "--live" in lp, lp
+m = re.search(r"^admin:[ \t]*\n[ \t]+address:[ \t]*(\S+)", cm["data"][key], re.M)
+admin_port = int(m.group(1).rsplit(":", 1)[1])
+assert admin_port == ports["admin"], f"admin.address port {admin_port} != containerPort {ports['admin']}"
+for cmd in (rp, lp):
+    assert "-c" not in cmd and not any(a.startswith("--config") for a in cmd), f"probe reads the config: {cmd}"
+    assert cmd[-1] == f"127.0.0.1:{admin_port}", f"probe address {cmd[-1]} != 127.0.0.1:{admin_port}"
 # Grace period: preStop sleep + drain_timeout (+ a margin of at least 5 s).
 stop = c["lifecycle"]["preStop"]["exec"]["command"]
 assert stop[0].endswith("sleep"), stop
@@ -130,7 +138,7 @@ grace = pod["terminationGracePeriodSeconds"]
 assert grace >= int(stop[1]) + drain_s + 5, f"grace {grace} < preStop {stop[1]} + drain {drain_s} + 5"
 open(f"{out}/weir.yaml", "w").write(cm["data"][key])
 open(f"{out}/vars", "w").write(f"CFG_MOUNT={mnt['mountPath']}\nCFG_FILE={cfgfile}\nCFG_KEY={key}\nWORKERS={workers}\n"
-                               f"GRACE={grace}\nDRAIN_S={drain_s}\nPRESTOP_S={stop[1]}\n")
+                               f"GRACE={grace}\nDRAIN_S={drain_s}\nPRESTOP_S={stop[1]}\nADMIN_CPORT={admin_port}\n")
 open(f"{out}/ready.cmd", "w").write("\0".join(rp))
 open(f"{out}/live.cmd", "w").write("\0".join(lp))
 PYEOF
@@ -147,7 +155,7 @@ grep -q 'app.default.svc.cluster.local:80' "$T/weir.yaml" || fail "the ConfigMap
 sed "s/app.default.svc.cluster.local:80/127.0.0.1:$up_PORT/" "$T/weir.yaml" >"$ETC/..2026_01_01_00_00_00.1/$CFG_KEY"
 ln -s ..2026_01_01_00_00_00.1 "$ETC/..data"
 ln -s "..data/$CFG_KEY" "$ETC/$CFG_KEY"
-host_path() { sed "s|^$CFG_MOUNT/|$ETC/|; s|^/usr/local/bin/weir\$|$WEIR_BIN|"; }
+host_path() { sed "s|^$CFG_MOUNT/|$ETC/|; s|^/usr/local/bin/weir\$|$WEIR_BIN|; s|^127.0.0.1:$ADMIN_CPORT\$|127.0.0.1:${ADMIN_PORT:-}|"; }
 CFG=$(echo "$CFG_FILE" | host_path)
 
 # The Deployment's environment; the listener and admin addresses move to loopback port 0.
@@ -166,6 +174,16 @@ probe() { # ready|live: runs the manifest's probe command; prints its exit statu
 [ "$(probe ready)" = 0 ] || fail "readiness probe failed: $(tail -n 2 "$T/probe.log")"
 [ "$(probe live)" = 0 ] || fail "liveness probe failed: $(tail -n 2 "$T/probe.log")"
 pass "probes from the manifest: $(grep -c . "$T/probe.log") answers, $(tail -n 2 "$T/probe.log" | tr '\n' ' ')"
+# A broken ConfigMap edit, swapped in as the kubelet does: the probes do not read the file, so
+# they keep answering 0 (a probe that did would have the kubelet restart a healthy pod).
+mkdir "$ETC/..2026_01_01_00_01_00.2"
+printf 'listeners: [\n  - {name: main, address: 0.0.0.0:8080\n' >"$ETC/..2026_01_01_00_01_00.2/$CFG_KEY"
+ln -s ..2026_01_01_00_01_00.2 "$ETC/..data_tmp" && mv -T "$ETC/..data_tmp" "$ETC/..data"
+"$WEIR_BIN" --check-config "$CFG" >/dev/null 2>&1 && fail "the broken config passed --check-config"
+[ "$(probe ready)" = 0 ] || fail "readiness probe failed with a broken config file: $(tail -n 2 "$T/probe.log")"
+[ "$(probe live)" = 0 ] || fail "liveness probe failed with a broken config file: $(tail -n 2 "$T/probe.log")"
+ln -s ..2026_01_01_00_00_00.1 "$ETC/..data_tmp" && mv -T "$ETC/..data_tmp" "$ETC/..data"
+pass "with a broken $CFG_KEY swapped in, both probes still answer 0"
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN_PORT/metrics")
 [ "$code" = 401 ] || fail "/metrics without the token answered $code, want 401"
 # (to a file: grep -q would close the pipe early and curl's write error fail the pipeline)
