@@ -147,6 +147,8 @@ typedef enum px_cli_action_e {
     PX_CLI_HELP,    /* --help printed */
     PX_CLI_VERSION, /* --version printed */
     PX_CLI_HEALTH,  /* `weir health [ADDR]`: probe /ready on the admin port */
+    /* `weir health --live [ADDR]`: probe /healthz, which stays 200 while weir drains */
+    PX_CLI_HEALTH_LIVE,
 } px_cli_action_t;
 
 /* Builds the effective config from `argv`, the environment and the file named by -c (if any).

@@ -925,7 +925,19 @@ TEST(actions)
         CHECK_EQ(cfg->admin.addr.port, 9922);
         px_config_free(cfg);
     }
+    {
+        char *argv[] = {"weir", "health", "--live", NULL};
+        REQUIRE(run_args(&act, &cfg, argv) == 0);
+        CHECK_EQ(act, PX_CLI_HEALTH_LIVE);
+        CHECK_EQ(cfg->admin.addr.port, 9922);
+        px_config_free(cfg);
+    }
     clear_env();
+    {
+        char *argv[] = {"weir", "--live", NULL};
+        CHECK(run_args(&act, &cfg, argv) < 0);
+        CHECK_STR(err, "--live: only with 'health' (weir health --live)");
+    }
     {
         char *argv[] = {"weir", "health", "a:1", "b:2", NULL};
         CHECK(run_args(&act, &cfg, argv) < 0);
