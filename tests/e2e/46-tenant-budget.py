@@ -19,15 +19,13 @@
 # On the code before tenants, weir refuses the config (clusters[0].memory: unknown key).
 import json
 import os
-import struct
 import sys
 import threading
 import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from h2raw import (PREFACE, Checks, Conn, DataFrame, GoAwayFrame, HeadersFrame, RstStreamFrame,
-                   Upstream, Weir, headers, settings, REQ)
+from h2raw import PREFACE, Conn, get_once, headers, settings, two_routes, REQ
 
 HOGS = 6
 FIRST = 16
@@ -88,73 +86,12 @@ class Hogs(threading.Thread):
             s.close()
 
 
-def fast_once(port):
-    """One GET / on a fresh connection: True for 200 "ok\\n", else the reason."""
-    try:
-        c = Conn(port, timeout=5)
-    except OSError as e:
-        return "connect: %s" % e
-    try:
-        c.send(PREFACE + settings(()) + headers(1, enc=c.enc))
-        status, body = None, b""
-        for f in c.frames(5):
-            if f is None:
-                return "closed (status %s)" % status
-            if isinstance(f, GoAwayFrame):
-                return "GOAWAY %d" % f.error_code
-            if f.stream_id != 1:
-                continue
-            if isinstance(f, RstStreamFrame):
-                return "RST_STREAM %d" % f.error_code
-            if isinstance(f, HeadersFrame):
-                status = dict(c.dec.decode(f.data)).get(":status")
-            elif isinstance(f, DataFrame):
-                body += f.data
-            if "END_STREAM" in f.flags:
-                return True if status == "200" and body == b"ok\n" else \
-                    "status %s body %r" % (status, body[:40])
-        return "no answer in 5 s"
-    finally:
-        c.close()
-
-
-def tenant(w, name):
-    for t in w.memory().get("tenants", []):
-        if t["name"] == name:
-            return t
-    return None
-
-
 def main():
-    ck = Checks()
-    slow, fast = Upstream(), Upstream()
-    mem = "" if NO_LIMIT else ", memory: {limit: %d}" % LIMIT
-    cfg = ("listeners:\n  - address: 127.0.0.1:0\n"
-           "clusters:\n"
-           "  - {name: slow, endpoints: [\"127.0.0.1:%d\"]%s}\n"
-           "  - {name: fast, endpoints: [\"127.0.0.1:%d\"]}\n"
-           "routes:\n"
-           "  - {match: {path_prefix: /bytes/}, cluster: slow}\n"
-           "  - {cluster: fast}\n"
-           "admin: {address: \"127.0.0.1:0\"}\nworkers: 2\n"
-           "memory: {limit: 256MiB}\n" % (slow.port, mem, fast.port))
-    try:
-        w = Weir(cfg=cfg)
-    except BaseException:
-        slow.stop()
-        fast.stop()
-        raise
-    try:
-        run(ck, w)
-    finally:
-        slow.stop()
-        fast.stop()
-        w.stop()
-    ck.exit(w)
+    two_routes(run, "" if NO_LIMIT else ", memory: {limit: %d}" % LIMIT)
 
 
 def run(ck, w):
-    ck.check("fast route before the hogs", fast_once(w.port) is True, "")
+    ck.check("fast route before the hogs", get_once(w.port) is True, "")
     hogs = Hogs(w.port)
     hogs.start()
     live0 = w.memory()["live"]
@@ -179,7 +116,7 @@ def run(ck, w):
     lock = threading.Lock()
 
     def one():
-        r = fast_once(w.port)
+        r = get_once(w.port)
         with lock:
             results.append(r)
 
@@ -196,7 +133,7 @@ def run(ck, w):
         threads.append(th)
     for th in threads:
         th.join(10)
-    during = tenant(w, "slow")
+    during = w.tenant("slow")
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % w.admin, timeout=10) as r:
         metrics = r.read().decode()
     stop_poll.set()
@@ -211,7 +148,7 @@ def run(ck, w):
     after = None
     deadline = time.time() + 10
     while time.time() < deadline:
-        after = tenant(w, "slow")
+        after = w.tenant("slow")
         if after is None or (after["bytes"] == 0 and after["streams"] == 0):
             break
         time.sleep(0.1)
@@ -238,7 +175,7 @@ def run(ck, w):
              'weir_tenant_streams_refused_total{tenant="slow"} %d' % 0 not in metrics and
              'weir_tenant_streams_refused_total{tenant="slow"}' in metrics and
              'weir_tenant_memory_limit_bytes{tenant="slow"} %d' % LIMIT in metrics, "")
-    ck.check("the fast cluster is no tenant", tenant(w, "fast") is None, "")
+    ck.check("the fast cluster is no tenant", w.tenant("fast") is None, "")
     ck.check("the tenant holds nothing once the hogs are gone",
              after is not None and after["bytes"] == 0 and after["streams"] == 0,
              json.dumps(after))

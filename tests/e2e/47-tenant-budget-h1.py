@@ -21,7 +21,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from h2raw import Checks, Upstream, Weir
+from h2raw import two_routes
 
 HOGS = 6
 LIMIT = 256 << 10
@@ -114,38 +114,8 @@ class Hogs(threading.Thread):
             s.close()
 
 
-def tenant(w, name):
-    for t in w.memory().get("tenants", []):
-        if t["name"] == name:
-            return t
-    return None
-
-
 def main():
-    ck = Checks()
-    slow, fast = Upstream(), Upstream()
-    cfg = ("listeners:\n  - address: 127.0.0.1:0\n"
-           "clusters:\n"
-           "  - {name: slow, endpoints: [\"127.0.0.1:%d\"], memory: {limit: %d}}\n"
-           "  - {name: fast, endpoints: [\"127.0.0.1:%d\"]}\n"
-           "routes:\n"
-           "  - {match: {path_prefix: /bytes/}, cluster: slow}\n"
-           "  - {cluster: fast}\n"
-           "admin: {address: \"127.0.0.1:0\"}\nworkers: 2\n"
-           "memory: {limit: 256MiB}\n" % (slow.port, LIMIT, fast.port))
-    try:
-        w = Weir(cfg=cfg)
-    except BaseException:
-        slow.stop()
-        fast.stop()
-        raise
-    try:
-        run(ck, w)
-    finally:
-        slow.stop()
-        fast.stop()
-        w.stop()
-    ck.exit(w)
+    two_routes(run, ", memory: {limit: %d}" % LIMIT)
 
 
 def run(ck, w):
@@ -157,7 +127,7 @@ def run(ck, w):
     held = None
     deadline = time.time() + 10
     while time.time() < deadline:
-        held = tenant(w, "slow")
+        held = w.tenant("slow")
         if held and held["streams"] > 0 and held["bytes"] > 0:
             break
         time.sleep(0.05)
@@ -182,12 +152,12 @@ def run(ck, w):
         t.start()
     for t in th:
         t.join(RUN_S + 30)
-    during = tenant(w, "slow")
+    during = w.tenant("slow")
     hogs.stop()
     after = None
     deadline = time.time() + 10
     while time.time() < deadline:
-        after = tenant(w, "slow")
+        after = w.tenant("slow")
         if after is None or (after["bytes"] == 0 and after["streams"] == 0):
             break
         time.sleep(0.1)
