@@ -25,7 +25,8 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from h2raw import PREFACE, Conn, get_once, headers, settings, two_routes, REQ
+import h2raw
+from h2raw import PREFACE, Conn, check_drained, get_once, headers, settings, two_routes, REQ
 
 HOGS = 6
 FIRST = 16
@@ -38,14 +39,11 @@ ATTACK_S = float(os.environ.get("WEIR_E2E46_SECONDS", "8"))
 NO_LIMIT = os.environ.get("WEIR_E2E46_NO_LIMIT") == "1"
 
 
-class Hogs(threading.Thread):
+class Hogs(h2raw.Hogs):
     """HOGS connections that ask for 1 MiB bodies on the slow route and never read."""
 
     def __init__(self, port):
-        super().__init__(daemon=True)
-        self.port = port
-        self.stop_ev = threading.Event()
-        self.socks = []
+        super().__init__(port)
         self.sent = 0
 
     def run(self):
@@ -78,12 +76,6 @@ class Hogs(threading.Thread):
                     self.sent += MORE
                 except OSError:
                     pass
-
-    def stop(self):
-        self.stop_ev.set()
-        self.join(10)
-        for s in self.socks:
-            s.close()
 
 
 def main():
@@ -145,13 +137,7 @@ def run(ck, w):
         if r is not True:
             whys[r] = whys.get(r, 0) + 1
     # The hogs' streams end with their connections: the tenant's figures go back to zero.
-    after = None
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        after = w.tenant("slow")
-        if after is None or (after["bytes"] == 0 and after["streams"] == 0):
-            break
-        time.sleep(0.1)
+    after = w.tenant_drained("slow")
     print("figures: fast route %d of %d ok; hog streams sent %d; weir's live bytes grew by at "
           "most %d; slow tenant (limit %d): peak %d bytes, peak %d streams, %s; after the hogs: "
           "%s" % (n_ok, len(results), hogs.sent, peak[2], LIMIT, peak[0], peak[1],
@@ -176,10 +162,7 @@ def run(ck, w):
              'weir_tenant_streams_refused_total{tenant="slow"}' in metrics and
              'weir_tenant_memory_limit_bytes{tenant="slow"} %d' % LIMIT in metrics, "")
     ck.check("the fast cluster is no tenant", w.tenant("fast") is None, "")
-    ck.check("the tenant holds nothing once the hogs are gone",
-             after is not None and after["bytes"] == 0 and after["streams"] == 0,
-             json.dumps(after))
-    ck.check("weir is alive", w.alive(), w.log_tail())
+    check_drained(ck, w, after)
 
 
 if __name__ == "__main__":

@@ -177,6 +177,16 @@ class Weir:
                 return t
         return None
 
+    def tenant_drained(self, name, seconds=10.0):
+        """Polls tenant `name` until it holds 0 bytes and 0 streams (or `seconds` pass);
+        returns what it saw last."""
+        deadline = time.time() + seconds
+        while True:
+            t = self.tenant(name)
+            if t is None or (t["bytes"] == 0 and t["streams"] == 0) or time.time() > deadline:
+                return t
+            time.sleep(0.1)
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -333,6 +343,32 @@ def get_once(port, timeout=5.0):
         return "no answer in %.0f s" % timeout
     finally:
         c.close()
+
+
+class Hogs(threading.Thread):
+    """The memory-tenant tests' clients that never read: a subclass's run() keeps its sockets
+    in .socks and returns once .stop_ev is set; stop() ends it and closes them."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.port = port
+        self.stop_ev = threading.Event()
+        self.socks = []
+
+    def stop(self):
+        self.stop_ev.set()
+        self.join(10)
+        for s in self.socks:
+            s.close()
+
+
+def check_drained(ck, w, after):
+    """The memory-tenant tests' last checks: the tenant (as tenant_drained returned it) holds
+    nothing once its clients are gone, and weir is alive."""
+    ck.check("the tenant holds nothing once the hogs are gone",
+             after is not None and after["bytes"] == 0 and after["streams"] == 0,
+             json.dumps(after))
+    ck.check("weir is alive", w.alive(), w.log_tail())
 
 
 def two_routes(run, slow_extra=""):
