@@ -444,6 +444,7 @@ static int set_upstream(px_config_t *cfg, const cli_t *cli, char *err, size_t er
 
     px__config_clear_routes(cfg);
     px__config_clear_clusters(cfg);
+    px__config_clear_tenants(cfg);
     cfg->clusters = cl;
     cfg->clusters_cnt = 1;
     r->cluster = &cfg->clusters[0];

@@ -522,8 +522,9 @@ void px_overload_tick(px_server_t *s)
     pthread_mutex_unlock(&o->lock);
     /* Workers act on a change (keep-alive off or on again) and on every tick above NORMAL:
      * each tick they close the connections that stopped reading and hold more than their
-     * share, and return their cached memory. */
-    if (next != cur || next != PX_OVERLOAD_NORMAL)
+     * share, and return their cached memory. A memory tenant past its limit has them shed its
+     * heaviest streams at any level (proxy/core/shed.c). */
+    if (next != cur || next != PX_OVERLOAD_NORMAL || px_overload__tenants_over(s))
         signal_workers(s);
     /* A rise keeps what held memory at that moment (heap samples, top regions), for reading
      * after the incident. After the workers were told, so their actions do not wait for it;

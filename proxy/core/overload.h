@@ -188,6 +188,10 @@ void px_overload__worker_apply(px_worker_t *w);
 typedef struct px_conn_s px_conn_t;
 bool px_overload__admit_stream(const px_conn_t *c);
 
+/* True when a memory tenant holds more than its limit (summed over the workers); the monitor
+ * then signals the workers, which shed that tenant's heaviest streams. Thread: any. */
+bool px_overload__tenants_over(const px_server_t *s);
+
 /* True when this CRITICAL tick sheds (the ticks between only release). Thread: any. */
 bool px_overload__shed_now(const px_server_t *s);
 

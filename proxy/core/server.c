@@ -221,7 +221,9 @@ int px_server_run(px_server_t *s, char *err, size_t err_len)
     }
     fds = mem_malloc(sizeof(int) * (cfg->listeners_cnt * n + 1));
     s->workers = mem_calloc(n, sizeof(px_worker_t));
-    if (fds == NULL || s->workers == NULL) {
+    if (cfg->tenants_cnt > 0)
+        s->tenant_table = mem_calloc((size_t)n * cfg->tenants_cnt, sizeof(px_tenant_stats_t));
+    if (fds == NULL || s->workers == NULL || (cfg->tenants_cnt > 0 && s->tenant_table == NULL)) {
         snprintf(err, err_len, "out of memory starting %u workers", n);
         rc = -ENOMEM;
         goto out;
@@ -248,6 +250,11 @@ int px_server_run(px_server_t *s, char *err, size_t err_len)
         }
         int cpu = (cfg->workers && cfg->workers > ncpu) ? -1 : cpus[i % ncpu];
         rc = px_worker_init(&s->workers[i], s, i, cpu, wfds, (void *const *)im->tls);
+        if (rc == 0 && s->tenant_table != NULL) {
+            s->workers[i].tenants = s->tenant_table + (size_t)i * cfg->tenants_cnt;
+            s->workers[i].tenant_table = s->tenant_table;
+            s->workers[i].tenant_rows = n;
+        }
         if (rc == 0)
             rc = px_worker_start(&s->workers[i]);
         if (rc != 0) {
@@ -337,6 +344,7 @@ void px_server_free(px_server_t *s)
     mem_free(im);
     px_overload_free(s);
     mem_free(s->workers);
+    mem_free(s->tenant_table);
     mem_free(s->listener_ports);
     px_config_free(s->cfg);
     mem_free(s);
