@@ -20,6 +20,7 @@
 typedef struct px_config_s px_config_t;
 typedef struct px_server_s px_server_t;
 typedef struct px_upstream_pools_s px_upstream_pools_t;
+typedef struct px_health_s px_health_t;
 
 typedef struct px_worker_s {
     uv_loop_t loop;                /* worker */
@@ -31,6 +32,7 @@ typedef struct px_worker_s {
     const int *overload_level;     /* borrows: the server's published px_overload_level_t */
     px_stats_t stats;              /* written by the worker only, read by any (relaxed) */
     px_upstream_pools_t *upstream; /* owns: created by px_upstream_worker_init */
+    px_health_t *health;           /* borrows: the server's endpoint health, or NULL */
     void *impl;                    /* owns: listeners, connections, async handles (worker.c) */
     pthread_t thread;
 } px_worker_t;

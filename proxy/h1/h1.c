@@ -79,6 +79,7 @@ struct px_h1_req_s {
     /* routing and upstream */
     const px_route_cfg_t *route; /* borrows: config */
     px_upstream_req_t *up;       /* owns until on_response_end/on_error/cancel */
+    uint8_t up_retries;          /* upstream retries, for the access log */
     bool up_done;
     /* response */
     int status; /* 0 until a head is built */
@@ -385,6 +386,8 @@ static void on_up_trailers(void *ud, const px_header_t *hdrs, size_t cnt)
 static void on_up_end(void *ud)
 {
     px_h1_req_t *r = ud;
+    if (r->up)
+        r->up_retries = (uint8_t)px_upstream_retries(r->up);
     r->up = NULL; /* the exchange frees itself after this returns */
     r->up_done = true;
     r->resp_done = true;
@@ -398,6 +401,8 @@ static void on_up_end(void *ud)
 static void on_up_error(void *ud, int status, const char *reason)
 {
     px_h1_req_t *r = ud;
+    if (r->up)
+        r->up_retries = (uint8_t)px_upstream_retries(r->up);
     r->up = NULL;
     r->up_done = true;
     if (r->status == 0 && !r->abort) {
@@ -1270,6 +1275,7 @@ static void req_end(px_h1_conn_t *c)
         .bytes_out = r->bytes_out,
         .started_ns = r->started_ns,
         .upstream = up,
+        .retries = r->up_retries,
     };
     c->io->request_ended(c->tr, &d);
     chunks_free(r);

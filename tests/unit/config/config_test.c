@@ -186,7 +186,7 @@ TEST(full_example)
     CHECK_EQ(b->idle_timeout_ms, 60000);
     CHECK_EQ(b->max_streams_per_conn, 100);
     CHECK_EQ(b->max_conns_per_endpoint, 64);
-    CHECK_EQ(b->connect_retries, 2);
+    CHECK_EQ(b->retries_max, 2);
     CHECK_STR(l->name, "legacy");
     CHECK_EQ(l->proto, PX_PROTO_HTTP1);
     CHECK_EQ(l->lb, PX_LB_LEAST_REQUEST);
