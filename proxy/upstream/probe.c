@@ -33,7 +33,7 @@ static void probe_done(px_upstream_req_t *r, bool pass, int status, const char *
         r->probe_recorded = true;
         MEM_STAT_ADD(cl->pools->w->stats.upstream_health_probes, 1);
         if (px_health_probe_result(cl->hc, ep->idx, pass, status, reason)) {
-            bool up = cl->hc->eps[ep->idx].hc_unhealthy == 0;
+            bool up = __atomic_load_n(&cl->hc->eps[ep->idx].hc_unhealthy, __ATOMIC_RELAXED) == 0;
             fprintf(stderr, "weir: cluster %s endpoint %s:%u %s by health check%s%s\n",
                     cl->cfg->name, ep->addr->host, (unsigned)ep->addr->port,
                     up ? "healthy" : "unhealthy", up ? "" : ": ", up ? "" : reason);

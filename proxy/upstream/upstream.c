@@ -309,7 +309,9 @@ static px_upep_t *pick_endpoint(px_upcluster_t *cl, const px_upep_t *avoid, uint
     MEM_ASSERT(cl->eps_cnt > 0);
     MEM_ASSERT(cl->hc != NULL);
     size_t start = cl->rr_next++ % cl->eps_cnt;
-    uint64_t now = px_health_now_ms();
+    /* The clock only matters while an ejection runs (an endpoint ejected meanwhile reads as
+     * still ejected at 0, which is right). */
+    uint64_t now = __atomic_load_n(&cl->hc->ejected_cnt, __ATOMIC_RELAXED) ? px_health_now_ms() : 0;
     px_upep_t *best = NULL, *untried = NULL, *other = NULL;
     for (size_t i = 0; i < cl->eps_cnt; i++) {
         px_upep_t *ep = &cl->eps[(start + i) % cl->eps_cnt];
@@ -353,7 +355,8 @@ static void ep_report(px_upcluster_t *cl, const px_upep_t *ep, px_hresult_t res,
     if (px_health_report(cl->hc, ep->idx, res, status, now))
         fprintf(stderr, "weir: cluster %s endpoint %s:%u ejected (%s)\n", cl->cfg->name,
                 ep->addr->host, (unsigned)ep->addr->port,
-                px_eject_reason_name((px_eject_reason_t)cl->hc->eps[ep->idx].eject_reason));
+                px_eject_reason_name((px_eject_reason_t)__atomic_load_n(
+                    &cl->hc->eps[ep->idx].eject_reason, __ATOMIC_RELAXED)));
 }
 
 /* ---- exchange lifetime ---------------------------------------------------------------------- */
