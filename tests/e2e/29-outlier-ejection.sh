@@ -17,18 +17,8 @@ need h2load
 need curl
 need promtool
 
-ep_field() { # ep_field PORT FIELD
-    admin_get /clusters | $PY -c '
-import json, sys
-port, field = sys.argv[1], sys.argv[2]
-for c in json.load(sys.stdin)["clusters"]:
-    for e in c["endpoints"]:
-        if e["address"].endswith(":" + port):
-            print(e.get(field, "")); sys.exit(0)
-sys.exit(1)' "$1" "$2"
-}
 cl_field() { admin_get /clusters | $PY -c 'import json,sys; print(json.load(sys.stdin)["clusters"][0][sys.argv[1]])' "$1"; }
-ep_is() { [ "$(ep_field "$1" "$2")" = "$3" ]; }
+ep_is() { [ "$(cluster_ep "$1" "$2")" = "$3" ]; }
 
 # A bad upstream: 503 to every request; GET /count answers its count of the others.
 start_bad() { # start_bad NAME
@@ -83,10 +73,7 @@ clusters:
 routes:
   - cluster: b
 YAML
-if "$WEIR_BIN" --check-config "$T/bad.yaml" >"$T/check.out" 2>&1; then fail "--check-config accepted max_ejection_percent 101"; fi
-grep -qE 'bad\.yaml:6:[0-9]+: clusters\[0\]\.outlier_detection\.max_ejection_percent: ' "$T/check.out" ||
-    fail "--check-config message: $(cat "$T/check.out")"
-pass "--check-config: $(head -n1 "$T/check.out")"
+check_config_rejects "$T/bad.yaml" 'bad\.yaml:6:[0-9]+: clusters\[0\]\.outlier_detection\.max_ejection_percent: '
 
 start_upstream a --proto http1
 start_upstream b --proto http1
@@ -126,9 +113,9 @@ read -r ok5 bad5 <<<"$(codes "$T/h1.log")"
 [ "$bad5" = 3 ] && [ "$ok5" = 297 ] || fail "300 requests: $ok5 2xx and $bad5 5xx, want 297 and 3"
 [ "$(bad_count "$x_PORT")" = 3 ] || fail "the bad endpoint got $(bad_count "$x_PORT") requests, want 3"
 ep_is "$x_PORT" health ejected || fail "not ejected: $(admin_get /clusters)"
-reason=$(ep_field "$x_PORT" ejected_reason)
+reason=$(cluster_ep "$x_PORT" ejected_reason)
 [ "$reason" = consecutive_5xx ] || fail "ejected_reason $reason"
-pass "consecutive_5xx 3: 297 x 200 and 3 x 503 of 300; the bad endpoint got 3 requests and is ejected ($reason, $(ep_field "$x_PORT" ejected_for_ms) ms left)"
+pass "consecutive_5xx 3: 297 x 200 and 3 x 503 of 300; the bad endpoint got 3 requests and is ejected ($reason, $(cluster_ep "$x_PORT" ejected_for_ms) ms left)"
 
 # It comes back after base_ejection_time, then the second ejection lasts base x 2.
 t0=$(date +%s%N)
@@ -138,9 +125,9 @@ h2load -c 1 -m 1 -n 30 "http://127.0.0.1:$WEIR_PORT/" >"$T/h2.log" 2>&1 || fail 
 read -r ok5 bad5 <<<"$(codes "$T/h2.log")"
 [ "$bad5" = 3 ] || fail "after it came back: $bad5 5xx of 30, want 3"
 ep_is "$x_PORT" health ejected || fail "not ejected again"
-left=$(ep_field "$x_PORT" ejected_for_ms)
+left=$(cluster_ep "$x_PORT" ejected_for_ms)
 [ "$left" -gt 2000 ] && [ "$left" -le 4000 ] || fail "second ejection: $left ms left, want 2000 < x <= 4000 (base x 2)"
-[ "$(ep_field "$x_PORT" ejections)" = 2 ] || fail "ejections $(ep_field "$x_PORT" ejections)"
+[ "$(cluster_ep "$x_PORT" ejections)" = 2 ] || fail "ejections $(cluster_ep "$x_PORT" ejections)"
 pass "back after $back_ms ms (base 2 s); ejected again after 3 more 503s, for base x 2 ($left ms left)"
 
 # Prometheus: promtool accepts /metrics, and the ejection is there.
@@ -160,8 +147,8 @@ x0=$(bad_count "$x_PORT")
 y0=$(bad_count "$y_PORT")
 start_weir -c "$T/weir.yaml"
 h2load -c 1 -m 1 -n 60 "http://127.0.0.1:$WEIR_PORT/" >"$T/h3.log" 2>&1 || fail "h2load 3"
-ex=$(ep_field "$x_PORT" health)
-ey=$(ep_field "$y_PORT" health)
+ex=$(cluster_ep "$x_PORT" health)
+ey=$(cluster_ep "$y_PORT" health)
 case "$ex/$ey" in
 ejected/healthy) kept=$y_PORT ;;
 healthy/ejected) kept=$x_PORT ;;
@@ -170,7 +157,7 @@ esac
 [ "$(cl_field ejected)" = 1 ] || fail "ejected $(cl_field ejected)"
 refused=$(cl_field ejections_refused_max_percent)
 [ "$refused" -ge 1 ] || fail "ejections_refused_max_percent $refused"
-cons=$(ep_field "$kept" consecutive_5xx)
+cons=$(cluster_ep "$kept" consecutive_5xx)
 [ "$cons" -gt 3 ] || fail "the bad endpoint kept in: consecutive_5xx $cons"
 pass "two bad of three at max_ejection_percent 34: one ejected, the other kept in (consecutive_5xx $cons, $refused ejections refused); $(( $(bad_count "$x_PORT") - x0 + $(bad_count "$y_PORT") - y0 )) 503s"
 stop_weir TERM || fail "weir exited $? after SIGTERM"

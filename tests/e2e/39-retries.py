@@ -35,8 +35,8 @@ import h2.events
 ck = Checks()
 
 
-class Refuser(threading.Thread):
-    """An h2c server that answers every request stream with RST_STREAM(REFUSED_STREAM)."""
+class Server(threading.Thread):
+    """A loopback server on a kernel-chosen port, a thread per connection (serve())."""
 
     def __init__(self):
         super().__init__(daemon=True)
@@ -44,13 +44,20 @@ class Refuser(threading.Thread):
         self.ls.bind(("127.0.0.1", 0))
         self.ls.listen(64)
         self.port = self.ls.getsockname()[1]
-        self.refused = 0
         self.lock = threading.Lock()
 
     def run(self):
         while True:
             s, _ = self.ls.accept()
             threading.Thread(target=self.serve, args=(s,), daemon=True).start()
+
+
+class Refuser(Server):
+    """An h2c server that answers every request stream with RST_STREAM(REFUSED_STREAM)."""
+
+    def __init__(self):
+        super().__init__()
+        self.refused = 0
 
     def serve(self, s):
         conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
@@ -73,23 +80,13 @@ class Refuser(threading.Thread):
             s.close()
 
 
-class Resetter(threading.Thread):
+class Resetter(Server):
     """An HTTP/1.1 server that reads a request head, then resets the connection (SO_LINGER 0)
     without a response byte. Records each request's method."""
 
     def __init__(self):
-        super().__init__(daemon=True)
-        self.ls = socket.socket()
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(64)
-        self.port = self.ls.getsockname()[1]
+        super().__init__()
         self.methods = []
-        self.lock = threading.Lock()
-
-    def run(self):
-        while True:
-            s, _ = self.ls.accept()
-            threading.Thread(target=self.serve, args=(s,), daemon=True).start()
 
     def serve(self, s):
         buf = b""
