@@ -10,6 +10,9 @@
 #   - it is started again on the same port: healthy_threshold passing probes bring it back, and
 #     it serves requests again (its own /count and weir's figure both grow);
 #   - the probe rate does not grow with the workers: 4 workers, ~1 probe per interval;
+#   - over TLS too: an h2 (HTTP/2 over TLS) and an HTTP/1.1-over-TLS cluster of two node
+#     upstreams with a test CA: probed through handshakes (healthy), one killed -> unhealthy,
+#     requests all go to the other;
 #   - --check-config refuses a bad health_check with file:line:column.
 source "$(dirname "$0")/lib.sh"
 need node
@@ -129,4 +132,41 @@ YAML
     retried=$(grep -c ' retries=' "$T/access-$proto.log" || true)
     pass "$proto: access log: $total lines, all 200 ($retried with retries=)"
     kill "$a_PID" "$b_PID" "$c_PID" 2>/dev/null || true
+done
+
+# Over TLS: the probes use the cluster's transport (handshake, verification with the CA).
+make_test_pki "$T"
+for proto in h2 http1; do
+    up=h2c
+    [ "$proto" = http1 ] && up=http1
+    start_upstream ta --proto "$up" --tls-cert "$T/srv.pem" --tls-key "$T/srv.key"
+    start_upstream tb --proto "$up" --tls-cert "$T/srv.pem" --tls-key "$T/srv.key"
+    cat >"$T/tls.yaml" <<YAML
+listeners:
+  - address: 127.0.0.1:0
+admin:
+  address: 127.0.0.1:0
+workers: 2
+clusters:
+  - name: sec
+    protocol: $proto
+    endpoints: [127.0.0.1:$ta_PORT, 127.0.0.1:$tb_PORT]
+    tls: {ca: ca.pem}
+    health_check: {path: /, interval: 200ms, timeout: 1s, healthy_threshold: 1, unhealthy_threshold: 2}
+routes:
+  - cluster: sec
+YAML
+    start_weir -c "$T/tls.yaml"
+    wait_for 20 ep_ge "$tb_PORT" health_checks 3 || fail "tls $proto: no health checks"
+    ep_is "$ta_PORT" health healthy && ep_is "$tb_PORT" health healthy || fail "tls $proto: $(admin_get /clusters)"
+    hs=$(stat_total upstream_tls_handshakes)
+    [ "$hs" -ge 2 ] || fail "tls $proto: $hs handshakes"
+    kill -KILL "$tb_PID"
+    wait "$tb_PID" 2>/dev/null || true
+    wait_for 20 ep_is "$tb_PORT" health unhealthy || fail "tls $proto: tb never turned unhealthy"
+    h2load -c 2 -m 2 -n 200 "http://127.0.0.1:$WEIR_PORT/" >"$T/h2load-tls.log" 2>&1 || fail "tls $proto: h2load"
+    h2load_ok "$T/h2load-tls.log" || fail "tls $proto: $(grep requests: "$T/h2load-tls.log")"
+    pass "tls $proto: both endpoints probed over TLS ($hs handshakes, healthy); one killed: unhealthy ($(cluster_ep "$tb_PORT" health_check_failure)), 200 of 200 requests served by the other"
+    stop_weir TERM || fail "tls $proto: weir exited $? after SIGTERM"
+    kill "$ta_PID" 2>/dev/null || true
 done
