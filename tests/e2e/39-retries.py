@@ -14,6 +14,9 @@
 #      endpoint), while no POST is retried, with a body or without one (POST is not
 #      idempotent): each POST the resetter took is a 502, the node upstream never sees it
 #      again, and upstream_retries does not move during the POSTs.
+#   D. an h2c upstream's GOAWAY (node, last_stream_id = the /goaway stream) while 12 slow
+#      streams opened after it are in flight on the same connection: each is retried on the
+#      other endpoint, 0 fail, even with a zero retry budget (an orderly shutdown is exempt).
 # --check-config refuses retries with connect_retries beside it, and budget_percent 101.
 import os
 import re
@@ -23,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from h2raw import Checks, Upstream, Weir, weir_bin
@@ -246,6 +250,38 @@ get_retried = [l for l in lines if '"GET ' in l and " retries=" in l]
 ck.check("C: access log", not post_retried and len(get_retried) == got_get,
          "%d GET lines with retries=, %d POST lines with retries=" %
          (len(get_retried), len(post_retried)))
+# D. GOAWAY above the stream id, a zero budget: retried all the same.
+g2 = Upstream("h2c")
+cfg_d = config(os.path.join(tmp, "access-d.log"), [good.port, g2.port], "h2c",
+               "{max: 2, budget_percent: 0, min_retry_concurrency: 0}").replace(
+                   "workers: 2", "workers: 1")
+w = Weir(cfg=cfg_d)
+# Warm one connection to each endpoint, so that the slow streams below ride the pooled one.
+for _ in range(4):
+    curl(w.port, "GET", "/")
+n0 = count(good.port, True) + count(g2.port, True)
+ga = subprocess.Popen(["curl", "-sS", "--max-time", "20", "--http2-prior-knowledge", "-o",
+                       "/dev/null", "-w", "%{http_code}",
+                       "http://127.0.0.1:%d/goaway?ms=400" % w.port], stdout=subprocess.PIPE,
+                      text=True)
+# The /goaway stream must be open upstream first (its id is the GOAWAY's last_stream_id):
+# wait until an upstream has counted it.
+deadline = time.time() + 10
+while count(good.port, True) + count(g2.port, True) == n0 and time.time() < deadline:
+    time.sleep(0.02)
+out = subprocess.run(["h2load", "-c", "1", "-m", "12", "-n", "12",
+                      "http://127.0.0.1:%d/slow?ms=100&bytes=10&head_ms=700" % w.port],
+                     capture_output=True, text=True, timeout=60).stdout
+ga_code = ga.communicate(timeout=30)[0]
+m = re.search(r"(\d+) succeeded, (\d+) failed", out)
+retries, exhausted = stat(w, "upstream_retries"), stat(w, "upstream_retry_budget_exhausted")
+ck.check("D: streams above an upstream's GOAWAY retried, budget or not",
+         m and m.group(1) == "12" and ga_code == "200" and retries >= 1 and exhausted == 0,
+         "/goaway %s; 12 slow streams: %s succeeded, %s failed; upstream_retries %d, "
+         "upstream_retry_budget_exhausted %d" % (ga_code, m.group(1) if m else "?",
+                                                  m.group(2) if m else "?", retries, exhausted))
+w.stop()
+g2.stop()
 good.stop()
 good1.stop()
 shutil.rmtree(tmp, ignore_errors=True)
