@@ -35,7 +35,7 @@
  *         timeout: 1s           # 1ms-5m, default 1s
  *         healthy_threshold: 2  # 1-1000, default 2
  *         unhealthy_threshold: 3  # 1-1000, default 3
- *         expected_status: 200  # 100-599, default 200
+ *         expected_status: 200  # 200-599 (a final status), default 200
  *       outlier_detection:      # optional: passive ejection (Envoy's semantics)
  *         consecutive_5xx: 5    # 0 = off, 0-1000, default 5
  *         consecutive_gateway_failure: 0  # 502/503/504 and local failures; default 0 = off

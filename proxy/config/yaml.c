@@ -543,7 +543,7 @@ static int load_cluster_health_check(yctx_t *c, const yaml_node_t *n, const char
         (rc = opt_ms32(c, v, fp, "timeout", 1, 300000, &h->timeout_ms)) < 0 ||
         (rc = opt_u32(c, v, fp, "healthy_threshold", 1, 1000, &h->healthy_threshold)) < 0 ||
         (rc = opt_u32(c, v, fp, "unhealthy_threshold", 1, 1000, &h->unhealthy_threshold)) < 0 ||
-        (rc = opt_u32(c, v, fp, "expected_status", 100, 599, &h->expected_status)) < 0)
+        (rc = opt_u32(c, v, fp, "expected_status", 200, 599, &h->expected_status)) < 0)
         return rc;
     h->enabled = true;
     return 0;
