@@ -10,10 +10,19 @@
 #include <string.h>
 
 #include "mem/malloc.h"
+#include "mem/stats.h"
 #include "proxy/upstream/health.h"
 #include "tests/harness.h"
 
 static px_addr_t g_eps[10];
+static mem_stats_t g_stats; /* large: not on the stack */
+
+/* Every table is freed: nothing stays live in mem/. */
+static uint64_t live_bytes(void)
+{
+    mem_stats_snapshot(&g_stats);
+    return g_stats.live;
+}
 
 static px_cluster_cfg_t cluster(size_t eps)
 {
@@ -244,5 +253,6 @@ int main(void)
     RUN(probe_thresholds);
     RUN(retry_budget);
     RUN(table_of_a_config);
+    CHECK_EQ(live_bytes(), 0);
     return TEST_SUMMARY();
 }
