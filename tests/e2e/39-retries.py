@@ -18,6 +18,7 @@
 #      streams opened after it are in flight on the same connection: each is retried on the
 #      other endpoint, 0 fail, even with a zero retry budget (an orderly shutdown is exempt).
 # --check-config refuses retries with connect_retries beside it, and budget_percent 101.
+import atexit
 import os
 import re
 import shutil
@@ -188,6 +189,9 @@ resetter = Resetter()
 resetter.start()
 good = Upstream("h2c")
 good1 = Upstream("http1")
+# A failed start of weir ends the script (SystemExit) before the stops at the end: the node
+# upstreams must not outlive it.
+atexit.register(lambda: [u.proc.kill() for u in (good, good1)])
 closed = closed_port()
 
 # A. connect failure and REFUSED_STREAM, retried on another endpoint: 0 failed.
@@ -252,6 +256,7 @@ ck.check("C: access log", not post_retried and len(get_retried) == got_get,
          (len(get_retried), len(post_retried)))
 # D. GOAWAY above the stream id, a zero budget: retried all the same.
 g2 = Upstream("h2c")
+atexit.register(g2.proc.kill)
 cfg_d = config(os.path.join(tmp, "access-d.log"), [good.port, g2.port], "h2c",
                "{max: 2, budget_percent: 0, min_retry_concurrency: 0}").replace(
                    "workers: 2", "workers: 1")
