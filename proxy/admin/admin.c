@@ -186,6 +186,8 @@ static const admin_route_t g_routes[] = {
     {"/heap_dump/symbols", PX_ADMIN_GET, px__admin_heap_symbols,
      "symbols of the sampled program counters (pprof symbol format)"},
     {"/stats", PX_ADMIN_GET, px__admin_stats, "every proxy counter, JSON"},
+    {"/clusters", PX_ADMIN_GET, px__admin_clusters,
+     "every cluster endpoint: health, ejection, active requests, connections, failures (JSON)"},
     {"/overload", PX_ADMIN_GET, px__admin_overload,
      "overload level, pressure, thresholds, actions"},
     {"/config_dump", PX_ADMIN_GET, px__admin_config_dump, "effective configuration (YAML)"},

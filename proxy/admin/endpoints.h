@@ -71,6 +71,10 @@ void px__admin_stats_prom(px_jsonw_t *w, const px_stats_t *st);
 /* Entries in the counter table (tests check it names every px_stats_t field). */
 size_t px__admin_stats_desc_cnt(void);
 
+/* Clusters (proxy/admin/clusters.c): GET /clusters, and the weir_cluster_* families of
+ * /metrics written into `w`. */
+void px__admin_clusters(const px_admin_req_t *req, px_admin_resp_t *resp);
+void px__admin_clusters_prom(px_jsonw_t *w, const px_server_t *s);
 /* Memory tenants (proxy/admin/tenants.c): the "tenants" member of /memory's JSON object, and
  * the weir_tenant_* families (nothing when no tenant is configured). */
 void px__admin_tenants_json(px_jsonw_t *w, const px_server_t *s);

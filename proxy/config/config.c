@@ -25,7 +25,24 @@
  *       idle_timeout: 60s       # pooled idle connection, at most 24h, default 60s
  *       max_streams_per_connection: 100     # 1-100000, default 100
  *       max_connections_per_endpoint: 64    # per worker, 1-100000, default 64
- *       connect_retries: 2      # 0-16, default 2
+ *       retries:                # requests the upstream never processed, on another endpoint
+ *         max: 2                # 0-16 per request, default 2 (connect_retries: N is the same)
+ *         budget_percent: 20    # retries in flight, % of active requests; 0-100, default 20
+ *         min_retry_concurrency: 3  # retries in flight always allowed; 0-10000, default 3
+ *       health_check:           # optional: active probes from one worker
+ *         path: /healthz        # required, starts with '/'
+ *         interval: 5s          # 10ms-1h, default 5s
+ *         timeout: 1s           # 1ms-5m, default 1s
+ *         healthy_threshold: 2  # 1-1000, default 2
+ *         unhealthy_threshold: 3  # 1-1000, default 3
+ *         expected_status: 200  # 200-599 (a final status), default 200
+ *       outlier_detection:      # optional: passive ejection (Envoy's semantics)
+ *         consecutive_5xx: 5    # 0 = off, 0-1000, default 5
+ *         consecutive_gateway_failure: 0  # 502/503/504 and local failures; default 0 = off
+ *         base_ejection_time: 30s  # 1ms-1h; ejection = base x ejections, default 30s
+ *         max_ejection_time: 300s  # 1ms-24h, default 300s
+ *         max_ejection_percent: 10 # 0-100, default 10 (at least one endpoint unless 0)
+ *         interval: 10s         # 10ms-1h, default 10s
  *       tls:                    # optional: TLS toward the endpoints (ALPN h2 or http/1.1
  *                               # after protocol; h2c with tls is an error, say h2)
  *         sni: api.internal     # default: the endpoint's host name (no SNI for an IP)
@@ -127,6 +144,7 @@ void px__cluster_fini(px_cluster_cfg_t *c)
     mem_free(c->tls_ca);
     mem_free(c->tls_cert);
     mem_free(c->tls_key);
+    mem_free(c->health_check.path);
     SSL_CTX_free(c->tls_ctx);
     memset(c, 0, sizeof(*c));
 }
@@ -327,7 +345,19 @@ void px__cfg_cluster_defaults(px_cluster_cfg_t *cl)
     cl->idle_timeout_ms = 60000;
     cl->max_streams_per_conn = 100;
     cl->max_conns_per_endpoint = 64;
-    cl->connect_retries = 2;
+    cl->retries_max = 2;
+    cl->retry_budget_percent = 20;
+    cl->retry_min_concurrency = 3;
+    cl->health_check.interval_ms = 5000;
+    cl->health_check.timeout_ms = 1000;
+    cl->health_check.healthy_threshold = 2;
+    cl->health_check.unhealthy_threshold = 3;
+    cl->health_check.expected_status = 200;
+    cl->outlier.consecutive_5xx = 5;
+    cl->outlier.base_ejection_ms = 30000;
+    cl->outlier.max_ejection_ms = 300000;
+    cl->outlier.max_ejection_percent = 10;
+    cl->outlier.interval_ms = 10000;
     cl->tls_verify = true;
 }
 
@@ -490,7 +520,33 @@ int px_config_dump(const px_config_t *cfg, int (*write)(void *ud, const char *bu
         dump_f(&d, "    idle_timeout: %ums\n", (unsigned)c->idle_timeout_ms);
         dump_f(&d, "    max_streams_per_connection: %u\n", (unsigned)c->max_streams_per_conn);
         dump_f(&d, "    max_connections_per_endpoint: %u\n", (unsigned)c->max_conns_per_endpoint);
-        dump_f(&d, "    connect_retries: %u\n", (unsigned)c->connect_retries);
+        dump_f(&d,
+               "    retries:\n      max: %u\n      budget_percent: %u\n"
+               "      min_retry_concurrency: %u\n",
+               (unsigned)c->retries_max, (unsigned)c->retry_budget_percent,
+               (unsigned)c->retry_min_concurrency);
+        if (c->health_check.enabled) {
+            const px_health_check_cfg_t *h = &c->health_check;
+            dump_f(&d, "    health_check:\n      path: ");
+            dump_qs(&d, h->path);
+            dump_f(&d,
+                   "\n      interval: %ums\n      timeout: %ums\n      healthy_threshold: %u\n"
+                   "      unhealthy_threshold: %u\n      expected_status: %u\n",
+                   (unsigned)h->interval_ms, (unsigned)h->timeout_ms,
+                   (unsigned)h->healthy_threshold, (unsigned)h->unhealthy_threshold,
+                   (unsigned)h->expected_status);
+        }
+        if (c->outlier.enabled) {
+            const px_outlier_cfg_t *o = &c->outlier;
+            dump_f(&d,
+                   "    outlier_detection:\n      consecutive_5xx: %u\n"
+                   "      consecutive_gateway_failure: %u\n      base_ejection_time: %ums\n"
+                   "      max_ejection_time: %ums\n      max_ejection_percent: %u\n"
+                   "      interval: %ums\n",
+                   (unsigned)o->consecutive_5xx, (unsigned)o->consecutive_gateway_failure,
+                   (unsigned)o->base_ejection_ms, (unsigned)o->max_ejection_ms,
+                   (unsigned)o->max_ejection_percent, (unsigned)o->interval_ms);
+        }
         if (c->tenant)
             dump_f(&d, "    memory: {limit: %zu}\n", cfg->tenants[c->tenant - 1].limit_bytes);
         if (c->tls) {

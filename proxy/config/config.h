@@ -42,6 +42,27 @@ typedef enum px_codec_e {
     PX_CODEC_WEIR = 1,    /* weir's own codec (proxy/codec/endpoint) */
 } px_codec_t;
 
+/* Active health checks of a cluster's endpoints (`health_check:`), probed from one worker. */
+typedef struct px_health_check_cfg_s {
+    bool enabled;                 /* the block is present */
+    char *path;                   /* owns; required, starts with '/' */
+    uint32_t interval_ms;         /* default 5000 */
+    uint32_t timeout_ms;          /* default 1000 */
+    uint32_t healthy_threshold;   /* consecutive passes to turn healthy; default 2 */
+    uint32_t unhealthy_threshold; /* consecutive failures to turn unhealthy; default 3 */
+    uint32_t expected_status;     /* default 200 */
+} px_health_check_cfg_t;
+
+/* Passive outlier detection (`outlier_detection:`, Envoy's semantics). */
+typedef struct px_outlier_cfg_s {
+    bool enabled;                         /* the block is present */
+    uint32_t consecutive_5xx;             /* 0 = off; default 5 */
+    uint32_t consecutive_gateway_failure; /* 502/503/504 and local failures, 0 = off (default) */
+    uint32_t base_ejection_ms;            /* default 30000; ejection = base x ejections */
+    uint32_t max_ejection_ms;             /* cap of one ejection; default 300000 */
+    uint32_t max_ejection_percent;        /* of the cluster's endpoints; default 10 */
+    uint32_t interval_ms;                 /* sweep: unejection, multiplier decay; default 10000 */
+} px_outlier_cfg_t;
 /* A memory tenant (issue 18): a route or cluster that carries `memory: {limit: SIZE}`. What the
  * streams it serves hold (their sub-arenas, buffered bodies and their connection's share) is
  * counted against `limit_bytes` on top of the global budget (proxy/upstream/tenant.h). */
@@ -64,7 +85,13 @@ typedef struct px_cluster_cfg_s {
     uint32_t idle_timeout_ms;        /* pooled idle connection; default 60000 */
     uint32_t max_streams_per_conn;   /* h2c multiplexing; default 100 */
     uint32_t max_conns_per_endpoint; /* per worker; default 64 */
-    uint32_t connect_retries;        /* other endpoints tried after a failed connect; default 2 */
+    /* Retries on another endpoint of requests the upstream never processed (`retries:`;
+     * `connect_retries` is the older spelling of retries.max). */
+    uint32_t retries_max;           /* per request; default 2 */
+    uint32_t retry_budget_percent;  /* retries in flight, % of active requests; default 20 */
+    uint32_t retry_min_concurrency; /* retries in flight always allowed; default 3 */
+    px_health_check_cfg_t health_check;
+    px_outlier_cfg_t outlier;
     /* TLS toward the upstream (`tls:`; `protocol: h2`, `--upstream https://` or h2://). ALPN
      * follows `proto`: "h2" for PX_PROTO_H2C framing, "http/1.1" for PX_PROTO_HTTP1. */
     bool tls;

@@ -482,6 +482,103 @@ static int load_cluster_tls(yctx_t *c, const yaml_node_t *n, const char *path, p
     return 0;
 }
 
+static bool is_header_safe(const char *s);
+
+/* A cluster's `retries:` block; `connect_retries` is its max's older spelling, not both. */
+static int load_cluster_retries(yctx_t *c, const yaml_node_t *n, const char *path,
+                                px_cluster_cfg_t *cl)
+{
+    static const char *const keys[] = {"max", "budget_percent", "min_retry_concurrency"};
+    char fp[PATH_MAX_LEN];
+    yaml_node_t *v = map_get(c, n, "retries");
+    int rc;
+
+    MEM_ASSERT(cl != NULL);
+    if (!v)
+        return 0;
+    path_key(fp, path, "retries");
+    if (map_get(c, n, "connect_retries"))
+        return yerr(c, v, fp, "give either 'retries' or 'connect_retries' (its older spelling)");
+    if ((rc = check_map(c, v, fp, keys, MEM_ARRAY_LEN(keys))) < 0)
+        return rc;
+    if ((rc = opt_u32(c, v, fp, "max", 0, 16, &cl->retries_max)) < 0 ||
+        (rc = opt_u32(c, v, fp, "budget_percent", 0, 100, &cl->retry_budget_percent)) < 0 ||
+        (rc = opt_u32(c, v, fp, "min_retry_concurrency", 0, 10000, &cl->retry_min_concurrency)) < 0)
+        return rc;
+    return 0;
+}
+
+/* A cluster's `health_check:` block. */
+static int load_cluster_health_check(yctx_t *c, const yaml_node_t *n, const char *path,
+                                     px_cluster_cfg_t *cl)
+{
+    static const char *const keys[] = {
+        "path",           "interval", "timeout", "healthy_threshold", "unhealthy_threshold",
+        "expected_status"};
+    char fp[PATH_MAX_LEN], kp[PATH_MAX_LEN];
+    px_health_check_cfg_t *h = &cl->health_check;
+    yaml_node_t *v = map_get(c, n, "health_check"), *pv;
+    const char *s;
+    int rc;
+
+    MEM_ASSERT(cl != NULL);
+    if (!v)
+        return 0;
+    path_key(fp, path, "health_check");
+    if ((rc = check_map(c, v, fp, keys, MEM_ARRAY_LEN(keys))) < 0)
+        return rc;
+    if ((rc = need(c, v, fp, "path", &pv)) < 0)
+        return rc;
+    path_key(kp, fp, "path");
+    if ((rc = scalar(c, pv, kp, &s)) < 0)
+        return rc;
+    if (s[0] != '/' || strlen(s) > 1024 || !is_header_safe(s) || strchr(s, ' '))
+        return yerr(c, pv, kp,
+                    "path '%s' must start with '/' and hold no space or control "
+                    "byte (at most 1024 bytes)",
+                    s);
+    if ((rc = px__cfg_set_str(&h->path, s)) < 0)
+        return rc;
+    if ((rc = opt_ms32(c, v, fp, "interval", 10, 3600000, &h->interval_ms)) < 0 ||
+        (rc = opt_ms32(c, v, fp, "timeout", 1, 300000, &h->timeout_ms)) < 0 ||
+        (rc = opt_u32(c, v, fp, "healthy_threshold", 1, 1000, &h->healthy_threshold)) < 0 ||
+        (rc = opt_u32(c, v, fp, "unhealthy_threshold", 1, 1000, &h->unhealthy_threshold)) < 0 ||
+        (rc = opt_u32(c, v, fp, "expected_status", 200, 599, &h->expected_status)) < 0)
+        return rc;
+    h->enabled = true;
+    return 0;
+}
+
+/* A cluster's `outlier_detection:` block. */
+static int load_cluster_outlier(yctx_t *c, const yaml_node_t *n, const char *path,
+                                px_cluster_cfg_t *cl)
+{
+    static const char *const keys[] = {"consecutive_5xx",      "consecutive_gateway_failure",
+                                       "base_ejection_time",   "max_ejection_time",
+                                       "max_ejection_percent", "interval"};
+    char fp[PATH_MAX_LEN];
+    px_outlier_cfg_t *o = &cl->outlier;
+    yaml_node_t *v = map_get(c, n, "outlier_detection");
+    int rc;
+
+    MEM_ASSERT(cl != NULL);
+    if (!v)
+        return 0;
+    path_key(fp, path, "outlier_detection");
+    if ((rc = check_map(c, v, fp, keys, MEM_ARRAY_LEN(keys))) < 0)
+        return rc;
+    if ((rc = opt_u32(c, v, fp, "consecutive_5xx", 0, 1000, &o->consecutive_5xx)) < 0 ||
+        (rc = opt_u32(c, v, fp, "consecutive_gateway_failure", 0, 1000,
+                      &o->consecutive_gateway_failure)) < 0 ||
+        (rc = opt_ms32(c, v, fp, "base_ejection_time", 1, 3600000, &o->base_ejection_ms)) < 0 ||
+        (rc = opt_ms32(c, v, fp, "max_ejection_time", 1, 86400000, &o->max_ejection_ms)) < 0 ||
+        (rc = opt_u32(c, v, fp, "max_ejection_percent", 0, 100, &o->max_ejection_percent)) < 0 ||
+        (rc = opt_ms32(c, v, fp, "interval", 10, 3600000, &o->interval_ms)) < 0)
+        return rc;
+    o->enabled = true;
+    return 0;
+}
+
 /* A cluster's or route's `memory: {limit: SIZE}` (a memory tenant named `name`, see config.c's
  * schema): appends the tenant and sets `*id`, or leaves `*id` alone when there is no key. */
 static int load_tenant(yctx_t *c, const yaml_node_t *n, const char *path, const char *name,
@@ -516,6 +613,9 @@ static int load_cluster(yctx_t *c, const yaml_node_t *n, const char *path, size_
                                        "max_streams_per_connection",
                                        "max_connections_per_endpoint",
                                        "connect_retries",
+                                       "retries",
+                                       "health_check",
+                                       "outlier_detection",
                                        "tls",
                                        "memory"};
     char fp[PATH_MAX_LEN], ep[PATH_MAX_LEN], why[PX_CFG_WHY_MAX];
@@ -598,7 +698,11 @@ static int load_cluster(yctx_t *c, const yaml_node_t *n, const char *path, size_
                       &cl->max_streams_per_conn)) < 0 ||
         (rc = opt_u32(c, n, path, "max_connections_per_endpoint", 1, 100000,
                       &cl->max_conns_per_endpoint)) < 0 ||
-        (rc = opt_u32(c, n, path, "connect_retries", 0, 16, &cl->connect_retries)) < 0)
+        (rc = opt_u32(c, n, path, "connect_retries", 0, 16, &cl->retries_max)) < 0)
+        return rc;
+    if ((rc = load_cluster_retries(c, n, path, cl)) < 0 ||
+        (rc = load_cluster_health_check(c, n, path, cl)) < 0 ||
+        (rc = load_cluster_outlier(c, n, path, cl)) < 0)
         return rc;
     return load_tenant(c, n, path, cl->name, &cl->tenant);
 }

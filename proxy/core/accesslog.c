@@ -143,10 +143,14 @@ void px_accesslog_add(px_accesslog_t *l, const px_accesslog_entry_t *e)
              e->authority ? e->authority_len : 1, 256);
     *p++ = ' ';
     p += put(p, (size_t)(end - p), e->path ? e->path : "-", e->path ? e->path_len : 1, 1024);
-    n = snprintf(p, (size_t)(end - p), "\" %d %llu %llu.%01llums upstream=%s proto=%s\n", e->status,
+    n = snprintf(p, (size_t)(end - p), "\" %d %llu %llu.%01llums upstream=%s proto=%s", e->status,
                  (unsigned long long)e->bytes_out, (unsigned long long)(e->duration_us / 1000),
                  (unsigned long long)(e->duration_us / 100 % 10), e->upstream ? e->upstream : "-",
                  e->proto ? e->proto : "h2");
+    p += n;
+    /* Retried requests only: the line of a request that was not retried keeps its format. */
+    n = e->retries > 0 ? snprintf(p, (size_t)(end - p), " retries=%u\n", e->retries)
+                       : snprintf(p, (size_t)(end - p), "\n");
     p += n;
     MEM_ASSERT(p <= end);
     l->len = (size_t)(p - l->buf);

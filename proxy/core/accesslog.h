@@ -28,6 +28,7 @@ typedef struct px_accesslog_entry_s {
     uint64_t duration_us;
     const char *upstream; /* cluster name, or "direct", or "-" */
     const char *proto;    /* "h2" or "http/1.1" (ALPN names), NULL = "h2" */
+    unsigned retries;     /* upstream retries; written as " retries=N" only when N > 0 */
 } px_accesslog_entry_t;
 
 /* Opens `path` ("-" = stdout) for appending. Returns NULL with errno set.

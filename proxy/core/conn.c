@@ -222,6 +222,7 @@ static void io_stream_ended(void *tr, const px_stream_t *st)
         .bytes_out = st->bytes_out,
         .duration_us = (uv_hrtime() - st->started_ns) / 1000u,
         .upstream = up,
+        .retries = st->up_retries,
     };
     px_accesslog_add(l, &e);
 }
@@ -282,6 +283,7 @@ static void io_h1_ended(void *tr, const px_h1_done_t *d)
         .duration_us = (uv_hrtime() - d->started_ns) / 1000u,
         .upstream = d->upstream,
         .proto = "http/1.1",
+        .retries = d->retries,
     };
     px_accesslog_add(l, &e);
 }

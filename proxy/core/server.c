@@ -24,6 +24,7 @@
 #include "proxy/core/listener.h"
 #include "proxy/core/overload.h"
 #include "proxy/core/tls.h"
+#include "proxy/upstream/health.h"
 
 typedef struct srv_impl_s {
     uv_loop_t loop; /* main thread */
@@ -58,6 +59,8 @@ int px_server_new(px_config_t *cfg, px_server_t **out)
     pthread_cond_init(&im->cond, NULL);
     im->tls = tls;
     s->impl = im;
+    if (px_health_new(cfg, &s->health) < 0)
+        goto fail;
     s->cfg = cfg;
     s->listener_ports = ports;
     struct timespec ts;
@@ -68,6 +71,8 @@ int px_server_new(px_config_t *cfg, px_server_t **out)
 fail:
     mem_free(tls);
     mem_free(ports);
+    if (s)
+        px_health_free(s->health);
     mem_free(im);
     mem_free(s);
     return -ENOMEM;
@@ -342,6 +347,7 @@ void px_server_free(px_server_t *s)
         mem_free(im->tls);
     }
     mem_free(im);
+    px_health_free(s->health);
     px_overload_free(s);
     mem_free(s->workers);
     mem_free(s->tenant_table);

@@ -37,8 +37,10 @@ typedef struct px_stats_s {
     uint64_t upstream_connect_failed;
     uint64_t upstream_connect_timeout;
     uint64_t upstream_request_timeout;
-    uint64_t upstream_reset; /* died mid-stream */
-    uint64_t upstream_retries;
+    uint64_t upstream_reset;                  /* died mid-stream */
+    uint64_t upstream_retries;                /* exchanges sent again to another endpoint */
+    uint64_t upstream_retry_budget_exhausted; /* retries the cluster's retry budget refused */
+    uint64_t upstream_health_probes;          /* active health checks finished */
     uint64_t upstream_requests;
     uint64_t upstream_tls_handshakes;    /* completed, resumed ones included */
     uint64_t upstream_tls_resumed;       /* handshakes that resumed a session */

@@ -318,6 +318,7 @@ int px_worker_init(px_worker_t *w, px_server_t *s, unsigned idx, int cpu, const 
 #endif
     w->cfg = s->cfg;
     w->server = s;
+    w->health = s->health;
     w->overload_level = &s->overload_level;
     px_wimpl_t *wi = mem_calloc(1, sizeof(*wi));
     if (wi == NULL)

@@ -80,6 +80,7 @@ struct px_h1_req_s {
     /* routing and upstream */
     const px_route_cfg_t *route; /* borrows: config */
     px_upstream_req_t *up;       /* owns until on_response_end/on_error/cancel */
+    uint8_t up_retries;          /* upstream retries, for the access log */
     bool up_done;
     unsigned tenant;       /* the route's memory tenant (1-based), 0 = none or ended */
     size_t tenant_counted; /* what it counts against the tenant (tenant_weigh) */
@@ -399,6 +400,8 @@ static void on_up_trailers(void *ud, const px_header_t *hdrs, size_t cnt)
 static void on_up_end(void *ud)
 {
     px_h1_req_t *r = ud;
+    if (r->up)
+        r->up_retries = (uint8_t)px_upstream_retries(r->up);
     r->up = NULL; /* the exchange frees itself after this returns */
     r->up_done = true;
     r->resp_done = true;
@@ -412,6 +415,8 @@ static void on_up_end(void *ud)
 static void on_up_error(void *ud, int status, const char *reason)
 {
     px_h1_req_t *r = ud;
+    if (r->up)
+        r->up_retries = (uint8_t)px_upstream_retries(r->up);
     r->up = NULL;
     r->up_done = true;
     if (r->status == 0 && !r->abort) {
@@ -1300,6 +1305,7 @@ static void req_end(px_h1_conn_t *c)
         .bytes_out = r->bytes_out,
         .started_ns = r->started_ns,
         .upstream = up,
+        .retries = r->up_retries,
     };
     c->io->request_ended(c->tr, &d);
     if (r->tenant != 0)

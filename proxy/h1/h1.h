@@ -34,6 +34,7 @@ typedef struct px_h1_done_s {
     uint64_t bytes_out;
     uint64_t started_ns;
     const char *upstream; /* cluster name, "direct" or "-" */
+    unsigned retries;     /* upstream retries (px_upstream_retries) */
 } px_h1_done_t;
 
 /* What the transport offers the HTTP/1.1 code. `tr` is the transport's own pointer. */

@@ -361,6 +361,8 @@ fail:
 static void on_up_end(void *ud)
 {
     px_stream_t *st = ud;
+    if (st->up)
+        st->up_retries = (uint8_t)px_upstream_retries(st->up);
     st->up = NULL; /* the exchange frees itself after this returns */
     st->up_done = true;
     st->resp_done = true;
@@ -381,6 +383,8 @@ static void on_up_end(void *ud)
 static void on_up_error(void *ud, int status, const char *reason)
 {
     px_stream_t *st = ud;
+    if (st->up)
+        st->up_retries = (uint8_t)px_upstream_retries(st->up);
     st->up = NULL;
     st->up_done = true;
     req_body_dropped(st);

@@ -62,6 +62,7 @@ typedef struct px_stream_s {
     /* routing and upstream */
     const px_route_cfg_t *route; /* borrows: config */
     px_upstream_req_t *up;       /* owns until on_response_end/on_error/cancel */
+    uint8_t up_retries;          /* upstream retries, for the access log */
     bool up_done;                /* the exchange has ended (set by its last callback) */
     unsigned tenant;             /* the route's memory tenant (1-based), 0 = none or ended */
     size_t tenant_counted;       /* what it counts against the tenant (px__h2_tenant_weigh) */

@@ -31,6 +31,7 @@
 #include "mem/region.h"
 #include "proxy/upstream/h1.h"
 #include "proxy/upstream/h2.h"
+#include "proxy/upstream/health.h"
 #include "proxy/upstream/tls.h"
 #include "proxy/upstream/tlsio.h"
 #include "proxy/core/worker-t.h"
@@ -223,7 +224,7 @@ static void hdrs_free(px_uphdrs_t *h)
 
 /* ---- pools ------------------------------------------------------------------------------ */
 
-static void pools_handle_closed(px_upstream_pools_t *p)
+void px__upstream_handle_closed(px_upstream_pools_t *p)
 {
     MEM_ASSERT(p->handles_open > 0);
     p->handles_open--;
@@ -234,6 +235,8 @@ static void pools_handle_closed(px_upstream_pools_t *p)
             next = cl->next;
             for (size_t i = 0; i < cl->eps_cnt; i++)
                 SSL_SESSION_free(cl->eps[i].tls_sess);
+            if (cl->hc_owned)
+                px_hcluster_free(cl->hc);
             mem_free(cl->eps);
             mem_free(cl);
         }
@@ -250,7 +253,7 @@ static void pools_handle_closed(px_upstream_pools_t *p)
     }
 }
 
-static px_upcluster_t *cluster_get(px_upstream_pools_t *p, const px_cluster_cfg_t *cfg)
+px_upcluster_t *px__upstream_cluster_get(px_upstream_pools_t *p, const px_cluster_cfg_t *cfg)
 {
     for (px_upcluster_t *cl = p->clusters; cl; cl = cl->next)
         if (cl->cfg == cfg)
@@ -261,15 +264,26 @@ static px_upcluster_t *cluster_get(px_upstream_pools_t *p, const px_cluster_cfg_
     if (!cl)
         return NULL;
     cl->eps = mem_calloc(cfg->endpoints_cnt, sizeof(*cl->eps));
-    if (!cl->eps) {
+    cl->hc = px_health_cluster(p->w->health, cfg);
+    if (!cl->hc) {
+        /* No shared table (driver tests): this worker keeps its own. */
+        cl->hc = px_hcluster_new(cfg);
+        cl->hc_owned = true;
+    }
+    if (!cl->eps || !cl->hc) {
+        if (cl->hc_owned)
+            px_hcluster_free(cl->hc);
+        mem_free(cl->eps);
         mem_free(cl);
         return NULL;
     }
+    MEM_ASSERT(cl->hc->eps_cnt == cfg->endpoints_cnt);
     cl->cfg = cfg;
     cl->pools = p;
     cl->eps_cnt = cfg->endpoints_cnt;
     for (size_t i = 0; i < cl->eps_cnt; i++) {
         cl->eps[i].addr = &cfg->endpoints[i];
+        cl->eps[i].idx = i;
         link_init(&cl->eps[i].conns);
         link_init(&cl->eps[i].waitq);
     }
@@ -278,20 +292,71 @@ static px_upcluster_t *cluster_get(px_upstream_pools_t *p, const px_cluster_cfg_
     return cl;
 }
 
-static px_upep_t *pick_endpoint(px_upcluster_t *cl)
+/* True when a retry should pass over `ep`: it is the one the retry leaves, or (among the first
+ * 64 endpoints) one the exchange tried already. */
+static bool tried(const px_upep_t *ep, const px_upep_t *avoid, uint64_t tried_mask)
+{
+    return ep == avoid || (ep->idx < 64 && (tried_mask >> ep->idx & 1u));
+}
+
+/* Picks an endpoint by the cluster's lb policy among those that may take traffic (healthy by
+ * the active check, not ejected), passing over `avoid` (the one a retry leaves; NULL: none)
+ * and those in `tried_mask`. When none may, the first not tried (then any other than `avoid`,
+ * then any) is taken: with every endpoint down a request still tries one rather than failing
+ * at once (Envoy's panic mode, here only at 0 usable). */
+static px_upep_t *pick_endpoint(px_upcluster_t *cl, const px_upep_t *avoid, uint64_t tried_mask)
 {
     MEM_ASSERT(cl->eps_cnt > 0);
+    MEM_ASSERT(cl->hc != NULL);
     size_t start = cl->rr_next++ % cl->eps_cnt;
-    if (cl->cfg->lb != PX_LB_LEAST_REQUEST)
-        return &cl->eps[start];
-    /* Fewest exchanges on this worker; ties go round robin from `start`. */
-    px_upep_t *best = &cl->eps[start];
-    for (size_t i = 1; i < cl->eps_cnt; i++) {
+    /* The clock only matters while an ejection runs (an endpoint ejected meanwhile reads as
+     * still ejected at 0, which is right). */
+    uint64_t now = __atomic_load_n(&cl->hc->ejected_cnt, __ATOMIC_RELAXED) ? px_health_now_ms() : 0;
+    px_upep_t *best = NULL, *untried = NULL, *other = NULL;
+    for (size_t i = 0; i < cl->eps_cnt; i++) {
         px_upep_t *ep = &cl->eps[(start + i) % cl->eps_cnt];
-        if (ep->active < best->active)
+        if (ep != avoid && !other)
+            other = ep;
+        if (tried(ep, avoid, tried_mask))
+            continue;
+        if (!untried)
+            untried = ep;
+        if (!px_hep_usable(cl->hc, ep->idx, now))
+            continue;
+        if (cl->cfg->lb != PX_LB_LEAST_REQUEST)
+            return ep;
+        /* Fewest exchanges on this worker; ties go round robin from `start`. */
+        if (!best || ep->active < best->active)
             best = ep;
     }
-    return best;
+    if (best)
+        return best;
+    if (untried)
+        return untried;
+    return other ? other : &cl->eps[start];
+}
+
+/* Counts `r` on `ep` (this worker's count and, except for probes, the shared figures). */
+static void ep_take(px_upstream_req_t *r, px_upep_t *ep)
+{
+    MEM_ASSERT(r->ep == NULL);
+    ep->active++;
+    r->ep = ep;
+    if (ep->idx < 64)
+        r->tried |= (uint64_t)1 << ep->idx;
+    if (!r->probe)
+        px_hep_rq_add(r->cl->hc, ep->idx, 1);
+}
+
+/* Reports one outcome on `ep` to outlier detection (never for probes). */
+static void ep_report(px_upcluster_t *cl, const px_upep_t *ep, px_hresult_t res, int status)
+{
+    uint64_t now = cl->cfg->outlier.enabled ? px_health_now_ms() : 0;
+    if (px_health_report(cl->hc, ep->idx, res, status, now))
+        fprintf(stderr, "weir: cluster %s endpoint %s:%u ejected (%s)\n", cl->cfg->name,
+                ep->addr->host, (unsigned)ep->addr->port,
+                px_eject_reason_name((px_eject_reason_t)__atomic_load_n(
+                    &cl->hc->eps[ep->idx].eject_reason, __ATOMIC_RELAXED)));
 }
 
 /* ---- exchange lifetime ---------------------------------------------------------------------- */
@@ -303,7 +368,7 @@ static void on_req_timer_closed(uv_handle_t *h)
     MEM_ASSERT(r->state == PX_UPREQ_DONE);
     mem_free(r);
     /* r freed */
-    pools_handle_closed(p);
+    px__upstream_handle_closed(p);
 }
 
 /* Takes `r` off its queue or connection and off its endpoint's count. */
@@ -327,6 +392,8 @@ static void detach(px_upstream_req_t *r)
     if (r->ep) {
         MEM_ASSERT(r->ep->active > 0);
         r->ep->active--;
+        if (!r->probe)
+            px_hep_rq_add(r->cl->hc, r->ep->idx, -1);
         r->ep = NULL;
     }
     r->conn = NULL;
@@ -341,6 +408,9 @@ static void release(px_upstream_req_t *r)
     MEM_ASSERT(r->state != PX_UPREQ_DONE);
     MEM_ASSERT(r->conn == NULL);
     r->state = PX_UPREQ_DONE;
+    if (r->retry_held)
+        px_health_retry_end(r->cl->hc);
+    r->retry_held = false;
     mem_free(r->hdrs);
     mem_free(r->trailers);
     mem_free(r->body.buf);
@@ -446,6 +516,8 @@ int px__upstream_deliver_headers(px_upstream_req_t *r, bool trailers)
         MEM_ASSERT(!r->headers_sent);
         MEM_ASSERT(r->status >= 200 && r->status <= 999);
         r->headers_sent = true;
+        if (!r->probe && r->ep)
+            ep_report(r->cl, r->ep, r->status >= 500 ? PX_HRES_5XX : PX_HRES_OK, r->status);
         r->cbs.on_response_headers(r->ud, r->status, v, n);
     }
     mem_free(v);
@@ -516,31 +588,68 @@ static void fail_later(px_upstream_req_t *r, int status, const char *reason)
     uv_timer_start(&r->timer, on_req_fail_later, 0, 0);
 }
 
-/* The connection that carried `r` died or refused it. A retry is made when `retry_ok` (the
- * upstream never processed it: GOAWAY, REFUSED_STREAM, or a reused idle connection closed
- * under an idempotent request), no request-body byte is gone and no retry was made yet;
- * otherwise the exchange fails with 502 and `reason`. */
+/* Sends `r` (off every list but its endpoint's count, or QUEUED on its endpoint) again, to
+ * another endpoint than the one it leaves, when the cluster's retries allow: fewer than
+ * retries.max made, and the retry budget (health.c) grants it one unit for its lifetime, except
+ * with `drain`: streams above an upstream's GOAWAY are its orderly shutdown, not a failure to
+ * contain, and all of them go again (a budget would fail most of a busy connection's streams
+ * at every upstream restart). Returns false (nothing changed) when not. */
+static bool retry(px_upstream_req_t *r, bool drain)
+{
+    px_upcluster_t *cl = r->cl;
+    px_worker_t *w = cl->pools->w;
+    MEM_ASSERT(r->state != PX_UPREQ_DONE);
+    if (r->probe || cl->pools->closing || r->retries >= cl->cfg->retries_max)
+        return false;
+    if (!r->retry_held && !drain) {
+        if (!px_health_retry_begin(cl->hc)) {
+            MEM_STAT_ADD(w->stats.upstream_retry_budget_exhausted, 1);
+            return false;
+        }
+        r->retry_held = true;
+    }
+    r->retries++;
+    MEM_STAT_ADD(w->stats.upstream_retries, 1);
+    px_upep_t *prev = r->ep;
+    detach(r);
+    px_upep_t *next = pick_endpoint(cl, prev, r->tried);
+    ep_take(r, next);
+    /* A fresh attempt: nothing of the last one reached the downstream (no response byte) and
+     * no request-body byte left (the callers check both), so only the head goes again. */
+    MEM_ASSERT(r->body_sent == 0);
+    MEM_ASSERT(!r->headers_sent);
+    r->stream_id = -1;
+    r->req_done = false;
+    r->status = 0;
+    r->h2w_st = NULL;
+    r->h2w_inflight = 0;
+    px__upstream_hdrs_reset(&r->rh);
+    r->state = PX_UPREQ_QUEUED; /* on no list until place() puts it somewhere */
+    place(r, next);
+    return true;
+}
+
+/* The connection that carried `r` died or refused it. A retry on another endpoint is made when
+ * `retry_ok` (the upstream never processed it: GOAWAY above its stream, REFUSED_STREAM, or a
+ * connection closed under an idempotent request before any response byte), no request-body
+ * byte has left (weir keeps no copy to replay) and the cluster's retries allow; otherwise the
+ * exchange fails with 502 and `reason`. */
 static void lost(px_upstream_req_t *r, bool retry_ok, const char *reason)
 {
     px_worker_t *w = r->cl->pools->w;
-    px_upep_t *ep = r->ep;
-    if (retry_ok && !r->retried && r->body_sent == 0 && !r->resp_started && !r->headers_sent &&
-        !r->cl->pools->closing) {
-        r->retried = true;
-        MEM_STAT_ADD(w->stats.upstream_retries, 1);
-        detach(r);
-        ep->active++;
-        r->ep = ep;
-        r->stream_id = -1;
-        place(r, ep);
+    bool drain = r->conn != NULL && r->conn->goaway;
+    if (retry_ok && r->body_sent == 0 && !r->resp_started && !r->headers_sent && retry(r, drain))
         return;
-    }
     MEM_STAT_ADD(w->stats.upstream_reset, 1);
     px__upstream_fail(r, 502, reason);
 }
 
 void px__upstream_lost(px_upstream_req_t *r, bool retry_ok, const char *reason)
 {
+    /* A reset that the protocol does not call safe (not REFUSED_STREAM or GOAWAY) is a local
+     * failure of the endpoint for outlier detection. */
+    if (!retry_ok && !r->probe && r->ep)
+        ep_report(r->cl, r->ep, PX_HRES_LOCAL_FAIL, 0);
     lost(r, retry_ok, reason);
 }
 
@@ -567,7 +676,7 @@ static void on_conn_handle_closed(uv_handle_t *h)
     mem_free(c->wbuf);
     mem_region_free(c->region);
     /* c freed */
-    pools_handle_closed(p);
+    px__upstream_handle_closed(p);
 }
 
 static void kick_waitq(px_upep_t *ep);
@@ -601,6 +710,7 @@ void px__upstream_conn_close(px_upconn_t *c)
     px__upstream_link_del(&c->link);
     MEM_ASSERT(c->ep->conns_cnt > 0);
     c->ep->conns_cnt--;
+    px_hep_cx_add(c->cl->hc, c->ep->idx, -1);
     if (c->flush_link.next != &c->flush_link)
         px__upstream_link_del(&c->flush_link);
     MEM_STAT_SUB(w->stats.upstream_conn_active, 1);
@@ -635,7 +745,11 @@ void px__upstream_conn_close(px_upconn_t *c)
         c->ops->forget(c, r);
         r->stream_id = -1;
         c->cur = NULL;
-        bool safe = was_ready && !c->ops->multiplexed && c->uses > 1 && r->idempotent;
+        /* Idempotent and no response byte yet (lost() checks the bytes): the upstream may or
+         * may not have seen it, and may see it again harmlessly. */
+        bool safe = was_ready && r->idempotent;
+        if (!r->probe && r->ep)
+            ep_report(r->cl, r->ep, PX_HRES_LOCAL_FAIL, 0);
         lost(r, safe, "upstream reset");
     }
     kick_waitq(c->ep);
@@ -976,6 +1090,10 @@ static void conn_connect_failed(px_upconn_t *c, int err, bool timed_out)
         REQ_OF(l)->conn = NULL;
     }
     px_upep_t *ep = c->ep;
+    /* One local failure per failed connect, however many exchanges waited for it (a probe's
+     * own connect is the checker's business, not outlier detection's). */
+    if (!c->for_probe)
+        ep_report(c->cl, ep, PX_HRES_LOCAL_FAIL, 0);
     px__upstream_conn_close(c);
     while (!link_empty(&moved)) {
         px_upstream_req_t *r = REQ_OF(moved.next);
@@ -986,17 +1104,8 @@ static void conn_connect_failed(px_upconn_t *c, int err, bool timed_out)
         /* Put it back on its endpoint's waitq state so fail/retry can detach it uniformly. */
         r->state = PX_UPREQ_QUEUED;
         px__upstream_link_add(&ep->waitq, &r->link);
-        px_upcluster_t *cl = r->cl;
-        if (r->connects <= cl->cfg->connect_retries && !cl->pools->closing) {
-            size_t idx = (size_t)(r->ep - cl->eps);
-            px_upep_t *next = &cl->eps[(idx + 1) % cl->eps_cnt];
-            MEM_STAT_ADD(w->stats.upstream_retries, 1);
-            detach(r);
-            next->active++;
-            r->ep = next;
-            place(r, next);
+        if (retry(r, false))
             continue;
-        }
         if (r->connect_timed_out)
             px__upstream_fail(r, 504, "upstream connect timeout");
         else if (r->connect_other_err)
@@ -1297,6 +1406,7 @@ static px_upconn_t *conn_new(px_upcluster_t *cl, px_upep_t *ep)
     p->handles_open++;
     px__upstream_link_add(&ep->conns, &c->link);
     ep->conns_cnt++;
+    px_hep_cx_add(cl->hc, ep->idx, 1);
     MEM_STAT_ADD(w->stats.upstream_conn_opened, 1);
     MEM_STAT_ADD(w->stats.upstream_conn_active, 1);
     c->connect_req.data = c;
@@ -1354,6 +1464,7 @@ static bool try_place(px_upstream_req_t *r, px_upep_t *ep)
     px_upconn_t *c = conn_new(cl, ep);
     if (!c)
         return false;
+    c->for_probe = r->probe;
     r->connects++;
     r->state = PX_UPREQ_PENDING;
     r->conn = c;
@@ -1405,6 +1516,8 @@ static void on_req_timeout(uv_timer_t *t)
     px_upstream_req_t *r = MEM_CONTAINER_OF(t, px_upstream_req_t, timer);
     MEM_ASSERT(r->state != PX_UPREQ_DONE);
     MEM_STAT_ADD(r->cl->pools->w->stats.upstream_request_timeout, 1);
+    if (!r->probe && r->ep && !r->headers_sent)
+        ep_report(r->cl, r->ep, PX_HRES_LOCAL_FAIL, 0);
     proto_cancel(r);
     px__upstream_fail(r, 504, "upstream request timeout");
 }
@@ -1435,29 +1548,20 @@ static px_header_t *hdrs_copy(const px_header_t *hdrs, size_t cnt)
     return v;
 }
 
-int px_upstream_start(px_worker_t *w, const px_cluster_cfg_t *cluster, const px_header_t *hdrs,
-                      size_t cnt, bool end_stream, const px_upstream_cbs_t *cbs, void *ud,
-                      px_upstream_req_t **out)
+/* Makes an exchange of `cl` (no endpoint yet, on no list, its timer initialised and counted).
+ * Returns it or NULL (nothing to undo). */
+static px_upstream_req_t *req_new(px_upcluster_t *cl, const px_header_t *hdrs, size_t cnt,
+                                  bool end_stream, const px_upstream_cbs_t *cbs, void *ud)
 {
-    MEM_ASSERT(w != NULL);
-    MEM_ASSERT(cluster != NULL && cbs != NULL && out != NULL);
-    MEM_ASSERT(cbs->on_response_headers && cbs->on_response_data && cbs->on_response_end &&
-               cbs->on_error);
-    px_upstream_pools_t *p = w->upstream;
-    if (!p || p->closing)
-        return -ESHUTDOWN;
-    if (cluster->endpoints_cnt == 0)
-        return -EINVAL;
-    px_upcluster_t *cl = cluster_get(p, cluster);
-    if (!cl)
-        return -ENOMEM;
+    px_upstream_pools_t *p = cl->pools;
+    px_worker_t *w = p->w;
     px_upstream_req_t *r = mem_calloc(1, sizeof(*r));
     if (!r)
-        return -ENOMEM;
+        return NULL;
     r->hdrs = hdrs_copy(hdrs, cnt);
     if (!r->hdrs) {
         mem_free(r);
-        return -ENOMEM;
+        return NULL;
     }
     r->hdrs_cnt = cnt;
     r->cl = cl;
@@ -1479,12 +1583,55 @@ int px_upstream_start(px_worker_t *w, const px_cluster_cfg_t *cluster, const px_
     }
     uv_timer_init(&w->loop, &r->timer);
     p->handles_open++;
+    return r;
+}
+
+int px__upstream_start_probe(px_upcluster_t *cl, px_upep_t *ep, const px_header_t *hdrs, size_t cnt,
+                             uint32_t timeout_ms, const px_upstream_cbs_t *cbs,
+                             px_upstream_req_t **out)
+{
+    MEM_ASSERT(cl != NULL && ep != NULL);
+    MEM_ASSERT(timeout_ms > 0);
+    if (cl->pools->closing)
+        return -ESHUTDOWN;
+    px_upstream_req_t *r = req_new(cl, hdrs, cnt, true, cbs, NULL);
+    if (!r)
+        return -ENOMEM;
+    r->ud = r;
+    r->probe = true;
+    r->probe_idx = (uint32_t)ep->idx;
+    uv_timer_start(&r->timer, on_req_timeout, timeout_ms, 0);
+    ep_take(r, ep);
+    *out = r;
+    r->state = PX_UPREQ_QUEUED;
+    place(r, ep);
+    return 0;
+}
+
+int px_upstream_start(px_worker_t *w, const px_cluster_cfg_t *cluster, const px_header_t *hdrs,
+                      size_t cnt, bool end_stream, const px_upstream_cbs_t *cbs, void *ud,
+                      px_upstream_req_t **out)
+{
+    MEM_ASSERT(w != NULL);
+    MEM_ASSERT(cluster != NULL && cbs != NULL && out != NULL);
+    MEM_ASSERT(cbs->on_response_headers && cbs->on_response_data && cbs->on_response_end &&
+               cbs->on_error);
+    px_upstream_pools_t *p = w->upstream;
+    if (!p || p->closing)
+        return -ESHUTDOWN;
+    if (cluster->endpoints_cnt == 0)
+        return -EINVAL;
+    px_upcluster_t *cl = px__upstream_cluster_get(p, cluster);
+    if (!cl)
+        return -ENOMEM;
+    px_upstream_req_t *r = req_new(cl, hdrs, cnt, end_stream, cbs, ud);
+    if (!r)
+        return -ENOMEM;
     MEM_STAT_ADD(w->stats.upstream_requests, 1);
     if (cluster->request_timeout_ms > 0)
         uv_timer_start(&r->timer, on_req_timeout, cluster->request_timeout_ms, 0);
-    px_upep_t *ep = pick_endpoint(cl);
-    ep->active++;
-    r->ep = ep;
+    px_upep_t *ep = pick_endpoint(cl, NULL, 0);
+    ep_take(r, ep);
     *out = r;
     /* A failure to even create a connection is reported through on_error from here on, so
      * the caller sees one error path; the state is consistent before place() runs. */
@@ -1544,6 +1691,13 @@ void px_upstream_consumed(px_upstream_req_t *r, size_t len)
     r->conn->ops->consumed(r, len);
 }
 
+unsigned px_upstream_retries(const px_upstream_req_t *r)
+{
+    MEM_ASSERT(r != NULL);
+    MEM_ASSERT(r->retries <= 16);
+    return r->retries;
+}
+
 bool px_upstream_response_head_only(const px_upstream_req_t *r)
 {
     MEM_ASSERT(r != NULL);
@@ -1601,6 +1755,10 @@ int px_upstream_worker_init(px_worker_t *w, nghttp2_mem *ng_mem)
     p->flush_check.data = p;
     p->flush_idle.data = p;
     w->upstream = p;
+    /* Worker 0 probes and sweeps for every worker (health.h); a failure to set the checks up
+     * leaves the endpoints healthy rather than the worker down. */
+    if (w->idx == 0 && w->cfg && px__upprobe_start(p) < 0)
+        fprintf(stderr, "weir: health checks not started: out of memory\n");
     return 0;
 fail:
     nghttp2_session_callbacks_del(p->ng_cbs);
@@ -1611,7 +1769,7 @@ fail:
 
 static void on_flush_handle_closed(uv_handle_t *h)
 {
-    pools_handle_closed(h->data);
+    px__upstream_handle_closed(h->data);
 }
 
 void px_upstream_worker_close(px_worker_t *w, void (*done)(px_worker_t *w))
@@ -1626,6 +1784,7 @@ void px_upstream_worker_close(px_worker_t *w, void (*done)(px_worker_t *w))
     MEM_ASSERT(!p->closing);
     p->closing = true;
     p->done = done;
+    px__upprobe_stop(p);
     /* Exchanges still alive get no more callbacks: their downstream is going away too. */
     for (px_upcluster_t *cl = p->clusters; cl; cl = cl->next) {
         for (size_t i = 0; i < cl->eps_cnt; i++) {

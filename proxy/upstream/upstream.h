@@ -99,6 +99,10 @@ bool px_upstream_response_head_only(const px_upstream_req_t *r);
  * overload manager's "heaviest streams" choice. Getter: never allocates. Thread: worker. */
 size_t px_upstream_bytes(const px_upstream_req_t *r);
 
+/* Retries made for `r` so far (for the access log). Getter; also valid inside the exchange's
+ * final callbacks (on_response_end, on_error). Thread: worker. */
+unsigned px_upstream_retries(const px_upstream_req_t *r);
+
 /* Per-worker pools: created when the worker starts, closed when it stops. `ng_mem` is the
  * allocator of the worker's nghttp2 sessions (borrowed; it outlives the pools). */
 int px_upstream_worker_init(px_worker_t *w, nghttp2_mem *ng_mem);
@@ -152,6 +156,7 @@ typedef struct px_upconn_s px_upconn_t;
 typedef struct px_upproto_ops_s px_upproto_ops_t;
 typedef struct px_upep_s px_upep_t;
 typedef struct px_upcluster_s px_upcluster_t;
+typedef struct px_hcluster_s px_hcluster_t;
 
 typedef enum px_upreq_state_e {
     PX_UPREQ_QUEUED = 0, /* in ep->waitq: no connection slot yet */
@@ -182,7 +187,12 @@ struct px_upstream_req_s {
     bool req_done;          /* everything, end of body included, has been handed to the wire */
     bool is_head;
     bool idempotent;        /* GET or HEAD: may be replayed on a fresh connection */
-    bool retried;           /* failed over once already (GOAWAY or a dead reused connection) */
+    bool probe;             /* an active health check (health.c): no retry, no outlier report */
+    bool retry_held;        /* holds one unit of the cluster's retry budget until it ends */
+    uint8_t retries;        /* retries made (cluster retries.max bounds them) */
+    uint64_t tried;         /* endpoints it was sent to (bit = index, the first 64) */
+    uint32_t probe_idx;     /* probe: the endpoint it checks */
+    bool probe_recorded;    /* probe: its verdict went to health.c */
     unsigned connects;      /* connect attempts made for this exchange */
     bool connect_timed_out; /* the last connect attempt timed out */
     bool connect_other_err; /* some connect attempt failed with other than ECONNREFUSED */
@@ -233,7 +243,8 @@ struct px_upconn_s {
     px_uplink_t pending; /* exchanges waiting for the connect */
     px_uplink_t active;  /* exchanges on the connection */
     size_t active_cnt;
-    unsigned uses; /* exchanges started on it (1 = fresh) */
+    unsigned uses;  /* exchanges started on it (1 = fresh) */
+    bool for_probe; /* opened for a health probe: its connect failure is no outlier report */
     /* h2c */
     nghttp2_session *h2; /* owns (tcache through nghttp2_mem) */
     uint32_t h2_streams; /* open streams, cancelled ones included */
@@ -264,8 +275,10 @@ struct px_upconn_s {
 };
 
 struct px_upep_s {
-    const px_addr_t *addr; /* borrows: the config outlives the pools */
-    px_uplink_t conns;     /* every connection to this endpoint */
+    const px_addr_t *addr;    /* borrows: the config outlives the pools */
+    size_t idx;               /* in the cluster's endpoints (and in its px_hcluster_t) */
+    px_upstream_req_t *probe; /* borrows: the health probe in flight (probing worker), or NULL */
+    px_uplink_t conns;        /* every connection to this endpoint */
     size_t conns_cnt;
     px_uplink_t waitq;     /* exchanges waiting for a slot */
     size_t active;         /* exchanges counted on this endpoint (least_request) */
@@ -279,6 +292,12 @@ struct px_upcluster_s {
     px_upep_t *eps; /* owns (tcache) */
     size_t eps_cnt;
     size_t rr_next;
+    px_hcluster_t *hc; /* borrows the server's shared health, or owns its own (hc_owned) */
+    bool hc_owned;
+    /* The probing worker (worker 0) only: health checks and the outlier sweep. */
+    uv_timer_t hc_timer;
+    bool hc_timer_on;
+    uint64_t hc_next_check_ms, hc_next_sweep_ms;
 };
 
 struct px_upstream_pools_s {
@@ -346,6 +365,20 @@ extern const px_upproto_ops_t px__uph2w_ops;
 /* The implementation a connection of `cl` gets: by protocol, and for h2c by the worker's
  * config->codec (`cfg` may be NULL: nghttp2). Getter. */
 const px_upproto_ops_t *px__upstream_ops(const px_cluster_cfg_t *cl, const px_config_t *cfg);
+
+/* upstream.c, for probe.c: the pools' entry for cluster `cfg` (made on first use; NULL on
+ * OOM); a pools handle closed; an active health check of `ep` (GET, end of stream, no retry,
+ * no outlier report, `timeout_ms` for the whole exchange, the callbacks' `ud` is the exchange
+ * itself). */
+px_upcluster_t *px__upstream_cluster_get(px_upstream_pools_t *p, const px_cluster_cfg_t *cfg);
+void px__upstream_handle_closed(px_upstream_pools_t *p);
+int px__upstream_start_probe(px_upcluster_t *cl, px_upep_t *ep, const px_header_t *hdrs, size_t cnt,
+                             uint32_t timeout_ms, const px_upstream_cbs_t *cbs,
+                             px_upstream_req_t **out);
+/* probe.c: starts the health checks and outlier sweeps of every cluster that has them (worker 0),
+ * and stops them (their timers close through px__upstream_handle_closed). */
+int px__upprobe_start(px_upstream_pools_t *p);
+void px__upprobe_stop(px_upstream_pools_t *p);
 
 /* upstream.c, for h1.c, h2.c and h2w.c */
 void px__upstream_fail(px_upstream_req_t *r, int status, const char *reason);

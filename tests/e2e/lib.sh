@@ -140,3 +140,24 @@ free_port() {
 # stat_total NAME: counter NAME in /stats, the first (all workers summed) occurrence.
 # (awk reads all of its input: an early exit would make the pipeline fail under pipefail).
 stat_total() { admin_get /stats | tr -d ' \n' | grep -o "\"$1\":[0-9]*" | awk -F: 'NR == 1 {print $2}'; }
+
+# check_config_rejects FILE REGEX: `weir --check-config FILE` must fail with a message that
+# matches REGEX (grep -E); passes with the message's first line.
+check_config_rejects() {
+    if "$WEIR_BIN" --check-config "$1" >"$T/check.out" 2>&1; then fail "--check-config accepted $1"; fi
+    grep -qE "$2" "$T/check.out" || fail "--check-config message: $(cat "$T/check.out")"
+    pass "--check-config: $(head -n1 "$T/check.out")"
+}
+
+# cluster_ep PORT FIELD: FIELD of the endpoint whose address ends in :PORT, from /clusters
+# (empty when the endpoint has no such field; fails when there is no such endpoint).
+cluster_ep() {
+    admin_get /clusters | $PY -c '
+import json, sys
+port, field = sys.argv[1], sys.argv[2]
+for c in json.load(sys.stdin)["clusters"]:
+    for e in c["endpoints"]:
+        if e["address"].endswith(":" + port):
+            print(e.get(field, "")); sys.exit(0)
+sys.exit(1)' "$1" "$2"
+}

@@ -141,7 +141,7 @@ static void setup(void)
     g_cl.idle_timeout_ms = 60000;
     g_cl.max_streams_per_conn = 4;
     g_cl.max_conns_per_endpoint = 1;
-    g_cl.connect_retries = 0;
+    g_cl.retries_max = 0;
 }
 
 static void on_closed(px_worker_t *w)

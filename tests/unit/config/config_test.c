@@ -186,8 +186,20 @@ TEST(full_example)
     CHECK_EQ(b->idle_timeout_ms, 60000);
     CHECK_EQ(b->max_streams_per_conn, 100);
     CHECK_EQ(b->max_conns_per_endpoint, 64);
-    CHECK_EQ(b->connect_retries, 2);
+    CHECK_EQ(b->retries_max, 2);
+    CHECK_EQ(b->retry_budget_percent, 20);
+    CHECK_EQ(b->retry_min_concurrency, 3);
+    CHECK(b->health_check.enabled);
+    CHECK_STR(b->health_check.path, "/healthz");
+    CHECK_EQ(b->health_check.interval_ms, 5000);
+    CHECK_EQ(b->health_check.unhealthy_threshold, 3);
+    CHECK(b->outlier.enabled);
+    CHECK_EQ(b->outlier.consecutive_5xx, 5);
+    CHECK_EQ(b->outlier.base_ejection_ms, 30000);
+    CHECK_EQ(b->outlier.max_ejection_percent, 10);
     CHECK_STR(l->name, "legacy");
+    CHECK(!l->health_check.enabled);
+    CHECK(!l->outlier.enabled);
     CHECK_EQ(l->proto, PX_PROTO_HTTP1);
     CHECK_EQ(l->lb, PX_LB_LEAST_REQUEST);
     CHECK(!b->tls);
@@ -464,6 +476,31 @@ TEST(error_positions)
                "    connect_timeout: 10m\n",
                "4:22: clusters[0].connect_timeout: duration '10m' is too long (at most "
                "300000ms)");
+    /* health_check, outlier_detection, retries (issue 17). */
+    EXPECT_ERR("clusters:\n  - name: a\n    endpoints: [127.0.0.1:1]\n"
+               "    health_check: {interval: 1s}\n",
+               "4:19: clusters[0].health_check: missing required key 'path'");
+    EXPECT_ERR("clusters:\n  - name: a\n    endpoints: [127.0.0.1:1]\n"
+               "    health_check: {path: healthz}\n",
+               "4:26: clusters[0].health_check.path: path 'healthz' must start with '/'");
+    EXPECT_ERR("clusters:\n  - name: a\n    endpoints: [127.0.0.1:1]\n"
+               "    health_check: {path: /, expected_status: 101}\n",
+               "4:46: clusters[0].health_check.expected_status: 101 is out of range (200-599)");
+    EXPECT_ERR("clusters:\n  - name: a\n    endpoints: [127.0.0.1:1]\n"
+               "    health_check: {path: /, timeout: 0}\n",
+               "4:38: clusters[0].health_check.timeout: duration '0' is too short");
+    EXPECT_ERR("clusters:\n  - name: a\n    endpoints: [127.0.0.1:1]\n"
+               "    outlier_detection: {consecutive_5xx: 3, ejection: 1s}\n",
+               "4:45: clusters[0].outlier_detection.ejection: unknown key 'ejection'");
+    EXPECT_ERR("clusters:\n  - name: a\n    endpoints: [127.0.0.1:1]\n"
+               "    outlier_detection: {base_ejection_time: 2h}\n",
+               "4:45: clusters[0].outlier_detection.base_ejection_time: duration '2h' is too long");
+    EXPECT_ERR("clusters:\n  - name: a\n    endpoints: [127.0.0.1:1]\n"
+               "    retries: {max: 17}\n",
+               "4:20: clusters[0].retries.max: 17 is out of range (0-16)");
+    EXPECT_ERR("clusters:\n  - name: a\n    endpoints: [127.0.0.1:1]\n"
+               "    connect_retries: 1\n    retries: {max: 2}\n",
+               "5:14: clusters[0].retries: give either 'retries' or 'connect_retries'");
     EXPECT_ERR("server_name: \"we ir\"\n", "1:14: server_name: 'we ir' may only contain");
     EXPECT_ERR("workers: 2\n---\nworkers: 3\n",
                "3:1: (top level): only one YAML document is allowed");

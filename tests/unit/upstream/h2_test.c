@@ -378,7 +378,9 @@ static void reset_cluster(void)
     g_cl.idle_timeout_ms = 60000;
     g_cl.max_streams_per_conn = 100;
     g_cl.max_conns_per_endpoint = 64;
-    g_cl.connect_retries = 2;
+    g_cl.retries_max = 2;
+    g_cl.retry_budget_percent = 20;
+    g_cl.retry_min_concurrency = 3;
 }
 
 static uint64_t live_bytes(void)
@@ -671,7 +673,7 @@ TEST(retry_second_endpoint)
     set_addr(&g_eps[0], closed_port());
     set_addr(&g_eps[1], g_port);
     g_cl.endpoints_cnt = 2;
-    g_cl.connect_retries = 1;
+    g_cl.retries_max = 1;
     ex_t e;
     ex_init(&e);
     CHECK_OK(start_ex(&e, "GET", "/bytes/1000", true, NULL, 0));
@@ -892,7 +894,7 @@ TEST(connect_timeout)
     REQUIRE(lfd >= 0);
     set_addr(&g_eps[0], port);
     g_cl.connect_timeout_ms = 200;
-    g_cl.connect_retries = 1;
+    g_cl.retries_max = 1;
     ex_t e;
     ex_init(&e);
     CHECK_OK(start_ex(&e, "GET", "/", true, NULL, 0));
