@@ -292,6 +292,7 @@ static const px_h1_io_t conn_h1_io = {
     .room = io_room,
     .mark_dirty = io_mark_dirty,
     .read_pause = io_read_pause,
+    .admit_request = io_admit_stream,
     .state_changed = io_streams_changed,
     .request_ended = io_h1_ended,
 };
@@ -975,6 +976,8 @@ size_t px_conn_bytes(const px_conn_t *c)
         n += PX_CONN_BATCH_BYTES;
     for (const px_stream_t *st = c->h2.streams; st != NULL; st = st->next)
         n += st->buffered;
+    if (c->mode == PX_CONN_H1)
+        n += px_h1_held(&c->h1);
     MEM_ASSERT(n >= c->ocap);
     return n;
 }

@@ -5,7 +5,9 @@
  * the heaviest connections that stopped reading closed, and at CRITICAL GOAWAY to idle
  * connections and the reset of the streams holding the most memory.
  *
- * Admission (each stream counted at what it may come to hold, `per`: two stream buffers):
+ * Admission of a new HTTP/2 stream and of a new HTTP/1.1 request alike (px_h1_io_t's
+ * admit_request asks this too; a refused request is a 503 with Retry-After), each counted at
+ * what it may come to hold (`per`: two stream buffers):
  *   - CRITICAL: none.
  *   - NORMAL, the pool: any stream while this worker's streams together could hold no more
  *     than its part of the budget up to the elevated threshold. What streams may come to hold
@@ -86,8 +88,11 @@ bool px_overload__admit_stream(const px_conn_t *c)
     size_t reserved = (MEM_STAT_LOAD(c->w->stats.streams_active) + 1) * per;
     if (lv == PX_OVERLOAD_NORMAL && reserved <= worker_part(c->wi, c->w->cfg->memory.elevated))
         return true;
-    /* Past the pool, and at ELEVATED: only a connection that holds less than its fair share. */
-    size_t want = px_conn_bytes(c) + (c->h2.streams_cnt + 1) * per;
+    /* Past the pool, and at ELEVATED: only a connection that holds less than its fair share.
+     * An HTTP/1.1 connection has at most one request in progress; the requests it pipelined
+     * behind it wait in its input buffer, which px_conn_bytes counts. */
+    size_t open = c->mode == PX_CONN_H1 ? (px_h1_busy(&c->h1) ? 1u : 0u) : c->h2.streams_cnt;
+    size_t want = px_conn_bytes(c) + (open + 1) * per;
     MEM_ASSERT(want >= per);
     return want <= fair_share(c->wi);
 }

@@ -711,8 +711,9 @@ static bool start_request(px_h1_conn_t *c, const uint8_t *p, size_t hl)
         refuse(c, 400, why, false);
         return false;
     }
-    /* Overload policy for new requests: the same point as HTTP/2's REFUSED_STREAM. */
-    if (px_worker_overload(w) >= PX_OVERLOAD_ELEVATED) {
+    /* Overload policy for new requests: the transport asks the rule HTTP/2 asks for a new
+     * stream (its REFUSED_STREAM is this 503). */
+    if (!c->io->admit_request(c->tr)) {
         MEM_STAT_ADD(w->stats.overload_streams_refused, 1);
         refuse(c, 503, "overloaded, retry later", true);
         return false;
@@ -731,6 +732,9 @@ static bool start_request(px_h1_conn_t *c, const uint8_t *p, size_t hl)
     r->sub = sub;
     r->started_ns = uv_hrtime();
     c->req = r;
+    /* The admission pool (proxy/core/shed.c) counts HTTP/1.1 requests in progress beside
+     * HTTP/2 streams: both hold a request's worth of buffers. */
+    MEM_STAT_ADD(w->stats.streams_active, 1);
     memcpy(copy, p, hl);
     head_parse_t hp = {.r = r, .hdrs = hdrs, .cap = lines + 1};
     http_parser parser;
@@ -1274,6 +1278,7 @@ static void req_end(px_h1_conn_t *c)
     c->io->request_ended(c->tr, &d);
     chunks_free(r);
     c->req = NULL;
+    MEM_STAT_SUB(c->w->stats.streams_active, 1);
     mem_subregion_free(r->sub); /* r freed */
     c->served++;
 }
@@ -1419,6 +1424,15 @@ bool px_h1_req_view(const px_h1_conn_t *c, px_h1_done_t *out)
         .started_ns = r->started_ns,
     };
     return true;
+}
+
+size_t px_h1_held(const px_h1_conn_t *c)
+{
+    size_t n = c->icap;
+    if (c->req != NULL)
+        n += c->req->buffered;
+    MEM_ASSERT(n >= c->icap);
+    return n;
 }
 
 size_t px_h1_bytes(const px_h1_conn_t *c)

@@ -48,6 +48,10 @@ typedef struct px_h1_io_s {
     /* Stop (true) or resume (false) reading the socket: input waits for the response in
      * progress (pipelining) or for the upstream to take the request body. */
     void (*read_pause)(void *tr, bool pause);
+    /* Whether a new request may start now: the overload policy HTTP/2 applies to a new stream
+     * (proxy/core/shed.c), so that both protocols follow one rule. A refused request is
+     * answered 503 with Retry-After and Connection: close. */
+    bool (*admit_request)(void *tr);
     /* A request began or ended (the transport re-arms its timers). */
     void (*state_changed)(void *tr);
     /* A request ended (the transport writes its access-log line). */
@@ -97,6 +101,10 @@ void px_h1_stop(px_h1_conn_t *c);
 bool px_h1_req_view(const px_h1_conn_t *c, px_h1_done_t *out);
 /* Bytes the request in progress holds (its sub-arena and buffered response). Getter. */
 size_t px_h1_bytes(const px_h1_conn_t *c);
+/* Bytes the HTTP/1.1 side holds outside the connection's region: the buffered response body of
+ * the request in progress and the unread input (pipelined requests waiting their turn).
+ * Getter. */
+size_t px_h1_held(const px_h1_conn_t *c);
 /* Ends the request in progress (cancels its exchange, frees its sub-arena) and the input
  * buffer. Idempotent. */
 void px_h1_fini(px_h1_conn_t *c);
