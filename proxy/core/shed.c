@@ -91,7 +91,7 @@ bool px_overload__admit_stream(const px_conn_t *c)
     /* Past the pool, and at ELEVATED: only a connection that holds less than its fair share.
      * An HTTP/1.1 connection has at most one request in progress; the requests it pipelined
      * behind it wait in its input buffer, which px_conn_bytes counts. */
-    size_t open = c->mode == PX_CONN_H1 ? (px_h1_busy(&c->h1) ? 1u : 0u) : c->h2.streams_cnt;
+    size_t open = c->h2 != NULL ? c->h2->streams_cnt : px_h1_busy(&c->h1) ? 1u : 0u;
     size_t want = px_conn_bytes(c) + (open + 1) * per;
     MEM_ASSERT(want >= per);
     return want <= fair_share(c->wi);
@@ -164,10 +164,10 @@ static void goaway_idle(px_wimpl_t *wi)
             MEM_STAT_ADD(wi->w->stats.overload_goaway_idle, 1);
             continue;
         }
-        if (c->closing || c->mode != PX_CONN_H2 || c->h2.streams_cnt > 0 || c->shed_goaway)
+        if (c->closing || c->mode != PX_CONN_H2 || c->h2->streams_cnt > 0 || c->shed_goaway)
             continue;
         c->shed_goaway = true;
-        px_h2_goaway(&c->h2);
+        px_h2_goaway(c->h2);
         px_conn_mark_dirty(c);
         MEM_STAT_ADD(wi->w->stats.overload_goaway_idle, 1);
     }
@@ -182,7 +182,7 @@ static void shed_heaviest(px_wimpl_t *wi)
     for (px_conn_t *c = wi->conns; c != NULL; c = c->next) {
         if (c->closing || c->mode != PX_CONN_H2)
             continue;
-        for (px_stream_t *st = c->h2.streams; st != NULL; st = st->next) {
+        for (px_stream_t *st = c->h2 ? c->h2->streams : NULL; st != NULL; st = st->next) {
             if (st->failed)
                 continue; /* already reset; its memory goes when the reset is sent */
             size_t x = stream_weight(st);

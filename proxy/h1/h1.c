@@ -135,7 +135,7 @@ static void refuse(px_h1_conn_t *c, int status, const char *why, bool retry_afte
                      strlen(why) + 7, why);
     MEM_ASSERT(n > 0 && (size_t)n < cap);
     c->tail = b;
-    c->tail_len = (size_t)n;
+    c->tail_len = (uint32_t)n;
     c->tail_off = 0;
     mark_dirty(c);
 }
@@ -1360,8 +1360,11 @@ int px_h1_send(px_h1_conn_t *c)
         else
             settle(c);
     }
-    if (c->tail != NULL)
-        (void)write_bytes(c, c->tail, c->tail_len, &c->tail_off);
+    if (c->tail != NULL) {
+        size_t off = c->tail_off;
+        (void)write_bytes(c, c->tail, c->tail_len, &off);
+        c->tail_off = (uint32_t)off;
+    }
     return 0;
 }
 

@@ -67,10 +67,10 @@ typedef struct px_h1_conn_s {
     const px_h1_io_t *io; /* borrows: static */
     px_h1_req_t *req;     /* the request being served (its own sub-arena), or NULL */
     uint8_t *ibuf;        /* owns (tcache): input not yet consumed, NULL when there is none */
-    size_t ioff, ilen, icap;
-    size_t scan;      /* head-end search: bytes of ibuf[ioff..] already searched */
-    const char *tail; /* borrows (static): a last response written before closing */
-    size_t tail_len, tail_off;
+    uint32_t ioff, ilen, icap; /* at most PX_H1_INPUT_MAX (1 MiB) */
+    uint32_t scan;             /* head-end search: bytes of ibuf[ioff..] already searched */
+    const char *tail;          /* borrows (region): a last response written before closing */
+    uint32_t tail_len, tail_off;
     uint32_t served;  /* requests answered on this connection */
     bool had_request; /* a request head has been read (idle vs header timeout) */
     bool closing;     /* no further request is read: close once the output is out */
