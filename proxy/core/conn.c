@@ -264,6 +264,32 @@ static void io_read_pause(void *tr, bool pause)
     }
 }
 
+/* The local end of the socket, as an authority: asked only for an HTTP/1.0 request without
+ * Host (a syscall then; the connection keeps no copy). */
+static size_t io_local_authority(void *tr, char *buf, size_t cap)
+{
+    px_conn_t *c = tr;
+    MEM_ASSERT(buf != NULL && cap >= PX_CONN_PEER_MAX);
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    char ip[INET6_ADDRSTRLEN];
+    buf[0] = '\0';
+    if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    int n = 0;
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        if (inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip)) != NULL)
+            n = snprintf(buf, cap, "[%s]:%u", ip, ntohs(a->sin6_port));
+    } else if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        if (inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip)) != NULL)
+            n = snprintf(buf, cap, "%s:%u", ip, ntohs(a->sin_port));
+    }
+    MEM_ASSERT(n >= 0 && (size_t)n < cap);
+    return (size_t)n;
+}
+
 static void io_h1_ended(void *tr, const px_h1_done_t *d)
 {
     px_conn_t *c = tr;
@@ -295,6 +321,7 @@ static const px_h1_io_t conn_h1_io = {
     .mark_dirty = io_mark_dirty,
     .read_pause = io_read_pause,
     .admit_request = io_admit_stream,
+    .local_authority = io_local_authority,
     .state_changed = io_streams_changed,
     .request_ended = io_h1_ended,
 };

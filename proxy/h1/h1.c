@@ -696,6 +696,27 @@ static void lower(char *s, size_t len)
             s[i] = (char)(s[i] - 'A' + 'a');
 }
 
+/* An HTTP/1.0 request may come without Host (and without an absolute-form target): its
+ * authority is then the local address and port the client connected to (RFC 9112 3.3, when
+ * no default name is configured), so it takes the routes that match any authority, and the
+ * upstream gets that as its host. Returns false on OOM. */
+static bool local_authority(px_h1_req_t *r)
+{
+    px_h1_conn_t *c = r->conn;
+    MEM_ASSERT(r->http10);
+    MEM_ASSERT(r->authority == NULL);
+    char *b = mem_subregion_alloc(r->sub, 64);
+    if (b == NULL)
+        return false;
+    size_t n = c->io->local_authority(c->tr, b, 64);
+    MEM_ASSERT(n < 64);
+    if (n > 0) {
+        r->authority = b;
+        r->authority_len = n;
+    }
+    return true;
+}
+
 /* Reads one request head of `hl` bytes at `p` and starts it. Returns false when the
  * connection ends (an answer and close are queued). */
 static bool start_request(px_h1_conn_t *c, const uint8_t *p, size_t hl)
@@ -814,22 +835,32 @@ static bool start_request(px_h1_conn_t *c, const uint8_t *p, size_t hl)
         int vl = snprintf(v, 24, "%llu", (unsigned long long)r->body_left);
         r->hdrs[r->hdrs_cnt++] = (px_header_t){"content-length", 14, v, (size_t)vl};
     }
-    /* The request target: origin-form, or absolute-form whose authority wins (RFC 9112
-     * 3.2.2); asterisk- and authority-form (OPTIONS *, CONNECT) are not proxied. */
+    /* The request target: origin-form, absolute-form whose authority wins (RFC 9112 3.2.2), or
+     * the asterisk-form of OPTIONS *, which weir answers itself (proxy/upstream/router.c).
+     * CONNECT is a 501: weir is a reverse proxy and does not tunnel; the connection closes, so
+     * bytes a client sends into the tunnel it expected are never read as a request. */
     r->path = hp.url;
     r->path_len = hp.url_len;
-    if (hp.url_len > 0 && hp.url[0] != '/') {
+    bool asterisk = hp.url_len == 1 && hp.url[0] == '*';
+    if (parser.method == HTTP_CONNECT || (asterisk && parser.method != HTTP_OPTIONS)) {
+        r->close = true;
+        c->closing = true;
+        r->req_ended = true;
+        respond_reason(r, asterisk ? 400 : 501,
+                       asterisk ? "the target * is for OPTIONS only"
+                                : "CONNECT is not supported: weir is a reverse proxy and does not "
+                                  "tunnel");
+        return false;
+    }
+    if (hp.url_len > 0 && hp.url[0] != '/' && !asterisk) {
         struct http_parser_url u;
         http_parser_url_init(&u);
-        if (parser.method == HTTP_CONNECT || hp.url_len == 0 ||
-            http_parser_parse_url(hp.url, hp.url_len, 0, &u) != 0 ||
+        if (http_parser_parse_url(hp.url, hp.url_len, 0, &u) != 0 ||
             !(u.field_set & (1u << UF_HOST))) {
             r->close = true;
             c->closing = true;
             r->req_ended = true;
-            respond_reason(r, parser.method == HTTP_CONNECT ? 405 : 400,
-                           parser.method == HTTP_CONNECT ? "CONNECT is not supported"
-                                                         : "unsupported request target");
+            respond_reason(r, 400, "unsupported request target");
             return false;
         }
         size_t hs = u.field_data[UF_HOST].off;
@@ -851,6 +882,12 @@ static bool start_request(px_h1_conn_t *c, const uint8_t *p, size_t hl)
             if (!IS(&r->hdrs[i], "host"))
                 r->hdrs[j++] = r->hdrs[i];
         r->hdrs_cnt = j;
+    }
+    if (r->http10 && hosts == 0 && r->authority == NULL && !local_authority(r)) {
+        r->close = true;
+        c->closing = true;
+        respond_reason(r, 503, "out of memory for this request");
+        return false;
     }
     if (!r->keepalive)
         r->close = true;

@@ -52,6 +52,10 @@ typedef struct px_h1_io_s {
      * (proxy/core/shed.c), so that both protocols follow one rule. A refused request is
      * answered 503 with Retry-After and Connection: close. */
     bool (*admit_request)(void *tr);
+    /* Writes the authority of the connection's local end ("ip:port", "[ip]:port") into `buf`
+     * (`cap` bytes, NUL-terminated) and returns its length, 0 when unknown: the authority of an
+     * HTTP/1.0 request without Host (RFC 9112 3.3). */
+    size_t (*local_authority)(void *tr, char *buf, size_t cap);
     /* A request began or ended (the transport re-arms its timers). */
     void (*state_changed)(void *tr);
     /* A request ended (the transport writes its access-log line). */

@@ -79,6 +79,12 @@ static bool io_admit_request(void *tr)
     return ++k->asked % 8 != 0;
 }
 
+static size_t io_local_authority(void *tr, char *buf, size_t cap)
+{
+    (void)tr;
+    return (size_t)snprintf(buf, cap, "127.0.0.1:8080");
+}
+
 static void io_state_changed(void *tr)
 {
     (void)tr;
@@ -98,6 +104,7 @@ static const px_h1_io_t sink_io = {
     .mark_dirty = io_mark_dirty,
     .read_pause = io_read_pause,
     .admit_request = io_admit_request,
+    .local_authority = io_local_authority,
     .state_changed = io_state_changed,
     .request_ended = io_request_ended,
 };
