@@ -14,6 +14,11 @@
  * and dropped. Any framing error ends the connection after its answer, so nothing that
  * follows is read as another request.
  *
+ * Request forms besides origin- and absolute-form: CONNECT is a 501 (weir does not tunnel),
+ * OPTIONS * is answered by weir itself (proxy/upstream/router.c), and an HTTP/1.0 request
+ * without Host takes the connection's local address as its authority (RFC 9112 3.3).
+ * New requests ask the transport's admit_request, HTTP/2's overload rule for a new stream.
+ *
  * Thread: the connection's worker only.
  */
 #include "proxy/h1/h1.h"
