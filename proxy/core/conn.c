@@ -358,20 +358,22 @@ static int tls_seal(px_conn_t *c)
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
     (void)status;
-    mem_free(req); /* also called, UV_ECANCELED, when the handle closes first */
+    mem_free_exempt(req); /* also called, UV_ECANCELED, when the handle closes first */
 }
 
 /* Half-closes the socket (the FIN goes after the pending writes). The request is allocated
- * only now: an open connection holds none. Returns 0, -ENOMEM or libuv's error. */
+ * only now: an open connection holds none. Like the write request it is exempt from the
+ * budget: ending a connection must not wait for memory. Returns 0, -ENOMEM (the kernel refused
+ * a mapping) or libuv's error. */
 static int conn_shutdown(px_conn_t *c)
 {
     MEM_ASSERT(!c->closing);
-    uv_shutdown_t *req = mem_malloc(sizeof(*req));
+    uv_shutdown_t *req = mem_malloc_exempt(sizeof(*req));
     if (req == NULL)
         return -ENOMEM;
     int rc = uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown);
     if (rc != 0)
-        mem_free(req);
+        mem_free_exempt(req);
     return rc;
 }
 
@@ -394,7 +396,7 @@ static void after_write(px_conn_t *c)
 static void on_write(uv_write_t *req, int status)
 {
     px_conn_t *c = req->data;
-    mem_free(req); /* also called, UV_ECANCELED, when the handle closes first */
+    mem_free_exempt(req); /* also called, UV_ECANCELED, when the handle closes first */
     c->writing = false;
     if (c->closing)
         return;
@@ -408,8 +410,9 @@ static void on_write(uv_write_t *req, int status)
 }
 
 /* Sends obuf: uv_try_write first, uv_write for what the kernel did not take (its request is
- * allocated only then). Returns 0, 1 when the rest waits for memory for that request (obuf
- * keeps it, the connection is parked: px_conn_flush), or a negative error. */
+ * allocated only then, exempt from the budget: at the limit, writing out is what frees memory,
+ * so it must not wait for memory). Returns 0, 1 when the kernel refused even that allocation
+ * (obuf keeps the rest, the connection is parked: px_conn_flush), or a negative error. */
 static int write_out(px_conn_t *c)
 {
     MEM_ASSERT(!c->writing);
@@ -423,7 +426,7 @@ static int write_out(px_conn_t *c)
     if (n < 0 && n != UV_EAGAIN)
         return n;
     size_t done = n > 0 ? (size_t)n : 0;
-    uv_write_t *req = mem_malloc(sizeof(*req));
+    uv_write_t *req = mem_malloc_exempt(sizeof(*req));
     if (req == NULL) {
         memmove(c->obuf, c->obuf + done, c->olen - done);
         c->olen -= done;
@@ -434,7 +437,7 @@ static int write_out(px_conn_t *c)
     req->data = c;
     int rc = uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
     if (rc != 0) {
-        mem_free(req);
+        mem_free_exempt(req);
         return rc;
     }
     c->writing = true;

@@ -111,6 +111,24 @@ static size_t shed_need(const px_wimpl_t *wi, px_overload_level_t lv)
     return committed > target ? committed - target : 0;
 }
 
+/* Keeps the `cap` heaviest items seen so far in `top`/`wt` (`*n` of them, heaviest first):
+ * inserts `item` of weight `x` when it is among them. */
+static void keep_heaviest(void **top, size_t *wt, size_t *n, size_t cap, void *item, size_t x)
+{
+    MEM_ASSERT(*n <= cap);
+    MEM_ASSERT(cap > 0);
+    if (*n == cap && x <= wt[*n - 1])
+        return;
+    size_t i = *n < cap ? (*n)++ : *n - 1;
+    while (i > 0 && wt[i - 1] < x) {
+        top[i] = top[i - 1];
+        wt[i] = wt[i - 1];
+        i--;
+    }
+    top[i] = item;
+    wt[i] = x;
+}
+
 /* Closes the connections whose output has been blocked for PX_OVERLOAD_STALL_MS, heaviest
  * first, until they held what this worker should free (at most PX_OVERLOAD_SHED_CONNS a
  * tick). Returns the bytes they held. */
@@ -120,24 +138,13 @@ static size_t shed_stalled(px_wimpl_t *wi, px_overload_level_t lv)
     if (need == 0)
         return 0;
     uint64_t now = uv_now(&wi->w->loop);
-    px_conn_t *top[PX_OVERLOAD_SHED_CONNS];
+    void *top[PX_OVERLOAD_SHED_CONNS]; /* px_conn_t */
     size_t wt[PX_OVERLOAD_SHED_CONNS];
     size_t n = 0;
     for (px_conn_t *c = wi->conns; c != NULL; c = c->next) {
         if (c->closing || px_conn_stalled_ms(c, now) < PX_OVERLOAD_STALL_MS)
             continue;
-        size_t x = px_conn_bytes(c);
-        if (n == PX_OVERLOAD_SHED_CONNS && x <= wt[n - 1])
-            continue;
-        /* Insertion into the small sorted array (heaviest first). */
-        size_t i = n < PX_OVERLOAD_SHED_CONNS ? n++ : n - 1;
-        while (i > 0 && wt[i - 1] < x) {
-            top[i] = top[i - 1];
-            wt[i] = wt[i - 1];
-            i--;
-        }
-        top[i] = c;
-        wt[i] = x;
+        keep_heaviest(top, wt, &n, PX_OVERLOAD_SHED_CONNS, c, px_conn_bytes(c));
     }
     MEM_ASSERT(n <= PX_OVERLOAD_SHED_CONNS);
     size_t freed = 0;
@@ -176,27 +183,16 @@ static void goaway_idle(px_wimpl_t *wi)
 /* Resets up to PX_OVERLOAD_SHED_PER_TICK of the heaviest live streams, heaviest first. */
 static void shed_heaviest(px_wimpl_t *wi)
 {
-    px_stream_t *top[PX_OVERLOAD_SHED_PER_TICK];
+    void *top[PX_OVERLOAD_SHED_PER_TICK]; /* px_stream_t */
     size_t wt[PX_OVERLOAD_SHED_PER_TICK];
     size_t n = 0;
     for (px_conn_t *c = wi->conns; c != NULL; c = c->next) {
         if (c->closing || c->mode != PX_CONN_H2)
             continue;
-        for (px_stream_t *st = c->h2 ? c->h2->streams : NULL; st != NULL; st = st->next) {
+        for (px_stream_t *st = c->h2->streams; st != NULL; st = st->next) {
             if (st->failed)
                 continue; /* already reset; its memory goes when the reset is sent */
-            size_t x = stream_weight(st);
-            if (n == PX_OVERLOAD_SHED_PER_TICK && x <= wt[n - 1])
-                continue;
-            /* Insertion into the small sorted array (heaviest first). */
-            size_t i = n < PX_OVERLOAD_SHED_PER_TICK ? n++ : n - 1;
-            while (i > 0 && wt[i - 1] < x) {
-                top[i] = top[i - 1];
-                wt[i] = wt[i - 1];
-                i--;
-            }
-            top[i] = st;
-            wt[i] = x;
+            keep_heaviest(top, wt, &n, PX_OVERLOAD_SHED_PER_TICK, st, stream_weight(st));
         }
     }
     MEM_ASSERT(n <= PX_OVERLOAD_SHED_PER_TICK);
