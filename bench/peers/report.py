@@ -302,7 +302,8 @@ def targets(agg, idle, lines):
 
 
 def write_plots(agg, idle, streams, out, raw):
-    cells1 = [(f, u, b) for u in ('h1', 'h2c') for f in ('h2c', 'tls') for b in ('small', 'large')]
+    cells1 = [(f, u, b) for u in ('h1', 'h2c') for f in fronts_seen(agg)
+              for b in ('small', 'large')]
     cols_all = ORDER + ['ceiling']
     made = []
     for metric, name, ylabel, scale in (('rps', 'rps', 'requests/s (median)', 1),
@@ -315,6 +316,7 @@ def write_plots(agg, idle, streams, out, raw):
             # Columns with no value at all would shift gnuplot's clusters: leave them out.
             cols = [p for p in cols_all if any(
                 k[0] == workers and k[4] == p for k in agg)]
+            values = 0
             with open(dat, 'w') as f:
                 f.write('cell ' + ' '.join(cols) + '\n')
                 for fr_, u, b in cells1:
@@ -323,7 +325,10 @@ def write_plots(agg, idle, streams, out, raw):
                         c = agg.get((workers, fr_, 'file' if p == 'ceiling' else u, b, p))
                         v = c[metric] if c and c[metric] is not None else None
                         row.append('-' if v is None else '%.3f' % (v * scale))
+                        values += v is not None
                     f.write(' '.join(row) + '\n')
+            if values == 0:
+                continue  # gnuplot refuses a plot without a point ("x range is invalid")
             made.append((dat, 'peers-%s-w%d.svg' % (name, workers),
                          '%s, %d worker%s (groups: upstream/frontend/body)' % (
                              ylabel, workers, '' if workers == 1 else 's'),
@@ -344,8 +349,9 @@ def write_plots(agg, idle, streams, out, raw):
                         v = r['bytes_per_stream']
                 row.append('-' if v is None else '%.0f' % v)
             f.write(' '.join(row) + '\n')
-    made.append((dat, 'peers-mem.svg', 'bytes of proxy RSS per idle connection / active stream',
-                 len(mcols)))
+    if mcols:  # a run without the idle and streams phases has nothing to plot here
+        made.append((dat, 'peers-mem.svg',
+                     'bytes of proxy RSS per idle connection / active stream', len(mcols)))
     for dat, svg, title, n in made:
         gp = ('set terminal svg size 1000,480 dynamic font "sans,11"\n'
               'set output "%s"\n'

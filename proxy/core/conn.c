@@ -210,8 +210,9 @@ static void io_stream_ended(void *tr, const px_stream_t *st)
     const char *up = "-";
     if (st->route)
         up = st->route->cluster ? st->route->cluster->name : "direct";
+    char peer[PX_CONN_PEER_MAX];
     px_accesslog_entry_t e = {
-        .peer = c->peer,
+        .peer = px_conn_peer(c, peer),
         .method = st->method,
         .method_len = st->method_len,
         .authority = st->authority,
@@ -264,14 +265,41 @@ static void io_read_pause(void *tr, bool pause)
     }
 }
 
+/* The local end of the socket, as an authority: asked only for an HTTP/1.0 request without
+ * Host (a syscall then; the connection keeps no copy). */
+static size_t io_local_authority(void *tr, char *buf, size_t cap)
+{
+    px_conn_t *c = tr;
+    MEM_ASSERT(buf != NULL && cap >= PX_CONN_PEER_MAX);
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    char ip[INET6_ADDRSTRLEN];
+    buf[0] = '\0';
+    if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    int n = 0;
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        if (inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip)) != NULL)
+            n = snprintf(buf, cap, "[%s]:%u", ip, ntohs(a->sin6_port));
+    } else if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        if (inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip)) != NULL)
+            n = snprintf(buf, cap, "%s:%u", ip, ntohs(a->sin_port));
+    }
+    MEM_ASSERT(n >= 0 && (size_t)n < cap);
+    return (size_t)n;
+}
+
 static void io_h1_ended(void *tr, const px_h1_done_t *d)
 {
     px_conn_t *c = tr;
     px_accesslog_t *l = c->wi->log;
     if (l == NULL)
         return;
+    char peer[PX_CONN_PEER_MAX];
     px_accesslog_entry_t e = {
-        .peer = c->peer,
+        .peer = px_conn_peer(c, peer),
         .method = d->method,
         .method_len = d->method_len,
         .authority = d->authority,
@@ -294,6 +322,8 @@ static const px_h1_io_t conn_h1_io = {
     .room = io_room,
     .mark_dirty = io_mark_dirty,
     .read_pause = io_read_pause,
+    .admit_request = io_admit_stream,
+    .local_authority = io_local_authority,
     .state_changed = io_streams_changed,
     .request_ended = io_h1_ended,
 };
@@ -311,7 +341,7 @@ static int tls_seal(px_conn_t *c)
         off += (size_t)n;
     }
     c->plen = 0;
-    size_t pending = BIO_ctrl_pending(c->wbio);
+    size_t pending = BIO_ctrl_pending(SSL_get_wbio(c->ssl));
     if (pending == 0)
         return 0;
     if (c->olen + pending > c->ocap) {
@@ -321,7 +351,7 @@ static int tls_seal(px_conn_t *c)
         c->obuf = nb;
         c->ocap = c->olen + pending;
     }
-    int n = BIO_read(c->wbio, c->obuf + c->olen, (int)pending);
+    int n = BIO_read(SSL_get_wbio(c->ssl), c->obuf + c->olen, (int)pending);
     if (n > 0)
         c->olen += (size_t)n;
     return 0;
@@ -329,8 +359,24 @@ static int tls_seal(px_conn_t *c)
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-    (void)req;
     (void)status;
+    mem_free_exempt(req); /* also called, UV_ECANCELED, when the handle closes first */
+}
+
+/* Half-closes the socket (the FIN goes after the pending writes). The request is allocated
+ * only now: an open connection holds none. Like the write request it is exempt from the
+ * budget: ending a connection must not wait for memory. Returns 0, -ENOMEM (the kernel refused
+ * a mapping) or libuv's error. */
+static int conn_shutdown(px_conn_t *c)
+{
+    MEM_ASSERT(!c->closing);
+    uv_shutdown_t *req = mem_malloc_exempt(sizeof(*req));
+    if (req == NULL)
+        return -ENOMEM;
+    int rc = uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown);
+    if (rc != 0)
+        mem_free_exempt(req);
+    return rc;
 }
 
 static void after_write(px_conn_t *c)
@@ -343,7 +389,7 @@ static void after_write(px_conn_t *c)
     if (c->mode == PX_CONN_H1_REJECT) {
         /* Half-close and keep reading until the client closes, so the kernel does not turn
          * unread request bytes into a RST that destroys our answer. */
-        if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+        if (conn_shutdown(c) != 0)
             px_conn_close(c);
         return;
     }
@@ -352,6 +398,7 @@ static void after_write(px_conn_t *c)
 static void on_write(uv_write_t *req, int status)
 {
     px_conn_t *c = req->data;
+    mem_free_exempt(req); /* also called, UV_ECANCELED, when the handle closes first */
     c->writing = false;
     if (c->closing)
         return;
@@ -364,7 +411,10 @@ static void on_write(uv_write_t *req, int status)
     px_conn_mark_dirty(c);
 }
 
-/* Sends obuf: uv_try_write first, uv_write for what the kernel did not take. */
+/* Sends obuf: uv_try_write first, uv_write for what the kernel did not take (its request is
+ * allocated only then, exempt from the budget: at the limit, writing out is what frees memory,
+ * so it must not wait for memory). Returns 0, 1 when the kernel refused even that allocation
+ * (obuf keeps the rest, the connection is parked: px_conn_flush), or a negative error. */
 static int write_out(px_conn_t *c)
 {
     MEM_ASSERT(!c->writing);
@@ -378,11 +428,20 @@ static int write_out(px_conn_t *c)
     if (n < 0 && n != UV_EAGAIN)
         return n;
     size_t done = n > 0 ? (size_t)n : 0;
+    uv_write_t *req = mem_malloc_exempt(sizeof(*req));
+    if (req == NULL) {
+        memmove(c->obuf, c->obuf + done, c->olen - done);
+        c->olen -= done;
+        c->send_oom = true;
+        return 1;
+    }
     b = uv_buf_init((char *)c->obuf + done, (unsigned)(c->olen - done));
-    c->wreq.data = c;
-    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-    if (rc != 0)
+    req->data = c;
+    int rc = uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (rc != 0) {
+        mem_free_exempt(req);
         return rc;
+    }
     c->writing = true;
     /* The send timeout counts from here: before, nothing was pending. */
     c->out_progress_ms = now_ms(c);
@@ -404,18 +463,25 @@ void px_conn_flush(px_conn_t *c)
     }
     /* A few rounds at most: fairness between connections of one worker. */
     for (int round = 0; round < 4 && !c->writing; round++) {
-        if (c->mode == PX_CONN_H2 && px_h2_send(&c->h2) != 0)
+        if (c->mode == PX_CONN_H2 && px_h2_send(c->h2) != 0)
             goto fail;
         if (c->mode == PX_CONN_H1 && px_h1_send(&c->h1) != 0)
             goto fail;
         if (c->ssl && c->plen > 0 && tls_seal(c) != 0)
             goto fail;
-        if (c->ssl && c->olen == 0 && BIO_ctrl_pending(c->wbio) > 0 && tls_seal(c) != 0)
+        if (c->ssl && c->olen == 0 && BIO_ctrl_pending(SSL_get_wbio(c->ssl)) > 0 &&
+            tls_seal(c) != 0)
             goto fail;
         if (c->olen == 0)
             break;
-        if (write_out(c) != 0)
+        int rc = write_out(c);
+        if (rc < 0)
             goto fail;
+        if (rc > 0) {
+            /* No memory for the write request: wait for memory as for a batch. */
+            px_memwait_add(&c->wi->memwait, &c->memwait);
+            return;
+        }
         if (c->mode == PX_CONN_H1_REJECT)
             break;
     }
@@ -425,14 +491,14 @@ void px_conn_flush(px_conn_t *c)
         mem_free(c->pbuf);
         c->obuf = c->pbuf = NULL;
         c->ocap = 0;
-        if (c->mode == PX_CONN_H2 && !px_h2_want_io(&c->h2))
+        if (c->mode == PX_CONN_H2 && !px_h2_want_io(c->h2))
             px_conn_close(c);
-        else if (c->mode == PX_CONN_H2 && px_h2_want_write(&c->h2) && c->send_oom)
+        else if (c->mode == PX_CONN_H2 && px_h2_want_write(c->h2) && c->send_oom)
             /* No memory for a batch: marking it dirty again would retry on every loop turn, a
              * busy loop for as long as memory stays short. It waits for memory instead;
              * nghttp2 keeps what it could not send. */
             px_memwait_add(&c->wi->memwait, &c->memwait);
-        else if (c->mode == PX_CONN_H2 && px_h2_want_write(&c->h2))
+        else if (c->mode == PX_CONN_H2 && px_h2_want_write(c->h2))
             px_conn_mark_dirty(c); /* rounds ran out: continue next iteration */
         else if (c->mode == PX_CONN_H1 && px_h1_want_close(&c->h1))
             h1_linger(c);
@@ -452,7 +518,7 @@ static void on_timer(uv_timer_t *t)
     px_conn_t *c = t->data;
     if (c->closing)
         return;
-    if (c->mode == PX_CONN_H2 && c->h2.streams_cnt > 0)
+    if (c->mode == PX_CONN_H2 && c->h2->streams_cnt > 0)
         return;
     if (c->mode == PX_CONN_H1 && px_h1_busy(&c->h1)) {
         /* limits.stream_idle_timeout: no byte moved either way on the request in progress
@@ -471,17 +537,17 @@ static void on_timer(uv_timer_t *t)
         return;
     }
     if (c->mode == PX_CONN_H2) {
-        if (c->h2.had_request)
+        if (c->h2->had_request)
             MEM_STAT_ADD(c->w->stats.timeouts_idle, 1);
         else
             MEM_STAT_ADD(c->w->stats.timeouts_header, 1);
         /* Polite close: GOAWAY, and the connection closes once it is written. */
-        px_h2_goaway(&c->h2);
+        px_h2_goaway(c->h2);
         px_conn_mark_dirty(c);
         uv_timer_start(&c->timer, on_timer, 1000, 0);
-        if (c->h2.drain_notice)
+        if (c->h2->drain_notice)
             px_conn_close(c);
-        c->h2.drain_notice = true;
+        c->h2->drain_notice = true;
         return;
     }
     if (c->mode == PX_CONN_PREFACE)
@@ -509,11 +575,11 @@ void px_conn_update_timer(px_conn_t *c)
         h1_progress(c);
         return;
     }
-    if (c->h2.streams_cnt > 0) {
+    if (c->h2 != NULL && c->h2->streams_cnt > 0) {
         uv_timer_stop(&c->timer);
         return;
     }
-    bool had = h1 ? c->h1.had_request : c->h2.had_request;
+    bool had = h1 ? c->h1.had_request : c->h2 != NULL && c->h2->had_request;
     uint32_t ms = had ? lim->idle_timeout_ms : lim->header_timeout_ms;
     if (ms > 0)
         uv_timer_start(&c->timer, on_timer, ms, 0);
@@ -569,22 +635,20 @@ static void h1_linger(px_conn_t *c)
             return; /* after_write half-closes */
         }
     }
-    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+    if (conn_shutdown(c) != 0)
         goto fail;
     return;
 fail:
     px_conn_close(c);
 }
 
-/* The connection speaks HTTP/1.1: the HTTP/2 session goes (an idle HTTP/1.1 connection holds
- * none) and proxy/h1/ gets the bytes read so far, `pre` (the preface bytes that matched) and
- * `data`. */
+/* The connection speaks HTTP/1.1 (it never had an HTTP/2 side): proxy/h1/ gets the bytes read so
+ * far, `pre` (the preface bytes that matched) and `data`. */
 static void start_h1(px_conn_t *c, const uint8_t *pre, size_t pre_len, const uint8_t *data,
                      size_t len)
 {
     MEM_ASSERT(c->mode == PX_CONN_PREFACE);
-    MEM_ASSERT(c->h2.streams == NULL);
-    px_h2_session_free(&c->h2);
+    MEM_ASSERT(c->h2 == NULL);
     c->mode = PX_CONN_H1;
     c->h1.w = c->w;
     c->h1.region = c->region;
@@ -600,6 +664,28 @@ static void start_h1(px_conn_t *c, const uint8_t *pre, size_t pre_len, const uin
     }
     if (!c->closing)
         px_conn_mark_dirty(c);
+}
+
+/* The client preface is complete: the HTTP/2 side is made now (an HTTP/1.1 connection never
+ * pays for it), sends its SETTINGS and reads the preface. Returns 0 or -ENOMEM. */
+static int start_h2(px_conn_t *c)
+{
+    MEM_ASSERT(c->mode == PX_CONN_PREFACE);
+    MEM_ASSERT(c->h2 == NULL);
+    px_h2_conn_t *h = mem_calloc(1, sizeof(*h));
+    if (h == NULL)
+        return -ENOMEM;
+    h->w = c->w;
+    h->region = c->region;
+    h->peer_ip = c->peer_ip;
+    h->tls = c->ssl != NULL;
+    h->tr = c;
+    h->io = &conn_io;
+    c->h2 = h;
+    c->mode = PX_CONN_H2;
+    if (px_h2_session_new(h, c->wi->ng_cbs, c->wi->ng_opt, px_alloc_nghttp2_mem()) != 0)
+        return -ENOMEM; /* the close frees what the session made */
+    return px_h2_recv(h, (const uint8_t *)preface, PREFACE_LEN);
 }
 
 /* Plaintext from the peer: preface check, then nghttp2 or proxy/h1/. */
@@ -626,13 +712,16 @@ static void feed(px_conn_t *c, const uint8_t *data, size_t len)
             return;
         }
         c->preface_pos += (uint8_t)k;
-        if (px_h2_recv(&c->h2, data, len) != 0)
+        if (c->preface_pos < PREFACE_LEN)
+            return; /* the matched bytes are the constant preface: nothing to keep */
+        if (start_h2(c) != 0)
             goto fail;
-        if (c->preface_pos == PREFACE_LEN)
-            c->mode = PX_CONN_H2;
-        return;
+        data += k;
+        len -= k;
+        if (len == 0)
+            return;
     }
-    if (px_h2_recv(&c->h2, data, len) != 0)
+    if (px_h2_recv(c->h2, data, len) != 0)
         goto fail;
     return;
 fail:
@@ -646,7 +735,7 @@ fail:
 static void tls_send_last(px_conn_t *c)
 {
     uint8_t b[512];
-    int n = BIO_read(c->wbio, b, (int)sizeof(b));
+    int n = BIO_read(SSL_get_wbio(c->ssl), b, (int)sizeof(b));
     if (n <= 0)
         return;
     uv_buf_t ub = uv_buf_init((char *)b, (unsigned)n);
@@ -657,7 +746,7 @@ static void tls_feed(px_conn_t *c, const uint8_t *data, size_t len)
 {
     if (c->mode == PX_CONN_H1_REJECT)
         return; /* rejected and shut down: nothing reads rbio any more, so nothing goes in */
-    if (BIO_write(c->rbio, data, (int)len) != (int)len)
+    if (BIO_write(SSL_get_rbio(c->ssl), data, (int)len) != (int)len)
         goto fail;
     if (!c->tls_done) {
         int r = SSL_do_handshake(c->ssl);
@@ -743,21 +832,33 @@ static void peer_name(px_conn_t *c)
     struct sockaddr_storage ss;
     int len = sizeof(ss);
     c->peer_ip[0] = '\0';
-    snprintf(c->peer, sizeof(c->peer), "-");
+    c->peer_port = 0;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
         return;
-    uint16_t port = 0;
     if (ss.ss_family == AF_INET6) {
         struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, c->peer_ip, sizeof(c->peer_ip));
-        port = ntohs(a->sin6_port);
-        snprintf(c->peer, sizeof(c->peer), "[%s]:%u", c->peer_ip, port);
+        if (inet_ntop(AF_INET6, &a->sin6_addr, c->peer_ip, sizeof(c->peer_ip)) == NULL)
+            c->peer_ip[0] = '\0';
+        c->peer_port = ntohs(a->sin6_port);
     } else {
         struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &a->sin_addr, c->peer_ip, sizeof(c->peer_ip));
-        port = ntohs(a->sin_port);
-        snprintf(c->peer, sizeof(c->peer), "%s:%u", c->peer_ip, port);
+        if (inet_ntop(AF_INET, &a->sin_addr, c->peer_ip, sizeof(c->peer_ip)) == NULL)
+            c->peer_ip[0] = '\0';
+        c->peer_port = ntohs(a->sin_port);
     }
+}
+
+const char *px_conn_peer(const px_conn_t *c, char *buf)
+{
+    MEM_STATIC_ASSERT(PX_CONN_PEER_MAX >= sizeof(c->peer_ip) + 9, "brackets, colon, port, NUL");
+    MEM_ASSERT(buf != NULL);
+    if (c->peer_ip[0] == '\0')
+        snprintf(buf, PX_CONN_PEER_MAX, "-");
+    else if (strchr(c->peer_ip, ':') != NULL)
+        snprintf(buf, PX_CONN_PEER_MAX, "[%s]:%u", c->peer_ip, c->peer_port);
+    else
+        snprintf(buf, PX_CONN_PEER_MAX, "%s:%u", c->peer_ip, c->peer_port);
+    return buf;
 }
 
 /* Woken from the worker's memory wait list: try the flush again. */
@@ -788,6 +889,11 @@ static void refuse(px_lis_t *lis)
     (void)uv_accept((uv_stream_t *)&lis->tcp, (uv_stream_t *)t);
     uv_close((uv_handle_t *)t, on_refused_close);
 }
+
+/* An idle HTTP/1.1 connection's region is its first chunk alone (issue 16: at most 1 KiB):
+ * MEM__ARENA_CHUNK_MIN, 1,024 bytes, less the block and region headers (256), holds px_conn_t.
+ * e2e 88 measures it. */
+MEM_STATIC_ASSERT(sizeof(px_conn_t) <= 768, "px_conn_t fits the region's first chunk");
 
 void px_conn_accept(px_lis_t *lis)
 {
@@ -842,16 +948,10 @@ void px_conn_accept(px_lis_t *lis)
     MEM_STAT_ADD(w->stats.conn_accepted, 1);
     (void)uv_tcp_nodelay(&c->tcp, 1);
     peer_name(c);
-    mem_region_set_label(r, c->peer);
-    if (lis->tls && px_tls_conn_new(lis->tls, &c->ssl, &c->rbio, &c->wbio) != 0)
-        goto fail;
-    c->h2.w = w;
-    c->h2.region = r;
-    c->h2.peer_ip = c->peer_ip;
-    c->h2.tls = lis->tls != NULL;
-    c->h2.tr = c;
-    c->h2.io = &conn_io;
-    if (px_h2_session_new(&c->h2, wi->ng_cbs, wi->ng_opt, px_alloc_nghttp2_mem()) != 0)
+    char peer[PX_CONN_PEER_MAX];
+    mem_region_set_label(r, px_conn_peer(c, peer));
+    BIO *rbio, *wbio; /* owned by the SSL; reached again with SSL_get_rbio/wbio */
+    if (lis->tls && px_tls_conn_new(lis->tls, &c->ssl, &rbio, &wbio) != 0)
         goto fail;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
         goto fail;
@@ -888,12 +988,17 @@ static void on_close(uv_handle_t *h)
             *pp = c->dirty_next;
         c->dirty = false;
     }
-    px_h2_session_free(&c->h2);
+    if (c->h2 != NULL) {
+        /* Before the region: the codec's endpoint lives in it. */
+        px_h2_session_free(c->h2);
+        MEM_ASSERT(c->h2->streams == NULL);
+        mem_free(c->h2);
+        c->h2 = NULL;
+    }
     if (c->ssl)
         SSL_free(c->ssl);
     mem_free(c->obuf);
     mem_free(c->pbuf);
-    MEM_ASSERT(c->h2.streams == NULL);
     mem_region_free(c->region); /* c freed */
     MEM_ASSERT(wi->conns_cnt > 0);
     wi->conns_cnt--;
@@ -919,7 +1024,8 @@ void px_conn_close(px_conn_t *c)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
     px_memwait_del(&wi->memwait, &c->memwait);
-    px_h2_streams_end(&c->h2);
+    if (c->h2 != NULL)
+        px_h2_streams_end(c->h2);
     px_h1_fini(&c->h1);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->tcp, on_close);
@@ -949,9 +1055,9 @@ void px_conn_drain(px_conn_t *c, bool final)
         return;
     }
     if (final)
-        px_h2_goaway(&c->h2);
+        px_h2_goaway(c->h2);
     else
-        px_h2_shutdown_notice(&c->h2);
+        px_h2_shutdown_notice(c->h2);
     px_conn_mark_dirty(c);
 }
 
@@ -975,8 +1081,13 @@ size_t px_conn_bytes(const px_conn_t *c)
     size_t n = mem_region_bytes(c->region) + c->ocap;
     if (c->pbuf != NULL)
         n += PX_CONN_BATCH_BYTES;
-    for (const px_stream_t *st = c->h2.streams; st != NULL; st = st->next)
-        n += st->buffered;
+    if (c->h2 != NULL) {
+        n += sizeof(*c->h2);
+        for (const px_stream_t *st = c->h2->streams; st != NULL; st = st->next)
+            n += st->buffered;
+    }
+    if (c->mode == PX_CONN_H1)
+        n += px_h1_held(&c->h1);
     MEM_ASSERT(n >= c->ocap);
     return n;
 }
@@ -1002,7 +1113,7 @@ size_t px_conn_collect(px_conn_t *c, px_region_row_t *rows, size_t max)
     memset(row, 0, sizeof(*row));
     row->worker = c->w->idx;
     row->region_id = mem_region_id(c->region);
-    snprintf(row->peer, sizeof(row->peer), "%s", c->peer);
+    px_conn_peer(c, row->peer);
     row->bytes = mem_region_bytes(c->region);
     row->age_ms = now - c->created_ms;
     px_h1_done_t q;
@@ -1012,7 +1123,7 @@ size_t px_conn_collect(px_conn_t *c, px_region_row_t *rows, size_t max)
         memset(row, 0, sizeof(*row));
         row->worker = c->w->idx;
         row->region_id = mem_region_id(c->region);
-        snprintf(row->peer, sizeof(row->peer), "%s", c->peer);
+        px_conn_peer(c, row->peer);
         row->stream_id = 1;
         snprintf(row->authority, sizeof(row->authority), "%.*s", (int)q.authority_len,
                  q.authority ? q.authority : "");
@@ -1020,12 +1131,12 @@ size_t px_conn_collect(px_conn_t *c, px_region_row_t *rows, size_t max)
         row->bytes = px_h1_bytes(&c->h1);
         row->age_ms = (uv_hrtime() - q.started_ns) / 1000000u;
     }
-    for (px_stream_t *st = c->h2.streams; st && n < max; st = st->next) {
+    for (px_stream_t *st = c->h2 ? c->h2->streams : NULL; st && n < max; st = st->next) {
         row = &rows[n++];
         memset(row, 0, sizeof(*row));
         row->worker = c->w->idx;
         row->region_id = mem_region_id(c->region);
-        snprintf(row->peer, sizeof(row->peer), "%s", c->peer);
+        px_conn_peer(c, row->peer);
         row->stream_id = st->id;
         snprintf(row->authority, sizeof(row->authority), "%.*s", (int)st->authority_len,
                  st->authority ? st->authority : "");

@@ -57,11 +57,13 @@ typedef enum px_conn_mode_e {
                           lingering */
 } px_conn_mode_t;
 
+/* What an idle HTTP/1.1 keep-alive connection holds is this struct in its region's first chunk
+ * and nothing else (issue 16: at most 1 KiB each): the HTTP/2 side is allocated only for
+ * HTTP/2, the write and shutdown requests only while one is pending, the peer's "ip:port"
+ * formatted when it is wanted. */
 struct px_conn_s {
     uv_tcp_t tcp;
-    uv_timer_t timer; /* header, idle and linger timeouts */
-    uv_write_t wreq;
-    uv_shutdown_t sreq;
+    uv_timer_t timer;              /* header, idle and linger timeouts */
     px_worker_t *w;                /* borrows */
     px_wimpl_t *wi;                /* borrows */
     px_lis_t *lis;                 /* borrows */
@@ -77,13 +79,14 @@ struct px_conn_s {
     px_conn_mode_t mode;
     uint8_t preface_pos;
     int handles_open;
-    SSL *ssl;         /* owns, NULL for h2c */
-    BIO *rbio, *wbio; /* borrows: owned by ssl */
-    bool rpaused;     /* HTTP/1.1 paused reading (input waits for a response or the upstream) */
-    bool rpump;       /* TLS: plaintext may wait in OpenSSL since the pause: read it */
-    px_h2_conn_t h2;  /* the HTTP/2 side (proxy/h2/h2.h); reaches back through conn_io */
-    px_h1_conn_t h1;  /* the HTTP/1.1 side (proxy/h1/h1.h), in PX_CONN_H1 */
-    uint8_t *obuf;    /* owns (tcache): bytes for the socket */
+    SSL *ssl;     /* owns, NULL for h2c; its rbio and wbio are memory BIOs */
+    bool rpaused; /* HTTP/1.1 paused reading (input waits for a response or the upstream) */
+    bool rpump;   /* TLS: plaintext may wait in OpenSSL since the pause: read it */
+    /* owns (tcache): the HTTP/2 side (proxy/h2/h2.h), made when the client preface is complete;
+     * NULL before and on HTTP/1.1. It reaches back through conn_io. */
+    px_h2_conn_t *h2;
+    px_h1_conn_t h1; /* the HTTP/1.1 side (proxy/h1/h1.h), in PX_CONN_H1 */
+    uint8_t *obuf;   /* owns (tcache): bytes for the socket */
     size_t olen, ocap;
     uint8_t *pbuf; /* owns (tcache): TLS plaintext batch */
     size_t plen;
@@ -91,9 +94,15 @@ struct px_conn_s {
     uint64_t created_ms;
     uint64_t out_progress_ms; /* loop time output last moved, or had nothing pending */
     size_t out_queued;        /* tcp.write_queue_size when last looked at */
-    char peer[64];            /* "ip:port" */
-    char peer_ip[48];
+    uint16_t peer_port;
+    char peer_ip[46]; /* INET6_ADDRSTRLEN; "" when unknown */
 };
+
+#define PX_CONN_PEER_MAX 56 /* "[" INET6_ADDRSTRLEN "]:65535" */
+
+/* Writes the peer's "ip:port" ("[ip]:port" for IPv6, "-" when unknown) into `buf`
+ * (PX_CONN_PEER_MAX bytes) and returns it. Thread: worker. Alloc: none. */
+const char *px_conn_peer(const px_conn_t *c, char *buf);
 
 struct px_wimpl_s {
     px_worker_t *w; /* borrows */

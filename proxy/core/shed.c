@@ -5,7 +5,9 @@
  * the heaviest connections that stopped reading closed, and at CRITICAL GOAWAY to idle
  * connections and the reset of the streams holding the most memory.
  *
- * Admission (each stream counted at what it may come to hold, `per`: two stream buffers):
+ * Admission of a new HTTP/2 stream and of a new HTTP/1.1 request alike (px_h1_io_t's
+ * admit_request asks this too; a refused request is a 503 with Retry-After), each counted at
+ * what it may come to hold (`per`: two stream buffers):
  *   - CRITICAL: none.
  *   - NORMAL, the pool: any stream while this worker's streams together could hold no more
  *     than its part of the budget up to the elevated threshold. What streams may come to hold
@@ -96,8 +98,11 @@ bool px_overload__admit_stream(const px_conn_t *c)
     size_t reserved = (MEM_STAT_LOAD(c->w->stats.streams_active) + 1) * per;
     if (lv == PX_OVERLOAD_NORMAL && reserved <= worker_part(c->wi, c->w->cfg->memory.elevated))
         return true;
-    /* Past the pool, and at ELEVATED: only a connection that holds less than its fair share. */
-    size_t want = px_conn_bytes(c) + (c->h2.streams_cnt + 1) * per;
+    /* Past the pool, and at ELEVATED: only a connection that holds less than its fair share.
+     * An HTTP/1.1 connection has at most one request in progress; the requests it pipelined
+     * behind it wait in its input buffer, which px_conn_bytes counts. */
+    size_t open = c->h2 != NULL ? c->h2->streams_cnt : px_h1_busy(&c->h1) ? 1u : 0u;
+    size_t want = px_conn_bytes(c) + (open + 1) * per;
     MEM_ASSERT(want >= per);
     return want <= fair_share(c->wi);
 }
@@ -116,6 +121,24 @@ static size_t shed_need(const px_wimpl_t *wi, px_overload_level_t lv)
     return committed > target ? committed - target : 0;
 }
 
+/* Keeps the `cap` heaviest items seen so far in `top`/`wt` (`*n` of them, heaviest first):
+ * inserts `item` of weight `x` when it is among them. */
+static void keep_heaviest(void **top, size_t *wt, size_t *n, size_t cap, void *item, size_t x)
+{
+    MEM_ASSERT(*n <= cap);
+    MEM_ASSERT(cap > 0);
+    if (*n == cap && x <= wt[*n - 1])
+        return;
+    size_t i = *n < cap ? (*n)++ : *n - 1;
+    while (i > 0 && wt[i - 1] < x) {
+        top[i] = top[i - 1];
+        wt[i] = wt[i - 1];
+        i--;
+    }
+    top[i] = item;
+    wt[i] = x;
+}
+
 /* Closes the connections whose output has been blocked for PX_OVERLOAD_STALL_MS, heaviest
  * first, until they held what this worker should free (at most PX_OVERLOAD_SHED_CONNS a
  * tick). Returns the bytes they held. */
@@ -125,24 +148,13 @@ static size_t shed_stalled(px_wimpl_t *wi, px_overload_level_t lv)
     if (need == 0)
         return 0;
     uint64_t now = uv_now(&wi->w->loop);
-    px_conn_t *top[PX_OVERLOAD_SHED_CONNS];
+    void *top[PX_OVERLOAD_SHED_CONNS]; /* px_conn_t */
     size_t wt[PX_OVERLOAD_SHED_CONNS];
     size_t n = 0;
     for (px_conn_t *c = wi->conns; c != NULL; c = c->next) {
         if (c->closing || px_conn_stalled_ms(c, now) < PX_OVERLOAD_STALL_MS)
             continue;
-        size_t x = px_conn_bytes(c);
-        if (n == PX_OVERLOAD_SHED_CONNS && x <= wt[n - 1])
-            continue;
-        /* Insertion into the small sorted array (heaviest first). */
-        size_t i = n < PX_OVERLOAD_SHED_CONNS ? n++ : n - 1;
-        while (i > 0 && wt[i - 1] < x) {
-            top[i] = top[i - 1];
-            wt[i] = wt[i - 1];
-            i--;
-        }
-        top[i] = c;
-        wt[i] = x;
+        keep_heaviest(top, wt, &n, PX_OVERLOAD_SHED_CONNS, c, px_conn_bytes(c));
     }
     MEM_ASSERT(n <= PX_OVERLOAD_SHED_CONNS);
     size_t freed = 0;
@@ -169,10 +181,10 @@ static void goaway_idle(px_wimpl_t *wi)
             MEM_STAT_ADD(wi->w->stats.overload_goaway_idle, 1);
             continue;
         }
-        if (c->closing || c->mode != PX_CONN_H2 || c->h2.streams_cnt > 0 || c->shed_goaway)
+        if (c->closing || c->mode != PX_CONN_H2 || c->h2->streams_cnt > 0 || c->shed_goaway)
             continue;
         c->shed_goaway = true;
-        px_h2_goaway(&c->h2);
+        px_h2_goaway(c->h2);
         px_conn_mark_dirty(c);
         MEM_STAT_ADD(wi->w->stats.overload_goaway_idle, 1);
     }
@@ -212,7 +224,7 @@ static void shed_heaviest(px_wimpl_t *wi)
     for (px_conn_t *c = wi->conns; c != NULL; c = c->next) {
         if (c->closing || c->mode != PX_CONN_H2)
             continue;
-        for (px_stream_t *st = c->h2.streams; st != NULL; st = st->next) {
+        for (px_stream_t *st = c->h2->streams; st != NULL; st = st->next) {
             if (!st->failed) /* a reset one's memory goes when the reset is sent */
                 heaviest_put(&h, c, st, stream_weight(st));
         }
@@ -251,7 +263,7 @@ static void shed_tenant(px_wimpl_t *wi, unsigned t)
         }
         if (c->mode != PX_CONN_H2)
             continue;
-        for (px_stream_t *st = c->h2.streams; st != NULL; st = st->next) {
+        for (px_stream_t *st = c->h2->streams; st != NULL; st = st->next) {
             if (st->tenant != t)
                 continue;
             if (st->failed)

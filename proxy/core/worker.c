@@ -122,8 +122,8 @@ static void on_tick(uv_timer_t *t)
     if (wi->w->cfg->limits.stream_idle_timeout_ms || wi->w->cfg->limits.header_timeout_ms) {
         uint64_t now = uv_now(&wi->w->loop);
         for (px_conn_t *c = wi->conns; c; c = c->next)
-            if (c->mode == PX_CONN_H2 && px_h2_want_sweep(&c->h2))
-                px_h2_sweep_idle(&c->h2, now);
+            if (c->mode == PX_CONN_H2 && px_h2_want_sweep(c->h2))
+                px_h2_sweep_idle(c->h2, now);
     }
     /* Send timeout: the same coarse sweep, over connections whose write waits on the socket. */
     if (wi->w->cfg->limits.send_timeout_ms) {
@@ -157,7 +157,8 @@ static void collect(px_wimpl_t *wi)
      * failed, and /memory/regions and the overload snapshot came back empty. */
     size_t max = 0, n = 0;
     for (px_conn_t *c = wi->conns; c && max < PX_COLLECT_ROWS_MAX; c = c->next)
-        max += 2 + c->h2.streams_cnt; /* an HTTP/1.1 connection's request takes the 2nd */
+        max += 2 + (c->h2 ? c->h2->streams_cnt
+                          : 0); /* an HTTP/1.1 connection's request takes the 2nd */
     max = MEM_MIN(max, (size_t)PX_COLLECT_ROWS_MAX);
     px_region_row_t *rows = max ? mem_malloc_exempt(sizeof(*rows) * max) : NULL;
     if (rows != NULL)

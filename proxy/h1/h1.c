@@ -14,6 +14,11 @@
  * and dropped. Any framing error ends the connection after its answer, so nothing that
  * follows is read as another request.
  *
+ * Request forms besides origin- and absolute-form: CONNECT is a 501 (weir does not tunnel),
+ * OPTIONS * is answered by weir itself (proxy/upstream/router.c), and an HTTP/1.0 request
+ * without Host takes the connection's local address as its authority (RFC 9112 3.3).
+ * New requests ask the transport's admit_request, HTTP/2's overload rule for a new stream.
+ *
  * Thread: the connection's worker only.
  */
 #include "proxy/h1/h1.h"
@@ -139,7 +144,7 @@ static void refuse(px_h1_conn_t *c, int status, const char *why, bool retry_afte
                      strlen(why) + 7, why);
     MEM_ASSERT(n > 0 && (size_t)n < cap);
     c->tail = b;
-    c->tail_len = (size_t)n;
+    c->tail_len = (uint32_t)n;
     c->tail_off = 0;
     mark_dirty(c);
 }
@@ -731,6 +736,27 @@ static void lower(char *s, size_t len)
             s[i] = (char)(s[i] - 'A' + 'a');
 }
 
+/* An HTTP/1.0 request may come without Host (and without an absolute-form target): its
+ * authority is then the local address and port the client connected to (RFC 9112 3.3, when
+ * no default name is configured), so it takes the routes that match any authority, and the
+ * upstream gets that as its host. Returns false on OOM. */
+static bool local_authority(px_h1_req_t *r)
+{
+    px_h1_conn_t *c = r->conn;
+    MEM_ASSERT(r->http10);
+    MEM_ASSERT(r->authority == NULL);
+    char *b = mem_subregion_alloc(r->sub, 64);
+    if (b == NULL)
+        return false;
+    size_t n = c->io->local_authority(c->tr, b, 64);
+    MEM_ASSERT(n < 64);
+    if (n > 0) {
+        r->authority = b;
+        r->authority_len = n;
+    }
+    return true;
+}
+
 /* Reads one request head of `hl` bytes at `p` and starts it. Returns false when the
  * connection ends (an answer and close are queued). */
 static bool start_request(px_h1_conn_t *c, const uint8_t *p, size_t hl)
@@ -746,8 +772,9 @@ static bool start_request(px_h1_conn_t *c, const uint8_t *p, size_t hl)
         refuse(c, 400, why, false);
         return false;
     }
-    /* Overload policy for new requests: the same point as HTTP/2's REFUSED_STREAM. */
-    if (px_worker_overload(w) >= PX_OVERLOAD_ELEVATED) {
+    /* Overload policy for new requests: the transport asks the rule HTTP/2 asks for a new
+     * stream (its REFUSED_STREAM is this 503). */
+    if (!c->io->admit_request(c->tr)) {
         MEM_STAT_ADD(w->stats.overload_streams_refused, 1);
         refuse(c, 503, "overloaded, retry later", true);
         return false;
@@ -766,6 +793,9 @@ static bool start_request(px_h1_conn_t *c, const uint8_t *p, size_t hl)
     r->sub = sub;
     r->started_ns = uv_hrtime();
     c->req = r;
+    /* The admission pool (proxy/core/shed.c) counts HTTP/1.1 requests in progress beside
+     * HTTP/2 streams: both hold a request's worth of buffers. */
+    MEM_STAT_ADD(w->stats.streams_active, 1);
     memcpy(copy, p, hl);
     head_parse_t hp = {.r = r, .hdrs = hdrs, .cap = lines + 1};
     http_parser parser;
@@ -845,22 +875,32 @@ static bool start_request(px_h1_conn_t *c, const uint8_t *p, size_t hl)
         int vl = snprintf(v, 24, "%llu", (unsigned long long)r->body_left);
         r->hdrs[r->hdrs_cnt++] = (px_header_t){"content-length", 14, v, (size_t)vl};
     }
-    /* The request target: origin-form, or absolute-form whose authority wins (RFC 9112
-     * 3.2.2); asterisk- and authority-form (OPTIONS *, CONNECT) are not proxied. */
+    /* The request target: origin-form, absolute-form whose authority wins (RFC 9112 3.2.2), or
+     * the asterisk-form of OPTIONS *, which weir answers itself (proxy/upstream/router.c).
+     * CONNECT is a 501: weir is a reverse proxy and does not tunnel; the connection closes, so
+     * bytes a client sends into the tunnel it expected are never read as a request. */
     r->path = hp.url;
     r->path_len = hp.url_len;
-    if (hp.url_len > 0 && hp.url[0] != '/') {
+    bool asterisk = hp.url_len == 1 && hp.url[0] == '*';
+    if (parser.method == HTTP_CONNECT || (asterisk && parser.method != HTTP_OPTIONS)) {
+        r->close = true;
+        c->closing = true;
+        r->req_ended = true;
+        respond_reason(r, asterisk ? 400 : 501,
+                       asterisk ? "the target * is for OPTIONS only"
+                                : "CONNECT is not supported: weir is a reverse proxy and does not "
+                                  "tunnel");
+        return false;
+    }
+    if (hp.url_len > 0 && hp.url[0] != '/' && !asterisk) {
         struct http_parser_url u;
         http_parser_url_init(&u);
-        if (parser.method == HTTP_CONNECT || hp.url_len == 0 ||
-            http_parser_parse_url(hp.url, hp.url_len, 0, &u) != 0 ||
+        if (http_parser_parse_url(hp.url, hp.url_len, 0, &u) != 0 ||
             !(u.field_set & (1u << UF_HOST))) {
             r->close = true;
             c->closing = true;
             r->req_ended = true;
-            respond_reason(r, parser.method == HTTP_CONNECT ? 405 : 400,
-                           parser.method == HTTP_CONNECT ? "CONNECT is not supported"
-                                                         : "unsupported request target");
+            respond_reason(r, 400, "unsupported request target");
             return false;
         }
         size_t hs = u.field_data[UF_HOST].off;
@@ -882,6 +922,12 @@ static bool start_request(px_h1_conn_t *c, const uint8_t *p, size_t hl)
             if (!IS(&r->hdrs[i], "host"))
                 r->hdrs[j++] = r->hdrs[i];
         r->hdrs_cnt = j;
+    }
+    if (r->http10 && hosts == 0 && r->authority == NULL && !local_authority(r)) {
+        r->close = true;
+        c->closing = true;
+        respond_reason(r, 503, "out of memory for this request");
+        return false;
     }
     if (!r->keepalive)
         r->close = true;
@@ -1312,6 +1358,7 @@ static void req_end(px_h1_conn_t *c)
         px_tenant_end(c->w, r->tenant, &r->tenant_counted);
     chunks_free(r);
     c->req = NULL;
+    MEM_STAT_SUB(c->w->stats.streams_active, 1);
     mem_subregion_free(r->sub); /* r freed */
     c->served++;
 }
@@ -1394,8 +1441,11 @@ int px_h1_send(px_h1_conn_t *c)
         else
             settle(c);
     }
-    if (c->tail != NULL)
-        (void)write_bytes(c, c->tail, c->tail_len, &c->tail_off);
+    if (c->tail != NULL) {
+        size_t off = c->tail_off;
+        (void)write_bytes(c, c->tail, c->tail_len, &off);
+        c->tail_off = (uint32_t)off;
+    }
     return 0;
 }
 
@@ -1458,6 +1508,15 @@ bool px_h1_req_view(const px_h1_conn_t *c, px_h1_done_t *out)
         .started_ns = r->started_ns,
     };
     return true;
+}
+
+size_t px_h1_held(const px_h1_conn_t *c)
+{
+    size_t n = c->icap;
+    if (c->req != NULL)
+        n += c->req->buffered;
+    MEM_ASSERT(n >= c->icap);
+    return n;
 }
 
 size_t px_h1_bytes(const px_h1_conn_t *c)

@@ -49,6 +49,14 @@ typedef struct px_h1_io_s {
     /* Stop (true) or resume (false) reading the socket: input waits for the response in
      * progress (pipelining) or for the upstream to take the request body. */
     void (*read_pause)(void *tr, bool pause);
+    /* Whether a new request may start now: the overload policy HTTP/2 applies to a new stream
+     * (proxy/core/shed.c), so that both protocols follow one rule. A refused request is
+     * answered 503 with Retry-After and Connection: close. */
+    bool (*admit_request)(void *tr);
+    /* Writes the authority of the connection's local end ("ip:port", "[ip]:port") into `buf`
+     * (`cap` bytes, NUL-terminated) and returns its length, 0 when unknown: the authority of an
+     * HTTP/1.0 request without Host (RFC 9112 3.3). */
+    size_t (*local_authority)(void *tr, char *buf, size_t cap);
     /* A request began or ended (the transport re-arms its timers). */
     void (*state_changed)(void *tr);
     /* A request ended (the transport writes its access-log line). */
@@ -64,10 +72,10 @@ typedef struct px_h1_conn_s {
     const px_h1_io_t *io; /* borrows: static */
     px_h1_req_t *req;     /* the request being served (its own sub-arena), or NULL */
     uint8_t *ibuf;        /* owns (tcache): input not yet consumed, NULL when there is none */
-    size_t ioff, ilen, icap;
-    size_t scan;      /* head-end search: bytes of ibuf[ioff..] already searched */
-    const char *tail; /* borrows (static): a last response written before closing */
-    size_t tail_len, tail_off;
+    uint32_t ioff, ilen, icap; /* at most PX_H1_INPUT_MAX (1 MiB) */
+    uint32_t scan;             /* head-end search: bytes of ibuf[ioff..] already searched */
+    const char *tail;          /* borrows (region): a last response written before closing */
+    uint32_t tail_len, tail_off;
     uint32_t served;  /* requests answered on this connection */
     bool had_request; /* a request head has been read (idle vs header timeout) */
     bool closing;     /* no further request is read: close once the output is out */
@@ -101,6 +109,10 @@ size_t px_h1_bytes(const px_h1_conn_t *c);
 /* The memory tenant (1-based, 0 = none) of the request in progress, and in `*counted` what it
  * counts against it (proxy/upstream/tenant.h). Getter. */
 unsigned px_h1_tenant(const px_h1_conn_t *c, size_t *counted);
+/* Bytes the HTTP/1.1 side holds outside the connection's region: the buffered response body of
+ * the request in progress and the unread input (pipelined requests waiting their turn).
+ * Getter. */
+size_t px_h1_held(const px_h1_conn_t *c);
 /* Ends the request in progress (cancels its exchange, frees its sub-arena) and the input
  * buffer. Idempotent. */
 void px_h1_fini(px_h1_conn_t *c);

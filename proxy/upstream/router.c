@@ -46,11 +46,20 @@ static bool path_match(const char *prefix, const char *path, size_t path_len)
     return path_len >= pl && memcmp(path, prefix, pl) == 0;
 }
 
+/* OPTIONS * asks about the server in general, not a resource (RFC 9110 9.3.7): weir is that
+ * server and answers it itself, 200 with an empty body, on HTTP/1.1 and HTTP/2 alike; no route
+ * is consulted and nothing goes upstream. Both fronts accept the path "*" only with OPTIONS. */
+static const px_route_cfg_t options_route = {
+    .direct_status = 200,
+};
+
 const px_route_cfg_t *px_router_match(const px_config_t *cfg, const char *authority,
                                       size_t authority_len, const char *path, size_t path_len)
 {
     MEM_ASSERT_HOT(cfg != NULL);
     MEM_ASSERT_HOT(path != NULL || path_len == 0);
+    if (path_len == 1 && path[0] == '*')
+        return &options_route;
     for (size_t i = 0; i < cfg->routes_cnt; i++) {
         const px_route_cfg_t *r = &cfg->routes[i];
         if (px_router_authority_match(r->authority, authority, authority_len) &&

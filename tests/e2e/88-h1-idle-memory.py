@@ -6,14 +6,13 @@
 # connections' regions (what weir itself holds for each: the connection struct, its region,
 # nothing else: no request sub-arena, no input buffer, no write batch, no HTTP/2 session).
 # Checked: every request answered and every connection still open, no request sub-arena left;
-# the region bytes per idle connection <= 3 KiB and the RSS growth per connection <= 8 KiB,
-# both read after POST /memory/release (RSS also counts what no region reports).
-# The issue's 1 KiB is NOT met yet: measured 2,560 region bytes and about 5 KiB of RSS per
-# idle connection (RelWithDebInfo, 1 worker). The region holds px_conn_t, 1,368 bytes: libuv's
-# uv_tcp_t 248, uv_timer_t 152, uv_write_t 192 and uv_shutdown_t 80, the HTTP/2 side 272
-# (embedded, unused on an HTTP/1.1 connection), the HTTP/1.1 side 128, peer strings 112; the
-# region rounds its first chunk up. Reaching 1 KiB means allocating the protocol sides and the
-# write/shutdown requests only while used, a change to proxy/core/conn.c left for later.
+# the region bytes per idle connection <= 1 KiB (the region's first chunk: px_conn_t, 744
+# bytes, with the region's own header) and the RSS growth per connection <= 1.25 KiB, both
+# read after POST /memory/release (RSS also counts what no region reports: libuv's watcher
+# table, allocator pages). Measured (RelWithDebInfo, 1 worker): 1,024 region bytes and 1.07 KiB
+# (1,098 bytes) of RSS per idle connection; before the HTTP/2 side, the write and shutdown
+# requests and the peer string left px_conn_t (1,472 bytes then) it was 2,560 region bytes and
+# about 3.6-5 KiB of RSS, and this test failed.
 import os
 import resource
 import socket
@@ -22,7 +21,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from h2raw import Checks, Weir
+from h2raw import Checks, Weir, sanitized
 
 N = int(os.environ.get("WEIR_IDLE_CONNS", "2000"))
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -32,8 +31,8 @@ if hard != resource.RLIM_INFINITY and hard < want:
     sys.exit(77)
 resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
-REGION_MAX = 3072
-RSS_MAX_KIB = 8
+REGION_MAX = 1024
+RSS_MAX_KIB = 1.25
 
 w = Weir(args=["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--workers", "1"])
 ck = Checks()
@@ -113,7 +112,11 @@ ck.check("region bytes per idle HTTP/1.1 connection <= %d, no request sub-arena 
          regions == N and per <= REGION_MAX and subs == 0,
          "%d more regions, %.0f bytes each, %d sub-arenas live" % (regions, per, subs))
 grown = (rss - base) / N
-ck.check("RSS growth per idle HTTP/1.1 connection <= %d KiB" % RSS_MAX_KIB, grown <= RSS_MAX_KIB,
+rss_check = ck.check
+if sanitized():  # shadow memory and redzones: RSS reported, not enforced
+    def rss_check(name, cond, why=""):
+        print("note (sanitizer build): %s: %s" % (name, why))
+rss_check("RSS growth per idle HTTP/1.1 connection <= %.2f KiB" % RSS_MAX_KIB, grown <= RSS_MAX_KIB,
          "VmRSS %d -> %d KiB: %.2f KiB (%.0f bytes) per connection" % (base, rss, grown,
                                                                        grown * 1024))
 for s in conns + warm:

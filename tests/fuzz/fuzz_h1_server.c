@@ -35,6 +35,7 @@ typedef struct sink_s {
     size_t len;
     bool paused;
     unsigned ended;
+    unsigned asked; /* admit_request calls: every 8th is refused, so the 503 path runs too */
 } sink_t;
 
 static uint8_t *io_reserve(void *tr, size_t len)
@@ -72,6 +73,18 @@ static void io_read_pause(void *tr, bool pause)
     k->paused = pause;
 }
 
+static bool io_admit_request(void *tr)
+{
+    sink_t *k = tr;
+    return ++k->asked % 8 != 0;
+}
+
+static size_t io_local_authority(void *tr, char *buf, size_t cap)
+{
+    (void)tr;
+    return (size_t)snprintf(buf, cap, "127.0.0.1:8080");
+}
+
 static void io_state_changed(void *tr)
 {
     (void)tr;
@@ -90,6 +103,8 @@ static const px_h1_io_t sink_io = {
     .room = io_room,
     .mark_dirty = io_mark_dirty,
     .read_pause = io_read_pause,
+    .admit_request = io_admit_request,
+    .local_authority = io_local_authority,
     .state_changed = io_state_changed,
     .request_ended = io_request_ended,
 };
