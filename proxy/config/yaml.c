@@ -916,11 +916,25 @@ static int load_xff(yctx_t *c, const yaml_node_t *headers)
     return 0;
 }
 
+static int load_reload(yctx_t *c, const yaml_node_t *n)
+{
+    static const char *const keys[] = {"watch", "poll_interval"};
+    int rc;
+
+    if ((rc = check_map(c, n, "reload", keys, MEM_ARRAY_LEN(keys))) < 0)
+        return rc;
+    if ((rc = opt_bool(c, n, "reload", "watch", &c->cfg->reload.watch)) < 0)
+        return rc;
+    return opt_ms32(c, n, "reload", "poll_interval", 100, 3600000,
+                    &c->cfg->reload.poll_interval_ms);
+}
+
 static int load_root(yctx_t *c, const yaml_node_t *root)
 {
     static const char *const keys[] = {
-        "listeners", "clusters",   "routes",        "admin",   "workers",         "memory",
-        "limits",    "access_log", "drain_timeout", "headers", "escaped_slashes", "server_name"};
+        "listeners",       "clusters",    "routes",     "admin",         "workers",
+        "memory",          "limits",      "access_log", "drain_timeout", "headers",
+        "escaped_slashes", "server_name", "reload"};
     static const char *const hdr_keys[] = {"x_forwarded_for", "via"};
     char why[PX_CFG_WHY_MAX];
     px_config_t *cfg = c->cfg;
@@ -956,6 +970,9 @@ static int load_root(yctx_t *c, const yaml_node_t *root)
         return rc;
     v = map_get(c, root, "limits");
     if (v && (rc = load_limits(c, v)) < 0)
+        return rc;
+    v = map_get(c, root, "reload");
+    if (v && (rc = load_reload(c, v)) < 0)
         return rc;
 
     v = map_get(c, root, "access_log");

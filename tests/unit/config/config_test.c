@@ -382,8 +382,13 @@ TEST(error_positions)
     EXPECT_ERR("wrokers: 2\n",
                "1:1: wrokers: unknown key 'wrokers' (allowed: listeners, clusters, routes, "
                "admin, workers, memory, limits, access_log, drain_timeout, headers, "
-               "escaped_slashes, server_name)");
+               "escaped_slashes, server_name, reload)");
     EXPECT_ERR("workers: 2\nworkers: 3\n", "2:1: workers: duplicate key (first at line 1)");
+    /* reload: (issue 17) */
+    EXPECT_ERR("reload:\n  watch: maybe\n", "2:10: reload.watch: ");
+    EXPECT_ERR("reload: {poll_interval: 5ms}\n",
+               "1:25: reload.poll_interval: duration '5ms' is too short");
+    EXPECT_ERR("reload: {wach: true}\n", "1:10: reload.wach: unknown key 'wach'");
     EXPECT_ERR("escaped_slashes: decode\n",
                "1:18: escaped_slashes: unknown escaped_slashes 'decode' (use reject or keep)");
     EXPECT_ERR("headers:\n  x_forwarded_for: prepend\n",
