@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include <uv.h>
 
@@ -51,6 +52,13 @@ typedef struct px_srv_impl_s {
     uint64_t file_hash;   /* main: FNV-1a 64 of the file's bytes at the last load */
     bool admin_started;
 } px_srv_impl_t;
+
+/* Counts one answer off `*pending` (a request to every worker) and wakes the waiter.
+ * Thread: any (takes im->lock). */
+void px__srv_count_down(px_srv_impl_t *im, unsigned *pending);
+
+/* The CLOCK_REALTIME instant `timeout_ms` from now, for pthread_cond_timedwait on im->cond. */
+struct timespec px__srv_deadline_after(uint32_t timeout_ms);
 
 /* Sets up the reload handles on the main loop (SIGHUP, the cross-thread async, the watch when
  * the config asks for it). Thread: main, after the workers started. */

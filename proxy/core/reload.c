@@ -104,9 +104,7 @@ static void host_port(char *buf, size_t len, const px_addr_t *a, uint16_t port)
 /* Waits until every worker took the config (or the deadline passed). */
 static bool wait_applied(px_srv_impl_t *im)
 {
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += PX_RELOAD_APPLY_MS / 1000;
+    struct timespec dl = px__srv_deadline_after(PX_RELOAD_APPLY_MS);
     pthread_mutex_lock(&im->lock);
     while (im->reload_pending > 0)
         if (pthread_cond_timedwait(&im->cond, &im->lock, &dl) != 0)
@@ -119,11 +117,7 @@ static bool wait_applied(px_srv_impl_t *im)
 void px_server__reload_applied(px_server_t *s)
 {
     px_srv_impl_t *im = s->impl;
-    pthread_mutex_lock(&im->lock);
-    if (im->reload_pending > 0)
-        im->reload_pending--;
-    pthread_cond_broadcast(&im->cond);
-    pthread_mutex_unlock(&im->lock);
+    px__srv_count_down(im, &im->reload_pending);
 }
 
 /* Checks and builds everything the new config needs, then hands it over. Nothing is changed
@@ -321,9 +315,7 @@ int px_server_reload_request(px_server_t *s, char *err, size_t err_len)
     MEM_ASSERT(s != NULL);
     MEM_ASSERT(err != NULL && err_len > 0);
     px_srv_impl_t *im = s->impl;
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += PX_RELOAD_REQUEST_MS / 1000;
+    struct timespec dl = px__srv_deadline_after(PX_RELOAD_REQUEST_MS);
     pthread_mutex_lock(&im->lock);
     /* One request at a time: a second waits for the first (its answer is its own). */
     while (im->reload_req.busy)

@@ -442,7 +442,7 @@ static int by_bytes_desc(const void *a, const void *b)
 }
 
 /* The CLOCK_REALTIME instant `timeout_ms` from now, for pthread_cond_timedwait. */
-static struct timespec deadline_after(uint32_t timeout_ms)
+struct timespec px__srv_deadline_after(uint32_t timeout_ms)
 {
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
@@ -459,7 +459,7 @@ size_t px_server_release(px_server_t *s, uint32_t timeout_ms)
 {
     srv_impl_t *im = s->impl;
     if (__atomic_load_n(&s->ready, __ATOMIC_ACQUIRE)) {
-        struct timespec dl = deadline_after(timeout_ms);
+        struct timespec dl = px__srv_deadline_after(timeout_ms);
         pthread_mutex_lock(&im->lock);
         im->release_pending = s->workers_cnt;
         pthread_mutex_unlock(&im->lock);
@@ -475,14 +475,19 @@ size_t px_server_release(px_server_t *s, uint32_t timeout_ms)
     return mem_release_now();
 }
 
+void px__srv_count_down(srv_impl_t *im, unsigned *pending)
+{
+    pthread_mutex_lock(&im->lock);
+    if (*pending > 0)
+        (*pending)--;
+    pthread_cond_broadcast(&im->cond);
+    pthread_mutex_unlock(&im->lock);
+}
+
 void px_server__released(px_server_t *s)
 {
     srv_impl_t *im = s->impl;
-    pthread_mutex_lock(&im->lock);
-    if (im->release_pending > 0)
-        im->release_pending--;
-    pthread_cond_broadcast(&im->cond);
-    pthread_mutex_unlock(&im->lock);
+    px__srv_count_down(im, &im->release_pending);
 }
 
 size_t px_server_collect_regions(px_server_t *s, px_region_row_t *rows, size_t max,
@@ -497,7 +502,7 @@ size_t px_server_collect_regions(px_server_t *s, px_region_row_t *rows, size_t m
     px_region_row_t *all = mem_malloc_exempt(cap * sizeof(*all));
     if (all == NULL)
         return 0;
-    struct timespec dl = deadline_after(timeout_ms);
+    struct timespec dl = px__srv_deadline_after(timeout_ms);
     pthread_mutex_lock(&im->lock);
     while (im->collect_gen != 0) /* one request at a time */
         if (pthread_cond_timedwait(&im->cond, &im->lock, &dl) != 0)
