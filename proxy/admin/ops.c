@@ -212,6 +212,7 @@ void px__admin_stats(const px_admin_req_t *req, px_admin_resp_t *resp)
     px_jsonw_ku64(w, "reloads_ok", __atomic_load_n(&req->server->reloads_ok, __ATOMIC_RELAXED));
     px_jsonw_ku64(w, "reloads_failed",
                   __atomic_load_n(&req->server->reloads_failed, __ATOMIC_RELAXED));
+    px_jsonw_ku64(w, "configs_live", px_config_live());
     px_jsonw_key(w, "workers");
     px_jsonw_arr_begin(w);
     for (unsigned i = 0; req->server->workers != NULL && i < req->server->workers_cnt; i++) {
@@ -286,8 +287,11 @@ void px__admin_reload_prom(px_jsonw_t *w, px_server_t *s)
     px_jsonw_printf(w,
                     "# HELP weir_config_version The active configuration's version (1 at start, "
                     "+1 per applied reload).\n# TYPE weir_config_version gauge\n"
-                    "weir_config_version %llu\n",
-                    (unsigned long long)cfg->version);
+                    "weir_config_version %llu\n"
+                    "# HELP weir_configs_live Configurations alive: the active one, and older "
+                    "ones that streams or upstream pools still use.\n"
+                    "# TYPE weir_configs_live gauge\nweir_configs_live %llu\n",
+                    (unsigned long long)cfg->version, (unsigned long long)px_config_live());
     px_config_unref(cfg);
 }
 

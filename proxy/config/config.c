@@ -174,10 +174,19 @@ void px__config_clear_clusters(px_config_t *cfg)
     cfg->clusters_cnt = 0;
 }
 
+/* Configurations made and not yet freed (px_config_live). */
+static size_t g_live;
+
+size_t px_config_live(void)
+{
+    return __atomic_load_n(&g_live, __ATOMIC_RELAXED);
+}
+
 void px_config_free(px_config_t *cfg)
 {
     if (!cfg)
         return;
+    __atomic_fetch_sub(&g_live, 1, __ATOMIC_RELAXED);
     px__config_clear_routes(cfg);
     px__config_clear_clusters(cfg);
     px__config_clear_listeners(cfg);
@@ -239,6 +248,7 @@ int px__config_new_empty(px_config_t **out)
     cfg = mem_calloc(1, sizeof(*cfg));
     if (!cfg)
         return -ENOMEM;
+    __atomic_fetch_add(&g_live, 1, __ATOMIC_RELAXED);
     cfg->refs = 1;
     cfg->version = 1;
     cfg->reload.watch = true;

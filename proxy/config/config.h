@@ -199,6 +199,10 @@ static inline const px_config_t *px_config_ref(const px_config_t *cfg)
  * Thread: any. */
 void px_config_unref(const px_config_t *cfg);
 
+/* Configurations alive in the process now (made and not yet freed): 1 while no reload is
+ * pending, more while streams or upstream pools still hold an older one. Thread: any. */
+size_t px_config_live(void);
+
 /* True when two clusters would behave the same (name, protocol, balancing, endpoints, timeouts,
  * limits and TLS settings; not the SSL_CTX object): a reload keeps such a cluster's pooled
  * connections. Alloc: none. */

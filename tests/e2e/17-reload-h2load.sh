@@ -6,7 +6,8 @@
 # each reload /vN answers, /v(N-1) is gone (404), "/" reaches the new cluster's upstream, and
 # /config_dump shows the new version; a file that does not validate, mid-run, changes nothing
 # (POST /reload answers 400 with file:line:column, /vN still answers, the version stays, the
-# failed counter counts it); /stats and /metrics count 10 ok and 1 failed; SIGTERM exits 0.
+# failed counter counts it); /stats and /metrics count 10 ok and 1 failed; the older configs are
+# all freed once the load is over (configs_live 1); SIGTERM exits 0.
 source "$(dirname "$0")/lib.sh"
 need h2load
 need node
@@ -117,5 +118,10 @@ echo "$m" | grep -q '^weir_config_reloads_total{result="ok"} 10$' || fail "/metr
 echo "$m" | grep -q '^weir_config_reloads_total{result="failed"} 1$' || fail "/metrics: $(echo "$m" | grep reload)"
 echo "$m" | grep -q '^weir_config_version 11$' || fail "/metrics: $(echo "$m" | grep config_version)"
 pass "/stats and /metrics: 10 reloads ok, 1 failed, version 11"
+# Once the load is over, the ten older configs (held by streams and retired pools meanwhile)
+# are all freed: retired pools close their connections as they go idle.
+wait_for 20 sh -c "[ \$(curl -s '$A/stats' | tr -d ' \n' | grep -o '\"configs_live\":[0-9]*' | cut -d: -f2) = 1 ]" ||
+    fail "old configs still alive after the load: configs_live $(stat_total configs_live)"
+pass "every older config freed after the load (configs_live 1)"
 stop_weir TERM || fail "weir exited $? after SIGTERM"
 pass "drained and exited 0"

@@ -5,7 +5,8 @@
 #  - A certificate replaced on disk is served to new TLS connections after the reload (the
 #    subject seen by openssl s_client changes from CN=weir-one to CN=weir-two).
 #  - A request in flight finishes on the config it started with: a slow upstream response
-#    (2 s) whose cluster the reload removes arrives whole (its x-sha256 matches).
+#    (4 s) whose cluster the reload removes arrives whole (its x-sha256 matches).
+#  - The old config is freed once that response and its retired pool are gone (configs_live 1).
 #  - An option that needs a restart (workers) is refused with the field named: 400, nothing
 #    changes.
 source "$(dirname "$0")/lib.sh"
@@ -60,7 +61,7 @@ MAIN_PORT=$WEIR_PORT
 
 # A slow response in flight across the reload that removes its route and cluster.
 curl -sS --max-time 30 --http2-prior-knowledge -D "$T/slow.h" -o "$T/slow.body" \
-    "http://127.0.0.1:$MAIN_PORT/slow?ms=2000&bytes=200000" &
+    "http://127.0.0.1:$MAIN_PORT/slow?ms=4000&bytes=200000" &
 SLOW_PID=$!
 wait_for 10 sh -c "[ \$(curl -s '$(A)/stats' | tr -d ' \n' | grep -o '\"upstream_requests\":[0-9]*' | head -1 | cut -d: -f2) -ge 1 ]" ||
     fail "the slow request did not reach the upstream"
@@ -72,6 +73,8 @@ cp "$T/two.key" "$T/key.pem"
 gen yes no 2
 code=$(reload)
 [ "$code" = 200 ] || fail "reload 1: $code $(cat "$T/reload.out")"
+# The slow response still holds the old config (its stream and its retired pool).
+[ "$(stat_total configs_live)" = 2 ] || fail "configs_live $(stat_total configs_live) while the slow response is in flight, want 2"
 EXTRA_PORT=$(log_port "$T/weir.log" '^weir: listener extra ')
 [ -n "$EXTRA_PORT" ] || fail "no 'listener extra' line after the reload"
 [ "$(curl -sS --max-time 10 --http2-prior-knowledge "http://127.0.0.1:$EXTRA_PORT/")" = here ] ||
@@ -95,7 +98,12 @@ got=$(sha256sum "$T/slow.body" | cut -d' ' -f1)
 code=$(curl -sS --max-time 10 --http2-prior-knowledge -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MAIN_PORT/slow?ms=0&bytes=10")
 [ "$code" = 200 ] && [ "$(curl -sS --http2-prior-knowledge "http://127.0.0.1:$MAIN_PORT/slow?ms=0&bytes=10")" = here ] ||
     fail "a new request to /slow did not take the new routes"
-pass "a 2 s response in flight across the reload that removed its cluster arrived whole (200000 bytes, sha256 ok)"
+pass "a 4 s response in flight across the reload that removed its cluster arrived whole (200000 bytes, sha256 ok)"
+# The retired pool closed its connection once the response ended, and with it went the last
+# reference on the old config: one config is alive again.
+wait_for 20 sh -c "[ \$(curl -s '$(A)/stats' | tr -d ' \n' | grep -o '\"configs_live\":[0-9]*' | cut -d: -f2) = 1 ]" ||
+    fail "the old config is still alive after its last stream and pool: configs_live $(stat_total configs_live)"
+pass "the old config is freed once its last stream and pool are gone (configs_live 1)"
 
 # Reload 2: the extra listener goes.
 gen no no 2
