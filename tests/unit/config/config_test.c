@@ -1060,6 +1060,50 @@ TEST(dump_round_trip)
     CHECK_NO_LEAK();
 }
 
+/* Reload (issue 17): reference counting frees at the last unref; px_config_cluster_same tells
+ * which clusters keep their pools; the reload keys load and default. */
+TEST(refs_and_cluster_same)
+{
+    static const char base[] = "clusters:\n"
+                               "  - name: a\n"
+                               "    endpoints: [127.0.0.1:9000, 127.0.0.1:9001]\n"
+                               "routes:\n"
+                               "  - cluster: a\n";
+    px_config_t *x = NULL, *y = NULL, *z = NULL;
+    size_t live0 = px_config_live();
+    CHECK_OK(load_text("same1.yaml", base, &x));
+    CHECK_OK(load_text("same2.yaml", base, &y));
+    CHECK_OK(load_text("other.yaml",
+                       "clusters:\n  - name: a\n    endpoints: [127.0.0.1:9000, 127.0.0.1:9002]\n"
+                       "routes:\n  - cluster: a\n",
+                       &z));
+    CHECK_EQ(px_config_live(), live0 + 3);
+    CHECK(px_config_cluster_same(&x->clusters[0], &y->clusters[0]));
+    CHECK(!px_config_cluster_same(&x->clusters[0], &z->clusters[0]));
+    y->clusters[0].connect_timeout_ms++;
+    CHECK(!px_config_cluster_same(&x->clusters[0], &y->clusters[0]));
+    CHECK_EQ(x->version, 1u);
+    CHECK(x->reload.watch);
+    CHECK_EQ(x->reload.poll_interval_ms, 2000u);
+    /* Two more references: freed at the third unref, not before. */
+    CHECK(px_config_ref(x) == x);
+    px_config_ref(x);
+    px_config_unref(x);
+    px_config_unref(x);
+    CHECK_EQ(px_config_live(), live0 + 3);
+    px_config_unref(x);
+    CHECK_EQ(px_config_live(), live0 + 2);
+    px_config_unref(NULL);
+    px_config_free(y);
+    px_config_free(z);
+    CHECK_EQ(px_config_live(), live0);
+    px_config_t *w = NULL;
+    CHECK_OK(load_text("watch.yaml", "reload: {watch: off, poll_interval: 250ms}\n", &w));
+    CHECK(!w->reload.watch);
+    CHECK_EQ(w->reload.poll_interval_ms, 250u);
+    px_config_free(w);
+}
+
 int main(void)
 {
     const char *slash;
@@ -1093,6 +1137,7 @@ int main(void)
     RUN(actions);
     RUN(admin_exposure);
     RUN(dump_round_trip);
+    RUN(refs_and_cluster_same);
     {
         char cmd[400];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_dir);
