@@ -76,8 +76,9 @@
  *   server_name: weir           # 1-64 of [A-Za-z0-9_.-/]
  *   reload:                     # SIGHUP, POST /reload and the file watch (proxy/core/reload.c)
  *     watch: true               # reload when the config file changes (inotify on its folder,
- *                               # so a Kubernetes ConfigMap's ..data swap is seen); default true
- *     poll_interval: 2s         # stat poll when inotify is unavailable, 100ms-1h
+ *                               # so a Kubernetes ConfigMap's ..data swap is seen); default true;
+ *                               # false; or poll: stat polls only (NFS, FUSE: no inotify events)
+ *     poll_interval: 2s         # the stat poll's interval (poll, or no inotify), 100ms-1h
  *
  * Sizes are bytes or a binary unit: 512k = 512KiB = 512KB = 524288. Durations need a unit:
  * 250ms, 2s, 1m, 1h (a bare 0 is allowed). Booleans: true/false/yes/no/on/off.
@@ -612,7 +613,10 @@ int px_config_dump(const px_config_t *cfg, int (*write)(void *ud, const char *bu
     dump_f(&d, "server_name: ");
     dump_qs(&d, cfg->server_name ? cfg->server_name : "weir");
     dump_f(&d, "\n");
-    dump_f(&d, "reload: {watch: %s, poll_interval: %ums}\n", cfg->reload.watch ? "true" : "false",
+    dump_f(&d, "reload: {watch: %s, poll_interval: %ums}\n",
+           !cfg->reload.watch       ? "false"
+           : cfg->reload.watch_poll ? "poll"
+                                    : "true",
            (unsigned)cfg->reload.poll_interval_ms);
     dump_flush(&d);
     return d.rc;

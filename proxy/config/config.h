@@ -128,7 +128,8 @@ typedef struct px_admin_cfg_s {
 /* Reload of the config file (`reload:`). */
 typedef struct px_reload_cfg_s {
     bool watch;                /* watch the file and reload on change; default true */
-    uint32_t poll_interval_ms; /* stat poll when inotify is unavailable; default 2000 */
+    bool watch_poll;           /* `watch: poll`: stat polls only, never inotify (NFS, FUSE) */
+    uint32_t poll_interval_ms; /* the stat poll's interval (poll, or no inotify); default 2000 */
 } px_reload_cfg_t;
 
 typedef struct px_config_s {

@@ -921,10 +921,20 @@ static int load_reload(yctx_t *c, const yaml_node_t *n)
     static const char *const keys[] = {"watch", "poll_interval"};
     int rc;
 
+    char why[PX_CFG_WHY_MAX];
+    yaml_node_t *v;
+    const char *s;
+
     if ((rc = check_map(c, n, "reload", keys, MEM_ARRAY_LEN(keys))) < 0)
         return rc;
-    if ((rc = opt_bool(c, n, "reload", "watch", &c->cfg->reload.watch)) < 0)
+    if ((rc = opt_str(c, n, "reload", "watch", &s, &v)) < 0)
         return rc;
+    if (s && strcmp(s, "poll") == 0) {
+        c->cfg->reload.watch = true;
+        c->cfg->reload.watch_poll = true;
+    } else if (s && px__cfg_parse_bool(s, &c->cfg->reload.watch, why, sizeof(why)) < 0) {
+        return yerr(c, v, "reload.watch", "'%s' is not true, false or poll", s);
+    }
     return opt_ms32(c, n, "reload", "poll_interval", 100, 3600000,
                     &c->cfg->reload.poll_interval_ms);
 }

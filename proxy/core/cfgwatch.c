@@ -108,7 +108,8 @@ static void folder_of(const char *path, char *out, size_t out_len)
 }
 
 int px_cfgwatch_start(uv_loop_t *loop, const char *path, uint64_t hash, uint32_t poll_ms,
-                      void (*on_change)(void *ud), void *ud, px_cfgwatch_t **out, bool *inotify)
+                      bool poll_only, void (*on_change)(void *ud), void *ud, px_cfgwatch_t **out,
+                      bool *inotify)
 {
     MEM_ASSERT(loop != NULL && path != NULL);
     MEM_ASSERT(on_change != NULL && out != NULL);
@@ -128,7 +129,7 @@ int px_cfgwatch_start(uv_loop_t *loop, const char *path, uint64_t hash, uint32_t
     w->handles_open = 1;
     char dir[4096];
     folder_of(path, dir, sizeof(dir));
-    int rc = uv_fs_event_init(loop, &w->event);
+    int rc = poll_only ? UV_ENOTSUP : uv_fs_event_init(loop, &w->event);
     if (rc == 0) {
         w->event.data = w;
         w->handles_open++;

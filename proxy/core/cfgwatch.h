@@ -33,10 +33,13 @@ int px_cfgwatch_file_hash(const char *path, uint64_t *out);
 
 /* Starts watching `path` on `loop`; `on_change(ud)` runs on that loop when the file's bytes
  * differ from `hash` (and from then on, from the last bytes seen). `poll_ms` is the stat poll
- * interval of the fallback. `*inotify` says which way it watches. Returns 0 or a negative errno.
- * Ownership: gives `*out` (px_cfgwatch_stop). Thread: the loop's. Alloc: tcache. */
+ * interval of the fallback; `poll_only` skips inotify (a network or FUSE file system, whose
+ * changes made elsewhere raise no inotify event). `*inotify` says which way it watches. Returns 0
+ * or a negative errno. Ownership: gives `*out` (px_cfgwatch_stop). Thread: the loop's. Alloc:
+ * tcache. */
 int px_cfgwatch_start(uv_loop_t *loop, const char *path, uint64_t hash, uint32_t poll_ms,
-                      void (*on_change)(void *ud), void *ud, px_cfgwatch_t **out, bool *inotify);
+                      bool poll_only, void (*on_change)(void *ud), void *ud, px_cfgwatch_t **out,
+                      bool *inotify);
 
 /* Records `hash` as the file's last seen bytes (after a reload read the file). */
 void px_cfgwatch_set_hash(px_cfgwatch_t *w, uint64_t hash);

@@ -359,7 +359,7 @@ static void watch_update(px_server_t *s)
     } else if (want && im->watch == NULL) {
         bool inotify = false;
         int rc = px_cfgwatch_start(&im->loop, c->source, im->file_hash, c->reload.poll_interval_ms,
-                                   on_file_changed, s, &im->watch, &inotify);
+                                   c->reload.watch_poll, on_file_changed, s, &im->watch, &inotify);
         if (rc != 0)
             fprintf(stderr, "weir: config watch: %s: %s (reload with SIGHUP or POST /reload)\n",
                     c->source, uv_strerror(rc));

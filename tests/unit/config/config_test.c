@@ -1102,6 +1102,10 @@ TEST(refs_and_cluster_same)
     CHECK(!w->reload.watch);
     CHECK_EQ(w->reload.poll_interval_ms, 250u);
     px_config_free(w);
+    CHECK_OK(load_text("poll.yaml", "reload: {watch: poll}\n", &w));
+    CHECK(w->reload.watch);
+    CHECK(w->reload.watch_poll);
+    px_config_free(w);
 }
 
 int main(void)
