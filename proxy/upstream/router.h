@@ -17,7 +17,8 @@
 bool px_router_authority_match(const char *pattern, const char *authority, size_t len);
 
 /* Returns the first matching route of `cfg`, or NULL (the caller answers 404).
- * Ownership: borrows (the config outlives every request). Alloc: none. */
+ * Ownership: borrows (the caller holds a reference on `cfg` for as long as it uses the route).
+ * Alloc: none. */
 const px_route_cfg_t *px_router_match(const px_config_t *cfg, const char *authority,
                                       size_t authority_len, const char *path, size_t path_len);
 

@@ -271,7 +271,7 @@ struct px_upconn_s {
 };
 
 struct px_upep_s {
-    const px_addr_t *addr; /* borrows: the config outlives the pools */
+    const px_addr_t *addr; /* borrows: from the cluster's owner config (its reference) */
     px_uplink_t conns;     /* every connection to this endpoint */
     size_t conns_cnt;
     px_uplink_t waitq;     /* exchanges waiting for a slot */
