@@ -2,9 +2,9 @@
 # 17-reload-h2load: h2load runs through ten reloads that change the routes and the clusters
 # (issue 17 part 1). Each reload renames the cluster behind "/" and moves it between an h2c and
 # an HTTP/1.1 upstream, and adds a direct route /vN; the reloads alternate POST /reload and
-# SIGHUP. Checks: h2load reports 0 failed and 0 errored requests over the whole run; after
-# each reload /vN answers, /v(N-1) is gone (404), "/" reaches the new cluster's upstream, and
-# /config_dump shows the new version; a file that does not validate, mid-run, changes nothing
+# SIGHUP. Checks: h2load (HTTP/2, and HTTP/1.1 keep-alive beside it) reports 0 failed and 0
+# errored requests over the whole run; after each reload /vN answers, /v(N-1) is gone (404),
+# "/" reaches the new cluster's upstream, and /config_dump shows the new version; a file that does not validate, mid-run, changes nothing
 # (POST /reload answers 400 with file:line:column, /vN still answers, the version stays, the
 # failed counter counts it); /stats and /metrics count 10 ok and 1 failed; the older configs are
 # all freed once the load is over (configs_live 1); SIGTERM exits 0.
@@ -58,6 +58,10 @@ T0=$(date +%s)
 h2load -D "$LOAD_S" -c 8 -m 10 "$B/" >"$T/h2load.out" 2>&1 &
 LOAD_PID=$!
 E2E_PIDS+=("$LOAD_PID")
+# And HTTP/1.1 keep-alive clients beside it (4 connections), through the same reloads.
+h2load --h1 -D "$LOAD_S" -c 4 "$B/" >"$T/h1load.out" 2>&1 &
+H1_PID=$!
+E2E_PIDS+=("$H1_PID")
 wait_for 20 sh -c "[ \$(curl -s '$A/stats' | tr -d ' \n' | grep -o '\"requests_total\":[0-9]*' | head -1 | cut -d: -f2) -gt 1000 ]" ||
     fail "h2load did not start"
 
@@ -102,6 +106,7 @@ kill -0 "$LOAD_PID" 2>/dev/null ||
 pass "10 reloads (5 POST /reload, 5 SIGHUP) in $(($(date +%s) - T0)) s under load: each new route answered, the old one was gone, / reached the new cluster"
 
 wait "$LOAD_PID" || true
+wait "$H1_PID" || true
 grep -E '^requests:' "$T/h2load.out" >&2 || true
 grep -qE '^requests: [0-9]+ total, [0-9]+ started, [0-9]+ done, [0-9]+ succeeded, 0 failed, 0 errored, 0 timeout' "$T/h2load.out" ||
     fail "h2load through the reloads: $(grep -E 'requests:|status codes:' "$T/h2load.out")"
@@ -110,6 +115,13 @@ ok=$(grep -oE '[0-9]+ succeeded' "$T/h2load.out" | cut -d' ' -f1)
 grep -qE 'status codes: [0-9]+ 2xx, 0 3xx, 0 4xx, 0 5xx' "$T/h2load.out" ||
     fail "h2load: $(grep 'status codes' "$T/h2load.out")"
 pass "h2load through 10 reloads: $ok succeeded, 0 failed, 0 errored, all 2xx"
+grep -qE '^requests: [0-9]+ total, [0-9]+ started, [0-9]+ done, [0-9]+ succeeded, 0 failed, 0 errored, 0 timeout' "$T/h1load.out" ||
+    fail "h2load --h1 through the reloads: $(grep -E 'requests:|status codes:' "$T/h1load.out")"
+h1ok=$(grep -oE '[0-9]+ succeeded' "$T/h1load.out" | cut -d' ' -f1)
+[ "$h1ok" -gt 100 ] || fail "h2load --h1: only $h1ok requests succeeded"
+grep -qE 'status codes: [0-9]+ 2xx, 0 3xx, 0 4xx, 0 5xx' "$T/h1load.out" ||
+    fail "h2load --h1: $(grep 'status codes' "$T/h1load.out")"
+pass "h2load --h1 (HTTP/1.1 keep-alive) through the same reloads: $h1ok succeeded, 0 failed, all 2xx"
 
 [ "$(stat_total reloads_ok)" = 10 ] || fail "/stats reloads_ok $(stat_total reloads_ok)"
 [ "$(stat_total reloads_failed)" = 1 ] || fail "/stats reloads_failed $(stat_total reloads_failed)"
