@@ -239,9 +239,10 @@ static int dump_write(void *ud, const char *buf, size_t len)
 void px__admin_config_dump(const px_admin_req_t *req, px_admin_resp_t *resp)
 {
     MEM_ASSERT(req->server != NULL);
-    MEM_ASSERT(req->server->cfg != NULL);
-    /* A reference: a reload on the main thread may replace the config meanwhile. */
+    /* A reference: a reload on the main thread may replace the config meanwhile (so s->cfg is
+     * read only under the server's lock, in px_server_config). */
     const px_config_t *cfg = px_server_config(req->server);
+    MEM_ASSERT(cfg != NULL);
     resp->content_type = "application/yaml; charset=utf-8";
     snprintf(resp->extra_headers, sizeof(resp->extra_headers),
              "X-Weir-Config-Version: %llu\r\nX-Weir-Config-Hash: %016llx\r\n",
@@ -298,7 +299,7 @@ void px__admin_reload_prom(px_jsonw_t *w, px_server_t *s)
 void px__admin_overload(const px_admin_req_t *req, px_admin_resp_t *resp)
 {
     const px_server_t *s = req->server;
-    MEM_ASSERT(s != NULL && s->cfg != NULL);
+    MEM_ASSERT(s != NULL); /* s->cfg is the main thread's to swap: not read here */
     px_stats_t st;
     memset(&st, 0, sizeof(st));
     px_server_stats(s, &st);
