@@ -83,15 +83,25 @@ static const char *restart_field(const px_config_t *a, const px_config_t *b)
     return NULL;
 }
 
-/* The running listener that listener `n` continues (same name, address and protocol), or -1. */
-static int kept_listener(const px_config_t *old, const px_listener_cfg_t *n)
+static bool same_socket(const px_listener_cfg_t *o, const px_listener_cfg_t *n)
 {
-    for (size_t i = 0; i < old->listeners_cnt; i++) {
-        const px_listener_cfg_t *o = &old->listeners[i];
-        if (strcmp(o->name, n->name) == 0 && strcmp(o->addr.host, n->addr.host) == 0 &&
-            o->addr.port == n->addr.port && o->tls == n->tls)
+    return strcmp(o->addr.host, n->addr.host) == 0 && o->addr.port == n->addr.port &&
+           o->tls == n->tls;
+}
+
+/* The running listener that listener `n` continues, or -1: the same name, address and protocol;
+ * else, for a fixed port, the same address and protocol under another name (a rename keeps the
+ * socket, so no connection waiting in its accept queue is lost). Each running listener is
+ * continued at most once (`taken`). */
+static int kept_listener(const px_config_t *old, const px_listener_cfg_t *n, const bool *taken)
+{
+    for (size_t i = 0; i < old->listeners_cnt; i++)
+        if (!taken[i] && strcmp(old->listeners[i].name, n->name) == 0 &&
+            same_socket(&old->listeners[i], n))
             return (int)i;
-    }
+    for (size_t i = 0; n->addr.port != 0 && i < old->listeners_cnt; i++)
+        if (!taken[i] && same_socket(&old->listeners[i], n))
+            return (int)i;
     return -1;
 }
 
@@ -142,15 +152,18 @@ static int reload_apply(px_server_t *s, px_config_t *n, char *err, size_t err_le
     int *wfds = mem_malloc((nl + 1) * sizeof(int));
     uint16_t *ports = mem_calloc(nl + 1, sizeof(uint16_t));
     px_worker_reload_t **msgs = mem_calloc(nw + 1, sizeof(*msgs));
-    if (keep == NULL || fds == NULL || wfds == NULL || ports == NULL || msgs == NULL) {
+    bool *taken = mem_calloc(old->listeners_cnt + 1, sizeof(bool));
+    if (keep == NULL || fds == NULL || wfds == NULL || ports == NULL || msgs == NULL ||
+        taken == NULL) {
         snprintf(err, err_len, "out of memory preparing the reload");
         goto out;
     }
     for (size_t i = 0; i < nl * nw; i++)
         fds[i] = -1;
     for (size_t j = 0; j < nl; j++) {
-        keep[j] = kept_listener(old, &n->listeners[j]);
+        keep[j] = kept_listener(old, &n->listeners[j], taken);
         if (keep[j] >= 0) {
+            taken[keep[j]] = true;
             ports[j] = s->listener_ports[keep[j]];
             continue;
         }
@@ -185,19 +198,18 @@ static int reload_apply(px_server_t *s, px_config_t *n, char *err, size_t err_le
     }
     char hp[300];
     for (size_t j = 0; j < nl; j++) {
+        if (keep[j] >= 0 && strcmp(old->listeners[keep[j]].name, n->listeners[j].name) != 0)
+            fprintf(stderr, "weir: listener %s is now %s (same socket)\n",
+                    old->listeners[keep[j]].name, n->listeners[j].name);
         if (keep[j] >= 0)
             continue;
         host_port(hp, sizeof(hp), &n->listeners[j].addr, s->listener_ports[j]);
         fprintf(stderr, "weir: listener %s %s %s\n", n->listeners[j].name,
                 n->listeners[j].tls ? "tls" : "h2c", hp);
     }
-    for (size_t i = 0; i < old->listeners_cnt; i++) {
-        bool kept = false;
-        for (size_t j = 0; j < nl && !kept; j++)
-            kept = keep[j] == (int)i;
-        if (!kept)
+    for (size_t i = 0; i < old->listeners_cnt; i++)
+        if (!taken[i])
             fprintf(stderr, "weir: listener %s closed\n", old->listeners[i].name);
-    }
     mem_free(old_ports);
     if (!wait_applied(im))
         fprintf(stderr, "weir: reload: a worker has not taken the new config after %u ms\n",
@@ -210,6 +222,7 @@ out:
     for (size_t i = 0; fds != NULL && i < nl * nw; i++)
         if (fds[i] >= 0)
             close(fds[i]);
+    mem_free(taken);
     mem_free(msgs);
     mem_free(ports);
     mem_free(wfds);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # 18-reload-listeners-certs: what a reload changes besides routes (issue 17 part 1).
 #  - A listener added by a reload accepts (its port from weir's "listener" line), one removed by
-#    the next reload refuses connections, and the listener that stays keeps its port.
+#    the next reload refuses connections, the listener that stays keeps its port, and one on a
+#    fixed port that the reload renames keeps its socket.
 #  - A certificate replaced on disk is served to new TLS connections after the reload (the
 #    subject seen by openssl s_client changes from CN=weir-one to CN=weir-two).
 #  - A request in flight finishes on the config it started with: a slow upstream response
@@ -23,6 +24,9 @@ cp "$T/one.pem" "$T/cert.pem"
 cp "$T/one.key" "$T/key.pem"
 start_upstream up --proto h2c
 
+# A listener on a fixed port, renamed by reload 1: a rename keeps the socket.
+FIXED_PORT=$(free_port)
+FIXED_NAME=fixed
 # gen EXTRA CLUSTER_ROUTE WORKERS
 gen() {
     {
@@ -33,6 +37,8 @@ listeners:
   - name: secure
     address: 127.0.0.1:0
     tls: {cert: cert.pem, key: key.pem}
+  - name: $FIXED_NAME
+    address: 127.0.0.1:$FIXED_PORT
 YEOF
         [ "$1" = yes ] && printf '  - name: extra\n    address: 127.0.0.1:0\n'
         cat <<YEOF
@@ -70,6 +76,7 @@ wait_for 10 sh -c "[ \$(curl -s '$(A)/stats' | tr -d ' \n' | grep -o '\"upstream
 # removed.
 cp "$T/two.pem" "$T/cert.pem"
 cp "$T/two.key" "$T/key.pem"
+FIXED_NAME=renamed
 gen yes no 2
 code=$(reload)
 [ "$code" = 200 ] || fail "reload 1: $code $(cat "$T/reload.out")"
@@ -83,7 +90,11 @@ EXTRA_PORT=$(log_port "$T/weir.log" '^weir: listener extra ')
     fail "the listener added by the reload does not answer HTTP/1.1"
 [ "$(curl -sS --max-time 10 --http2-prior-knowledge "http://127.0.0.1:$MAIN_PORT/")" = here ] ||
     fail "the kept listener stopped answering on its port"
-pass "a listener added by reload accepts (port $EXTRA_PORT); the kept one stays on $MAIN_PORT"
+grep -q "^weir: listener fixed is now renamed (same socket)" "$T/weir.log" ||
+    fail "the renamed listener on port $FIXED_PORT did not keep its socket: $(grep listener "$T/weir.log")"
+[ "$(curl -sS --max-time 10 --http2-prior-knowledge "http://127.0.0.1:$FIXED_PORT/")" = here ] ||
+    fail "the renamed listener does not answer"
+pass "a listener added by reload accepts (port $EXTRA_PORT); the kept one stays on $MAIN_PORT; a renamed one on $FIXED_PORT keeps its socket"
 [ "$(subject)" = weir-two ] || fail "after the reload new TLS connections get '$(subject)', want weir-two"
 [ "$(curl -sS --max-time 10 -k --http2 "https://127.0.0.1:$WEIR_TLS_PORT/")" = here ] ||
     fail "the TLS listener does not answer after the certificate change"
