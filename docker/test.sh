@@ -11,6 +11,11 @@
 #  6. SIGTERM while a long request is in flight: the request completes, exit code 0;
 #  7. run with --memory 256m: /memory reports a budget derived from that limit;
 #  8. run with --cpus 1: one worker (the worker count follows the CPU quota).
+#  9. run it as docker/kubernetes/deployment.yaml does: uid 10001, read-only root filesystem,
+#     no capabilities, no new privileges, the ConfigMap's weir.yaml mounted read-only as a
+#     directory in the kubelet's ..data layout, the token in the environment: the manifest's
+#     probe commands (`weir health`, `weir health --live`) answer 0 inside the container,
+#     nothing can be written to its root, and it proxies to an HTTP/1.1 upstream.
 #
 # The containers use the host's network namespace (--network host) so that every byte of
 # the test stays on 127.0.0.1; the ports are picked free at run time.
@@ -138,5 +143,58 @@ workers=$(curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$ADMIN/me
     /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)["workers"]))')
 [ "$workers" = 1 ] || fail "--cpus 1 gave $workers workers, want 1"
 log "--cpus 1: $workers worker (from the CPU quota)"
+
+# ---- 9. as the Kubernetes Deployment runs it ---------------------------------------------------------
+VAL="$SRC/docker/kubernetes/validate"
+[ -d "$VAL/node_modules/kubernetes-models" ] || (cd "$VAL" && npm ci --no-audit --no-fund --silent) >/dev/null 2>&1 ||
+    fail "npm ci in $VAL"
+node "$VAL/validate.js" --json "$T/k8s.json" docker/kubernetes >/dev/null || fail "docker/kubernetes does not validate"
+mkdir -p "$T/cm/..2026_01_01_00_00_00.1"
+# The ConfigMap's cluster names a Service of the cluster; here the upstream is on the loopback.
+/usr/bin/python3 - "$T/k8s.json" >"$T/cm-weir.yaml" <<'PYEOF' || fail "no weir.yaml in the ConfigMap"
+import json, sys
+print([d["doc"] for d in json.load(open(sys.argv[1])) if d["doc"]["kind"] == "ConfigMap"][0]["data"]["weir.yaml"], end="")
+PYEOF
+# The probe commands of the manifest, each on a line, the admin address moved to this run's.
+/usr/bin/python3 - "$T/k8s.json" >"$T/probes" <<'PYEOF' || fail "no probes in the Deployment"
+import json, sys
+dep = [d["doc"] for d in json.load(open(sys.argv[1])) if d["doc"]["kind"] == "Deployment"][0]
+c = dep["spec"]["template"]["spec"]["containers"][0]
+for p in ("readinessProbe", "livenessProbe"):
+    print(" ".join(c[p]["exec"]["command"]))
+PYEOF
+node tests/e2e/upstream.js --proto http1 --port 0 >"$T/up1.out" 2>"$T/up1.err" &
+PIDS+=($!)
+wait_for 20 grep -q '^PORT ' "$T/up1.out" || fail "HTTP/1.1 upstream did not start"
+UP1=$(awk '/^PORT /{print $2; exit}' "$T/up1.out")
+grep -q 'app.default.svc.cluster.local:80' "$T/cm-weir.yaml" || fail "the ConfigMap's cluster endpoint changed: update this test"
+sed "s/app.default.svc.cluster.local:80/127.0.0.1:$UP1/" "$T/cm-weir.yaml" >"$T/cm/..2026_01_01_00_00_00.1/weir.yaml"
+ln -s ..2026_01_01_00_00_00.1 "$T/cm/..data"
+ln -s ..data/weir.yaml "$T/cm/weir.yaml"
+chmod -R a+rX "$T/cm"
+PORT=$(free_port); ADMIN=$(free_port)
+RO=(--read-only)
+# podman mounts a tmpfs on /tmp and /run of a read-only container; Kubernetes does not.
+[ "$ENGINE" = podman ] && RO+=(--read-only-tmpfs=false)
+CID=$($ENGINE run -d --network host "${RO[@]}" --user 10001:10001 --cap-drop ALL \
+    --security-opt no-new-privileges -v "$T/cm:/etc/weir:ro" \
+    -e WEIR_LISTEN="127.0.0.1:$PORT" -e WEIR_ADMIN="127.0.0.1:$ADMIN" -e WEIR_ADMIN_TOKEN="$TOKEN" \
+    -e WEIR_WORKERS=2 "$IMAGE" -c /etc/weir/weir.yaml)
+CIDS+=("$CID")
+wait_for 30 curl -sf -o /dev/null -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$ADMIN/ready" ||
+    fail "the container run as the Deployment does did not become ready"
+while read -r probe; do
+    probe=${probe/127.0.0.1:9901/127.0.0.1:$ADMIN}
+    # shellcheck disable=SC2086 # the words of the manifest's command, none with spaces
+    out=$($ENGINE exec "$CID" $probe 2>&1) || fail "probe '$probe' failed in the container: $out"
+    log "probe '$probe': $out"
+done <"$T/probes"
+[ "$(wc -l <"$T/probes")" = 2 ] || fail "want 2 probe commands, have $(wc -l <"$T/probes")"
+[ "$($ENGINE exec "$CID" id -u)" = 10001 ] || fail "the container does not run as uid 10001"
+$ENGINE exec "$CID" sh -c 'echo x >/tmp/weir-test' 2>/dev/null && fail "the root filesystem is writable (/tmp)"
+code=$(curl -sS --http2-prior-knowledge -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/bytes/1000") ||
+    fail "GET through the Deployment-style container"
+[ "$code" = 200 ] || fail "GET through the Deployment-style container: $code"
+log "as the Deployment runs it: uid 10001, read-only root, ConfigMap directory, probes answer, GET 200"
 
 log "PASS"

@@ -1,6 +1,7 @@
 /*
  * proxy/main.c: weir's entry point: memory library and allocator hooks first, then the
- * command line, then one of: run the proxy, check a config, probe a running weir's /ready.
+ * command line, then one of: run the proxy, check a config, probe a running weir's /ready
+ * (or /healthz).
  *
  * Exit codes: 0 success (and after a graceful drain), 1 health probe failed or run-time
  * failure, 2 bad command line or configuration.
@@ -33,9 +34,13 @@ static void apply_memory(const px_memory_cfg_t *m)
     mem_heapprof_set_interval(m->sample_bytes);
 }
 
-/* `weir health`: GET /ready on the admin address; 0 iff it answers 200. */
-static int health(const px_config_t *cfg)
+/* `weir health`: GET `path` (/ready, or /healthz with --live) on the admin address; 0 iff it
+ * answers 200. /ready turns 503 while weir drains, /healthz does not: a liveness probe on /ready
+ * would restart a pod in the middle of its drain. */
+static int health(const px_config_t *cfg, const char *path)
 {
+    MEM_ASSERT(cfg != NULL);
+    MEM_ASSERT(path != NULL && path[0] == '/');
     const px_addr_t *a = &cfg->admin.addr;
     int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -55,7 +60,7 @@ static int health(const px_config_t *cfg)
     /* RFC 9110 7.2: an IPv6 literal in Host is bracketed. */
     bool v6 = strchr(a->host, ':') != NULL && a->host[0] != '[';
     int n = snprintf(req, sizeof(req),
-                     "GET /ready HTTP/1.1\r\nHost: %s%s%s:%u\r\n%s%s%sConnection: close\r\n\r\n",
+                     "GET %s HTTP/1.1\r\nHost: %s%s%s:%u\r\n%s%s%sConnection: close\r\n\r\n", path,
                      v6 ? "[" : "", a->host, v6 ? "]" : "", a->port,
                      cfg->admin.token ? "Authorization: Bearer " : "",
                      cfg->admin.token ? cfg->admin.token : "", cfg->admin.token ? "\r\n" : "");
@@ -79,7 +84,7 @@ static int health(const px_config_t *cfg)
         fprintf(stderr, "weir: health: no HTTP answer from %s:%u\n", a->host, a->port);
         return 1;
     }
-    printf("weir: health: %s:%u /ready -> %d\n", a->host, a->port, status);
+    printf("weir: health: %s:%u %s -> %d\n", a->host, a->port, path, status);
     return status == 200 ? 0 : 1;
 }
 
@@ -127,7 +132,8 @@ int main(int argc, char **argv)
         px_config_free(cfg);
         return 0;
     case PX_CLI_HEALTH:
-        rc = health(cfg);
+    case PX_CLI_HEALTH_LIVE:
+        rc = health(cfg, action == PX_CLI_HEALTH_LIVE ? "/healthz" : "/ready");
         px_config_free(cfg);
         return rc;
     case PX_CLI_RUN:

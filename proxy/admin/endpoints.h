@@ -76,6 +76,11 @@ void px__admin_stats_prom(px_jsonw_t *w, const px_stats_t *st);
 /* Entries in the counter table (tests check it names every px_stats_t field). */
 size_t px__admin_stats_desc_cnt(void);
 
+/* Memory tenants (proxy/admin/tenants.c): the "tenants" member of /memory's JSON object, and
+ * the weir_tenant_* families (nothing when no tenant is configured). */
+void px__admin_tenants_json(px_jsonw_t *w, const px_server_t *s);
+void px__admin_tenants_prom(px_jsonw_t *w, const px_server_t *s);
+
 /* Dashboard (proxy/admin/dashboard.c). */
 void px__admin_dashboard(const px_admin_req_t *req, px_admin_resp_t *resp);
 

@@ -16,9 +16,10 @@
  * and then weir's own fields (committed, live, tcache, depot, free_in_segments, budget,
  * pressure, overload level, per thread / size class / NUMA node, regions, samples).
  *
- * Prometheus: `/memory?format=prometheus` carries the memory families only (weir_memory_*
- * plus weir_overload_level); `/metrics` carries those and every proxy counter (px_stats_t),
- * plus process-level gauges. Counters end in `_total`, byte values in `_bytes`.
+ * Prometheus: `/memory?format=prometheus` carries the memory families only (weir_memory_*,
+ * weir_overload_level and the memory tenants' weir_tenant_*); `/metrics` carries those and every
+ * proxy counter (px_stats_t), plus process-level gauges. Counters end in `_total`, byte values in
+ * `_bytes`.
  */
 #include "mem/base.h"
 #include "proxy/admin/endpoints.h"
@@ -155,6 +156,7 @@ static void memory_json(px_jsonw_t *w, const px_server_t *s, const mem_stats_t *
     px_jsonw_ku64(w, "samples_live", st->samples_live);
     px_jsonw_ku64(w, "timestamp_ms", (uint64_t)time(NULL) * 1000u);
     heap_snapshots_json(w);
+    px__admin_tenants_json(w, s);
 
     px_jsonw_key(w, "workers");
     px_jsonw_arr_begin(w);
@@ -166,6 +168,7 @@ static void memory_json(px_jsonw_t *w, const px_server_t *s, const mem_stats_t *
         px_jsonw_ki64(w, "node", wk->node);
         px_jsonw_ku64(w, "conn_active", MEM_STAT_LOAD(wk->stats.conn_active));
         px_jsonw_ku64(w, "streams_active", MEM_STAT_LOAD(wk->stats.streams_active));
+        px_jsonw_ku64(w, "requests_total", MEM_STAT_LOAD(wk->stats.requests_total));
         px_jsonw_obj_end(w);
     }
     px_jsonw_arr_end(w);
@@ -410,6 +413,7 @@ static void memory_prom(px_jsonw_t *w, const px_server_t *s, const mem_stats_t *
                "Objects freed on another node and sent home.", NF_REMOTE);
     prom_u64(w, "weir_overload_level", "gauge", "Overload level: 0 normal, 1 elevated, 2 critical.",
              (uint64_t)px_server_overload(s));
+    px__admin_tenants_prom(w, s);
 }
 
 /* ---- handlers -------------------------------------------------------------------------- */

@@ -38,6 +38,7 @@ enum {
     OPT_ACCESS_LOG,
     OPT_CHECK_CONFIG,
     OPT_VERSION,
+    OPT_LIVE,
 };
 
 static const struct option cli_opts[] = {
@@ -55,13 +56,14 @@ static const struct option cli_opts[] = {
     {"check-config", required_argument, NULL, OPT_CHECK_CONFIG},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
+    {"live", no_argument, NULL, OPT_LIVE},
     {NULL, 0, NULL, 0},
 };
 
 static const char cli_usage[] =
     "usage: weir [OPTIONS]\n"
     "       weir --check-config FILE\n"
-    "       weir health [HOST:PORT]\n"
+    "       weir health [--live] [HOST:PORT]\n"
     "\n"
     "weir is an HTTP/2 edge proxy that bounds, shows and explains every byte it holds.\n"
     "Without -c or flags it serves h2c on 127.0.0.1:8080 with a built-in answer, and the\n"
@@ -92,6 +94,8 @@ static const char cli_usage[] =
     "subcommands:\n"
     "  health [HOST:PORT]       probe /ready on the admin port (default: the configured\n"
     "                           admin address); exit 0 when ready\n"
+    "  health --live [HOST:PORT]  probe /healthz instead: exit 0 while the process\n"
+    "                           answers, also while it drains (a liveness probe)\n"
     "\n"
     "environment (overrides the file, loses to flags):\n"
     "  WEIR_LISTEN=HOST:PORT[,HOST:PORT...]  like --listen\n"
@@ -112,7 +116,7 @@ typedef struct cli_s {
     const char *admin, *admin_token;
     const char *workers, *memory_limit, *access_log;
     const char *health_addr;
-    bool health, help, version, admin_public;
+    bool health, live, help, version, admin_public;
 } cli_t;
 
 static void print_version(void)
@@ -183,6 +187,9 @@ static int parse_argv(int argc, char **argv, cli_t *cli, char *err, size_t err_l
             break;
         case OPT_VERSION:
             cli->version = true;
+            break;
+        case OPT_LIVE:
+            cli->live = true;
             break;
         case ':':
             /* Strip "=..." so the message names the flag only. */
@@ -437,6 +444,7 @@ static int set_upstream(px_config_t *cfg, const cli_t *cli, char *err, size_t er
 
     px__config_clear_routes(cfg);
     px__config_clear_clusters(cfg);
+    px__config_clear_tenants(cfg);
     cfg->clusters = cl;
     cfg->clusters_cnt = 1;
     r->cluster = &cfg->clusters[0];
@@ -626,8 +634,12 @@ int px_config_from_args(int argc, char **argv, px_cli_action_t *action, px_confi
         if ((rc = px__cfg_set_str(&cfg->access_log, cli.access_log)) < 0)
             goto fail;
     }
+    if (cli.live && !cli.health) {
+        rc = px__cfg_errf(err, err_len, "--live: only with 'health' (weir health --live)");
+        goto fail;
+    }
     if (cli.health) {
-        *action = PX_CLI_HEALTH;
+        *action = cli.live ? PX_CLI_HEALTH_LIVE : PX_CLI_HEALTH;
         if (cli.health_addr &&
             px__cfg_parse_addr(cli.health_addr, false, &cfg->admin.addr, why, sizeof(why)) < 0) {
             rc = px__cfg_errf(err, err_len, "health: %s", why);

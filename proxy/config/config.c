@@ -33,6 +33,9 @@
  *         ca: /path/ca.pem      # default: the system bundle (ca-certificates)
  *         cert: /path/c.pem     # optional client certificate (mutual TLS), needs key
  *         key: /path/c.key      # relative paths are relative to the config file
+ *       memory: {limit: 64MiB}  # optional tenant budget (64KiB-1TiB): what the streams this
+ *                               # cluster serves hold, counted on top of the global budget;
+ *                               # past it its new streams are refused and its heaviest shed
  *   routes:                     # first match wins; default: one direct_response route
  *     - match:                  # optional, default matches everything
  *         authority: api.example.com   # exact host or "*.example.com"; default any
@@ -41,6 +44,8 @@
  *       direct_response: {status: 200, body: "hello\n", content_type: text/plain}
  *                               # status 200-599 (required), body up to 64KiB,
  *                               # content_type default text/plain
+ *       memory: {limit: 16MiB}  # optional tenant budget of this route's streams (as for a
+ *                               # cluster; a route's own limit wins over its cluster's)
  *   admin:
  *     address: 127.0.0.1:9901   # default 127.0.0.1:9901
  *     token: secret             # optional bearer token, redacted in dumps
@@ -142,6 +147,23 @@ void px__route_fini(px_route_cfg_t *r)
     memset(r, 0, sizeof(*r));
 }
 
+int px__config_add_tenant(px_config_t *cfg, const char *name, size_t limit_bytes, unsigned *id)
+{
+    MEM_ASSERT(cfg != NULL && name != NULL);
+    MEM_ASSERT(limit_bytes >= PX_TENANT_LIMIT_MIN && limit_bytes <= PX_TENANT_LIMIT_MAX);
+    char *copy = mem_strdup(name);
+    px_tenant_cfg_t *t =
+        copy ? mem_realloc(cfg->tenants, (cfg->tenants_cnt + 1) * sizeof(*t)) : NULL;
+    if (t == NULL) {
+        mem_free(copy);
+        return -ENOMEM;
+    }
+    cfg->tenants = t;
+    t[cfg->tenants_cnt] = (px_tenant_cfg_t){.name = copy, .limit_bytes = limit_bytes};
+    *id = (unsigned)++cfg->tenants_cnt;
+    return 0;
+}
+
 void px__config_clear_listeners(px_config_t *cfg)
 {
     MEM_ASSERT(cfg != NULL);
@@ -175,6 +197,18 @@ void px__config_clear_clusters(px_config_t *cfg)
     cfg->clusters_cnt = 0;
 }
 
+void px__config_clear_tenants(px_config_t *cfg)
+{
+    MEM_ASSERT(cfg != NULL);
+    /* Routes and clusters name tenants by index: none may still name one. */
+    MEM_ASSERT(cfg->routes_cnt == 0 && cfg->clusters_cnt == 0);
+    for (size_t i = 0; i < cfg->tenants_cnt; i++)
+        mem_free(cfg->tenants[i].name);
+    mem_free(cfg->tenants);
+    cfg->tenants = NULL;
+    cfg->tenants_cnt = 0;
+}
+
 /* Configurations made and not yet freed (px_config_live). */
 static size_t g_live;
 
@@ -191,6 +225,7 @@ void px_config_free(px_config_t *cfg)
     px__config_clear_routes(cfg);
     px__config_clear_clusters(cfg);
     px__config_clear_listeners(cfg);
+    px__config_clear_tenants(cfg);
     mem_free(cfg->admin.token);
     mem_free(cfg->access_log);
     mem_free(cfg->server_name);
@@ -516,6 +551,8 @@ int px_config_dump(const px_config_t *cfg, int (*write)(void *ud, const char *bu
         dump_f(&d, "    max_streams_per_connection: %u\n", (unsigned)c->max_streams_per_conn);
         dump_f(&d, "    max_connections_per_endpoint: %u\n", (unsigned)c->max_conns_per_endpoint);
         dump_f(&d, "    connect_retries: %u\n", (unsigned)c->connect_retries);
+        if (c->tenant)
+            dump_f(&d, "    memory: {limit: %zu}\n", cfg->tenants[c->tenant - 1].limit_bytes);
         if (c->tls) {
             dump_f(&d, "    tls:\n      verify: %s\n", c->tls_verify ? "true" : "false");
             const char *const keys[] = {"sni", "ca", "cert", "key"};
@@ -553,6 +590,8 @@ int px_config_dump(const px_config_t *cfg, int (*write)(void *ud, const char *bu
             dump_qs(&d, r->direct_content_type ? r->direct_content_type : "text/plain");
             dump_f(&d, "}\n");
         }
+        if (r->own_tenant)
+            dump_f(&d, "    memory: {limit: %zu}\n", cfg->tenants[r->tenant - 1].limit_bytes);
     }
 
     dump_f(&d, "admin: {address: ");

@@ -45,6 +45,17 @@ typedef enum px_codec_e {
     PX_CODEC_WEIR = 1,    /* weir's own codec (proxy/codec/endpoint) */
 } px_codec_t;
 
+/* A memory tenant (issue 18): a route or cluster that carries `memory: {limit: SIZE}`. What the
+ * streams it serves hold (their sub-arenas, buffered bodies and their connection's share) is
+ * counted against `limit_bytes` on top of the global budget (proxy/upstream/tenant.h). */
+typedef struct px_tenant_cfg_s {
+    char *name;         /* owns: the cluster's name, or "routes[N]" */
+    size_t limit_bytes; /* 64KiB-1TiB */
+} px_tenant_cfg_t;
+
+#define PX_TENANT_LIMIT_MIN ((size_t)64 << 10)
+#define PX_TENANT_LIMIT_MAX ((size_t)1 << 40)
+
 typedef struct px_cluster_cfg_s {
     char *name;
     px_proto_t proto;
@@ -68,6 +79,7 @@ typedef struct px_cluster_cfg_s {
     /* The cluster's SSL_CTX (owns, SSL_CTX_free in px__cluster_fini): made by the main thread
      * with px_uptls_ctx_new before the workers start, then shared read-only by them. */
     struct ssl_ctx_st *tls_ctx;
+    unsigned tenant; /* 1-based index into px_config_t.tenants (its memory: limit), 0 = none */
 } px_cluster_cfg_t;
 
 typedef struct px_route_cfg_s {
@@ -78,6 +90,10 @@ typedef struct px_route_cfg_s {
     char *direct_body;
     size_t direct_body_len;
     char *direct_content_type; /* default "text/plain" */
+    /* 1-based index into px_config_t.tenants, 0 = none: the route's own memory: limit, else
+     * its cluster's (resolved at load, so the request path reads one field). */
+    unsigned tenant;
+    bool own_tenant; /* the tenant is the route's own (not its cluster's) */
 } px_route_cfg_t;
 
 typedef struct px_listener_cfg_s {
@@ -143,6 +159,8 @@ typedef struct px_config_s {
     size_t clusters_cnt;
     px_route_cfg_t *routes; /* first match wins */
     size_t routes_cnt;
+    px_tenant_cfg_t *tenants; /* memory tenants, in the order the file names them */
+    size_t tenants_cnt;       /* at most PX_CFG_CLUSTERS_MAX + PX_CFG_ROUTES_MAX */
     px_admin_cfg_t admin;
     px_limits_cfg_t limits;
     px_memory_cfg_t memory;
@@ -165,6 +183,8 @@ typedef enum px_cli_action_e {
     PX_CLI_HELP,    /* --help printed */
     PX_CLI_VERSION, /* --version printed */
     PX_CLI_HEALTH,  /* `weir health [ADDR]`: probe /ready on the admin port */
+    /* `weir health --live [ADDR]`: probe /healthz, which stays 200 while weir drains */
+    PX_CLI_HEALTH_LIVE,
 } px_cli_action_t;
 
 /* Builds the effective config from `argv`, the environment and the file named by -c (if any).

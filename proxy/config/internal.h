@@ -88,6 +88,11 @@ int px__config_add_default_route(px_config_t *cfg);
 void px__config_clear_listeners(px_config_t *cfg);
 void px__config_clear_clusters(px_config_t *cfg);
 void px__config_clear_routes(px_config_t *cfg);
+/* Frees the memory tenants (after the routes and clusters that name them). */
+void px__config_clear_tenants(px_config_t *cfg);
+/* Appends a memory tenant named `name` (copied) with `limit_bytes`; sets `*id` to its 1-based
+ * index. Returns 0 or -ENOMEM (nothing appended). Alloc: tcache. */
+int px__config_add_tenant(px_config_t *cfg, const char *name, size_t limit_bytes, unsigned *id);
 /* Frees what a listener / cluster / route owns (not the element itself). */
 void px__listener_fini(px_listener_cfg_t *l);
 void px__cluster_fini(px_cluster_cfg_t *c);

@@ -482,6 +482,28 @@ static int load_cluster_tls(yctx_t *c, const yaml_node_t *n, const char *path, p
     return 0;
 }
 
+/* A cluster's or route's `memory: {limit: SIZE}` (a memory tenant named `name`, see config.c's
+ * schema): appends the tenant and sets `*id`, or leaves `*id` alone when there is no key. */
+static int load_tenant(yctx_t *c, const yaml_node_t *n, const char *path, const char *name,
+                       unsigned *id)
+{
+    static const char *const keys[] = {"limit"};
+    char fp[PATH_MAX_LEN];
+    yaml_node_t *m = map_get(c, n, "memory"), *v;
+    size_t limit = 0;
+    int rc;
+
+    if (m == NULL)
+        return 0;
+    path_key(fp, path, "memory");
+    if ((rc = check_map(c, m, fp, keys, MEM_ARRAY_LEN(keys))) < 0 ||
+        (rc = need(c, m, fp, "limit", &v)) < 0 ||
+        (rc = opt_size(c, m, fp, "limit", PX_TENANT_LIMIT_MIN, PX_TENANT_LIMIT_MAX, &limit)) < 0)
+        return rc;
+    MEM_ASSERT(limit >= PX_TENANT_LIMIT_MIN);
+    return px__config_add_tenant(c->cfg, name, limit, id);
+}
+
 static int load_cluster(yctx_t *c, const yaml_node_t *n, const char *path, size_t idx)
 {
     static const char *const keys[] = {"name",
@@ -494,7 +516,8 @@ static int load_cluster(yctx_t *c, const yaml_node_t *n, const char *path, size_
                                        "max_streams_per_connection",
                                        "max_connections_per_endpoint",
                                        "connect_retries",
-                                       "tls"};
+                                       "tls",
+                                       "memory"};
     char fp[PATH_MAX_LEN], ep[PATH_MAX_LEN], why[PX_CFG_WHY_MAX];
     px_cluster_cfg_t *cl = &c->cfg->clusters[idx];
     yaml_node_t *v;
@@ -577,7 +600,7 @@ static int load_cluster(yctx_t *c, const yaml_node_t *n, const char *path, size_
                       &cl->max_conns_per_endpoint)) < 0 ||
         (rc = opt_u32(c, n, path, "connect_retries", 0, 16, &cl->connect_retries)) < 0)
         return rc;
-    return 0;
+    return load_tenant(c, n, path, cl->name, &cl->tenant);
 }
 
 static int load_clusters(yctx_t *c, const yaml_node_t *n)
@@ -708,7 +731,7 @@ static int load_direct(yctx_t *c, const yaml_node_t *n, const char *path, px_rou
 
 static int load_route(yctx_t *c, const yaml_node_t *n, const char *path, px_route_cfg_t *r)
 {
-    static const char *const keys[] = {"match", "cluster", "direct_response"};
+    static const char *const keys[] = {"match", "cluster", "direct_response", "memory"};
     char fp[PATH_MAX_LEN];
     yaml_node_t *m, *cl, *dr;
     const char *s;
@@ -724,6 +747,9 @@ static int load_route(yctx_t *c, const yaml_node_t *n, const char *path, px_rout
     }
     if (!r->path_prefix && (rc = px__cfg_set_str(&r->path_prefix, "/")) < 0)
         return rc;
+    if ((rc = load_tenant(c, n, path, path, &r->tenant)) < 0)
+        return rc;
+    r->own_tenant = r->tenant != 0;
 
     cl = map_get(c, n, "cluster");
     dr = map_get(c, n, "direct_response");
@@ -741,6 +767,8 @@ static int load_route(yctx_t *c, const yaml_node_t *n, const char *path, px_rout
     for (size_t i = 0; i < c->cfg->clusters_cnt; i++) {
         if (strcmp(c->cfg->clusters[i].name, s) == 0) {
             r->cluster = &c->cfg->clusters[i];
+            if (!r->own_tenant)
+                r->tenant = r->cluster->tenant;
             return 0;
         }
     }

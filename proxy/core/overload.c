@@ -12,6 +12,7 @@
 #include "mem/base.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/time.h>
@@ -176,10 +177,13 @@ static bool is_dir_file(const char *dir, const char *name)
     return n > 0 && (size_t)n < sizeof(p) && access(p, F_OK) == 0;
 }
 
-/* Finds the cgroup path for v2 ("0::PATH") or v1 (a controller list naming "memory") in
- * `proc_cgroup`. Returns 0 and copies PATH, or -ENOENT. */
-static int own_path(const char *proc_cgroup, int version, char *path, size_t len)
+/* Finds the cgroup path for v2 ("0::PATH") or v1 (a controller list naming `ctl`, "memory"
+ * or "cpu") in `proc_cgroup`. Returns 0 and copies PATH, or -ENOENT. */
+static int own_path(const char *proc_cgroup, int version, const char *ctl_name, char *path,
+                    size_t len)
 {
+    MEM_ASSERT(ctl_name != NULL && ctl_name[0] != '\0');
+    size_t ctl_len = strlen(ctl_name);
     FILE *f = fopen(proc_cgroup, "re");
     if (f == NULL)
         return -errno;
@@ -197,11 +201,11 @@ static int own_path(const char *proc_cgroup, int version, char *path, size_t len
         if (version == 2) {
             match = strncmp(line, "0:", 2) == 0 && ctl[0] == '\0';
         } else {
-            /* The controller list is comma separated ("memory" or e.g. "cpu,memory"). */
+            /* The controller list is comma separated ("memory" or e.g. "cpu,cpuacct"). */
             const char *t = ctl;
             while (!match && *t != '\0') {
                 size_t tl = strcspn(t, ",");
-                match = tl == 6 && strncmp(t, "memory", 6) == 0;
+                match = tl == ctl_len && strncmp(t, ctl_name, tl) == 0;
                 t += tl + (t[tl] == ',');
             }
         }
@@ -214,31 +218,19 @@ static int own_path(const char *proc_cgroup, int version, char *path, size_t len
     return rc;
 }
 
-/* Walks from base+path up to base reading `limit_file`; keeps the smallest limit. */
-static void walk_limits(const char *base, const char *path, const char *limit_file,
-                        px_cgroup_mem_t *out)
+/* Calls `visit(dir, ctx)` for base+path and each folder above it up to base, deepest first
+ * (a limit anywhere on the way binds). When base+path is not visible (a container without its
+ * own cgroup namespace), our view's root is our cgroup: base alone is visited. */
+static void walk_up(const char *base, const char *path, void (*visit)(const char *, void *),
+                    void *ctx)
 {
     char dir[PX_CGROUP_DIR_MAX];
     int n = snprintf(dir, sizeof(dir), "%s%s", base, strcmp(path, "/") == 0 ? "" : path);
     if (n <= 0 || (size_t)n >= sizeof(dir) || access(dir, F_OK) != 0)
-        snprintf(dir, sizeof(dir), "%s", base); /* not visible here: our view's root is ours */
+        snprintf(dir, sizeof(dir), "%s", base);
     size_t base_len = strlen(base);
-    bool usage_dir_set = false;
     for (;;) {
-        char p[PX_CGROUP_DIR_MAX + 64];
-        uint64_t v = 0;
-        snprintf(p, sizeof(p), "%s/%s", dir, limit_file);
-        if (px_cgroup_read_u64(p, &v) == 0) {
-            if (!usage_dir_set) {
-                /* Usage is read where the limit binds; until one is found, the deepest. */
-                snprintf(out->dir, sizeof(out->dir), "%s", dir);
-                usage_dir_set = true;
-            }
-            if (v > 0 && (out->limit_bytes == 0 || v < out->limit_bytes)) {
-                out->limit_bytes = v;
-                snprintf(out->dir, sizeof(out->dir), "%s", dir);
-            }
-        }
+        visit(dir, ctx);
         size_t len = strlen(dir);
         if (len <= base_len)
             break;
@@ -247,6 +239,40 @@ static void walk_limits(const char *base, const char *path, const char *limit_fi
             break;
         *slash = '\0';
     }
+}
+
+typedef struct mem_walk_s {
+    const char *limit_file;
+    px_cgroup_mem_t *out;
+    bool usage_dir_set;
+} mem_walk_t;
+
+/* Keeps the smallest memory limit on the way up, and the folder where it binds. */
+static void on_mem_dir(const char *dir, void *ctx)
+{
+    mem_walk_t *w = ctx;
+    char p[PX_CGROUP_DIR_MAX + 64];
+    uint64_t v = 0;
+    snprintf(p, sizeof(p), "%s/%s", dir, w->limit_file);
+    if (px_cgroup_read_u64(p, &v) != 0)
+        return;
+    if (!w->usage_dir_set) {
+        /* Usage is read where the limit binds; until one is found, the deepest. */
+        snprintf(w->out->dir, sizeof(w->out->dir), "%s", dir);
+        w->usage_dir_set = true;
+    }
+    if (v > 0 && (w->out->limit_bytes == 0 || v < w->out->limit_bytes)) {
+        w->out->limit_bytes = v;
+        snprintf(w->out->dir, sizeof(w->out->dir), "%s", dir);
+    }
+}
+
+/* Walks from base+path up to base reading `limit_file`; keeps the smallest limit. */
+static void walk_limits(const char *base, const char *path, const char *limit_file,
+                        px_cgroup_mem_t *out)
+{
+    mem_walk_t w = {.limit_file = limit_file, .out = out};
+    walk_up(base, path, on_mem_dir, &w);
 }
 
 int px_cgroup_mem_probe(const char *root, const char *proc_cgroup, px_cgroup_mem_t *out)
@@ -258,7 +284,7 @@ int px_cgroup_mem_probe(const char *root, const char *proc_cgroup, px_cgroup_mem
     char base[PX_CGROUP_DIR_MAX / 2];
     /* v2: the unified hierarchy is mounted at root itself and offers the memory controller. */
     if (is_dir_file(root, "cgroup.controllers")) {
-        if (own_path(proc_cgroup, 2, path, sizeof(path)) != 0)
+        if (own_path(proc_cgroup, 2, "memory", path, sizeof(path)) != 0)
             snprintf(path, sizeof(path), "/");
         out->version = 2;
         walk_limits(root, path, "memory.max", out);
@@ -275,7 +301,7 @@ int px_cgroup_mem_probe(const char *root, const char *proc_cgroup, px_cgroup_mem
     int n = snprintf(base, sizeof(base), "%s/memory", root);
     if (n <= 0 || (size_t)n >= sizeof(base) || !is_dir_file(base, "memory.limit_in_bytes"))
         return -ENOENT;
-    if (own_path(proc_cgroup, 1, path, sizeof(path)) != 0)
+    if (own_path(proc_cgroup, 1, "memory", path, sizeof(path)) != 0)
         snprintf(path, sizeof(path), "/");
     out->version = 1;
     walk_limits(base, path, "memory.limit_in_bytes", out);
@@ -283,6 +309,73 @@ int px_cgroup_mem_probe(const char *root, const char *proc_cgroup, px_cgroup_mem
         snprintf(out->dir, sizeof(out->dir), "%s", base);
     (void)px_cgroup_mem_read_usage(out);
     return 0;
+}
+
+typedef struct cpu_walk_s {
+    int version;
+    unsigned cpus; /* the smallest quota so far, in whole CPUs; 0 = none */
+} cpu_walk_t;
+
+/* Keeps the smallest CPU quota on the way up: v2 cpu.max "QUOTA PERIOD" ("max PERIOD" when
+ * unlimited), v1 cpu.cfs_quota_us (-1 when unlimited) over cpu.cfs_period_us. */
+static void on_cpu_dir(const char *dir, void *ctx)
+{
+    cpu_walk_t *w = ctx;
+    char p[PX_CGROUP_DIR_MAX + 64];
+    unsigned long long quota = 0, period = 0;
+    if (w->version == 2) {
+        char buf[64];
+        snprintf(p, sizeof(p), "%s/cpu.max", dir);
+        if (read_small_file(p, buf, sizeof(buf)) <= 0 ||
+            sscanf(buf, "%llu %llu", &quota, &period) != 2)
+            return; /* absent, or "max": no quota here */
+    } else {
+        uint64_t q = 0, per = 0;
+        snprintf(p, sizeof(p), "%s/cpu.cfs_quota_us", dir);
+        if (px_cgroup_read_u64(p, &q) != 0)
+            return; /* -1 reads as 0: no quota */
+        snprintf(p, sizeof(p), "%s/cpu.cfs_period_us", dir);
+        if (px_cgroup_read_u64(p, &per) != 0)
+            return;
+        quota = q;
+        period = per;
+    }
+    if (quota == 0 || period == 0)
+        return;
+    /* Rounded up: a quota of 1.5 CPUs keeps two workers busy, each below a full CPU. */
+    unsigned long long cpus = (quota + period - 1) / period;
+    MEM_ASSERT(cpus > 0);
+    if (cpus > UINT_MAX)
+        cpus = UINT_MAX;
+    if (w->cpus == 0 || cpus < w->cpus)
+        w->cpus = (unsigned)cpus;
+}
+
+unsigned px_cgroup_cpu_quota(const char *root, const char *proc_cgroup)
+{
+    MEM_ASSERT(root != NULL && proc_cgroup != NULL);
+    char path[PX_CGROUP_DIR_MAX / 2] = "/";
+    char base[PX_CGROUP_DIR_MAX / 2];
+    cpu_walk_t w = {.version = 2};
+    if (is_dir_file(root, "cgroup.controllers")) {
+        snprintf(base, sizeof(base), "%s", root);
+    } else {
+        /* v1: the cpu controller's hierarchy, alone or joint with cpuacct. */
+        static const char *const names[] = {"cpu", "cpu,cpuacct", "cpuacct,cpu"};
+        size_t i = 0;
+        for (; i < MEM_ARRAY_LEN(names); i++) {
+            int n = snprintf(base, sizeof(base), "%s/%s", root, names[i]);
+            if (n > 0 && (size_t)n < sizeof(base) && is_dir_file(base, "cpu.cfs_quota_us"))
+                break;
+        }
+        if (i == MEM_ARRAY_LEN(names))
+            return 0;
+        w.version = 1;
+    }
+    if (own_path(proc_cgroup, w.version, "cpu", path, sizeof(path)) != 0)
+        snprintf(path, sizeof(path), "/");
+    walk_up(base, path, on_cpu_dir, &w);
+    return w.cpus;
 }
 
 int px_cgroup_mem_read_usage(px_cgroup_mem_t *cg)
@@ -429,8 +522,9 @@ void px_overload_tick(px_server_t *s)
     pthread_mutex_unlock(&o->lock);
     /* Workers act on a change (keep-alive off or on again) and on every tick above NORMAL:
      * each tick they close the connections that stopped reading and hold more than their
-     * share, and return their cached memory. */
-    if (next != cur || next != PX_OVERLOAD_NORMAL)
+     * share, and return their cached memory. A memory tenant past its limit has them shed its
+     * heaviest streams at any level (proxy/core/shed.c). */
+    if (next != cur || next != PX_OVERLOAD_NORMAL || px_overload__tenants_over(s))
         signal_workers(s);
     /* A rise keeps what held memory at that moment (heap samples, top regions), for reading
      * after the incident. After the workers were told, so their actions do not wait for it;

@@ -124,6 +124,13 @@ size_t px_overload_limit_for(const px_memory_cfg_t *m, uint64_t cgroup_limit);
  * Thread: any. Alloc: none (stack buffers only). */
 int px_cgroup_mem_probe(const char *root, const char *proc_cgroup, px_cgroup_mem_t *out);
 
+/* The CPU quota of the process described by `proc_cgroup` under `root` (normally
+ * /sys/fs/cgroup), in whole CPUs rounded up: the smallest on the way from its cgroup up to the
+ * root, v2 cpu.max or v1 cpu.cfs_quota_us / cpu.cfs_period_us (under root/cpu or
+ * root/cpu,cpuacct); the cgroup's folder not visible reads root itself, as for memory.
+ * Returns 0 when there is no quota or no cpu controller. Thread: any. Alloc: none. */
+unsigned px_cgroup_cpu_quota(const char *root, const char *proc_cgroup);
+
 /* Re-reads usage and inactive file cache in `cg->dir`. Returns 0 or -errno. Thread: any. */
 int px_cgroup_mem_read_usage(px_cgroup_mem_t *cg);
 
@@ -180,6 +187,10 @@ void px_overload__worker_apply(px_worker_t *w);
  * connection's worker. Alloc: none. */
 typedef struct px_conn_s px_conn_t;
 bool px_overload__admit_stream(const px_conn_t *c);
+
+/* True when a memory tenant holds more than its limit (summed over the workers); the monitor
+ * then signals the workers, which shed that tenant's heaviest streams. Thread: any. */
+bool px_overload__tenants_over(const px_server_t *s);
 
 /* True when this CRITICAL tick sheds (the ticks between only release). Thread: any. */
 bool px_overload__shed_now(const px_server_t *s);

@@ -72,55 +72,6 @@ static unsigned pick_cpus(int *cpus, unsigned max)
     return n ? n : 1;
 }
 
-/* Reads one signed integer from `path`; returns false when absent or unreadable. */
-static bool read_ll(const char *path, long long *out)
-{
-    FILE *f = fopen(path, "re");
-    if (f == NULL)
-        return false;
-    int got = fscanf(f, "%lld", out);
-    fclose(f);
-    return got == 1;
-}
-
-/* The cgroup v1 CPU quota in whole CPUs (rounded up), 0 when unlimited or absent. Container
- * engines mount the container's own cgroup at /sys/fs/cgroup; "cpu" and "cpu,cpuacct" are the
- * two names the hierarchy goes by. */
-static unsigned cgroup_v1_cpu_quota(void)
-{
-    static const char *const dirs[] = {"/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"};
-    for (size_t i = 0; i < MEM_ARRAY_LEN(dirs); i++) {
-        char qp[64], pp[64];
-        long long quota, period;
-        snprintf(qp, sizeof(qp), "%s/cpu.cfs_quota_us", dirs[i]);
-        snprintf(pp, sizeof(pp), "%s/cpu.cfs_period_us", dirs[i]);
-        if (!read_ll(qp, &quota) || !read_ll(pp, &period))
-            continue;
-        if (quota <= 0 || period <= 0)
-            return 0; /* -1: no quota */
-        return (unsigned)((quota + period - 1) / period);
-    }
-    return 0;
-}
-
-/* The CPU quota in whole CPUs (rounded up): cgroup v2 cpu.max, else v1; 0 = none. */
-static unsigned cgroup_cpu_quota(void)
-{
-    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "re");
-    if (f == NULL)
-        return cgroup_v1_cpu_quota();
-    char q[32] = "";
-    unsigned long long period = 0;
-    int got = fscanf(f, "%31s %llu", q, &period);
-    fclose(f);
-    if (got != 2 || strcmp(q, "max") == 0 || period == 0)
-        return 0;
-    unsigned long long quota = strtoull(q, NULL, 10);
-    if (quota == 0)
-        return 0;
-    return (unsigned)((quota + period - 1) / period);
-}
-
 void px_server__worker_started(px_server_t *s, int rc)
 {
     srv_impl_t *im = s->impl;
@@ -252,7 +203,8 @@ int px_server_run(px_server_t *s, char *err, size_t err_len)
     int *fds = NULL;
     int cpus[1024];
     unsigned ncpu = pick_cpus(cpus, MEM_ARRAY_LEN(cpus));
-    unsigned quota = cgroup_cpu_quota();
+    /* The quota of our own cgroup or an ancestor (a pod, a systemd unit's CPUQuota=). */
+    unsigned quota = px_cgroup_cpu_quota("/sys/fs/cgroup", "/proc/self/cgroup");
     unsigned n = cfg->workers ? cfg->workers : ncpu;
     if (!cfg->workers && quota > 0 && quota < n)
         n = quota;
@@ -265,7 +217,9 @@ int px_server_run(px_server_t *s, char *err, size_t err_len)
         MEM_ASSERT(!cfg->listeners[l].tls || cfg->listeners[l].tls_ctx != NULL);
     fds = mem_malloc(sizeof(int) * (cfg->listeners_cnt * n + 1));
     s->workers = mem_calloc(n, sizeof(px_worker_t));
-    if (fds == NULL || s->workers == NULL) {
+    if (cfg->tenants_cnt > 0)
+        s->tenant_table = mem_calloc((size_t)n * cfg->tenants_cnt, sizeof(px_tenant_stats_t));
+    if (fds == NULL || s->workers == NULL || (cfg->tenants_cnt > 0 && s->tenant_table == NULL)) {
         snprintf(err, err_len, "out of memory starting %u workers", n);
         rc = -ENOMEM;
         goto out;
@@ -292,6 +246,11 @@ int px_server_run(px_server_t *s, char *err, size_t err_len)
         }
         int cpu = (cfg->workers && cfg->workers > ncpu) ? -1 : cpus[i % ncpu];
         rc = px_worker_init(&s->workers[i], s, i, cpu, wfds);
+        if (rc == 0 && s->tenant_table != NULL) {
+            s->workers[i].tenants = s->tenant_table + (size_t)i * cfg->tenants_cnt;
+            s->workers[i].tenant_table = s->tenant_table;
+            s->workers[i].tenant_rows = n;
+        }
         if (rc == 0)
             rc = px_worker_start(&s->workers[i]);
         if (rc != 0) {
@@ -385,6 +344,7 @@ void px_server_free(px_server_t *s)
     mem_free(im);
     px_overload_free(s);
     mem_free(s->workers);
+    mem_free(s->tenant_table);
     mem_free(s->listener_ports);
     px_config_unref(s->cfg); /* the last reference: workers and streams are gone */
     mem_free(s);

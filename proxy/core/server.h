@@ -31,6 +31,9 @@ typedef struct px_server_s {
     px_config_t *cfg;     /* owns a reference; main swaps it on reload (under impl's lock):
                              other threads read it through px_server_config */
     px_worker_t *workers; /* owns: workers_cnt entries */
+    /* owns: the memory tenants' figures, one row of cfg->tenants_cnt per worker (NULL when
+     * there is no tenant); each worker writes its own row (proxy/upstream/tenant.h) */
+    px_tenant_stats_t *tenant_table;
     unsigned workers_cnt;
     int overload_level; /* any: px_overload_level_t, atomic */
     int draining;       /* any: atomic bool, set on SIGTERM */

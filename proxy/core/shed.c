@@ -27,6 +27,14 @@
  * frees everything at once (streams, buffers, region); limits.send_timeout does the same
  * without pressure, after longer.
  *
+ * Memory tenants (a route or cluster with memory: {limit}, proxy/upstream/tenant.h): a tenant
+ * past its limit has its new streams refused where they are routed (proxy/h2/h2.c,
+ * proxy/h1/h1.c), and on every monitor tick while it is over, at any level, each worker resets
+ * its heaviest streams of that tenant (by what they count against it) until they held this
+ * worker's part of the excess, at most PX_OVERLOAD_SHED_PER_TICK a tick. A stream whose
+ * connection stopped reading, and an HTTP/1.1 request (it has no reset), go with their
+ * connection. Other tenants are left alone: only the global levels act on everyone.
+ *
  * Runs only on the worker thread, from its async callback (PX_WF_OVERLOAD, sent by the
  * monitor in proxy/core/overload.c). It touches the worker's own connections and streams.
  */
@@ -38,7 +46,9 @@
 #include "mem/budget.h"
 #include "mem/subregion.h"
 #include "proxy/core/conn.h"
+#include "proxy/h1/h1.h"
 #include "proxy/h2/stream.h"
+#include "proxy/upstream/tenant.h"
 #include "proxy/upstream/upstream.h"
 
 /* Bytes a stream holds now: its sub-arena and its buffered response body. Its request-body
@@ -168,38 +178,117 @@ static void goaway_idle(px_wimpl_t *wi)
     }
 }
 
+/* The heaviest few of a walk: up to PX_OVERLOAD_SHED_PER_TICK streams (or HTTP/1.1
+ * connections: st NULL), heaviest first. */
+typedef struct heaviest_s {
+    px_conn_t *c[PX_OVERLOAD_SHED_PER_TICK];
+    px_stream_t *st[PX_OVERLOAD_SHED_PER_TICK];
+    size_t wt[PX_OVERLOAD_SHED_PER_TICK];
+    size_t n;
+} heaviest_t;
+
+/* Offers (c, st) weighing `x`: insertion into the small sorted array. */
+static void heaviest_put(heaviest_t *h, px_conn_t *c, px_stream_t *st, size_t x)
+{
+    if (h->n == PX_OVERLOAD_SHED_PER_TICK && x <= h->wt[h->n - 1])
+        return;
+    size_t i = h->n < PX_OVERLOAD_SHED_PER_TICK ? h->n++ : h->n - 1;
+    while (i > 0 && h->wt[i - 1] < x) {
+        h->c[i] = h->c[i - 1];
+        h->st[i] = h->st[i - 1];
+        h->wt[i] = h->wt[i - 1];
+        i--;
+    }
+    h->c[i] = c;
+    h->st[i] = st;
+    h->wt[i] = x;
+    MEM_ASSERT(h->n <= PX_OVERLOAD_SHED_PER_TICK);
+}
+
 /* Resets up to PX_OVERLOAD_SHED_PER_TICK of the heaviest live streams, heaviest first. */
 static void shed_heaviest(px_wimpl_t *wi)
 {
-    px_stream_t *top[PX_OVERLOAD_SHED_PER_TICK];
-    size_t wt[PX_OVERLOAD_SHED_PER_TICK];
-    size_t n = 0;
+    heaviest_t h = {.n = 0};
     for (px_conn_t *c = wi->conns; c != NULL; c = c->next) {
         if (c->closing || c->mode != PX_CONN_H2)
             continue;
         for (px_stream_t *st = c->h2.streams; st != NULL; st = st->next) {
-            if (st->failed)
-                continue; /* already reset; its memory goes when the reset is sent */
-            size_t x = stream_weight(st);
-            if (n == PX_OVERLOAD_SHED_PER_TICK && x <= wt[n - 1])
-                continue;
-            /* Insertion into the small sorted array (heaviest first). */
-            size_t i = n < PX_OVERLOAD_SHED_PER_TICK ? n++ : n - 1;
-            while (i > 0 && wt[i - 1] < x) {
-                top[i] = top[i - 1];
-                wt[i] = wt[i - 1];
-                i--;
-            }
-            top[i] = st;
-            wt[i] = x;
+            if (!st->failed) /* a reset one's memory goes when the reset is sent */
+                heaviest_put(&h, c, st, stream_weight(st));
         }
     }
-    MEM_ASSERT(n <= PX_OVERLOAD_SHED_PER_TICK);
-    for (size_t i = 0; i < n; i++) {
-        MEM_ASSERT(i == 0 || wt[i - 1] >= wt[i]);
-        px_h2_stream_shed(top[i]);
+    for (size_t i = 0; i < h.n; i++) {
+        MEM_ASSERT(i == 0 || h.wt[i - 1] >= h.wt[i]);
+        px_h2_stream_shed(h.st[i]);
         MEM_STAT_ADD(wi->w->stats.overload_streams_shed, 1);
     }
+}
+
+/* Sheds this worker's part of what tenant `t` (1-based) holds past its limit, if it is past
+ * it: its heaviest streams first (see the top). */
+static void shed_tenant(px_wimpl_t *wi, unsigned t)
+{
+    px_worker_t *w = wi->w;
+    size_t limit = w->cfg->tenants[t - 1].limit_bytes;
+    size_t total = px_tenant_bytes(w, t);
+    size_t mine = (size_t)MEM_STAT_LOAD(w->tenants[t - 1].bytes);
+    if (total <= limit || mine == 0)
+        return;
+    /* This worker's part of the excess, less what its streams already reset still hold (it
+     * goes when their resets are sent): otherwise the next tick would shed it twice. */
+    size_t need = (size_t)((double)(total - limit) * ((double)mine / (double)total)) + 1;
+    size_t pending = 0;
+    heaviest_t h = {.n = 0};
+    uint64_t now = uv_now(&w->loop);
+    for (px_conn_t *c = wi->conns; c != NULL; c = c->next) {
+        if (c->closing)
+            continue;
+        if (c->mode == PX_CONN_H1) {
+            size_t counted = 0;
+            if (px_h1_tenant(&c->h1, &counted) == t)
+                heaviest_put(&h, c, NULL, counted);
+            continue;
+        }
+        if (c->mode != PX_CONN_H2)
+            continue;
+        for (px_stream_t *st = c->h2.streams; st != NULL; st = st->next) {
+            if (st->tenant != t)
+                continue;
+            if (st->failed)
+                pending += st->tenant_counted;
+            else
+                heaviest_put(&h, c, st, st->tenant_counted);
+        }
+    }
+    size_t freed = pending;
+    for (size_t i = 0; i < h.n && freed < need; i++) {
+        MEM_ASSERT(i == 0 || h.wt[i - 1] >= h.wt[i]);
+        px_conn_t *c = h.c[i];
+        if (c->closing)
+            continue; /* closed for an earlier stream of the same connection */
+        freed += h.wt[i];
+        px_tenant_shed(w, t, h.wt[i]);
+        /* HTTP/1.1 has no reset, and a reset queued behind a blocked write never leaves. */
+        if (h.st[i] == NULL || px_conn_stalled_ms(c, now) >= PX_OVERLOAD_STALL_MS)
+            px_conn_close(c); /* its streams and buffers freed now */
+        else
+            px_h2_stream_shed(h.st[i]);
+    }
+}
+
+bool px_overload__tenants_over(const px_server_t *s)
+{
+    const px_config_t *cfg = s->cfg;
+    if (s->tenant_table == NULL)
+        return false;
+    unsigned rows = __atomic_load_n(&s->workers_cnt, __ATOMIC_ACQUIRE);
+    for (unsigned t = 1; t <= cfg->tenants_cnt; t++) {
+        px_tenant_stats_t x;
+        px_tenant_sum(s->tenant_table, rows, cfg->tenants_cnt, t, &x);
+        if (x.bytes > cfg->tenants[t - 1].limit_bytes)
+            return true;
+    }
+    return false;
 }
 
 void px_overload__worker_apply(px_worker_t *w)
@@ -209,6 +298,9 @@ void px_overload__worker_apply(px_worker_t *w)
     MEM_ASSERT(wi != NULL && wi->w == w);
     if (wi->stopping)
         return; /* the upstream pools are closing or closed */
+    /* Tenants past their limit, at any level (see the top). */
+    for (unsigned t = 1; w->tenants != NULL && t <= w->cfg->tenants_cnt; t++)
+        shed_tenant(wi, t);
     px_overload_level_t lv = px_server_overload(w->server);
     bool changed = (int)lv != wi->applied_level;
     wi->applied_level = (int)lv;

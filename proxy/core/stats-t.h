@@ -60,6 +60,21 @@ typedef struct px_stats_s {
 } px_stats_t;
 
 #define PX_STATS_FIELDS_CNT (sizeof(px_stats_t) / sizeof(uint64_t))
+
+/* One memory tenant's figures on one worker (a route or cluster with `memory: {limit}`; see
+ * proxy/upstream/tenant.h). Written by that worker only with relaxed atomics, summed by the
+ * reader. One cache line, so that two workers' rows never share one. */
+typedef struct px_tenant_stats_s {
+    uint64_t bytes;      /* gauge: what its streams hold, as last counted at their accounting
+                            points (sub-arena, buffered body, share of the connection) */
+    uint64_t streams;    /* gauge: its streams now */
+    uint64_t admitted;   /* streams it was given */
+    uint64_t refused;    /* new streams refused past its limit (REFUSED_STREAM or 503) */
+    uint64_t shed;       /* streams reset (or stalled connections closed) to bring it under */
+    uint64_t shed_bytes; /* what those held when shed */
+    uint64_t pad_[2];
+} px_tenant_stats_t;
+MEM_STATIC_ASSERT(sizeof(px_tenant_stats_t) == 64, "one cache line per worker and tenant");
 MEM_STATIC_ASSERT(sizeof(px_stats_t) % sizeof(uint64_t) == 0, "px_stats_t is all uint64_t");
 
 #endif /* PX_STATS_T_H */

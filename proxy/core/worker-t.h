@@ -22,15 +22,21 @@ typedef struct px_server_s px_server_t;
 typedef struct px_upstream_pools_s px_upstream_pools_t;
 
 typedef struct px_worker_s {
-    uv_loop_t loop;                /* worker */
-    unsigned idx;                  /* any: 0-based */
-    int cpu;                       /* any: the CPU it is pinned to, -1 when not pinned */
-    int node;                      /* any: its NUMA node */
-    const px_config_t *cfg;        /* worker: owns a reference; the config new streams take
-                                      (a reload swaps it at a quiescent point of the loop) */
-    px_server_t *server;           /* borrows */
-    const int *overload_level;     /* borrows: the server's published px_overload_level_t */
-    px_stats_t stats;              /* written by the worker only, read by any (relaxed) */
+    uv_loop_t loop;            /* worker */
+    unsigned idx;              /* any: 0-based */
+    int cpu;                   /* any: the CPU it is pinned to, -1 when not pinned */
+    int node;                  /* any: its NUMA node */
+    const px_config_t *cfg;    /* worker: owns a reference; the config new streams take
+                                  (a reload swaps it at a quiescent point of the loop) */
+    px_server_t *server;       /* borrows */
+    const int *overload_level; /* borrows: the server's published px_overload_level_t */
+    px_stats_t stats;          /* written by the worker only, read by any (relaxed) */
+    /* Memory tenants (proxy/upstream/tenant.h): this worker's row of the server's table
+     * (cfg->tenants_cnt entries, written by this worker only), and the whole table
+     * (tenant_rows rows, read by any with relaxed loads). NULL when no tenant is configured. */
+    px_tenant_stats_t *tenants;            /* borrows: the server's table outlives the worker */
+    const px_tenant_stats_t *tenant_table; /* borrows */
+    unsigned tenant_rows;
     px_upstream_pools_t *upstream; /* owns: created by px_upstream_worker_init */
     void *impl;                    /* owns: listeners, connections, async handles (worker.c) */
     pthread_t thread;

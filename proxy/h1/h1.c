@@ -31,6 +31,7 @@
 #include "proxy/upstream/forward.h"
 #include "proxy/upstream/http.h"
 #include "proxy/upstream/router.h"
+#include "proxy/upstream/tenant.h"
 #include "proxy/upstream/upstream.h"
 
 #define PX_H1_LINE_MAX  8192u      /* request line; nginx's large_client_header_buffers */
@@ -82,6 +83,8 @@ struct px_h1_req_s {
                                     the request was routed by (a reload does not change it) */
     px_upstream_req_t *up;       /* owns until on_response_end/on_error/cancel */
     bool up_done;
+    unsigned tenant;       /* the route's memory tenant (1-based), 0 = none or ended */
+    size_t tenant_counted; /* what it counts against the tenant (tenant_weigh) */
     /* response */
     int status; /* 0 until a head is built */
     bool close; /* Connection: close on this response */
@@ -261,6 +264,16 @@ static void respond_reason(px_h1_req_t *r, int status, const char *why)
     respond_static(r, status, "text/plain", body, (size_t)n);
 }
 
+/* Weighs `r` again for its memory tenant (proxy/upstream/tenant.h): its buffered body and its
+ * connection's region (its sub-arena included: one request at a time holds the connection). */
+static void tenant_weigh(px_h1_req_t *r)
+{
+    if (r->tenant == 0)
+        return;
+    size_t weight = mem_region_bytes(r->conn->region) + r->buffered;
+    px_tenant_weigh(r->conn->w, r->tenant, &r->tenant_counted, weight);
+}
+
 static void chunks_free(px_h1_req_t *r)
 {
     while (r->chunks) {
@@ -311,6 +324,7 @@ static void on_up_data(void *ud, const uint8_t *data, size_t len)
         r->chunks = k;
     r->chunks_tail = k;
     r->buffered += len;
+    tenant_weigh(r);
     mark_dirty(r->conn);
 }
 
@@ -670,6 +684,22 @@ static void dispatch(px_h1_req_t *r)
                        rt->direct_body ? rt->direct_body : "", rt->direct_body_len);
         return;
     }
+    /* The route's memory tenant past its limit: 503 with Retry-After, as for overload. */
+    if (!px_tenant_admit(c->w, rt->tenant)) {
+        static const char body_spent[] = "weir: this route's memory budget is spent, retry later\n";
+        static const px_header_t retry = {"retry-after", 11, "1", 1};
+        MEM_STAT_ADD(c->w->stats.overload_streams_refused, 1);
+        r->static_body = (const uint8_t *)body_spent;
+        r->static_len = sizeof(body_spent) - 1;
+        r->resp_done = true;
+        if (build_head(r, 503, &retry, 1, (int64_t)r->static_len, "text/plain") != 0) {
+            r->abort = true;
+            mark_dirty(c);
+        }
+        return;
+    }
+    r->tenant = rt->tenant;
+    tenant_weigh(r);
     size_t cnt = 0;
     px_header_t *hdrs = px_forward_headers(&fr, cfg, r->sub, &cnt);
     if (hdrs == NULL)
@@ -1276,6 +1306,8 @@ static void req_end(px_h1_conn_t *c)
         .upstream = up,
     };
     c->io->request_ended(c->tr, &d);
+    if (r->tenant != 0)
+        px_tenant_end(c->w, r->tenant, &r->tenant_counted);
     chunks_free(r);
     c->req = NULL;
     px_config_unref(r->cfg);
@@ -1317,6 +1349,7 @@ static int send_response(px_h1_conn_t *c, px_h1_req_t *r)
                 return 0;
             k->off += (uint32_t)n;
             r->buffered -= n;
+            tenant_weigh(r);
             if (r->up)
                 px_upstream_consumed(r->up, n);
             if (k->off == k->len) {
@@ -1432,6 +1465,13 @@ size_t px_h1_bytes(const px_h1_conn_t *c)
     if (c->req == NULL)
         return 0;
     return mem_subregion_bytes(c->req->sub) + c->req->buffered;
+}
+
+unsigned px_h1_tenant(const px_h1_conn_t *c, size_t *counted)
+{
+    MEM_ASSERT(counted != NULL);
+    *counted = c->req != NULL ? c->req->tenant_counted : 0;
+    return c->req != NULL ? c->req->tenant : 0;
 }
 
 void px_h1_fini(px_h1_conn_t *c)

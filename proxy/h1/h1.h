@@ -97,6 +97,9 @@ void px_h1_stop(px_h1_conn_t *c);
 bool px_h1_req_view(const px_h1_conn_t *c, px_h1_done_t *out);
 /* Bytes the request in progress holds (its sub-arena and buffered response). Getter. */
 size_t px_h1_bytes(const px_h1_conn_t *c);
+/* The memory tenant (1-based, 0 = none) of the request in progress, and in `*counted` what it
+ * counts against it (proxy/upstream/tenant.h). Getter. */
+unsigned px_h1_tenant(const px_h1_conn_t *c, size_t *counted);
 /* Ends the request in progress (cancels its exchange, frees its sub-arena) and the input
  * buffer. Idempotent. */
 void px_h1_fini(px_h1_conn_t *c);

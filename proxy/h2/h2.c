@@ -22,6 +22,7 @@
 #include "proxy/upstream/forward.h"
 #include "proxy/upstream/http.h"
 #include "proxy/upstream/router.h"
+#include "proxy/upstream/tenant.h"
 #include "proxy/upstream/upstream.h"
 
 static const char body_404[] = "weir: no route matches this request\n";
@@ -110,6 +111,7 @@ static int on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
         *p++ = (uint8_t)(pad - 1);
     /* Copy once, from the stream buffer straight into the batch. */
     px_stream_body_take(st, p, length);
+    px__h2_tenant_weigh(st);
     p += length;
     if (pad > 1)
         memset(p, 0, pad - 1);
@@ -329,6 +331,7 @@ static void on_up_data(void *ud, const uint8_t *data, size_t len)
         px__h2_reset(st, NGHTTP2_INTERNAL_ERROR);
         return;
     }
+    px__h2_tenant_weigh(st);
     resume(st);
 }
 
@@ -503,6 +506,15 @@ void px__h2_dispatch(px_stream_t *st, bool end_stream)
                               r->direct_body ? r->direct_body : "", r->direct_body_len);
         return;
     }
+    /* The route's memory tenant past its limit: refused before anything is sent upstream, so
+     * the client may retry it (RFC 9113 8.7). Counted in the tenant's figures. */
+    if (!px_tenant_admit(c->w, r->tenant)) {
+        MEM_STAT_ADD(c->w->stats.overload_streams_refused, 1);
+        px__h2_reset(st, NGHTTP2_REFUSED_STREAM);
+        return;
+    }
+    st->tenant = r->tenant;
+    px__h2_tenant_weigh(st);
     size_t cnt = 0;
     px_header_t *hdrs = px_forward_headers(&fr, cfg, st->sub, &cnt);
     if (hdrs == NULL) {
@@ -818,11 +830,25 @@ void px__h2_request_data(px_stream_t *st, const uint8_t *data, size_t len)
     c->wire->consume(st, len);
 }
 
+void px__h2_tenant_weigh(px_stream_t *st)
+{
+    if (st->tenant == 0)
+        return;
+    px_h2_conn_t *c = st->conn;
+    MEM_ASSERT_HOT(c->streams_cnt > 0);
+    size_t share = mem_region_bytes(c->region) / c->streams_cnt;
+    px_tenant_weigh(c->w, st->tenant, &st->tenant_counted, st->buffered + share);
+}
+
 /* Ends a stream: cancels its exchange, logs it and frees its sub-arena. */
 void px__h2_stream_end(px_h2_conn_t *c, px_stream_t *st)
 {
     MEM_ASSERT(c->streams_cnt > 0);
     MEM_ASSERT(st->conn == c);
+    if (st->tenant != 0) {
+        px_tenant_end(c->w, st->tenant, &st->tenant_counted);
+        st->tenant = 0; /* a chunk the codec drops later weighs nothing */
+    }
     if (st->up) {
         px_upstream_cancel(st->up); /* st->up freed */
         st->up = NULL;

@@ -74,6 +74,10 @@ void px__h2_dispatch(px_stream_t *st, bool end_stream);
 void px__h2_request_data(px_stream_t *st, const uint8_t *data, size_t len);
 /* The client ended its request (END_STREAM, with or without trailers). */
 void px__h2_request_ended(px_stream_t *st);
+/* Weighs `st` again for its memory tenant (proxy/upstream/tenant.h), when it has one: its
+ * buffered body and an equal share of its connection's region (the streams' sub-arenas are
+ * carved from it). Called where those change. Alloc: none. */
+void px__h2_tenant_weigh(px_stream_t *st);
 /* Ends `st`: cancels its exchange, logs it, frees what it owns. */
 void px__h2_stream_end(px_h2_conn_t *c, px_stream_t *st);
 /* Resets `st` with `code` once (counted), through the wire. `st` may be freed. */

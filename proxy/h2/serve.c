@@ -499,6 +499,7 @@ static void on_chunk_done(void *arg)
     MEM_ASSERT(st != NULL);
     MEM_ASSERT(st->buffered >= n);
     st->buffered -= n; /* held until now: the overload manager weighs streams by it */
+    px__h2_tenant_weigh(st);
     if (st->conn->in_write) {
         st->bytes_out += n;
         st->progress_ms = uv_now(&st->conn->w->loop);

@@ -65,6 +65,8 @@ typedef struct px_stream_s {
                                     config it was routed by (a reload does not change it) */
     px_upstream_req_t *up;       /* owns until on_response_end/on_error/cancel */
     bool up_done;                /* the exchange has ended (set by its last callback) */
+    unsigned tenant;             /* the route's memory tenant (1-based), 0 = none or ended */
+    size_t tenant_counted;       /* what it counts against the tenant (px__h2_tenant_weigh) */
     size_t req_unacked; /* request-body bytes the exchange holds that it has not yet reported
                            drained: their window is reopened when it does, or when it ends */
     /* response */

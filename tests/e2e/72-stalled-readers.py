@@ -11,8 +11,8 @@
 # opened and closed by weir, and weir's counters (send timeouts, stalled connections shed).
 import os, socket, struct, sys, threading, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from h2raw import (PREFACE, Checks, Conn, DataFrame, HeadersFrame, RssSampler, RstStreamFrame,
-                   GoAwayFrame, Upstream, Weir, headers, raw_frame, sanitized, settings, REQ)
+from h2raw import (PREFACE, Checks, RssSampler, Upstream, Weir, get_once, headers,
+                   raw_frame, sanitized, settings, REQ)
 
 ATTACKERS = 20
 STREAMS = 100
@@ -84,32 +84,7 @@ class Attackers(threading.Thread):
 
 def benign_once(port):
     """One GET / on a fresh connection: True for a 200 with its whole body, else the reason."""
-    try:
-        c = Conn(port, timeout=REQ_TIMEOUT_S)
-    except OSError as e:
-        return "connect: %s" % e
-    try:
-        c.send(PREFACE + settings(()) + headers(1, enc=c.enc))
-        status, body = None, b""
-        for f in c.frames(REQ_TIMEOUT_S):
-            if f is None:
-                return "closed (status %s)" % status
-            if isinstance(f, GoAwayFrame):
-                return "GOAWAY %d" % f.error_code
-            if f.stream_id != 1:
-                continue
-            if isinstance(f, RstStreamFrame):
-                return "RST_STREAM %d" % f.error_code
-            if isinstance(f, HeadersFrame):
-                status = dict(c.dec.decode(f.data)).get(":status")
-            elif isinstance(f, DataFrame):
-                body += f.data
-            if "END_STREAM" in f.flags:
-                return True if status == "200" and body == b"ok\n" else \
-                    "status %s body %r" % (status, body[:40])
-        return "no answer in %.0f s" % REQ_TIMEOUT_S
-    finally:
-        c.close()
+    return get_once(port, REQ_TIMEOUT_S)
 
 
 def main():

@@ -4,7 +4,8 @@
 # (so it runs on Debian 12's own packages: its nodejs 18 has no built-in WebSocket). Opens URL
 # (the admin dashboard), runs the page until <body data-samples> (or data-errors) reaches N or
 # 30 s pass, reads every canvas back once, optionally saves a PNG screenshot, and prints one
-# JSON line: {samples, errors, polls, regions, committed, ink, console}.
+# JSON line: {samples, errors, polls, regions, committed, marks, rps_workers, tenants,
+# tenant_rows, ink, console}.
 import base64, json, os, re, select, subprocess, sys, time
 
 import websocket  # Debian: python3-websocket
@@ -100,8 +101,13 @@ while True:
     state = js("""(() => {
         const b = document.body; if (!b) return null;
         const c = document.getElementById('committed');
+        const tb = document.getElementById('tenants');
         return { samples: +b.dataset.samples, errors: +b.dataset.errors, polls: +b.dataset.polls,
-                 regions: +b.dataset.regions, committed: c ? c.textContent : '' };
+                 regions: +b.dataset.regions, committed: c ? c.textContent : '',
+                 marks: +(b.dataset.marks || 0), rps_workers: +(b.dataset.rpsWorkers || 0),
+                 tenants: +(b.dataset.tenants === undefined ? -1 : b.dataset.tenants),
+                 tenant_rows: tb ? Array.from(tb.rows).map((r) => Array.from(r.cells)
+                     .map((x) => x.textContent)) : [] };
     })()""")
     if state and (state.get(wait_for) or 0) >= wait_n:
         break

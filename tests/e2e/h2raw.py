@@ -9,6 +9,8 @@
 #   Upstream()             tests/e2e/upstream.js on :0 (node), .port
 #   Conn(port)             one raw TCP connection: .preface(), .send(), .frames(), .until()
 #   Checks                 named checks printing "ok   NAME" / "FAIL NAME: why"; .exit()
+#   get_once(port)         one GET / on a fresh h2c connection: True or the reason
+#   two_routes(run, extra) the memory-tenant tests' weir: /bytes/ -> "slow", the rest -> "fast"
 #   GoodClient(port, path) a thread running curl --http2-prior-knowledge in a loop
 #   RssSampler(pid)        a thread sampling VmRSS every 50 ms; .max_kib
 import json
@@ -168,6 +170,23 @@ class Weir:
     def memory(self):
         return self.admin_json("/memory")
 
+    def tenant(self, name):
+        """The memory tenant `name` from /memory's "tenants" (a dict), or None."""
+        for t in self.memory().get("tenants", []):
+            if t["name"] == name:
+                return t
+        return None
+
+    def tenant_drained(self, name, seconds=10.0):
+        """Polls tenant `name` until it holds 0 bytes and 0 streams (or `seconds` pass);
+        returns what it saw last."""
+        deadline = time.time() + seconds
+        while True:
+            t = self.tenant(name)
+            if t is None or (t["bytes"] == 0 and t["streams"] == 0) or time.time() > deadline:
+                return t
+            time.sleep(0.1)
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -293,6 +312,94 @@ class Conn:
                 except Exception:
                     return ("response", "?")
         return ("none", None)
+
+
+def get_once(port, timeout=5.0):
+    """One GET / on a fresh connection: True for a 200 with body "ok\\n" (upstream.js), else
+    the reason (connect error, GOAWAY, RST_STREAM, other status, no answer)."""
+    try:
+        c = Conn(port, timeout=timeout)
+    except OSError as e:
+        return "connect: %s" % e
+    try:
+        c.send(PREFACE + settings(()) + headers(1, enc=c.enc))
+        status, body = None, b""
+        for f in c.frames(timeout):
+            if f is None:
+                return "closed (status %s)" % status
+            if isinstance(f, GoAwayFrame):
+                return "GOAWAY %d" % f.error_code
+            if f.stream_id != 1:
+                continue
+            if isinstance(f, RstStreamFrame):
+                return "RST_STREAM %d" % f.error_code
+            if isinstance(f, HeadersFrame):
+                status = dict(c.dec.decode(f.data)).get(":status")
+            elif isinstance(f, DataFrame):
+                body += f.data
+            if "END_STREAM" in f.flags:
+                return True if status == "200" and body == b"ok\n" else \
+                    "status %s body %r" % (status, body[:40])
+        return "no answer in %.0f s" % timeout
+    finally:
+        c.close()
+
+
+class Hogs(threading.Thread):
+    """The memory-tenant tests' clients that never read: a subclass's run() keeps its sockets
+    in .socks and returns once .stop_ev is set; stop() ends it and closes them."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.port = port
+        self.stop_ev = threading.Event()
+        self.socks = []
+
+    def stop(self):
+        self.stop_ev.set()
+        self.join(10)
+        for s in self.socks:
+            s.close()
+
+
+def check_drained(ck, w, after):
+    """The memory-tenant tests' last checks: the tenant (as tenant_drained returned it) holds
+    nothing once its clients are gone, and weir is alive."""
+    ck.check("the tenant holds nothing once the hogs are gone",
+             after is not None and after["bytes"] == 0 and after["streams"] == 0,
+             json.dumps(after))
+    ck.check("weir is alive", w.alive(), w.log_tail())
+
+
+def two_routes(run, slow_extra=""):
+    """Memory tenant tests (46, 47): two upstream.js processes, cluster "slow" (with
+    `slow_extra` added to its mapping, e.g. ", memory: {limit: 1048576}") for /bytes/ and
+    cluster "fast" for the rest, two workers, a 256 MiB budget. Calls run(checks, weir),
+    stops everything and exits with the checks' status."""
+    ck = Checks()
+    slow, fast = Upstream(), Upstream()
+    cfg = ("listeners:\n  - address: 127.0.0.1:0\n"
+           "clusters:\n"
+           "  - {name: slow, endpoints: [\"127.0.0.1:%d\"]%s}\n"
+           "  - {name: fast, endpoints: [\"127.0.0.1:%d\"]}\n"
+           "routes:\n"
+           "  - {match: {path_prefix: /bytes/}, cluster: slow}\n"
+           "  - {cluster: fast}\n"
+           "admin: {address: \"127.0.0.1:0\"}\nworkers: 2\n"
+           "memory: {limit: 256MiB}\n" % (slow.port, slow_extra, fast.port))
+    try:
+        w = Weir(cfg=cfg)
+    except BaseException:
+        slow.stop()
+        fast.stop()
+        raise
+    try:
+        run(ck, w)
+    finally:  # an exception must not leave the upstreams or weir running
+        slow.stop()
+        fast.stop()
+        w.stop()
+    ck.exit(w)
 
 
 def fmt(reaction):

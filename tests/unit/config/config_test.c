@@ -930,7 +930,19 @@ TEST(actions)
         CHECK_EQ(cfg->admin.addr.port, 9922);
         px_config_free(cfg);
     }
+    {
+        char *argv[] = {"weir", "health", "--live", NULL};
+        REQUIRE(run_args(&act, &cfg, argv) == 0);
+        CHECK_EQ(act, PX_CLI_HEALTH_LIVE);
+        CHECK_EQ(cfg->admin.addr.port, 9922);
+        px_config_free(cfg);
+    }
     clear_env();
+    {
+        char *argv[] = {"weir", "--live", NULL};
+        CHECK(run_args(&act, &cfg, argv) < 0);
+        CHECK_STR(err, "--live: only with 'health' (weir health --live)");
+    }
     {
         char *argv[] = {"weir", "health", "a:1", "b:2", NULL};
         CHECK(run_args(&act, &cfg, argv) < 0);
@@ -1108,6 +1120,52 @@ TEST(refs_and_cluster_same)
     px_config_free(w);
 }
 
+/* Memory tenants (issue 18 part 2): a cluster's or route's memory: {limit: SIZE}. */
+TEST(tenants)
+{
+    static sbuf_t d;
+    px_config_t *cfg = NULL;
+
+    REQUIRE(load_text("tenants.yaml",
+                      "clusters:\n"
+                      "  - {name: slow, endpoints: [127.0.0.1:1], memory: {limit: 1MiB}}\n"
+                      "  - {name: fast, endpoints: [127.0.0.1:2]}\n"
+                      "routes:\n"
+                      "  - {match: {path_prefix: /slow/}, cluster: slow}\n"
+                      "  - {match: {path_prefix: /own/}, cluster: slow, memory: {limit: 64k}}\n"
+                      "  - {cluster: fast}\n",
+                      &cfg) == 0);
+    REQUIRE(cfg->tenants_cnt == 2);
+    CHECK_STR(cfg->tenants[0].name, "slow");
+    CHECK_EQ(cfg->tenants[0].limit_bytes, (size_t)1 << 20);
+    CHECK_STR(cfg->tenants[1].name, "routes[1]");
+    CHECK_EQ(cfg->tenants[1].limit_bytes, (size_t)64 << 10);
+    CHECK_EQ(cfg->clusters[0].tenant, 1u);
+    CHECK_EQ(cfg->clusters[1].tenant, 0u);
+    CHECK_EQ(cfg->routes[0].tenant, 1u); /* the cluster's */
+    CHECK(!cfg->routes[0].own_tenant);
+    CHECK_EQ(cfg->routes[1].tenant, 2u); /* its own wins */
+    CHECK(cfg->routes[1].own_tenant);
+    CHECK_EQ(cfg->routes[2].tenant, 0u);
+    d.len = 0;
+    REQUIRE(px_config_dump(cfg, on_write, &d) == 0);
+    CHECK(strstr(d.data, "    memory: {limit: 1048576}\n") != NULL);
+    CHECK(strstr(d.data, "    memory: {limit: 65536}\n") != NULL);
+    px_config_free(cfg);
+
+    EXPECT_ERR("clusters:\n  - name: a\n    endpoints: [127.0.0.1:1]\n    memory: {limit: 1k}\n",
+               "4:21: clusters[0].memory.limit: ");
+    EXPECT_ERR("clusters:\n  - name: a\n    endpoints: [127.0.0.1:1]\n    memory: {max: 1M}\n",
+               "4:14: clusters[0].memory.max: unknown key 'max' (allowed: limit)");
+    EXPECT_ERR("clusters:\n  - name: a\n    endpoints: [127.0.0.1:1]\n    memory: {}\n",
+               "4:13: clusters[0].memory: missing required key 'limit'");
+    EXPECT_ERR("routes:\n  - direct_response: {status: 200}\n    memory: 5MiB\n",
+               "3:13: routes[0].memory: expected a mapping, got a scalar");
+    EXPECT_ERR("routes:\n  - direct_response: {status: 200}\n    memory: {limit: lots}\n",
+               "3:21: routes[0].memory.limit: ");
+    CHECK_NO_LEAK();
+}
+
 int main(void)
 {
     const char *slash;
@@ -1131,6 +1189,7 @@ int main(void)
     RUN(full_example);
     RUN(small_files);
     RUN(bad_files);
+    RUN(tenants);
     RUN(error_positions);
     RUN(missing_file);
     RUN(value_parsers);

@@ -1,6 +1,7 @@
 /*
  * tests/unit/core/overload_test.c: the overload manager's level state machine (thresholds,
- * hysteresis both ways), the limit's source, cgroup v2/v1 file parsing against temp folders
+ * hysteresis both ways), the limit's source, cgroup v2/v1 file parsing (memory, and the CPU
+ * quota that caps the worker count) against temp folders
  * laid out like /sys/fs/cgroup (nested limits, "max", v1's "no limit", container views,
  * memory.stat), and the monitor itself ticking against the real memory budget: levels rise
  * with held memory, cached free memory is released before it counts, recovery is automatic.
@@ -229,6 +230,54 @@ TEST(cgroup_v1_and_none)
     CHECK_EQ(cg.limit_bytes, 0);
 }
 
+TEST(cgroup_cpu_quota)
+{
+    char root[300];
+    /* v2: root (no cpu.max, as on a host) / pod ("250000 100000": 2.5 CPUs) / ctr ("max"). */
+    REQUIRE(put("c2/cgroup.controllers", "cpuset cpu io memory pids\n") == 0);
+    REQUIRE(put("c2/pod/cpu.max", "250000 100000\n") == 0);
+    REQUIRE(put("c2/pod/ctr/cpu.max", "max 100000\n") == 0);
+    REQUIRE(put("proc-c2", "0::/pod/ctr\n") == 0);
+    snprintf(root, sizeof(root), "%s/c2", tmp_dir);
+    CHECK_EQ(px_cgroup_cpu_quota(root, path("proc-c2")), 3); /* the ancestor's, rounded up */
+    /* A tighter quota deeper down wins. */
+    REQUIRE(put("c2/pod/ctr/cpu.max", "100000 100000\n") == 0);
+    CHECK_EQ(px_cgroup_cpu_quota(root, path("proc-c2")), 1);
+    /* A container with its own cgroup namespace ("0::/"): the mount's root is ours. */
+    REQUIRE(put("c2ns/cgroup.controllers", "cpu\n") == 0);
+    REQUIRE(put("c2ns/cpu.max", "200000 100000\n") == 0);
+    REQUIRE(put("proc-c2ns", "0::/\n") == 0);
+    snprintf(root, sizeof(root), "%s/c2ns", tmp_dir);
+    CHECK_EQ(px_cgroup_cpu_quota(root, path("proc-c2ns")), 2);
+    /* Our cgroup's folder not visible (no namespace of its own): root itself. */
+    REQUIRE(put("proc-c2hid", "0::/kubepods/burstable/pod1/abc\n") == 0);
+    CHECK_EQ(px_cgroup_cpu_quota(root, path("proc-c2hid")), 2);
+    /* Unlimited everywhere. */
+    REQUIRE(put("c2u/cgroup.controllers", "cpu\n") == 0);
+    REQUIRE(put("c2u/x/cpu.max", "max 100000\n") == 0);
+    REQUIRE(put("proc-c2u", "0::/x\n") == 0);
+    snprintf(root, sizeof(root), "%s/c2u", tmp_dir);
+    CHECK_EQ(px_cgroup_cpu_quota(root, path("proc-c2u")), 0);
+    /* v1, the joint "cpu,cpuacct" hierarchy: -1 at the root (none), 1.5 CPUs in w. */
+    REQUIRE(put("c1/cpu,cpuacct/cpu.cfs_quota_us", "-1\n") == 0);
+    REQUIRE(put("c1/cpu,cpuacct/cpu.cfs_period_us", "100000\n") == 0);
+    REQUIRE(put("c1/cpu,cpuacct/w/cpu.cfs_quota_us", "75000\n") == 0);
+    REQUIRE(put("c1/cpu,cpuacct/w/cpu.cfs_period_us", "50000\n") == 0);
+    REQUIRE(put("proc-c1", "9:name=systemd:/\n4:memory:/m\n2:cpu,cpuacct:/w\n0::/\n") == 0);
+    snprintf(root, sizeof(root), "%s/c1", tmp_dir);
+    CHECK_EQ(px_cgroup_cpu_quota(root, path("proc-c1")), 2);
+    /* "cpuacct" alone is not "cpu": the root's (none). */
+    REQUIRE(put("proc-c1x", "2:cpuacct:/w\n") == 0);
+    CHECK_EQ(px_cgroup_cpu_quota(root, path("proc-c1x")), 0);
+    /* v1 "cpu" on its own, and no cpu controller at all. */
+    REQUIRE(put("c1s/cpu/cpu.cfs_quota_us", "300000\n") == 0);
+    REQUIRE(put("c1s/cpu/cpu.cfs_period_us", "100000\n") == 0);
+    snprintf(root, sizeof(root), "%s/c1s", tmp_dir);
+    CHECK_EQ(px_cgroup_cpu_quota(root, path("no-such-proc")), 3);
+    snprintf(root, sizeof(root), "%s/none", tmp_dir);
+    CHECK_EQ(px_cgroup_cpu_quota(root, path("proc-c1")), 0);
+}
+
 /* Allocates 32 KiB blocks until the budget's pressure reaches `target`. */
 static size_t fill(void **blocks, size_t have, size_t max, double target)
 {
@@ -401,6 +450,7 @@ int main(void)
     RUN(cgroup_files);
     RUN(cgroup_v2_nested);
     RUN(cgroup_v1_and_none);
+    RUN(cgroup_cpu_quota);
     RUN(monitor_against_the_budget);
     RUN(nothing_live);
     char cmd[400];
