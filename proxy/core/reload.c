@@ -80,6 +80,14 @@ static const char *restart_field(const px_config_t *a, const px_config_t *b)
         return "access_log";
     if (a->codec != b->codec)
         return "WEIR_CODEC";
+    /* The tenants' table (proxy/upstream/tenant.h) is sized and numbered at start, and streams
+     * in flight count into it by number: the set of tenants is fixed until a restart (their
+     * limits may change). */
+    if (a->tenants_cnt != b->tenants_cnt)
+        return "the memory tenants (routes and clusters with memory: {limit})";
+    for (size_t i = 0; i < a->tenants_cnt; i++)
+        if (strcmp(a->tenants[i].name, b->tenants[i].name) != 0)
+            return "the memory tenants (routes and clusters with memory: {limit})";
     return NULL;
 }
 

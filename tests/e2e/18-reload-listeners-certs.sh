@@ -8,8 +8,8 @@
 #  - A request in flight finishes on the config it started with: a slow upstream response
 #    (4 s) whose cluster the reload removes arrives whole (its x-sha256 matches).
 #  - The old config is freed once that response and its retired pool are gone (configs_live 1).
-#  - An option that needs a restart (workers) is refused with the field named: 400, nothing
-#    changes.
+#  - An option that needs a restart (workers, the set of memory tenants) is refused with the
+#    field named: 400, nothing changes.
 source "$(dirname "$0")/lib.sh"
 need node
 need curl
@@ -138,5 +138,15 @@ fi
 ver=$(curl -sS "$(A)/config_dump" | awk '/^# version:/ {print $3}')
 [ "$ver" = 3 ] || fail "a refused reload changed the version to $ver"
 pass "workers: 3 refused: $(cat "$T/reload.out")"
+
+# Reload 4: a memory tenant added (a cluster's memory: {limit}): the tenants' table is sized at
+# start, so the set of tenants needs a restart too.
+gen no no 2
+sed -i "/endpoints: \[127.0.0.1:$up_PORT\]/a\\    memory: {limit: 1MiB}" "$T/weir.yaml"
+grep -q 'memory: {limit: 1MiB}' "$T/weir.yaml" || fail "could not add the tenant to the file"
+code=$(reload)
+[ "$code" = 400 ] && grep -q "the memory tenants (routes and clusters with memory: {limit}) changed: it needs a restart" "$T/reload.out" ||
+    fail "a new tenant: reload answered $code: $(cat "$T/reload.out")"
+pass "a memory tenant added refused: $(cat "$T/reload.out")"
 stop_weir TERM || fail "weir exited $? after SIGTERM"
 pass "drained and exited 0"
