@@ -73,12 +73,17 @@ wait_for 20 sh -c "[ \"\$(curl -sS --http2-prior-knowledge http://127.0.0.1:$WEI
 pass "the next good swap applies (version 3)"
 stop_weir TERM || fail "weir exited $? after SIGTERM"
 
+# fresh NAME ROUTE EXTRA: a new ConfigMap folder holding one config, and weir started on it.
+fresh() {
+    OLD_DIR=
+    rm -rf "$CM" && mkdir -p "$CM"
+    swap "$1" "$2" "$3"
+    ln -s ..data/weir.yaml "$CM/weir.yaml"
+    start_weir -c "$CM/weir.yaml"
+}
+
 # reload.watch: poll: stat polls (here every 200 ms) see the swap too.
-OLD_DIR=
-rm -rf "$CM" && mkdir -p "$CM"
-swap p1 seven 'reload: {watch: poll, poll_interval: 200ms}'
-ln -s ..data/weir.yaml "$CM/weir.yaml"
-start_weir -c "$CM/weir.yaml"
+fresh p1 seven 'reload: {watch: poll, poll_interval: 200ms}'
 grep -q "^weir: config watch $CM/weir.yaml (stat poll every 200 ms)" "$T/weir.log" ||
     fail "watch: poll: $(grep watch "$T/weir.log")"
 swap p2 eight 'reload: {watch: poll, poll_interval: 200ms}'
@@ -88,11 +93,7 @@ pass "reload.watch poll: the stat poll sees the swap (version $(version))"
 stop_weir TERM || fail "weir exited $? after SIGTERM"
 
 # reload.watch: false: a change waits for SIGHUP.
-OLD_DIR=
-rm -rf "$CM" && mkdir -p "$CM"
-swap e five 'reload: {watch: false}'
-ln -s ..data/weir.yaml "$CM/weir.yaml"
-start_weir -c "$CM/weir.yaml"
+fresh e five 'reload: {watch: false}'
 grep -q "^weir: config watch" "$T/weir.log" && fail "reload.watch false still watches"
 swap f six 'reload: {watch: false}'
 # Nothing to wait for here but time: the watch (were it on) settles in 0.2 s.
