@@ -23,7 +23,6 @@
 #include "proxy/core/alloc.h"
 #include "proxy/core/overload.h"
 #include "proxy/core/server.h"
-#include "proxy/upstream/tls.h"
 
 static void apply_memory(const px_memory_cfg_t *m)
 {
@@ -116,8 +115,9 @@ int main(int argc, char **argv)
         return 2;
     }
     if (cfg != NULL && (action == PX_CLI_CHECK || action == PX_CLI_RUN) &&
-        (rc = px_uptls_config_init(cfg, err, sizeof(err))) != 0) {
-        /* A TLS cluster's CA, client certificate or key that OpenSSL cannot load. */
+        (rc = px_server_config_prepare(cfg, err, sizeof(err))) != 0) {
+        /* A TLS listener's or cluster's certificate, key or CA that OpenSSL cannot load: the
+         * same checks a reload makes. */
         fprintf(stderr, "weir: %s\n", err);
         px_config_free(cfg);
         return 2;
@@ -151,6 +151,8 @@ int main(int argc, char **argv)
     }
     s->admin_start = px_admin_start;
     s->admin_stop = px_admin_stop;
+    s->argc = argc; /* a reload parses them again */
+    s->argv = argv;
     rc = px_server_run(s, err, sizeof(err));
     px_server_free(s); /* cfg freed */
     if (rc != 0) {

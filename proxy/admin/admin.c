@@ -190,7 +190,10 @@ static const admin_route_t g_routes[] = {
      "every cluster endpoint: health, ejection, active requests, connections, failures (JSON)"},
     {"/overload", PX_ADMIN_GET, px__admin_overload,
      "overload level, pressure, thresholds, actions"},
-    {"/config_dump", PX_ADMIN_GET, px__admin_config_dump, "effective configuration (YAML)"},
+    {"/config_dump", PX_ADMIN_GET, px__admin_config_dump,
+     "active configuration (YAML), its version and hash"},
+    {"/reload", PX_ADMIN_POST, px__admin_reload,
+     "read the config file again, validate it whole and apply it (POST)"},
     {"/ready", PX_ADMIN_GET, px__admin_ready, "200 when serving, 503 while starting or draining"},
     {"/healthz", PX_ADMIN_GET, px__admin_healthz, "200 while the process runs"},
 };

@@ -64,6 +64,11 @@ void px__admin_healthz(const px_admin_req_t *req, px_admin_resp_t *resp);
 void px__admin_stats(const px_admin_req_t *req, px_admin_resp_t *resp);
 void px__admin_config_dump(const px_admin_req_t *req, px_admin_resp_t *resp);
 void px__admin_overload(const px_admin_req_t *req, px_admin_resp_t *resp);
+/* POST /reload: px_server_reload_request; 200 with the new version, 400 with the file's error
+ * (FILE:LINE:COL: FIELD: ...), 503 while draining or busy. */
+void px__admin_reload(const px_admin_req_t *req, px_admin_resp_t *resp);
+/* Writes the reload counters and the config version as Prometheus families. */
+void px__admin_reload_prom(px_jsonw_t *w, px_server_t *s);
 /* Writes every px_stats_t counter as JSON members of the object being written. */
 void px__admin_stats_json(px_jsonw_t *w, const px_stats_t *st);
 /* Writes every px_stats_t counter as Prometheus families (HELP, TYPE, samples). */

@@ -476,6 +476,7 @@ void px__admin_metrics(const px_admin_req_t *req, px_admin_resp_t *resp)
     mem_free(st);
     px__admin_stats_prom(w, &ps);
     px__admin_clusters_prom(w, s);
+    px__admin_reload_prom(w, (px_server_t *)s);
     prom_u64(w, "weir_ready", "gauge", "1 when every worker listens and weir is not draining.",
              __atomic_load_n(&s->ready, __ATOMIC_ACQUIRE) &&
                  !__atomic_load_n(&s->draining, __ATOMIC_ACQUIRE));

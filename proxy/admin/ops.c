@@ -211,6 +211,13 @@ void px__admin_stats(const px_admin_req_t *req, px_admin_resp_t *resp)
     px_jsonw_t *w = &resp->body;
     px_jsonw_obj_begin(w);
     px__admin_stats_json(w, &st);
+    const px_config_t *cfg = px_server_config(req->server);
+    px_jsonw_ku64(w, "config_version", cfg->version);
+    px_config_unref(cfg);
+    px_jsonw_ku64(w, "reloads_ok", __atomic_load_n(&req->server->reloads_ok, __ATOMIC_RELAXED));
+    px_jsonw_ku64(w, "reloads_failed",
+                  __atomic_load_n(&req->server->reloads_failed, __ATOMIC_RELAXED));
+    px_jsonw_ku64(w, "configs_live", px_config_live());
     px_jsonw_key(w, "workers");
     px_jsonw_arr_begin(w);
     for (unsigned i = 0; req->server->workers != NULL && i < req->server->workers_cnt; i++) {
@@ -237,17 +244,67 @@ static int dump_write(void *ud, const char *buf, size_t len)
 void px__admin_config_dump(const px_admin_req_t *req, px_admin_resp_t *resp)
 {
     MEM_ASSERT(req->server != NULL);
-    MEM_ASSERT(req->server->cfg != NULL);
+    /* A reference: a reload on the main thread may replace the config meanwhile (so s->cfg is
+     * read only under the server's lock, in px_server_config). */
+    const px_config_t *cfg = px_server_config(req->server);
+    MEM_ASSERT(cfg != NULL);
     resp->content_type = "application/yaml; charset=utf-8";
-    int rc = px_config_dump(req->server->cfg, dump_write, &resp->body);
+    snprintf(resp->extra_headers, sizeof(resp->extra_headers),
+             "X-Weir-Config-Version: %llu\r\nX-Weir-Config-Hash: %016llx\r\n",
+             (unsigned long long)cfg->version, (unsigned long long)cfg->hash);
+    px_jsonw_printf(&resp->body, "# version: %llu\n# hash: %016llx\n",
+                    (unsigned long long)cfg->version, (unsigned long long)cfg->hash);
+    int rc = px_config_dump(cfg, dump_write, &resp->body);
+    px_config_unref(cfg);
     if (rc != 0 && px_jsonw_error(&resp->body) == 0)
         px__admin_error(resp, 500, "500 config dump failed");
+}
+
+void px__admin_reload(const px_admin_req_t *req, px_admin_resp_t *resp)
+{
+    MEM_ASSERT(req->server != NULL);
+    MEM_ASSERT(req->method == PX_ADMIN_POST);
+    char err[PX_CONFIG_ERR_MAX];
+    int rc = px_server_reload_request(req->server, err, sizeof(err));
+    if (rc != 0) {
+        char msg[PX_CONFIG_ERR_MAX + 64];
+        int status = rc == -EINVAL ? 400 : rc == -ENOMEM ? 500 : 503;
+        snprintf(msg, sizeof(msg), "%d reload failed, configuration unchanged: %s", status, err);
+        px__admin_error(resp, status, msg);
+        return;
+    }
+    const px_config_t *cfg = px_server_config(req->server);
+    resp->content_type = "text/plain; charset=utf-8";
+    px_jsonw_printf(&resp->body, "reloaded: version %llu hash %016llx\n",
+                    (unsigned long long)cfg->version, (unsigned long long)cfg->hash);
+    px_config_unref(cfg);
+}
+
+void px__admin_reload_prom(px_jsonw_t *w, px_server_t *s)
+{
+    const px_config_t *cfg = px_server_config(s);
+    px_jsonw_printf(w,
+                    "# HELP weir_config_reloads_total Configuration reloads (SIGHUP, POST /reload, "
+                    "file watch) by result.\n# TYPE weir_config_reloads_total counter\n"
+                    "weir_config_reloads_total{result=\"ok\"} %llu\n"
+                    "weir_config_reloads_total{result=\"failed\"} %llu\n",
+                    (unsigned long long)__atomic_load_n(&s->reloads_ok, __ATOMIC_RELAXED),
+                    (unsigned long long)__atomic_load_n(&s->reloads_failed, __ATOMIC_RELAXED));
+    px_jsonw_printf(w,
+                    "# HELP weir_config_version The active configuration's version (1 at start, "
+                    "+1 per applied reload).\n# TYPE weir_config_version gauge\n"
+                    "weir_config_version %llu\n"
+                    "# HELP weir_configs_live Configurations alive: the active one, and older "
+                    "ones that streams or upstream pools still use.\n"
+                    "# TYPE weir_configs_live gauge\nweir_configs_live %llu\n",
+                    (unsigned long long)cfg->version, (unsigned long long)px_config_live());
+    px_config_unref(cfg);
 }
 
 void px__admin_overload(const px_admin_req_t *req, px_admin_resp_t *resp)
 {
     const px_server_t *s = req->server;
-    MEM_ASSERT(s != NULL && s->cfg != NULL);
+    MEM_ASSERT(s != NULL); /* s->cfg is the main thread's to swap: not read here */
     px_stats_t st;
     memset(&st, 0, sizeof(st));
     px_server_stats(s, &st);

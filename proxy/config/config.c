@@ -96,6 +96,11 @@
  *   headers: {x_forwarded_for: append, via: true}   # x_forwarded_for: append|replace|off
  *   escaped_slashes: reject     # reject (400) | keep: %2F and %5C in a path
  *   server_name: weir           # 1-64 of [A-Za-z0-9_.-/]
+ *   reload:                     # SIGHUP, POST /reload and the file watch (proxy/core/reload.c)
+ *     watch: true               # reload when the config file changes (inotify on its folder,
+ *                               # so a Kubernetes ConfigMap's ..data swap is seen); default true;
+ *                               # false; or poll: stat polls only (NFS, FUSE: no inotify events)
+ *     poll_interval: 2s         # the stat poll's interval (poll, or no inotify), 100ms-1h
  *
  * Sizes are bytes or a binary unit: 512k = 512KiB = 512KB = 524288. Durations need a unit:
  * 250ms, 2s, 1m, 1h (a bare 0 is allowed). Booleans: true/false/yes/no/on/off.
@@ -132,6 +137,7 @@ void px__listener_fini(px_listener_cfg_t *l)
     mem_free(l->name);
     mem_free(l->tls_cert);
     mem_free(l->tls_key);
+    SSL_CTX_free(l->tls_ctx);
     memset(l, 0, sizeof(*l));
 }
 
@@ -221,10 +227,19 @@ void px__config_clear_tenants(px_config_t *cfg)
     cfg->tenants_cnt = 0;
 }
 
+/* Configurations made and not yet freed (px_config_live). */
+static size_t g_live;
+
+size_t px_config_live(void)
+{
+    return __atomic_load_n(&g_live, __ATOMIC_RELAXED);
+}
+
 void px_config_free(px_config_t *cfg)
 {
     if (!cfg)
         return;
+    __atomic_fetch_sub(&g_live, 1, __ATOMIC_RELAXED);
     px__config_clear_routes(cfg);
     px__config_clear_clusters(cfg);
     px__config_clear_listeners(cfg);
@@ -234,6 +249,67 @@ void px_config_free(px_config_t *cfg)
     mem_free(cfg->server_name);
     mem_free(cfg->source);
     mem_free(cfg);
+}
+
+void px_config_unref(const px_config_t *cfg)
+{
+    if (cfg == NULL)
+        return;
+    px_config_t *c = (px_config_t *)cfg;
+    int was = __atomic_fetch_sub(&c->refs, 1, __ATOMIC_ACQ_REL);
+    MEM_ASSERT(was > 0);
+    if (was == 1)
+        px_config_free(c);
+}
+
+static bool str_same(const char *a, const char *b)
+{
+    return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
+}
+
+/* Field by field: the struct's path is a pointer, and its padding is not compared. */
+static bool health_check_same(const px_health_check_cfg_t *a, const px_health_check_cfg_t *b)
+{
+    return a->enabled == b->enabled && str_same(a->path, b->path) &&
+           a->interval_ms == b->interval_ms && a->timeout_ms == b->timeout_ms &&
+           a->healthy_threshold == b->healthy_threshold &&
+           a->unhealthy_threshold == b->unhealthy_threshold &&
+           a->expected_status == b->expected_status;
+}
+
+static bool outlier_same(const px_outlier_cfg_t *a, const px_outlier_cfg_t *b)
+{
+    return a->enabled == b->enabled && a->consecutive_5xx == b->consecutive_5xx &&
+           a->consecutive_gateway_failure == b->consecutive_gateway_failure &&
+           a->base_ejection_ms == b->base_ejection_ms && a->max_ejection_ms == b->max_ejection_ms &&
+           a->max_ejection_percent == b->max_ejection_percent && a->interval_ms == b->interval_ms;
+}
+
+bool px_config_cluster_same(const px_cluster_cfg_t *a, const px_cluster_cfg_t *b)
+{
+    MEM_ASSERT(a != NULL);
+    MEM_ASSERT(b != NULL);
+    if (!str_same(a->name, b->name) || a->proto != b->proto || a->lb != b->lb ||
+        a->endpoints_cnt != b->endpoints_cnt || a->connect_timeout_ms != b->connect_timeout_ms ||
+        a->request_timeout_ms != b->request_timeout_ms ||
+        a->idle_timeout_ms != b->idle_timeout_ms ||
+        a->max_streams_per_conn != b->max_streams_per_conn ||
+        a->max_conns_per_endpoint != b->max_conns_per_endpoint ||
+        a->retries_max != b->retries_max || a->retry_budget_percent != b->retry_budget_percent ||
+        a->retry_min_concurrency != b->retry_min_concurrency ||
+        !health_check_same(&a->health_check, &b->health_check) ||
+        !outlier_same(&a->outlier, &b->outlier) || a->tls != b->tls ||
+        a->tls_verify != b->tls_verify || !str_same(a->tls_sni, b->tls_sni) ||
+        !str_same(a->tls_ca, b->tls_ca) || !str_same(a->tls_cert, b->tls_cert) ||
+        !str_same(a->tls_key, b->tls_key))
+        return false;
+    for (size_t i = 0; i < a->endpoints_cnt; i++) {
+        const px_addr_t *x = &a->endpoints[i], *y = &b->endpoints[i];
+        if (strcmp(x->host, y->host) != 0 || x->port != y->port || x->sa_len != y->sa_len ||
+            memcmp(&x->sa, &y->sa, x->sa_len) != 0)
+            return false;
+    }
+    return true;
 }
 
 int px__config_new_empty(px_config_t **out)
@@ -247,6 +323,11 @@ int px__config_new_empty(px_config_t **out)
     cfg = mem_calloc(1, sizeof(*cfg));
     if (!cfg)
         return -ENOMEM;
+    __atomic_fetch_add(&g_live, 1, __ATOMIC_RELAXED);
+    cfg->refs = 1;
+    cfg->version = 1;
+    cfg->reload.watch = true;
+    cfg->reload.poll_interval_ms = 2000;
     rc = px__cfg_parse_addr(PX_CFG_DEFAULT_ADMIN, true, &cfg->admin.addr, why, sizeof(why));
     MEM_ASSERT(rc == 0); /* a numeric literal always resolves */
     cfg->admin.enabled = true;
@@ -648,6 +729,11 @@ int px_config_dump(const px_config_t *cfg, int (*write)(void *ud, const char *bu
     dump_f(&d, "server_name: ");
     dump_qs(&d, cfg->server_name ? cfg->server_name : "weir");
     dump_f(&d, "\n");
+    dump_f(&d, "reload: {watch: %s, poll_interval: %ums}\n",
+           !cfg->reload.watch       ? "false"
+           : cfg->reload.watch_poll ? "poll"
+                                    : "true",
+           (unsigned)cfg->reload.poll_interval_ms);
     dump_flush(&d);
     return d.rc;
 }

@@ -2,9 +2,12 @@
  * proxy/config/config.h: weir's effective configuration (YAML file, command-line flags and
  * environment overrides merged), and its parser and checker.
  *
- * Built once by the main thread before workers start, then read-only and shared by every
- * thread. All strings and arrays live in the config's own allocation (mem_malloc), freed by
- * px_config_free(). Precedence, lowest first: built-in defaults < YAML file < environment
+ * Built by the main thread (at start, and again at each reload), then read-only and shared by
+ * every thread. Reference-counted (px_config_ref/px_config_unref): the server holds one
+ * reference, each worker one for the config it serves new streams with, each stream one for
+ * the config it was routed by, and each upstream pool one for the config its cluster belongs
+ * to; the last unref frees it. All strings and arrays live in the config's own allocation
+ * (mem_malloc). Precedence, lowest first: built-in defaults < YAML file < environment
  * (WEIR_LISTEN, WEIR_ADMIN, WEIR_MEMORY_LIMIT, WEIR_ADMIN_TOKEN, WEIR_WORKERS)
  * < command-line flags.
  */
@@ -126,6 +129,10 @@ typedef struct px_listener_cfg_s {
     bool tls;
     char *tls_cert; /* PEM file paths, required when tls */
     char *tls_key;
+    /* The listener's SSL_CTX (owns, SSL_CTX_free in px__listener_fini): made by the main thread
+     * (px_tls_config_init) before the config is handed to the workers, at start and at each
+     * reload, so a reload serves the files' new certificate to new connections. */
+    struct ssl_ctx_st *tls_ctx;
 } px_listener_cfg_t;
 
 typedef struct px_limits_cfg_s {
@@ -161,8 +168,18 @@ typedef struct px_admin_cfg_s {
     char *token;       /* bearer token; NULL = none (redacted in dumps) */
 } px_admin_cfg_t;
 
+/* Reload of the config file (`reload:`). */
+typedef struct px_reload_cfg_s {
+    bool watch;                /* watch the file and reload on change; default true */
+    bool watch_poll;           /* `watch: poll`: stat polls only, never inotify (NFS, FUSE) */
+    uint32_t poll_interval_ms; /* the stat poll's interval (poll, or no inotify); default 2000 */
+} px_reload_cfg_t;
+
 typedef struct px_config_s {
-    char *source; /* the file it came from, or NULL for built-in */
+    int refs;         /* any: atomic; 1 when made, freed by the last px_config_unref */
+    uint64_t version; /* 1 for the config weir started with, +1 for each applied reload */
+    uint64_t hash;    /* FNV-1a 64 of px_config_dump's text (set by the server) */
+    char *source;     /* the file it came from, or NULL for built-in */
     px_listener_cfg_t *listeners;
     size_t listeners_cnt;
     px_cluster_cfg_t *clusters;
@@ -183,6 +200,7 @@ typedef struct px_config_s {
     bool add_via;              /* default true */
     char *server_name;         /* used in via and errors; default "weir" */
     px_codec_t codec;          /* WEIR_CODEC=nghttp2|weir (hidden); default nghttp2 */
+    px_reload_cfg_t reload;
 } px_config_t;
 
 /* Result of parsing the command line. */
@@ -213,7 +231,30 @@ int px_config_load_file(const char *path, px_config_t **out, char *err, size_t e
  * route that explains how to point weir at an upstream. */
 int px_config_default(px_config_t **out);
 
+/* Frees `cfg` at once, whatever its reference count (for a config never shared). */
 void px_config_free(px_config_t *cfg);
+
+/* Takes a reference on `cfg` and returns it. Thread: any. Alloc: none. */
+static inline const px_config_t *px_config_ref(const px_config_t *cfg)
+{
+    MEM_ASSERT(cfg != NULL);
+    int was = __atomic_fetch_add(&((px_config_t *)cfg)->refs, 1, __ATOMIC_RELAXED);
+    MEM_ASSERT(was > 0);
+    return cfg;
+}
+
+/* Drops a reference; the last one frees the config (and its TLS contexts). NULL is ignored.
+ * Thread: any. */
+void px_config_unref(const px_config_t *cfg);
+
+/* Configurations alive in the process now (made and not yet freed): 1 while no reload is
+ * pending, more while streams or upstream pools still hold an older one. Thread: any. */
+size_t px_config_live(void);
+
+/* True when two clusters would behave the same (name, protocol, balancing, endpoints, timeouts,
+ * limits and TLS settings; not the SSL_CTX object): a reload keeps such a cluster's pooled
+ * connections. Alloc: none. */
+bool px_config_cluster_same(const px_cluster_cfg_t *a, const px_cluster_cfg_t *b);
 
 /* Writes the effective configuration as YAML with secrets redacted (for /config_dump). */
 int px_config_dump(const px_config_t *cfg, int (*write)(void *ud, const char *buf, size_t len),

@@ -1048,11 +1048,35 @@ static int load_xff(yctx_t *c, const yaml_node_t *headers)
     return 0;
 }
 
+static int load_reload(yctx_t *c, const yaml_node_t *n)
+{
+    static const char *const keys[] = {"watch", "poll_interval"};
+    int rc;
+
+    char why[PX_CFG_WHY_MAX];
+    yaml_node_t *v;
+    const char *s;
+
+    if ((rc = check_map(c, n, "reload", keys, MEM_ARRAY_LEN(keys))) < 0)
+        return rc;
+    if ((rc = opt_str(c, n, "reload", "watch", &s, &v)) < 0)
+        return rc;
+    if (s && strcmp(s, "poll") == 0) {
+        c->cfg->reload.watch = true;
+        c->cfg->reload.watch_poll = true;
+    } else if (s && px__cfg_parse_bool(s, &c->cfg->reload.watch, why, sizeof(why)) < 0) {
+        return yerr(c, v, "reload.watch", "'%s' is not true, false or poll", s);
+    }
+    return opt_ms32(c, n, "reload", "poll_interval", 100, 3600000,
+                    &c->cfg->reload.poll_interval_ms);
+}
+
 static int load_root(yctx_t *c, const yaml_node_t *root)
 {
     static const char *const keys[] = {
-        "listeners", "clusters",   "routes",        "admin",   "workers",         "memory",
-        "limits",    "access_log", "drain_timeout", "headers", "escaped_slashes", "server_name"};
+        "listeners",       "clusters",    "routes",     "admin",         "workers",
+        "memory",          "limits",      "access_log", "drain_timeout", "headers",
+        "escaped_slashes", "server_name", "reload"};
     static const char *const hdr_keys[] = {"x_forwarded_for", "via"};
     char why[PX_CFG_WHY_MAX];
     px_config_t *cfg = c->cfg;
@@ -1088,6 +1112,9 @@ static int load_root(yctx_t *c, const yaml_node_t *root)
         return rc;
     v = map_get(c, root, "limits");
     if (v && (rc = load_limits(c, v)) < 0)
+        return rc;
+    v = map_get(c, root, "reload");
+    if (v && (rc = load_reload(c, v)) < 0)
         return rc;
 
     v = map_get(c, root, "access_log");

@@ -36,6 +36,7 @@
 #define PX_WF_COLLECT  4u
 #define PX_WF_OVERLOAD 8u  /* the overload level changed or is CRITICAL (proxy/core/shed.c) */
 #define PX_WF_RELEASE  16u /* return cached memory now (px_server_release) */
+#define PX_WF_RELOAD   32u /* take the config in wi->reload (px_worker_reload) */
 
 typedef struct px_wimpl_s px_wimpl_t;
 typedef struct px_conn_s px_conn_t;
@@ -43,8 +44,8 @@ typedef struct px_conn_s px_conn_t;
 typedef struct px_lis_s {
     uv_tcp_t tcp;                 /* worker */
     px_wimpl_t *wi;               /* borrows */
-    const px_listener_cfg_t *cfg; /* borrows: config */
-    SSL_CTX *tls;                 /* borrows: the server's context, NULL for h2c */
+    const px_listener_cfg_t *cfg; /* borrows: the worker's config (w->cfg) */
+    SSL_CTX *tls;                 /* borrows: cfg->tls_ctx, NULL for h2c */
     int fd;                       /* adopted by tcp */
     bool open;
 } px_lis_t;
@@ -106,11 +107,12 @@ const char *px_conn_peer(const px_conn_t *c, char *buf);
 
 struct px_wimpl_s {
     px_worker_t *w; /* borrows */
-    px_lis_t *lis;  /* owns (tcache) */
-    size_t lis_cnt;
-    px_conn_t *conns; /* live list */
-    size_t conns_cnt; /* connections not yet fully closed */
-    px_conn_t *dirty; /* flushed once per loop iteration */
+    px_lis_t **lis; /* owns (tcache): the array and each listener (freed when closed) */
+    size_t lis_cnt; /* one per listener of w->cfg, in its order */
+    struct px_worker_reload_s *reload; /* owns, under async_lock: the config to take next */
+    px_conn_t *conns;                  /* live list */
+    size_t conns_cnt;                  /* connections not yet fully closed */
+    px_conn_t *dirty;                  /* flushed once per loop iteration */
     uv_check_t check;
     uv_idle_t idle; /* keeps poll from blocking while conns are dirty */
     uv_async_t async;

@@ -21,29 +21,13 @@
 #include "mem/budget.h"
 #include "mem/malloc.h"
 #include "proxy/core/conn.h"
+#include "proxy/core/internal.h"
 #include "proxy/core/listener.h"
 #include "proxy/core/overload.h"
 #include "proxy/core/tls.h"
 #include "proxy/upstream/health.h"
 
-typedef struct srv_impl_s {
-    uv_loop_t loop; /* main thread */
-    uv_signal_t sigterm, sigint;
-    uv_async_t wake; /* a worker exited */
-    uv_timer_t drain_timer;
-    SSL_CTX **tls;        /* owns: one per listener, NULL for h2c */
-    pthread_mutex_t lock; /* guards everything below */
-    pthread_cond_t cond;
-    unsigned started, start_failed, exited;
-    int start_rc;
-    uint64_t collect_gen; /* request now running, 0 = none */
-    uint64_t collect_next;
-    unsigned collect_pending;
-    px_region_row_t *collect_rows; /* borrows: the admin caller's scratch */
-    size_t collect_cnt, collect_max;
-    unsigned release_pending; /* workers yet to return their caches (px_server_release) */
-    bool admin_started;
-} srv_impl_t;
+typedef px_srv_impl_t srv_impl_t;
 
 int px_server_new(px_config_t *cfg, px_server_t **out)
 {
@@ -52,12 +36,10 @@ int px_server_new(px_config_t *cfg, px_server_t **out)
     px_server_t *s = mem_calloc(1, sizeof(*s));
     srv_impl_t *im = mem_calloc(1, sizeof(*im));
     uint16_t *ports = mem_calloc(cfg->listeners_cnt + 1, sizeof(uint16_t));
-    SSL_CTX **tls = mem_calloc(cfg->listeners_cnt + 1, sizeof(SSL_CTX *));
-    if (s == NULL || im == NULL || ports == NULL || tls == NULL)
+    if (s == NULL || im == NULL || ports == NULL)
         goto fail;
     pthread_mutex_init(&im->lock, NULL);
     pthread_cond_init(&im->cond, NULL);
-    im->tls = tls;
     s->impl = im;
     if (px_health_new(cfg, &s->health) < 0)
         goto fail;
@@ -69,7 +51,6 @@ int px_server_new(px_config_t *cfg, px_server_t **out)
     *out = s;
     return 0;
 fail:
-    mem_free(tls);
     mem_free(ports);
     if (s)
         px_health_free(s->health);
@@ -164,36 +145,57 @@ static void host_print(char *buf, size_t len, const px_addr_t *a, uint16_t port)
     snprintf(buf, len, v6 ? "[%s]:%u" : "%s:%u", a->host, port);
 }
 
+int px_server__listen(const px_listener_cfg_t *l, unsigned n, int *fds, uint16_t *port_out,
+                      char *err, size_t err_len)
+{
+    MEM_ASSERT(l != NULL);
+    MEM_ASSERT(n > 0);
+    const px_addr_t *a = &l->addr;
+    uint16_t port = a->port;
+    for (unsigned i = 0; i < n; i++) {
+        struct sockaddr_storage ss;
+        px_listener_set_port(&ss, (const struct sockaddr *)&a->sa, a->sa_len, port);
+        int fd = px_listener_socket((const struct sockaddr *)&ss, a->sa_len, &port);
+        if (fd < 0) {
+            snprintf(err, err_len, "listener %s: cannot listen on %s:%u: %s", l->name, a->host,
+                     port, strerror(-fd));
+            while (i-- > 0) {
+                close(fds[i]);
+                fds[i] = -1;
+            }
+            return fd;
+        }
+        fds[i] = fd;
+    }
+    *port_out = port;
+    return 0;
+}
+
 /* Creates every listening socket: the first per listener resolves port 0, the others bind
  * the same port with SO_REUSEPORT. fds[l * n + i] for listener l, worker i. */
 static int open_sockets(px_server_t *s, int *fds, unsigned n, char *err, size_t err_len)
 {
     const px_config_t *cfg = s->cfg;
     for (size_t l = 0; l < cfg->listeners_cnt; l++) {
-        const px_addr_t *a = &cfg->listeners[l].addr;
-        uint16_t port = a->port;
-        for (unsigned i = 0; i < n; i++) {
-            struct sockaddr_storage ss;
-            px_listener_set_port(&ss, (const struct sockaddr *)&a->sa, a->sa_len, port);
-            int fd = px_listener_socket((const struct sockaddr *)&ss, a->sa_len, &port);
-            if (fd < 0) {
-                snprintf(err, err_len, "listener %s: cannot listen on %s:%u: %s",
-                         cfg->listeners[l].name, a->host, port, strerror(-fd));
-                return fd;
-            }
-            fds[l * n + i] = fd;
-        }
-        s->listener_ports[l] = port;
+        int rc = px_server__listen(&cfg->listeners[l], n, fds + l * n, &s->listener_ports[l], err,
+                                   err_len);
+        if (rc != 0)
+            return rc;
     }
     return 0;
 }
 
-static void close_main_loop(srv_impl_t *im)
+static void close_main_loop(px_server_t *s)
 {
+    srv_impl_t *im = s->impl;
     uv_close((uv_handle_t *)&im->sigterm, NULL);
     uv_close((uv_handle_t *)&im->sigint, NULL);
     uv_close((uv_handle_t *)&im->drain_timer, NULL);
     uv_close((uv_handle_t *)&im->wake, NULL);
+    pthread_mutex_lock(&im->lock);
+    im->loop_live = false;
+    pthread_mutex_unlock(&im->lock);
+    px__reload_stop(s);
     uv_run(&im->loop, UV_RUN_DEFAULT);
     (void)uv_loop_close(&im->loop);
 }
@@ -216,14 +218,8 @@ int px_server_run(px_server_t *s, char *err, size_t err_len)
     rc = px_conn_faults_init(err, err_len);
     if (rc != 0)
         return rc;
-    for (size_t l = 0; l < cfg->listeners_cnt; l++) {
-        if (!cfg->listeners[l].tls)
-            continue;
-        im->tls[l] =
-            px_tls_ctx_new(cfg->listeners[l].tls_cert, cfg->listeners[l].tls_key, err, err_len);
-        if (im->tls[l] == NULL)
-            return -EINVAL;
-    }
+    for (size_t l = 0; l < cfg->listeners_cnt; l++)
+        MEM_ASSERT(!cfg->listeners[l].tls || cfg->listeners[l].tls_ctx != NULL);
     fds = mem_malloc(sizeof(int) * (cfg->listeners_cnt * n + 1));
     s->workers = mem_calloc(n, sizeof(px_worker_t));
     if (cfg->tenants_cnt > 0)
@@ -254,7 +250,7 @@ int px_server_run(px_server_t *s, char *err, size_t err_len)
             fds[l * n + i] = -1; /* the worker owns it now */
         }
         int cpu = (cfg->workers && cfg->workers > ncpu) ? -1 : cpus[i % ncpu];
-        rc = px_worker_init(&s->workers[i], s, i, cpu, wfds, (void *const *)im->tls);
+        rc = px_worker_init(&s->workers[i], s, i, cpu, wfds);
         if (rc == 0 && s->tenant_table != NULL) {
             s->workers[i].tenants = s->tenant_table + (size_t)i * cfg->tenants_cnt;
             s->workers[i].tenant_table = s->tenant_table;
@@ -308,6 +304,13 @@ int px_server_run(px_server_t *s, char *err, size_t err_len)
         fflush(stderr);
         uv_signal_start(&im->sigterm, on_signal, SIGTERM);
         uv_signal_start(&im->sigint, on_signal, SIGINT);
+        pthread_mutex_lock(&im->lock);
+        im->loop_live = true;
+        pthread_mutex_unlock(&im->lock);
+        int wrc = px__reload_start(s);
+        if (wrc != 0)
+            fprintf(stderr, "weir: reload: %s (SIGHUP and POST /reload may not work)\n",
+                    strerror(-wrc));
     }
     /* Runs until every worker has exited (after a drain, or at once after a failed start). */
     pthread_mutex_lock(&im->lock);
@@ -322,7 +325,7 @@ int px_server_run(px_server_t *s, char *err, size_t err_len)
     if (im->admin_started)
         s->admin_stop(s);
     im->admin_started = false;
-    close_main_loop(im);
+    close_main_loop(s);
     if (rc == 0)
         fprintf(stderr, "weir: stopped\n");
 out_fds:
@@ -339,12 +342,9 @@ void px_server_free(px_server_t *s)
     if (s == NULL)
         return;
     srv_impl_t *im = s->impl;
-    for (size_t l = 0; im && l < s->cfg->listeners_cnt; l++)
-        SSL_CTX_free(im->tls[l]);
     if (im) {
         pthread_mutex_destroy(&im->lock);
         pthread_cond_destroy(&im->cond);
-        mem_free(im->tls);
     }
     mem_free(im);
     px_health_free(s->health);
@@ -352,8 +352,19 @@ void px_server_free(px_server_t *s)
     mem_free(s->workers);
     mem_free(s->tenant_table);
     mem_free(s->listener_ports);
-    px_config_free(s->cfg);
+    px_config_unref(s->cfg); /* the last reference: workers and streams are gone */
     mem_free(s);
+}
+
+const px_config_t *px_server_config(px_server_t *s)
+{
+    srv_impl_t *im = s->impl;
+    if (im == NULL) /* a server that never ran (the admin's unit test): nothing swaps cfg */
+        return px_config_ref(s->cfg);
+    pthread_mutex_lock(&im->lock);
+    const px_config_t *cfg = px_config_ref(s->cfg);
+    pthread_mutex_unlock(&im->lock);
+    return cfg;
 }
 
 void px_server_stats(const px_server_t *s, px_stats_t *out)
@@ -397,7 +408,7 @@ static int by_bytes_desc(const void *a, const void *b)
 }
 
 /* The CLOCK_REALTIME instant `timeout_ms` from now, for pthread_cond_timedwait. */
-static struct timespec deadline_after(uint32_t timeout_ms)
+struct timespec px__srv_deadline_after(uint32_t timeout_ms)
 {
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
@@ -414,7 +425,7 @@ size_t px_server_release(px_server_t *s, uint32_t timeout_ms)
 {
     srv_impl_t *im = s->impl;
     if (__atomic_load_n(&s->ready, __ATOMIC_ACQUIRE)) {
-        struct timespec dl = deadline_after(timeout_ms);
+        struct timespec dl = px__srv_deadline_after(timeout_ms);
         pthread_mutex_lock(&im->lock);
         im->release_pending = s->workers_cnt;
         pthread_mutex_unlock(&im->lock);
@@ -430,14 +441,19 @@ size_t px_server_release(px_server_t *s, uint32_t timeout_ms)
     return mem_release_now();
 }
 
+void px__srv_count_down(srv_impl_t *im, unsigned *pending)
+{
+    pthread_mutex_lock(&im->lock);
+    if (*pending > 0)
+        (*pending)--;
+    pthread_cond_broadcast(&im->cond);
+    pthread_mutex_unlock(&im->lock);
+}
+
 void px_server__released(px_server_t *s)
 {
     srv_impl_t *im = s->impl;
-    pthread_mutex_lock(&im->lock);
-    if (im->release_pending > 0)
-        im->release_pending--;
-    pthread_cond_broadcast(&im->cond);
-    pthread_mutex_unlock(&im->lock);
+    px__srv_count_down(im, &im->release_pending);
 }
 
 size_t px_server_collect_regions(px_server_t *s, px_region_row_t *rows, size_t max,
@@ -452,7 +468,7 @@ size_t px_server_collect_regions(px_server_t *s, px_region_row_t *rows, size_t m
     px_region_row_t *all = mem_malloc_exempt(cap * sizeof(*all));
     if (all == NULL)
         return 0;
-    struct timespec dl = deadline_after(timeout_ms);
+    struct timespec dl = px__srv_deadline_after(timeout_ms);
     pthread_mutex_lock(&im->lock);
     while (im->collect_gen != 0) /* one request at a time */
         if (pthread_cond_timedwait(&im->cond, &im->lock, &dl) != 0)

@@ -28,7 +28,8 @@ typedef struct px_region_row_s {
 } px_region_row_t;
 
 typedef struct px_server_s {
-    px_config_t *cfg; /* owns */
+    px_config_t *cfg; /* owns a reference; main swaps it on reload (under impl's lock):
+                         other threads read it through px_server_config */
     struct px_health_s
         *health;          /* owns: endpoint health shared by the workers (upstream/health.h) */
     px_worker_t *workers; /* owns: workers_cnt entries */
@@ -50,6 +51,12 @@ typedef struct px_server_s {
      * folder sits above the core, which reaches it only through these. NULL: no admin. */
     int (*admin_start)(struct px_server_s *s);
     void (*admin_stop)(struct px_server_s *s);
+    /* The command line the config came from (borrows main's argv), read again on reload so
+     * flags and environment keep overriding the file. argc 0: reload refused. */
+    int argc;
+    char **argv;
+    uint64_t reloads_ok;     /* any: atomic */
+    uint64_t reloads_failed; /* any: atomic; the file did not validate or could not apply */
 } px_server_t;
 
 /* Reads the overload level (one relaxed-acquire load). Thread: any. */
@@ -85,6 +92,30 @@ int px_server_new(px_config_t *cfg, px_server_t **out);
  * a negative errno with a message in `err` when start-up failed. Thread: main. */
 int px_server_run(px_server_t *s, char *err, size_t err_len);
 
+/* Returns the active config with a reference the caller drops with px_config_unref.
+ * Thread: any. Alloc: none. */
+const px_config_t *px_server_config(px_server_t *s);
+
+/* Makes what a config needs beyond parsing, so a file is validated whole before it is used:
+ * the TLS contexts of its listeners (certificate and key) and of its TLS clusters, and its
+ * hash. Returns 0, or -EINVAL with a one-line reason naming the listener or cluster in `err`.
+ * Thread: main. Alloc: OpenSSL. */
+int px_server_config_prepare(px_config_t *cfg, char *err, size_t err_len);
+
+/* Reads the config file again (with the same flags and environment), validates it whole and
+ * hands it to every worker, waiting until each has switched (proxy/core/reload.c). Options that
+ * need a restart (workers, admin, memory, access_log) must be unchanged, else the reload is
+ * refused. On failure nothing changes, the reason (FILE:LINE:COL: FIELD: ...) is in `err` and
+ * in the log, and reloads_failed counts it. `trigger` names the cause for the log ("SIGHUP").
+ * Returns 0, -EINVAL (the file), -EBUSY (a reload still applying), -ESHUTDOWN (draining) or
+ * another negative errno. Thread: main. Alloc: tcache. */
+int px_server_reload(px_server_t *s, const char *trigger, char *err, size_t err_len);
+
+/* Asks the main thread to reload and waits for its answer (up to 30 s): the admin's
+ * POST /reload. Same returns as px_server_reload (-ETIMEDOUT when no answer came).
+ * Thread: any but main. */
+int px_server_reload_request(px_server_t *s, char *err, size_t err_len);
+
 /* Frees the server and its config. NULL is ignored. Thread: main. */
 void px_server_free(px_server_t *s);
 
@@ -93,6 +124,12 @@ void px_server__worker_started(px_server_t *s, int rc);
 void px_server__worker_exited(px_server_t *s);
 /* The generation of the collect request now running (0 = none). */
 uint64_t px_server__collect_gen(px_server_t *s);
+/* A worker has switched to the config px_server_reload handed it. */
+void px_server__reload_applied(px_server_t *s);
+/* Opens `n` SO_REUSEPORT sockets for listener `l` into fds[0..n) (closing them all on failure)
+ * and sets `*port` to the bound port. Returns 0 or a negative errno with `err` set. */
+int px_server__listen(const px_listener_cfg_t *l, unsigned n, int *fds, uint16_t *port, char *err,
+                      size_t err_len);
 /* A worker has returned its cached memory (px_server_release). */
 void px_server__released(px_server_t *s);
 /* A worker's answer to collect request `gen`. Rows are copied. */

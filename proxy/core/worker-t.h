@@ -27,7 +27,8 @@ typedef struct px_worker_s {
     unsigned idx;              /* any: 0-based */
     int cpu;                   /* any: the CPU it is pinned to, -1 when not pinned */
     int node;                  /* any: its NUMA node */
-    const px_config_t *cfg;    /* borrows: the server's config outlives the worker */
+    const px_config_t *cfg;    /* worker: owns a reference; the config new streams take
+                                  (a reload swaps it at a quiescent point of the loop) */
     px_server_t *server;       /* borrows */
     const int *overload_level; /* borrows: the server's published px_overload_level_t */
     px_stats_t stats;          /* written by the worker only, read by any (relaxed) */

@@ -11,6 +11,7 @@
 
 #include <sched.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef PX_NUMA
 #include <numa.h>
@@ -40,17 +41,48 @@ static void on_lis_closed(uv_handle_t *h)
     px_lis_t *l = h->data;
     MEM_ASSERT(l->wi->handles_open > 0);
     l->wi->handles_open--;
+    mem_free(l);
+}
+
+/* Closes one listener and frees it (in the close callback once its handle was opened). Its
+ * accepted connections do not need it: px_conn_accept is the only reader of c->lis. */
+static void lis_close(px_lis_t *l)
+{
+    if (l->open) {
+        l->open = false;
+        uv_close((uv_handle_t *)&l->tcp, on_lis_closed);
+        return;
+    }
+    if (l->fd >= 0)
+        close(l->fd);
+    mem_free(l);
 }
 
 static void close_listeners(px_wimpl_t *wi)
 {
-    for (size_t i = 0; i < wi->lis_cnt; i++) {
-        px_lis_t *l = &wi->lis[i];
-        if (l->open) {
-            l->open = false;
-            uv_close((uv_handle_t *)&l->tcp, on_lis_closed);
-        }
-    }
+    for (size_t i = 0; i < wi->lis_cnt; i++)
+        lis_close(wi->lis[i]);
+    wi->lis_cnt = 0;
+}
+
+static void on_connection(uv_stream_t *server, int status);
+
+/* Adopts l->fd and listens on it. */
+static int lis_open(px_wimpl_t *wi, px_lis_t *l)
+{
+    MEM_ASSERT(!l->open);
+    MEM_ASSERT(l->fd >= 0);
+    int rc = uv_tcp_init(&wi->w->loop, &l->tcp);
+    if (rc != 0)
+        return rc;
+    l->tcp.data = l;
+    wi->handles_open++;
+    l->open = true;
+    rc = uv_tcp_open(&l->tcp, l->fd);
+    if (rc != 0)
+        return rc; /* the fd stays ours: lis_close's uv_close does not close it */
+    l->fd = -1;    /* the handle has it */
+    return uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
 }
 
 static void on_upstream_closed(px_worker_t *w)
@@ -168,6 +200,64 @@ static void collect(px_wimpl_t *wi)
     mem_free_exempt(rows);
 }
 
+/* Takes the config that px_worker_reload left: at this point of the loop no callback of a
+ * connection or an exchange is running, so swapping w->cfg cannot change anything under one.
+ * Streams routed before keep their own reference to the old config. */
+static void apply_reload(px_wimpl_t *wi)
+{
+    px_worker_t *w = wi->w;
+    pthread_mutex_lock(&wi->async_lock);
+    px_worker_reload_t *m = wi->reload;
+    wi->reload = NULL;
+    pthread_mutex_unlock(&wi->async_lock);
+    if (m == NULL)
+        return;
+    MEM_ASSERT(m->cfg != NULL);
+    MEM_ASSERT(m->lis_cnt == m->cfg->listeners_cnt);
+    if (!wi->draining) {
+        /* Kept listeners move to the new array (their handles never move in memory); those
+         * not kept close; new ones open. */
+        for (size_t j = 0; j < m->lis_cnt; j++) {
+            px_lis_t *l;
+            if (m->keep[j] >= 0) {
+                MEM_ASSERT((size_t)m->keep[j] < wi->lis_cnt);
+                l = wi->lis[m->keep[j]];
+                wi->lis[m->keep[j]] = NULL;
+            } else {
+                l = m->fresh[j];
+                m->fresh[j] = NULL;
+                l->wi = wi;
+            }
+            l->cfg = &m->cfg->listeners[j];
+            l->tls = m->cfg->listeners[j].tls_ctx;
+            m->lis[j] = l;
+        }
+        for (size_t i = 0; i < wi->lis_cnt; i++)
+            if (wi->lis[i] != NULL)
+                lis_close(wi->lis[i]);
+        mem_free(wi->lis);
+        wi->lis = m->lis;
+        wi->lis_cnt = m->lis_cnt;
+        m->lis = NULL;
+        for (size_t j = 0; j < wi->lis_cnt; j++) {
+            px_lis_t *l = wi->lis[j];
+            if (l->open)
+                continue;
+            int rc = lis_open(wi, l);
+            if (rc != 0)
+                fprintf(stderr, "weir: worker %u: listener %s: %s\n", w->idx, l->cfg->name,
+                        uv_strerror(rc));
+        }
+    }
+    const px_config_t *old = w->cfg;
+    w->cfg = m->cfg;
+    m->cfg = NULL;
+    px_upstream_reconfigure(w);
+    px_config_unref(old);
+    px_worker_reload_free(m);
+    px_server__reload_applied(w->server);
+}
+
 static void on_async(uv_async_t *h)
 {
     px_wimpl_t *wi = h->data;
@@ -180,6 +270,8 @@ static void on_async(uv_async_t *h)
         (void)mem_release_now();
         px_server__released(wi->w->server);
     }
+    if (f & PX_WF_RELOAD)
+        apply_reload(wi);
     if ((f & (PX_WF_DRAIN | PX_WF_FORCE)) && !wi->draining) {
         wi->draining = true;
         close_listeners(wi);
@@ -233,17 +325,9 @@ static int worker_setup(px_worker_t *w)
     uv_check_start(&wi->check, on_check);
     uv_timer_start(&wi->tick, on_tick, 1000, 1000);
     for (size_t i = 0; i < wi->lis_cnt; i++) {
-        px_lis_t *l = &wi->lis[i];
-        uv_tcp_init(&w->loop, &l->tcp);
-        l->tcp.data = l;
-        wi->handles_open++;
-        l->open = true;
-        rc = uv_tcp_open(&l->tcp, l->fd);
-        if (rc == 0)
-            rc = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
+        rc = lis_open(wi, wi->lis[i]);
         if (rc != 0)
             return rc;
-        l->tcp.data = l;
     }
     pthread_mutex_lock(&wi->async_lock);
     wi->async_live = true;
@@ -304,8 +388,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int px_worker_init(px_worker_t *w, px_server_t *s, unsigned idx, int cpu, const int *fds,
-                   void *const *tls)
+int px_worker_init(px_worker_t *w, px_server_t *s, unsigned idx, int cpu, const int *fds)
 {
     MEM_ASSERT(w != NULL);
     MEM_ASSERT(s != NULL && s->cfg != NULL);
@@ -317,7 +400,6 @@ int px_worker_init(px_worker_t *w, px_server_t *s, unsigned idx, int cpu, const 
     if (cpu >= 0 && numa_available() >= 0)
         w->node = numa_node_of_cpu(cpu);
 #endif
-    w->cfg = s->cfg;
     w->server = s;
     w->health = s->health;
     w->overload_level = &s->overload_level;
@@ -326,6 +408,15 @@ int px_worker_init(px_worker_t *w, px_server_t *s, unsigned idx, int cpu, const 
         return -ENOMEM;
     size_t n = s->cfg->listeners_cnt;
     wi->lis = mem_calloc(n ? n : 1, sizeof(*wi->lis));
+    for (size_t i = 0; wi->lis != NULL && i < n; i++) {
+        wi->lis[i] = mem_calloc(1, sizeof(px_lis_t));
+        if (wi->lis[i] == NULL) {
+            while (i-- > 0)
+                mem_free(wi->lis[i]);
+            mem_free(wi->lis);
+            wi->lis = NULL;
+        }
+    }
     if (wi->lis == NULL) {
         mem_free(wi);
         return -ENOMEM;
@@ -334,13 +425,81 @@ int px_worker_init(px_worker_t *w, px_server_t *s, unsigned idx, int cpu, const 
     wi->lis_cnt = n;
     pthread_mutex_init(&wi->async_lock, NULL);
     for (size_t i = 0; i < n; i++) {
-        wi->lis[i].wi = wi;
-        wi->lis[i].cfg = &s->cfg->listeners[i];
-        wi->lis[i].tls = tls[i];
-        wi->lis[i].fd = fds[i];
+        wi->lis[i]->wi = wi;
+        wi->lis[i]->cfg = &s->cfg->listeners[i];
+        wi->lis[i]->tls = s->cfg->listeners[i].tls_ctx;
+        wi->lis[i]->fd = fds[i];
     }
+    w->cfg = px_config_ref(s->cfg);
     w->impl = wi;
     return 0;
+}
+
+px_worker_reload_t *px_worker_reload_new(const px_config_t *cfg, const int *keep, const int *fds)
+{
+    MEM_ASSERT(cfg != NULL);
+    MEM_ASSERT(keep != NULL || cfg->listeners_cnt == 0);
+    size_t n = cfg->listeners_cnt;
+    px_worker_reload_t *m = mem_calloc(1, sizeof(*m));
+    if (m == NULL)
+        return NULL;
+    m->keep = mem_calloc(n ? n : 1, sizeof(int));
+    m->fresh = mem_calloc(n ? n : 1, sizeof(px_lis_t *));
+    m->lis = mem_calloc(n ? n : 1, sizeof(px_lis_t *));
+    if (m->keep == NULL || m->fresh == NULL || m->lis == NULL)
+        goto fail;
+    m->lis_cnt = n;
+    for (size_t j = 0; j < n; j++) {
+        m->keep[j] = keep[j];
+        if (keep[j] >= 0)
+            continue;
+        m->fresh[j] = mem_calloc(1, sizeof(px_lis_t));
+        if (m->fresh[j] == NULL)
+            goto fail;
+        m->fresh[j]->fd = -1;
+    }
+    /* Nothing can fail from here: the sockets change hands. */
+    for (size_t j = 0; j < n; j++)
+        if (m->fresh[j] != NULL)
+            m->fresh[j]->fd = fds[j];
+    m->cfg = px_config_ref(cfg);
+    return m;
+fail:
+    px_worker_reload_free(m);
+    return NULL;
+}
+
+void px_worker_reload_free(px_worker_reload_t *m)
+{
+    if (m == NULL)
+        return;
+    for (size_t j = 0; m->fresh != NULL && j < m->lis_cnt; j++) {
+        if (m->fresh[j] == NULL)
+            continue;
+        if (m->fresh[j]->fd >= 0)
+            close(m->fresh[j]->fd);
+        mem_free(m->fresh[j]);
+    }
+    mem_free(m->fresh);
+    mem_free(m->keep);
+    mem_free(m->lis);
+    px_config_unref(m->cfg);
+    mem_free(m);
+}
+
+void px_worker_reload(px_worker_t *w, px_worker_reload_t *m)
+{
+    px_wimpl_t *wi = w->impl;
+    MEM_ASSERT(wi != NULL);
+    MEM_ASSERT(m != NULL);
+    pthread_mutex_lock(&wi->async_lock);
+    px_worker_reload_t *prev = wi->reload;
+    wi->reload = m;
+    pthread_mutex_unlock(&wi->async_lock);
+    /* The server hands one reload at a time (it waits for every worker to apply the last). */
+    MEM_ASSERT(prev == NULL);
+    px_worker_reload_free(prev);
+    px_worker_signal(w, PX_WF_RELOAD);
 }
 
 int px_worker_start(px_worker_t *w)
@@ -368,7 +527,15 @@ void px_worker_join(px_worker_t *w)
         return;
     pthread_join(w->thread, NULL);
     pthread_mutex_destroy(&wi->async_lock);
+    /* Listeners the loop never opened (a failed start): their sockets close here. */
+    for (size_t i = 0; i < wi->lis_cnt; i++) {
+        MEM_ASSERT(!wi->lis[i]->open);
+        lis_close(wi->lis[i]);
+    }
     mem_free(wi->lis);
+    px_worker_reload_free(wi->reload); /* one that came after the loop stopped */
+    px_config_unref(w->cfg);
+    w->cfg = NULL;
     mem_free(wi);
     w->impl = NULL;
 }

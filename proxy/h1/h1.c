@@ -83,7 +83,9 @@ struct px_h1_req_s {
     bool req_ended; /* the whole request has been read */
     size_t up_out;  /* body bytes handed to the exchange and not yet drained */
     /* routing and upstream */
-    const px_route_cfg_t *route; /* borrows: config */
+    const px_route_cfg_t *route; /* borrows: cfg */
+    const px_config_t *cfg;      /* owns a reference from dispatch to req_end: the config
+                                    the request was routed by (a reload does not change it) */
     px_upstream_req_t *up;       /* owns until on_response_end/on_error/cancel */
     uint8_t up_retries;          /* upstream retries, for the access log */
     bool up_done;
@@ -650,6 +652,8 @@ static void dispatch(px_h1_req_t *r)
 {
     px_h1_conn_t *c = r->conn;
     const px_config_t *cfg = c->w->cfg;
+    MEM_ASSERT(r->cfg == NULL);
+    r->cfg = px_config_ref(cfg); /* route, cluster and direct body outlive a reload */
     px_forward_req_t fr = {
         .method = r->method,
         .method_len = r->method_len,
@@ -1359,6 +1363,8 @@ static void req_end(px_h1_conn_t *c)
     chunks_free(r);
     c->req = NULL;
     MEM_STAT_SUB(c->w->stats.streams_active, 1);
+    px_config_unref(r->cfg);
+    r->cfg = NULL;
     mem_subregion_free(r->sub); /* r freed */
     c->served++;
 }

@@ -464,7 +464,11 @@ void px__h2_dispatch(px_stream_t *st, bool end_stream)
     px_h2_conn_t *c = st->conn;
     const px_config_t *cfg = c->w->cfg;
     MEM_ASSERT(!st->dispatched);
+    MEM_ASSERT(st->cfg == NULL);
     st->dispatched = true;
+    /* The stream keeps the config it is routed by until it ends: its route, cluster and
+     * direct body stay valid however many reloads happen meanwhile. */
+    st->cfg = px_config_ref(cfg);
     c->had_request = true;
     MEM_STAT_ADD(c->w->stats.requests_total, 1);
     MEM_STAT_ADD(c->w->stats.requests_http2, 1);
@@ -866,6 +870,8 @@ void px__h2_stream_end(px_h2_conn_t *c, px_stream_t *st)
     MEM_STAT_SUB(c->w->stats.streams_active, 1);
     if (c->ng)
         (void)nghttp2_session_set_stream_user_data(c->ng, st->id, NULL);
+    px_config_unref(st->cfg); /* after the log line, which names the route's cluster */
+    st->cfg = NULL;
     if (st->owns_sub)
         mem_subregion_free(st->sub); /* st freed */
 }

@@ -60,7 +60,9 @@ typedef struct px_stream_s {
     bool req_ended;
     bool failed; /* refused or reset by us; ignore further input */
     /* routing and upstream */
-    const px_route_cfg_t *route; /* borrows: config */
+    const px_route_cfg_t *route; /* borrows: cfg */
+    const px_config_t *cfg;      /* owns a reference from dispatch to the stream's end: the
+                                    config it was routed by (a reload does not change it) */
     px_upstream_req_t *up;       /* owns until on_response_end/on_error/cancel */
     uint8_t up_retries;          /* upstream retries, for the access log */
     bool up_done;                /* the exchange has ended (set by its last callback) */

@@ -18,7 +18,8 @@ bool px_router_authority_match(const char *pattern, const char *authority, size_
 
 /* Returns the first matching route of `cfg`, or NULL (the caller answers 404). The path "*"
  * (OPTIONS *) gets weir's own answer: a static direct route, 200 with an empty body.
- * Ownership: borrows (the config outlives every request). Alloc: none. */
+ * Ownership: borrows (the caller holds a reference on `cfg` for as long as it uses the route).
+ * Alloc: none. */
 const px_route_cfg_t *px_router_match(const px_config_t *cfg, const char *authority,
                                       size_t authority_len, const char *path, size_t path_len);
 

@@ -224,6 +224,42 @@ static void hdrs_free(px_uphdrs_t *h)
 
 /* ---- pools ------------------------------------------------------------------------------ */
 
+static void cluster_free(px_upcluster_t *cl)
+{
+    for (size_t i = 0; i < cl->eps_cnt; i++)
+        SSL_SESSION_free(cl->eps[i].tls_sess);
+    if (cl->hc_owned)
+        px_hcluster_free(cl->hc);
+    px_config_unref(cl->owner);
+    mem_free(cl->eps);
+    mem_free(cl);
+}
+
+/* A retired cluster goes once its last exchange and connection are gone (their callbacks read
+ * cl, its endpoints and its config up to their close). */
+static void cluster_maybe_free(px_upcluster_t *cl)
+{
+    px_upstream_pools_t *p = cl->pools;
+    if (!cl->retired || cl->live > 0 || p->closing)
+        return;
+    for (px_upcluster_t **pp = &p->clusters; *pp; pp = &(*pp)->next) {
+        if (*pp == cl) {
+            *pp = cl->next;
+            cluster_free(cl);
+            /* cl freed */
+            return;
+        }
+    }
+    MEM_ASSERT(!"retired cluster not in its pool's list");
+}
+
+static void cluster_unlive(px_upcluster_t *cl)
+{
+    MEM_ASSERT(cl->live > 0);
+    cl->live--;
+    cluster_maybe_free(cl);
+}
+
 void px__upstream_handle_closed(px_upstream_pools_t *p)
 {
     MEM_ASSERT(p->handles_open > 0);
@@ -233,12 +269,7 @@ void px__upstream_handle_closed(px_upstream_pools_t *p)
         px_worker_t *w = p->w;
         for (px_upcluster_t *cl = p->clusters, *next; cl; cl = next) {
             next = cl->next;
-            for (size_t i = 0; i < cl->eps_cnt; i++)
-                SSL_SESSION_free(cl->eps[i].tls_sess);
-            if (cl->hc_owned)
-                px_hcluster_free(cl->hc);
-            mem_free(cl->eps);
-            mem_free(cl);
+            cluster_free(cl);
         }
         w->upstream = NULL;
         MEM_ASSERT(!p->rbuf_busy);
@@ -260,6 +291,12 @@ px_upcluster_t *px__upstream_cluster_get(px_upstream_pools_t *p, const px_cluste
             return cl;
     if (cfg->endpoints_cnt == 0)
         return NULL;
+    /* A new pool belongs to the worker's config (routing runs on it and starts the exchange in
+     * the same turn of the loop) and holds a reference on it. A cluster from elsewhere (the
+     * driver tests' own) is borrowed: its caller keeps it alive. */
+    const px_config_t *owner = p->w->cfg;
+    if (owner != NULL && (cfg < owner->clusters || cfg >= owner->clusters + owner->clusters_cnt))
+        owner = NULL;
     px_upcluster_t *cl = mem_calloc(1, sizeof(*cl));
     if (!cl)
         return NULL;
@@ -279,6 +316,7 @@ px_upcluster_t *px__upstream_cluster_get(px_upstream_pools_t *p, const px_cluste
     }
     MEM_ASSERT(cl->hc->eps_cnt == cfg->endpoints_cnt);
     cl->cfg = cfg;
+    cl->owner = owner != NULL ? px_config_ref(owner) : NULL;
     cl->pools = p;
     cl->eps_cnt = cfg->endpoints_cnt;
     for (size_t i = 0; i < cl->eps_cnt; i++) {
@@ -364,10 +402,12 @@ static void ep_report(px_upcluster_t *cl, const px_upep_t *ep, px_hresult_t res,
 static void on_req_timer_closed(uv_handle_t *h)
 {
     px_upstream_req_t *r = MEM_CONTAINER_OF((uv_timer_t *)h, px_upstream_req_t, timer);
-    px_upstream_pools_t *p = r->cl->pools;
+    px_upcluster_t *cl = r->cl;
+    px_upstream_pools_t *p = cl->pools;
     MEM_ASSERT(r->state == PX_UPREQ_DONE);
     mem_free(r);
     /* r freed */
+    cluster_unlive(cl); /* cl may be freed */
     px__upstream_handle_closed(p);
 }
 
@@ -671,11 +711,13 @@ static void on_conn_handle_closed(uv_handle_t *h)
     if (--c->handles_open > 0)
         return;
     px_upstream_pools_t *p = c->pools;
+    px_upcluster_t *cl = c->cl;
     c->ops->conn_fini(c);
     SSL_free(c->ssl); /* its BIOs too; no session callback can come after this */
     mem_free(c->wbuf);
     mem_region_free(c->region);
     /* c freed */
+    cluster_unlive(cl); /* cl may be freed */
     px__upstream_handle_closed(p);
 }
 
@@ -763,7 +805,7 @@ void px__upstream_conn_idle(px_upconn_t *c)
 {
     MEM_ASSERT(c->state == PX_UPCONN_READY);
     MEM_ASSERT(c->active_cnt == 0);
-    if (!c->pools->keepalive || c->pools->closing || c->goaway) {
+    if (!c->pools->keepalive || c->pools->closing || c->goaway || c->cl->retired) {
         px__upstream_conn_close(c);
         return;
     }
@@ -1404,6 +1446,7 @@ static px_upconn_t *conn_new(px_upcluster_t *cl, px_upep_t *ep)
     c->timer.data = c;
     c->handles_open = 2;
     p->handles_open++;
+    cl->live++;
     px__upstream_link_add(&ep->conns, &c->link);
     ep->conns_cnt++;
     px_hep_cx_add(cl->hc, ep->idx, 1);
@@ -1565,6 +1608,7 @@ static px_upstream_req_t *req_new(px_upcluster_t *cl, const px_header_t *hdrs, s
     }
     r->hdrs_cnt = cnt;
     r->cl = cl;
+    cl->live++;
     r->cbs = *cbs;
     r->ud = ud;
     r->stream_id = -1;
@@ -1806,6 +1850,68 @@ void px_upstream_worker_close(px_worker_t *w, void (*done)(px_worker_t *w))
     uv_close((uv_handle_t *)&p->flush_idle, on_flush_handle_closed);
 }
 
+/* Closes the connections of `cl` that carry no exchange (HTTP/1.1 ones idle in the pool, h2
+ * ones with no stream). */
+static void close_idle_conns(px_upcluster_t *cl)
+{
+    for (size_t i = 0; i < cl->eps_cnt; i++) {
+        px_upep_t *ep = &cl->eps[i];
+        for (px_uplink_t *l = ep->conns.next, *next; l != &ep->conns; l = next) {
+            next = l->next;
+            px_upconn_t *c = CONN_OF(l);
+            if (c->state == PX_UPCONN_READY && c->active_cnt == 0)
+                px__upstream_conn_close(c);
+        }
+    }
+}
+
+/* The cluster of `cfg` that behaves as `cl` does and has no pool yet, or NULL. */
+static const px_cluster_cfg_t *same_cluster(const px_upstream_pools_t *p, const px_config_t *cfg,
+                                            const px_upcluster_t *cl)
+{
+    for (size_t i = 0; i < cfg->clusters_cnt; i++) {
+        const px_cluster_cfg_t *n = &cfg->clusters[i];
+        if (!px_config_cluster_same(cl->cfg, n))
+            continue;
+        for (const px_upcluster_t *o = p->clusters; o; o = o->next)
+            if (o->cfg == n)
+                return NULL;
+        return n;
+    }
+    return NULL;
+}
+
+void px_upstream_reconfigure(px_worker_t *w)
+{
+    MEM_ASSERT(w != NULL);
+    MEM_ASSERT(w->cfg != NULL);
+    px_upstream_pools_t *p = w->upstream;
+    if (p == NULL || p->closing)
+        return;
+    const px_config_t *cfg = w->cfg;
+    for (px_upcluster_t *cl = p->clusters, *next; cl; cl = next) {
+        next = cl->next;
+        if (cl->owner == cfg || cl->owner == NULL || cl->retired)
+            continue;
+        const px_cluster_cfg_t *n = same_cluster(p, cfg, cl);
+        if (n != NULL) {
+            /* Unchanged: the pool moves to the new config. The endpoints are equal one for one
+             * (px_config_cluster_same), so each keeps its connections and TLS session. */
+            MEM_ASSERT(n->endpoints_cnt == cl->eps_cnt);
+            cl->cfg = n;
+            for (size_t i = 0; i < cl->eps_cnt; i++)
+                cl->eps[i].addr = &n->endpoints[i];
+            const px_config_t *old = cl->owner;
+            cl->owner = px_config_ref(cfg);
+            px_config_unref(old);
+            continue;
+        }
+        cl->retired = true;
+        close_idle_conns(cl);
+        cluster_maybe_free(cl); /* cl may be freed */
+    }
+}
+
 void px_upstream_set_keepalive(px_worker_t *w, bool on)
 {
     px_upstream_pools_t *p = w->upstream;
@@ -1814,15 +1920,6 @@ void px_upstream_set_keepalive(px_worker_t *w, bool on)
     p->keepalive = on;
     if (on)
         return;
-    for (px_upcluster_t *cl = p->clusters; cl; cl = cl->next) {
-        for (size_t i = 0; i < cl->eps_cnt; i++) {
-            px_upep_t *ep = &cl->eps[i];
-            for (px_uplink_t *l = ep->conns.next, *next; l != &ep->conns; l = next) {
-                next = l->next;
-                px_upconn_t *c = CONN_OF(l);
-                if (c->state == PX_UPCONN_READY && c->active_cnt == 0)
-                    px__upstream_conn_close(c);
-            }
-        }
-    }
+    for (px_upcluster_t *cl = p->clusters; cl; cl = cl->next)
+        close_idle_conns(cl);
 }

@@ -110,6 +110,13 @@ int px_upstream_worker_init(px_worker_t *w, nghttp2_mem *ng_mem);
  * closed (so the worker can finish its loop). */
 void px_upstream_worker_close(px_worker_t *w, void (*done)(px_worker_t *w));
 
+/* The worker has switched to a new config (w->cfg, after a reload). A cluster of the old config
+ * that the new one has unchanged (px_config_cluster_same) keeps its pool: its connections and
+ * TLS sessions carry on. Any other cluster is retired: its idle connections close now, the
+ * others when their last exchange ends, and the pool (with its reference on the old config)
+ * is freed when nothing of it is left. Thread: worker. Alloc: none. */
+void px_upstream_reconfigure(px_worker_t *w);
+
 /* Overload: while false, responses on HTTP/1.1 upstream connections close the connection
  * instead of returning it to the pool, and idle pooled connections are closed. */
 void px_upstream_set_keepalive(px_worker_t *w, bool on);
@@ -275,7 +282,7 @@ struct px_upconn_s {
 };
 
 struct px_upep_s {
-    const px_addr_t *addr;    /* borrows: the config outlives the pools */
+    const px_addr_t *addr;    /* borrows: from the cluster's owner config (its reference) */
     size_t idx;               /* in the cluster's endpoints (and in its px_hcluster_t) */
     px_upstream_req_t *probe; /* borrows: the health probe in flight (probing worker), or NULL */
     px_uplink_t conns;        /* every connection to this endpoint */
@@ -287,7 +294,11 @@ struct px_upep_s {
 
 struct px_upcluster_s {
     px_upcluster_t *next;
-    const px_cluster_cfg_t *cfg; /* borrows */
+    const px_cluster_cfg_t *cfg; /* borrows: from owner */
+    const px_config_t *owner;    /* owns a reference: the config cfg belongs to (NULL: cfg
+                                    is borrowed from outside any config, in driver tests) */
+    size_t live;                 /* exchanges and connections not yet freed */
+    bool retired;                /* a reload dropped or changed it: no new exchanges */
     px_upstream_pools_t *pools;
     px_upep_t *eps; /* owns (tcache) */
     size_t eps_cnt;

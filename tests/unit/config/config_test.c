@@ -394,8 +394,13 @@ TEST(error_positions)
     EXPECT_ERR("wrokers: 2\n",
                "1:1: wrokers: unknown key 'wrokers' (allowed: listeners, clusters, routes, "
                "admin, workers, memory, limits, access_log, drain_timeout, headers, "
-               "escaped_slashes, server_name)");
+               "escaped_slashes, server_name, reload)");
     EXPECT_ERR("workers: 2\nworkers: 3\n", "2:1: workers: duplicate key (first at line 1)");
+    /* reload: (issue 17) */
+    EXPECT_ERR("reload:\n  watch: maybe\n", "2:10: reload.watch: ");
+    EXPECT_ERR("reload: {poll_interval: 5ms}\n",
+               "1:25: reload.poll_interval: duration '5ms' is too short");
+    EXPECT_ERR("reload: {wach: true}\n", "1:10: reload.wach: unknown key 'wach'");
     EXPECT_ERR("escaped_slashes: decode\n",
                "1:18: escaped_slashes: unknown escaped_slashes 'decode' (use reject or keep)");
     EXPECT_ERR("headers:\n  x_forwarded_for: prepend\n",
@@ -1104,6 +1109,54 @@ TEST(dump_round_trip)
     CHECK_NO_LEAK();
 }
 
+/* Reload (issue 17): reference counting frees at the last unref; px_config_cluster_same tells
+ * which clusters keep their pools; the reload keys load and default. */
+TEST(refs_and_cluster_same)
+{
+    static const char base[] = "clusters:\n"
+                               "  - name: a\n"
+                               "    endpoints: [127.0.0.1:9000, 127.0.0.1:9001]\n"
+                               "routes:\n"
+                               "  - cluster: a\n";
+    px_config_t *x = NULL, *y = NULL, *z = NULL;
+    size_t live0 = px_config_live();
+    CHECK_OK(load_text("same1.yaml", base, &x));
+    CHECK_OK(load_text("same2.yaml", base, &y));
+    CHECK_OK(load_text("other.yaml",
+                       "clusters:\n  - name: a\n    endpoints: [127.0.0.1:9000, 127.0.0.1:9002]\n"
+                       "routes:\n  - cluster: a\n",
+                       &z));
+    CHECK_EQ(px_config_live(), live0 + 3);
+    CHECK(px_config_cluster_same(&x->clusters[0], &y->clusters[0]));
+    CHECK(!px_config_cluster_same(&x->clusters[0], &z->clusters[0]));
+    y->clusters[0].connect_timeout_ms++;
+    CHECK(!px_config_cluster_same(&x->clusters[0], &y->clusters[0]));
+    CHECK_EQ(x->version, 1u);
+    CHECK(x->reload.watch);
+    CHECK_EQ(x->reload.poll_interval_ms, 2000u);
+    /* Two more references: freed at the third unref, not before. */
+    CHECK(px_config_ref(x) == x);
+    px_config_ref(x);
+    px_config_unref(x);
+    px_config_unref(x);
+    CHECK_EQ(px_config_live(), live0 + 3);
+    px_config_unref(x);
+    CHECK_EQ(px_config_live(), live0 + 2);
+    px_config_unref(NULL);
+    px_config_free(y);
+    px_config_free(z);
+    CHECK_EQ(px_config_live(), live0);
+    px_config_t *w = NULL;
+    CHECK_OK(load_text("watch.yaml", "reload: {watch: off, poll_interval: 250ms}\n", &w));
+    CHECK(!w->reload.watch);
+    CHECK_EQ(w->reload.poll_interval_ms, 250u);
+    px_config_free(w);
+    CHECK_OK(load_text("poll.yaml", "reload: {watch: poll}\n", &w));
+    CHECK(w->reload.watch);
+    CHECK(w->reload.watch_poll);
+    px_config_free(w);
+}
+
 /* Memory tenants (issue 18 part 2): a cluster's or route's memory: {limit: SIZE}. */
 TEST(tenants)
 {
@@ -1184,6 +1237,7 @@ int main(void)
     RUN(actions);
     RUN(admin_exposure);
     RUN(dump_round_trip);
+    RUN(refs_and_cluster_same);
     {
         char cmd[400];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_dir);
