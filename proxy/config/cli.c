@@ -484,20 +484,20 @@ static int set_tls(px_config_t *cfg, const cli_t *cli, bool listen_given, char *
     return 0;
 }
 
-/* Hidden switch, not in --help: WEIR_CODEC=weir runs HTTP/2 (toward clients and h2c upstreams)
- * on weir's own codec instead of nghttp2's session while the codec is being wired in
- * (issue 15); WEIR_CODEC=nghttp2 or unset keeps today's path. */
+/* Hidden switch, not in --help: HTTP/2 (toward clients and h2c upstreams) runs on weir's own
+ * codec by default (issue 15's flip); WEIR_CODEC=nghttp2 still selects nghttp2's session until
+ * that path is removed. */
 static int set_codec(px_config_t *cfg, char *err, size_t err_len)
 {
     const char *v = env_get("WEIR_CODEC");
-    if (v == NULL || strcmp(v, "nghttp2") == 0) {
-        cfg->codec = PX_CODEC_NGHTTP2;
+    if (v == NULL || strcmp(v, "weir") == 0) {
+        cfg->codec = PX_CODEC_WEIR;
         return 0;
     }
-    if (strcmp(v, "weir") != 0)
+    if (strcmp(v, "nghttp2") != 0)
         return px__cfg_errf(err, err_len, "WEIR_CODEC: want nghttp2 or weir, got \"%s\"", v);
-    cfg->codec = PX_CODEC_WEIR;
-    fprintf(stderr, "weir: WEIR_CODEC=weir: HTTP/2 on weir's own codec (test switch)\n");
+    cfg->codec = PX_CODEC_NGHTTP2;
+    fprintf(stderr, "weir: WEIR_CODEC=nghttp2: HTTP/2 on nghttp2's session (test switch)\n");
     return 0;
 }
 
