@@ -34,13 +34,6 @@ typedef enum px_xff_e {
     PX_XFF_REPLACE = 1, /* the peer address only: nothing the client claims passes on */
     PX_XFF_OFF = 2,     /* no x-forwarded-for at all (the client's is dropped too) */
 } px_xff_t;
-/* Which HTTP/2 implementation speaks to clients and h2c upstreams (WEIR_CODEC, a hidden test
- * switch while weir's own codec is wired in: issue 15 lands it in steps beside nghttp2's
- * session, the e2e suite runs against both, then the default flips and the switch goes). */
-typedef enum px_codec_e {
-    PX_CODEC_NGHTTP2 = 0, /* nghttp2's session */
-    PX_CODEC_WEIR = 1,    /* weir's own codec (proxy/codec/endpoint), the default */
-} px_codec_t;
 
 typedef struct px_cluster_cfg_s {
     char *name;
@@ -137,7 +130,6 @@ typedef struct px_config_s {
                                   false = reject (400) */
     bool add_via;              /* default true */
     char *server_name;         /* used in via and errors; default "weir" */
-    px_codec_t codec;          /* WEIR_CODEC=nghttp2|weir (hidden); default weir */
 } px_config_t;
 
 /* Result of parsing the command line. */

@@ -3,10 +3,10 @@
  * choice (h2c listeners: the client preface or an HTTP/1.1 request line; TLS: ALPN h2, else
  * HTTP/1.1), batched writes, timers and teardown.
  *
- * Writes are batched: nghttp2 output collected during one loop iteration goes out in one
+ * Writes are batched: HTTP/2 output collected during one loop iteration goes out in one
  * uv_try_write (or uv_write for the rest). The HTTP/2 side writes into the batch through
  * conn_io (reserve, then commit) and never sees its buffers. One write is in flight at most;
- * nghttp2 is not asked for more until it completes, which is the transport's back-pressure.
+ * the codec is not asked for more until it completes, which is the transport's back-pressure.
  * A write that waits on the socket is watched: limits.send_timeout closes a connection whose
  * pending output the kernel has not taken a byte of for that long (px_conn_check_send), and
  * under memory pressure the overload manager closes the heaviest such connections first
@@ -428,7 +428,7 @@ void px_conn_flush(px_conn_t *c)
         else if (c->mode == PX_CONN_H2 && px_h2_want_write(&c->h2) && c->send_oom)
             /* No memory for a batch: marking it dirty again would retry on every loop turn, a
              * busy loop for as long as memory stays short. It waits for memory instead;
-             * nghttp2 keeps what it could not send. */
+             * the codec keeps what it could not send. */
             px_memwait_add(&c->wi->memwait, &c->memwait);
         else if (c->mode == PX_CONN_H2 && px_h2_want_write(&c->h2))
             px_conn_mark_dirty(c); /* rounds ran out: continue next iteration */
@@ -600,7 +600,7 @@ static void start_h1(px_conn_t *c, const uint8_t *pre, size_t pre_len, const uin
         px_conn_mark_dirty(c);
 }
 
-/* Plaintext from the peer: preface check, then nghttp2 or proxy/h1/. */
+/* Plaintext from the peer: preface check, then proxy/h2/ or proxy/h1/. */
 static void feed(px_conn_t *c, const uint8_t *data, size_t len)
 {
     if (c->closing || c->mode == PX_CONN_H1_REJECT)
@@ -849,7 +849,7 @@ void px_conn_accept(px_lis_t *lis)
     c->h2.tls = lis->tls != NULL;
     c->h2.tr = c;
     c->h2.io = &conn_io;
-    if (px_h2_session_new(&c->h2, wi->ng_cbs, wi->ng_opt, px_alloc_nghttp2_mem()) != 0)
+    if (px_h2_session_new(&c->h2, px_alloc_nghttp2_mem()) != 0)
         goto fail;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
         goto fail;

@@ -43,7 +43,7 @@ typedef struct px_stream_s {
     mem_subregion_t *sub;            /* owns (unless !owns_sub: the codec stream's sub-arena,
                                         which the codec frees): everything tagged subregion */
     void *es;                        /* borrows: the codec's stream (px_h2_ep_stream_t), or NULL */
-    struct px_stream_s *rst_next;    /* the connection's deferred-reset queue (codec) */
+    struct px_stream_s *rst_next;    /* the connection's deferred-reset queue */
     struct px_stream_s *resp_next;   /* the connection's response queue (codec) */
     struct px_stream_s *prev, *next; /* the connection's stream list */
     int32_t id;
@@ -69,7 +69,6 @@ typedef struct px_stream_s {
     int status; /* 0 until headers are submitted */
     bool resp_submitted;
     bool resp_done;             /* no more body bytes will be added */
-    bool deferred;              /* the data provider returned NGHTTP2_ERR_DEFERRED */
     bool head;                  /* HEAD request: never send a body */
     const uint8_t *static_body; /* borrows: config or subregion; direct/error responses */
     size_t static_len, static_off;
