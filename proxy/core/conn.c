@@ -600,6 +600,44 @@ static void start_h1(px_conn_t *c, const uint8_t *pre, size_t pre_len, const uin
         px_conn_mark_dirty(c);
 }
 
+/* True when `b` may begin an HTTP/1.1 request: a method's tchar (RFC 9110 5.6.2), or the empty
+ * line RFC 9112 2.2 lets precede the request line. */
+static bool may_start_h1(uint8_t b)
+{
+    if ((b >= 'A' && b <= 'Z') || (b >= 'a' && b <= 'z') || (b >= '0' && b <= '9'))
+        return true;
+    return b != 0 && strchr("!#$%&'*+-.^_`|~\r\n", b) != NULL;
+}
+
+/* The first bytes differ from the HTTP/2 preface at `data`: true when they may still be an
+ * HTTP/1.1 request. Not when they claim HTTP/2 ("PRI " is the preface's own start; RFC 9113
+ * 3.4 makes a broken preface a connection error), nor when the first byte cannot begin a
+ * request line (frames sent without the preface, a TLS ClientHello on a cleartext port). */
+static bool preface_may_be_h1(const px_conn_t *c, const uint8_t *data, size_t len)
+{
+    size_t m = 0;
+    while (m < len && c->preface_pos + m < PREFACE_LEN && data[m] == preface[c->preface_pos + m])
+        m++;
+    MEM_ASSERT(m < len); /* the caller saw a difference */
+    if (c->preface_pos + m >= 4)
+        return false;
+    return may_start_h1(c->preface_pos > 0 ? (uint8_t)preface[0] : data[0]);
+}
+
+/* Neither HTTP/2 nor HTTP/1.1: our SETTINGS, then GOAWAY(PROTOCOL_ERROR) with the reason, and
+ * the close once they are written (RFC 9113 3.4), instead of a bare close or an HTTP/1.1 400
+ * the peer cannot read. */
+static void reject_preface(px_conn_t *c)
+{
+    c->mode = PX_CONN_H2;
+    if (px_h2_reject_preface(&c->h2) != 0) {
+        MEM_STAT_ADD(c->w->stats.conn_closed_error, 1);
+        px_conn_close(c); /* no memory for the frames: the bare close */
+        return;
+    }
+    px_conn_mark_dirty(c);
+}
+
 /* Plaintext from the peer: preface check, then proxy/h2/ or proxy/h1/. */
 static void feed(px_conn_t *c, const uint8_t *data, size_t len)
 {
@@ -616,8 +654,11 @@ static void feed(px_conn_t *c, const uint8_t *data, size_t len)
         size_t k = MEM_MIN(len, (size_t)(PREFACE_LEN - c->preface_pos));
         if (memcmp(data, preface + c->preface_pos, k) != 0) {
             /* Under TLS, ALPN chose h2 and HTTP/1.1 bytes are a mistake (505); on h2c the
-             * first bytes choose, and these are not the preface. */
-            if (c->ssl)
+             * first bytes choose, and these are not the preface. Bytes that are not HTTP/1.1
+             * either get HTTP/2's answer. */
+            if (!preface_may_be_h1(c, data, len))
+                reject_preface(c);
+            else if (c->ssl)
                 h1_reject(c);
             else
                 start_h1(c, (const uint8_t *)preface, c->preface_pos, data, len);

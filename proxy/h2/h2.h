@@ -90,6 +90,11 @@ struct px_h2_conn_s {
  * `mem` is the allocator of the HPACK tables, borrowed; it outlives the session.
  * Returns 0 or -ENOMEM. Thread: worker. Alloc: region (the endpoint), `mem`. */
 MEM_MUST_CHECK int px_h2_session_new(px_h2_conn_t *c, nghttp2_mem *mem);
+/* The client's first bytes are neither HTTP/2's preface nor HTTP/1.1 (the transport decides):
+ * queues our SETTINGS and GOAWAY(PROTOCOL_ERROR, "invalid connection preface"), after which
+ * px_h2_want_io turns false once they are written (RFC 9113 3.4). Counted as a connection
+ * error. Returns 0 or -ENOMEM (nothing queued: close at once). Thread: worker. Alloc: batch. */
+MEM_MUST_CHECK int px_h2_reject_preface(px_h2_conn_t *c);
 /* Feeds received plaintext. Returns 0 or -EPROTO (the connection must close). */
 int px_h2_recv(px_h2_conn_t *c, const uint8_t *data, size_t len);
 /* Moves what the codec has to send into the write batch. Returns 0 or -EPROTO. */

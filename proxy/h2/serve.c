@@ -577,6 +577,20 @@ void px__h2w_terminate(px_h2_conn_t *c, uint32_t code, const char *why)
     mark_dirty(c);
 }
 
+int px_h2_reject_preface(px_h2_conn_t *c)
+{
+    MEM_ASSERT(c->ep != NULL);
+    MEM_ASSERT(!c->started);
+    /* Our SETTINGS first: the server's preface is the first frame it sends (RFC 9113 3.4). */
+    if (px_h2_ep_start(c->ep) != 0)
+        return -ENOMEM;
+    c->started = true;
+    (void)px_h2_ep_fail(c->ep, NGHTTP2_PROTOCOL_ERROR, "invalid connection preface");
+    MEM_ASSERT(px_h2_ep_done(c->ep));
+    mark_dirty(c);
+    return 0;
+}
+
 int px_h2_recv(px_h2_conn_t *c, const uint8_t *data, size_t len)
 {
     MEM_ASSERT(c->ep != NULL);
