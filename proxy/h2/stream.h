@@ -3,9 +3,9 @@
  * response-body buffer.
  *
  * A stream and everything it owns (header copies, route decision, status and length strings)
- * live in its sub-arena, created in on_begin_headers and freed only in on_stream_close (or
- * when the connection dies). The response body buffer is a list of chunks from the thread
- * cache (it frees as it drains, which a bump arena cannot), bounded by
+ * live in its sub-arena (the codec stream's, proxy/codec/endpoint.c), freed when the codec closes
+ * the stream (or when the connection dies). The response body buffer is a list of chunks from the
+ * thread cache (it frees as it drains, which a bump arena cannot), bounded by
  * limits.stream_buffer_bytes through end-to-end flow control. Owned by the connection's
  * worker thread.
  */
@@ -97,12 +97,6 @@ typedef struct px_stream_s {
 /* Appends `len` body bytes (copied) to the stream's buffer. Returns 0 or -ENOMEM.
  * Thread: owner. Alloc: tcache. */
 int px_stream_body_append(px_stream_t *st, const uint8_t *data, size_t len);
-
-/* Bytes ready to send (static body or buffered chunks). Getter. */
-size_t px_stream_body_avail(const px_stream_t *st);
-
-/* Copies the next `len` (<= avail) bytes to `dst` and drops them, freeing drained chunks. */
-void px_stream_body_take(px_stream_t *st, uint8_t *dst, size_t len);
 
 /* Frees every buffered chunk. */
 void px_stream_body_free(px_stream_t *st);
