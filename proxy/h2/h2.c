@@ -424,7 +424,7 @@ bool px__h2_refuse_new(px_h2_conn_t *c)
     return true;
 }
 
-px_stream_t *px__h2_stream_open(px_h2_conn_t *c, int32_t id, mem_subregion_t *sub, bool owns_sub)
+px_stream_t *px__h2_stream_open(px_h2_conn_t *c, int32_t id, mem_subregion_t *sub)
 {
     px_worker_t *w = c->w;
     MEM_ASSERT(sub != NULL);
@@ -434,7 +434,6 @@ px_stream_t *px__h2_stream_open(px_h2_conn_t *c, int32_t id, mem_subregion_t *su
         return NULL;
     st->conn = c;
     st->sub = sub;
-    st->owns_sub = owns_sub;
     st->id = id;
     st->req_clen = -1;
     st->started_ns = uv_hrtime();
@@ -543,7 +542,8 @@ void px__h2_request_data(px_stream_t *st, const uint8_t *data, size_t len)
     px__h2w_consume(st, len);
 }
 
-/* Ends a stream: cancels its exchange, logs it and frees its sub-arena. */
+/* Ends a stream: cancels its exchange, logs it and frees its body buffer (the codec frees its
+ * sub-arena). */
 void px__h2_stream_end(px_h2_conn_t *c, px_stream_t *st)
 {
     MEM_ASSERT(c->streams_cnt > 0);
@@ -563,8 +563,7 @@ void px__h2_stream_end(px_h2_conn_t *c, px_stream_t *st)
         st->next->prev = st->prev;
     c->streams_cnt--;
     MEM_STAT_SUB(c->w->stats.streams_active, 1);
-    if (st->owns_sub)
-        mem_subregion_free(st->sub); /* st freed */
+    /* st stays until the codec frees its sub-arena, after this returns. */
 }
 
 /* ---- session lifecycle ------------------------------------------------------------------ */

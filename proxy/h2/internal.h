@@ -44,11 +44,11 @@ void px__h2w_tick(px_h2_conn_t *c, uint64_t now_ms);
 
 /* ---- the stream logic (h2.c) ------------------------------------------------------------ */
 
-/* A new client stream `id` whose state lives in `sub` (`owns_sub`: freed when the stream ends;
- * otherwise it is the codec stream's sub-arena, freed by the codec, serve.c's case). Linked into
+/* A new client stream `id` whose state lives in `sub`, the codec stream's sub-arena (freed by
+ * the codec after the stream's close). Linked into
  * the connection's list and counted. Returns NULL on OOM (`sub` left to the caller). Alloc:
  * subregion. */
-px_stream_t *px__h2_stream_open(px_h2_conn_t *c, int32_t id, mem_subregion_t *sub, bool owns_sub);
+px_stream_t *px__h2_stream_open(px_h2_conn_t *c, int32_t id, mem_subregion_t *sub);
 /* True when overload refuses new streams now (counted as refused). */
 bool px__h2_refuse_new(px_h2_conn_t *c);
 /* One request header (`trailer`: a trailer field), copied into the stream. Returns 0 or

@@ -217,7 +217,7 @@ static int on_request(px_h2_conn_t *c, px_h2_ep_stream_t *es, const px_h2_block_
     c->refused = true; /* counted here, not again in on_stream_close */
     if (px__h2_refuse_new(c))
         return -ENOMEM; /* the codec answers REFUSED_STREAM */
-    px_stream_t *st = px__h2_stream_open(c, px_h2_ep_stream_id(es), px_h2_ep_stream_sub(es), false);
+    px_stream_t *st = px__h2_stream_open(c, px_h2_ep_stream_id(es), px_h2_ep_stream_sub(es));
     if (st == NULL) {
         MEM_STAT_ADD(w->stats.conn_cap_resets, 1);
         MEM_STAT_ADD(w->stats.streams_reset_by_us, 1);

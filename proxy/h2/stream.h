@@ -40,8 +40,9 @@ typedef struct px_chunk_s {
 
 typedef struct px_stream_s {
     px_h2_conn_t *conn;              /* borrows: the connection outlives its streams */
-    mem_subregion_t *sub;            /* owns (unless !owns_sub: the codec stream's sub-arena,
-                                        which the codec frees): everything tagged subregion */
+    mem_subregion_t *sub;            /* borrows: the codec stream's sub-arena, which the codec
+                                        frees after the stream's close; everything tagged
+                                        subregion */
     void *es;                        /* borrows: the codec's stream (px_h2_ep_stream_t), or NULL */
     struct px_stream_s *rst_next;    /* the connection's deferred-reset queue */
     struct px_stream_s *resp_next;   /* the connection's response queue (codec) */
@@ -87,9 +88,8 @@ typedef struct px_stream_s {
     size_t resp_nva_cnt;
     bool resp_body;   /* the queued head is followed by a body */
     bool resp_queued; /* on the connection's resp_q */
-    bool owns_sub;
-    bool rst_queued; /* on the connection's rst_q */
-    bool sent_end;   /* END_STREAM (or the trailers) submitted to the codec */
+    bool rst_queued;  /* on the connection's rst_q */
+    bool sent_end;    /* END_STREAM (or the trailers) submitted to the codec */
     char status_str[4];
     char clen_str[24];
 } px_stream_t;
