@@ -1044,6 +1044,12 @@ size_t px_conn_collect(px_conn_t *c, px_region_row_t *rows, size_t max)
     snprintf(row->peer, sizeof(row->peer), "%s", c->peer);
     row->bytes = mem_region_bytes(c->region);
     row->age_ms = now - c->created_ms;
+    row->state = c->closing                     ? "closing"
+                 : c->mode == PX_CONN_H2        ? "h2"
+                 : c->mode == PX_CONN_H1        ? "http/1.1"
+                 : c->mode == PX_CONN_H1_REJECT ? "closing"
+                                                : "preface";
+    row->phase = "";
     px_h1_done_t q;
     if (c->mode == PX_CONN_H1 && n < max && px_h1_req_view(&c->h1, &q)) {
         /* The HTTP/1.1 request in progress, listed as stream 1 of its connection. */
@@ -1058,6 +1064,8 @@ size_t px_conn_collect(px_conn_t *c, px_region_row_t *rows, size_t max)
         snprintf(row->path, sizeof(row->path), "%.*s", (int)q.path_len, q.path ? q.path : "");
         row->bytes = px_h1_bytes(&c->h1);
         row->age_ms = (uv_hrtime() - q.started_ns) / 1000000u;
+        row->state = "http/1.1";
+        row->phase = "request";
     }
     for (px_stream_t *st = c->h2.streams; st && n < max; st = st->next) {
         row = &rows[n++];
@@ -1071,6 +1079,8 @@ size_t px_conn_collect(px_conn_t *c, px_region_row_t *rows, size_t max)
         snprintf(row->path, sizeof(row->path), "%.*s", (int)st->path_len, st->path ? st->path : "");
         row->bytes = mem_subregion_bytes(st->sub) + st->buffered;
         row->age_ms = (uv_hrtime() - st->started_ns) / 1000000u;
+        row->state = px_h2_stream_state(st);
+        row->phase = px_h2_stream_phase(st);
     }
     return n;
 }

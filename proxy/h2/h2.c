@@ -568,6 +568,21 @@ void px__h2_stream_end(px_h2_conn_t *c, px_stream_t *st)
 
 /* ---- session lifecycle ------------------------------------------------------------------ */
 
+const char *px_h2_stream_phase(const px_stream_t *st)
+{
+    MEM_ASSERT(st != NULL);
+    MEM_ASSERT(!st->sent_end || st->resp_submitted);
+    if (st->failed)
+        return "reset";
+    if (!st->dispatched)
+        return "request_headers";
+    if (!st->resp_submitted)
+        return "waiting_upstream";
+    if (st->resp_queued)
+        return "response_queued";
+    return st->sent_end ? "response_sent" : "response_body";
+}
+
 void px_h2_stream_shed(px_stream_t *st)
 {
     MEM_ASSERT(st != NULL && st->conn != NULL);

@@ -118,6 +118,14 @@ void px_h2_streams_end(px_h2_conn_t *c);
 size_t px_h2_sweep_idle(px_h2_conn_t *c, uint64_t now_ms);
 /* True when px_h2_sweep_idle has work: live streams, or the codec's own timers. Getter. */
 bool px_h2_want_sweep(const px_h2_conn_t *c);
+/* The RFC 9113 5.1 state of `st` as the codec has it ("open", "half_closed_remote", ...;
+ * "closed" once the codec let go of it). Static string. Getter. */
+const char *px_h2_stream_state(const px_stream_t *st);
+/* weir's phase of `st`, for /memory/regions and the logs: "request_headers" (not yet routed),
+ * "waiting_upstream" (routed, no response head yet), "response_queued" (the head waits for the
+ * next send), "response_body" (head sent, body flowing), "response_sent" (END_STREAM handed to
+ * the codec), "reset" (refused or reset by weir). Static string. Getter. */
+const char *px_h2_stream_phase(const px_stream_t *st);
 /* Frees the session (after px_h2_streams_end). */
 void px_h2_session_free(px_h2_conn_t *c);
 

@@ -577,6 +577,14 @@ void px__h2w_terminate(px_h2_conn_t *c, uint32_t code, const char *why)
     mark_dirty(c);
 }
 
+const char *px_h2_stream_state(const px_stream_t *st)
+{
+    MEM_ASSERT(st != NULL);
+    if (st->es == NULL)
+        return "closed";
+    return px_h2_state_name(px_h2_ep_stream_state(st->es));
+}
+
 int px_h2_reject_preface(px_h2_conn_t *c)
 {
     MEM_ASSERT(c->ep != NULL);
