@@ -24,11 +24,8 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
 start_upstream up --proto h2c
 cat >"$T/weir.yaml" <<YEOF
 listeners:
-  - name: plain
-    address: 127.0.0.1:0
-  - name: secure
-    address: 127.0.0.1:0
-    tls: {cert: $T/cert.pem, key: $T/key.pem}
+  - {address: 127.0.0.1:0}
+  - {address: 127.0.0.1:0, tls: {cert: $T/cert.pem, key: $T/key.pem}}
 admin: {address: 127.0.0.1:0}
 clusters:
   - {name: up, protocol: h2c, endpoints: ["127.0.0.1:$up_PORT"]}
