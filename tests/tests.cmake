@@ -77,12 +77,4 @@ foreach(_t IN LISTS _e2e)
   set_tests_properties(e2e_${_n} PROPERTIES LABELS e2e TIMEOUT ${PX_TEST_TIMEOUT_E2E}
     ENVIRONMENT "WEIR_BIN=$<TARGET_FILE:weir>;WEIR_SRC=${PROJECT_SOURCE_DIR};WEIR_BUILD=${PROJECT_BINARY_DIR}"
     SKIP_RETURN_CODE 77)
-  # e2e tests depend on the binary being built.
-  # The same test on weir's own HTTP/2 codec (WEIR_CODEC=weir, issue 15's switch while the
-  # codec is wired in): label e2e-codec, run by `ctest -L e2e-codec`; .ci/run runs those listed
-  # in tests/e2e/codec-ready.txt until the codec passes them all and the default flips.
-  add_test(NAME e2ecodec_${_n} COMMAND ${_cmd})
-  set_tests_properties(e2ecodec_${_n} PROPERTIES LABELS e2e-codec TIMEOUT ${PX_TEST_TIMEOUT_E2E}
-    ENVIRONMENT "WEIR_CODEC=weir;WEIR_BIN=$<TARGET_FILE:weir>;WEIR_SRC=${PROJECT_SOURCE_DIR};WEIR_BUILD=${PROJECT_BINARY_DIR}"
-    SKIP_RETURN_CODE 77)
 endforeach()

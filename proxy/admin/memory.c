@@ -575,6 +575,8 @@ void px__admin_regions(const px_admin_req_t *req, px_admin_resp_t *resp)
         px_jsonw_strn(w, r->path, strnlen(r->path, sizeof(r->path)));
         px_jsonw_ku64(w, "bytes", r->bytes);
         px_jsonw_ku64(w, "age_ms", r->age_ms);
+        px_jsonw_kstr(w, "state", r->state ? r->state : "");
+        px_jsonw_kstr(w, "phase", r->phase ? r->phase : "");
         px_jsonw_obj_end(w);
     }
     px_jsonw_arr_end(w);

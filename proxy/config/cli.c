@@ -492,23 +492,6 @@ static int set_tls(px_config_t *cfg, const cli_t *cli, bool listen_given, char *
     return 0;
 }
 
-/* Hidden switch, not in --help: WEIR_CODEC=weir runs HTTP/2 (toward clients and h2c upstreams)
- * on weir's own codec instead of nghttp2's session while the codec is being wired in
- * (issue 15); WEIR_CODEC=nghttp2 or unset keeps today's path. */
-static int set_codec(px_config_t *cfg, char *err, size_t err_len)
-{
-    const char *v = env_get("WEIR_CODEC");
-    if (v == NULL || strcmp(v, "nghttp2") == 0) {
-        cfg->codec = PX_CODEC_NGHTTP2;
-        return 0;
-    }
-    if (strcmp(v, "weir") != 0)
-        return px__cfg_errf(err, err_len, "WEIR_CODEC: want nghttp2 or weir, got \"%s\"", v);
-    cfg->codec = PX_CODEC_WEIR;
-    fprintf(stderr, "weir: WEIR_CODEC=weir: HTTP/2 on weir's own codec (test switch)\n");
-    return 0;
-}
-
 /* Test knob, not in --help: WEIR_FAULT_ALLOC=N makes mem/ fail about 1 in N allocation slow
  * paths (tcache refills, region chunks, large allocations, segment mappings) in
  * MEM_FAULT_INJECT builds, so e2e tests can show every failure is handled
@@ -647,8 +630,6 @@ int px_config_from_args(int argc, char **argv, px_cli_action_t *action, px_confi
         }
     }
     if (*action == PX_CLI_RUN && (rc = set_fault_alloc(err, err_len)) < 0)
-        goto fail;
-    if ((rc = set_codec(cfg, err, err_len)) < 0)
         goto fail;
     MEM_ASSERT(cfg->listeners_cnt > 0);
     MEM_ASSERT(cfg->routes_cnt > 0);

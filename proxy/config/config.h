@@ -37,13 +37,6 @@ typedef enum px_xff_e {
     PX_XFF_REPLACE = 1, /* the peer address only: nothing the client claims passes on */
     PX_XFF_OFF = 2,     /* no x-forwarded-for at all (the client's is dropped too) */
 } px_xff_t;
-/* Which HTTP/2 implementation speaks to clients and h2c upstreams (WEIR_CODEC, a hidden test
- * switch while weir's own codec is wired in: issue 15 lands it in steps beside nghttp2's
- * session, the e2e suite runs against both, then the default flips and the switch goes). */
-typedef enum px_codec_e {
-    PX_CODEC_NGHTTP2 = 0, /* nghttp2's session (today's default) */
-    PX_CODEC_WEIR = 1,    /* weir's own codec (proxy/codec/endpoint) */
-} px_codec_t;
 
 /* Active health checks of a cluster's endpoints (`health_check:`), probed from one worker. */
 typedef struct px_health_check_cfg_s {
@@ -199,7 +192,6 @@ typedef struct px_config_s {
                                   false = reject (400) */
     bool add_via;              /* default true */
     char *server_name;         /* used in via and errors; default "weir" */
-    px_codec_t codec;          /* WEIR_CODEC=nghttp2|weir (hidden); default nghttp2 */
     px_reload_cfg_t reload;
 } px_config_t;
 

@@ -16,7 +16,7 @@
  * Thread: main, before any other thread starts. Alloc: none. */
 int px_alloc_install(void);
 
-/* The nghttp2_mem every session uses (mem_malloc & co with the user-data signature).
+/* The nghttp2_mem every HPACK table uses (mem_malloc & co with the user-data signature).
  * Ownership: borrows (static storage). Thread: any. */
 nghttp2_mem *px_alloc_nghttp2_mem(void);
 

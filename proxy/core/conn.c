@@ -3,10 +3,10 @@
  * choice (h2c listeners: the client preface or an HTTP/1.1 request line; TLS: ALPN h2, else
  * HTTP/1.1), batched writes, timers and teardown.
  *
- * Writes are batched: nghttp2 output collected during one loop iteration goes out in one
+ * Writes are batched: HTTP/2 output collected during one loop iteration goes out in one
  * uv_try_write (or uv_write for the rest). The HTTP/2 side writes into the batch through
  * conn_io (reserve, then commit) and never sees its buffers. One write is in flight at most;
- * nghttp2 is not asked for more until it completes, which is the transport's back-pressure.
+ * the codec is not asked for more until it completes, which is the transport's back-pressure.
  * A write that waits on the socket is watched: limits.send_timeout closes a connection whose
  * pending output the kernel has not taken a byte of for that long (px_conn_check_send), and
  * under memory pressure the overload manager closes the heaviest such connections first
@@ -496,7 +496,7 @@ void px_conn_flush(px_conn_t *c)
         else if (c->mode == PX_CONN_H2 && px_h2_want_write(c->h2) && c->send_oom)
             /* No memory for a batch: marking it dirty again would retry on every loop turn, a
              * busy loop for as long as memory stays short. It waits for memory instead;
-             * nghttp2 keeps what it could not send. */
+             * the codec keeps what it could not send. */
             px_memwait_add(&c->wi->memwait, &c->memwait);
         else if (c->mode == PX_CONN_H2 && px_h2_want_write(c->h2))
             px_conn_mark_dirty(c); /* rounds ran out: continue next iteration */
@@ -666,9 +666,10 @@ static void start_h1(px_conn_t *c, const uint8_t *pre, size_t pre_len, const uin
         px_conn_mark_dirty(c);
 }
 
-/* The client preface is complete: the HTTP/2 side is made now (an HTTP/1.1 connection never
- * pays for it), sends its SETTINGS and reads the preface. Returns 0 or -ENOMEM. */
-static int start_h2(px_conn_t *c)
+/* The HTTP/2 side is made once the first bytes call for it (an HTTP/1.1 connection never pays
+ * for it): the codec's endpoint in the connection's region. Returns 0 or -ENOMEM (the close
+ * frees what was made). */
+static int h2_new(px_conn_t *c)
 {
     MEM_ASSERT(c->mode == PX_CONN_PREFACE);
     MEM_ASSERT(c->h2 == NULL);
@@ -683,12 +684,56 @@ static int start_h2(px_conn_t *c)
     h->io = &conn_io;
     c->h2 = h;
     c->mode = PX_CONN_H2;
-    if (px_h2_session_new(h, c->wi->ng_cbs, c->wi->ng_opt, px_alloc_nghttp2_mem()) != 0)
-        return -ENOMEM; /* the close frees what the session made */
-    return px_h2_recv(h, (const uint8_t *)preface, PREFACE_LEN);
+    return px_h2_session_new(h, px_alloc_nghttp2_mem());
 }
 
-/* Plaintext from the peer: preface check, then nghttp2 or proxy/h1/. */
+/* The client preface is complete: the HTTP/2 side is made, sends its SETTINGS and reads the
+ * preface. Returns 0 or -ENOMEM. */
+static int start_h2(px_conn_t *c)
+{
+    if (h2_new(c) != 0)
+        return -ENOMEM;
+    return px_h2_recv(c->h2, (const uint8_t *)preface, PREFACE_LEN);
+}
+
+/* True when `b` may begin an HTTP/1.1 request: a method's tchar (RFC 9110 5.6.2), or the empty
+ * line RFC 9112 2.2 lets precede the request line. */
+static bool may_start_h1(uint8_t b)
+{
+    if ((b >= 'A' && b <= 'Z') || (b >= 'a' && b <= 'z') || (b >= '0' && b <= '9'))
+        return true;
+    return b != 0 && strchr("!#$%&'*+-.^_`|~\r\n", b) != NULL;
+}
+
+/* The first bytes differ from the HTTP/2 preface at `data`: true when they may still be an
+ * HTTP/1.1 request. Not when they claim HTTP/2 ("PRI " is the preface's own start; RFC 9113
+ * 3.4 makes a broken preface a connection error), nor when the first byte cannot begin a
+ * request line (frames sent without the preface, a TLS ClientHello on a cleartext port). */
+static bool preface_may_be_h1(const px_conn_t *c, const uint8_t *data, size_t len)
+{
+    size_t m = 0;
+    while (m < len && c->preface_pos + m < PREFACE_LEN && data[m] == preface[c->preface_pos + m])
+        m++;
+    MEM_ASSERT(m < len); /* the caller saw a difference */
+    if (c->preface_pos + m >= 4)
+        return false;
+    return may_start_h1(c->preface_pos > 0 ? (uint8_t)preface[0] : data[0]);
+}
+
+/* Neither HTTP/2 nor HTTP/1.1: our SETTINGS, then GOAWAY(PROTOCOL_ERROR) with the reason, and
+ * the close once they are written (RFC 9113 3.4), instead of a bare close or an HTTP/1.1 400
+ * the peer cannot read. */
+static void reject_preface(px_conn_t *c)
+{
+    if (h2_new(c) != 0 || px_h2_reject_preface(c->h2) != 0) {
+        MEM_STAT_ADD(c->w->stats.conn_closed_error, 1);
+        px_conn_close(c); /* no memory for the frames: the bare close */
+        return;
+    }
+    px_conn_mark_dirty(c);
+}
+
+/* Plaintext from the peer: preface check, then proxy/h2/ or proxy/h1/. */
 static void feed(px_conn_t *c, const uint8_t *data, size_t len)
 {
     if (c->closing || c->mode == PX_CONN_H1_REJECT)
@@ -704,8 +749,11 @@ static void feed(px_conn_t *c, const uint8_t *data, size_t len)
         size_t k = MEM_MIN(len, (size_t)(PREFACE_LEN - c->preface_pos));
         if (memcmp(data, preface + c->preface_pos, k) != 0) {
             /* Under TLS, ALPN chose h2 and HTTP/1.1 bytes are a mistake (505); on h2c the
-             * first bytes choose, and these are not the preface. */
-            if (c->ssl)
+             * first bytes choose, and these are not the preface. Bytes that are not HTTP/1.1
+             * either get HTTP/2's answer. */
+            if (!preface_may_be_h1(c, data, len))
+                reject_preface(c);
+            else if (c->ssl)
                 h1_reject(c);
             else
                 start_h1(c, (const uint8_t *)preface, c->preface_pos, data, len);
@@ -1116,6 +1164,12 @@ size_t px_conn_collect(px_conn_t *c, px_region_row_t *rows, size_t max)
     px_conn_peer(c, row->peer);
     row->bytes = mem_region_bytes(c->region);
     row->age_ms = now - c->created_ms;
+    row->state = c->closing                     ? "closing"
+                 : c->mode == PX_CONN_H2        ? "h2"
+                 : c->mode == PX_CONN_H1        ? "http/1.1"
+                 : c->mode == PX_CONN_H1_REJECT ? "closing"
+                                                : "preface";
+    row->phase = "";
     px_h1_done_t q;
     if (c->mode == PX_CONN_H1 && n < max && px_h1_req_view(&c->h1, &q)) {
         /* The HTTP/1.1 request in progress, listed as stream 1 of its connection. */
@@ -1130,6 +1184,8 @@ size_t px_conn_collect(px_conn_t *c, px_region_row_t *rows, size_t max)
         snprintf(row->path, sizeof(row->path), "%.*s", (int)q.path_len, q.path ? q.path : "");
         row->bytes = px_h1_bytes(&c->h1);
         row->age_ms = (uv_hrtime() - q.started_ns) / 1000000u;
+        row->state = "http/1.1";
+        row->phase = "request";
     }
     for (px_stream_t *st = c->h2 ? c->h2->streams : NULL; st && n < max; st = st->next) {
         row = &rows[n++];
@@ -1143,6 +1199,8 @@ size_t px_conn_collect(px_conn_t *c, px_region_row_t *rows, size_t max)
         snprintf(row->path, sizeof(row->path), "%.*s", (int)st->path_len, st->path ? st->path : "");
         row->bytes = mem_subregion_bytes(st->sub) + st->buffered;
         row->age_ms = (uv_hrtime() - st->started_ns) / 1000000u;
+        row->state = px_h2_stream_state(st);
+        row->phase = px_h2_stream_phase(st);
     }
     return n;
 }

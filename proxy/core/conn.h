@@ -1,7 +1,7 @@
 /*
  * proxy/core/conn.h: one downstream connection (TCP or TLS transport, its region, its timer, its
  * write batch) and the per-worker state connections share (listeners, read buffer, flush
- * list, nghttp2 callbacks, access log).
+ * list, access log).
  *
  * A connection is allocated inside its own region (mem_region_new(limits.conn_bytes_max)),
  * created on accept, and the region dies in the uv_close callback of its last handle.
@@ -116,14 +116,12 @@ struct px_wimpl_s {
     uv_check_t check;
     uv_idle_t idle; /* keeps poll from blocking while conns are dirty */
     uv_async_t async;
-    uv_timer_t tick;                   /* 1 s: access log flush; drain's final GOAWAY */
-    px_memwait_t memwait;              /* connections waiting for a write batch */
-    unsigned flags;                    /* any: PX_WF_*, atomic */
-    pthread_mutex_t async_lock;        /* any: guards async_live against late senders */
-    bool async_live;                   /* async may be sent to (under async_lock) */
-    nghttp2_session_callbacks *ng_cbs; /* owns */
-    nghttp2_option *ng_opt;            /* owns */
-    px_accesslog_t *log;               /* owns, NULL when off */
+    uv_timer_t tick;            /* 1 s: access log flush; drain's final GOAWAY */
+    px_memwait_t memwait;       /* connections waiting for a write batch */
+    unsigned flags;             /* any: PX_WF_*, atomic */
+    pthread_mutex_t async_lock; /* any: guards async_live against late senders */
+    bool async_live;            /* async may be sent to (under async_lock) */
+    px_accesslog_t *log;        /* owns, NULL when off */
     bool draining;
     bool forced;
     bool stopping;
@@ -143,7 +141,8 @@ void px_conn_accept(px_lis_t *lis);
 /* Queues `c` for the once-per-iteration flush. */
 void px_conn_mark_dirty(px_conn_t *c);
 
-/* Writes what nghttp2 (or the rejection) has for the socket, batched. Thread: worker. */
+/* Writes what the HTTP/2 or HTTP/1.1 side (or the rejection) has for the socket, batched.
+ * Thread: worker. */
 void px_conn_flush(px_conn_t *c);
 
 /* Starts closing: streams are ended now, the region dies in the last close callback. */

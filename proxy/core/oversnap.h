@@ -5,7 +5,7 @@
  *
  * The last PX_OVERSNAP_MAX rises are kept, numbered from 1 (GET /heap_dump?overload=N and
  * /memory/regions?overload=N); the oldest is replaced. The rows live in static storage
- * (PX_OVERSNAP_MAX * PX_OVERSNAP_REGIONS * sizeof(px_region_row_t) = 96 KiB of .bss, touched
+ * (PX_OVERSNAP_MAX * PX_OVERSNAP_REGIONS * sizeof(px_region_row_t) = 98 KiB of .bss, touched
  * only when a snapshot is taken), so a snapshot taken at critical pressure allocates nothing
  * but the regions collection's scratch, and that past the budget's limit. One process-wide
  * ring behind a mutex.

@@ -78,8 +78,6 @@ static const char *restart_field(const px_config_t *a, const px_config_t *b)
     if ((a->access_log == NULL) != (b->access_log == NULL) ||
         (a->access_log != NULL && strcmp(a->access_log, b->access_log) != 0))
         return "access_log";
-    if (a->codec != b->codec)
-        return "WEIR_CODEC";
     /* The tenants' table (proxy/upstream/tenant.h) is sized and numbered at start, and streams
      * in flight count into it by number: the set of tenants is fixed until a restart (their
      * limits may change). */

@@ -25,6 +25,10 @@ typedef struct px_region_row_s {
     char path[256];
     size_t bytes;
     uint64_t age_ms;
+    const char *state; /* borrows (static): a stream's RFC 9113 5.1 state ("open", ...), a
+                          connection's protocol ("h2", "http/1.1", "preface", "closing") */
+    const char *phase; /* borrows (static): weir's phase of a stream ("request_headers",
+                          "waiting_upstream", "response_body", ...); "" for a connection */
 } px_region_row_t;
 
 typedef struct px_server_s {

@@ -168,7 +168,7 @@ static size_t shed_stalled(px_wimpl_t *wi, px_overload_level_t lv)
 }
 
 /* GOAWAY (NO_ERROR, last stream id processed) to every HTTP/2 connection without streams;
- * once sent and with no streams, nghttp2 wants no more I/O and the connection closes. Idle
+ * once sent and with no streams, the codec wants no more I/O and the connection closes. Idle
  * HTTP/1.1 connections are closed. */
 static void goaway_idle(px_wimpl_t *wi)
 {

@@ -303,9 +303,6 @@ static int worker_setup(px_worker_t *w)
     int rc = uv_loop_init(&w->loop);
     if (rc != 0)
         return rc;
-    rc = px_h2_callbacks_new(&wi->ng_cbs, &wi->ng_opt);
-    if (rc != 0)
-        return rc;
     if (w->cfg->access_log) {
         wi->log = px_accesslog_new(w->cfg->access_log);
         if (wi->log == NULL)
@@ -379,10 +376,6 @@ static void *worker_main(void *arg)
     }
     px_accesslog_free(wi->log);
     wi->log = NULL;
-    nghttp2_session_callbacks_del(wi->ng_cbs);
-    nghttp2_option_del(wi->ng_opt);
-    wi->ng_cbs = NULL;
-    wi->ng_opt = NULL;
     px_server__worker_exited(w->server);
     mem_thread_detach();
     return NULL;

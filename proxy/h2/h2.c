@@ -1,14 +1,14 @@
 /*
- * proxy/h2/h2.c: the nghttp2 server session of a downstream connection: stream lifecycle,
- * request headers and body, routing, direct and error responses, the upstream exchange and
- * end-to-end flow control. nghttp2 return codes are translated here and never leave.
+ * proxy/h2/h2.c: the stream logic of a downstream HTTP/2 connection, above weir's codec
+ * (proxy/h2/serve.c drives proxy/codec/endpoint.h): stream lifecycle, request headers and
+ * body, routing, direct and error responses, the upstream exchange and end-to-end flow control.
  *
- * Flow control: automatic WINDOW_UPDATE is off. Request DATA is consumed (window reopened)
- * only when the upstream has taken it (on_request_body_drained), or at once when nobody
- * will read it. Response DATA sits in the stream's bounded buffer until nghttp2 sends it
- * (NO_COPY: copied once, straight into the room the transport reserves in its write batch),
- * then px_upstream_consumed() lets the upstream send more. The transport is reached only
- * through the px_h2_io_t table (proxy/h2/h2.h). Thread: the connection's worker only.
+ * Flow control: the codec opens no window by itself. Request DATA is consumed (window reopened)
+ * only when the upstream has taken it (on_request_body_drained), or at once when nobody will
+ * read it. Response DATA sits in the stream's bounded buffer until serve.c hands its chunks to
+ * the codec, which writes them into the room the transport reserves in its write batch; then
+ * px_upstream_consumed() lets the upstream send more. The transport is reached only through
+ * the px_h2_io_t table (proxy/h2/h2.h). Thread: the connection's worker only.
  */
 #include "proxy/h2/h2.h"
 #include "mem/base.h"
@@ -44,98 +44,16 @@ static inline void streams_changed(px_h2_conn_t *c)
     c->io->streams_changed(c->tr);
 }
 
-static px_stream_t *stream_of(px_h2_conn_t *c, int32_t id)
-{
-    return nghttp2_session_get_stream_user_data(c->ng, id);
-}
-
 void px__h2_reset(px_stream_t *st, uint32_t code)
 {
     if (st->failed)
         return;
     st->failed = true;
     MEM_STAT_ADD(st->conn->w->stats.streams_reset_by_us, 1);
-    st->conn->wire->reset(st, code); /* st may be freed (the codec's path) */
-}
-
-static void ng_reset(px_stream_t *st, uint32_t code)
-{
-    (void)nghttp2_submit_rst_stream(st->conn->ng, NGHTTP2_FLAG_NONE, st->id, code);
-    mark_dirty(st->conn);
+    px__h2w_reset(st, code); /* st may be freed (the codec's path) */
 }
 
 /* ---- response body: data provider ---------------------------------------------------- */
-
-static ssize_t on_read_data(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
-                            uint32_t *flags, nghttp2_data_source *src, void *ud)
-{
-    (void)ng;
-    (void)id;
-    (void)buf;
-    (void)ud;
-    px_stream_t *st = src->ptr;
-    MEM_ASSERT_HOT(st != NULL);
-    size_t avail = px_stream_body_avail(st);
-    if (avail == 0 && !st->resp_done) {
-        st->deferred = true;
-        return NGHTTP2_ERR_DEFERRED;
-    }
-    size_t n = MEM_MIN(avail, length);
-    if (n > 0)
-        *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
-    if (n == avail && st->resp_done) {
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
-        if (st->resp_trailers_cnt > 0 &&
-            nghttp2_submit_trailer(st->conn->ng, st->id, st->resp_trailers,
-                                   st->resp_trailers_cnt) == 0)
-            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-    }
-    return (ssize_t)n;
-}
-
-static int on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
-                        size_t length, nghttp2_data_source *src, void *ud)
-{
-    (void)ng;
-    px_h2_conn_t *c = ud;
-    px_stream_t *st = src->ptr;
-    size_t pad = frame->data.padlen;
-    size_t total = 9 + length + pad;
-    uint8_t *p = c->io->reserve(c->tr, total);
-    if (p == NULL)
-        return NGHTTP2_ERR_WOULDBLOCK;
-    MEM_ASSERT(px_stream_body_avail(st) >= length);
-    memcpy(p, framehd, 9);
-    p += 9;
-    if (pad > 0)
-        *p++ = (uint8_t)(pad - 1);
-    /* Copy once, from the stream buffer straight into the batch. */
-    px_stream_body_take(st, p, length);
-    px__h2_tenant_weigh(st);
-    p += length;
-    if (pad > 1)
-        memset(p, 0, pad - 1);
-    c->io->commit(c->tr, total);
-    st->bytes_out += length;
-    st->progress_ms = uv_now(&c->w->loop);
-    if (st->up && length > 0)
-        px_upstream_consumed(st->up, length);
-    return 0;
-}
-
-static ssize_t on_send(nghttp2_session *ng, const uint8_t *data, size_t len, int flags, void *ud)
-{
-    (void)ng;
-    (void)flags;
-    px_h2_conn_t *c = ud;
-    size_t n = MEM_MIN(len, c->io->room(c->tr));
-    uint8_t *p = n > 0 ? c->io->reserve(c->tr, n) : NULL;
-    if (p == NULL)
-        return NGHTTP2_ERR_WOULDBLOCK;
-    memcpy(p, data, n);
-    c->io->commit(c->tr, n);
-    return (ssize_t)n;
-}
 
 /* Submits response headers with a body from the stream buffer. `extra` are borrowed. */
 static int submit_response(px_stream_t *st, int status, const nghttp2_nv *extra, size_t cnt,
@@ -156,7 +74,7 @@ static int submit_response(px_stream_t *st, int status, const nghttp2_nv *extra,
     /* Set first: a response that ends the stream may end it inside the call (the codec). */
     st->status = status;
     st->resp_submitted = true;
-    if (c->wire->respond(st, nva, cnt + 1, body) != 0) {
+    if (px__h2w_respond(st, nva, cnt + 1, body) != 0) {
         st->resp_submitted = false;
         st->status = 0;
         return -ENOMEM;
@@ -164,13 +82,6 @@ static int submit_response(px_stream_t *st, int status, const nghttp2_nv *extra,
     px_http_count_status(&c->w->stats, status);
     mark_dirty(c);
     return 0;
-}
-
-static int ng_respond(px_stream_t *st, const nghttp2_nv *nva, size_t cnt, bool body)
-{
-    nghttp2_data_provider prd = {.source.ptr = st, .read_callback = on_read_data};
-    int rv = nghttp2_submit_response(st->conn->ng, st->id, nva, cnt, body ? &prd : NULL);
-    return rv == 0 ? 0 : -ENOMEM;
 }
 
 /* Answers from memory: direct_response routes, 404 and upstream errors. `body` is borrowed
@@ -257,29 +168,9 @@ static void on_up_info(void *ud, int status, const px_header_t *hdrs, size_t cnt
     for (size_t i = 0; i < cnt; i++)
         nva[n++] = (nghttp2_nv){(uint8_t *)hdrs[i].name, (uint8_t *)hdrs[i].value, hdrs[i].name_len,
                                 hdrs[i].value_len, NGHTTP2_NV_FLAG_NONE};
-    if (st->conn->wire->info(st, nva, n) != 0)
+    if (px__h2w_info(st, nva, n) != 0)
         return; /* advisory: the final response still follows */
     px_http_count_status(&st->conn->w->stats, status);
-    mark_dirty(st->conn);
-}
-
-static int ng_info(px_stream_t *st, const nghttp2_nv *nva, size_t cnt)
-{
-    int rv = nghttp2_submit_headers(st->conn->ng, NGHTTP2_FLAG_NONE, st->id, NULL, nva, cnt, NULL);
-    return rv < 0 ? -ENOMEM : 0;
-}
-
-static void resume(px_stream_t *st)
-{
-    st->conn->wire->resume(st);
-}
-
-static void ng_resume(px_stream_t *st)
-{
-    if (st->deferred) {
-        st->deferred = false;
-        (void)nghttp2_session_resume_data(st->conn->ng, st->id);
-    }
     mark_dirty(st->conn);
 }
 
@@ -287,18 +178,16 @@ static void ng_resume(px_stream_t *st)
  * reported drained, so reopen the client's windows for them here. Without this an upstream that
  * answers before it has read the upload (RFC 9113 8.1: an early 200, 401 or 413) left up to a
  * stream window of the connection window spent for good: the upload hung, and every later
- * upload on the connection sent nothing. nghttp2_session_consume covers the connection window
- * even when the stream is already gone. */
+ * upload on the connection sent nothing. When the stream is already gone the codec took its
+ * bytes back itself. */
 static void req_body_dropped(px_stream_t *st)
 {
-    px_h2_conn_t *c = st->conn;
     size_t n = st->req_unacked;
     MEM_ASSERT(st->up == NULL);
     st->req_unacked = 0;
-    if (n == 0 || c->wire == NULL)
+    if (n == 0)
         return;
-    c->wire->consume(st, n); /* nghttp2 covers the connection window when the stream is gone;
-                                the codec took back a closed stream's bytes itself */
+    px__h2w_consume(st, n);
 }
 
 static void on_up_data(void *ud, const uint8_t *data, size_t len)
@@ -332,7 +221,7 @@ static void on_up_data(void *ud, const uint8_t *data, size_t len)
         return;
     }
     px__h2_tenant_weigh(st);
-    resume(st);
+    px__h2w_resume(st);
 }
 
 static void on_up_trailers(void *ud, const px_header_t *hdrs, size_t cnt)
@@ -377,7 +266,7 @@ static void on_up_end(void *ud)
         px__h2_respond_static(st, 502, "text/plain", "weir: upstream sent no response\n", 32);
         return;
     }
-    resume(st);
+    px__h2w_resume(st);
 }
 
 static void on_up_error(void *ud, int status, const char *reason)
@@ -408,14 +297,7 @@ static void on_up_drained(void *ud, size_t len)
     px_stream_t *st = ud;
     MEM_ASSERT(len <= st->req_unacked);
     st->req_unacked -= len;
-    st->conn->wire->consume(st, len);
-}
-
-static void ng_consume(px_stream_t *st, size_t len)
-{
-    if (nghttp2_session_consume(st->conn->ng, st->id, len) != 0)
-        (void)nghttp2_session_consume_connection(st->conn->ng, len);
-    mark_dirty(st->conn);
+    px__h2w_consume(st, len);
 }
 
 static const px_upstream_cbs_t up_cbs = {
@@ -538,17 +420,6 @@ void px__h2_dispatch(px_stream_t *st, bool end_stream)
 
 /* ---- nghttp2 callbacks ------------------------------------------------------------------ */
 
-/* Ends a connection whose peer floods us: GOAWAY(ENHANCE_YOUR_CALM), counted once. */
-static void flood(px_h2_conn_t *c, nghttp2_session *ng)
-{
-    if (c->flooded)
-        return;
-    c->flooded = true;
-    MEM_STAT_ADD(c->w->stats.flood_goaway, 1);
-    (void)nghttp2_session_terminate_session2(ng, c->max_stream_id, NGHTTP2_ENHANCE_YOUR_CALM);
-    mark_dirty(c);
-}
-
 bool px__h2_over_rate(px_h2_conn_t *c, uint32_t *cnt, uint32_t per_sec)
 {
     if (per_sec == 0)
@@ -559,93 +430,6 @@ bool px__h2_over_rate(px_h2_conn_t *c, uint32_t *cnt, uint32_t per_sec)
         c->ctl_cnt = 0;
     }
     return ++*cnt > per_sec;
-}
-
-static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *ud)
-{
-    px_h2_conn_t *c = ud;
-    const px_limits_cfg_t *lim = &c->w->cfg->limits;
-    switch (hd->type) {
-    case NGHTTP2_RST_STREAM:
-        /* Rapid reset: streams opened and cancelled at once cost us, not the client. */
-        if (px_h2_guard_reset(&c->guard, uv_now(&c->w->loop), lim->rst_per_sec))
-            flood(c, ng);
-        return 0;
-    case NGHTTP2_SETTINGS:
-    case NGHTTP2_PING:
-        if (px__h2_over_rate(c, &c->ctl_cnt, lim->control_frames_per_sec))
-            flood(c, ng);
-        return 0;
-    case NGHTTP2_DATA:
-        if (hd->length == 0 && !(hd->flags & NGHTTP2_FLAG_END_STREAM) &&
-            px__h2_over_rate(c, &c->ctl_cnt, lim->control_frames_per_sec))
-            flood(c, ng);
-        return 0;
-    case NGHTTP2_HEADERS:
-        break;
-    default:
-        return 0;
-    }
-    if ((hd->stream_id & 1) == 0)
-        return 0;
-    if (hd->stream_id > c->max_stream_id) {
-        /* Slide the window of opened ids (odd ids only, bit 0 = max_stream_id). */
-        uint32_t d = (uint32_t)(hd->stream_id - c->max_stream_id) / 2;
-        if (c->max_stream_id == 0 || d >= 128) {
-            c->opened[0] = c->opened[1] = 0;
-        } else if (d >= 64) {
-            c->opened[1] = c->opened[0] << (d - 64);
-            c->opened[0] = 0;
-        } else if (d > 0) {
-            c->opened[1] = (c->opened[1] << d) | (c->opened[0] >> (64 - d));
-            c->opened[0] <<= d;
-        }
-        c->opened[0] |= 1;
-        c->max_stream_id = hd->stream_id;
-        return 0;
-    }
-    /* RFC 9113 5.1.1: HEADERS that would open a stream with an id lower than one already
-     * used is a connection error; nghttp2 ignores it silently, so check here. A live stream
-     * gets trailers; a recently opened, now closed one may see a late frame after our
-     * RST_STREAM (5.1: ignore it, as nghttp2 does); an id the client skipped is the error. */
-    if (nghttp2_session_find_stream(ng, hd->stream_id) != NULL)
-        return 0;
-    uint32_t back = (uint32_t)(c->max_stream_id - hd->stream_id) / 2;
-    if (back < 128 && (c->opened[back / 64] >> (back % 64)) & 1)
-        return 0;
-    MEM_STAT_ADD(c->w->stats.conn_closed_error, 1);
-    (void)nghttp2_session_terminate_session2(ng, c->max_stream_id, NGHTTP2_PROTOCOL_ERROR);
-    mark_dirty(c);
-    return 0;
-}
-
-static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
-{
-    px_h2_conn_t *c = ud;
-    px_worker_t *w = c->w;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0;
-    int32_t id = frame->hd.stream_id;
-    if (px__h2_refuse_new(c)) {
-        (void)nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
-        return 0;
-    }
-    mem_subregion_t *sub = mem_subregion_new(c->region, w->cfg->limits.stream_bytes_max);
-    px_stream_t *st = sub ? px__h2_stream_open(c, id, sub, true) : NULL;
-    if (st == NULL) {
-        mem_subregion_free(sub);
-        MEM_STAT_ADD(w->stats.conn_cap_resets, 1);
-        MEM_STAT_ADD(w->stats.streams_reset_by_us, 1);
-        (void)nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
-        return 0;
-    }
-    if (nghttp2_session_set_stream_user_data(ng, id, st) != 0) {
-        st->owns_sub = false; /* freed here, as before the stream was linked */
-        px__h2_stream_end(c, st);
-        mem_subregion_free(sub);
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    }
-    return 0;
 }
 
 bool px__h2_refuse_new(px_h2_conn_t *c)
@@ -659,7 +443,7 @@ bool px__h2_refuse_new(px_h2_conn_t *c)
     return true;
 }
 
-px_stream_t *px__h2_stream_open(px_h2_conn_t *c, int32_t id, mem_subregion_t *sub, bool owns_sub)
+px_stream_t *px__h2_stream_open(px_h2_conn_t *c, int32_t id, mem_subregion_t *sub)
 {
     px_worker_t *w = c->w;
     MEM_ASSERT(sub != NULL);
@@ -669,7 +453,6 @@ px_stream_t *px__h2_stream_open(px_h2_conn_t *c, int32_t id, mem_subregion_t *su
         return NULL;
     st->conn = c;
     st->sub = sub;
-    st->owns_sub = owns_sub;
     st->id = id;
     st->req_clen = -1;
     st->started_ns = uv_hrtime();
@@ -683,22 +466,6 @@ px_stream_t *px__h2_stream_open(px_h2_conn_t *c, int32_t id, mem_subregion_t *su
     MEM_STAT_ADD(w->stats.streams_active, 1);
     streams_changed(c);
     return st;
-}
-
-static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name,
-                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
-{
-    (void)flags;
-    (void)ud;
-    if (frame->hd.type != NGHTTP2_HEADERS)
-        return 0;
-    px_stream_t *st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
-    if (st == NULL || st->failed)
-        return 0;
-    bool trailer = frame->headers.cat != NGHTTP2_HCAT_REQUEST;
-    if (px__h2_field(st, (const char *)name, namelen, (const char *)value, valuelen, trailer) != 0)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    return 0;
 }
 
 int px__h2_field(px_stream_t *st, const char *n, size_t namelen, const char *v, size_t valuelen,
@@ -778,46 +545,6 @@ void px__h2_request_ended(px_stream_t *st)
     }
 }
 
-static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
-{
-    px_h2_conn_t *c = ud;
-    (void)c;
-    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
-        return 0;
-    px_stream_t *st = stream_of(c, frame->hd.stream_id);
-    (void)ng;
-    if (st == NULL || st->failed)
-        return 0;
-    bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
-    if (frame->hd.type == NGHTTP2_HEADERS && !st->dispatched &&
-        frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-        px__h2_dispatch(st, end);
-        if (end)
-            st->req_ended = true;
-        return 0;
-    }
-    if (end && !st->req_ended)
-        px__h2_request_ended(st);
-    return 0;
-}
-
-static int on_data_chunk_recv(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
-                              size_t len, void *ud)
-{
-    (void)flags;
-    px_h2_conn_t *c = ud;
-    px_stream_t *st = nghttp2_session_get_stream_user_data(ng, id);
-    if (st != NULL) {
-        px__h2_request_data(st, data, len);
-        return 0;
-    }
-    (void)c;
-    /* Nobody reads this body: reopen the window now. */
-    if (nghttp2_session_consume(ng, id, len) != 0)
-        (void)nghttp2_session_consume_connection(ng, len);
-    return 0;
-}
-
 void px__h2_request_data(px_stream_t *st, const uint8_t *data, size_t len)
 {
     px_h2_conn_t *c = st->conn;
@@ -831,7 +558,7 @@ void px__h2_request_data(px_stream_t *st, const uint8_t *data, size_t len)
         px__h2_reset(st, NGHTTP2_FLOW_CONTROL_ERROR);
     }
     /* Nobody reads this body: reopen the window now. */
-    c->wire->consume(st, len);
+    px__h2w_consume(st, len);
 }
 
 void px__h2_tenant_weigh(px_stream_t *st)
@@ -844,7 +571,8 @@ void px__h2_tenant_weigh(px_stream_t *st)
     px_tenant_weigh(c->w, st->tenant, &st->tenant_counted, st->buffered + share);
 }
 
-/* Ends a stream: cancels its exchange, logs it and frees its sub-arena. */
+/* Ends a stream: cancels its exchange, logs it and frees its body buffer (the codec frees its
+ * sub-arena). */
 void px__h2_stream_end(px_h2_conn_t *c, px_stream_t *st)
 {
     MEM_ASSERT(c->streams_cnt > 0);
@@ -868,185 +596,26 @@ void px__h2_stream_end(px_h2_conn_t *c, px_stream_t *st)
         st->next->prev = st->prev;
     c->streams_cnt--;
     MEM_STAT_SUB(c->w->stats.streams_active, 1);
-    if (c->ng)
-        (void)nghttp2_session_set_stream_user_data(c->ng, st->id, NULL);
     px_config_unref(st->cfg); /* after the log line, which names the route's cluster */
     st->cfg = NULL;
-    if (st->owns_sub)
-        mem_subregion_free(st->sub); /* st freed */
-}
-
-static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
-{
-    px_h2_conn_t *c = ud;
-    px_stream_t *st = nghttp2_session_get_stream_user_data(ng, id);
-    px_h2_guard_stream_closed(&c->guard, id, code, st == NULL || st->failed);
-    if (st == NULL)
-        return 0;
-    if (code != NGHTTP2_NO_ERROR && !st->failed)
-        MEM_STAT_ADD(c->w->stats.streams_reset_by_peer, 1);
-    px__h2_stream_end(c, st);
-    streams_changed(c);
-    return 0;
-}
-
-static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
-{
-    px_h2_conn_t *c = ud;
-    if (frame->hd.type == NGHTTP2_GOAWAY)
-        MEM_STAT_ADD(c->w->stats.goaway_sent, 1);
-    /* "MadeYouReset": a reset weir sends for the client's protocol error (nghttp2 sends most
-     * of them itself) costs the same as one the client sends, so it counts against the same
-     * budget. Counted when it leaves: nghttp2 has no callback where it decides on them. */
-    if (frame->hd.type == NGHTTP2_RST_STREAM &&
-        px_h2_guard_reset_blames_peer(frame->rst_stream.error_code) &&
-        px_h2_guard_reset(&c->guard, uv_now(&c->w->loop), c->w->cfg->limits.rst_per_sec))
-        flood(c, ng);
-    return 0;
+    /* st stays until the codec frees its sub-arena, after this returns. */
 }
 
 /* ---- session lifecycle ------------------------------------------------------------------ */
 
-int px_h2_callbacks_new(nghttp2_session_callbacks **cbs_out, nghttp2_option **opt_out)
+const char *px_h2_stream_phase(const px_stream_t *st)
 {
-    nghttp2_session_callbacks *cbs = NULL;
-    nghttp2_option *opt = NULL;
-    if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)
-        goto fail;
-    nghttp2_session_callbacks_set_send_callback(cbs, on_send);
-    nghttp2_session_callbacks_set_send_data_callback(cbs, on_send_data);
-    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
-    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
-    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_recv);
-    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
-    nghttp2_option_set_no_auto_window_update(opt, 1);
-    nghttp2_option_set_no_closed_streams(opt, 1);
-    *cbs_out = cbs;
-    *opt_out = opt;
-    return 0;
-fail:
-    nghttp2_session_callbacks_del(cbs);
-    nghttp2_option_del(opt);
-    return -ENOMEM;
-}
-
-static const px__h2_wire_t ng_wire;
-
-int px_h2_session_new(px_h2_conn_t *c, const nghttp2_session_callbacks *cbs,
-                      const nghttp2_option *opt, nghttp2_mem *mem)
-{
-    const px_limits_cfg_t *lim = &c->w->cfg->limits;
-    MEM_ASSERT(c->ng == NULL);
-    if (c->w->cfg->codec == PX_CODEC_WEIR)
-        return px__h2w_session_new(c, mem);
-    c->wire = &ng_wire;
-    c->scan_left = 24; /* the client preface precedes the first frame */
-    MEM_ASSERT(c->w != NULL && c->io != NULL);
-    if (nghttp2_session_server_new3(&c->ng, cbs, c, opt, mem) != 0)
-        return -ENOMEM;
-    size_t win = lim->stream_buffer_bytes ? lim->stream_buffer_bytes : 65535;
-    if (win > 0x7fffffff)
-        win = 0x7fffffff;
-    nghttp2_settings_entry iv[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, lim->max_concurrent_streams},
-        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, (uint32_t)win},
-        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, lim->max_header_list_bytes},
-    };
-    if (nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, MEM_ARRAY_LEN(iv)) != 0)
-        return -ENOMEM;
-    mark_dirty(c);
-    return 0;
-}
-
-/* RFC 9113 6.1: DATA on a closed stream is a stream error STREAM_CLOSED. nghttp2 forgets
- * closed streams and drops such DATA without any callback, so the frame scanner asks
- * h2_guard, which remembers the streams that closed cleanly (after our RST_STREAM late frames
- * are ignored instead). Each answer counts against the control frame budget, so the
- * RST_STREAMs cannot be used as an amplifier. */
-static void data_on_closed(px_h2_conn_t *c, int32_t id)
-{
-    if (!px_h2_guard_closed_clean(&c->guard, id) || nghttp2_session_find_stream(c->ng, id) != NULL)
-        return;
-    if (px__h2_over_rate(c, &c->ctl_cnt, c->w->cfg->limits.control_frames_per_sec))
-        flood(c, c->ng);
-    else
-        (void)nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_STREAM_CLOSED);
-    mark_dirty(c);
-}
-
-/* Walks frame headers in the received bytes to count CONTINUATION frames per header block:
- * nghttp2 1.52 accepts any number of them and calls no callback per frame. Cheap: it looks
- * at 9 bytes per frame and skips payloads. */
-static void scan_frames(px_h2_conn_t *c, const uint8_t *p, size_t len)
-{
-    uint32_t max = c->w->cfg->limits.max_continuations;
-    while (len > 0) {
-        if (c->scan_left > 0) {
-            size_t k = MEM_MIN(len, (size_t)c->scan_left);
-            c->scan_left -= (uint32_t)k;
-            p += k;
-            len -= k;
-            continue;
-        }
-        size_t k = MEM_MIN(len, (size_t)(9 - c->scan_hd_len));
-        memcpy(c->scan_hd + c->scan_hd_len, p, k);
-        c->scan_hd_len += (uint8_t)k;
-        p += k;
-        len -= k;
-        if (c->scan_hd_len < 9)
-            return;
-        c->scan_hd_len = 0;
-        const uint8_t *h = c->scan_hd;
-        c->scan_left = ((uint32_t)h[0] << 16) | ((uint32_t)h[1] << 8) | h[2];
-        if (h[3] == NGHTTP2_DATA)
-            data_on_closed(c, (int32_t)(((uint32_t)(h[5] & 0x7f) << 24) | ((uint32_t)h[6] << 16) |
-                                        ((uint32_t)h[7] << 8) | h[8]));
-        if (h[3] == NGHTTP2_HEADERS || h[3] == NGHTTP2_PUSH_PROMISE)
-            c->cont_cnt = 0;
-        else if (h[3] == NGHTTP2_CONTINUATION && max && ++c->cont_cnt > max)
-            flood(c, c->ng);
-    }
-}
-
-static int ng_recv(px_h2_conn_t *c, const uint8_t *data, size_t len)
-{
-    MEM_ASSERT_HOT(c->ng != NULL);
-    scan_frames(c, data, len);
-    ssize_t rv = nghttp2_session_mem_recv(c->ng, data, len);
-    if (rv < 0)
-        return -EPROTO;
-    MEM_ASSERT_HOT((size_t)rv == len);
-    return 0;
-}
-
-static int ng_send(px_h2_conn_t *c)
-{
-    int rv = nghttp2_session_send(c->ng);
-    return rv == 0 ? 0 : -EPROTO;
-}
-
-static bool ng_want_io(px_h2_conn_t *c)
-{
-    return nghttp2_session_want_read(c->ng) || nghttp2_session_want_write(c->ng);
-}
-
-static bool ng_want_write(px_h2_conn_t *c)
-{
-    return nghttp2_session_want_write(c->ng) != 0;
-}
-
-static void ng_shutdown_notice(px_h2_conn_t *c)
-{
-    (void)nghttp2_submit_shutdown_notice(c->ng);
-}
-
-static void ng_goaway(px_h2_conn_t *c)
-{
-    int32_t last = nghttp2_session_get_last_proc_stream_id(c->ng);
-    (void)nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE, last, NGHTTP2_NO_ERROR, NULL, 0);
+    MEM_ASSERT(st != NULL);
+    MEM_ASSERT(!st->sent_end || st->resp_submitted);
+    if (st->failed)
+        return "reset";
+    if (!st->dispatched)
+        return "request_headers";
+    if (!st->resp_submitted)
+        return "waiting_upstream";
+    if (st->resp_queued)
+        return "response_queued";
+    return st->sent_end ? "response_sent" : "response_body";
 }
 
 void px_h2_stream_shed(px_stream_t *st)
@@ -1055,27 +624,13 @@ void px_h2_stream_shed(px_stream_t *st)
     px__h2_reset(st, NGHTTP2_ENHANCE_YOUR_CALM);
 }
 
-static void ng_streams_end(px_h2_conn_t *c)
-{
-    while (c->streams)
-        px__h2_stream_end(c, c->streams);
-}
-
-static void ng_terminate(px_h2_conn_t *c, uint32_t code, const char *why)
-{
-    (void)why;
-    (void)nghttp2_session_terminate_session2(c->ng, c->max_stream_id, code);
-    mark_dirty(c);
-}
-
 size_t px_h2_sweep_idle(px_h2_conn_t *c, uint64_t now_ms)
 {
     uint64_t limit = c->w->cfg->limits.stream_idle_timeout_ms;
     uint64_t hlimit = c->w->cfg->limits.header_timeout_ms;
     size_t n = 0;
     MEM_ASSERT(limit > 0 || hlimit > 0);
-    if (c->wire->tick != NULL)
-        c->wire->tick(c, now_ms);
+    px__h2w_tick(c, now_ms);
     /* The next is taken first: a reset may end (and free) a stream at once on the codec's
      * path. */
     for (px_stream_t *st = c->streams, *next; st; st = next) {
@@ -1085,7 +640,7 @@ size_t px_h2_sweep_idle(px_h2_conn_t *c, uint64_t now_ms)
          * (GOAWAY, then close once written). progress_ms moves only once headers are done. */
         if (!st->dispatched && !st->failed && hlimit > 0 && now_ms - st->progress_ms >= hlimit) {
             MEM_STAT_ADD(c->w->stats.timeouts_header, 1);
-            c->wire->terminate(c, NGHTTP2_NO_ERROR, "header timeout");
+            px__h2w_terminate(c, NGHTTP2_NO_ERROR, "header timeout");
             return n + 1;
         }
         if (st->failed || limit == 0 || now_ms - st->progress_ms < limit)
@@ -1111,79 +666,7 @@ size_t px_h2_sweep_idle(px_h2_conn_t *c, uint64_t now_ms)
     return n;
 }
 
-static void ng_session_free(px_h2_conn_t *c)
-{
-    MEM_ASSERT(c->streams == NULL);
-    nghttp2_session_del(c->ng);
-    c->ng = NULL;
-}
-
-static const px__h2_wire_t ng_wire = {
-    .respond = ng_respond,
-    .info = ng_info,
-    .reset = ng_reset,
-    .resume = ng_resume,
-    .consume = ng_consume,
-    .terminate = ng_terminate,
-    .recv = ng_recv,
-    .send = ng_send,
-    .want_io = ng_want_io,
-    .want_write = ng_want_write,
-    .shutdown_notice = ng_shutdown_notice,
-    .goaway = ng_goaway,
-    .tick = NULL,
-    .streams_end = ng_streams_end,
-    .session_free = ng_session_free,
-};
-
-/* ---- the transport's entry points: through the connection's wire ---------------------- */
-
-int px_h2_recv(px_h2_conn_t *c, const uint8_t *data, size_t len)
-{
-    return c->wire->recv(c, data, len);
-}
-
-int px_h2_send(px_h2_conn_t *c)
-{
-    return c->wire->send(c);
-}
-
-bool px_h2_want_io(px_h2_conn_t *c)
-{
-    return c->wire->want_io(c);
-}
-
-bool px_h2_want_write(px_h2_conn_t *c)
-{
-    return c->wire->want_write(c);
-}
-
-void px_h2_shutdown_notice(px_h2_conn_t *c)
-{
-    if (c->drain_notice)
-        return;
-    c->drain_notice = true;
-    c->wire->shutdown_notice(c);
-}
-
-void px_h2_goaway(px_h2_conn_t *c)
-{
-    c->wire->goaway(c);
-}
-
-void px_h2_streams_end(px_h2_conn_t *c)
-{
-    if (c->wire != NULL) /* NULL when the transport failed before the session started */
-        c->wire->streams_end(c);
-}
-
 bool px_h2_want_sweep(const px_h2_conn_t *c)
 {
     return c->streams_cnt > 0 || c->ep != NULL;
-}
-
-void px_h2_session_free(px_h2_conn_t *c)
-{
-    if (c->wire != NULL)
-        c->wire->session_free(c);
 }

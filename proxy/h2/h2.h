@@ -1,12 +1,13 @@
 /*
- * proxy/h2/h2.h: the HTTP/2 server side of one downstream connection: its nghttp2 session,
- * its streams, and the abuse and conformance accounting that nghttp2 leaves to the
- * application (rapid reset, floods, CONTINUATION, lower stream ids, DATA on closed streams).
+ * proxy/h2/h2.h: the HTTP/2 server side of one downstream connection: weir's own codec
+ * (proxy/codec/endpoint.h, driven by serve.c), its streams, and the abuse and conformance
+ * accounting around it (rapid reset, floods, CONTINUATION, header timeouts).
  *
  * The transport under it (proxy/core/conn.c: TCP or TLS, the write batch, the timers, the
  * access log) is reached only through px_h2_io_t, a callback table the transport fills in:
  * this code never sees the socket, the TLS object or the batch's buffers, and writes output
- * by reserving room in the batch and committing what it wrote. nghttp2 codes stay in h2.c.
+ * by reserving room in the batch and committing what it wrote. nghttp2 codes (its HPACK and
+ * its error code names) stay in proxy/h2/ and proxy/codec/.
  *
  * A px_h2_conn_t is embedded in its transport's struct (storage in the connection's region);
  * only the connection's worker thread touches it.
@@ -47,14 +48,11 @@ typedef struct px_h2_io_s {
     void (*stream_ended)(void *tr, const px_stream_t *st);
 } px_h2_io_t;
 
-typedef struct px__h2_wire_s px__h2_wire_t;
 typedef struct px_h2_ep_s px_h2_ep_t;
 
 struct px_h2_conn_s {
-    nghttp2_session *ng;       /* owns; NULL on the codec's path */
-    px_h2_ep_t *ep;            /* owns (region): weir's codec (WEIR_CODEC=weir), else NULL */
-    const px__h2_wire_t *wire; /* borrows: static; nghttp2's or the codec's (internal.h) */
-    px_worker_t *w;            /* borrows: the worker outlives its connections */
+    px_h2_ep_t *ep;       /* owns (region): weir's codec; NULL before the session starts */
+    px_worker_t *w;       /* borrows: the worker outlives its connections */
     mem_region_t *region; /* borrows: the connection's; every stream's sub-arena is cut from it */
     const char *peer_ip;  /* borrows: the transport's, NUL-terminated ("" when unknown) */
     bool tls;             /* the listener speaks TLS: the upstream is told https */
@@ -62,19 +60,11 @@ struct px_h2_conn_s {
     const px_h2_io_t *io; /* borrows: static */
     px_stream_t *streams; /* live streams (each owns its sub-arena) */
     size_t streams_cnt;
-    bool had_request;      /* a request has been dispatched (idle vs header timeout) */
-    bool drain_notice;     /* the shutdown notice (or the idle GOAWAY) has been sent */
-    bool flooded;          /* GOAWAY(ENHANCE_YOUR_CALM) queued */
-    int32_t max_stream_id; /* highest client stream id seen in HEADERS */
-    uint64_t opened[2];    /* the last 128 client stream ids: bit set = it was opened */
-    uint32_t cont_cnt;     /* CONTINUATION frames in the current header block */
-    uint32_t scan_left;    /* frame scanner: bytes of the current frame (or preface) to skip */
-    uint8_t scan_hd[9];    /* frame scanner: frame header bytes gathered so far */
-    uint8_t scan_hd_len;
-    uint32_t ctl_cnt; /* SETTINGS, PING and empty DATA frames in the current second */
+    bool had_request;  /* a request has been dispatched (idle vs header timeout) */
+    bool drain_notice; /* the shutdown notice (or the idle GOAWAY) has been sent */
+    uint32_t ctl_cnt;  /* SETTINGS, PING and empty DATA frames in the current second */
     uint64_t rate_start_ms;
-    px_h2_guard_t guard; /* closed-stream memory, reset budget (zeroed = empty) */
-    /* The codec's path only (proxy/h2/serve.c). */
+    px_h2_guard_t guard; /* reset budget (zeroed = empty) */
     px_stream_t *rst_q;  /* streams whose reset waits for the next send (set outside the
                             codec, where closing a stream now could free it under the
                             upstream callback that asked) */
@@ -95,32 +85,30 @@ struct px_h2_conn_s {
     uint8_t preface_fed;      /* bytes of the client preface fed so far */
 };
 
-/* Creates the callbacks and options every session of a worker shares.
- * Ownership: gives both (nghttp2_session_callbacks_del, nghttp2_option_del).
- * Returns 0 or -ENOMEM. Thread: worker. Alloc: libc (nghttp2), once per worker. */
-int px_h2_callbacks_new(nghttp2_session_callbacks **cbs, nghttp2_option **opt);
-
-/* Starts the server session of `c`, whose w, region, peer_ip, tr and io the transport has
- * set (the rest zeroed), and queues weir's SETTINGS: nghttp2's session, or weir's own codec
- * (proxy/h2/serve.c) when the config says WEIR_CODEC=weir. `cbs` and `opt` come from
- * px_h2_callbacks_new and `mem` is the allocator nghttp2 uses; all three are borrowed and
- * outlive the session. Returns 0 or -ENOMEM. Thread: worker. Alloc: `mem`. */
-int px_h2_session_new(px_h2_conn_t *c, const nghttp2_session_callbacks *cbs,
-                      const nghttp2_option *opt, nghttp2_mem *mem);
+/* Starts the server side of `c`, whose w, region, peer_ip, tr and io the transport has set (the
+ * rest zeroed): weir's codec (proxy/h2/serve.c); our SETTINGS follow the client's preface.
+ * `mem` is the allocator of the HPACK tables, borrowed; it outlives the session.
+ * Returns 0 or -ENOMEM. Thread: worker. Alloc: region (the endpoint), `mem`. */
+MEM_MUST_CHECK int px_h2_session_new(px_h2_conn_t *c, nghttp2_mem *mem);
+/* The client's first bytes are neither HTTP/2's preface nor HTTP/1.1 (the transport decides):
+ * queues our SETTINGS and GOAWAY(PROTOCOL_ERROR, "invalid connection preface"), after which
+ * px_h2_want_io turns false once they are written (RFC 9113 3.4). Counted as a connection
+ * error. Returns 0 or -ENOMEM (nothing queued: close at once). Thread: worker. Alloc: batch. */
+MEM_MUST_CHECK int px_h2_reject_preface(px_h2_conn_t *c);
 /* Feeds received plaintext. Returns 0 or -EPROTO (the connection must close). */
 int px_h2_recv(px_h2_conn_t *c, const uint8_t *data, size_t len);
-/* Moves what nghttp2 wants to send into the write batch. Returns 0 or -EPROTO. */
+/* Moves what the codec has to send into the write batch. Returns 0 or -EPROTO. */
 int px_h2_send(px_h2_conn_t *c);
 /* False once the session neither reads nor writes: the connection may close. Getter. */
 bool px_h2_want_io(px_h2_conn_t *c);
-/* True when nghttp2 has frames queued, or DATA it can send now. Getter. */
+/* True when the codec has frames queued, or DATA it can send now. Getter. */
 bool px_h2_want_write(px_h2_conn_t *c);
 /* Drain, first step: the GOAWAY with the last stream id 2^31-1 (RFC 9113 6.8). Once. */
 void px_h2_shutdown_notice(px_h2_conn_t *c);
 /* GOAWAY(NO_ERROR) with the last stream id processed. */
 void px_h2_goaway(px_h2_conn_t *c);
 /* Overload shedding: resets `st` with RST_STREAM(ENHANCE_YOUR_CALM); its sub-arena and
- * buffers go when nghttp2 closes the stream. Thread: worker. */
+ * buffers go when the codec closes the stream. Thread: worker. */
 void px_h2_stream_shed(px_stream_t *st);
 /* Ends every stream (cancels upstream exchanges, logs, frees sub-arenas). */
 void px_h2_streams_end(px_h2_conn_t *c);
@@ -128,8 +116,16 @@ void px_h2_streams_end(px_h2_conn_t *c);
  * time; 0 = never), and ends the connection when a header block has been open for
  * limits.header_timeout_ms. Returns how many were reset. */
 size_t px_h2_sweep_idle(px_h2_conn_t *c, uint64_t now_ms);
-/* True when px_h2_sweep_idle has work: live streams, or (codec) timers of its own. Getter. */
+/* True when px_h2_sweep_idle has work: live streams, or the codec's own timers. Getter. */
 bool px_h2_want_sweep(const px_h2_conn_t *c);
+/* The RFC 9113 5.1 state of `st` as the codec has it ("open", "half_closed_remote", ...;
+ * "closed" once the codec let go of it). Static string. Getter. */
+const char *px_h2_stream_state(const px_stream_t *st);
+/* weir's phase of `st`, for /memory/regions and the logs: "request_headers" (not yet routed),
+ * "waiting_upstream" (routed, no response head yet), "response_queued" (the head waits for the
+ * next send), "response_body" (head sent, body flowing), "response_sent" (END_STREAM handed to
+ * the codec), "reset" (refused or reset by weir). Static string. Getter. */
+const char *px_h2_stream_phase(const px_stream_t *st);
 /* Frees the session (after px_h2_streams_end). */
 void px_h2_session_free(px_h2_conn_t *c);
 

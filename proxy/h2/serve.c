@@ -1,9 +1,9 @@
 /*
- * proxy/h2/serve.c: the codec's wire (proxy/h2/internal.h): a downstream connection served by
- * weir's own HTTP/2 codec (proxy/codec/endpoint.h) instead of nghttp2's session, chosen at accept
- * by WEIR_CODEC=weir (issue 15, step 7). The stream logic (request fields, routing, the
- * upstream exchange, the access log) is h2.c's, shared with nghttp2's path; what is here is
- * how requests come out of the codec and how responses, resets and window updates go in.
+ * proxy/h2/serve.c: a downstream connection on weir's own HTTP/2 codec
+ * (proxy/codec/endpoint.h): how requests come out of the codec and how responses, resets and
+ * window updates go in (internal.h's px__h2w_*), and the transport's entry points of h2.h
+ * (px_h2_recv, px_h2_send, ...). The stream logic (request fields, routing, the upstream
+ * exchange, the access log) is h2.c's.
  *
  * Output: the codec writes frames through the transport's reserve/commit (px_h2_io_t). A frame
  * written outside a flush (a SETTINGS ACK, a PING ACK, a RST_STREAM, response headers) when
@@ -217,7 +217,7 @@ static int on_request(px_h2_conn_t *c, px_h2_ep_stream_t *es, const px_h2_block_
     c->refused = true; /* counted here, not again in on_stream_close */
     if (px__h2_refuse_new(c))
         return -ENOMEM; /* the codec answers REFUSED_STREAM */
-    px_stream_t *st = px__h2_stream_open(c, px_h2_ep_stream_id(es), px_h2_ep_stream_sub(es), false);
+    px_stream_t *st = px__h2_stream_open(c, px_h2_ep_stream_id(es), px_h2_ep_stream_sub(es));
     if (st == NULL) {
         MEM_STAT_ADD(w->stats.conn_cap_resets, 1);
         MEM_STAT_ADD(w->stats.streams_reset_by_us, 1);
@@ -422,16 +422,15 @@ static const px_h2_ep_cbs_t ep_cbs = {
     .on_frame = on_frame,
 };
 
-/* ---- responses into the codec (the wire) -------------------------------------------- */
+/* ---- responses into the codec ------------------------------------------------------- */
 
-static void w_resume(px_stream_t *st);
 static void resp_q_del(px_h2_conn_t *c, px_stream_t *st);
 
-/* The response head is queued and written at the next send (w_send), as nghttp2 did: a
+/* The response head is queued and written at the next send (px_h2_send), as nghttp2 did: a
  * request found malformed later in the same read (its trailers, its content-length, a
  * connection error) is answered with its error alone, and a head that ends the stream ends it
  * there, never under the upstream callback that submitted it. */
-static int w_respond(px_stream_t *st, const nghttp2_nv *nva, size_t cnt, bool body)
+int px__h2w_respond(px_stream_t *st, const nghttp2_nv *nva, size_t cnt, bool body)
 {
     px_h2_conn_t *c = st->conn;
     MEM_ASSERT(!st->resp_queued);
@@ -464,7 +463,7 @@ static int w_respond(px_stream_t *st, const nghttp2_nv *nva, size_t cnt, bool bo
     return 0;
 }
 
-static int w_info(px_stream_t *st, const nghttp2_nv *nva, size_t cnt)
+int px__h2w_info(px_stream_t *st, const nghttp2_nv *nva, size_t cnt)
 {
     if (st->es == NULL)
         return -EPIPE;
@@ -473,7 +472,7 @@ static int w_info(px_stream_t *st, const nghttp2_nv *nva, size_t cnt)
     return rc;
 }
 
-static void w_reset(px_stream_t *st, uint32_t code)
+void px__h2w_reset(px_stream_t *st, uint32_t code)
 {
     px_h2_conn_t *c = st->conn;
     if (st->es == NULL || st->rst_queued)
@@ -509,7 +508,7 @@ static void on_chunk_done(void *arg)
         px_upstream_consumed(st->up, n);
 }
 
-static void w_resume(px_stream_t *st)
+void px__h2w_resume(px_stream_t *st)
 {
     px_h2_conn_t *c = st->conn;
     px_h2_ep_stream_t *es = st->es;
@@ -565,7 +564,7 @@ fail:
     px__h2_reset(st, NGHTTP2_INTERNAL_ERROR);
 }
 
-static void w_consume(px_stream_t *st, size_t len)
+void px__h2w_consume(px_stream_t *st, size_t len)
 {
     if (st->es == NULL)
         return; /* closed: the codec took its bytes back */
@@ -573,13 +572,35 @@ static void w_consume(px_stream_t *st, size_t len)
     mark_dirty(st->conn);
 }
 
-static void w_terminate(px_h2_conn_t *c, uint32_t code, const char *why)
+void px__h2w_terminate(px_h2_conn_t *c, uint32_t code, const char *why)
 {
     (void)px_h2_ep_fail(c->ep, code, why);
     mark_dirty(c);
 }
 
-static int w_recv(px_h2_conn_t *c, const uint8_t *data, size_t len)
+const char *px_h2_stream_state(const px_stream_t *st)
+{
+    MEM_ASSERT(st != NULL);
+    if (st->es == NULL)
+        return "closed";
+    return px_h2_state_name(px_h2_ep_stream_state(st->es));
+}
+
+int px_h2_reject_preface(px_h2_conn_t *c)
+{
+    MEM_ASSERT(c->ep != NULL);
+    MEM_ASSERT(!c->started);
+    /* Our SETTINGS first: the server's preface is the first frame it sends (RFC 9113 3.4). */
+    if (px_h2_ep_start(c->ep) != 0)
+        return -ENOMEM;
+    c->started = true;
+    (void)px_h2_ep_fail(c->ep, NGHTTP2_PROTOCOL_ERROR, "invalid connection preface");
+    MEM_ASSERT(px_h2_ep_done(c->ep));
+    mark_dirty(c);
+    return 0;
+}
+
+int px_h2_recv(px_h2_conn_t *c, const uint8_t *data, size_t len)
 {
     MEM_ASSERT(c->ep != NULL);
     if (px_h2_ep_done(c->ep) && px_h2_ep_error(c->ep) != NGHTTP2_NO_ERROR)
@@ -628,11 +649,11 @@ static bool w_write_head(px_h2_conn_t *c, px_stream_t *st)
     }
     /* Without a body the head may have ended the stream: st is not touched again. */
     if (rc == 0 && body)
-        w_resume(st);
+        px__h2w_resume(st);
     return true;
 }
 
-static int w_send(px_h2_conn_t *c)
+int px_h2_send(px_h2_conn_t *c)
 {
     MEM_ASSERT(c->ep != NULL);
     /* What overflowed the batch goes first, so frames keep their order. */
@@ -677,18 +698,21 @@ static int w_send(px_h2_conn_t *c)
     return 0;
 }
 
-static bool w_want_write(px_h2_conn_t *c)
+bool px_h2_want_write(px_h2_conn_t *c)
 {
     return c->more || c->ovf_len > 0 || c->rst_q != NULL || c->resp_q != NULL;
 }
 
-static bool w_want_io(px_h2_conn_t *c)
+bool px_h2_want_io(px_h2_conn_t *c)
 {
-    return !px_h2_ep_done(c->ep) || w_want_write(c);
+    return !px_h2_ep_done(c->ep) || px_h2_want_write(c);
 }
 
-static void w_shutdown_notice(px_h2_conn_t *c)
+void px_h2_shutdown_notice(px_h2_conn_t *c)
 {
+    if (c->drain_notice)
+        return;
+    c->drain_notice = true;
     if (px_h2_ep_shutdown(c->ep) == 0)
         MEM_STAT_ADD(c->w->stats.goaway_sent, 1);
     mark_dirty(c);
@@ -696,7 +720,7 @@ static void w_shutdown_notice(px_h2_conn_t *c)
 
 /* The final GOAWAY (idle timeout, shedding, the drain's second step): with no stream live the
  * connection ends now; otherwise the two-step shutdown lets the live ones finish. */
-static void w_goaway(px_h2_conn_t *c)
+void px_h2_goaway(px_h2_conn_t *c)
 {
     if (px_h2_ep_streams_cnt(c->ep) == 0)
         (void)px_h2_ep_fail(c->ep, NGHTTP2_NO_ERROR, "closing");
@@ -705,7 +729,7 @@ static void w_goaway(px_h2_conn_t *c)
     mark_dirty(c);
 }
 
-static void w_tick(px_h2_conn_t *c, uint64_t now_ms)
+void px__h2w_tick(px_h2_conn_t *c, uint64_t now_ms)
 {
     bool was_done = px_h2_ep_done(c->ep);
     (void)px_h2_ep_tick(c->ep);
@@ -724,7 +748,7 @@ static void w_tick(px_h2_conn_t *c, uint64_t now_ms)
         (void)px_h2_ep_trim(c->ep);
 }
 
-static void w_streams_end(px_h2_conn_t *c)
+void px_h2_streams_end(px_h2_conn_t *c)
 {
     if (c->ep == NULL)
         return;
@@ -734,38 +758,19 @@ static void w_streams_end(px_h2_conn_t *c)
     MEM_ASSERT(c->rst_q == NULL);
 }
 
-static void w_session_free(px_h2_conn_t *c)
+void px_h2_session_free(px_h2_conn_t *c)
 {
-    w_streams_end(c);
+    px_h2_streams_end(c);
     mem_free(c->ovf);
     c->ovf = NULL;
     c->ovf_len = c->ovf_cap = 0;
 }
 
-static const px__h2_wire_t w_wire = {
-    .respond = w_respond,
-    .info = w_info,
-    .reset = w_reset,
-    .resume = w_resume,
-    .consume = w_consume,
-    .terminate = w_terminate,
-    .recv = w_recv,
-    .send = w_send,
-    .want_io = w_want_io,
-    .want_write = w_want_write,
-    .shutdown_notice = w_shutdown_notice,
-    .goaway = w_goaway,
-    .tick = w_tick,
-    .streams_end = w_streams_end,
-    .session_free = w_session_free,
-};
-
-int px__h2w_session_new(px_h2_conn_t *c, nghttp2_mem *mem)
+int px_h2_session_new(px_h2_conn_t *c, nghttp2_mem *mem)
 {
     const px_limits_cfg_t *lim = &c->w->cfg->limits;
     MEM_ASSERT(c->ep == NULL);
     MEM_ASSERT(c->io != NULL);
-    c->wire = &w_wire;
     px_h2_ep_config_t cfg;
     px_h2_ep_config_default(&cfg, mem);
     size_t win = lim->stream_buffer_bytes ? lim->stream_buffer_bytes : 65535;
@@ -779,5 +784,5 @@ int px__h2w_session_new(px_h2_conn_t *c, nghttp2_mem *mem)
     c->ep = px_h2_ep_new(c->region, PX_H2_ROLE_SERVER, &cfg, &ep_out, c, &ep_cbs, c);
     if (c->ep == NULL)
         return -ENOMEM;
-    return 0; /* px_h2_ep_start follows the client's preface (w_recv) */
+    return 0; /* px_h2_ep_start follows the client's preface (px_h2_recv) */
 }

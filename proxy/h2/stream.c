@@ -1,8 +1,13 @@
 /*
  * proxy/h2/stream.c: the per-stream response-body buffer (see stream.h).
  *
- * Chunks are 8 KiB tcache objects: a size class, so allocation is a thread-cache pop, and
- * small enough that a slow client pins at most stream_buffer_bytes plus one chunk.
+ * Chunks are tcache objects of at most 8 KiB, each as large as the bytes appended into it: the
+ * codec (proxy/h2/serve.c) takes every chunk as it stands after each append, so nothing is
+ * ever appended to a chunk after its first fill, and a chunk of 8 KiB for an upstream read that
+ * brought 1 KiB would hold 8 KiB for it until the client reads it (with stalled clients the
+ * overload manager, which weighs streams by their buffered bytes, then saw half of what they
+ * held: e2e 74 reached critical). A slow client pins at most stream_buffer_bytes plus the
+ * size-class rounding of its chunks.
  */
 #include "proxy/h2/stream.h"
 #include "mem/base.h"
@@ -20,10 +25,7 @@ int px_stream_body_append(px_stream_t *st, const uint8_t *data, size_t len)
     while (len > 0) {
         px_chunk_t *t = st->chunks_tail;
         if (t == NULL || t->len == t->cap) {
-            size_t want =
-                sizeof(px_chunk_t) + MEM_MAX(len, (size_t)PX_CHUNK_BYTES - sizeof(px_chunk_t));
-            if (want > PX_CHUNK_BYTES)
-                want = PX_CHUNK_BYTES;
+            size_t want = MEM_MIN(sizeof(px_chunk_t) + len, (size_t)PX_CHUNK_BYTES);
             px_chunk_t *n = mem_malloc(want);
             if (n == NULL)
                 return -ENOMEM;
@@ -45,39 +47,6 @@ int px_stream_body_append(px_stream_t *st, const uint8_t *data, size_t len)
         len -= k;
     }
     return 0;
-}
-
-size_t px_stream_body_avail(const px_stream_t *st)
-{
-    return (st->static_len - st->static_off) + st->buffered;
-}
-
-void px_stream_body_take(px_stream_t *st, uint8_t *dst, size_t len)
-{
-    MEM_ASSERT(len <= px_stream_body_avail(st));
-    size_t k = MEM_MIN(len, st->static_len - st->static_off);
-    if (k > 0) {
-        memcpy(dst, st->static_body + st->static_off, k);
-        st->static_off += k;
-        dst += k;
-        len -= k;
-    }
-    while (len > 0) {
-        px_chunk_t *c = st->chunks;
-        MEM_ASSERT(c != NULL);
-        k = MEM_MIN(len, (size_t)(c->len - c->off));
-        memcpy(dst, c->data + c->off, k);
-        c->off += (uint32_t)k;
-        st->buffered -= k;
-        dst += k;
-        len -= k;
-        if (c->off == c->len) {
-            st->chunks = c->next;
-            if (st->chunks == NULL)
-                st->chunks_tail = NULL;
-            mem_free(c);
-        }
-    }
 }
 
 void px_stream_body_free(px_stream_t *st)

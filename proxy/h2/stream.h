@@ -3,9 +3,9 @@
  * response-body buffer.
  *
  * A stream and everything it owns (header copies, route decision, status and length strings)
- * live in its sub-arena, created in on_begin_headers and freed only in on_stream_close (or
- * when the connection dies). The response body buffer is a list of chunks from the thread
- * cache (it frees as it drains, which a bump arena cannot), bounded by
+ * live in its sub-arena (the codec stream's, proxy/codec/endpoint.c), freed when the codec closes
+ * the stream (or when the connection dies). The response body buffer is a list of chunks from the
+ * thread cache (it frees as it drains, which a bump arena cannot), bounded by
  * limits.stream_buffer_bytes through end-to-end flow control. Owned by the connection's
  * worker thread.
  */
@@ -40,10 +40,11 @@ typedef struct px_chunk_s {
 
 typedef struct px_stream_s {
     px_h2_conn_t *conn;              /* borrows: the connection outlives its streams */
-    mem_subregion_t *sub;            /* owns (unless !owns_sub: the codec stream's sub-arena,
-                                        which the codec frees): everything tagged subregion */
+    mem_subregion_t *sub;            /* borrows: the codec stream's sub-arena, which the codec
+                                        frees after the stream's close; everything tagged
+                                        subregion */
     void *es;                        /* borrows: the codec's stream (px_h2_ep_stream_t), or NULL */
-    struct px_stream_s *rst_next;    /* the connection's deferred-reset queue (codec) */
+    struct px_stream_s *rst_next;    /* the connection's deferred-reset queue */
     struct px_stream_s *resp_next;   /* the connection's response queue (codec) */
     struct px_stream_s *prev, *next; /* the connection's stream list */
     int32_t id;
@@ -74,7 +75,6 @@ typedef struct px_stream_s {
     int status; /* 0 until headers are submitted */
     bool resp_submitted;
     bool resp_done;             /* no more body bytes will be added */
-    bool deferred;              /* the data provider returned NGHTTP2_ERR_DEFERRED */
     bool head;                  /* HEAD request: never send a body */
     const uint8_t *static_body; /* borrows: config or subregion; direct/error responses */
     size_t static_len, static_off;
@@ -93,9 +93,8 @@ typedef struct px_stream_s {
     size_t resp_nva_cnt;
     bool resp_body;   /* the queued head is followed by a body */
     bool resp_queued; /* on the connection's resp_q */
-    bool owns_sub;
-    bool rst_queued; /* on the connection's rst_q */
-    bool sent_end;   /* END_STREAM (or the trailers) submitted to the codec */
+    bool rst_queued;  /* on the connection's rst_q */
+    bool sent_end;    /* END_STREAM (or the trailers) submitted to the codec */
     char status_str[4];
     char clen_str[24];
 } px_stream_t;
@@ -103,12 +102,6 @@ typedef struct px_stream_s {
 /* Appends `len` body bytes (copied) to the stream's buffer. Returns 0 or -ENOMEM.
  * Thread: owner. Alloc: tcache. */
 int px_stream_body_append(px_stream_t *st, const uint8_t *data, size_t len);
-
-/* Bytes ready to send (static body or buffered chunks). Getter. */
-size_t px_stream_body_avail(const px_stream_t *st);
-
-/* Copies the next `len` (<= avail) bytes to `dst` and drops them, freeing drained chunks. */
-void px_stream_body_take(px_stream_t *st, uint8_t *dst, size_t len);
 
 /* Frees every buffered chunk. */
 void px_stream_body_free(px_stream_t *st);

@@ -1,8 +1,7 @@
 /*
  * proxy/upstream/h2w.c: h2c upstream connections on weir's own HTTP/2 codec: the client role
- * of proxy/codec/endpoint per pooled connection, exchanges multiplexed on it as streams. The
- * same behaviour as h2.c (nghttp2's session), chosen per connection when the worker's config
- * says WEIR_CODEC=weir (px__upstream_ops), until the codec replaces nghttp2 (issue 15).
+ * of proxy/codec/endpoint per pooled connection, exchanges multiplexed on it as streams (the
+ * h2c and h2-over-TLS clusters' operations table, px__upstream_ops).
  *
  * Instances: the endpoint lives in its px_upconn_t's region (created with it, freed in its
  * last close callback); each stream lives in a sub-arena of that region, from

@@ -3,8 +3,8 @@
  * choice (round robin, least request), connection set-up with connect timeouts and retries on other
  * endpoints, queueing while connections are set up or full, request timeouts, the batched
  * write pass, and the error mapping shared by the protocols, which it reaches only through
- * their operations table (px_upproto_ops_t): HTTP/1.1 (h1.c), h2c on nghttp2's session (h2.c)
- * and h2c on weir's own codec (h2w.c, with WEIR_CODEC=weir).
+ * their operations table (px_upproto_ops_t): HTTP/1.1 (h1.c) and h2c (or h2 over TLS) on
+ * weir's own codec (h2w.c).
  *
  * Instances: one px_upstream_pools_t per worker (w->upstream), created by
  * px_upstream_worker_init; exchanges are created by the downstream stream that owns them.
@@ -30,7 +30,6 @@
 #include "mem/malloc.h"
 #include "mem/region.h"
 #include "proxy/upstream/h1.h"
-#include "proxy/upstream/h2.h"
 #include "proxy/upstream/health.h"
 #include "proxy/upstream/tls.h"
 #include "proxy/upstream/tlsio.h"
@@ -275,8 +274,6 @@ void px__upstream_handle_closed(px_upstream_pools_t *p)
         MEM_ASSERT(!p->rbuf_busy);
         mem_free(p->rbuf);
         mem_free(p->tbuf);
-        nghttp2_session_callbacks_del(p->ng_cbs);
-        nghttp2_option_del(p->ng_opt);
         mem_free(p);
         /* p freed */
         if (done)
@@ -695,13 +692,13 @@ void px__upstream_lost(px_upstream_req_t *r, bool retry_ok, const char *reason)
 
 /* ---- connections ------------------------------------------------------------------------ */
 
-const px_upproto_ops_t *px__upstream_ops(const px_cluster_cfg_t *cl, const px_config_t *cfg)
+const px_upproto_ops_t *px__upstream_ops(const px_cluster_cfg_t *cl)
 {
     MEM_ASSERT(cl != NULL);
     if (cl->proto == PX_PROTO_HTTP1)
         return &px__uph1_ops;
     MEM_ASSERT(cl->proto == PX_PROTO_H2C);
-    return cfg && cfg->codec == PX_CODEC_WEIR ? &px__uph2w_ops : &px__uph2_ops;
+    return &px__uph2w_ops;
 }
 
 static void on_conn_handle_closed(uv_handle_t *h)
@@ -1421,7 +1418,7 @@ static px_upconn_t *conn_new(px_upcluster_t *cl, px_upep_t *ep)
     c->cl = cl;
     c->ep = ep;
     c->proto = cl->cfg->proto;
-    c->ops = px__upstream_ops(cl->cfg, w->cfg);
+    c->ops = px__upstream_ops(cl->cfg);
     c->state = PX_UPCONN_CONNECTING;
     link_init(&c->pending);
     link_init(&c->active);
@@ -1490,7 +1487,7 @@ static bool try_place(px_upstream_req_t *r, px_upep_t *ep)
             return true;
         }
     }
-    if (px__upstream_ops(cfg, cl->pools->w->cfg)->multiplexed) {
+    if (px__upstream_ops(cfg)->multiplexed) {
         for (px_uplink_t *l = ep->conns.next; l != &ep->conns; l = l->next) {
             px_upconn_t *c = CONN_OF(l);
             if (c->state == PX_UPCONN_CONNECTING && link_cnt(&c->pending) < per_conn) {
@@ -1786,11 +1783,7 @@ int px_upstream_worker_init(px_worker_t *w, nghttp2_mem *ng_mem)
     p->keepalive = true;
     link_init(&p->flushq);
     /* Before the handles: once they are in the loop, p can only go through their close. */
-    int rc = px__uph2_callbacks_new(&p->ng_cbs, &p->ng_opt,
-                                    w->cfg ? w->cfg->limits.max_continuations : 8);
-    if (rc < 0)
-        goto fail;
-    rc = uv_check_init(&w->loop, &p->flush_check);
+    int rc = uv_check_init(&w->loop, &p->flush_check);
     if (rc < 0)
         goto fail;
     rc = uv_idle_init(&w->loop, &p->flush_idle);
@@ -1805,8 +1798,6 @@ int px_upstream_worker_init(px_worker_t *w, nghttp2_mem *ng_mem)
         fprintf(stderr, "weir: health checks not started: out of memory\n");
     return 0;
 fail:
-    nghttp2_session_callbacks_del(p->ng_cbs);
-    nghttp2_option_del(p->ng_opt);
     mem_free(p);
     return rc;
 }

@@ -11,7 +11,7 @@
  *  - Request body: the downstream hands bytes to px_upstream_send_body(), which copies them
  *    into the exchange's bounded buffer (limits.stream_buffer_bytes). When bytes have left
  *    for the upstream, on_request_body_drained(len) fires and the downstream opens its
- *    receive window by that much (nghttp2_session_consume). The downstream never has more
+ *    receive window by that much (px_h2_ep_consume). The downstream never has more
  *    than one window's worth outstanding, so the buffer never overflows.
  *  - Response body: on_response_data() passes bytes the downstream must copy into its own
  *    bounded buffer; the exchange never delivers more than stream_buffer_bytes that have not
@@ -104,7 +104,7 @@ size_t px_upstream_bytes(const px_upstream_req_t *r);
 unsigned px_upstream_retries(const px_upstream_req_t *r);
 
 /* Per-worker pools: created when the worker starts, closed when it stops. `ng_mem` is the
- * allocator of the worker's nghttp2 sessions (borrowed; it outlives the pools). */
+ * allocator of the worker's HPACK tables (borrowed; it outlives the pools). */
 int px_upstream_worker_init(px_worker_t *w, nghttp2_mem *ng_mem);
 /* Closes every pooled connection; `done` is called on the worker thread once all handles have
  * closed (so the worker can finish its loop). */
@@ -121,7 +121,7 @@ void px_upstream_reconfigure(px_worker_t *w);
  * instead of returning it to the pool, and idle pooled connections are closed. */
 void px_upstream_set_keepalive(px_worker_t *w, bool on);
 
-/* ---- Internal to proxy/upstream/upstream.c, h1.c, h2.c and h2w.c --------------------------
+/* ---- Internal to proxy/upstream/upstream.c, h1.c and h2w.c ---------------------------------
  * The exchange, connection and pool types are shared by the files of the upstream module and
  * by its driver tests and fuzzers; everyone else treats them as opaque. */
 #ifdef PX_UPSTREAM_INTERNAL
@@ -253,8 +253,6 @@ struct px_upconn_s {
     unsigned uses;  /* exchanges started on it (1 = fresh) */
     bool for_probe; /* opened for a health probe: its connect failure is no outlier report */
     /* h2c */
-    nghttp2_session *h2; /* owns (tcache through nghttp2_mem) */
-    uint32_t h2_streams; /* open streams, cancelled ones included */
     bool goaway;
     /* h2c on weir's codec (h2w.c) */
     px_h2_ep_t *h2w;   /* region (its HPACK tables: tcache), freed in conn_fini */
@@ -312,28 +310,26 @@ struct px_upcluster_s {
 };
 
 struct px_upstream_pools_s {
-    px_worker_t *w;                    /* borrows */
-    nghttp2_mem *ng_mem;               /* borrows: what h2c sessions allocate through */
-    nghttp2_session_callbacks *ng_cbs; /* owns: shared by the worker's h2c sessions */
-    nghttp2_option *ng_opt;            /* owns */
-    px_upcluster_t *clusters;          /* owns */
-    px_uplink_t flushq;                /* connections that want a write this loop iteration */
-    uv_check_t flush_check;            /* runs the batched writes after each poll */
-    uv_idle_t flush_idle;              /* keeps poll from blocking while writes are wanted */
-    size_t handles_open;               /* exchange timers and connection handles not yet closed */
-    uint8_t *rbuf;  /* owns: the read buffer every connection of this worker reads
-                       into (data is consumed inside on_read), UP_RBUF_LEN bytes */
-    bool rbuf_busy; /* rbuf is lent to a read in progress */
-    uint8_t *tbuf;  /* owns: TLS plaintext read out of a connection's SSL, UP_RBUF_LEN bytes,
-                       consumed at once like rbuf */
+    px_worker_t *w;           /* borrows */
+    nghttp2_mem *ng_mem;      /* borrows: what h2c HPACK tables allocate through */
+    px_upcluster_t *clusters; /* owns */
+    px_uplink_t flushq;       /* connections that want a write this loop iteration */
+    uv_check_t flush_check;   /* runs the batched writes after each poll */
+    uv_idle_t flush_idle;     /* keeps poll from blocking while writes are wanted */
+    size_t handles_open;      /* exchange timers and connection handles not yet closed */
+    uint8_t *rbuf;            /* owns: the read buffer every connection of this worker reads
+                                 into (data is consumed inside on_read), UP_RBUF_LEN bytes */
+    bool rbuf_busy;           /* rbuf is lent to a read in progress */
+    uint8_t *tbuf; /* owns: TLS plaintext read out of a connection's SSL, UP_RBUF_LEN bytes,
+                      consumed at once like rbuf */
     bool keepalive;
     bool closing;
     void (*done)(px_worker_t *w);
 };
 
 /* One upstream protocol: what upstream.c calls for a connection and its exchanges, so that
- * it never branches on the protocol. Three implementations: HTTP/1.1 (h1.c), h2c on an
- * nghttp2 session (h2.c) and h2c on weir's own codec (h2w.c, with WEIR_CODEC=weir). */
+ * it never branches on the protocol. Two implementations: HTTP/1.1 (h1.c) and h2c (or h2 over
+ * TLS) on weir's own codec (h2w.c). */
 struct px_upproto_ops_s {
     const char *name;
     /* Many exchanges at once per connection (h2c); else one at a time, kept alive between. */
@@ -370,12 +366,10 @@ struct px_upproto_ops_s {
 };
 
 extern const px_upproto_ops_t px__uph1_ops;
-extern const px_upproto_ops_t px__uph2_ops;
 extern const px_upproto_ops_t px__uph2w_ops;
 
-/* The implementation a connection of `cl` gets: by protocol, and for h2c by the worker's
- * config->codec (`cfg` may be NULL: nghttp2). Getter. */
-const px_upproto_ops_t *px__upstream_ops(const px_cluster_cfg_t *cl, const px_config_t *cfg);
+/* The implementation a connection of `cl` gets, by protocol. Getter. */
+const px_upproto_ops_t *px__upstream_ops(const px_cluster_cfg_t *cl);
 
 /* upstream.c, for probe.c: the pools' entry for cluster `cfg` (made on first use; NULL on
  * OOM); a pools handle closed; an active health check of `ep` (GET, end of stream, no retry,
@@ -391,7 +385,7 @@ int px__upstream_start_probe(px_upcluster_t *cl, px_upep_t *ep, const px_header_
 int px__upprobe_start(px_upstream_pools_t *p);
 void px__upprobe_stop(px_upstream_pools_t *p);
 
-/* upstream.c, for h1.c, h2.c and h2w.c */
+/* upstream.c, for h1.c and h2w.c */
 void px__upstream_fail(px_upstream_req_t *r, int status, const char *reason);
 void px__upstream_end(px_upstream_req_t *r);
 int px__upstream_deliver_headers(px_upstream_req_t *r, bool trailers);

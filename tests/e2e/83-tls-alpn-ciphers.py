@@ -11,7 +11,9 @@
 #     ECDHE-ECDSA-CHACHA20-POLY1305 over TLS 1.2 and TLS 1.3 serve HTTP/2 (curl, 200);
 #   - a client that negotiates h2 and then speaks HTTP/1.1 is rejected (505) without weir
 #     buffering its input: 256 MiB poured in during the 2 s linger leave RSS growth under
-#     32 MiB (before: every byte sat in the TLS read buffer, RSS grew by hundreds of MiB).
+#     32 MiB (before: every byte sat in the TLS read buffer, RSS grew by hundreds of MiB);
+#   - one that negotiates h2 and then sends neither HTTP/2's preface nor HTTP/1.1 gets SETTINGS
+#     and GOAWAY(PROTOCOL_ERROR) before the close (RFC 9113 3.4; before: a 505 in HTTP/1.1).
 import os
 import shutil
 import socket
@@ -162,6 +164,36 @@ ck.check("rejected client's input not buffered: RSS grew < 32 MiB",
          "%d MiB sent in %.1f s, RSS %.0f MiB -> max %.0f MiB (+%.1f MiB)"
          % (sent >> 20, time.time() - t0, rss0 / 1024, sampler.max_kib / 1024, grown))
 s.close()
+
+# 4. h2 by ALPN, then bytes that are neither HTTP/2's preface nor HTTP/1.1 (here an HTTP/2
+# frame without the preface): our SETTINGS, then GOAWAY(PROTOCOL_ERROR), then the close
+# (RFC 9113 3.4; before: a 505 in HTTP/1.1, which an HTTP/2 client cannot read).
+raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+s = ctx.wrap_socket(raw, server_hostname="localhost")
+s.sendall(bytes.fromhex("000000040000000000"))  # an empty SETTINGS frame, no preface
+got, s_frames = b"", []
+s.settimeout(10)
+try:
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+except (OSError, ssl.SSLError):
+    pass
+s.close()
+off = 0
+while off + 9 <= len(got):
+    n = int.from_bytes(got[off:off + 3], "big")
+    s_frames.append((got[off + 3], got[off + 9:off + 9 + n]))
+    off += 9 + n
+kinds = [t for t, _ in s_frames]
+code = (int.from_bytes(s_frames[-1][1][4:8], "big") if s_frames and s_frames[-1][0] == 7
+        else None)
+ck.check("bytes that are neither HTTP/2 nor HTTP/1.1 after ALPN h2: SETTINGS, "
+         "GOAWAY(PROTOCOL_ERROR), close", kinds[:1] == [4] and kinds[-1:] == [7] and code == 1,
+         "frame types %s, GOAWAY code %s, debug %r" %
+         (kinds, code, s_frames[-1][1][8:] if s_frames else b""))
 
 ck.check("weir alive", w.alive())
 ck.exit(w)

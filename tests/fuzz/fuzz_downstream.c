@@ -2,13 +2,12 @@
  * tests/fuzz/fuzz_downstream.c: fuzzes a downstream connection's HTTP/2 handling in-process:
  * the input is a client's byte stream (the harness prepends the preface when the input does not
  * start with it, so mutations reach frames), fed in chunks whose sizes come from the input into
- * weir's real server glue (proxy/h2/h2.c: px_h2_session_new, px_h2_recv, px_h2_send), once on
- * nghttp2's session and once on weir's own codec (proxy/h2/serve.c, WEIR_CODEC=weir), and
- * the real mem/ (region, sub-arenas, tcache). No sockets: the harness is the transport below
- * the px_h2_io_t table (proxy/h2/h2.h), a 32 KiB write batch from the thread cache that it
- * drains after every send round, as a client that reads everything. The route is the built-in
- * direct response, so complete requests get real answers. At the end the streams and the
- * session are torn down and the region freed; ASan/LSan catch anything left.
+ * weir's real server glue (proxy/h2/serve.c and h2.c: px_h2_session_new, px_h2_recv,
+ * px_h2_send on weir's own codec), and the real mem/ (region, sub-arenas, tcache). No sockets: the
+ * harness is the transport below the px_h2_io_t table (proxy/h2/h2.h), a 32 KiB write batch from
+ * the thread cache that it drains after every send round, as a client that reads everything. The
+ * route is the built-in direct response, so complete requests get real answers. At the end the
+ * streams and the session are torn down and the region freed; ASan/LSan catch anything left.
  * Thread: one (it is the "worker"). Alloc: region + tcache, as in weir.
  */
 #include "mem/base.h"
@@ -30,8 +29,7 @@ static const uint8_t preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 static px_server_t server;
 static px_worker_t worker;
-static nghttp2_session_callbacks *cbs;
-static nghttp2_option *opt;
+static bool ready;
 
 #define BATCH_BYTES 32768u
 
@@ -98,11 +96,9 @@ static const px_h2_io_t sink_io = {
     .stream_ended = io_stream_ended,
 };
 
-static px_config_t *worker_cfg; /* owns: the config both paths read (codec switched per run) */
-
 static void setup(void)
 {
-    if (cbs != NULL)
+    if (ready)
         return;
     if (mem_init(NULL) != 0 || mem_thread_attach(0) != 0)
         abort();
@@ -110,15 +106,13 @@ static void setup(void)
     if (px_config_default(&cfg) != 0)
         abort();
     /* Timeouts never fire here (the loop does not run); limits stay at their defaults. */
-    worker_cfg = cfg;
     server.cfg = cfg;
     worker.cfg = cfg;
     worker.server = &server;
     worker.overload_level = &server.overload_level;
     if (uv_loop_init(&worker.loop) != 0)
         abort();
-    if (px_h2_callbacks_new(&cbs, &opt) != 0)
-        abort();
+    ready = true;
 }
 
 /* Drops what weir wrote, as a client that reads everything. Bounded rounds: a session that
@@ -136,17 +130,16 @@ static int pump(px_h2_conn_t *c, sink_t *k)
     return 0;
 }
 
-/* One input through one path: nghttp2's session or weir's own codec (WEIR_CODEC=weir). */
-static void run_one(const uint8_t *data, size_t size, px_codec_t codec)
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    worker_cfg->codec = codec;
+    setup();
     mem_region_t *r = mem_region_new(worker.cfg->limits.conn_bytes_max);
     if (r == NULL)
-        return;
+        return 0;
     px_h2_conn_t *c = mem_region_calloc(r, sizeof(*c));
     if (c == NULL) {
         mem_region_free(r);
-        return;
+        return 0;
     }
     sink_t sink = {0};
     c->w = &worker;
@@ -154,7 +147,7 @@ static void run_one(const uint8_t *data, size_t size, px_codec_t codec)
     c->peer_ip = "127.0.0.1";
     c->tr = &sink;
     c->io = &sink_io;
-    if (px_h2_session_new(c, cbs, opt, px_alloc_nghttp2_mem()) != 0)
+    if (px_h2_session_new(c, px_alloc_nghttp2_mem()) != 0)
         goto out;
     /* The first byte chooses the chunking (1..256 bytes per read) so that frame boundaries
      * fall anywhere; without the preface, it is added. */
@@ -180,13 +173,5 @@ out:
     mem_free(sink.buf);
     (void)uv_run(&worker.loop, UV_RUN_NOWAIT);
     mem_region_free(r);
-}
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-    setup();
-    /* Both server paths take every input while the codec is wired in beside nghttp2's. */
-    run_one(data, size, PX_CODEC_NGHTTP2);
-    run_one(data, size, PX_CODEC_WEIR);
     return 0;
 }

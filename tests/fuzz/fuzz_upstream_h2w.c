@@ -3,7 +3,7 @@
  * h2w.c on the client role of proxy/codec/endpoint: response header blocks across
  * CONTINUATION, informational heads, DATA and its flow control, trailers, RST_STREAM, GOAWAY,
  * SETTINGS, PING, WINDOW_UPDATE) through the real upstream module, as fuzz_upstream_h1 does for
- * HTTP/1.1: px_upstream_start (WEIR_CODEC=weir's config) on a real worker loop connects over
+ * HTTP/1.1: px_upstream_start on a real worker loop connects over
  * loopback to a listener in this harness, which reads weir's preface and requests and answers
  * with an empty SETTINGS frame and then the fuzz input as the server's bytes (written in pieces
  * whose size the first input byte picks), then closes. Two exchanges run at once (streams 1 and
@@ -118,7 +118,6 @@ static void setup(void)
     g_cfg.limits.stream_buffer_bytes = 65536;
     g_cfg.limits.max_header_list_bytes = 65536;
     g_cfg.limits.max_continuations = 8;
-    g_cfg.codec = PX_CODEC_WEIR;
     g_w.cfg = &g_cfg;
     g_lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};

@@ -40,11 +40,6 @@
 #define UP_PROTO      PX_PROTO_H2C
 #define UP_PROTO_NAME "h2c"
 #endif
-#ifdef UP_TEST_CODEC
-#define UP_CODEC PX_CODEC_WEIR
-#else
-#define UP_CODEC PX_CODEC_NGHTTP2
-#endif
 
 #define BUF_BYTES 65536
 
@@ -937,16 +932,16 @@ TEST(keepalive_off)
     CHECK(run_until(1, 10000));
     CHECK_EQ(MEM_STAT_LOAD(g_w.stats.upstream_conn_active), 1);
     run_for(50); /* the exchange's timer handle closes and frees it */
-    /* What one idle pooled connection costs in mem/ bytes (region, and for h2c the nghttp2
-     * session): measured, and bounded so a regression shows. */
+    /* What one idle pooled connection costs in mem/ bytes (region, and for h2c the codec's
+     * endpoint and HPACK tables): measured, and bounded so a regression shows. */
     uint64_t idle = live_bytes() - g_live0;
     /* The worker's one read buffer, shared by all its upstream connections, is allocated on
      * the first read: a per-worker cost, not this connection's. */
     if (g_w.upstream->rbuf != NULL)
         idle -= mem_usable_size(g_w.upstream->rbuf);
-    fprintf(stderr, "idle pooled %s connection (%s): %llu bytes live\n", UP_PROTO_NAME,
-            UP_CODEC == PX_CODEC_WEIR ? "weir's codec" : "nghttp2", (unsigned long long)idle);
-#ifdef UP_TEST_CODEC
+    fprintf(stderr, "idle pooled %s connection: %llu bytes live\n", UP_PROTO_NAME,
+            (unsigned long long)idle);
+#ifndef UP_TEST_HTTP1
     {
         /* What px_h2_ep_trim (the HPACK encoder dropped while idle) would save here: 2,592
          * of the 8,272 bytes (5,680 left). h2w does not trim: a worker holds few pooled
@@ -962,13 +957,9 @@ TEST(keepalive_off)
         CHECK(trimmed < idle);
     }
 #endif
-#if defined(UP_TEST_HTTP1) || defined(UP_TEST_CODEC)
     /* weir's codec: the endpoint and its HPACK tables in the region's first chunk (8,272
-     * bytes measured, against 34,432 for an nghttp2 session). */
+     * bytes measured, against 34,432 for the nghttp2 session it replaced). */
     CHECK(idle <= 16384);
-#else
-    CHECK(idle <= 65536);
-#endif
     px_upstream_set_keepalive(&g_w, false);
     run_for(50);
     CHECK_EQ(MEM_STAT_LOAD(g_w.stats.upstream_conn_active), 0);
@@ -991,7 +982,6 @@ int main(void)
     g_cfg.limits.stream_buffer_bytes = BUF_BYTES;
     g_cfg.limits.max_header_list_bytes = 65536;
     g_cfg.limits.max_continuations = 8;
-    g_cfg.codec = UP_CODEC;
     g_w.cfg = &g_cfg;
     g_w.cpu = -1;
     RUN(get_small);
