@@ -86,7 +86,7 @@ struct px_h2_ep_s {
     bool hb_rst_set;           /* hb_rst is set (NO_ERROR is code 0) */
     bool hb_end_stream;        /* its HEADERS carried END_STREAM */
     bool hb_refuse;            /* a new stream we refuse: REFUSED_STREAM once decoded */
-    nghttp2_nv *hb_fields;     /* owns (tcache) */
+    nghttp2_nv *hb_fields;     /* subregion (hb_st's): the block's field vector */
     size_t hb_cnt, hb_cap;
     /* Streams. */
     px_h2_ep_stream_t *send_head; /* streams with DATA or trailers to write */
@@ -343,8 +343,11 @@ static void stream_close(px_h2_ep_t *ep, px_h2_ep_stream_t *st, px_h2_closed_t h
     st->trailers = NULL;
     owe_conn(ep, st->unconsumed);
     st->unconsumed = 0;
-    if (ep->hb_st == st)
-        ep->hb_st = NULL; /* the rest of its block is decoded and dropped */
+    if (ep->hb_st == st) {
+        ep->hb_st = NULL;     /* the rest of its block is decoded and dropped */
+        ep->hb_fields = NULL; /* it lived in the stream's sub-arena */
+        ep->hb_cnt = ep->hb_cap = 0;
+    }
     px_h2_stab_del(&ep->streams, st->id, how);
     ep->cbs->on_stream_close(ep->ud, st, code);
     st->dead_next = ep->dead;
@@ -395,10 +398,15 @@ static int on_field(void *ud, const uint8_t *name, size_t name_len, const uint8_
         return 0;
     }
     if (ep->hb_cnt == ep->hb_cap) {
+        /* The vector lives in the stream's sub-arena too, like the bytes: no malloc, realloc
+         * and free a header block (two a proxied request); a grown vector leaves the old one
+         * behind, at most as many bytes as the final one. */
         size_t cap = ep->hb_cap == 0 ? 16 : ep->hb_cap * 2;
-        nghttp2_nv *n = mem_realloc(ep->hb_fields, cap * sizeof(*n));
+        nghttp2_nv *n = mem_subregion_alloc(st->sub, cap * sizeof(*n));
         if (n == NULL)
             goto oom;
+        if (ep->hb_cnt)
+            memcpy(n, ep->hb_fields, ep->hb_cnt * sizeof(*n));
         ep->hb_fields = n;
         ep->hb_cap = cap;
     }
@@ -434,8 +442,8 @@ static void hb_reset(px_h2_ep_t *ep)
     ep->hb_refuse = false;
     ep->hb_continuations = 0;
     ep->hb_cnt = 0;
-    /* The vector goes back at once: an idle connection holds none. */
-    mem_free(ep->hb_fields);
+    /* The vector stays in the stream's sub-arena until the stream ends; the next block
+     * starts a new one. */
     ep->hb_fields = NULL;
     ep->hb_cap = 0;
 }
