@@ -1142,28 +1142,32 @@ static int enc_revive(px_h2_ep_t *ep)
 }
 
 /* Encodes `nva` and writes it as HEADERS + CONTINUATION on `id`. */
+/* A header block whose encoding bound is at most this is encoded on the stack. */
+#define WRITE_HEADERS_STACK 2048
+
 static int write_headers(px_h2_ep_t *ep, int32_t id, const nghttp2_nv *nva, size_t cnt, bool end)
 {
     if (ep->enc.def == NULL && enc_revive(ep) != 0)
         return -ENOMEM;
     size_t bound = px_h2_hpack_encode_bound(&ep->enc, nva, cnt);
-    uint8_t *tmp = mem_malloc(bound);
+    /* The block is encoded here, then cut into frames: on the stack when its bound fits (a
+     * usual head: no malloc and free per header block, two a proxied request). */
+    uint8_t stack[WRITE_HEADERS_STACK];
+    uint8_t *tmp = bound <= sizeof(stack) ? stack : mem_malloc(bound);
     if (tmp == NULL)
         return -ENOMEM;
     uint8_t *b = reserve(ep, px_h2_block_frames_len(bound, ep->peer_max_frame));
-    if (b == NULL) {
+    ssize_t n = b != NULL ? px_h2_hpack_encode(&ep->enc, tmp, bound, nva, cnt) : -1;
+    size_t len = n >= 0 ? px_h2_write_block(b, id, tmp, (size_t)n, ep->peer_max_frame, end) : 0;
+    if (tmp != stack)
         mem_free(tmp);
+    if (b == NULL)
         return -ENOMEM;
-    }
-    ssize_t n = px_h2_hpack_encode(&ep->enc, tmp, bound, nva, cnt);
     if (n < 0) {
-        mem_free(tmp);
         /* The encoder's table may have moved without the peer's: nothing can follow. */
         px_h2_ep_fail(ep, PX_H2_INTERNAL_ERROR, "HPACK encoding failed");
         return -ENOMEM;
     }
-    size_t len = px_h2_write_block(b, id, tmp, (size_t)n, ep->peer_max_frame, end);
-    mem_free(tmp);
     ep->out->commit(ep->tr, len);
     return 0;
 }
