@@ -57,18 +57,26 @@ MEM_INLINE void *mem__bump_calloc(mem__bump_t *b, size_t len)
     return p;
 }
 
+/* mem__bump_strndup's path for a copy that does not go in a chunk (above MEM_BUMP_BIG, or an
+ * absurd length), and the whole copy in unoptimised builds: out of line. */
+char *mem__bump_strndup_big(mem__bump_t *b, const char *s, size_t len);
+
 /* Copies `len` bytes of `s` into the arena and NUL-terminates. Inline: header copies (about
  * 6 a request) are the arena's most frequent caller. */
 MEM_INLINE char *mem__bump_strndup(mem__bump_t *b, const char *s, size_t len)
 {
     MEM_ASSERT_HOT(s != NULL || len == 0);
-    if (MEM_UNLIKELY(len == SIZE_MAX))
-        return NULL;
+#ifndef __OPTIMIZE__
+    /* Without optimisation the branch below stays in the code even for a constant absurd
+     * length, and GCC flags the memcpy it would reach (-Wstringop-overflow). */
+    return mem__bump_strndup_big(b, s, len);
+#endif
+    if (MEM_UNLIKELY(len >= MEM_BUMP_BIG))
+        return mem__bump_strndup_big(b, s, len);
     char *p = mem__bump_alloc(b, len + 1);
     if (MEM_UNLIKELY(p == NULL))
         return NULL;
-    if (len)
-        memcpy(p, s, len);
+    memcpy(p, s, len);
     p[len] = '\0';
     return p;
 }

@@ -420,6 +420,20 @@ void mem_region_free(mem_region_t *r)
     /* r freed */
 }
 
+MEM_ALLOC_TEXT char *mem__bump_strndup_big(mem__bump_t *b, const char *s, size_t len)
+{
+    MEM_ASSERT(s != NULL || len == 0);
+    if (len == SIZE_MAX)
+        return NULL;
+    char *p = mem__bump_alloc(b, len + 1);
+    if (p == NULL)
+        return NULL;
+    if (len)
+        memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
 int mem_region_cleanup_add(mem_region_t *r, mem_cleanup_fn fn, void *arg)
 {
     MEM_ASSERT(r != NULL);
