@@ -17,6 +17,8 @@
 
 #include "mem/base.h"
 
+#include <string.h>
+
 typedef struct mem__bump_s {
     char *cur; /* next free byte, 16-aligned */
     char *end; /* end of what the inline path may take: chunk end or sample point */
@@ -42,6 +44,40 @@ MEM_INLINE void *mem__bump_alloc(mem__bump_t *b, size_t len)
         return mem__bump_alloc_slow(b, len);
     b->cur = p + need;
     MEM_UNPOISON(p, len);
+    return p;
+}
+
+/* mem__bump_alloc, then zeroed. Inline, like the allocation: a call would cost more than
+ * the bump itself (3 sub-arena callocs a request). */
+MEM_INLINE void *mem__bump_calloc(mem__bump_t *b, size_t len)
+{
+    void *p = mem__bump_alloc(b, len);
+    if (p)
+        memset(p, 0, len);
+    return p;
+}
+
+/* mem__bump_strndup's path for a copy that does not go in a chunk (above MEM_BUMP_BIG, or an
+ * absurd length), and the whole copy in unoptimised builds: out of line. */
+char *mem__bump_strndup_big(mem__bump_t *b, const char *s, size_t len);
+
+/* Copies `len` bytes of `s` into the arena and NUL-terminates. Inline: header copies (about
+ * 6 a request) are the arena's most frequent caller. */
+MEM_INLINE char *mem__bump_strndup(mem__bump_t *b, const char *s, size_t len)
+{
+    MEM_ASSERT_HOT(s != NULL || len == 0);
+#ifndef __OPTIMIZE__
+    /* Without optimisation the branch below stays in the code even for a constant absurd
+     * length, and GCC flags the memcpy it would reach (-Wstringop-overflow). */
+    return mem__bump_strndup_big(b, s, len);
+#endif
+    if (MEM_UNLIKELY(len >= MEM_BUMP_BIG))
+        return mem__bump_strndup_big(b, s, len);
+    char *p = mem__bump_alloc(b, len + 1);
+    if (MEM_UNLIKELY(p == NULL))
+        return NULL;
+    memcpy(p, s, len);
+    p[len] = '\0';
     return p;
 }
 

@@ -70,7 +70,7 @@ static void debug_on_free(void *p)
 #define DEBUG_FREE(p)  ((void)(p))
 #endif
 
-MEM_ALLOC_TEXT void *mem_malloc(size_t len)
+MEM_ALLOC_TEXT void *(mem_malloc)(size_t len)
 {
     void *p = mem__tcache_alloc(mem__tc_self, len);
     DEBUG_ALLOC(p);
@@ -94,7 +94,7 @@ MEM_ALLOC_TEXT void *mem__malloc_unsampled(size_t len)
     return p;
 }
 
-void mem_free(void *p)
+void(mem_free)(void *p)
 {
     if (MEM_UNLIKELY(p == NULL))
         return;

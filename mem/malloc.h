@@ -43,4 +43,38 @@ void mem_free_exempt(void *p);
 char *mem_strndup(const char *s, size_t len) MEM_MALLOC_ATTR;
 char *mem_strdup(const char *s) MEM_MALLOC_ATTR;
 
+/* The fast paths inline (MEM_DEBUG=0, where mem_malloc and mem_free check nothing more): a
+ * call `mem_malloc(n)` or `mem_free(p)` is the thread cache's pop or push in the caller, with
+ * one unlikely branch to the cold slow path in mem/tcache.c (refill, spill, remote free,
+ * large object, heap sample, first use). The out-of-line functions above remain for function
+ * pointers (nghttp2_mem, libuv and OpenSSL call their own wrappers) and for debug builds,
+ * whose entry points check every pointer. Inline, a call saves the call, the return and the
+ * argument moves: about 8 of the 30 instructions of an allocation and of the 23 of a free, 44
+ * times per proxied request. Defining the functions (mem/malloc.c) spells the names in
+ * parentheses, which no macro expands.
+ * mem_malloc is a statement expression rather than an inline function so that the call to the
+ * slow path, whose return address is a heap sample's first frame, is the caller's own line
+ * in the debug information: a symbolizer that expands inlined frames (google-pprof, addr2line
+ * -i) names the caller there, not the allocator's inline function. The slow path is allocator
+ * text (MEM_ALLOC_TEXT), so the recorded stack starts at the caller as before. */
+#if MEM_DEBUG == 0
+#include "mem/tcache.h"
+
+#define mem_malloc(len)                                                                            \
+    __extension__({                                                                                \
+        size_t mem_len_ = (len);                                                                   \
+        void *mem_p_ = mem__tcache_pop(mem__tc_self, mem_len_);                                    \
+        MEM_LIKELY(mem_p_ != NULL) ? mem_p_ : mem__tcache_alloc_slow(mem__tc_self, mem_len_);      \
+    })
+
+MEM_INLINE void mem__free_inline(void *p)
+{
+    if (MEM_UNLIKELY(p == NULL))
+        return;
+    mem__tcache_free(mem__tc_self, p);
+}
+
+#define mem_free(p) mem__free_inline(p)
+#endif
+
 #endif /* MEM_MALLOC_H */

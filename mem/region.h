@@ -44,8 +44,16 @@ MEM_INLINE void *mem_region_alloc(mem_region_t *r, size_t len)
 {
     return mem__bump_alloc((mem__bump_t *)(void *)r, len);
 }
-void *mem_region_calloc(mem_region_t *r, size_t len);
-char *mem_region_strndup(mem_region_t *r, const char *s, size_t len);
+/* mem_region_alloc, then zeroed. */
+MEM_INLINE void *mem_region_calloc(mem_region_t *r, size_t len)
+{
+    return mem__bump_calloc((mem__bump_t *)(void *)r, len);
+}
+/* Copies `len` bytes of `s` and NUL-terminates. */
+MEM_INLINE char *mem_region_strndup(mem_region_t *r, const char *s, size_t len)
+{
+    return mem__bump_strndup((mem__bump_t *)(void *)r, s, len);
+}
 
 /* Registers `fn(arg)` to run when the region is freed. Returns 0 or -ENOMEM. */
 int mem_region_cleanup_add(mem_region_t *r, mem_cleanup_fn fn, void *arg);

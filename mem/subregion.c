@@ -70,28 +70,6 @@ void mem__region_free_subs(mem_region_t *r)
     MEM_ASSERT(r->subs_cnt == 0);
 }
 
-MEM_ALLOC_TEXT void *mem_subregion_calloc(mem_subregion_t *s, size_t len)
-{
-    void *p = mem_subregion_alloc(s, len);
-    if (p)
-        memset(p, 0, len);
-    return p;
-}
-
-MEM_ALLOC_TEXT char *mem_subregion_strndup(mem_subregion_t *s, const char *str, size_t len)
-{
-    MEM_ASSERT(str != NULL || len == 0);
-    if (len == SIZE_MAX)
-        return NULL;
-    char *p = mem_subregion_alloc(s, len + 1);
-    if (p == NULL)
-        return NULL;
-    if (len)
-        memcpy(p, str, len);
-    p[len] = '\0';
-    return p;
-}
-
 int mem_subregion_cleanup_add(mem_subregion_t *s, mem_cleanup_fn fn, void *arg)
 {
     MEM_ASSERT(s != NULL);

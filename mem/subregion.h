@@ -27,8 +27,16 @@ MEM_INLINE void *mem_subregion_alloc(mem_subregion_t *s, size_t len)
 {
     return mem__bump_alloc((mem__bump_t *)(void *)s, len);
 }
-void *mem_subregion_calloc(mem_subregion_t *s, size_t len);
-char *mem_subregion_strndup(mem_subregion_t *s, const char *str, size_t len);
+/* mem_subregion_alloc, then zeroed. */
+MEM_INLINE void *mem_subregion_calloc(mem_subregion_t *s, size_t len)
+{
+    return mem__bump_calloc((mem__bump_t *)(void *)s, len);
+}
+/* Copies `len` bytes of `str` and NUL-terminates. */
+MEM_INLINE char *mem_subregion_strndup(mem_subregion_t *s, const char *str, size_t len)
+{
+    return mem__bump_strndup((mem__bump_t *)(void *)s, str, len);
+}
 int mem_subregion_cleanup_add(mem_subregion_t *s, mem_cleanup_fn fn, void *arg);
 
 /* Getters: never allocate. */

@@ -71,7 +71,10 @@ typedef struct mem__tcache_s {
  * the first call misses into the slow path, which creates the real one). */
 extern __thread mem__tcache_t *mem__tc_self;
 
-void *mem__tcache_alloc_slow(mem__tcache_t *tc, size_t len) MEM_NOINLINE MEM_COLD;
+/* Not MEM_COLD: a call to a cold function moves the caller's block into a part of its own,
+ * "f.cold", whose symbol would name a heap sample's allocation site in tools that read the
+ * symbol table (google-pprof); MEM_UNLIKELY at the call keeps it off the hot path. */
+void *mem__tcache_alloc_slow(mem__tcache_t *tc, size_t len) MEM_NOINLINE;
 void mem__tcache_free_slow(mem__tcache_t *tc, void *p) MEM_NOINLINE MEM_COLD;
 /* Allocates one object of class `cls` without sampling (aligned_alloc). */
 void *mem__tcache_alloc_cls(unsigned cls) MEM_NOINLINE;
@@ -112,14 +115,20 @@ MEM_INLINE mem__tstats_t *mem__tstats_local(void)
     return mem__tstats_self();
 }
 
-/* Fast path: pop from the class's LIFO. */
-MEM_INLINE void *mem__tcache_alloc(mem__tcache_t *tc, size_t len)
+/* Fast path: pops from the class's LIFO, or returns NULL when the slow path must run (empty
+ * class, a heap sample due, a size past every class). A hit is never NULL. */
+MEM_INLINE void *mem__tcache_pop(mem__tcache_t *tc, size_t len)
 {
+    /* A size known at compile time to pass every class (a caller inlining this) misses at
+     * once: the class index would be MEM_SC_COUNT, whose counters hold 0 so that the test
+     * below misses, but whose slots and size the compiler sees indexed past the end. */
+    if (__builtin_constant_p(len) && len > MEM_SC_MAX)
+        return NULL;
     unsigned c = mem_sc_of(len);
     uint32_t n = MEM_STAT_LOAD(tc->cnt[c]);
     int64_t left = tc->sample_left - (int64_t)len;
     if (MEM_UNLIKELY((n == 0) | (left < 0)))
-        return mem__tcache_alloc_slow(tc, len);
+        return NULL;
     tc->sample_left = left;
     void *p = tc->slots[c][n - 1];
     MEM_STAT_STORE(tc->cnt[c], n - 1);
@@ -127,6 +136,13 @@ MEM_INLINE void *mem__tcache_alloc(mem__tcache_t *tc, size_t len)
     MEM_STAT_ADD(tc->alloc_cnt[c], 1);
     MEM_UNPOISON(p, mem_sc_size[c]);
     return p;
+}
+
+/* The pop, or the slow path on a miss. */
+MEM_INLINE void *mem__tcache_alloc(mem__tcache_t *tc, size_t len)
+{
+    void *p = mem__tcache_pop(tc, len);
+    return MEM_LIKELY(p != NULL) ? p : mem__tcache_alloc_slow(tc, len);
 }
 
 /* Fast path without the sampling countdown: pops an object of class `c` for memory that the

@@ -560,6 +560,10 @@ class Bench:
                     ann.append('### %s inclusive=%s\n%s' % (f, incl, r.stdout[:60000]))
             with open(os.path.join(self.a.raw, 'callgrind-%s.txt' % tag), 'w') as fh:
                 fh.write('\n'.join(ann))
+            # The raw profiles too: bench/allocshare.py reads their inlined-file records to
+            # count mem/'s inline fast paths where proxy/ functions inlined them.
+            for f in outs:
+                shutil.copy(os.path.join(self.tmp, f), self.a.raw)
             rec = {'kind': 'callgrind', 'proxy': proxy, 'front': front, 'up': up,
                    'requests': n, 'ir_total': total, 'ir_per_req': total / n}
             self.emit(rec)

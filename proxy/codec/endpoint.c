@@ -86,7 +86,7 @@ struct px_h2_ep_s {
     bool hb_rst_set;           /* hb_rst is set (NO_ERROR is code 0) */
     bool hb_end_stream;        /* its HEADERS carried END_STREAM */
     bool hb_refuse;            /* a new stream we refuse: REFUSED_STREAM once decoded */
-    nghttp2_nv *hb_fields;     /* owns (tcache) */
+    nghttp2_nv *hb_fields;     /* subregion (hb_st's): the block's field vector */
     size_t hb_cnt, hb_cap;
     /* Streams. */
     px_h2_ep_stream_t *send_head; /* streams with DATA or trailers to write */
@@ -343,8 +343,11 @@ static void stream_close(px_h2_ep_t *ep, px_h2_ep_stream_t *st, px_h2_closed_t h
     st->trailers = NULL;
     owe_conn(ep, st->unconsumed);
     st->unconsumed = 0;
-    if (ep->hb_st == st)
-        ep->hb_st = NULL; /* the rest of its block is decoded and dropped */
+    if (ep->hb_st == st) {
+        ep->hb_st = NULL;     /* the rest of its block is decoded and dropped */
+        ep->hb_fields = NULL; /* it lived in the stream's sub-arena */
+        ep->hb_cnt = ep->hb_cap = 0;
+    }
     px_h2_stab_del(&ep->streams, st->id, how);
     ep->cbs->on_stream_close(ep->ud, st, code);
     st->dead_next = ep->dead;
@@ -395,10 +398,15 @@ static int on_field(void *ud, const uint8_t *name, size_t name_len, const uint8_
         return 0;
     }
     if (ep->hb_cnt == ep->hb_cap) {
+        /* The vector lives in the stream's sub-arena too, like the bytes: no malloc, realloc
+         * and free a header block (two a proxied request); a grown vector leaves the old one
+         * behind, at most as many bytes as the final one. */
         size_t cap = ep->hb_cap == 0 ? 16 : ep->hb_cap * 2;
-        nghttp2_nv *n = mem_realloc(ep->hb_fields, cap * sizeof(*n));
+        nghttp2_nv *n = mem_subregion_alloc(st->sub, cap * sizeof(*n));
         if (n == NULL)
             goto oom;
+        if (ep->hb_cnt)
+            memcpy(n, ep->hb_fields, ep->hb_cnt * sizeof(*n));
         ep->hb_fields = n;
         ep->hb_cap = cap;
     }
@@ -434,8 +442,8 @@ static void hb_reset(px_h2_ep_t *ep)
     ep->hb_refuse = false;
     ep->hb_continuations = 0;
     ep->hb_cnt = 0;
-    /* The vector goes back at once: an idle connection holds none. */
-    mem_free(ep->hb_fields);
+    /* The vector stays in the stream's sub-arena until the stream ends; the next block
+     * starts a new one. */
     ep->hb_fields = NULL;
     ep->hb_cap = 0;
 }
@@ -1134,28 +1142,32 @@ static int enc_revive(px_h2_ep_t *ep)
 }
 
 /* Encodes `nva` and writes it as HEADERS + CONTINUATION on `id`. */
+/* A header block whose encoding bound is at most this is encoded on the stack. */
+#define WRITE_HEADERS_STACK 2048
+
 static int write_headers(px_h2_ep_t *ep, int32_t id, const nghttp2_nv *nva, size_t cnt, bool end)
 {
     if (ep->enc.def == NULL && enc_revive(ep) != 0)
         return -ENOMEM;
     size_t bound = px_h2_hpack_encode_bound(&ep->enc, nva, cnt);
-    uint8_t *tmp = mem_malloc(bound);
+    /* The block is encoded here, then cut into frames: on the stack when its bound fits (a
+     * usual head: no malloc and free per header block, two a proxied request). */
+    uint8_t stack[WRITE_HEADERS_STACK];
+    uint8_t *tmp = bound <= sizeof(stack) ? stack : mem_malloc(bound);
     if (tmp == NULL)
         return -ENOMEM;
     uint8_t *b = reserve(ep, px_h2_block_frames_len(bound, ep->peer_max_frame));
-    if (b == NULL) {
+    ssize_t n = b != NULL ? px_h2_hpack_encode(&ep->enc, tmp, bound, nva, cnt) : -1;
+    size_t len = n >= 0 ? px_h2_write_block(b, id, tmp, (size_t)n, ep->peer_max_frame, end) : 0;
+    if (tmp != stack)
         mem_free(tmp);
+    if (b == NULL)
         return -ENOMEM;
-    }
-    ssize_t n = px_h2_hpack_encode(&ep->enc, tmp, bound, nva, cnt);
     if (n < 0) {
-        mem_free(tmp);
         /* The encoder's table may have moved without the peer's: nothing can follow. */
         px_h2_ep_fail(ep, PX_H2_INTERNAL_ERROR, "HPACK encoding failed");
         return -ENOMEM;
     }
-    size_t len = px_h2_write_block(b, id, tmp, (size_t)n, ep->peer_max_frame, end);
-    mem_free(tmp);
     ep->out->commit(ep->tr, len);
     return 0;
 }

@@ -549,13 +549,18 @@ void px__h2w_resume(px_stream_t *st)
         }
     }
     if (st->resp_done) {
+        /* Set first: a submit that ends a stream whose request has ended too closes it at
+         * once, and its close frees `st` (ASan: use-after-poison here on e2ecodec_95). */
+        st->sent_end = true;
         if (st->resp_trailers_cnt > 0)
             rc = px_h2_ep_submit_headers(c->ep, es, st->resp_trailers, st->resp_trailers_cnt, true);
         else
             rc = px_h2_ep_submit_data(c->ep, es, NULL, 0, true, NULL, NULL);
-        if (rc != 0)
+        if (rc != 0) {
+            st->sent_end = false; /* nothing was submitted: the stream is still ours */
             goto fail;
-        st->sent_end = true;
+        }
+        /* st may be freed */
     }
     mark_dirty(c);
     return;

@@ -10,7 +10,8 @@
  * px_upstream_worker_init; exchanges are created by the downstream stream that owns them.
  * Thread: everything here runs on the worker's loop thread only.
  *
- * Memory: an exchange and its request copy come from the worker's thread cache (mem_malloc);
+ * Memory: an exchange, its request copy and room for a usual response head are one block
+ * from the worker's thread cache (mem_malloc);
  * a connection lives in its own region (mem_region_new), freed in the close callback of its
  * last handle. An exchange's request timer is a uv handle, so the exchange itself is freed in
  * that timer's close callback: after px_upstream_cancel() or a final callback the caller must
@@ -131,13 +132,38 @@ void px__upstream_ring_drop(px_upring_t *b, size_t len)
 
 /* ---- collected header blocks ---------------------------------------------------------- */
 
+/* True when `p` lies in the exchange's own block (`first`), which goes with the exchange. */
+static bool hdrs_borrowed(const px_uphdrs_t *h, const void *p)
+{
+    const char *c = p;
+    return h->first && c >= h->first && c < h->first + PX_UPHDRS_FIRST_BYTES;
+}
+
+/* Grows `old` (`len` bytes used) to `cap` bytes: a realloc, or a copy out of the exchange's
+ * own block (`borrowed`), which is never freed alone. Returns NULL on OOM (`old` kept). */
+static void *hdrs_grow(void *old, bool borrowed, size_t len, size_t cap)
+{
+    if (!borrowed)
+        return mem_realloc(old, cap);
+    void *p = mem_malloc(cap);
+    if (p && len)
+        memcpy(p, old, len);
+    return p;
+}
+
 static int hdrs_reserve(px_uphdrs_t *h, size_t more)
 {
     if (h->len + more > UINT32_MAX)
         return -E2BIG;
     if (h->len + more > h->cap) {
-        size_t cap = MEM_MAX(h->cap * 2, MEM_MAX(h->len + more, (size_t)512));
-        char *nb = mem_realloc(h->buf, cap);
+        size_t cap = MEM_MAX(h->cap * 2, MEM_MAX(h->len + more, (size_t)PX_UPHDRS_FIRST_BUF));
+        char *first = h->first ? h->first + PX_UPHDRS_FIRST_ENTS * sizeof(px_uphdr_ent_t) : NULL;
+        if (h->buf == NULL && first && cap == PX_UPHDRS_FIRST_BUF) {
+            h->buf = first;
+            h->cap = cap;
+            return 0;
+        }
+        char *nb = hdrs_grow(h->buf, hdrs_borrowed(h, h->buf), h->len, cap);
         if (!nb)
             return -ENOMEM;
         h->buf = nb;
@@ -149,8 +175,14 @@ static int hdrs_reserve(px_uphdrs_t *h, size_t more)
 static int hdrs_new_entry(px_uphdrs_t *h)
 {
     if (h->cnt == h->ent_cap) {
-        size_t cap = MEM_MAX(h->ent_cap * 2, (size_t)16);
-        px_uphdr_ent_t *ne = mem_realloc(h->ent, cap * sizeof(*ne));
+        size_t cap = MEM_MAX(h->ent_cap * 2, (size_t)PX_UPHDRS_FIRST_ENTS);
+        px_uphdr_ent_t *first = (px_uphdr_ent_t *)(void *)h->first;
+        px_uphdr_ent_t *ne;
+        if (h->ent == NULL && first && cap == PX_UPHDRS_FIRST_ENTS)
+            ne = first;
+        else
+            ne = hdrs_grow(h->ent, hdrs_borrowed(h, h->ent), h->cnt * sizeof(*ne),
+                           cap * sizeof(*ne));
         if (!ne)
             return -ENOMEM;
         h->ent = ne;
@@ -216,9 +248,13 @@ void px__upstream_hdrs_reset(px_uphdrs_t *h)
 
 static void hdrs_free(px_uphdrs_t *h)
 {
-    mem_free(h->buf);
-    mem_free(h->ent);
+    if (!hdrs_borrowed(h, h->buf))
+        mem_free(h->buf);
+    if (!hdrs_borrowed(h, h->ent))
+        mem_free(h->ent);
+    char *first = h->first;
     memset(h, 0, sizeof(*h));
+    h->first = first;
 }
 
 /* ---- pools ------------------------------------------------------------------------------ */
@@ -448,7 +484,7 @@ static void release(px_upstream_req_t *r)
     if (r->retry_held)
         px_health_retry_end(r->cl->hc);
     r->retry_held = false;
-    mem_free(r->hdrs);
+    /* r->hdrs lives in r's own block (req_new). */
     mem_free(r->trailers);
     mem_free(r->body.buf);
     hdrs_free(&r->rh);
@@ -1562,18 +1598,22 @@ static void on_req_timeout(uv_timer_t *t)
     px__upstream_fail(r, 504, "upstream request timeout");
 }
 
-/* Copies `hdrs` into one tcache block: the array, then the bytes. */
-static px_header_t *hdrs_copy(const px_header_t *hdrs, size_t cnt)
+/* Bytes that hdrs_copy_to() writes for `hdrs`: the array, then the bytes. SIZE_MAX when a
+ * length is absurd. */
+static size_t hdrs_copy_len(const px_header_t *hdrs, size_t cnt)
 {
     size_t bytes = cnt * sizeof(px_header_t);
     for (size_t i = 0; i < cnt; i++) {
         if (hdrs[i].name_len > SIZE_MAX / 4 || hdrs[i].value_len > SIZE_MAX / 4)
-            return NULL;
+            return SIZE_MAX;
         bytes += hdrs[i].name_len + hdrs[i].value_len;
     }
-    px_header_t *v = mem_malloc(bytes ? bytes : 1);
-    if (!v)
-        return NULL;
+    return bytes;
+}
+
+/* Copies `hdrs` to `v` (hdrs_copy_len(hdrs, cnt) bytes): the array, then the bytes. */
+static px_header_t *hdrs_copy_to(px_header_t *v, const px_header_t *hdrs, size_t cnt)
+{
     char *s = (char *)(v + cnt);
     for (size_t i = 0; i < cnt; i++) {
         memcpy(s, hdrs[i].name, hdrs[i].name_len);
@@ -1588,6 +1628,16 @@ static px_header_t *hdrs_copy(const px_header_t *hdrs, size_t cnt)
     return v;
 }
 
+/* Copies `hdrs` into one tcache block (hdrs_copy_to). */
+static px_header_t *hdrs_copy(const px_header_t *hdrs, size_t cnt)
+{
+    size_t bytes = hdrs_copy_len(hdrs, cnt);
+    if (bytes == SIZE_MAX)
+        return NULL;
+    px_header_t *v = mem_malloc(bytes ? bytes : 1);
+    return v ? hdrs_copy_to(v, hdrs, cnt) : NULL;
+}
+
 /* Makes an exchange of `cl` (no endpoint yet, on no list, its timer initialised and counted).
  * Returns it or NULL (nothing to undo). */
 static px_upstream_req_t *req_new(px_upcluster_t *cl, const px_header_t *hdrs, size_t cnt,
@@ -1595,14 +1645,20 @@ static px_upstream_req_t *req_new(px_upcluster_t *cl, const px_header_t *hdrs, s
 {
     px_upstream_pools_t *p = cl->pools;
     px_worker_t *w = p->w;
-    px_upstream_req_t *r = mem_calloc(1, sizeof(*r));
-    if (!r)
+    /* One block: the exchange, its request copy and room for the response head (the
+     * allocations of a request were 17 on the codec's h2c path; this was 4 of them). */
+    size_t hdrs_len = hdrs_copy_len(hdrs, cnt);
+    size_t hdrs_off = MEM_ALIGN_UP(sizeof(px_upstream_req_t), (size_t)16);
+    if (hdrs_len > SIZE_MAX / 2)
         return NULL;
-    r->hdrs = hdrs_copy(hdrs, cnt);
-    if (!r->hdrs) {
-        mem_free(r);
+    size_t first_off = MEM_ALIGN_UP(hdrs_off + hdrs_len, (size_t)16);
+    char *blk = mem_malloc(first_off + PX_UPHDRS_FIRST_BYTES);
+    if (!blk)
         return NULL;
-    }
+    px_upstream_req_t *r = (px_upstream_req_t *)(void *)blk;
+    memset(r, 0, sizeof(*r));
+    r->hdrs = hdrs_copy_to((px_header_t *)(void *)(blk + hdrs_off), hdrs, cnt);
+    r->rh.first = blk + first_off;
     r->hdrs_cnt = cnt;
     r->cl = cl;
     cl->live++;
@@ -1750,14 +1806,16 @@ size_t px_upstream_bytes(const px_upstream_req_t *r)
 {
     MEM_ASSERT(r != NULL);
     MEM_ASSERT(r->state != PX_UPREQ_DONE);
-    size_t n = sizeof(*r);
-    if (r->hdrs)
-        n += mem_usable_size(r->hdrs);
+    size_t n = mem_usable_size(r); /* the request copy and the head's first block included */
     if (r->trailers)
         n += mem_usable_size(r->trailers);
     if (r->body.buf)
         n += r->body.cap;
-    return n + r->rh.cap + r->rh.ent_cap * sizeof(px_uphdr_ent_t);
+    if (r->rh.buf && !hdrs_borrowed(&r->rh, r->rh.buf))
+        n += r->rh.cap;
+    if (r->rh.ent && !hdrs_borrowed(&r->rh, r->rh.ent))
+        n += r->rh.ent_cap * sizeof(px_uphdr_ent_t);
+    return n;
 }
 
 void px_upstream_cancel(px_upstream_req_t *r)

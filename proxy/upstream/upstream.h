@@ -152,11 +152,19 @@ typedef struct px_uphdr_ent_s {
 } px_uphdr_ent_t;
 
 typedef struct px_uphdrs_s {
-    char *buf; /* owns (tcache) */
+    char *buf; /* owns (tcache), or borrows `first` */
     size_t len, cap;
-    px_uphdr_ent_t *ent; /* owns (tcache) */
+    px_uphdr_ent_t *ent; /* owns (tcache), or borrows `first` */
     size_t cnt, ent_cap;
+    /* borrows (the exchange's own block, PX_UPHDRS_FIRST_BYTES): the first entries and bytes
+     * of a head go there, so a usual response head costs no allocation; NULL = none */
+    char *first;
 } px_uphdrs_t;
+
+/* The part of `first` for entries, and for bytes (what a usual response head needs). */
+#define PX_UPHDRS_FIRST_ENTS  16
+#define PX_UPHDRS_FIRST_BUF   512
+#define PX_UPHDRS_FIRST_BYTES (PX_UPHDRS_FIRST_ENTS * sizeof(px_uphdr_ent_t) + PX_UPHDRS_FIRST_BUF)
 
 typedef struct px_upstream_pools_s px_upstream_pools_t;
 typedef struct px_upconn_s px_upconn_t;
