@@ -58,7 +58,7 @@ static void on_idle(uv_idle_t *h)
 
 static uint64_t now_ms(px_conn_t *c)
 {
-    return uv_now(&c->w->loop);
+    return uv_now(&c->wi->w->loop);
 }
 
 void px_conn_mark_dirty(px_conn_t *c)
@@ -151,9 +151,9 @@ static uint8_t *conn_reserve(px_conn_t *c, size_t len)
 
 static void conn_commit(px_conn_t *c, size_t len)
 {
-    size_t *used = c->ssl ? &c->plen : &c->olen;
+    uint32_t *used = c->ssl ? &c->plen : &c->olen;
     MEM_ASSERT_HOT(*used + len <= PX_CONN_BATCH_BYTES);
-    *used += len;
+    *used += (uint32_t)len;
 }
 
 /* Appends all of `data` or nothing; returns false when it does not fit. */
@@ -210,8 +210,9 @@ static void io_stream_ended(void *tr, const px_stream_t *st)
     const char *up = "-";
     if (st->route)
         up = st->route->cluster ? st->route->cluster->name : "direct";
+    char peer[PX_CONN_PEER_LEN];
     px_accesslog_entry_t e = {
-        .peer = c->peer,
+        .peer = px_conn_peer(c, peer),
         .method = st->method,
         .method_len = st->method_len,
         .authority = st->authority,
@@ -269,8 +270,9 @@ static void io_h1_ended(void *tr, const px_h1_done_t *d)
     px_accesslog_t *l = c->wi->log;
     if (l == NULL)
         return;
+    char peer[PX_CONN_PEER_LEN];
     px_accesslog_entry_t e = {
-        .peer = c->peer,
+        .peer = px_conn_peer(c, peer),
         .method = d->method,
         .method_len = d->method_len,
         .authority = d->authority,
@@ -317,11 +319,11 @@ static int tls_seal(px_conn_t *c)
         if (nb == NULL)
             return -ENOMEM;
         c->obuf = nb;
-        c->ocap = c->olen + pending;
+        c->ocap = (uint32_t)(c->olen + pending);
     }
     int n = BIO_read(c->wbio, c->obuf + c->olen, (int)pending);
     if (n > 0)
-        c->olen += (size_t)n;
+        c->olen += (uint32_t)n;
     return 0;
 }
 
@@ -331,17 +333,27 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     (void)status;
 }
 
+/* Half-closes the socket. The request comes from the region the first time (a connection
+ * half-closes once; libuv refuses a second shutdown before it looks at the request). Returns
+ * 0, -ENOMEM or a libuv error: the caller closes the connection. */
+static int conn_shutdown(px_conn_t *c)
+{
+    if (c->sreq == NULL && (c->sreq = mem_region_alloc(c->region, sizeof(*c->sreq))) == NULL)
+        return -ENOMEM;
+    return uv_shutdown(c->sreq, (uv_stream_t *)&c->tcp, on_shutdown);
+}
+
 static void after_write(px_conn_t *c)
 {
     /* /stats bytes_out: what went to the socket (frames, TLS records), once it all went. */
-    MEM_STAT_ADD(c->w->stats.bytes_out, c->olen);
+    MEM_STAT_ADD(c->wi->w->stats.bytes_out, c->olen);
     c->olen = 0;
     if (c->mode == PX_CONN_H1 && !c->closing && px_h1_busy(&c->h1))
         h1_progress(c);
     if (c->mode == PX_CONN_H1_REJECT) {
         /* Half-close and keep reading until the client closes, so the kernel does not turn
          * unread request bytes into a RST that destroys our answer. */
-        if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+        if (conn_shutdown(c) != 0)
             px_conn_close(c);
         return;
     }
@@ -350,6 +362,8 @@ static void after_write(px_conn_t *c)
 static void on_write(uv_write_t *req, int status)
 {
     px_conn_t *c = req->data;
+    /* Also called, with UV_ECANCELED, when the handle closes: before on_close frees c. */
+    mem_free(req);
     c->writing = false;
     if (c->closing)
         return;
@@ -376,15 +390,28 @@ static int write_out(px_conn_t *c)
     if (n < 0 && n != UV_EAGAIN)
         return n;
     size_t done = n > 0 ? (size_t)n : 0;
+    /* Most writes end in uv_try_write; only the rest needs a request, from the thread cache
+     * until its callback, so an idle connection holds none (192 bytes). */
+    uv_write_t *req = fault_send_hit() ? NULL : mem_malloc(sizeof(*req));
+    if (req == NULL) {
+        /* Keep what the kernel did not take at the front of the batch; the flush parks the
+         * connection on the worker's memory wait list and tries again when it is woken. */
+        MEM_STAT_ADD(c->wi->w->stats.bytes_out, done);
+        memmove(c->obuf, c->obuf + done, c->olen - done);
+        c->olen -= (uint32_t)done;
+        return -ENOMEM;
+    }
     b = uv_buf_init((char *)c->obuf + done, (unsigned)(c->olen - done));
-    c->wreq.data = c;
-    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-    if (rc != 0)
+    req->data = c;
+    int rc = uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (rc != 0) {
+        mem_free(req);
         return rc;
+    }
     c->writing = true;
     /* The send timeout counts from here: before, nothing was pending. */
     c->out_progress_ms = now_ms(c);
-    c->out_queued = c->tcp.write_queue_size;
+    c->out_queued = (uint32_t)c->tcp.write_queue_size;
     return 0;
 }
 
@@ -412,7 +439,14 @@ void px_conn_flush(px_conn_t *c)
             goto fail;
         if (c->olen == 0)
             break;
-        if (write_out(c) != 0)
+        int rc = write_out(c);
+        if (rc == -ENOMEM) {
+            /* No write request: the batch keeps the rest until memory comes back. */
+            c->send_oom = true;
+            px_memwait_add(&c->wi->memwait, &c->memwait);
+            return;
+        }
+        if (rc != 0)
             goto fail;
         if (c->mode == PX_CONN_H1_REJECT)
             break;
@@ -441,7 +475,7 @@ void px_conn_flush(px_conn_t *c)
     }
     return;
 fail:
-    MEM_STAT_ADD(c->w->stats.conn_closed_error, 1);
+    MEM_STAT_ADD(c->wi->w->stats.conn_closed_error, 1);
     px_conn_close(c);
 }
 
@@ -456,23 +490,23 @@ static void on_timer(uv_timer_t *t)
         /* limits.stream_idle_timeout: no byte moved either way on the request in progress
          * (a body trickled or stalled, a response nobody reads); as HTTP/2 resets the stream,
          * the connection ends. */
-        MEM_STAT_ADD(c->w->stats.timeouts_idle, 1);
+        MEM_STAT_ADD(c->wi->w->stats.timeouts_idle, 1);
         px_conn_close(c);
         return;
     }
     if (c->mode == PX_CONN_H1) {
         if (c->h1.had_request)
-            MEM_STAT_ADD(c->w->stats.timeouts_idle, 1);
+            MEM_STAT_ADD(c->wi->w->stats.timeouts_idle, 1);
         else
-            MEM_STAT_ADD(c->w->stats.timeouts_header, 1);
+            MEM_STAT_ADD(c->wi->w->stats.timeouts_header, 1);
         px_conn_close(c);
         return;
     }
     if (c->mode == PX_CONN_H2) {
         if (c->h2.had_request)
-            MEM_STAT_ADD(c->w->stats.timeouts_idle, 1);
+            MEM_STAT_ADD(c->wi->w->stats.timeouts_idle, 1);
         else
-            MEM_STAT_ADD(c->w->stats.timeouts_header, 1);
+            MEM_STAT_ADD(c->wi->w->stats.timeouts_header, 1);
         /* Polite close: GOAWAY, and the connection closes once it is written. */
         px_h2_goaway(&c->h2);
         px_conn_mark_dirty(c);
@@ -483,14 +517,14 @@ static void on_timer(uv_timer_t *t)
         return;
     }
     if (c->mode == PX_CONN_PREFACE)
-        MEM_STAT_ADD(c->w->stats.timeouts_header, 1);
+        MEM_STAT_ADD(c->wi->w->stats.timeouts_header, 1);
     px_conn_close(c);
 }
 
 /* HTTP/1.1 with a request in progress: bytes moved, so the stream idle timeout starts over. */
 static void h1_progress(px_conn_t *c)
 {
-    uint32_t ms = c->w->cfg->limits.stream_idle_timeout_ms;
+    uint32_t ms = c->wi->w->cfg->limits.stream_idle_timeout_ms;
     if (ms == 0)
         uv_timer_stop(&c->timer);
     else
@@ -502,7 +536,7 @@ void px_conn_update_timer(px_conn_t *c)
     if (c->closing || c->mode == PX_CONN_H1_REJECT)
         return;
     bool h1 = c->mode == PX_CONN_H1;
-    const px_limits_cfg_t *lim = &c->w->cfg->limits;
+    const px_limits_cfg_t *lim = &c->wi->w->cfg->limits;
     if (h1 && px_h1_busy(&c->h1)) {
         h1_progress(c);
         return;
@@ -519,7 +553,7 @@ void px_conn_update_timer(px_conn_t *c)
 
 static void h1_reject(px_conn_t *c)
 {
-    MEM_STAT_ADD(c->w->stats.conn_rejected_h1, 1);
+    MEM_STAT_ADD(c->wi->w->stats.conn_rejected_h1, 1);
     c->mode = PX_CONN_H1_REJECT;
     char msg[sizeof(h1_head) + sizeof(h1_body) + 32];
     int n = snprintf(msg, sizeof(msg), "%s%zu\r\n\r\n%s", h1_head, sizeof(h1_body) - 1, h1_body);
@@ -567,7 +601,7 @@ static void h1_linger(px_conn_t *c)
             return; /* after_write half-closes */
         }
     }
-    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+    if (conn_shutdown(c) != 0)
         goto fail;
     return;
 fail:
@@ -584,7 +618,7 @@ static void start_h1(px_conn_t *c, const uint8_t *pre, size_t pre_len, const uin
     MEM_ASSERT(c->h2.streams == NULL);
     px_h2_session_free(&c->h2);
     c->mode = PX_CONN_H1;
-    c->h1.w = c->w;
+    c->h1.w = c->wi->w;
     c->h1.region = c->region;
     c->h1.peer_ip = c->peer_ip;
     c->h1.tls = c->ssl != NULL;
@@ -592,7 +626,7 @@ static void start_h1(px_conn_t *c, const uint8_t *pre, size_t pre_len, const uin
     c->h1.io = &conn_h1_io;
     px_h1_start(&c->h1, pre, pre_len);
     if (!c->closing && len > 0 && px_h1_recv(&c->h1, data, len) != 0) {
-        MEM_STAT_ADD(c->w->stats.conn_closed_error, 1);
+        MEM_STAT_ADD(c->wi->w->stats.conn_closed_error, 1);
         px_conn_close(c);
         return;
     }
@@ -634,7 +668,7 @@ static void feed(px_conn_t *c, const uint8_t *data, size_t len)
         goto fail;
     return;
 fail:
-    MEM_STAT_ADD(c->w->stats.conn_closed_error, 1);
+    MEM_STAT_ADD(c->wi->w->stats.conn_closed_error, 1);
     px_conn_close(c);
 }
 
@@ -669,7 +703,7 @@ static void tls_feed(px_conn_t *c, const uint8_t *data, size_t len)
             goto fail;
         }
         c->tls_done = true;
-        MEM_STAT_ADD(c->w->stats.conn_tls_accepted, 1);
+        MEM_STAT_ADD(c->wi->w->stats.conn_tls_accepted, 1);
         /* RFC 9113 3.2: HTTP/2 over TLS is chosen by ALPN; http/1.1 or no ALPN at all is
          * HTTP/1.1 (a client offering only other protocols failed the handshake). */
         if (px_tls_alpn(c->ssl) != PX_TLS_ALPN_H2)
@@ -682,7 +716,7 @@ static void tls_feed(px_conn_t *c, const uint8_t *data, size_t len)
     return;
 fail:
     ERR_clear_error();
-    MEM_STAT_ADD(c->w->stats.conn_closed_error, 1);
+    MEM_STAT_ADD(c->wi->w->stats.conn_closed_error, 1);
     px_conn_close(c);
 }
 
@@ -707,7 +741,7 @@ static void tls_read(px_conn_t *c)
     return;
 fail:
     ERR_clear_error();
-    MEM_STAT_ADD(c->w->stats.conn_closed_error, 1);
+    MEM_STAT_ADD(c->wi->w->stats.conn_closed_error, 1);
     px_conn_close(c);
 }
 
@@ -727,7 +761,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     }
     if (n == 0 || c->closing)
         return;
-    MEM_STAT_ADD(c->w->stats.bytes_in, (uint64_t)n); /* as read from the socket */
+    MEM_STAT_ADD(c->wi->w->stats.bytes_in, (uint64_t)n); /* as read from the socket */
     if (c->ssl)
         tls_feed(c, (const uint8_t *)buf->base, (size_t)n);
     else
@@ -741,21 +775,31 @@ static void peer_name(px_conn_t *c)
     struct sockaddr_storage ss;
     int len = sizeof(ss);
     c->peer_ip[0] = '\0';
-    snprintf(c->peer, sizeof(c->peer), "-");
+    c->peer_port = 0;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
         return;
-    uint16_t port = 0;
     if (ss.ss_family == AF_INET6) {
         struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, c->peer_ip, sizeof(c->peer_ip));
-        port = ntohs(a->sin6_port);
-        snprintf(c->peer, sizeof(c->peer), "[%s]:%u", c->peer_ip, port);
+        if (inet_ntop(AF_INET6, &a->sin6_addr, c->peer_ip, sizeof(c->peer_ip)) != NULL)
+            c->peer_port = ntohs(a->sin6_port);
     } else {
         struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &a->sin_addr, c->peer_ip, sizeof(c->peer_ip));
-        port = ntohs(a->sin_port);
-        snprintf(c->peer, sizeof(c->peer), "%s:%u", c->peer_ip, port);
+        if (inet_ntop(AF_INET, &a->sin_addr, c->peer_ip, sizeof(c->peer_ip)) != NULL)
+            c->peer_port = ntohs(a->sin_port);
     }
+}
+
+const char *px_conn_peer(const px_conn_t *c, char buf[PX_CONN_PEER_LEN])
+{
+    MEM_ASSERT(c != NULL);
+    MEM_ASSERT(buf != NULL);
+    if (c->peer_ip[0] == '\0')
+        snprintf(buf, PX_CONN_PEER_LEN, "-");
+    else if (strchr(c->peer_ip, ':') != NULL)
+        snprintf(buf, PX_CONN_PEER_LEN, "[%s]:%u", c->peer_ip, c->peer_port);
+    else
+        snprintf(buf, PX_CONN_PEER_LEN, "%s:%u", c->peer_ip, c->peer_port);
+    return buf;
 }
 
 /* Woken from the worker's memory wait list: try the flush again. */
@@ -800,24 +844,17 @@ void px_conn_accept(px_lis_t *lis)
         refuse(lis);
         return;
     }
-    mem_region_t *r = mem_region_new(cfg->limits.conn_bytes_max);
+    /* The struct in the region's first chunk, the codec's endpoint after it (zeroed). */
+    mem_region_t *r =
+        mem_region_new_ext(cfg->limits.conn_bytes_max, PX_CONN_FIRST_BYTES, sizeof(px_conn_t));
     if (r == NULL) {
         MEM_STAT_ADD(w->stats.conn_refused_overload, 1);
         refuse(lis);
         return;
     }
-    px_conn_t *c = mem_region_calloc(r, sizeof(*c));
-    if (c == NULL) {
-        mem_region_free(r);
-        MEM_STAT_ADD(w->stats.conn_refused_overload, 1);
-        refuse(lis);
-        return;
-    }
+    px_conn_t *c = mem_region_ext(r);
     c->region = r;
-    c->w = w;
     c->wi = wi;
-    c->lis = lis;
-    c->created_ms = uv_now(&w->loop);
     c->memwait.on_wake = on_memory;
     if (uv_tcp_init(&w->loop, &c->tcp) != 0) {
         mem_region_free(r);
@@ -840,7 +877,8 @@ void px_conn_accept(px_lis_t *lis)
     MEM_STAT_ADD(w->stats.conn_accepted, 1);
     (void)uv_tcp_nodelay(&c->tcp, 1);
     peer_name(c);
-    mem_region_set_label(r, c->peer);
+    char peer[PX_CONN_PEER_LEN];
+    mem_region_set_label(r, px_conn_peer(c, peer));
     if (lis->tls && px_tls_conn_new(lis->tls, &c->ssl, &c->rbio, &c->wbio) != 0)
         goto fail;
     c->h2.w = w;
@@ -872,7 +910,7 @@ static void on_close(uv_handle_t *h)
     if (--c->handles_open > 0)
         return;
     px_wimpl_t *wi = c->wi;
-    px_worker_t *w = c->w;
+    px_worker_t *w = c->wi->w;
     /* A connection marked dirty and then closed in the same turn (its own flush can do both:
      * a frame queued, then the connection ended) still waits on the worker's flush list for
      * the next check phase, which runs after these close callbacks: take it off, or that walk
@@ -962,7 +1000,7 @@ uint64_t px_conn_stalled_ms(px_conn_t *c, uint64_t now)
     size_t q = c->tcp.write_queue_size;
     if (q < c->out_queued)
         c->out_progress_ms = now;
-    c->out_queued = q;
+    c->out_queued = (uint32_t)q;
     MEM_ASSERT(now >= c->out_progress_ms);
     return now - c->out_progress_ms;
 }
@@ -981,10 +1019,10 @@ size_t px_conn_bytes(const px_conn_t *c)
 
 bool px_conn_check_send(px_conn_t *c, uint64_t now)
 {
-    uint32_t limit = c->w->cfg->limits.send_timeout_ms;
+    uint32_t limit = c->wi->w->cfg->limits.send_timeout_ms;
     if (limit == 0 || c->closing || px_conn_stalled_ms(c, now) < limit)
         return false;
-    MEM_STAT_ADD(c->w->stats.timeouts_send, 1);
+    MEM_STAT_ADD(c->wi->w->stats.timeouts_send, 1);
     /* Nothing polite is possible: the peer reads nothing, so a GOAWAY would only queue. */
     px_conn_close(c); /* streams ended now, the region in the close callback */
     return true;
@@ -994,23 +1032,22 @@ size_t px_conn_collect(px_conn_t *c, px_region_row_t *rows, size_t max)
 {
     if (max == 0)
         return 0;
-    uint64_t now = now_ms(c);
     size_t n = 0;
     px_region_row_t *row = &rows[n++];
     memset(row, 0, sizeof(*row));
-    row->worker = c->w->idx;
+    row->worker = c->wi->w->idx;
     row->region_id = mem_region_id(c->region);
-    snprintf(row->peer, sizeof(row->peer), "%s", c->peer);
+    (void)px_conn_peer(c, row->peer);
     row->bytes = mem_region_bytes(c->region);
-    row->age_ms = now - c->created_ms;
+    row->age_ms = (uv_hrtime() - mem_region_created_ns(c->region)) / 1000000u;
     px_h1_done_t q;
     if (c->mode == PX_CONN_H1 && n < max && px_h1_req_view(&c->h1, &q)) {
         /* The HTTP/1.1 request in progress, listed as stream 1 of its connection. */
         row = &rows[n++];
         memset(row, 0, sizeof(*row));
-        row->worker = c->w->idx;
+        row->worker = c->wi->w->idx;
         row->region_id = mem_region_id(c->region);
-        snprintf(row->peer, sizeof(row->peer), "%s", c->peer);
+        (void)px_conn_peer(c, row->peer);
         row->stream_id = 1;
         snprintf(row->authority, sizeof(row->authority), "%.*s", (int)q.authority_len,
                  q.authority ? q.authority : "");
@@ -1021,9 +1058,9 @@ size_t px_conn_collect(px_conn_t *c, px_region_row_t *rows, size_t max)
     for (px_stream_t *st = c->h2.streams; st && n < max; st = st->next) {
         row = &rows[n++];
         memset(row, 0, sizeof(*row));
-        row->worker = c->w->idx;
+        row->worker = c->wi->w->idx;
         row->region_id = mem_region_id(c->region);
-        snprintf(row->peer, sizeof(row->peer), "%s", c->peer);
+        (void)px_conn_peer(c, row->peer);
         row->stream_id = st->id;
         snprintf(row->authority, sizeof(row->authority), "%.*s", (int)st->authority_len,
                  st->authority ? st->authority : "");

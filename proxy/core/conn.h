@@ -28,6 +28,7 @@
 
 #define PX_CONN_BATCH_BYTES 32768u /* one write batch: two max-size frames */
 #define PX_CONN_READ_BYTES  65536u /* per-worker read buffer */
+#define PX_CONN_FIRST_BYTES 2048u  /* a connection region's first chunk (px_conn_s) */
 #define PX_CONN_LINGER_MS   2000u  /* after an HTTP/1.1 close or rejection, drain input this long */
 
 /* Worker-thread flags set by other threads (atomically) and read in the async callback. */
@@ -57,14 +58,15 @@ typedef enum px_conn_mode_e {
                           lingering */
 } px_conn_mode_t;
 
+/* The struct lives in the first chunk of its region (mem_region_new_ext), with the codec's
+ * endpoint after it: one 2,048-byte object of the thread cache is what an idle HTTP/2
+ * connection holds, besides its HPACK tables while it has them. Rarely needed parts are
+ * allocated when needed: the uv_write_t of a write the kernel did not take at once (tcache,
+ * freed by its callback) and the uv_shutdown_t (region). */
 struct px_conn_s {
     uv_tcp_t tcp;
-    uv_timer_t timer; /* header, idle and linger timeouts */
-    uv_write_t wreq;
-    uv_shutdown_t sreq;
-    px_worker_t *w;                /* borrows */
-    px_wimpl_t *wi;                /* borrows */
-    px_lis_t *lis;                 /* borrows */
+    uv_timer_t timer;              /* header, idle and linger timeouts */
+    px_wimpl_t *wi;                /* borrows: its w is the worker */
     mem_region_t *region;          /* owns: this struct lives in it */
     struct px_conn_s *prev, *next; /* worker's live list */
     struct px_conn_s *dirty_next;  /* worker's flush list */
@@ -74,26 +76,32 @@ struct px_conn_s {
     bool shed_goaway; /* overload: GOAWAY sent because it was idle (proxy/core/shed.c) */
     bool tls_done;
     bool send_oom; /* this flush could not allocate a write batch: park, do not spin */
+    bool rpaused;  /* HTTP/1.1 paused reading (input waits for a response or the upstream) */
+    bool rpump;    /* TLS: plaintext may wait in OpenSSL since the pause: read it */
     px_conn_mode_t mode;
-    uint8_t preface_pos;
     int handles_open;
-    SSL *ssl;         /* owns, NULL for h2c */
-    BIO *rbio, *wbio; /* borrows: owned by ssl */
-    bool rpaused;     /* HTTP/1.1 paused reading (input waits for a response or the upstream) */
-    bool rpump;       /* TLS: plaintext may wait in OpenSSL since the pause: read it */
-    px_h2_conn_t h2;  /* the HTTP/2 side (proxy/h2/h2.h); reaches back through conn_io */
-    px_h1_conn_t h1;  /* the HTTP/1.1 side (proxy/h1/h1.h), in PX_CONN_H1 */
-    uint8_t *obuf;    /* owns (tcache): bytes for the socket */
-    size_t olen, ocap;
-    uint8_t *pbuf; /* owns (tcache): TLS plaintext batch */
-    size_t plen;
+    uint8_t preface_pos;
+    uint16_t peer_port;  /* the peer's port (host order), 0 when unknown */
+    uv_shutdown_t *sreq; /* region: made by the first half-close */
+    SSL *ssl;            /* owns, NULL for h2c */
+    BIO *rbio, *wbio;    /* borrows: owned by ssl */
+    px_h2_conn_t h2;     /* the HTTP/2 side (proxy/h2/h2.h); reaches back through conn_io */
+    px_h1_conn_t h1;     /* the HTTP/1.1 side (proxy/h1/h1.h), in PX_CONN_H1 */
+    uint8_t *obuf;       /* owns (tcache): bytes for the socket */
+    uint8_t *pbuf;       /* owns (tcache): TLS plaintext batch */
+    uint32_t olen, ocap;
+    uint32_t plen;
+    uint32_t out_queued;       /* tcp.write_queue_size when last looked at (one batch at most) */
     px_memwait_node_t memwait; /* parked in wi->memwait until memory may be back */
-    uint64_t created_ms;
-    uint64_t out_progress_ms; /* loop time output last moved, or had nothing pending */
-    size_t out_queued;        /* tcp.write_queue_size when last looked at */
-    char peer[64];            /* "ip:port" */
-    char peer_ip[48];
+    uint64_t out_progress_ms;  /* loop time output last moved, or had nothing pending */
+    char peer_ip[48];          /* "" when unknown; "ip:port" is px_conn_peer's */
 };
+
+#define PX_CONN_PEER_LEN 64u /* "[v6 address]:port" and its NUL */
+
+/* Writes "ip:port" (IPv6 in brackets), or "-" when unknown, into `buf`; returns `buf`.
+ * Alloc: none. */
+const char *px_conn_peer(const px_conn_t *c, char buf[PX_CONN_PEER_LEN]);
 
 struct px_wimpl_s {
     px_worker_t *w; /* borrows */

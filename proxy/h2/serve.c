@@ -718,9 +718,10 @@ static void w_tick(px_h2_conn_t *c, uint64_t now_ms)
     if (px_h2_ep_done(c->ep) != was_done)
         mark_dirty(c);
     /* Idle at a tick (one a second): the HPACK encoder and its table go until the next
-     * response (px_h2_ep_trim); a connection busy between ticks keeps it. */
-    else if (px_h2_ep_idle(c->ep) && c->streams_cnt == 0)
-        (void)px_h2_ep_trim(c->ep);
+     * response, and the decoder's once the peer acknowledges the SETTINGS that holds its
+     * table to 0 (px_h2_ep_trim); a connection busy between ticks keeps them. */
+    else if (px_h2_ep_idle(c->ep) && c->streams_cnt == 0 && px_h2_ep_trim(c->ep))
+        mark_dirty(c); /* the SETTINGS frame */
 }
 
 static void w_streams_end(px_h2_conn_t *c)
