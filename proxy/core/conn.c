@@ -745,6 +745,50 @@ fail:
     px_conn_close(c);
 }
 
+/* True when `b`, a memory BIO, holds a buffer but no bytes: a memory BIO keeps the largest
+ * buffer it ever held (a 64 KiB read of ciphertext, a 32 KiB batch sealed) for as long as it
+ * lives, and OpenSSL has no call that shrinks it. */
+static bool bio_idle_buffer(BIO *b)
+{
+    BUF_MEM *bm = NULL;
+    if (BIO_ctrl_pending(b) != 0 || BIO_get_mem_ptr(b, &bm) != 1 || bm == NULL)
+        return false;
+    return bm->max > 0;
+}
+
+static BIO *bio_new_empty(void)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b != NULL)
+        BIO_set_mem_eof_return(b, -1); /* empty means "retry", as in px_tlsio_new */
+    return b;
+}
+
+void px_conn_trim(px_conn_t *c)
+{
+    MEM_ASSERT(c != NULL);
+    /* Not during the handshake: OpenSSL stacks its buffering BIO on wbio then. */
+    if (c->closing || c->ssl == NULL || c->writing || !SSL_is_init_finished(c->ssl))
+        return;
+    /* Replaced, not reset: BIO_reset keeps the buffer. SSL_set0_* frees the old BIO. A BIO
+     * that cannot be made now is tried again at the next tick. */
+    if (bio_idle_buffer(c->rbio)) {
+        BIO *b = bio_new_empty();
+        if (b != NULL) {
+            SSL_set0_rbio(c->ssl, b);
+            c->rbio = b;
+        }
+    }
+    if (bio_idle_buffer(c->wbio)) {
+        BIO *b = bio_new_empty();
+        if (b != NULL) {
+            SSL_set0_wbio(c->ssl, b);
+            c->wbio = b;
+        }
+    }
+    ERR_clear_error();
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;

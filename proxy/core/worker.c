@@ -125,6 +125,10 @@ static void on_tick(uv_timer_t *t)
             if (c->mode == PX_CONN_H2 && px_h2_want_sweep(&c->h2))
                 px_h2_sweep_idle(&c->h2, now);
     }
+    /* TLS connections give back the buffers their memory BIOs kept (px_conn_trim). */
+    for (px_conn_t *c = wi->conns; c; c = c->next)
+        if (c->ssl != NULL)
+            px_conn_trim(c);
     /* Send timeout: the same coarse sweep, over connections whose write waits on the socket. */
     if (wi->w->cfg->limits.send_timeout_ms) {
         uint64_t now = uv_now(&wi->w->loop);
