@@ -1583,9 +1583,11 @@ bool px_h2_ep_trim(px_h2_ep_t *ep)
     }
     /* The decoder's table is the peer's to fill: hold the peer to 0 bytes (SETTINGS), and
      * settings_acked drops the decoder once it agrees. Only with nothing else unacked, so a
-     * peer that never answers costs nothing but the 15-byte frame, and not after a GOAWAY. */
-    if (ep->dec.inf != NULL && !ep->dec_zeroing && ep->pending_cnt == 0 && ep->goaway_step == 0 &&
-        !ep->goaway_recv) {
+     * peer that never answers costs nothing but the 15-byte frame, and not after a GOAWAY.
+     * Server role only: a worker holds many idle client connections and few pooled upstream
+     * ones, whose output buffer the frame would allocate again (h2w does not trim). */
+    if (ep->role == PX_H2_ROLE_SERVER && ep->dec.inf != NULL && !ep->dec_zeroing &&
+        ep->pending_cnt == 0 && ep->goaway_step == 0 && !ep->goaway_recv) {
         px_h2_setting_entry_t e = {PX_H2_SETTINGS_HEADER_TABLE_SIZE, 0};
         if (settings_send(ep, &e, 1, settings_last(ep)) == 0) {
             ep->dec_zeroing = true;

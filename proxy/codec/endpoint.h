@@ -228,15 +228,15 @@ int px_h2_ep_tick(px_h2_ep_t *ep);
 
 /* Drops what an idle connection need not hold: the HPACK encoder and its table (about 2.3 KB
  * of the 4.9 KB an idle server endpoint holds after a request), and then the decoder and its
- * table (about 1.4 KB: nghttp2's inflater, its 1,024-byte entry ring, the entries). The next
- * header block makes a new encoder that starts with table size updates to 0 and back (RFC
- * 7541 sections 4.2, 6.3), so the peer's decoder drops the old entries too. For the decoder,
- * a SETTINGS frame holds the peer's encoder to a 0-byte table, and its ACK drops ours; the
- * next block the peer sends makes a new one, and a SETTINGS frame grants 4,096 bytes again.
- * Both cost the next blocks the compression the old tables gave. For the proxy's idle timer,
- * not for every idle moment (a client that sends one request at a time would pay it per
- * request). Returns true when something was dropped or asked for; false when the endpoint is
- * not idle or already trimmed. Alloc: the SETTINGS frame's room in the output. */
+ * table in the server role (about 1.4 KB: nghttp2's inflater, its 1,024-byte ring, entries). The
+ * next header block makes a new encoder that starts with table size updates to 0 and back (RFC 7541
+ * sections 4.2, 6.3), so the peer's decoder drops the old entries too. For the decoder, a SETTINGS
+ * frame holds the peer's encoder to a 0-byte table, and its ACK drops ours; the next block the peer
+ * sends makes a new one, and a SETTINGS frame grants 4,096 bytes again. Both cost the next blocks
+ * the compression the old tables gave. For the proxy's idle timer, not for every idle moment (a
+ * client that sends one request at a time would pay it per request). Returns true when something
+ * was dropped or asked for; false when the endpoint is not idle or already trimmed. Alloc: the
+ * SETTINGS frame's room in the output. */
 bool px_h2_ep_trim(px_h2_ep_t *ep);
 
 /* ---- getters: never allocate -------------------------------------------------------- */

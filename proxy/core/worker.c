@@ -89,6 +89,9 @@ static void on_check(uv_check_t *h)
         px_conn_flush(c);
         c = next;
     }
+    /* After the flushes, which free write batches: connections waiting for memory try again
+     * when this thread freed anything since they parked (they flush next iteration). */
+    px_memwait_poll(&wi->memwait);
 }
 
 /* A worker that has had no connection for memory.decay gives its thread cache back once, so
@@ -225,11 +228,14 @@ static int worker_setup(px_worker_t *w)
     rc = px_upstream_worker_init(w, px_alloc_nghttp2_mem());
     if (rc != 0)
         return rc;
+    /* First of the handles: a failure here leaves none of them to close. */
+    rc = px_memwait_init(&wi->memwait, &w->loop, PX_MEMWAIT_FALLBACK_MS, &w->stats);
+    if (rc != 0)
+        return rc;
     uv_check_init(&w->loop, &wi->check);
     uv_idle_init(&w->loop, &wi->idle);
     uv_timer_init(&w->loop, &wi->tick);
     uv_async_init(&w->loop, &wi->async, on_async);
-    px_memwait_init(&wi->memwait, &w->loop, PX_MEMWAIT_RETRY_MS);
     wi->check.data = wi->idle.data = wi->tick.data = wi->async.data = wi;
     wi->memwait.timer.data = wi;
     wi->handles_open = 5;
