@@ -535,7 +535,7 @@ class Bench:
             finally:
                 WRAP = []
             try:
-                url = self.url(front, px.port, '/small.bin')
+                url = self.url(front, px.port, self.a.profile_path)
                 self.h2load_n(url, 200)  # first-use costs out of the profile
                 subprocess.run(['callgrind_control', '-i', 'on', str(px.p.pid)], check=True,
                                capture_output=True)
@@ -671,6 +671,9 @@ def main():
     ap.add_argument('--idle-settle', type=float, default=0.5)
     ap.add_argument('--phases', default='throughput,idle,streams,profile')
     ap.add_argument('--profile-requests', dest='profile_requests', type=int, default=5000)
+    # The profiled file: /small.bin (100 B, the default) or /large.bin (16 KiB).
+    ap.add_argument('--profile-path', dest='profile_path', default='/small.bin',
+                    choices=('/small.bin', '/large.bin'))
     ap.add_argument('--strace-requests', dest='strace_requests', type=int, default=20000,
                     help='0: no strace run in the profile phase')
     a = ap.parse_args()

@@ -122,9 +122,69 @@ static bool fault_send_hit(void)
     return now < until;
 }
 
+/* ---- DATA payloads written from their own buffers (h2c) ---------------------------------- */
+
+/* An h2c batch may borrow DATA payloads (io_data_zc): the frame header goes into the batch,
+ * the payload stays in the stream buffer's chunk, and write_out sends the batch and the
+ * payloads in one uv_write of several buffers. The table of borrowed payloads lives at the
+ * tail of the batch's own allocation, so it costs no memory while the connection is idle. */
+#define CONN_SEGS_MAX      32u     /* payloads one batch borrows */
+#define CONN_SEG_BYTES_MAX 262144u /* and their bytes, after which payloads are copied */
+#define CONN_ZC_MIN        1024u   /* below this a copy costs less than another buffer */
+#define CONN_FRAME_HD_LEN  9u      /* RFC 9113 4.1 */
+
+typedef struct conn_seg_s {
+    const uint8_t *p;   /* takes: released through fn */
+    void (*fn)(void *); /* releases p */
+    void *arg;
+    uint32_t at;  /* the batch offset the payload follows (its frame header ends there) */
+    uint32_t len; /* > 0 */
+} conn_seg_t;
+
+typedef struct conn_segs_s {
+    uint32_t cnt;
+    uint32_t bytes; /* sum of the payloads' len */
+    conn_seg_t seg[CONN_SEGS_MAX];
+} conn_segs_t;
+
+/* An h2c batch's bytes: its allocation less the table. */
+#define CONN_BATCH_DATA (PX_CONN_BATCH_BYTES - sizeof(conn_segs_t))
+MEM_STATIC_ASSERT(CONN_BATCH_DATA % 8 == 0, "the table after the batch bytes is aligned");
+
+/* The table of an h2c connection's batch (which must exist). */
+static conn_segs_t *conn_segs(const px_conn_t *c)
+{
+    MEM_ASSERT_HOT(c->ssl == NULL);
+    MEM_ASSERT_HOT(c->obuf != NULL);
+    return (conn_segs_t *)(void *)(c->obuf + CONN_BATCH_DATA);
+}
+
+/* Payload bytes the batch borrows (0 under TLS or without a batch). Getter. */
+static size_t conn_seg_bytes(const px_conn_t *c)
+{
+    return c->ssl == NULL && c->obuf != NULL ? conn_segs(c)->bytes : 0;
+}
+
+/* Releases every borrowed payload: written, or the connection ends. */
+static void segs_release(px_conn_t *c)
+{
+    if (c->ssl != NULL || c->obuf == NULL)
+        return;
+    conn_segs_t *s = conn_segs(c);
+    for (uint32_t i = 0; i < s->cnt; i++)
+        s->seg[i].fn(s->seg[i].arg);
+    s->cnt = 0;
+    s->bytes = 0;
+}
+
+static size_t conn_cap(const px_conn_t *c)
+{
+    return c->ssl ? PX_CONN_BATCH_BYTES : CONN_BATCH_DATA;
+}
+
 static size_t conn_room(const px_conn_t *c)
 {
-    return PX_CONN_BATCH_BYTES - (c->ssl ? c->plen : c->olen);
+    return conn_cap(c) - (c->ssl ? c->plen : c->olen);
 }
 
 /* Room for `len` bytes at the end of the batch (plaintext under TLS), allocated on first use
@@ -134,7 +194,7 @@ static uint8_t *conn_reserve(px_conn_t *c, size_t len)
     MEM_ASSERT_HOT(!c->writing);
     uint8_t **buf = c->ssl ? &c->pbuf : &c->obuf;
     size_t used = c->ssl ? c->plen : c->olen;
-    if (len > PX_CONN_BATCH_BYTES - used)
+    if (len > conn_cap(c) - used)
         return NULL;
     if (*buf == NULL) {
         *buf = fault_send_hit() ? NULL : mem_malloc(PX_CONN_BATCH_BYTES);
@@ -143,8 +203,11 @@ static uint8_t *conn_reserve(px_conn_t *c, size_t len)
             c->send_oom = true;
             return NULL;
         }
-        if (!c->ssl)
+        if (!c->ssl) {
             c->ocap = PX_CONN_BATCH_BYTES;
+            conn_segs(c)->cnt = 0;
+            conn_segs(c)->bytes = 0;
+        }
     }
     return *buf + used;
 }
@@ -182,6 +245,32 @@ static void io_commit(void *tr, size_t len)
 static size_t io_room(const void *tr)
 {
     return conn_room(tr);
+}
+
+static int io_data_zc(void *tr, const uint8_t *hd, const uint8_t *p, size_t len,
+                      void (*fn)(void *arg), void *arg)
+{
+    px_conn_t *c = tr;
+    MEM_ASSERT(fn != NULL);
+    MEM_ASSERT(p != NULL);
+    /* Under TLS the payload goes through SSL_write anyway: one copy is the least there. */
+    if (c->ssl != NULL || len < CONN_ZC_MIN || len > CONN_SEG_BYTES_MAX)
+        return -ENOTSUP;
+    if (c->obuf != NULL) {
+        const conn_segs_t *s = conn_segs(c);
+        if (s->cnt == CONN_SEGS_MAX || s->bytes + len > CONN_SEG_BYTES_MAX)
+            return -ENOTSUP;
+    }
+    uint8_t *b = conn_reserve(c, CONN_FRAME_HD_LEN);
+    if (b == NULL)
+        return -ENOMEM;
+    memcpy(b, hd, CONN_FRAME_HD_LEN);
+    conn_commit(c, CONN_FRAME_HD_LEN);
+    conn_segs_t *s = conn_segs(c);
+    s->seg[s->cnt++] =
+        (conn_seg_t){.p = p, .fn = fn, .arg = arg, .at = c->olen, .len = (uint32_t)len};
+    s->bytes += (uint32_t)len;
+    return 0;
 }
 
 static void io_mark_dirty(void *tr)
@@ -231,6 +320,7 @@ static const px_h2_io_t conn_io = {
     .reserve = io_reserve,
     .commit = io_commit,
     .room = io_room,
+    .data_zc = io_data_zc,
     .mark_dirty = io_mark_dirty,
     .admit_stream = io_admit_stream,
     .streams_changed = io_streams_changed,
@@ -346,7 +436,9 @@ static int conn_shutdown(px_conn_t *c)
 static void after_write(px_conn_t *c)
 {
     /* /stats bytes_out: what went to the socket (frames, TLS records), once it all went. */
-    MEM_STAT_ADD(c->wi->w->stats.bytes_out, c->olen);
+    MEM_STAT_ADD(c->wi->w->stats.bytes_out, c->olen + conn_seg_bytes(c));
+    MEM_STAT_ADD(c->wi->w->stats.bytes_out_borrowed, conn_seg_bytes(c));
+    segs_release(c); /* the kernel has every borrowed payload */
     c->olen = 0;
     if (c->mode == PX_CONN_H1 && !c->closing && px_h1_busy(&c->h1))
         h1_progress(c);
@@ -376,11 +468,78 @@ static void on_write(uv_write_t *req, int status)
     px_conn_mark_dirty(c);
 }
 
+/* Queues `bufs` (what uv_try_write left) with `req`, which it takes: freed on failure, else
+ * by on_write. Returns 0 or a libuv error. */
+static int write_queue(px_conn_t *c, uv_write_t *req, const uv_buf_t *bufs, unsigned nb)
+{
+    MEM_ASSERT(req != NULL);
+    MEM_ASSERT(nb > 0);
+    req->data = c;
+    int rc = uv_write(req, (uv_stream_t *)&c->tcp, bufs, nb, on_write);
+    if (rc != 0) {
+        mem_free(req);
+        return rc;
+    }
+    c->writing = true;
+    /* The send timeout counts from here: before, nothing was pending. */
+    c->out_progress_ms = now_ms(c);
+    c->out_queued = (uint32_t)c->tcp.write_queue_size;
+    return 0;
+}
+
+/* Sends an h2c batch with borrowed payloads: the batch's bytes and the payloads in their
+ * order, uv_try_write first and one uv_write of the buffers left. The write request is made
+ * first, so that no memory for it never leaves a batch half written. */
+static int write_out_segs(px_conn_t *c)
+{
+    const conn_segs_t *s = conn_segs(c);
+    MEM_ASSERT(s->cnt > 0);
+    uv_buf_t bufs[2 * CONN_SEGS_MAX + 1];
+    unsigned nb = 0;
+    size_t off = 0, total = c->olen + s->bytes;
+    for (uint32_t i = 0; i < s->cnt; i++) {
+        const conn_seg_t *g = &s->seg[i];
+        MEM_ASSERT(g->at >= off && g->at <= c->olen);
+        if (g->at > off)
+            bufs[nb++] = uv_buf_init((char *)c->obuf + off, (unsigned)(g->at - off));
+        off = g->at;
+        bufs[nb++] = uv_buf_init((char *)(uintptr_t)g->p, g->len);
+    }
+    if (c->olen > off)
+        bufs[nb++] = uv_buf_init((char *)c->obuf + off, (unsigned)(c->olen - off));
+    MEM_ASSERT(nb <= MEM_ARRAY_LEN(bufs));
+    uv_write_t *req = fault_send_hit() ? NULL : mem_malloc(sizeof(*req));
+    if (req == NULL)
+        return -ENOMEM; /* nothing written: the flush parks the connection */
+    int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, nb);
+    if (n >= 0 && (size_t)n == total) {
+        mem_free(req);
+        after_write(c);
+        return 0;
+    }
+    if (n < 0 && n != UV_EAGAIN) {
+        mem_free(req);
+        return n;
+    }
+    size_t done = n > 0 ? (size_t)n : 0;
+    unsigned k = 0;
+    while (k < nb && done >= bufs[k].len) {
+        done -= bufs[k].len;
+        k++;
+    }
+    MEM_ASSERT(k < nb);
+    bufs[k].base += done;
+    bufs[k].len -= done;
+    return write_queue(c, req, &bufs[k], nb - k);
+}
+
 /* Sends obuf: uv_try_write first, uv_write for what the kernel did not take. */
 static int write_out(px_conn_t *c)
 {
     MEM_ASSERT(!c->writing);
     MEM_ASSERT(c->olen > 0);
+    if (c->ssl == NULL && conn_segs(c)->cnt > 0)
+        return write_out_segs(c);
     uv_buf_t b = uv_buf_init((char *)c->obuf, (unsigned)c->olen);
     int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     if (n == (int)c->olen) {
@@ -402,17 +561,7 @@ static int write_out(px_conn_t *c)
         return -ENOMEM;
     }
     b = uv_buf_init((char *)c->obuf + done, (unsigned)(c->olen - done));
-    req->data = c;
-    int rc = uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-    if (rc != 0) {
-        mem_free(req);
-        return rc;
-    }
-    c->writing = true;
-    /* The send timeout counts from here: before, nothing was pending. */
-    c->out_progress_ms = now_ms(c);
-    c->out_queued = (uint32_t)c->tcp.write_queue_size;
-    return 0;
+    return write_queue(c, req, &b, 1);
 }
 
 void px_conn_flush(px_conn_t *c)
@@ -969,6 +1118,7 @@ static void on_close(uv_handle_t *h)
         c->dirty = false;
     }
     px_h2_session_free(&c->h2);
+    segs_release(c); /* libuv took its last look at them when the handle began closing */
     if (c->ssl)
         SSL_free(c->ssl);
     mem_free(c->obuf);
@@ -1052,7 +1202,7 @@ uint64_t px_conn_stalled_ms(px_conn_t *c, uint64_t now)
 size_t px_conn_bytes(const px_conn_t *c)
 {
     MEM_ASSERT(c != NULL);
-    size_t n = mem_region_bytes(c->region) + c->ocap;
+    size_t n = mem_region_bytes(c->region) + c->ocap + conn_seg_bytes(c);
     if (c->pbuf != NULL)
         n += PX_CONN_BATCH_BYTES;
     for (const px_stream_t *st = c->h2.streams; st != NULL; st = st->next)

@@ -35,6 +35,14 @@ typedef struct px_h2_io_s {
     void (*commit)(void *tr, size_t len);
     /* Free room in the write batch. Getter. */
     size_t (*room)(const void *tr);
+    /* Appends a DATA frame without copying its payload: the 9 header bytes `hd` go into the
+     * batch and the `len` bytes at `p` are written from where they are, in the same write
+     * (one uv_write of several buffers). Takes `p` on success: `free_fn(arg)` runs once the
+     * kernel has the bytes or the connection ends. Returns 0, -ENOMEM (no room or memory for
+     * the header now: as reserve's NULL) or -ENOTSUP (copy it instead: TLS, or this batch
+     * holds enough borrowed payload). NULL when the transport always copies. */
+    int (*data_zc)(void *tr, const uint8_t *hd, const uint8_t *p, size_t len,
+                   void (*free_fn)(void *arg), void *arg);
     /* Asks for a flush (px_h2_send) in this loop iteration. */
     void (*mark_dirty)(void *tr);
     /* Whether a new stream may open now (the overload policy: the transport's owner weighs

@@ -15,7 +15,8 @@
 # 56 KiB (46.5 measured, 79.7 on main).
 import os, resource, selectors, socket, ssl, struct, sys, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from h2raw import E2E, Checks, Weir, headers, PREFACE, REQ, sanitized, settings
+from h2raw import (E2E, Checks, Weir, headers, next_frame, PREFACE, REQ, sanitized, settings,
+                   settings_values)
 from hpack import Decoder, Encoder
 
 N = int(os.environ.get("WEIR_IDLE_CONNS", "1000"))
@@ -59,17 +60,14 @@ class Client:
     def pump(self):
         """ACKs each SETTINGS (resizing the encoder's table as it says), WINDOW_UPDATEs what
         DATA took, notes the statuses, body lengths and stream ends."""
-        while len(self.buf) - self.off >= 9:
-            n = int.from_bytes(self.buf[self.off:self.off + 3], "big")
-            if len(self.buf) - self.off < 9 + n:
+        while True:
+            f = next_frame(self.buf, self.off)
+            if f is None:
                 break
-            t, fl = self.buf[self.off + 3], self.buf[self.off + 4]
-            sid = int.from_bytes(self.buf[self.off + 5:self.off + 9], "big") & 0x7fffffff
-            body = self.buf[self.off + 9:self.off + 9 + n]
-            self.off += 9 + n
+            t, fl, sid, body, self.off = f
+            n = len(body)
             if t == 0x4 and not fl & 1:
-                for i in range(0, len(body) - 5, 6):
-                    k, v = struct.unpack(">HI", body[i:i + 6])
+                for k, v in settings_values(body):
                     if k == 1:
                         self.enc.header_table_size = v
                 self.send(settings((), ack=True))

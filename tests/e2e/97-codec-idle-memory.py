@@ -14,12 +14,13 @@
 # (/memory/regions), and 20 of the connections then make three more requests each: the first
 # after the trim (the decoder made again, the 4,096-byte table granted again by SETTINGS), the
 # second indexing its fields in the granted table, the third referring to them.
-import os, resource, selectors, struct, sys, time
+import os, resource, selectors, sys, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 if os.environ.get("WEIR_CODEC") != "weir":
     print("SKIP: compares the codec with nghttp2's path; run as e2ecodec_97 (WEIR_CODEC=weir)")
     sys.exit(77)
-from h2raw import Checks, Conn, Weir, headers, PREFACE, recv_ready, sanitized, settings, REQ
+from h2raw import (Checks, Conn, Weir, headers, next_frame, PREFACE, recv_ready, sanitized,
+                   settings, settings_values, REQ)
 from hpack import Decoder
 
 N = int(os.environ.get("WEIR_IDLE_CONNS", "2000"))
@@ -42,17 +43,13 @@ CFG = ("listeners:\n  - address: 127.0.0.1:0\n"
 def pump(c):
     """Reads the frames in c.buf: ACKs each SETTINGS (resizing the encoder's table as its
     HEADER_TABLE_SIZE says), notes the table sizes granted and the responses' statuses."""
-    while len(c.buf) - c.off >= 9:
-        n = int.from_bytes(c.buf[c.off:c.off + 3], "big")
-        if len(c.buf) - c.off < 9 + n:
+    while True:
+        f = next_frame(c.buf, c.off)
+        if f is None:
             break
-        t, fl, sid = c.buf[c.off + 3], c.buf[c.off + 4], \
-            int.from_bytes(c.buf[c.off + 5:c.off + 9], "big") & 0x7fffffff
-        body = c.buf[c.off + 9:c.off + 9 + n]
-        c.off += 9 + n
+        t, fl, sid, body, c.off = f
         if t == 0x4 and not fl & 1:
-            for i in range(0, len(body) - 5, 6):
-                k, v = struct.unpack(">HI", body[i:i + 6])
+            for k, v in settings_values(body):
                 if k == 1:
                     c.enc.header_table_size = v
                     c.tables.append(v)
