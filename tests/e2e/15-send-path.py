@@ -11,7 +11,7 @@
 #    had no such counters), under 0.5 s of CPU, and curl got its whole answer after the window.
 # 2. DATA from the upstream goes to the client from the stream buffer's own chunks: the frame
 #    header in the batch, the payload from its chunk, one uv_write of several buffers, the chunk
-#    freed once the kernel has it (proxy/core/conn.c io_data_zc). On the codec (WEIR_CODEC=weir)
+#    freed once the kernel has it (proxy/core/conn.c io_data_zc). On the codec (h2raw.on_codec)
 #    a 4 MB body through an h2c upstream arrives whole (sha256), and /stats bytes_out_borrowed
 #    grows by at least half of it (a chunk longer than a frame is copied but for its last
 #    slice; main has no such counter); clients that reset the stream or close the connection
@@ -19,8 +19,8 @@
 #    bytes back within 1 MiB of before) and weir answers the next request whole.
 import hashlib, os, shutil, socket, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from h2raw import (PREFACE, REQ, Checks, Conn, DataFrame, Upstream, Weir, headers, raw_frame,
-                   settings)
+from h2raw import (PREFACE, REQ, Checks, Conn, DataFrame, Upstream, Weir, headers, on_codec,
+                   raw_frame, settings)
 
 if shutil.which("curl") is None:
     print("SKIP: curl is not installed")
@@ -96,7 +96,7 @@ else:
     ck.check("clean exit on SIGTERM", rc == 0, "exit %s" % rc)
 
 # 2. Borrowed DATA payloads.
-CODEC = os.environ.get("WEIR_CODEC") == "weir"
+CODEC = on_codec()
 up = Upstream()
 w = Weir(cfg="""listeners:
   - address: 127.0.0.1:0

@@ -484,3 +484,19 @@ def conformance(cases, cfg=None, upstream=False, upstream_args=()):
     if up is not None:
         up.stop()
     ck.exit(w)  # weir has stopped already (stop() is idempotent); prints its log on failure
+
+
+def has_nghttp2_session():
+    """True while the weir binary still has nghttp2's session path (it imports
+    nghttp2_session_*; the codec became the only path in issue 15's flip)."""
+    try:
+        out = subprocess.run(["nm", "-D", weir_bin()], capture_output=True, text=True).stdout
+    except OSError:
+        return True
+    return "nghttp2_session_server_new" in out
+
+
+def on_codec():
+    """True when the weir under test serves clients on its own codec: WEIR_CODEC=weir, or a
+    binary without nghttp2's session path."""
+    return os.environ.get("WEIR_CODEC") == "weir" or not has_nghttp2_session()
