@@ -98,8 +98,9 @@ size_t mem__arena_used(const mem__arena_t *a);
 /* Records a sampled allocation. */
 void mem__arena_sample(mem__arena_t *a, void *p, size_t len);
 /* Creates an arena whose owner struct of `hdr_len` bytes lives at the start of its first
- * chunk; returns that struct (zeroed past the arena) or NULL. `parent` is charged too. */
-void *mem__arena_new(size_t hdr_len, size_t cap_bytes, mem__arena_t *parent);
+ * chunk; returns that struct (zeroed past the arena) or NULL. The first chunk has the default
+ * size, or `first_len` bytes when that is larger. `parent` is charged too. */
+void *mem__arena_new(size_t hdr_len, size_t first_len, size_t cap_bytes, mem__arena_t *parent);
 /* Runs the cleanups (last added first). */
 void mem__arena_run_cleanups(mem__arena_t *a);
 /* Gives the large blocks and chunks back (newest first, so the thread cache hands them out

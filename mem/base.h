@@ -31,7 +31,7 @@
 #define MEM_LIB_HOOK     __attribute__((section("mem_lib_hook_text"), noinline))
 #define MEM_INLINE       static inline __attribute__((always_inline))
 #define MEM_UNUSED       __attribute__((unused))
-#define MEM_MALLOC_ATTR  __attribute__((malloc))
+#define MEM_MALLOC_ATTR  __attribute__((malloc, warn_unused_result))
 #define MEM_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define MEM_MUST_CHECK   __attribute__((warn_unused_result)) /* the result says if it failed */
 #define MEM_CACHELINE    64

@@ -274,12 +274,12 @@ MEM_ALLOC_TEXT MEM_NOINLINE void mem__arena_sample(mem__arena_t *a, void *p, siz
         a->sampled = true;
 }
 
-void *mem__arena_new(size_t hdr_len, size_t cap_bytes, mem__arena_t *parent)
+void *mem__arena_new(size_t hdr_len, size_t first_len, size_t cap_bytes, mem__arena_t *parent)
 {
     MEM_ASSERT(hdr_len >= sizeof(mem__arena_t));
     size_t hdr = MEM_ALIGN_UP(hdr_len, (size_t)MEM__ARENA_ALIGN);
     size_t min = sizeof(mem__block_t) + hdr;
-    size_t size = parent ? MEM__ARENA_CHUNK_SUB : MEM__ARENA_CHUNK_MIN;
+    size_t size = MEM_MAX(parent ? MEM__ARENA_CHUNK_SUB : MEM__ARENA_CHUNK_MIN, first_len);
     MEM_STATIC_ASSERT(MEM__ARENA_CHUNK_MIN >= 256, "the first chunk holds the owner struct");
     if (cap_bytes)
         size = MEM_MIN(size, cap_bytes);
@@ -377,9 +377,26 @@ void mem__arena_release(mem__arena_t *a)
 
 /* ---- region ---------------------------------------------------------------------------- */
 
+/* The region's struct, rounded to the arena's alignment: an owner struct follows it. */
+#define REGION_HDR_LEN MEM_ALIGN_UP(sizeof(mem_region_t), (size_t)MEM__ARENA_ALIGN)
+
 mem_region_t *mem_region_new(size_t cap_bytes)
 {
-    mem_region_t *r = mem__arena_new(sizeof(*r), cap_bytes, NULL);
+    return mem_region_new_ext(cap_bytes, 0, 0);
+}
+
+mem_region_t *mem_region_new_ext(size_t cap_bytes, size_t first_len, size_t ext_len)
+{
+    size_t first = 0;
+    if (first_len > 0 || ext_len > 0) {
+        /* The chunk is a facade object: its whole size class is the chunk, so the bytes the
+         * class rounds up to are bump room and not a hidden tail. */
+        first = MEM_MAX(first_len, sizeof(mem__block_t) + REGION_HDR_LEN + ext_len);
+        unsigned cls = mem_sc_of(first);
+        if (cls < MEM_SC_COUNT)
+            first = mem_sc_size[cls];
+    }
+    mem_region_t *r = mem__arena_new(REGION_HDR_LEN + ext_len, first, cap_bytes, NULL);
     if (r == NULL)
         return NULL;
     MEM_ASSERT(&r->arena == (mem__arena_t *)r);
@@ -447,6 +464,18 @@ void mem_region_set_label(mem_region_t *r, const char *label)
     if (n)
         memcpy(r->label, label, n);
     r->label[n] = '\0';
+}
+
+void *mem_region_ext(mem_region_t *r)
+{
+    MEM_ASSERT(r != NULL);
+    MEM_ASSERT(r->home == &tl_regions);
+    return (char *)r + REGION_HDR_LEN;
+}
+
+uint64_t mem_region_created_ns(const mem_region_t *r)
+{
+    return r->created_ns;
 }
 
 size_t mem_region_bytes(const mem_region_t *r)

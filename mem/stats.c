@@ -36,6 +36,15 @@ static void read_comm(uint64_t tid, char name[16])
     name[n] = '\0';
 }
 
+uint64_t mem_stats_thread_frees(void)
+{
+    const mem__tcache_t *tc = mem__tc_self;
+    uint64_t frees = 0;
+    for (unsigned c = 0; c < MEM_SC_COUNT; c++)
+        frees += MEM_STAT_LOAD(tc->free_cnt[c]);
+    return frees;
+}
+
 /* Adds one cache's counters into the snapshot; fills `ts` when non-NULL. */
 static void add_cache(mem_stats_t *out, const mem__tcache_t *tc, mem_thread_stats_t *ts,
                       uint64_t *node_cached)

@@ -96,6 +96,11 @@ typedef struct mem_stats_s {
  * large: allocate it, do not put it on a small stack). Returns 0. */
 int mem_stats_snapshot(mem_stats_t *out);
 
+/* Objects freed by the calling thread so far (its thread cache's count, every size class):
+ * a value that moved since it was last read says memory came back here. For the proxy's
+ * memory wait list (proxy/core/memwait.c). Thread: the caller's own count. Alloc: none. */
+uint64_t mem_stats_thread_frees(void);
+
 /* Reads this process's resident set size in bytes from /proc/self/statm (0 on error). */
 uint64_t mem_stats_rss(void);
 

@@ -20,7 +20,7 @@ mem_subregion_t *mem_subregion_new(mem_region_t *parent, size_t cap_bytes)
 {
     MEM_ASSERT(parent != NULL);
     MEM_ASSERT(parent->home != NULL);
-    mem_subregion_t *s = mem__arena_new(sizeof(*s), cap_bytes, &parent->arena);
+    mem_subregion_t *s = mem__arena_new(sizeof(*s), 0, cap_bytes, &parent->arena);
     if (s == NULL)
         return NULL;
     MEM_ASSERT(&s->arena == (mem__arena_t *)s);

@@ -16,19 +16,19 @@ typedef struct mem_subregion_s mem_subregion_t;
 /* Creates a sub-arena in `parent` with its own cap (`cap_bytes` 0 = only the parent's cap).
  * Returns NULL on OOM or when the parent's cap is reached.
  * Ownership: gives (mem_subregion_free, or implicitly with the parent). Thread: owner. */
-mem_subregion_t *mem_subregion_new(mem_region_t *parent, size_t cap_bytes);
+MEM_MUST_CHECK mem_subregion_t *mem_subregion_new(mem_region_t *parent, size_t cap_bytes);
 
 /* Runs its cleanups, gives its chunks back LIFO and poisons them. NULL is ignored. */
 void mem_subregion_free(mem_subregion_t *s);
 
 /* Bump allocation aligned to 16; NULL past either cap. Inline: a sub-arena starts with its
  * bump window (mem/bump.h). Ownership: subregion. */
-MEM_INLINE void *mem_subregion_alloc(mem_subregion_t *s, size_t len)
+MEM_MUST_CHECK MEM_INLINE void *mem_subregion_alloc(mem_subregion_t *s, size_t len)
 {
     return mem__bump_alloc((mem__bump_t *)(void *)s, len);
 }
 /* mem_subregion_alloc, then zeroed. */
-MEM_INLINE void *mem_subregion_calloc(mem_subregion_t *s, size_t len)
+MEM_MUST_CHECK MEM_INLINE void *mem_subregion_calloc(mem_subregion_t *s, size_t len)
 {
     return mem__bump_calloc((mem__bump_t *)(void *)s, len);
 }

@@ -126,6 +126,13 @@ static const stat_desc_t g_stats[] = {
      "Connections timed out, by kind."},
     {F(timeouts_send), "timeouts_send", "weir_timeouts_total", "kind=\"send\"", STAT_COUNTER,
      "Connections timed out, by kind."},
+    {F(memwait_woken_free), "memwait_woken_free", "weir_memory_wait_wakeups_total", "by=\"free\"",
+     STAT_COUNTER, "Wake-ups of a worker's list of connections waiting for memory, by cause."},
+    {F(memwait_woken_timer), "memwait_woken_timer", "weir_memory_wait_wakeups_total",
+     "by=\"timer\"", STAT_COUNTER,
+     "Wake-ups of a worker's list of connections waiting for memory, by cause."},
+    {F(bytes_out_borrowed), "bytes_out_borrowed", "weir_bytes_out_borrowed_total", NULL,
+     STAT_COUNTER, "DATA payload bytes written to clients from their own buffers, uncopied."},
 };
 
 #undef F

@@ -20,6 +20,7 @@
 
 #define EP_SETTINGS_PENDING_MAX 4u
 #define PX_H2_EP_ENC_TABLE      4096u      /* our encoder's table: nghttp2's default */
+#define PX_H2_EP_DEC_TABLE      4096u      /* our decoder's table: RFC 9113 6.5.2's default */
 #define EP_DRAIN_PING           "weirdrn!" /* the opaque of the shutdown's PING */
 
 /* A DATA payload waiting for window. */
@@ -121,6 +122,10 @@ struct px_h2_ep_s {
     bool failed;
     bool send_shrunk; /* the peer lowered SETTINGS_INITIAL_WINDOW_SIZE (6.9.2) */
     bool recv_shrunk; /* we lowered ours */
+    bool dec_zeroing; /* our SETTINGS_HEADER_TABLE_SIZE 0 waits for the ACK: it is the oldest
+                         in `pending` (px_h2_ep_trim sends it with nothing else unacked) */
+    bool dec_zero;    /* the peer's encoder was held to a 0-byte table: the next block
+                         grants 4,096 again */
     px_h2_ep_counters_t cnt;
 };
 
@@ -533,6 +538,54 @@ static px_h2_verdict_t verdict_gone(px_h2_ep_t *ep, int32_t id, px_h2_event_t ev
     return px_h2_state_next(PX_H2_ST_CLOSED, ev, end, how, &next);
 }
 
+/* Writes our SETTINGS frame of `cnt` entries and queues it for the ACK as `s`. Returns 0 or
+ * -ENOMEM (nothing written). */
+static int settings_send(px_h2_ep_t *ep, const px_h2_setting_entry_t *e, size_t cnt,
+                         local_settings_t s)
+{
+    MEM_ASSERT(ep->pending_cnt < EP_SETTINGS_PENDING_MAX);
+    uint8_t *b = reserve(ep, PX_H2_FRAME_HD_LEN + cnt * PX_H2_SETTINGS_ENTRY_LEN);
+    if (b == NULL)
+        return -ENOMEM;
+    ep->out->commit(ep->tr, px_h2_write_settings(b, e, cnt, false));
+    if (ep->pending_cnt == 0)
+        ep->settings_sent_ms = now_ms(ep);
+    ep->pending[ep->pending_cnt++] = s;
+    return 0;
+}
+
+/* The settings the next SETTINGS frame starts from: the newest unacked, or those in force. */
+static local_settings_t settings_last(const px_h2_ep_t *ep)
+{
+    if (ep->pending_cnt > 0)
+        return (local_settings_t){
+            .initial_window = ep->pending[ep->pending_cnt - 1].initial_window,
+            .max_concurrent = ep->pending[ep->pending_cnt - 1].max_concurrent,
+        };
+    return (local_settings_t){.initial_window = ep->local_initial,
+                              .max_concurrent = ep->local_max_concurrent};
+}
+
+/* Makes the decoder again after an idle trim dropped it, for the block that begins. A fresh
+ * nghttp2 inflater takes the size update to 0 that the peer's first block after our ACK
+ * starts with, and any later one up to 4,096. The peer is granted 4,096 bytes again with a
+ * SETTINGS frame; should that frame find no memory or no room in `pending`, the next block
+ * tries again, and the peer meanwhile encodes without a table. Returns 0 or -ENOMEM (the
+ * block cannot be decoded: the connection must end). */
+static int dec_revive(px_h2_ep_t *ep)
+{
+    MEM_ASSERT(ep->dec.inf == NULL);
+    MEM_ASSERT(ep->hb_id == 0);
+    if (px_h2_hpack_dec_init(&ep->dec, ep->cfg.mem, ep->cfg.max_header_list_size) != 0)
+        return -ENOMEM;
+    if (ep->dec_zero && ep->pending_cnt < EP_SETTINGS_PENDING_MAX) {
+        px_h2_setting_entry_t e = {PX_H2_SETTINGS_HEADER_TABLE_SIZE, PX_H2_EP_DEC_TABLE};
+        if (settings_send(ep, &e, 1, settings_last(ep)) == 0)
+            ep->dec_zero = false;
+    }
+    return 0;
+}
+
 static int on_headers_frame(px_h2_ep_t *ep, const px_h2_frame_t *f)
 {
     int32_t id = f->hd.stream_id;
@@ -586,6 +639,8 @@ static int on_headers_frame(px_h2_ep_t *ep, const px_h2_frame_t *f)
             return px_h2_ep_fail(ep, PX_H2_PROTOCOL_ERROR, "HEADERS on an unexpected stream id");
         }
     }
+    if (ep->dec.inf == NULL && dec_revive(ep) != 0)
+        return px_h2_ep_fail(ep, PX_H2_INTERNAL_ERROR, "out of memory for the HPACK decoder");
     ep->hb_id = id;
     ep->hb_end_stream = end;
     ep->hb_continuations = 0;
@@ -818,10 +873,21 @@ static int apply_peer_settings(px_h2_ep_t *ep, const px_h2_frame_t *f)
 static void settings_acked(px_h2_ep_t *ep)
 {
     local_settings_t s = ep->pending[0];
+    bool table_zero = ep->dec_zeroing;
     memmove(&ep->pending[0], &ep->pending[1], (EP_SETTINGS_PENDING_MAX - 1) * sizeof(s));
     ep->pending_cnt--;
     ep->settings_sent_ms = now_ms(ep);
     ep->local_max_concurrent = s.max_concurrent;
+    if (table_zero) {
+        /* From here on the peer's next block starts with a size update to 0 (RFC 7541 4.2),
+         * so nothing in our decoder's table can be referenced again: it goes, with nghttp2's
+         * 1,024-byte ring of entry pointers, until the next block (dec_revive). No block can
+         * be open here: CONTINUATION frames allow nothing between them (RFC 9113 6.10). */
+        MEM_ASSERT(ep->hb_id == 0);
+        ep->dec_zeroing = false;
+        ep->dec_zero = true;
+        px_h2_hpack_dec_fini(&ep->dec);
+    }
     if (s.initial_window < ep->local_initial) {
         ep->recv_shrunk = true;
         ep->local_initial = s.initial_window;
@@ -991,17 +1057,32 @@ void px_h2_ep_config_default(px_h2_ep_config_t *cfg, nghttp2_mem *mem)
     cfg->mem = mem;
 }
 
+size_t px_h2_ep_size(void)
+{
+    return sizeof(px_h2_ep_t);
+}
+
 px_h2_ep_t *px_h2_ep_new(mem_region_t *region, px_h2_role_t role, const px_h2_ep_config_t *cfg,
                          const px_h2_ep_out_t *out, void *tr, const px_h2_ep_cbs_t *cbs, void *ud)
 {
+    MEM_ASSERT(region != NULL);
+    void *at = mem_region_alloc(region, sizeof(px_h2_ep_t));
+    if (at == NULL)
+        return NULL;
+    return px_h2_ep_new_at(at, region, role, cfg, out, tr, cbs, ud);
+}
+
+px_h2_ep_t *px_h2_ep_new_at(void *at, mem_region_t *region, px_h2_role_t role,
+                            const px_h2_ep_config_t *cfg, const px_h2_ep_out_t *out, void *tr,
+                            const px_h2_ep_cbs_t *cbs, void *ud)
+{
+    MEM_ASSERT(at != NULL && ((uintptr_t)at & 15u) == 0);
     MEM_ASSERT(region != NULL && cfg != NULL && out != NULL && cbs != NULL);
     MEM_ASSERT(cbs->on_headers != NULL && cbs->on_data != NULL && cbs->on_stream_close != NULL);
     MEM_ASSERT(cfg->conn_window >= PX_H2_WINDOW_DEFAULT &&
                cfg->conn_window <= (uint32_t)PX_H2_WINDOW_MAX);
     MEM_ASSERT(cfg->initial_window <= (uint32_t)PX_H2_WINDOW_MAX);
-    px_h2_ep_t *ep = mem_region_calloc(region, sizeof(*ep));
-    if (ep == NULL)
-        return NULL;
+    px_h2_ep_t *ep = memset(at, 0, sizeof(px_h2_ep_t));
     ep->region = region;
     ep->cfg = *cfg;
     ep->role = role;
@@ -1421,12 +1502,7 @@ int px_h2_ep_submit_settings(px_h2_ep_t *ep, const px_h2_setting_entry_t *e, siz
     MEM_ASSERT(e != NULL || cnt == 0);
     if (ep->pending_cnt >= EP_SETTINGS_PENDING_MAX)
         return -EBUSY;
-    local_settings_t s = {
-        .initial_window = ep->pending_cnt > 0 ? ep->pending[ep->pending_cnt - 1].initial_window
-                                              : ep->local_initial,
-        .max_concurrent = ep->pending_cnt > 0 ? ep->pending[ep->pending_cnt - 1].max_concurrent
-                                              : ep->local_max_concurrent,
-    };
+    local_settings_t s = settings_last(ep);
     for (size_t i = 0; i < cnt; i++) {
         if (e[i].id == PX_H2_SETTINGS_INITIAL_WINDOW_SIZE) {
             if (e[i].value > (uint32_t)PX_H2_WINDOW_MAX)
@@ -1440,13 +1516,8 @@ int px_h2_ep_submit_settings(px_h2_ep_t *ep, const px_h2_setting_entry_t *e, siz
             return -EINVAL; /* fixed for the connection's life */
         }
     }
-    uint8_t *b = reserve(ep, PX_H2_FRAME_HD_LEN + cnt * PX_H2_SETTINGS_ENTRY_LEN);
-    if (b == NULL)
+    if (settings_send(ep, e, cnt, s) != 0)
         return -ENOMEM;
-    ep->out->commit(ep->tr, px_h2_write_settings(b, e, cnt, false));
-    if (ep->pending_cnt == 0)
-        ep->settings_sent_ms = now_ms(ep);
-    ep->pending[ep->pending_cnt++] = s;
     if (s.initial_window > ep->local_initial) {
         /* Larger now: the peer may use it as soon as it reads the frame. */
         px_h2_stab_each(&ep->streams, recv_resize, &s.initial_window);
@@ -1514,7 +1585,10 @@ int px_h2_ep_tick(px_h2_ep_t *ep)
     if (ep->failed || ep->cbs->now_ms == NULL)
         return ep->failed ? -EPROTO : 0;
     uint64_t now = now_ms(ep);
-    if (ep->pending_cnt > 0 && now - ep->settings_sent_ms > ep->cfg.settings_timeout_ms)
+    /* The trim's SETTINGS is not timed: a client may well read nothing while it has no
+     * request (curl's idle pool does not), and the decoder then simply stays. */
+    if (ep->pending_cnt > 0 && !ep->dec_zeroing &&
+        now - ep->settings_sent_ms > ep->cfg.settings_timeout_ms)
         return px_h2_ep_fail(ep, PX_H2_SETTINGS_TIMEOUT, "SETTINGS not acknowledged in time");
     if (ep->goaway_step == 1 && now - ep->drain_sent_ms > ep->cfg.settings_timeout_ms) {
         if (write_goaway(ep, ep->last_peer_id, PX_H2_NO_ERROR, "shutdown") == 0) {
@@ -1527,10 +1601,27 @@ int px_h2_ep_tick(px_h2_ep_t *ep)
 
 bool px_h2_ep_trim(px_h2_ep_t *ep)
 {
-    if (!px_h2_ep_idle(ep) || ep->enc.def == NULL || ep->failed)
+    if (!px_h2_ep_idle(ep) || ep->failed)
         return false;
-    px_h2_hpack_enc_fini(&ep->enc); /* enc_revive makes it again for the next block */
-    return true;
+    bool done = false;
+    if (ep->enc.def != NULL) {
+        px_h2_hpack_enc_fini(&ep->enc); /* enc_revive makes it again for the next block */
+        done = true;
+    }
+    /* The decoder's table is the peer's to fill: hold the peer to 0 bytes (SETTINGS), and
+     * settings_acked drops the decoder once it agrees. Only with nothing else unacked, so a
+     * peer that never answers costs nothing but the 15-byte frame, and not after a GOAWAY.
+     * Server role only: a worker holds many idle client connections and few pooled upstream
+     * ones, whose output buffer the frame would allocate again (h2w does not trim). */
+    if (ep->role == PX_H2_ROLE_SERVER && ep->dec.inf != NULL && !ep->dec_zeroing &&
+        ep->pending_cnt == 0 && ep->goaway_step == 0 && !ep->goaway_recv) {
+        px_h2_setting_entry_t e = {PX_H2_SETTINGS_HEADER_TABLE_SIZE, 0};
+        if (settings_send(ep, &e, 1, settings_last(ep)) == 0) {
+            ep->dec_zeroing = true;
+            done = true;
+        }
+    }
+    return done;
 }
 
 /* ---- getters ----------------------------------------------------------------------- */

@@ -149,6 +149,15 @@ MEM_MUST_CHECK px_h2_ep_t *px_h2_ep_new(mem_region_t *region, px_h2_role_t role,
                                         const px_h2_ep_config_t *cfg, const px_h2_ep_out_t *out,
                                         void *tr, const px_h2_ep_cbs_t *cbs, void *ud);
 
+/* px_h2_ep_new with the endpoint's struct at `at` (px_h2_ep_size() bytes, 16-aligned, the
+ * caller's: it frees them after px_h2_ep_free) instead of in `region`, so that an owner can keep
+ * it in one object with its own struct. Alloc: `cfg->mem` (HPACK tables). */
+MEM_MUST_CHECK px_h2_ep_t *px_h2_ep_new_at(void *at, mem_region_t *region, px_h2_role_t role,
+                                           const px_h2_ep_config_t *cfg, const px_h2_ep_out_t *out,
+                                           void *tr, const px_h2_ep_cbs_t *cbs, void *ud);
+/* Bytes of an endpoint's struct (px_h2_ep_new_at). Getter. */
+size_t px_h2_ep_size(void);
+
 /* Writes our connection preface: the client preface (client role), our SETTINGS and the
  * connection window's first WINDOW_UPDATE. Returns 0 or -ENOMEM. */
 MEM_MUST_CHECK int px_h2_ep_start(px_h2_ep_t *ep);
@@ -227,12 +236,16 @@ void px_h2_ep_consume(px_h2_ep_t *ep, px_h2_ep_stream_t *st, size_t len);
 int px_h2_ep_tick(px_h2_ep_t *ep);
 
 /* Drops what an idle connection need not hold: the HPACK encoder and its table (about 2.3 KB
- * of the 4.9 KB an idle server endpoint holds after a request). The next header block makes
- * a new one that starts with table size updates to 0 and back (RFC 7541 sections 4.2, 6.3),
- * so the peer's decoder drops the old entries too; it costs the next blocks the compression
- * the old table gave. For the proxy's idle timer, not for every idle moment (a client that
- * sends one request at a time would pay it per request). Returns true when something was
- * dropped; false when the endpoint is not idle or already trimmed. Alloc: none. */
+ * of the 4.9 KB an idle server endpoint holds after a request), and then the decoder and its
+ * table in the server role (about 1.4 KB: nghttp2's inflater, its 1,024-byte ring, entries). The
+ * next header block makes a new encoder that starts with table size updates to 0 and back (RFC 7541
+ * sections 4.2, 6.3), so the peer's decoder drops the old entries too. For the decoder, a SETTINGS
+ * frame holds the peer's encoder to a 0-byte table, and its ACK drops ours; the next block the peer
+ * sends makes a new one, and a SETTINGS frame grants 4,096 bytes again. Both cost the next blocks
+ * the compression the old tables gave. For the proxy's idle timer, not for every idle moment (a
+ * client that sends one request at a time would pay it per request). Returns true when something
+ * was dropped or asked for; false when the endpoint is not idle or already trimmed. Alloc: the
+ * SETTINGS frame's room in the output. */
 bool px_h2_ep_trim(px_h2_ep_t *ep);
 
 /* ---- getters: never allocate -------------------------------------------------------- */

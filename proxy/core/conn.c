@@ -58,7 +58,7 @@ static void on_idle(uv_idle_t *h)
 
 static uint64_t now_ms(px_conn_t *c)
 {
-    return uv_now(&c->w->loop);
+    return uv_now(&c->wi->w->loop);
 }
 
 void px_conn_mark_dirty(px_conn_t *c)
@@ -122,9 +122,69 @@ static bool fault_send_hit(void)
     return now < until;
 }
 
+/* ---- DATA payloads written from their own buffers (h2c) ---------------------------------- */
+
+/* An h2c batch may borrow DATA payloads (io_data_zc): the frame header goes into the batch,
+ * the payload stays in the stream buffer's chunk, and write_out sends the batch and the
+ * payloads in one uv_write of several buffers. The table of borrowed payloads lives at the
+ * tail of the batch's own allocation, so it costs no memory while the connection is idle. */
+#define CONN_SEGS_MAX      32u     /* payloads one batch borrows */
+#define CONN_SEG_BYTES_MAX 262144u /* and their bytes, after which payloads are copied */
+#define CONN_ZC_MIN        1024u   /* below this a copy costs less than another buffer */
+#define CONN_FRAME_HD_LEN  9u      /* RFC 9113 4.1 */
+
+typedef struct conn_seg_s {
+    const uint8_t *p;   /* takes: released through fn */
+    void (*fn)(void *); /* releases p */
+    void *arg;
+    uint32_t at;  /* the batch offset the payload follows (its frame header ends there) */
+    uint32_t len; /* > 0 */
+} conn_seg_t;
+
+typedef struct conn_segs_s {
+    uint32_t cnt;
+    uint32_t bytes; /* sum of the payloads' len */
+    conn_seg_t seg[CONN_SEGS_MAX];
+} conn_segs_t;
+
+/* An h2c batch's bytes: its allocation less the table. */
+#define CONN_BATCH_DATA (PX_CONN_BATCH_BYTES - sizeof(conn_segs_t))
+MEM_STATIC_ASSERT(CONN_BATCH_DATA % 8 == 0, "the table after the batch bytes is aligned");
+
+/* The table of an h2c connection's batch (which must exist). */
+static conn_segs_t *conn_segs(const px_conn_t *c)
+{
+    MEM_ASSERT_HOT(c->ssl == NULL);
+    MEM_ASSERT_HOT(c->obuf != NULL);
+    return (conn_segs_t *)(void *)(c->obuf + CONN_BATCH_DATA);
+}
+
+/* Payload bytes the batch borrows (0 under TLS or without a batch). Getter. */
+static size_t conn_seg_bytes(const px_conn_t *c)
+{
+    return c->ssl == NULL && c->obuf != NULL ? conn_segs(c)->bytes : 0;
+}
+
+/* Releases every borrowed payload: written, or the connection ends. */
+static void segs_release(px_conn_t *c)
+{
+    if (c->ssl != NULL || c->obuf == NULL)
+        return;
+    conn_segs_t *s = conn_segs(c);
+    for (uint32_t i = 0; i < s->cnt; i++)
+        s->seg[i].fn(s->seg[i].arg);
+    s->cnt = 0;
+    s->bytes = 0;
+}
+
+static size_t conn_cap(const px_conn_t *c)
+{
+    return c->ssl ? PX_CONN_BATCH_BYTES : CONN_BATCH_DATA;
+}
+
 static size_t conn_room(const px_conn_t *c)
 {
-    return PX_CONN_BATCH_BYTES - (c->ssl ? c->plen : c->olen);
+    return conn_cap(c) - (c->ssl ? c->plen : c->olen);
 }
 
 /* Room for `len` bytes at the end of the batch (plaintext under TLS), allocated on first use
@@ -134,7 +194,7 @@ static uint8_t *conn_reserve(px_conn_t *c, size_t len)
     MEM_ASSERT_HOT(!c->writing);
     uint8_t **buf = c->ssl ? &c->pbuf : &c->obuf;
     size_t used = c->ssl ? c->plen : c->olen;
-    if (len > PX_CONN_BATCH_BYTES - used)
+    if (len > conn_cap(c) - used)
         return NULL;
     if (*buf == NULL) {
         *buf = fault_send_hit() ? NULL : mem_malloc(PX_CONN_BATCH_BYTES);
@@ -143,8 +203,11 @@ static uint8_t *conn_reserve(px_conn_t *c, size_t len)
             c->send_oom = true;
             return NULL;
         }
-        if (!c->ssl)
+        if (!c->ssl) {
             c->ocap = PX_CONN_BATCH_BYTES;
+            conn_segs(c)->cnt = 0;
+            conn_segs(c)->bytes = 0;
+        }
     }
     return *buf + used;
 }
@@ -182,6 +245,32 @@ static void io_commit(void *tr, size_t len)
 static size_t io_room(const void *tr)
 {
     return conn_room(tr);
+}
+
+static int io_data_zc(void *tr, const uint8_t *hd, const uint8_t *p, size_t len,
+                      void (*fn)(void *arg), void *arg)
+{
+    px_conn_t *c = tr;
+    MEM_ASSERT(fn != NULL);
+    MEM_ASSERT(p != NULL);
+    /* Under TLS the payload goes through SSL_write anyway: one copy is the least there. */
+    if (c->ssl != NULL || len < CONN_ZC_MIN || len > CONN_SEG_BYTES_MAX)
+        return -ENOTSUP;
+    if (c->obuf != NULL) {
+        const conn_segs_t *s = conn_segs(c);
+        if (s->cnt == CONN_SEGS_MAX || s->bytes + len > CONN_SEG_BYTES_MAX)
+            return -ENOTSUP;
+    }
+    uint8_t *b = conn_reserve(c, CONN_FRAME_HD_LEN);
+    if (b == NULL)
+        return -ENOMEM;
+    memcpy(b, hd, CONN_FRAME_HD_LEN);
+    conn_commit(c, CONN_FRAME_HD_LEN);
+    conn_segs_t *s = conn_segs(c);
+    s->seg[s->cnt++] =
+        (conn_seg_t){.p = p, .fn = fn, .arg = arg, .at = c->olen, .len = (uint32_t)len};
+    s->bytes += (uint32_t)len;
+    return 0;
 }
 
 static void io_mark_dirty(void *tr)
@@ -232,6 +321,7 @@ static const px_h2_io_t conn_io = {
     .reserve = io_reserve,
     .commit = io_commit,
     .room = io_room,
+    .data_zc = io_data_zc,
     .mark_dirty = io_mark_dirty,
     .admit_stream = io_admit_stream,
     .streams_changed = io_streams_changed,
@@ -349,11 +439,11 @@ static int tls_seal(px_conn_t *c)
         if (nb == NULL)
             return -ENOMEM;
         c->obuf = nb;
-        c->ocap = c->olen + pending;
+        c->ocap = (uint32_t)(c->olen + pending);
     }
     int n = BIO_read(SSL_get_wbio(c->ssl), c->obuf + c->olen, (int)pending);
     if (n > 0)
-        c->olen += (size_t)n;
+        c->olen += (uint32_t)n;
     return 0;
 }
 
@@ -382,7 +472,9 @@ static int conn_shutdown(px_conn_t *c)
 static void after_write(px_conn_t *c)
 {
     /* /stats bytes_out: what went to the socket (frames, TLS records), once it all went. */
-    MEM_STAT_ADD(c->w->stats.bytes_out, c->olen);
+    MEM_STAT_ADD(c->wi->w->stats.bytes_out, c->olen + conn_seg_bytes(c));
+    MEM_STAT_ADD(c->wi->w->stats.bytes_out_borrowed, conn_seg_bytes(c));
+    segs_release(c); /* the kernel has every borrowed payload */
     c->olen = 0;
     if (c->mode == PX_CONN_H1 && !c->closing && px_h1_busy(&c->h1))
         h1_progress(c);
@@ -411,14 +503,81 @@ static void on_write(uv_write_t *req, int status)
     px_conn_mark_dirty(c);
 }
 
+/* Queues `bufs` (what uv_try_write left) with `req`, which it takes: freed on failure, else
+ * by on_write. Returns 0 or a libuv error. */
+static int write_queue(px_conn_t *c, uv_write_t *req, const uv_buf_t *bufs, unsigned nb)
+{
+    MEM_ASSERT(req != NULL);
+    MEM_ASSERT(nb > 0);
+    req->data = c;
+    int rc = uv_write(req, (uv_stream_t *)&c->tcp, bufs, nb, on_write);
+    if (rc != 0) {
+        mem_free_exempt(req);
+        return rc;
+    }
+    c->writing = true;
+    /* The send timeout counts from here: before, nothing was pending. */
+    c->out_progress_ms = now_ms(c);
+    c->out_queued = (uint32_t)c->tcp.write_queue_size;
+    return 0;
+}
+
+/* Sends an h2c batch with borrowed payloads: the batch's bytes and the payloads in their
+ * order, uv_try_write first and one uv_write of the buffers left. The write request is made
+ * first, so that no memory for it never leaves a batch half written. */
+static int write_out_segs(px_conn_t *c)
+{
+    const conn_segs_t *s = conn_segs(c);
+    MEM_ASSERT(s->cnt > 0);
+    uv_buf_t bufs[2 * CONN_SEGS_MAX + 1];
+    unsigned nb = 0;
+    size_t off = 0, total = c->olen + s->bytes;
+    for (uint32_t i = 0; i < s->cnt; i++) {
+        const conn_seg_t *g = &s->seg[i];
+        MEM_ASSERT(g->at >= off && g->at <= c->olen);
+        if (g->at > off)
+            bufs[nb++] = uv_buf_init((char *)c->obuf + off, (unsigned)(g->at - off));
+        off = g->at;
+        bufs[nb++] = uv_buf_init((char *)(uintptr_t)g->p, g->len);
+    }
+    if (c->olen > off)
+        bufs[nb++] = uv_buf_init((char *)c->obuf + off, (unsigned)(c->olen - off));
+    MEM_ASSERT(nb <= MEM_ARRAY_LEN(bufs));
+    uv_write_t *req = fault_send_hit() ? NULL : mem_malloc_exempt(sizeof(*req));
+    if (req == NULL)
+        return -ENOMEM; /* nothing written: the flush parks the connection */
+    int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, nb);
+    if (n >= 0 && (size_t)n == total) {
+        mem_free_exempt(req);
+        after_write(c);
+        return 0;
+    }
+    if (n < 0 && n != UV_EAGAIN) {
+        mem_free_exempt(req);
+        return n;
+    }
+    size_t done = n > 0 ? (size_t)n : 0;
+    unsigned k = 0;
+    while (k < nb && done >= bufs[k].len) {
+        done -= bufs[k].len;
+        k++;
+    }
+    MEM_ASSERT(k < nb);
+    bufs[k].base += done;
+    bufs[k].len -= done;
+    return write_queue(c, req, &bufs[k], nb - k);
+}
+
 /* Sends obuf: uv_try_write first, uv_write for what the kernel did not take (its request is
  * allocated only then, exempt from the budget: at the limit, writing out is what frees memory,
- * so it must not wait for memory). Returns 0, 1 when the kernel refused even that allocation
- * (obuf keeps the rest, the connection is parked: px_conn_flush), or a negative error. */
+ * so it must not wait for memory). Returns 0, -ENOMEM when the kernel refused even that
+ * allocation (obuf keeps the rest, the connection is parked: px_conn_flush), or a libuv error. */
 static int write_out(px_conn_t *c)
 {
     MEM_ASSERT(!c->writing);
     MEM_ASSERT(c->olen > 0);
+    if (c->ssl == NULL && conn_segs(c)->cnt > 0)
+        return write_out_segs(c);
     uv_buf_t b = uv_buf_init((char *)c->obuf, (unsigned)c->olen);
     int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     if (n == (int)c->olen) {
@@ -428,25 +587,19 @@ static int write_out(px_conn_t *c)
     if (n < 0 && n != UV_EAGAIN)
         return n;
     size_t done = n > 0 ? (size_t)n : 0;
-    uv_write_t *req = mem_malloc_exempt(sizeof(*req));
+    /* Most writes end in uv_try_write; only the rest needs a request, exempt from the budget
+     * until its callback, so an idle connection holds none (192 bytes). */
+    uv_write_t *req = fault_send_hit() ? NULL : mem_malloc_exempt(sizeof(*req));
     if (req == NULL) {
+        /* Keep what the kernel did not take at the front of the batch; the flush parks the
+         * connection on the worker's memory wait list and tries again when it is woken. */
+        MEM_STAT_ADD(c->wi->w->stats.bytes_out, done);
         memmove(c->obuf, c->obuf + done, c->olen - done);
-        c->olen -= done;
-        c->send_oom = true;
-        return 1;
+        c->olen -= (uint32_t)done;
+        return -ENOMEM;
     }
     b = uv_buf_init((char *)c->obuf + done, (unsigned)(c->olen - done));
-    req->data = c;
-    int rc = uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-    if (rc != 0) {
-        mem_free_exempt(req);
-        return rc;
-    }
-    c->writing = true;
-    /* The send timeout counts from here: before, nothing was pending. */
-    c->out_progress_ms = now_ms(c);
-    c->out_queued = c->tcp.write_queue_size;
-    return 0;
+    return write_queue(c, req, &b, 1);
 }
 
 void px_conn_flush(px_conn_t *c)
@@ -475,13 +628,14 @@ void px_conn_flush(px_conn_t *c)
         if (c->olen == 0)
             break;
         int rc = write_out(c);
-        if (rc < 0)
-            goto fail;
-        if (rc > 0) {
-            /* No memory for the write request: wait for memory as for a batch. */
+        if (rc == -ENOMEM) {
+            /* No write request: the batch keeps the rest until memory comes back. */
+            c->send_oom = true;
             px_memwait_add(&c->wi->memwait, &c->memwait);
             return;
         }
+        if (rc != 0)
+            goto fail;
         if (c->mode == PX_CONN_H1_REJECT)
             break;
     }
@@ -509,7 +663,7 @@ void px_conn_flush(px_conn_t *c)
     }
     return;
 fail:
-    MEM_STAT_ADD(c->w->stats.conn_closed_error, 1);
+    MEM_STAT_ADD(c->wi->w->stats.conn_closed_error, 1);
     px_conn_close(c);
 }
 
@@ -524,15 +678,15 @@ static void on_timer(uv_timer_t *t)
         /* limits.stream_idle_timeout: no byte moved either way on the request in progress
          * (a body trickled or stalled, a response nobody reads); as HTTP/2 resets the stream,
          * the connection ends. */
-        MEM_STAT_ADD(c->w->stats.timeouts_idle, 1);
+        MEM_STAT_ADD(c->wi->w->stats.timeouts_idle, 1);
         px_conn_close(c);
         return;
     }
     if (c->mode == PX_CONN_H1) {
         if (c->h1.had_request)
-            MEM_STAT_ADD(c->w->stats.timeouts_idle, 1);
+            MEM_STAT_ADD(c->wi->w->stats.timeouts_idle, 1);
         else
-            MEM_STAT_ADD(c->w->stats.timeouts_header, 1);
+            MEM_STAT_ADD(c->wi->w->stats.timeouts_header, 1);
         px_conn_close(c);
         return;
     }
@@ -540,7 +694,7 @@ static void on_timer(uv_timer_t *t)
         if (c->h2->had_request)
             MEM_STAT_ADD(c->w->stats.timeouts_idle, 1);
         else
-            MEM_STAT_ADD(c->w->stats.timeouts_header, 1);
+            MEM_STAT_ADD(c->wi->w->stats.timeouts_header, 1);
         /* Polite close: GOAWAY, and the connection closes once it is written. */
         px_h2_goaway(c->h2);
         px_conn_mark_dirty(c);
@@ -551,14 +705,14 @@ static void on_timer(uv_timer_t *t)
         return;
     }
     if (c->mode == PX_CONN_PREFACE)
-        MEM_STAT_ADD(c->w->stats.timeouts_header, 1);
+        MEM_STAT_ADD(c->wi->w->stats.timeouts_header, 1);
     px_conn_close(c);
 }
 
 /* HTTP/1.1 with a request in progress: bytes moved, so the stream idle timeout starts over. */
 static void h1_progress(px_conn_t *c)
 {
-    uint32_t ms = c->w->cfg->limits.stream_idle_timeout_ms;
+    uint32_t ms = c->wi->w->cfg->limits.stream_idle_timeout_ms;
     if (ms == 0)
         uv_timer_stop(&c->timer);
     else
@@ -570,7 +724,7 @@ void px_conn_update_timer(px_conn_t *c)
     if (c->closing || c->mode == PX_CONN_H1_REJECT)
         return;
     bool h1 = c->mode == PX_CONN_H1;
-    const px_limits_cfg_t *lim = &c->w->cfg->limits;
+    const px_limits_cfg_t *lim = &c->wi->w->cfg->limits;
     if (h1 && px_h1_busy(&c->h1)) {
         h1_progress(c);
         return;
@@ -587,7 +741,7 @@ void px_conn_update_timer(px_conn_t *c)
 
 static void h1_reject(px_conn_t *c)
 {
-    MEM_STAT_ADD(c->w->stats.conn_rejected_h1, 1);
+    MEM_STAT_ADD(c->wi->w->stats.conn_rejected_h1, 1);
     c->mode = PX_CONN_H1_REJECT;
     char msg[sizeof(h1_head) + sizeof(h1_body) + 32];
     int n = snprintf(msg, sizeof(msg), "%s%zu\r\n\r\n%s", h1_head, sizeof(h1_body) - 1, h1_body);
@@ -650,7 +804,7 @@ static void start_h1(px_conn_t *c, const uint8_t *pre, size_t pre_len, const uin
     MEM_ASSERT(c->mode == PX_CONN_PREFACE);
     MEM_ASSERT(c->h2 == NULL);
     c->mode = PX_CONN_H1;
-    c->h1.w = c->w;
+    c->h1.w = c->wi->w;
     c->h1.region = c->region;
     c->h1.peer_ip = c->peer_ip;
     c->h1.tls = c->ssl != NULL;
@@ -658,7 +812,7 @@ static void start_h1(px_conn_t *c, const uint8_t *pre, size_t pre_len, const uin
     c->h1.io = &conn_h1_io;
     px_h1_start(&c->h1, pre, pre_len);
     if (!c->closing && len > 0 && px_h1_recv(&c->h1, data, len) != 0) {
-        MEM_STAT_ADD(c->w->stats.conn_closed_error, 1);
+        MEM_STAT_ADD(c->wi->w->stats.conn_closed_error, 1);
         px_conn_close(c);
         return;
     }
@@ -673,7 +827,7 @@ static int h2_new(px_conn_t *c)
 {
     MEM_ASSERT(c->mode == PX_CONN_PREFACE);
     MEM_ASSERT(c->h2 == NULL);
-    px_h2_conn_t *h = mem_calloc(1, sizeof(*h));
+    px_h2_conn_t *h = mem_calloc(1, px_h2_conn_size()); /* with the codec's endpoint */
     if (h == NULL)
         return -ENOMEM;
     h->w = c->w;
@@ -773,7 +927,7 @@ static void feed(px_conn_t *c, const uint8_t *data, size_t len)
         goto fail;
     return;
 fail:
-    MEM_STAT_ADD(c->w->stats.conn_closed_error, 1);
+    MEM_STAT_ADD(c->wi->w->stats.conn_closed_error, 1);
     px_conn_close(c);
 }
 
@@ -808,7 +962,7 @@ static void tls_feed(px_conn_t *c, const uint8_t *data, size_t len)
             goto fail;
         }
         c->tls_done = true;
-        MEM_STAT_ADD(c->w->stats.conn_tls_accepted, 1);
+        MEM_STAT_ADD(c->wi->w->stats.conn_tls_accepted, 1);
         /* RFC 9113 3.2: HTTP/2 over TLS is chosen by ALPN; http/1.1 or no ALPN at all is
          * HTTP/1.1 (a client offering only other protocols failed the handshake). */
         if (px_tls_alpn(c->ssl) != PX_TLS_ALPN_H2)
@@ -821,7 +975,7 @@ static void tls_feed(px_conn_t *c, const uint8_t *data, size_t len)
     return;
 fail:
     ERR_clear_error();
-    MEM_STAT_ADD(c->w->stats.conn_closed_error, 1);
+    MEM_STAT_ADD(c->wi->w->stats.conn_closed_error, 1);
     px_conn_close(c);
 }
 
@@ -846,8 +1000,48 @@ static void tls_read(px_conn_t *c)
     return;
 fail:
     ERR_clear_error();
-    MEM_STAT_ADD(c->w->stats.conn_closed_error, 1);
+    MEM_STAT_ADD(c->wi->w->stats.conn_closed_error, 1);
     px_conn_close(c);
+}
+
+/* True when `b`, a memory BIO, holds a buffer but no bytes: a memory BIO keeps the largest
+ * buffer it ever held (a 64 KiB read of ciphertext, a 32 KiB batch sealed) for as long as it
+ * lives, and OpenSSL has no call that shrinks it. */
+static bool bio_idle_buffer(BIO *b)
+{
+    BUF_MEM *bm = NULL;
+    if (BIO_ctrl_pending(b) != 0 || BIO_get_mem_ptr(b, &bm) != 1 || bm == NULL)
+        return false;
+    return bm->max > 0;
+}
+
+static BIO *bio_new_empty(void)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b != NULL)
+        BIO_set_mem_eof_return(b, -1); /* empty means "retry", as in px_tlsio_new */
+    return b;
+}
+
+void px_conn_trim(px_conn_t *c)
+{
+    MEM_ASSERT(c != NULL);
+    /* Not during the handshake: OpenSSL stacks its buffering BIO on wbio then. */
+    if (c->closing || c->ssl == NULL || c->writing || !SSL_is_init_finished(c->ssl))
+        return;
+    /* Replaced, not reset: BIO_reset keeps the buffer. SSL_set0_* frees the old BIO. A BIO
+     * that cannot be made now is tried again at the next tick. */
+    if (bio_idle_buffer(SSL_get_rbio(c->ssl))) {
+        BIO *b = bio_new_empty();
+        if (b != NULL)
+            SSL_set0_rbio(c->ssl, b);
+    }
+    if (bio_idle_buffer(SSL_get_wbio(c->ssl))) {
+        BIO *b = bio_new_empty();
+        if (b != NULL)
+            SSL_set0_wbio(c->ssl, b);
+    }
+    ERR_clear_error();
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -866,7 +1060,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     }
     if (n == 0 || c->closing)
         return;
-    MEM_STAT_ADD(c->w->stats.bytes_in, (uint64_t)n); /* as read from the socket */
+    MEM_STAT_ADD(c->wi->w->stats.bytes_in, (uint64_t)n); /* as read from the socket */
     if (c->ssl)
         tls_feed(c, (const uint8_t *)buf->base, (size_t)n);
     else
@@ -1022,7 +1216,7 @@ static void on_close(uv_handle_t *h)
     if (--c->handles_open > 0)
         return;
     px_wimpl_t *wi = c->wi;
-    px_worker_t *w = c->w;
+    px_worker_t *w = c->wi->w;
     /* A connection marked dirty and then closed in the same turn (its own flush can do both:
      * a frame queued, then the connection ended) still waits on the worker's flush list for
      * the next check phase, which runs after these close callbacks: take it off, or that walk
@@ -1043,6 +1237,7 @@ static void on_close(uv_handle_t *h)
         mem_free(c->h2);
         c->h2 = NULL;
     }
+    segs_release(c); /* libuv took its last look at them when the handle began closing */
     if (c->ssl)
         SSL_free(c->ssl);
     mem_free(c->obuf);
@@ -1118,7 +1313,7 @@ uint64_t px_conn_stalled_ms(px_conn_t *c, uint64_t now)
     size_t q = c->tcp.write_queue_size;
     if (q < c->out_queued)
         c->out_progress_ms = now;
-    c->out_queued = q;
+    c->out_queued = (uint32_t)q;
     MEM_ASSERT(now >= c->out_progress_ms);
     return now - c->out_progress_ms;
 }
@@ -1126,11 +1321,11 @@ uint64_t px_conn_stalled_ms(px_conn_t *c, uint64_t now)
 size_t px_conn_bytes(const px_conn_t *c)
 {
     MEM_ASSERT(c != NULL);
-    size_t n = mem_region_bytes(c->region) + c->ocap;
+    size_t n = mem_region_bytes(c->region) + c->ocap + conn_seg_bytes(c);
     if (c->pbuf != NULL)
         n += PX_CONN_BATCH_BYTES;
     if (c->h2 != NULL) {
-        n += sizeof(*c->h2);
+        n += px_h2_conn_size();
         for (const px_stream_t *st = c->h2->streams; st != NULL; st = st->next)
             n += st->buffered;
     }
@@ -1142,10 +1337,10 @@ size_t px_conn_bytes(const px_conn_t *c)
 
 bool px_conn_check_send(px_conn_t *c, uint64_t now)
 {
-    uint32_t limit = c->w->cfg->limits.send_timeout_ms;
+    uint32_t limit = c->wi->w->cfg->limits.send_timeout_ms;
     if (limit == 0 || c->closing || px_conn_stalled_ms(c, now) < limit)
         return false;
-    MEM_STAT_ADD(c->w->stats.timeouts_send, 1);
+    MEM_STAT_ADD(c->wi->w->stats.timeouts_send, 1);
     /* Nothing polite is possible: the peer reads nothing, so a GOAWAY would only queue. */
     px_conn_close(c); /* streams ended now, the region in the close callback */
     return true;
@@ -1155,15 +1350,14 @@ size_t px_conn_collect(px_conn_t *c, px_region_row_t *rows, size_t max)
 {
     if (max == 0)
         return 0;
-    uint64_t now = now_ms(c);
     size_t n = 0;
     px_region_row_t *row = &rows[n++];
     memset(row, 0, sizeof(*row));
-    row->worker = c->w->idx;
+    row->worker = c->wi->w->idx;
     row->region_id = mem_region_id(c->region);
     px_conn_peer(c, row->peer);
     row->bytes = mem_region_bytes(c->region);
-    row->age_ms = now - c->created_ms;
+    row->age_ms = now_ms(c) - c->created_ms;
     row->state = c->closing                     ? "closing"
                  : c->mode == PX_CONN_H2        ? "h2"
                  : c->mode == PX_CONN_H1        ? "http/1.1"
@@ -1175,7 +1369,7 @@ size_t px_conn_collect(px_conn_t *c, px_region_row_t *rows, size_t max)
         /* The HTTP/1.1 request in progress, listed as stream 1 of its connection. */
         row = &rows[n++];
         memset(row, 0, sizeof(*row));
-        row->worker = c->w->idx;
+        row->worker = c->wi->w->idx;
         row->region_id = mem_region_id(c->region);
         px_conn_peer(c, row->peer);
         row->stream_id = 1;
@@ -1190,7 +1384,7 @@ size_t px_conn_collect(px_conn_t *c, px_region_row_t *rows, size_t max)
     for (px_stream_t *st = c->h2 ? c->h2->streams : NULL; st && n < max; st = st->next) {
         row = &rows[n++];
         memset(row, 0, sizeof(*row));
-        row->worker = c->w->idx;
+        row->worker = c->wi->w->idx;
         row->region_id = mem_region_id(c->region);
         px_conn_peer(c, row->peer);
         row->stream_id = st->id;

@@ -174,6 +174,11 @@ size_t px_conn_bytes(const px_conn_t *c);
  * Thread: worker (the 1 s tick). */
 bool px_conn_check_send(px_conn_t *c, uint64_t now_ms);
 
+/* Gives back what an idle TLS connection's memory BIOs hold: each BIO that holds a buffer but
+ * no bytes is replaced by an empty one. For the worker's one-second tick. Thread: worker.
+ * Alloc: OpenSSL (the new BIOs, from mem/ through CRYPTO_set_mem_functions). */
+void px_conn_trim(px_conn_t *c);
+
 /* Appends rows (connection first, then its streams) to `rows`; returns the rows written. */
 size_t px_conn_collect(px_conn_t *c, px_region_row_t *rows, size_t max);
 

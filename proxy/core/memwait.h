@@ -1,10 +1,15 @@
 /*
  * proxy/core/memwait.h: a worker's list of things waiting for memory: a connection whose
- * write batch could not be allocated parks here instead of retrying at once (which spun the
- * loop at 100% CPU for as long as memory stayed short), and is woken to try again.
+ * write batch (or write request) could not be allocated parks here instead of retrying at once
+ * (which spun the loop at 100% CPU for as long as memory stayed short), and is woken to try
+ * again when memory may be back.
  *
- * Today a timer wakes the whole list every `retry_ms` while it is not empty. The issue-15
- * design wakes it from frees instead (HAProxy's buf_wait); the API stays the same.
+ * Woken by frees (HAProxy's buf_wait): the worker's check phase, once per loop iteration after
+ * the poll, calls px_memwait_poll, which wakes the whole list when the worker's thread has freed
+ * anything since the last waiter parked (mem_stats_thread_frees). A loop with nothing to do
+ * sleeps in the poll; nothing runs for the waiters until an event frees something, so the list
+ * never spins the loop. Memory that other threads free does not move this thread's count: a
+ * fallback timer wakes the list every PX_MEMWAIT_FALLBACK_MS while it is not empty.
  *
  * Instances: one per worker, embedded in its px_wimpl_t; nodes are embedded in what waits.
  * Thread: the worker's loop thread only.
@@ -19,7 +24,10 @@
 
 #include <uv.h>
 
-#define PX_MEMWAIT_RETRY_MS 10u /* how soon a parked waiter tries again */
+#include "proxy/core/stats-t.h"
+
+/* How soon a parked waiter tries again when no free on its own thread woke it. */
+#define PX_MEMWAIT_FALLBACK_MS 1000u
 
 typedef struct px_memwait_node_s px_memwait_node_t;
 
@@ -34,18 +42,27 @@ struct px_memwait_node_s {
 typedef struct px_memwait_s {
     uv_timer_t timer;       /* its .data belongs to the owner (close accounting) */
     px_memwait_node_t head; /* sentinel of a circular list */
-    uint32_t retry_ms;
+    uint64_t frees_seen;    /* mem_stats_thread_frees() when the last waiter parked */
+    uint32_t fallback_ms;
+    px_stats_t *stats; /* borrows: the worker's (memwait_woken_*) */
 } px_memwait_t;
 
-/* Initializes `mw` on `loop` with an empty list and its timer (one handle the owner closes
- * with uv_close on `mw->timer`). Returns 0 or a libuv error. Alloc: none. */
-int px_memwait_init(px_memwait_t *mw, uv_loop_t *loop, uint32_t retry_ms);
+/* Initializes `mw` on `loop` with an empty list and its fallback timer (one handle the owner
+ * closes with uv_close on `mw->timer`); wake-ups are counted in `stats` (borrowed, outlives
+ * `mw`). Returns 0 or a libuv error. Alloc: none. */
+MEM_MUST_CHECK int px_memwait_init(px_memwait_t *mw, uv_loop_t *loop, uint32_t fallback_ms,
+                                   px_stats_t *stats);
 
-/* Parks `n` (no-op when it already waits) and arms the retry timer. Alloc: none. */
+/* Parks `n` (no-op when it already waits), notes the thread's frees so far and arms the
+ * fallback timer. Alloc: none. */
 void px_memwait_add(px_memwait_t *mw, px_memwait_node_t *n);
 
 /* Takes `n` off the list (no-op when it is not waiting); call before freeing what embeds it. */
 void px_memwait_del(px_memwait_t *mw, px_memwait_node_t *n);
+
+/* Wakes every waiter when the thread freed something since the last one parked. For the
+ * worker's check phase; costs one branch while the list is empty. Alloc: none. */
+void px_memwait_poll(px_memwait_t *mw);
 
 /* True while `n` is parked. */
 static inline bool px_memwait_waiting(const px_memwait_node_t *n)

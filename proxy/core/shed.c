@@ -84,7 +84,7 @@ static size_t fair_share(const px_wimpl_t *wi)
 bool px_overload__admit_stream(const px_conn_t *c)
 {
     MEM_ASSERT(c != NULL);
-    px_overload_level_t lv = px_worker_overload(c->w);
+    px_overload_level_t lv = px_worker_overload(c->wi->w);
     if (lv >= PX_OVERLOAD_CRITICAL)
         return false;
     size_t limit = mem_budget_limit();
@@ -92,11 +92,11 @@ bool px_overload__admit_stream(const px_conn_t *c)
         return lv == PX_OVERLOAD_NORMAL; /* cgroup pressure alone: no budget to share */
     /* What one stream may come to hold: its buffer can pass stream_buffer_bytes by what was in
      * flight (h2.c allows twice the window and a batch), and the upstream side holds its own. */
-    size_t per = 2 * c->w->cfg->limits.stream_buffer_bytes;
+    size_t per = 2 * c->wi->w->cfg->limits.stream_buffer_bytes;
     /* The pool (see the top): at NORMAL, whoever opens it, while this worker's streams could
      * together hold no more than its part of the budget up to the elevated threshold. */
-    size_t reserved = (MEM_STAT_LOAD(c->w->stats.streams_active) + 1) * per;
-    if (lv == PX_OVERLOAD_NORMAL && reserved <= worker_part(c->wi, c->w->cfg->memory.elevated))
+    size_t reserved = (MEM_STAT_LOAD(c->wi->w->stats.streams_active) + 1) * per;
+    if (lv == PX_OVERLOAD_NORMAL && reserved <= worker_part(c->wi, c->wi->w->cfg->memory.elevated))
         return true;
     /* Past the pool, and at ELEVATED: only a connection that holds less than its fair share.
      * An HTTP/1.1 connection has at most one request in progress; the requests it pipelined

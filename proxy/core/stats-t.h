@@ -59,6 +59,11 @@ typedef struct px_stats_s {
     uint64_t timeouts_idle;
     uint64_t timeouts_header;
     uint64_t timeouts_send; /* output made no progress for limits.send_timeout */
+    /* connections waiting for memory (proxy/core/memwait.c): wake-ups of a worker's list */
+    uint64_t memwait_woken_free;  /* by a free on the worker's thread */
+    uint64_t memwait_woken_timer; /* by the fallback timer */
+    /* of bytes_out: DATA payloads written from the stream buffer's own chunks (no copy) */
+    uint64_t bytes_out_borrowed;
 } px_stats_t;
 
 #define PX_STATS_FIELDS_CNT (sizeof(px_stats_t) / sizeof(uint64_t))

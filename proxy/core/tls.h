@@ -22,7 +22,7 @@ SSL_CTX *px_tls_ctx_new(const char *cert, const char *key, char *err, size_t err
 /* Creates the SSL object of one connection with a read BIO (ciphertext from the peer) and a
  * write BIO (ciphertext for the peer), both memory BIOs owned by the SSL.
  * Returns 0 or -ENOMEM. Ownership: gives `*ssl` (SSL_free). Thread: worker. */
-int px_tls_conn_new(SSL_CTX *ctx, SSL **ssl, BIO **rbio, BIO **wbio);
+MEM_MUST_CHECK int px_tls_conn_new(SSL_CTX *ctx, SSL **ssl, BIO **rbio, BIO **wbio);
 
 /* TLS 1.2 cipher suites (OpenSSL syntax): ECDHE with AES-GCM or ChaCha20-Poly1305, none of
  * RFC 9113 9.2.2's blocklist. */

@@ -121,6 +121,9 @@ static void on_check(uv_check_t *h)
         px_conn_flush(c);
         c = next;
     }
+    /* After the flushes, which free write batches: connections waiting for memory try again
+     * when this thread freed anything since they parked (they flush next iteration). */
+    px_memwait_poll(&wi->memwait);
 }
 
 /* A worker that has had no connection for memory.decay gives its thread cache back once, so
@@ -157,6 +160,10 @@ static void on_tick(uv_timer_t *t)
             if (c->mode == PX_CONN_H2 && px_h2_want_sweep(c->h2))
                 px_h2_sweep_idle(c->h2, now);
     }
+    /* TLS connections give back the buffers their memory BIOs kept (px_conn_trim). */
+    for (px_conn_t *c = wi->conns; c; c = c->next)
+        if (c->ssl != NULL)
+            px_conn_trim(c);
     /* Send timeout: the same coarse sweep, over connections whose write waits on the socket. */
     if (wi->w->cfg->limits.send_timeout_ms) {
         uint64_t now = uv_now(&wi->w->loop);
@@ -311,11 +318,14 @@ static int worker_setup(px_worker_t *w)
     rc = px_upstream_worker_init(w, px_alloc_nghttp2_mem());
     if (rc != 0)
         return rc;
+    /* First of the handles: a failure here leaves none of them to close. */
+    rc = px_memwait_init(&wi->memwait, &w->loop, PX_MEMWAIT_FALLBACK_MS, &w->stats);
+    if (rc != 0)
+        return rc;
     uv_check_init(&w->loop, &wi->check);
     uv_idle_init(&w->loop, &wi->idle);
     uv_timer_init(&w->loop, &wi->tick);
     uv_async_init(&w->loop, &wi->async, on_async);
-    px_memwait_init(&wi->memwait, &w->loop, PX_MEMWAIT_RETRY_MS);
     wi->check.data = wi->idle.data = wi->tick.data = wi->async.data = wi;
     wi->memwait.timer.data = wi;
     wi->handles_open = 5;

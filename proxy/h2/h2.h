@@ -36,6 +36,14 @@ typedef struct px_h2_io_s {
     void (*commit)(void *tr, size_t len);
     /* Free room in the write batch. Getter. */
     size_t (*room)(const void *tr);
+    /* Appends a DATA frame without copying its payload: the 9 header bytes `hd` go into the
+     * batch and the `len` bytes at `p` are written from where they are, in the same write
+     * (one uv_write of several buffers). Takes `p` on success: `free_fn(arg)` runs once the
+     * kernel has the bytes or the connection ends. Returns 0, -ENOMEM (no room or memory for
+     * the header now: as reserve's NULL) or -ENOTSUP (copy it instead: TLS, or this batch
+     * holds enough borrowed payload). NULL when the transport always copies. */
+    int (*data_zc)(void *tr, const uint8_t *hd, const uint8_t *p, size_t len,
+                   void (*free_fn)(void *arg), void *arg);
     /* Asks for a flush (px_h2_send) in this loop iteration. */
     void (*mark_dirty)(void *tr);
     /* Whether a new stream may open now (the overload policy: the transport's owner weighs
@@ -85,11 +93,15 @@ struct px_h2_conn_s {
     uint8_t preface_fed;      /* bytes of the client preface fed so far */
 };
 
-/* Starts the server side of `c`, whose w, region, peer_ip, tr and io the transport has set (the
- * rest zeroed): weir's codec (proxy/h2/serve.c); our SETTINGS follow the client's preface.
+/* Starts the server side of `c` (an object of px_h2_conn_size() bytes), whose w, region,
+ * peer_ip, tr and io the transport has set (the rest zeroed): weir's codec
+ * (proxy/h2/serve.c), its endpoint placed after c; our SETTINGS follow the client's preface.
  * `mem` is the allocator of the HPACK tables, borrowed; it outlives the session.
- * Returns 0 or -ENOMEM. Thread: worker. Alloc: region (the endpoint), `mem`. */
+ * Returns 0 or -ENOMEM. Thread: worker. Alloc: `mem`. */
 MEM_MUST_CHECK int px_h2_session_new(px_h2_conn_t *c, nghttp2_mem *mem);
+/* Bytes to allocate for a px_h2_conn_t: the struct and, after it, its codec endpoint, which
+ * px_h2_session_new places there. Getter. */
+size_t px_h2_conn_size(void);
 /* The client's first bytes are neither HTTP/2's preface nor HTTP/1.1 (the transport decides):
  * queues our SETTINGS and GOAWAY(PROTOCOL_ERROR, "invalid connection preface"), after which
  * px_h2_want_io turns false once they are written (RFC 9113 3.4). Counted as a connection

@@ -10,8 +10,11 @@
  * the write batch is full goes to `ovf`, a buffer from the thread cache that the next send
  * empties into the batch first, so no frame is lost and their order stays; inside a flush a
  * full batch stops the flush instead (the codec keeps what it could not write). DATA payloads
- * are the stream buffer's own chunks, handed to the codec without a copy and freed (and
- * credited to the upstream) once written into the batch.
+ * are the stream buffer's own chunks, handed to the codec without a copy. The last (usually
+ * only) frame of a chunk goes to the transport uncopied where it can take it (h2c,
+ * io->data_zc): its header in the batch, the chunk written from where it is and freed once the
+ * kernel has it, the stream credited (and the upstream told) at once; otherwise, and for the
+ * earlier frames of a chunk longer than a frame, the payload is copied into the batch.
  *
  * Closing: a reset or an END_STREAM asked for outside the codec's own callbacks (from an
  * upstream callback, the idle sweep, shedding) is deferred to the next send, so that a stream
@@ -84,10 +87,33 @@ static void out_commit(void *tr, size_t len)
     c->io->commit(c->tr, len);
 }
 
+static void on_chunk_done(void *arg);
+static void chunk_credit(px_chunk_t *ch);
+
+/* Frees a chunk whose bytes the transport wrote from where they were (io->data_zc). */
+static void on_chunk_sent(void *arg)
+{
+    mem_free(arg);
+}
+
 static int out_data(void *tr, const uint8_t *hd, const uint8_t *p, size_t len, px_h2_release_fn fn,
                     void *arg)
 {
     px_h2_conn_t *c = tr;
+    if (fn == on_chunk_done && c->ovf_len == 0 && c->io->data_zc != NULL) {
+        /* A chunk of the stream buffer: the transport writes it from where it is, together
+         * with its frame header, and frees it once the kernel has it. The stream is done
+         * with it now (it may end before the write does): credited as written here. */
+        int rc = c->io->data_zc(c->tr, hd, p, len, on_chunk_sent, arg);
+        if (rc == 0) {
+            c->in_write = true;
+            chunk_credit(arg);
+            c->in_write = false;
+            return 0;
+        }
+        if (rc != -ENOTSUP)
+            return rc;
+    }
     uint8_t *b = out_reserve(tr, PX_H2_FRAME_HD_LEN + len);
     if (b == NULL)
         return -ENOMEM;
@@ -488,24 +514,30 @@ void px__h2w_reset(px_stream_t *st, uint32_t code)
     mark_dirty(c);
 }
 
-/* A body chunk the codec wrote (or dropped, its stream closing): freed, and the upstream may
- * send as much again. */
-static void on_chunk_done(void *arg)
+/* A body chunk the codec wrote (or dropped, its stream closing, or handed to the transport):
+ * the stream no longer holds it, and the upstream may send as much again. */
+static void chunk_credit(px_chunk_t *ch)
 {
-    px_chunk_t *ch = arg;
     px_stream_t *st = ch->owner;
     size_t n = ch->len - ch->off;
     MEM_ASSERT(st != NULL);
     MEM_ASSERT(st->buffered >= n);
+    ch->owner = NULL;  /* the stream may end before the chunk is freed (on_chunk_sent) */
     st->buffered -= n; /* held until now: the overload manager weighs streams by it */
     px__h2_tenant_weigh(st);
     if (st->conn->in_write) {
         st->bytes_out += n;
         st->progress_ms = uv_now(&st->conn->w->loop);
     }
-    mem_free(ch);
     if (st->up != NULL && n > 0)
         px_upstream_consumed(st->up, n);
+}
+
+/* A body chunk the codec wrote into the batch or dropped: credited and freed. */
+static void on_chunk_done(void *arg)
+{
+    chunk_credit(arg);
+    mem_free(arg);
 }
 
 void px__h2w_resume(px_stream_t *st)
@@ -748,9 +780,10 @@ void px__h2w_tick(px_h2_conn_t *c, uint64_t now_ms)
     if (px_h2_ep_done(c->ep) != was_done)
         mark_dirty(c);
     /* Idle at a tick (one a second): the HPACK encoder and its table go until the next
-     * response (px_h2_ep_trim); a connection busy between ticks keeps it. */
-    else if (px_h2_ep_idle(c->ep) && c->streams_cnt == 0)
-        (void)px_h2_ep_trim(c->ep);
+     * response, and the decoder's once the peer acknowledges the SETTINGS that holds its
+     * table to 0 (px_h2_ep_trim); a connection busy between ticks keeps them. */
+    else if (px_h2_ep_idle(c->ep) && c->streams_cnt == 0 && px_h2_ep_trim(c->ep))
+        mark_dirty(c); /* the SETTINGS frame */
 }
 
 void px_h2_streams_end(px_h2_conn_t *c)
@@ -771,6 +804,11 @@ void px_h2_session_free(px_h2_conn_t *c)
     c->ovf_len = c->ovf_cap = 0;
 }
 
+size_t px_h2_conn_size(void)
+{
+    return MEM_ALIGN_UP(sizeof(px_h2_conn_t), (size_t)16) + px_h2_ep_size();
+}
+
 int px_h2_session_new(px_h2_conn_t *c, nghttp2_mem *mem)
 {
     const px_limits_cfg_t *lim = &c->w->cfg->limits;
@@ -786,7 +824,10 @@ int px_h2_session_new(px_h2_conn_t *c, nghttp2_mem *mem)
     cfg.max_header_list_size = lim->max_header_list_bytes;
     cfg.max_continuations = lim->max_continuations;
     cfg.stream_cap_bytes = lim->stream_bytes_max;
-    c->ep = px_h2_ep_new(c->region, PX_H2_ROLE_SERVER, &cfg, &ep_out, c, &ep_cbs, c);
+    /* The endpoint's struct follows c in its object (px_h2_conn_size): an idle connection's
+     * HTTP/2 side is one 896-byte object of the thread cache, not a region chunk. */
+    void *at = (char *)c + MEM_ALIGN_UP(sizeof(*c), (size_t)16);
+    c->ep = px_h2_ep_new_at(at, c->region, PX_H2_ROLE_SERVER, &cfg, &ep_out, c, &ep_cbs, c);
     if (c->ep == NULL)
         return -ENOMEM;
     return 0; /* px_h2_ep_start follows the client's preface (px_h2_recv) */

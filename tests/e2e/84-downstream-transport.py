@@ -4,7 +4,7 @@
 #   1. out of memory: WEIR_FAULT_SEND_MS=3000 (a test knob of MEM_FAULT_INJECT builds) makes
 #      every allocation of a downstream write batch fail for 3 s from the first one, so a
 #      client's connection cannot send even its SETTINGS. The connection waits for memory
-#      (parked on the worker's wait list, retried every 10 ms) instead of spinning: weir uses
+#      (parked on the worker's wait list, woken by frees or a 1 s fallback) instead of spinning: weir uses
 #      well under 0.5 s of CPU during the 3 s (before: nghttp2's WOULDBLOCK marked the
 #      connection dirty again on every loop turn, a busy loop that burned a whole core for the
 #      3 s); once the window is over the request completes with its full body, h2load then

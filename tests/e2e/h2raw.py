@@ -66,6 +66,23 @@ def raw_frame(ftype, flags, sid, payload):
                        sid & 0x7fffffff) + payload
 
 
+def next_frame(buf, off):
+    """The whole frame at buf[off:] as (type, flags, stream id, payload, the offset after it),
+    or None while it is incomplete: for clients that parse thousands of connections' bytes."""
+    if len(buf) - off < 9:
+        return None
+    n = int.from_bytes(buf[off:off + 3], "big")
+    if len(buf) - off < 9 + n:
+        return None
+    sid = int.from_bytes(buf[off + 5:off + 9], "big") & 0x7fffffff
+    return buf[off + 3], buf[off + 4], sid, buf[off + 9:off + 9 + n], off + 9 + n
+
+
+def settings_values(payload):
+    """The (identifier, value) pairs of a SETTINGS payload."""
+    return [struct.unpack(">HI", payload[i:i + 6]) for i in range(0, len(payload) - 5, 6)]
+
+
 def settings(pairs, ack=False):
     payload = b"".join(struct.pack(">HI", k, v) for k, v in pairs)
     return raw_frame(0x4, 0x1 if ack else 0, 0, payload)
@@ -262,6 +279,11 @@ class Conn:
                 self.buf = self.buf[9 + length:]
                 if isinstance(f, SettingsFrame) and "ACK" not in f.flags and \
                         getattr(self, "ack_server", True):
+                    # As every HTTP/2 client does (RFC 7541 4.2): the encoder takes the
+                    # server's table size, and says so at the start of its next block. weir
+                    # holds an idle client to 0 and drops its decoder on the ACK.
+                    if SettingsFrame.HEADER_TABLE_SIZE in f.settings:
+                        self.enc.header_table_size = f.settings[SettingsFrame.HEADER_TABLE_SIZE]
                     self.send(settings((), ack=True))
                 yield f
             left = deadline - time.time()
@@ -569,3 +591,19 @@ def conformance(cases, cfg=None, upstream=False, upstream_args=()):
     if up is not None:
         up.stop()
     ck.exit(w)  # weir has stopped already (stop() is idempotent); prints its log on failure
+
+
+def has_nghttp2_session():
+    """True while the weir binary still has nghttp2's session path (it imports
+    nghttp2_session_*; the codec became the only path in issue 15's flip)."""
+    try:
+        out = subprocess.run(["nm", "-D", weir_bin()], capture_output=True, text=True).stdout
+    except OSError:
+        return True
+    return "nghttp2_session_server_new" in out
+
+
+def on_codec():
+    """True when the weir under test serves clients on its own codec: WEIR_CODEC=weir, or a
+    binary without nghttp2's session path."""
+    return os.environ.get("WEIR_CODEC") == "weir" or not has_nghttp2_session()

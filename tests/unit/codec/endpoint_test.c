@@ -1204,6 +1204,61 @@ TEST(idle_endpoint_holds_only_its_state)
     peer_fini(&s);
 }
 
+/* The decoder goes too, once the peer acknowledges the SETTINGS that holds its encoder to a
+ * 0-byte table; the next request makes it again and grants the 4,096-byte table again. Twice,
+ * so the second trim finds a state the first left whole. */
+TEST(trim_drops_the_decoder_after_the_ack)
+{
+    peer_t c, s;
+    REQUIRE(peer_init(&c, PX_H2_ROLE_CLIENT, NULL) == 0);
+    REQUIRE(peer_init(&s, PX_H2_ROLE_SERVER, NULL) == 0);
+    s.respond = true;
+    c.auto_consume = true;
+    uint8_t *body = pattern(100);
+    REQUIRE(body != NULL);
+    s.body = body;
+    s.respond_body = 100;
+    int32_t id = 1;
+    for (int round = 0; round < 2; round++) {
+        px_h2_ep_stream_t *st;
+        CHECK_OK(px_h2_ep_submit_request(c.ep, get_nv, 4, true, NULL, &st));
+        CHECK_OK(pump(&c, &s));
+        CHECK(rec_of(&c, id)->closed);
+        id += 2;
+        CHECK(px_h2_ep_idle(s.ep));
+        /* The sinks' buffers stay as they are: they are the test's, not the endpoint's. */
+        uint64_t before = live();
+        CHECK(px_h2_ep_trim(s.ep));
+        uint64_t after_trim = live();
+        CHECK(!px_h2_ep_trim(s.ep)); /* the SETTINGS waits for its ACK: nothing more to do */
+        CHECK_OK(pump(&c, &s));      /* SETTINGS to the client, its ACK back */
+        uint64_t after_ack = live();
+        printf("round %d: trim gave back %llu bytes (encoder), the ACK %llu more (decoder)\n",
+               round, (unsigned long long)(before - after_trim),
+               (unsigned long long)(after_trim - after_ack));
+        CHECK(before > after_trim);
+        CHECK(after_trim > after_ack);
+        CHECK(after_trim - after_ack >= 1024 + 128); /* nghttp2's inflater and its ring */
+        CHECK(!px_h2_ep_trim(s.ep));                 /* both tables are gone */
+        CHECK_EQ(c.fails + s.fails, 0);
+        /* Two requests: the first after the trim, the second with the table granted again. */
+        for (int i = 0; i < 2; i++) {
+            CHECK_OK(px_h2_ep_submit_request(c.ep, get_nv, 4, true, NULL, &st));
+            CHECK_OK(pump(&c, &s));
+            rec_t *r = rec_of(&c, id);
+            id += 2;
+            REQUIRE(r != NULL);
+            CHECK_STR(r->first, ":status: 200\nserver: weir-test\n");
+            CHECK_EQ(r->body, 100);
+            CHECK(r->closed);
+            CHECK_EQ(c.fails + s.fails, 0);
+        }
+    }
+    peer_fini(&c);
+    peer_fini(&s);
+    mem_free(body);
+}
+
 TEST(memory_per_open_stream)
 {
     peer_t c, s;
@@ -1335,6 +1390,7 @@ int main(void)
     RUN(idle_endpoint_holds_only_its_state);
     RUN(memory_per_open_stream);
     RUN(trim_drops_the_encoder_while_idle);
+    RUN(trim_drops_the_decoder_after_the_ack);
     RUN(out_of_memory_in_the_transport);
     uint64_t after = live();
     if (after != before) {

@@ -392,6 +392,48 @@ TEST(asan_poisoning)
 }
 #endif
 
+/* mem_region_new_ext: the owner's struct right after the region's, zeroed and aligned, and the
+ * first chunk one whole size class (the rounding is bump room): a connection's struct and its
+ * codec endpoint in one 2,048-byte object (proxy/core/conn.c). */
+TEST(ext_first_chunk)
+{
+    begin();
+    mem_region_t *r = mem_region_new_ext(0, 2048, 1096);
+    REQUIRE(r != NULL);
+    CHECK_EQ(mem_region_bytes(r), 2048);
+    unsigned char *ext = mem_region_ext(r);
+    REQUIRE(ext != NULL);
+    CHECK_EQ((uintptr_t)ext % 16, 0);
+    CHECK(ext >= (unsigned char *)r + sizeof(mem_region_t));
+    size_t nz = 0;
+    for (size_t i = 0; i < 1096; i++)
+        nz += ext[i] != 0;
+    CHECK_EQ(nz, 0);
+    memset(ext, 0xab, 1096);
+    /* What is left of the chunk is bump room: 688 bytes (the codec's endpoint) still fit. */
+    unsigned char *p = mem_region_calloc(r, 688);
+    REQUIRE(p != NULL);
+    CHECK(p >= ext + 1096);
+    CHECK_EQ(mem_region_bytes(r), 2048);
+    CHECK_EQ(ext[1095], 0xab);
+    /* The next allocation that does not fit takes a new chunk. */
+    CHECK(mem_region_alloc(r, 64) != NULL);
+    CHECK(mem_region_bytes(r) > 2048);
+    mem_region_free(r);
+    /* A first length that is not a class is rounded up to one; ext alone sizes it too. */
+    r = mem_region_new_ext(0, 1100, 0);
+    REQUIRE(r != NULL);
+    CHECK_EQ(mem_region_bytes(r), mem_sc_size[mem_sc_of(1100)]);
+    mem_region_free(r);
+    r = mem_region_new_ext(0, 0, 3000);
+    REQUIRE(r != NULL);
+    CHECK(mem_region_bytes(r) >= 3000 + sizeof(mem_region_t));
+    mem_region_free(r);
+    /* A cap below the first chunk refuses the region. */
+    CHECK(mem_region_new_ext(1024, 2048, 1096) == NULL);
+    end_clean();
+}
+
 int main(void)
 {
     mem_config_t cfg;
@@ -402,6 +444,7 @@ int main(void)
         return 1;
     }
     RUN(bump_and_alignment);
+    RUN(ext_first_chunk);
     RUN(contents_survive_growth);
     RUN(cap_returns_null);
     RUN(cap_holds_when_record_grows_chunk);
