@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# 13-health-reload: health checks and reload together (issue 17 parts 1 and 2). A cluster of three
+# real upstreams (node, h2c) with active health checks and no retries (retries: {max: 0}, so a
+# request sent to a dead endpoint fails where the client sees it), 4 workers:
+#   - c is killed and turns unhealthy; a reload that changes only a route keeps it unhealthy:
+#     300 requests after the reload (h2load, 8 connections spread over the workers, each making
+#     its pool for the cluster only now) all answer 2xx, none goes to c, and /clusters says c is
+#     unhealthy;
+#   - a reload that changes the cluster (a fourth endpoint d) starts it afresh and the probes
+#     follow it: /clusters lists the new endpoints, d is probed and healthy, c turns unhealthy
+#     again by the new cluster's own probes, and the old cluster's probe timer is gone (no UAF);
+#   - 12 reloads that each change the cluster while /clusters and /metrics are read in a loop:
+#     every answer is whole and names the config's cluster of that moment (under ASan, the CI
+#     build, a read of a freed config aborts weir); /clusters ends with the last cluster.
+source "$(dirname "$0")/lib.sh"
+need node
+need curl
+need h2load
+
+start_upstream a --proto h2c
+start_upstream b --proto h2c
+start_upstream c --proto h2c
+start_upstream d --proto h2c
+
+# gen NAME ENDPOINTS [EXTRA_ROUTE]: writes the config (cluster NAME over ENDPOINTS, a port list).
+gen() {
+    local eps="" p
+    for p in $2; do eps="$eps${eps:+, }127.0.0.1:$p"; done
+    cat >"$T/weir.yaml.new" <<YAML
+listeners:
+  - address: 127.0.0.1:0
+admin:
+  address: 127.0.0.1:0
+workers: 4
+reload: {watch: false}
+clusters:
+  - name: $1
+    protocol: h2c
+    endpoints: [$eps]
+    health_check: {path: /, interval: 200ms, timeout: 1s, healthy_threshold: 2, unhealthy_threshold: 2}
+    retries: {max: 0}
+routes:
+  - match: {path_prefix: /${3:-r0}}
+    direct_response: {status: 200, body: "${3:-r0}\n"}
+  - match: {path_prefix: /}
+    cluster: $1
+YAML
+    mv "$T/weir.yaml.new" "$T/weir.yaml"
+}
+A() { echo "http://127.0.0.1:$ADMIN_PORT"; }
+reload() { # reload N: POST /reload, which must answer version N
+    local out
+    out=$(curl -sS --max-time 40 -X POST "$(A)/reload") || fail "POST /reload: curl failed"
+    echo "$out" | grep -q "^reloaded: version $1 " || fail "POST /reload (want version $1): $out"
+}
+ep_is() { [ "$(cluster_ep "$1" "$2")" = "$3" ]; }
+ep_ge() { local v; v=$(cluster_ep "$1" "$2") && [ "$v" -ge "$3" ]; }
+cluster_names() { admin_get /clusters | $PY -c 'import json,sys; print(" ".join(c["name"] for c in json.load(sys.stdin)["clusters"]))'; }
+# load N: N requests from h2load on 8 fresh connections (the kernel spreads them over the
+# workers); prints how many answered 2xx.
+load() {
+    h2load -c 8 -m 1 -n "$1" "http://127.0.0.1:$WEIR_PORT/" >"$T/h2load.log" 2>&1 || true
+    sed -nE 's/^status codes: ([0-9]+) 2xx.*/\1/p' "$T/h2load.log" | grep . || echo 0
+}
+
+gen three "$a_PORT $b_PORT $c_PORT"
+start_weir -c "$T/weir.yaml"
+wait_for 20 ep_ge "$c_PORT" health_checks 2 || fail "no health checks"
+ep_is "$c_PORT" health healthy || fail "c not healthy at start"
+
+# 1. c dies and turns unhealthy; a reload that changes only a route keeps it so.
+kill -KILL "$c_PID"
+wait "$c_PID" 2>/dev/null || true
+wait_for 20 ep_is "$c_PORT" health unhealthy || fail "c never turned unhealthy"
+r_c=$(cluster_ep "$c_PORT" requests)
+gen three "$a_PORT $b_PORT $c_PORT" r1
+reload 2
+[ "$(curl -sS --max-time 10 --http2-prior-knowledge "http://127.0.0.1:$WEIR_PORT/r1")" = r1 ] ||
+    fail "the reloaded route /r1 does not answer"
+ok=$(load 300)
+[ "$ok" = 300 ] || fail "after a route-only reload: $ok of 300 requests answered 2xx (the others went to the dead c?)"
+kill -0 "$WEIR_PID" 2>/dev/null || fail "weir died after the route-only reload"
+st=$(cluster_ep "$c_PORT" health) || fail "/clusters after the route-only reload: no answer or no c"
+[ "$st" = unhealthy ] || fail "after a route-only reload /clusters says c is '$st', not unhealthy"
+r_c2=$(cluster_ep "$c_PORT" requests)
+[ "$r_c2" = "$r_c" ] || fail "$((r_c2 - r_c)) requests went to the unhealthy c after the reload"
+pass "route-only reload: c stayed unhealthy; 300 of 300 requests answered 2xx, 0 went to c"
+
+# 2. A reload that changes the cluster: its endpoints start afresh and the probes follow it.
+gen three "$a_PORT $b_PORT $c_PORT $d_PORT" r2
+reload 3
+wait_for 20 ep_ge "$d_PORT" health_checks 2 || fail "the new endpoint d is not probed after the reload: $(admin_get /clusters)"
+wait_for 20 ep_is "$d_PORT" health healthy || fail "d never turned healthy"
+wait_for 20 ep_is "$c_PORT" health unhealthy || fail "c never turned unhealthy in the changed cluster"
+hc_c=$(cluster_ep "$c_PORT" health_checks)
+ok=$(load 200)
+[ "$ok" = 200 ] || fail "after the cluster changed: $ok of 200 requests answered 2xx"
+d_n=$(curl -sS --max-time 5 --http2-prior-knowledge "http://127.0.0.1:$d_PORT/count")
+[ "$d_n" -ge 10 ] || fail "d got only $d_n requests (probes included)"
+pass "changed cluster: d probed and healthy, c unhealthy again after $hc_c probes of its own; 200 of 200 answered 2xx, d counted $d_n"
+
+# 3. Reloads that change the cluster while the admin reads /clusters and /metrics.
+(
+    while [ ! -e "$T/stop" ]; do
+        curl -sS --max-time 10 "$(A)/clusters" >>"$T/clusters.out" 2>/dev/null && echo >>"$T/clusters.out"
+        curl -sS --max-time 10 "$(A)/metrics" 2>/dev/null | grep -c '^weir_cluster_endpoint_healthy{' >>"$T/metrics.out" || true
+    done
+) &
+POLL=$!
+E2E_PIDS+=("$POLL")
+v=3
+for i in $(seq 1 12); do
+    v=$((v + 1))
+    if [ $((i % 2)) = 1 ]; then gen "k$i" "$a_PORT $b_PORT" "r$i"; else gen "k$i" "$a_PORT $b_PORT $d_PORT" "r$i"; fi
+    reload "$v"
+    # Traffic on the new cluster, so the old config's pools drain and it is freed.
+    [ "$(load 20)" = 20 ] || fail "reload $i: requests failed"
+    kill -0 "$WEIR_PID" 2>/dev/null || fail "weir died during reload $i"
+done
+touch "$T/stop"
+wait "$POLL" 2>/dev/null || true
+kill -0 "$WEIR_PID" 2>/dev/null || fail "weir died while /clusters was read during reloads"
+polls=$(grep -c . "$T/clusters.out" || true)
+[ "$polls" -ge 12 ] || fail "only $polls /clusters answers during the reloads"
+$PY - "$T/clusters.out" <<'PY' || fail "a /clusters answer during the reloads was not whole"
+import json, re, sys
+for n, line in enumerate(open(sys.argv[1]), 1):
+    if not line.strip():
+        continue
+    cs = json.loads(line)["clusters"]
+    assert len(cs) == 1 and re.fullmatch(r"three|k[0-9]+", cs[0]["name"]), (n, line[:200])
+PY
+names=$(cluster_names)
+[ "$names" = k12 ] || fail "/clusters after the reloads lists '$names', not the active config's k12"
+wait_for 20 ep_ge "$d_PORT" health_checks 2 || fail "k12's d is not probed"
+pass "12 cluster-changing reloads with $polls /clusters reads (and as many /metrics) meanwhile: each whole, /clusters ends with k12, d probed"
+stop_weir TERM || fail "weir exited $? after SIGTERM"
