@@ -2,7 +2,10 @@
 # 13-health-reload: health checks and reload together (issue 17 parts 1 and 2). A cluster of three
 # real upstreams (node, h2c) with active health checks and no retries (retries: {max: 0}, so a
 # request sent to a dead endpoint fails where the client sees it), 4 workers:
-#   - c is killed and turns unhealthy; a reload that changes only a route keeps it unhealthy:
+#   - c is killed and turns unhealthy, and in a second cluster o (outlier_detection only) an
+#     endpoint where nothing listens is ejected for 60 s; a reload that changes only a route
+#     keeps o's endpoint ejected (its remaining time goes on, 1 ejection; 100 requests to o all
+#     2xx) and c unhealthy:
 #     300 requests after the reload (h2load, 8 connections spread over the workers, each making
 #     its pool for the cluster only now) all answer 2xx, none goes to c, and /clusters says c is
 #     unhealthy;
@@ -21,6 +24,7 @@ start_upstream a --proto h2c
 start_upstream b --proto h2c
 start_upstream c --proto h2c
 start_upstream d --proto h2c
+dead_PORT=$(free_port) # nothing listens there: each connect fails at once
 
 # gen NAME ENDPOINTS [EXTRA_ROUTE]: writes the config (cluster NAME over ENDPOINTS, a port list).
 gen() {
@@ -39,7 +43,14 @@ clusters:
     endpoints: [$eps]
     health_check: {path: /, interval: 200ms, timeout: 1s, healthy_threshold: 2, unhealthy_threshold: 2}
     retries: {max: 0}
+  - name: o
+    protocol: h2c
+    endpoints: [127.0.0.1:$a_PORT, 127.0.0.1:$dead_PORT]
+    outlier_detection: {consecutive_5xx: 2, base_ejection_time: 60s, max_ejection_percent: 50}
+    retries: {max: 0}
 routes:
+  - match: {path_prefix: /status/}
+    cluster: o
   - match: {path_prefix: /${3:-r0}}
     direct_response: {status: 200, body: "${3:-r0}\n"}
   - match: {path_prefix: /}
@@ -56,10 +67,10 @@ reload() { # reload N: POST /reload, which must answer version N
 ep_is() { [ "$(cluster_ep "$1" "$2")" = "$3" ]; }
 ep_ge() { local v; v=$(cluster_ep "$1" "$2") && [ "$v" -ge "$3" ]; }
 cluster_names() { admin_get /clusters | $PY -c 'import json,sys; print(" ".join(c["name"] for c in json.load(sys.stdin)["clusters"]))'; }
-# load N: N requests from h2load on 8 fresh connections (the kernel spreads them over the
+# load N [PATH]: N requests from h2load on 8 fresh connections (the kernel spreads them over the
 # workers); prints how many answered 2xx.
 load() {
-    h2load -c 8 -m 1 -n "$1" "http://127.0.0.1:$WEIR_PORT/" >"$T/h2load.log" 2>&1 || true
+    h2load -c 8 -m 1 -n "$1" "http://127.0.0.1:$WEIR_PORT${2:-/}" >"$T/h2load.log" 2>&1 || true
     sed -nE 's/^status codes: ([0-9]+) 2xx.*/\1/p' "$T/h2load.log" | grep . || echo 0
 }
 
@@ -73,6 +84,12 @@ kill -KILL "$c_PID"
 wait "$c_PID" 2>/dev/null || true
 wait_for 20 ep_is "$c_PORT" health unhealthy || fail "c never turned unhealthy"
 r_c=$(cluster_ep "$c_PORT" requests)
+# Cluster o's dead endpoint: two failed connects in a row eject it for 60 s.
+for _ in 1 2 3 4 5 6 7 8; do
+    curl -sS --max-time 10 --http2-prior-knowledge -o /dev/null "http://127.0.0.1:$WEIR_PORT/status/200" || true
+done
+wait_for 10 ep_is "$dead_PORT" health ejected || fail "o's dead endpoint was not ejected: $(admin_get /clusters)"
+left0=$(cluster_ep "$dead_PORT" ejected_for_ms)
 gen three "$a_PORT $b_PORT $c_PORT" r1
 reload 2
 [ "$(curl -sS --max-time 10 --http2-prior-knowledge "http://127.0.0.1:$WEIR_PORT/r1")" = r1 ] ||
@@ -82,9 +99,15 @@ ok=$(load 300)
 kill -0 "$WEIR_PID" 2>/dev/null || fail "weir died after the route-only reload"
 st=$(cluster_ep "$c_PORT" health) || fail "/clusters after the route-only reload: no answer or no c"
 [ "$st" = unhealthy ] || fail "after a route-only reload /clusters says c is '$st', not unhealthy"
+ok=$(load 100 /status/200)
+[ "$ok" = 100 ] || fail "after a route-only reload: $ok of 100 requests to cluster o answered 2xx (the others went to its ejected endpoint?)"
+ep_is "$dead_PORT" health ejected || fail "o's dead endpoint is no longer ejected after the reload"
+left1=$(cluster_ep "$dead_PORT" ejected_for_ms)
+[ "$left1" -le "$left0" ] && [ "$left1" -gt 0 ] || fail "the ejection's remaining time went from $left0 to $left1 ms across the reload"
+[ "$(cluster_ep "$dead_PORT" ejections)" = 1 ] || fail "o's dead endpoint: $(cluster_ep "$dead_PORT" ejections) ejections, want 1"
 r_c2=$(cluster_ep "$c_PORT" requests)
 [ "$r_c2" = "$r_c" ] || fail "$((r_c2 - r_c)) requests went to the unhealthy c after the reload"
-pass "route-only reload: c stayed unhealthy; 300 of 300 requests answered 2xx, 0 went to c"
+pass "route-only reload: c stayed unhealthy; 300 of 300 requests answered 2xx, 0 went to c; o's ejected endpoint stayed ejected ($left0 ms left before, $left1 after, 1 ejection), 100 of 100 to o 2xx"
 
 # 2. A reload that changes the cluster: its endpoints start afresh and the probes follow it.
 gen three "$a_PORT $b_PORT $c_PORT $d_PORT" r2
@@ -128,10 +151,11 @@ for n, line in enumerate(open(sys.argv[1]), 1):
     if not line.strip():
         continue
     cs = json.loads(line)["clusters"]
-    assert len(cs) == 1 and re.fullmatch(r"three|k[0-9]+", cs[0]["name"]), (n, line[:200])
+    assert len(cs) == 2 and re.fullmatch(r"three|k[0-9]+", cs[0]["name"]), (n, line[:200])
+    assert cs[1]["name"] == "o", (n, line[:200])
 PY
 names=$(cluster_names)
-[ "$names" = k12 ] || fail "/clusters after the reloads lists '$names', not the active config's k12"
+[ "$names" = "k12 o" ] || fail "/clusters after the reloads lists '$names', not the active config's k12 o"
 wait_for 20 ep_ge "$d_PORT" health_checks 2 || fail "k12's d is not probed"
 pass "12 cluster-changing reloads with $polls /clusters reads (and as many /metrics) meanwhile: each whole, /clusters ends with k12, d probed"
 stop_weir TERM || fail "weir exited $? after SIGTERM"
