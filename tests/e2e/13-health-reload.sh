@@ -12,9 +12,12 @@
 #   - a reload that changes the cluster (a fourth endpoint d) starts it afresh and the probes
 #     follow it: /clusters lists the new endpoints, d is probed and healthy, c turns unhealthy
 #     again by the new cluster's own probes, and the old cluster's probe timer is gone (no UAF);
-#   - 12 reloads that each change the cluster while /clusters and /metrics are read in a loop:
+#   - 12 reloads that each change the cluster (and retire cluster h, whose endpoint never answers,
+#     with a probe of it in flight) while /clusters and /metrics are read in a loop:
 #     every answer is whole and names the config's cluster of that moment (under ASan, the CI
-#     build, a read of a freed config aborts weir); /clusters ends with the last cluster.
+#     build, a read of a freed config aborts weir); /clusters ends with the last cluster; the
+#     retired clusters' probes in flight hold their configs (configs_live >= 2) until they time
+#     out, then every old config is freed (configs_live 1).
 source "$(dirname "$0")/lib.sh"
 need node
 need curl
@@ -25,6 +28,14 @@ start_upstream b --proto h2c
 start_upstream c --proto h2c
 start_upstream d --proto h2c
 dead_PORT=$(free_port) # nothing listens there: each connect fails at once
+# An endpoint that accepts (the kernel's backlog) and never answers: a probe of it stays in flight
+# for its 3 s timeout, so the reloads of part 3 retire its cluster with a probe running.
+$PY -c 'import socket, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(128)
+print("PORT", s.getsockname()[1], flush=True); time.sleep(600)' >"$T/hang.out" &
+E2E_PIDS+=("$!")
+wait_for 10 grep -q '^PORT ' "$T/hang.out" || fail "the hanging endpoint did not start"
+hang_PORT=$(awk '/^PORT /{print $2}' "$T/hang.out")
 
 # gen NAME ENDPOINTS [EXTRA_ROUTE]: writes the config (cluster NAME over ENDPOINTS, a port list).
 gen() {
@@ -48,6 +59,10 @@ clusters:
     endpoints: [127.0.0.1:$a_PORT, 127.0.0.1:$dead_PORT]
     outlier_detection: {consecutive_5xx: 2, base_ejection_time: 60s, max_ejection_percent: 50}
     retries: {max: 0}
+  - name: h${4:-0}
+    protocol: h2c
+    endpoints: [127.0.0.1:$hang_PORT]
+    health_check: {path: /, interval: 100ms, timeout: 3s}
 routes:
   - match: {path_prefix: /status/}
     cluster: o
@@ -134,7 +149,7 @@ E2E_PIDS+=("$POLL")
 v=3
 for i in $(seq 1 12); do
     v=$((v + 1))
-    if [ $((i % 2)) = 1 ]; then gen "k$i" "$a_PORT $b_PORT" "r$i"; else gen "k$i" "$a_PORT $b_PORT $d_PORT" "r$i"; fi
+    if [ $((i % 2)) = 1 ]; then gen "k$i" "$a_PORT $b_PORT" "r$i" "$i"; else gen "k$i" "$a_PORT $b_PORT $d_PORT" "r$i" "$i"; fi
     reload "$v"
     # Traffic on the new cluster, so the old config's pools drain and it is freed.
     [ "$(load 20)" = 20 ] || fail "reload $i: requests failed"
@@ -142,6 +157,12 @@ for i in $(seq 1 12); do
 done
 touch "$T/stop"
 wait "$POLL" 2>/dev/null || true
+# The retired h11 still has its probe of the silent endpoint in flight (3 s timeout), which holds
+# its pool and so its config; when the probe times out the pool and the config go.
+live=$(stat_total configs_live)
+[ "$live" -ge 2 ] || fail "configs_live $live right after the reloads: no retired cluster held by a probe in flight?"
+configs_one() { [ "$(stat_total configs_live)" = 1 ]; }
+wait_for 20 configs_one || fail "old configs still alive 20 s after the reloads: configs_live $(stat_total configs_live)"
 kill -0 "$WEIR_PID" 2>/dev/null || fail "weir died while /clusters was read during reloads"
 polls=$(grep -c . "$T/clusters.out" || true)
 [ "$polls" -ge 12 ] || fail "only $polls /clusters answers during the reloads"
@@ -151,11 +172,11 @@ for n, line in enumerate(open(sys.argv[1]), 1):
     if not line.strip():
         continue
     cs = json.loads(line)["clusters"]
-    assert len(cs) == 2 and re.fullmatch(r"three|k[0-9]+", cs[0]["name"]), (n, line[:200])
-    assert cs[1]["name"] == "o", (n, line[:200])
+    assert len(cs) == 3 and re.fullmatch(r"three|k[0-9]+", cs[0]["name"]), (n, line[:200])
+    assert cs[1]["name"] == "o" and re.fullmatch(r"h[0-9]+", cs[2]["name"]), (n, line[:200])
 PY
 names=$(cluster_names)
-[ "$names" = "k12 o" ] || fail "/clusters after the reloads lists '$names', not the active config's k12 o"
+[ "$names" = "k12 o h12" ] || fail "/clusters after the reloads lists '$names', not the active config's k12 o h12"
 wait_for 20 ep_ge "$d_PORT" health_checks 2 || fail "k12's d is not probed"
-pass "12 cluster-changing reloads with $polls /clusters reads (and as many /metrics) meanwhile: each whole, /clusters ends with k12, d probed"
+pass "12 cluster-changing reloads with $polls /clusters reads (and as many /metrics) meanwhile: each whole, /clusters ends with k12, d probed; configs_live $live while probes of retired clusters ran, then 1"
 stop_weir TERM || fail "weir exited $? after SIGTERM"
