@@ -29,7 +29,7 @@ start_upstream c --proto h2c
 start_upstream d --proto h2c
 dead_PORT=$(free_port) # nothing listens there: each connect fails at once
 # An endpoint that accepts (the kernel's backlog) and never answers: a probe of it stays in flight
-# for its 3 s timeout, so the reloads of part 3 retire its cluster with a probe running.
+# for its 5 s timeout, so the reloads of part 3 retire its cluster with a probe running.
 $PY -c 'import socket, time
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(128)
 print("PORT", s.getsockname()[1], flush=True); time.sleep(600)' >"$T/hang.out" &
@@ -62,7 +62,7 @@ clusters:
   - name: h${4:-0}
     protocol: h2c
     endpoints: [127.0.0.1:$hang_PORT]
-    health_check: {path: /, interval: 100ms, timeout: 3s}
+    health_check: {path: /, interval: 100ms, timeout: 5s}
 routes:
   - match: {path_prefix: /status/}
     cluster: o
@@ -157,12 +157,12 @@ for i in $(seq 1 12); do
 done
 touch "$T/stop"
 wait "$POLL" 2>/dev/null || true
-# The retired h11 still has its probe of the silent endpoint in flight (3 s timeout), which holds
+# The retired h11 still has its probe of the silent endpoint in flight (5 s timeout), which holds
 # its pool and so its config; when the probe times out the pool and the config go.
 live=$(stat_total configs_live)
 [ "$live" -ge 2 ] || fail "configs_live $live right after the reloads: no retired cluster held by a probe in flight?"
 configs_one() { [ "$(stat_total configs_live)" = 1 ]; }
-wait_for 20 configs_one || fail "old configs still alive 20 s after the reloads: configs_live $(stat_total configs_live)"
+wait_for 30 configs_one || fail "old configs still alive 30 s after the reloads: configs_live $(stat_total configs_live)"
 kill -0 "$WEIR_PID" 2>/dev/null || fail "weir died while /clusters was read during reloads"
 polls=$(grep -c . "$T/clusters.out" || true)
 [ "$polls" -ge 12 ] || fail "only $polls /clusters answers during the reloads"
