@@ -2,7 +2,9 @@
  * proxy/admin/clusters.c: GET /clusters (JSON) and the weir_cluster_* families of /metrics:
  * every cluster's endpoints with their health (healthy, unhealthy by the active check, or
  * ejected by outlier detection and why), active requests, connections and failures, read from
- * the shared health table (proxy/upstream/health.h) with relaxed loads.
+ * the active config's health table (proxy/upstream/health.h) with relaxed loads. The config is
+ * held by a reference (px_server_config) while it is read: a reload may replace it meanwhile, and
+ * the table and the cluster names live as long as the config does.
  *
  * Thread: admin. Alloc: the response body only.
  */
@@ -26,7 +28,8 @@ void px__admin_clusters(const px_admin_req_t *req, px_admin_resp_t *resp)
 {
     MEM_ASSERT(req->server != NULL);
     MEM_ASSERT(resp != NULL);
-    const px_health_t *h = req->server->health;
+    const px_config_t *c = px_server_config(req->server);
+    const px_health_t *h = px_health_of(c);
     px_jsonw_t *w = &resp->body;
     uint64_t now = px_health_now_ms();
     px_jsonw_obj_begin(w);
@@ -34,7 +37,7 @@ void px__admin_clusters(const px_admin_req_t *req, px_admin_resp_t *resp)
     px_jsonw_arr_begin(w);
     for (size_t i = 0; h && i < h->clusters_cnt; i++) {
         const px_hcluster_t *hc = h->clusters[i];
-        const px_cluster_cfg_t *cfg = hc->cfg;
+        const px_cluster_cfg_t *cfg = &c->clusters[i];
         px_jsonw_obj_begin(w);
         px_jsonw_kstr(w, "name", cfg->name);
         px_jsonw_kbool(w, "health_check", cfg->health_check.enabled);
@@ -85,6 +88,7 @@ void px__admin_clusters(const px_admin_req_t *req, px_admin_resp_t *resp)
     }
     px_jsonw_arr_end(w);
     px_jsonw_obj_end(w);
+    px_config_unref(c);
 }
 
 /* One endpoint figure: its Prometheus family and how to read it. */
@@ -146,9 +150,12 @@ void px__admin_clusters_prom(px_jsonw_t *w, const px_server_t *s)
 {
     MEM_ASSERT(w != NULL);
     MEM_ASSERT(s != NULL);
-    const px_health_t *h = s->health;
-    if (!h || h->clusters_cnt == 0)
+    const px_config_t *c = px_server_config((px_server_t *)s);
+    const px_health_t *h = px_health_of(c);
+    if (!h || h->clusters_cnt == 0) {
+        px_config_unref(c);
         return;
+    }
     uint64_t now = px_health_now_ms();
     for (size_t m = 0; m < MEM_ARRAY_LEN(g_ep_metrics); m++) {
         const ep_metric_t *d = &g_ep_metrics[m];
@@ -157,11 +164,11 @@ void px__admin_clusters_prom(px_jsonw_t *w, const px_server_t *s)
             const px_hcluster_t *hc = h->clusters[i];
             for (size_t j = 0; j < hc->eps_cnt; j++) {
                 char name[300];
-                ep_name(&hc->cfg->endpoints[j], name, sizeof(name));
+                ep_name(&c->clusters[i].endpoints[j], name, sizeof(name));
                 /* Cluster names are [A-Za-z0-9_.-] and addresses hold no quote or backslash:
                  * the label values need no escaping. */
                 px_jsonw_printf(w, "%s{cluster=\"%s\",endpoint=\"%s\"} %llu\n", d->name,
-                                hc->cfg->name, name, (unsigned long long)d->get(hc, j, now));
+                                c->clusters[i].name, name, (unsigned long long)d->get(hc, j, now));
             }
         }
     }
@@ -179,8 +186,9 @@ void px__admin_clusters_prom(px_jsonw_t *w, const px_server_t *s)
             uint64_t v = m == 0   ? LOAD(&hc->retries_total)
                          : m == 1 ? LOAD(&hc->retries_budget_exhausted)
                                   : LOAD(&hc->rq_active);
-            px_jsonw_printf(w, "%s{cluster=\"%s\"} %llu\n", cl_names[m], hc->cfg->name,
+            px_jsonw_printf(w, "%s{cluster=\"%s\"} %llu\n", cl_names[m], c->clusters[i].name,
                             (unsigned long long)v);
         }
     }
+    px_config_unref(c);
 }

@@ -240,6 +240,8 @@ void px_config_free(px_config_t *cfg)
     if (!cfg)
         return;
     __atomic_fetch_sub(&g_live, 1, __ATOMIC_RELAXED);
+    if (cfg->health_free != NULL)
+        cfg->health_free(cfg->health);
     px__config_clear_routes(cfg);
     px__config_clear_clusters(cfg);
     px__config_clear_listeners(cfg);

@@ -169,7 +169,12 @@ typedef struct px_reload_cfg_s {
 } px_reload_cfg_t;
 
 typedef struct px_config_s {
-    int refs;         /* any: atomic; 1 when made, freed by the last px_config_unref */
+    int refs; /* any: atomic; 1 when made, freed by the last px_config_unref */
+    /* owns (through health_free, called by px_config_free): the endpoint health table of this
+     * config (proxy/upstream/health.h), attached by the server before the config is published;
+     * opaque here, as the config sits below the upstream layer. NULL: none. */
+    void *health;
+    void (*health_free)(void *health);
     uint64_t version; /* 1 for the config weir started with, +1 for each applied reload */
     uint64_t hash;    /* FNV-1a 64 of px_config_dump's text (set by the server) */
     char *source;     /* the file it came from, or NULL for built-in */

@@ -8,7 +8,9 @@
  *
  * The server owns one reference on the active config; each worker one on the config it routes
  * new streams by; each stream one on the config it was routed by; each upstream pool one on
- * the config of its cluster. The old config is freed when the last of them lets go.
+ * the config of its cluster. The old config is freed when the last of them lets go, and its
+ * endpoint health table with it (proxy/upstream/health.h: each config carries its own, which
+ * shares the entries of the clusters a reload left unchanged).
  */
 #include "proxy/core/server.h"
 #include "mem/base.h"
@@ -22,6 +24,7 @@
 #include "proxy/core/internal.h"
 #include "proxy/core/tls.h"
 #include "proxy/core/worker.h"
+#include "proxy/upstream/health.h"
 #include "proxy/upstream/tls.h"
 
 /* How long a reload waits for every worker to take the new config. */
@@ -152,6 +155,13 @@ static int reload_apply(px_server_t *s, px_config_t *n, char *err, size_t err_le
                  "reload the rest)",
                  n->source ? n->source : "-", field);
         return -EINVAL;
+    }
+    /* The new config's endpoint health, built before anyone can see the config: a cluster that
+     * px_config_cluster_same as a running one shares its entry, so a reload brings no dead or
+     * ejected endpoint back; freed with `n` if the reload fails below. */
+    if (px_health_attach(n, old) < 0) {
+        snprintf(err, err_len, "out of memory preparing the reload");
+        return -ENOMEM;
     }
     int *keep = mem_calloc(nl + 1, sizeof(int));
     int *fds = mem_malloc((nl * nw + 1) * sizeof(int));

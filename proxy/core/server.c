@@ -41,7 +41,8 @@ int px_server_new(px_config_t *cfg, px_server_t **out)
     pthread_mutex_init(&im->lock, NULL);
     pthread_cond_init(&im->cond, NULL);
     s->impl = im;
-    if (px_health_new(cfg, &s->health) < 0)
+    /* The health table lives with the config (reload.c attaches each new config's). */
+    if (cfg->health == NULL && px_health_attach(cfg, NULL) < 0)
         goto fail;
     s->cfg = cfg;
     s->listener_ports = ports;
@@ -52,8 +53,6 @@ int px_server_new(px_config_t *cfg, px_server_t **out)
     return 0;
 fail:
     mem_free(ports);
-    if (s)
-        px_health_free(s->health);
     mem_free(im);
     mem_free(s);
     return -ENOMEM;
@@ -203,6 +202,8 @@ static void close_main_loop(px_server_t *s)
 int px_server_run(px_server_t *s, char *err, size_t err_len)
 {
     srv_impl_t *im = s->impl;
+    /* The start config: valid until the main loop runs, where a reload may free it (after the
+     * loop only `nfds` is read). */
     const px_config_t *cfg = s->cfg;
     int rc = 0;
     int *fds = NULL;
@@ -220,7 +221,8 @@ int px_server_run(px_server_t *s, char *err, size_t err_len)
         return rc;
     for (size_t l = 0; l < cfg->listeners_cnt; l++)
         MEM_ASSERT(!cfg->listeners[l].tls || cfg->listeners[l].tls_ctx != NULL);
-    fds = mem_malloc(sizeof(int) * (cfg->listeners_cnt * n + 1));
+    size_t nfds = cfg->listeners_cnt * n;
+    fds = mem_malloc(sizeof(int) * (nfds + 1));
     s->workers = mem_calloc(n, sizeof(px_worker_t));
     if (cfg->tenants_cnt > 0)
         s->tenant_table = mem_calloc((size_t)n * cfg->tenants_cnt, sizeof(px_tenant_stats_t));
@@ -229,7 +231,7 @@ int px_server_run(px_server_t *s, char *err, size_t err_len)
         rc = -ENOMEM;
         goto out;
     }
-    for (size_t i = 0; i < cfg->listeners_cnt * n; i++)
+    for (size_t i = 0; i < nfds; i++)
         fds[i] = -1;
     rc = open_sockets(s, fds, n, err, err_len);
     if (rc != 0)
@@ -329,7 +331,7 @@ int px_server_run(px_server_t *s, char *err, size_t err_len)
     if (rc == 0)
         fprintf(stderr, "weir: stopped\n");
 out_fds:
-    for (size_t i = 0; i < cfg->listeners_cnt * n; i++)
+    for (size_t i = 0; i < nfds; i++)
         if (fds[i] >= 0)
             close(fds[i]);
 out:
@@ -347,7 +349,6 @@ void px_server_free(px_server_t *s)
         pthread_cond_destroy(&im->cond);
     }
     mem_free(im);
-    px_health_free(s->health);
     px_overload_free(s);
     mem_free(s->workers);
     mem_free(s->tenant_table);

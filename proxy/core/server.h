@@ -32,10 +32,8 @@ typedef struct px_region_row_s {
 } px_region_row_t;
 
 typedef struct px_server_s {
-    px_config_t *cfg; /* owns a reference; main swaps it on reload (under impl's lock):
-                         other threads read it through px_server_config */
-    struct px_health_s
-        *health;          /* owns: endpoint health shared by the workers (upstream/health.h) */
+    px_config_t *cfg;     /* owns a reference; main swaps it on reload (under impl's lock):
+                             other threads read it through px_server_config */
     px_worker_t *workers; /* owns: workers_cnt entries */
     /* owns: the memory tenants' figures, one row of cfg->tenants_cnt per worker (NULL when
      * there is no tenant); each worker writes its own row (proxy/upstream/tenant.h) */

@@ -20,7 +20,6 @@
 typedef struct px_config_s px_config_t;
 typedef struct px_server_s px_server_t;
 typedef struct px_upstream_pools_s px_upstream_pools_t;
-typedef struct px_health_s px_health_t;
 
 typedef struct px_worker_s {
     uv_loop_t loop;            /* worker */
@@ -39,7 +38,6 @@ typedef struct px_worker_s {
     const px_tenant_stats_t *tenant_table; /* borrows */
     unsigned tenant_rows;
     px_upstream_pools_t *upstream; /* owns: created by px_upstream_worker_init */
-    px_health_t *health;           /* borrows: the server's endpoint health, or NULL */
     void *impl;                    /* owns: listeners, connections, async handles (worker.c) */
     pthread_t thread;
 } px_worker_t;

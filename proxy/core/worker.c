@@ -404,7 +404,6 @@ int px_worker_init(px_worker_t *w, px_server_t *s, unsigned idx, int cpu, const 
         w->node = numa_node_of_cpu(cpu);
 #endif
     w->server = s;
-    w->health = s->health;
     w->overload_level = &s->overload_level;
     px_wimpl_t *wi = mem_calloc(1, sizeof(*wi));
     if (wi == NULL)

@@ -40,17 +40,41 @@ px_hcluster_t *px_hcluster_new(const px_cluster_cfg_t *cfg)
     px_hcluster_t *hc = mem_calloc(1, sizeof(*hc) + cfg->endpoints_cnt * sizeof(px_hep_t));
     if (!hc)
         return NULL;
-    hc->cfg = cfg;
+    hc->refs = 1;
+    hc->check = cfg->health_check;
+    hc->check.path = NULL;
+    hc->outlier = cfg->outlier;
+    hc->retry_budget_percent = cfg->retry_budget_percent;
+    hc->retry_min_concurrency = cfg->retry_min_concurrency;
     hc->eps_cnt = cfg->endpoints_cnt;
     return hc;
 }
 
-void px_hcluster_free(px_hcluster_t *hc)
+void px_hcluster_unref(px_hcluster_t *hc)
 {
-    mem_free(hc);
+    if (!hc)
+        return;
+    int was = __atomic_fetch_sub(&hc->refs, 1, __ATOMIC_ACQ_REL);
+    MEM_ASSERT(was > 0);
+    if (was == 1)
+        mem_free(hc);
 }
 
-int px_health_new(const px_config_t *cfg, px_health_t **out)
+/* The entry of `prev` for a cluster that behaves as `c` does, with a new reference, or NULL. */
+static px_hcluster_t *carried(const px_health_t *prev, const px_cluster_cfg_t *c)
+{
+    for (size_t i = 0; prev != NULL && i < prev->clusters_cnt; i++) {
+        if (!px_config_cluster_same(&prev->cfg->clusters[i], c))
+            continue;
+        px_hcluster_t *hc = prev->clusters[i];
+        MEM_ASSERT(hc->eps_cnt == c->endpoints_cnt);
+        __atomic_fetch_add(&hc->refs, 1, __ATOMIC_RELAXED);
+        return hc;
+    }
+    return NULL;
+}
+
+int px_health_new(const px_config_t *cfg, const px_health_t *prev, px_health_t **out)
 {
     MEM_ASSERT(cfg != NULL);
     MEM_ASSERT(out != NULL);
@@ -64,7 +88,9 @@ int px_health_new(const px_config_t *cfg, px_health_t **out)
             goto fail;
     }
     for (size_t i = 0; i < cfg->clusters_cnt; i++) {
-        h->clusters[i] = px_hcluster_new(&cfg->clusters[i]);
+        h->clusters[i] = carried(prev, &cfg->clusters[i]);
+        if (!h->clusters[i])
+            h->clusters[i] = px_hcluster_new(&cfg->clusters[i]);
         if (!h->clusters[i])
             goto fail;
         h->clusters_cnt = i + 1;
@@ -81,19 +107,35 @@ void px_health_free(px_health_t *h)
     if (!h)
         return;
     for (size_t i = 0; i < h->clusters_cnt; i++)
-        px_hcluster_free(h->clusters[i]);
+        px_hcluster_unref(h->clusters[i]);
     mem_free(h->clusters);
     mem_free(h);
 }
 
+static void on_config_free(void *health)
+{
+    px_health_free(health);
+}
+
+int px_health_attach(px_config_t *cfg, const px_config_t *prev)
+{
+    MEM_ASSERT(cfg != NULL);
+    MEM_ASSERT(cfg->health == NULL);
+    px_health_t *h = NULL;
+    int rc = px_health_new(cfg, px_health_of(prev), &h);
+    if (rc < 0)
+        return rc;
+    cfg->health = h;
+    cfg->health_free = on_config_free;
+    return 0;
+}
+
 px_hcluster_t *px_health_cluster(const px_health_t *h, const px_cluster_cfg_t *cfg)
 {
-    if (!h)
+    if (!h || cfg < h->cfg->clusters || cfg >= h->cfg->clusters + h->clusters_cnt)
         return NULL;
-    for (size_t i = 0; i < h->clusters_cnt; i++)
-        if (h->clusters[i]->cfg == cfg)
-            return h->clusters[i];
-    return NULL;
+    MEM_ASSERT(h->clusters_cnt == h->cfg->clusters_cnt);
+    return h->clusters[cfg - h->cfg->clusters];
 }
 
 px_hep_state_t px_hep_state(const px_hcluster_t *hc, size_t idx, uint64_t now_ms)
@@ -140,7 +182,7 @@ bool px_hep_usable(px_hcluster_t *hc, size_t idx, uint64_t now_ms)
 /* The most endpoints of `hc` that may be ejected at once. */
 static uint32_t eject_cap(const px_hcluster_t *hc)
 {
-    uint32_t pct = hc->cfg->outlier.max_ejection_percent;
+    uint32_t pct = hc->outlier.max_ejection_percent;
     if (pct == 0)
         return 0;
     uint64_t n = (uint64_t)hc->eps_cnt * pct / 100u;
@@ -150,7 +192,7 @@ static uint32_t eject_cap(const px_hcluster_t *hc)
 /* Ejects endpoint `e` for `reason` if the cluster's share allows. */
 static bool eject(px_hcluster_t *hc, px_hep_t *e, px_eject_reason_t reason, uint64_t now_ms)
 {
-    const px_outlier_cfg_t *o = &hc->cfg->outlier;
+    const px_outlier_cfg_t *o = &hc->outlier;
     uint32_t cap = eject_cap(hc);
     uint32_t cnt = LOAD(&hc->ejected_cnt);
     do {
@@ -200,7 +242,7 @@ bool px_health_report(px_hcluster_t *hc, size_t idx, px_hresult_t res, int statu
         ng = ADD(&e->cons_gateway, 1);
     else if (LOAD(&e->cons_gateway) != 0)
         STORE(&e->cons_gateway, 0);
-    const px_outlier_cfg_t *o = &hc->cfg->outlier;
+    const px_outlier_cfg_t *o = &hc->outlier;
     if (!o->enabled || LOAD(&e->ejected_until_ms) > now_ms)
         return false;
     if (o->consecutive_5xx > 0 && n5 >= o->consecutive_5xx)
@@ -218,7 +260,7 @@ void px_health_sweep(px_hcluster_t *hc, uint64_t now_ms)
         uneject_expired(hc, e, now_ms);
         /* One step per sweep, once the endpoint has been back for a whole interval. */
         if (LOAD(&e->ejected_until_ms) != 0 ||
-            now_ms < LOAD(&e->last_until_ms) + hc->cfg->outlier.interval_ms)
+            now_ms < LOAD(&e->last_until_ms) + hc->outlier.interval_ms)
             continue;
         uint32_t m = LOAD(&e->ejections);
         while (m > 0 && !__atomic_compare_exchange_n(&e->ejections, &m, m - 1, false,
@@ -231,7 +273,7 @@ bool px_health_probe_result(px_hcluster_t *hc, size_t idx, bool pass, int status
                             const char *reason)
 {
     MEM_ASSERT(idx < hc->eps_cnt);
-    const px_health_check_cfg_t *c = &hc->cfg->health_check;
+    const px_health_check_cfg_t *c = &hc->check;
     MEM_ASSERT(c->healthy_threshold > 0 && c->unhealthy_threshold > 0);
     px_hep_t *e = &hc->eps[idx];
     ADD(&e->hc_checks, 1);
@@ -261,11 +303,10 @@ bool px_health_probe_result(px_hcluster_t *hc, size_t idx, bool pass, int status
 bool px_health_retry_begin(px_hcluster_t *hc)
 {
     MEM_ASSERT(hc != NULL);
-    const px_cluster_cfg_t *cfg = hc->cfg;
     uint64_t active = LOAD(&hc->rq_active);
-    uint64_t cap = active * cfg->retry_budget_percent / 100u;
-    if (cap < cfg->retry_min_concurrency)
-        cap = cfg->retry_min_concurrency;
+    uint64_t cap = active * hc->retry_budget_percent / 100u;
+    if (cap < hc->retry_min_concurrency)
+        cap = hc->retry_min_concurrency;
     uint32_t cur = LOAD(&hc->retries_active);
     do {
         if (cur >= cap) {

@@ -4,10 +4,15 @@
  * Envoy's semantics), the retry budget (retries:), and the per-endpoint figures /clusters and
  * /metrics show (active requests, connections, failures).
  *
- * Instances: one px_health_t per configuration, made by the main thread before the workers start
- * (px_health_new) and freed after they stopped; it holds one px_hcluster_t per cluster, each
- * with one px_hep_t per endpoint, in the same order as the config. Kept apart from the per-worker
- * pools (upstream.c) so that a reload can carry it over to a new configuration.
+ * Instances: one px_health_t per configuration, attached to it by the main thread before the
+ * config is published (px_health_attach: at start, and at each reload before the hand-over) and
+ * freed with it at its last px_config_unref; it holds one px_hcluster_t per cluster, each with
+ * one px_hep_t per endpoint, in the same order as the config. A px_hcluster_t is reference-
+ * counted: a reload gives a cluster that px_config_cluster_same as one of the running config the
+ * running one's entry, so its endpoints' state (verdicts, ejections and their remaining time,
+ * counts of exchanges and connections in flight) goes on across the reload, and the pools that
+ * move to the new config (upstream.c) keep counting into the same entry. A changed cluster starts
+ * afresh (every endpoint healthy); its old entry lives as long as the old config does.
  *
  * Thread: any. Fields are read and written with __atomic builtins (relaxed: each is a figure or
  * a verdict on its own; no field orders another). The active checker's fields are written by one
@@ -68,10 +73,16 @@ typedef struct px_hep_s {
 } px_hep_t;
 
 typedef struct px_hcluster_s {
-    const px_cluster_cfg_t *cfg; /* borrows: the config outlives its health */
-    uint32_t ejected_cnt;        /* endpoints ejected now */
-    uint32_t rq_active;          /* exchanges in flight, all workers (the budget's base) */
-    uint32_t retries_active;     /* of those, exchanges that retried */
+    int refs; /* any: atomic; the tables (one per config) that hold it */
+    /* Copies of the cluster's settings (equal in every config that shares the entry, as
+     * px_config_cluster_same compares them; check.path is NULL: probe.c reads the config's). */
+    px_health_check_cfg_t check;
+    px_outlier_cfg_t outlier;
+    uint32_t retry_budget_percent;
+    uint32_t retry_min_concurrency;
+    uint32_t ejected_cnt;    /* endpoints ejected now */
+    uint32_t rq_active;      /* exchanges in flight, all workers (the budget's base) */
+    uint32_t retries_active; /* of those, exchanges that retried */
     uint64_t retries_total;
     uint64_t retries_budget_exhausted; /* retries refused by the budget */
     uint64_t ejections_overflow;       /* ejections refused by max_ejection_percent */
@@ -80,26 +91,41 @@ typedef struct px_hcluster_s {
 } px_hcluster_t;
 
 typedef struct px_health_s {
-    const px_config_t *cfg;   /* borrows */
-    px_hcluster_t **clusters; /* owns: cfg->clusters_cnt, same order */
+    const px_config_t *cfg;   /* borrows: the config it describes (and usually belongs to) */
+    px_hcluster_t **clusters; /* owns a reference on each: cfg->clusters_cnt, same order */
     size_t clusters_cnt;
 } px_health_t;
 
 /* Monotonic milliseconds (CLOCK_MONOTONIC), the same clock on every thread. */
 uint64_t px_health_now_ms(void);
 
-/* Makes the health table of `cfg` (every endpoint healthy). Returns 0 or -ENOMEM.
- * Ownership: gives (px_health_free). Thread: main. Alloc: tcache. */
-int px_health_new(const px_config_t *cfg, px_health_t **out);
+/* Makes the health table of `cfg`: each cluster that px_config_cluster_same as a cluster of
+ * `prev`'s table shares that entry (its state goes on), the others start with every endpoint
+ * healthy. `prev` may be NULL. Returns 0 or -ENOMEM.
+ * Ownership: gives (px_health_free); borrows `prev` for the call. Thread: main. Alloc: tcache. */
+int px_health_new(const px_config_t *cfg, const px_health_t *prev, px_health_t **out);
+/* Drops the table's references on its entries and frees it. NULL is ignored. Thread: any. */
 void px_health_free(px_health_t *h);
 
-/* The entry of cluster `cfg` (by identity), or NULL. Getter. */
+/* Makes the table of `cfg` (px_health_new, carrying over from `prev`'s table when `prev` has
+ * one) and attaches it to `cfg` (cfg->health, freed with cfg). Returns 0 or -ENOMEM (nothing
+ * attached). Thread: main, before `cfg` is published. Alloc: tcache. */
+int px_health_attach(px_config_t *cfg, const px_config_t *prev);
+
+/* The table attached to `cfg`, or NULL. Getter. */
+static inline px_health_t *px_health_of(const px_config_t *cfg)
+{
+    return cfg != NULL ? (px_health_t *)cfg->health : NULL;
+}
+
+/* The entry of cluster `cfg` (one of h->cfg's clusters, by identity), or NULL. Getter. */
 px_hcluster_t *px_health_cluster(const px_health_t *h, const px_cluster_cfg_t *cfg);
 
-/* One cluster's table on its own (for a worker that has no shared table: driver tests).
- * Ownership: gives (px_hcluster_free). Alloc: tcache. */
+/* One cluster's entry (reference count 1; for a worker that has no shared table: driver tests).
+ * Ownership: gives (px_hcluster_unref). Alloc: tcache. */
 px_hcluster_t *px_hcluster_new(const px_cluster_cfg_t *cfg);
-void px_hcluster_free(px_hcluster_t *hc);
+/* Drops one reference; the last frees the entry. NULL is ignored. Thread: any. */
+void px_hcluster_unref(px_hcluster_t *hc);
 
 /* The state of endpoint `idx` at `now_ms`, and with PX_HEP_EJECTED its reason. Getter. */
 px_hep_state_t px_hep_state(const px_hcluster_t *hc, size_t idx, uint64_t now_ms);

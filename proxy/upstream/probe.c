@@ -10,7 +10,11 @@
  * connect failure, a timeout, a reset or another status fails it. One probe per endpoint at a
  * time: an endpoint whose probe is still running at the next tick is skipped.
  *
- * Instances: one timer per such cluster, in its px_upcluster_t on worker 0. Thread: worker 0.
+ * Instances: one timer per such cluster, in its px_upcluster_t on worker 0. The checker follows
+ * worker 0's config: after a reload the pools of unchanged clusters keep their timers (their
+ * health entries are shared with the new config), the retired ones' timers close, and the new
+ * clusters' start. A probe in flight holds its cluster (cl->live) until it ends.
+ * Thread: worker 0.
  */
 #define PX_UPSTREAM_INTERNAL 1
 #include "proxy/upstream/upstream.h"
@@ -132,6 +136,8 @@ int px__upprobe_start(px_upstream_pools_t *p)
         px_upcluster_t *cl = px__upstream_cluster_get(p, c);
         if (!cl)
             return -ENOMEM;
+        if (cl->hc_timer_on)
+            continue; /* a pool a reload moved to this config: its timer goes on */
         uint32_t tick = UINT32_MAX;
         if (c->health_check.enabled)
             tick = MEM_MIN(tick, c->health_check.interval_ms);
@@ -142,6 +148,7 @@ int px__upprobe_start(px_upstream_pools_t *p)
         uv_timer_init(&p->w->loop, &cl->hc_timer);
         cl->hc_timer.data = cl;
         cl->hc_timer_on = true;
+        cl->live++; /* a reload may retire cl while its timer runs (px__upprobe_stop_cluster) */
         p->handles_open++;
         uint64_t now = px_health_now_ms();
         cl->hc_next_check_ms = now;
@@ -154,17 +161,25 @@ int px__upprobe_start(px_upstream_pools_t *p)
 static void on_timer_closed(uv_handle_t *h)
 {
     px_upcluster_t *cl = h->data;
-    px__upstream_handle_closed(cl->pools);
+    px_upstream_pools_t *p = cl->pools;
+    px__upstream_cluster_unlive(cl); /* cl may be freed */
+    px__upstream_handle_closed(p);
+}
+
+void px__upprobe_stop_cluster(px_upcluster_t *cl)
+{
+    MEM_ASSERT(cl != NULL);
+    if (!cl->hc_timer_on)
+        return;
+    MEM_ASSERT(cl->live > 0);
+    cl->hc_timer_on = false;
+    uv_timer_stop(&cl->hc_timer);
+    uv_close((uv_handle_t *)&cl->hc_timer, on_timer_closed);
 }
 
 void px__upprobe_stop(px_upstream_pools_t *p)
 {
     MEM_ASSERT(p != NULL);
-    for (px_upcluster_t *cl = p->clusters; cl; cl = cl->next) {
-        if (!cl->hc_timer_on)
-            continue;
-        cl->hc_timer_on = false;
-        uv_timer_stop(&cl->hc_timer);
-        uv_close((uv_handle_t *)&cl->hc_timer, on_timer_closed);
-    }
+    for (px_upcluster_t *cl = p->clusters; cl; cl = cl->next)
+        px__upprobe_stop_cluster(cl);
 }

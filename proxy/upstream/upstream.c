@@ -263,8 +263,7 @@ static void cluster_free(px_upcluster_t *cl)
 {
     for (size_t i = 0; i < cl->eps_cnt; i++)
         SSL_SESSION_free(cl->eps[i].tls_sess);
-    if (cl->hc_owned)
-        px_hcluster_free(cl->hc);
+    px_hcluster_unref(cl->hc);
     px_config_unref(cl->owner);
     mem_free(cl->eps);
     mem_free(cl);
@@ -288,7 +287,7 @@ static void cluster_maybe_free(px_upcluster_t *cl)
     MEM_ASSERT(!"retired cluster not in its pool's list");
 }
 
-static void cluster_unlive(px_upcluster_t *cl)
+void px__upstream_cluster_unlive(px_upcluster_t *cl)
 {
     MEM_ASSERT(cl->live > 0);
     cl->live--;
@@ -334,15 +333,17 @@ px_upcluster_t *px__upstream_cluster_get(px_upstream_pools_t *p, const px_cluste
     if (!cl)
         return NULL;
     cl->eps = mem_calloc(cfg->endpoints_cnt, sizeof(*cl->eps));
-    cl->hc = px_health_cluster(p->w->health, cfg);
-    if (!cl->hc) {
-        /* No shared table (driver tests): this worker keeps its own. */
+    /* The entry of the owner config's health table (shared by every worker), with a reference
+     * of the pool's own: it stays the pool's when a reload moves the pool to a new config (that
+     * config's table shares the entry of an unchanged cluster). A cluster from outside any
+     * config (driver tests) gets an entry of its own. */
+    cl->hc = owner != NULL ? px_health_cluster(px_health_of(owner), cfg) : NULL;
+    if (cl->hc)
+        __atomic_fetch_add(&cl->hc->refs, 1, __ATOMIC_RELAXED);
+    else
         cl->hc = px_hcluster_new(cfg);
-        cl->hc_owned = true;
-    }
     if (!cl->eps || !cl->hc) {
-        if (cl->hc_owned)
-            px_hcluster_free(cl->hc);
+        px_hcluster_unref(cl->hc);
         mem_free(cl->eps);
         mem_free(cl);
         return NULL;
@@ -440,7 +441,7 @@ static void on_req_timer_closed(uv_handle_t *h)
     MEM_ASSERT(r->state == PX_UPREQ_DONE);
     mem_free(r);
     /* r freed */
-    cluster_unlive(cl); /* cl may be freed */
+    px__upstream_cluster_unlive(cl); /* cl may be freed */
     px__upstream_handle_closed(p);
 }
 
@@ -750,7 +751,7 @@ static void on_conn_handle_closed(uv_handle_t *h)
     mem_free(c->wbuf);
     mem_region_free(c->region);
     /* c freed */
-    cluster_unlive(cl); /* cl may be freed */
+    px__upstream_cluster_unlive(cl); /* cl may be freed */
     px__upstream_handle_closed(p);
 }
 
@@ -1947,6 +1948,10 @@ void px_upstream_reconfigure(px_worker_t *w)
             /* Unchanged: the pool moves to the new config. The endpoints are equal one for one
              * (px_config_cluster_same), so each keeps its connections and TLS session. */
             MEM_ASSERT(n->endpoints_cnt == cl->eps_cnt);
+            /* The new config's table shares this pool's health entry (px_health_attach ran
+             * px_config_cluster_same on the same pair), so the in-flight counts stay whole. */
+            MEM_ASSERT(px_health_of(cfg) == NULL ||
+                       px_health_cluster(px_health_of(cfg), n) == cl->hc);
             cl->cfg = n;
             for (size_t i = 0; i < cl->eps_cnt; i++)
                 cl->eps[i].addr = &n->endpoints[i];
@@ -1956,9 +1961,15 @@ void px_upstream_reconfigure(px_worker_t *w)
             continue;
         }
         cl->retired = true;
+        px__upprobe_stop_cluster(cl); /* its timer's close holds cl until it runs */
         close_idle_conns(cl);
         cluster_maybe_free(cl); /* cl may be freed */
     }
+    /* The probing worker probes the clusters of the config it routes by: the moved pools keep
+     * their timers, the new clusters get theirs. */
+    if (w->idx == 0 && px__upprobe_start(p) < 0)
+        fprintf(stderr, "weir: health checks of the reloaded config not all started: out of "
+                        "memory\n");
 }
 
 void px_upstream_set_keepalive(px_worker_t *w, bool on)

@@ -309,8 +309,8 @@ struct px_upcluster_s {
     px_upep_t *eps; /* owns (tcache) */
     size_t eps_cnt;
     size_t rr_next;
-    px_hcluster_t *hc; /* borrows the server's shared health, or owns its own (hc_owned) */
-    bool hc_owned;
+    px_hcluster_t *hc; /* owns a reference: the owner config's health entry of this cluster
+                          (shared by every worker), or one of its own (no owner) */
     /* The probing worker (worker 0) only: health checks and the outlier sweep. */
     uv_timer_t hc_timer;
     bool hc_timer_on;
@@ -380,18 +380,23 @@ extern const px_upproto_ops_t px__uph2w_ops;
 const px_upproto_ops_t *px__upstream_ops(const px_cluster_cfg_t *cl);
 
 /* upstream.c, for probe.c: the pools' entry for cluster `cfg` (made on first use; NULL on
- * OOM); a pools handle closed; an active health check of `ep` (GET, end of stream, no retry,
+ * OOM); a pools handle closed; one holder of `cl` (cl->live) gone, which frees a retired
+ * cluster with none left; an active health check of `ep` (GET, end of stream, no retry,
  * no outlier report, `timeout_ms` for the whole exchange, the callbacks' `ud` is the exchange
  * itself). */
 px_upcluster_t *px__upstream_cluster_get(px_upstream_pools_t *p, const px_cluster_cfg_t *cfg);
 void px__upstream_handle_closed(px_upstream_pools_t *p);
+void px__upstream_cluster_unlive(px_upcluster_t *cl);
 int px__upstream_start_probe(px_upcluster_t *cl, px_upep_t *ep, const px_header_t *hdrs, size_t cnt,
                              uint32_t timeout_ms, const px_upstream_cbs_t *cbs,
                              px_upstream_req_t **out);
-/* probe.c: starts the health checks and outlier sweeps of every cluster that has them (worker 0),
- * and stops them (their timers close through px__upstream_handle_closed). */
+/* probe.c: starts the health checks and outlier sweeps of every cluster of the worker's config
+ * that has them and has no timer yet (worker 0: at start and after each reload), and stops them,
+ * all or one cluster's (a timer holds its cluster, cl->live, until its close callback, which
+ * goes through px__upstream_handle_closed). */
 int px__upprobe_start(px_upstream_pools_t *p);
 void px__upprobe_stop(px_upstream_pools_t *p);
+void px__upprobe_stop_cluster(px_upcluster_t *cl);
 
 /* upstream.c, for h1.c and h2w.c */
 void px__upstream_fail(px_upstream_req_t *r, int status, const char *reason);

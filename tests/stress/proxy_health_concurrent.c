@@ -122,7 +122,7 @@ TEST(concurrent_workers)
            "granted, %llu refused by the budget\n",
            n, iters, (unsigned long long)ejections, (unsigned long long)g_hc->ejections_overflow,
            (unsigned long long)g_granted, (unsigned long long)g_hc->retries_budget_exhausted);
-    px_hcluster_free(g_hc);
+    px_hcluster_unref(g_hc);
 }
 
 int main(int argc, char **argv)

@@ -1109,6 +1109,63 @@ TEST(dump_round_trip)
     CHECK_NO_LEAK();
 }
 
+static int g_attach_freed;
+static void on_attach_free(void *p)
+{
+    CHECK(p == &g_attach_freed);
+    g_attach_freed++;
+}
+
+/* A cluster whose retries, health_check or outlier_detection differ is not the same: a reload
+ * shares an unchanged cluster's health entry (proxy/upstream/health.h), which keeps copies of
+ * these settings. The health attachment is freed with the config, at its last unref. */
+TEST(cluster_same_health_settings_and_attachment)
+{
+    px_config_t *x = NULL;
+    CHECK_OK(load_text("hc.yaml",
+                       "clusters:\n  - name: a\n    endpoints: [127.0.0.1:9000]\n"
+                       "    health_check: {path: /hc}\n    outlier_detection: {}\n"
+                       "routes:\n  - cluster: a\n",
+                       &x));
+    REQUIRE(x != NULL);
+    const px_cluster_cfg_t *a = &x->clusters[0];
+    px_cluster_cfg_t b = *a;
+    CHECK(px_config_cluster_same(a, &b));
+    uint32_t *fields[] = {&b.retries_max,
+                          &b.retry_budget_percent,
+                          &b.retry_min_concurrency,
+                          &b.health_check.interval_ms,
+                          &b.health_check.timeout_ms,
+                          &b.health_check.healthy_threshold,
+                          &b.health_check.unhealthy_threshold,
+                          &b.health_check.expected_status,
+                          &b.outlier.consecutive_5xx,
+                          &b.outlier.consecutive_gateway_failure,
+                          &b.outlier.base_ejection_ms,
+                          &b.outlier.max_ejection_ms,
+                          &b.outlier.max_ejection_percent,
+                          &b.outlier.interval_ms};
+    for (size_t i = 0; i < MEM_ARRAY_LEN(fields); i++) {
+        (*fields[i])++;
+        CHECK(!px_config_cluster_same(a, &b));
+        (*fields[i])--;
+        CHECK(px_config_cluster_same(a, &b));
+    }
+    b.health_check.path = "/other";
+    CHECK(!px_config_cluster_same(a, &b));
+    b.health_check.path = a->health_check.path;
+    b.outlier.enabled = false;
+    CHECK(!px_config_cluster_same(a, &b));
+    x->health = &g_attach_freed;
+    x->health_free = on_attach_free;
+    px_config_ref(x);
+    px_config_unref(x);
+    CHECK_EQ(g_attach_freed, 0);
+    px_config_unref(x);
+    CHECK_EQ(g_attach_freed, 1);
+    CHECK_NO_LEAK();
+}
+
 /* Reload (issue 17): reference counting frees at the last unref; px_config_cluster_same tells
  * which clusters keep their pools; the reload keys load and default. */
 TEST(refs_and_cluster_same)
@@ -1238,6 +1295,7 @@ int main(void)
     RUN(admin_exposure);
     RUN(dump_round_trip);
     RUN(refs_and_cluster_same);
+    RUN(cluster_same_health_settings_and_attachment);
     {
         char cmd[400];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_dir);

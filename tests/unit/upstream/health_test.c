@@ -80,7 +80,7 @@ TEST(consecutive_5xx_ejects_for_base_times_count)
     CHECK_EQ(hc->eps[0].ejections_total, 3);
     CHECK_EQ(hc->eps[0].rq_5xx, 8);
     CHECK_EQ(hc->eps[0].rq_local_fail, 3);
-    px_hcluster_free(hc);
+    px_hcluster_unref(hc);
 }
 
 TEST(gateway_failures_count_only_502_503_504_and_local)
@@ -97,7 +97,7 @@ TEST(gateway_failures_count_only_502_503_504_and_local)
     CHECK(px_health_report(hc, 1, PX_HRES_LOCAL_FAIL, 0, 0));
     CHECK_EQ(hc->eps[1].eject_reason, PX_EJECT_GATEWAY);
     CHECK_EQ(px_hep_state(hc, 1, 1), PX_HEP_EJECTED);
-    px_hcluster_free(hc);
+    px_hcluster_unref(hc);
 }
 
 TEST(max_ejection_percent)
@@ -117,7 +117,7 @@ TEST(max_ejection_percent)
     /* Once the first is back, the second may go (its count is still at the threshold). */
     CHECK(px_hep_usable(hc, 0, 1000));
     CHECK(px_health_report(hc, 1, PX_HRES_5XX, 500, 1000));
-    px_hcluster_free(hc);
+    px_hcluster_unref(hc);
     /* 10% of 3 is 0.3: still one (Envoy ejects at least one); 0% ejects none. */
     c.outlier.max_ejection_percent = 10;
     hc = px_hcluster_new(&c);
@@ -125,14 +125,14 @@ TEST(max_ejection_percent)
     for (int i = 0; i < 3; i++)
         px_health_report(hc, 2, PX_HRES_5XX, 500, 0);
     CHECK_EQ(px_hep_state(hc, 2, 1), PX_HEP_EJECTED);
-    px_hcluster_free(hc);
+    px_hcluster_unref(hc);
     c.outlier.max_ejection_percent = 0;
     hc = px_hcluster_new(&c);
     REQUIRE(hc != NULL);
     for (int i = 0; i < 5; i++)
         CHECK(!px_health_report(hc, 2, PX_HRES_5XX, 500, 0));
     CHECK_EQ(px_hep_state(hc, 2, 1), PX_HEP_HEALTHY);
-    px_hcluster_free(hc);
+    px_hcluster_unref(hc);
 }
 
 TEST(disabled_outlier_only_counts)
@@ -145,7 +145,7 @@ TEST(disabled_outlier_only_counts)
         CHECK(!px_health_report(hc, 0, PX_HRES_5XX, 500, 0));
     CHECK_EQ(hc->eps[0].cons_5xx, 10);
     CHECK(px_hep_usable(hc, 0, 0));
-    px_hcluster_free(hc);
+    px_hcluster_unref(hc);
 }
 
 TEST(sweep_unejects_and_decays_the_multiplier)
@@ -172,7 +172,7 @@ TEST(sweep_unejects_and_decays_the_multiplier)
         px_health_report(hc, 0, PX_HRES_5XX, 500, 2000);
     CHECK(!px_hep_usable(hc, 0, 2999));
     CHECK(px_hep_usable(hc, 0, 3000));
-    px_hcluster_free(hc);
+    px_hcluster_unref(hc);
 }
 
 TEST(probe_thresholds)
@@ -194,7 +194,7 @@ TEST(probe_thresholds)
     CHECK(px_hep_usable(hc, 0, 0));
     CHECK_EQ(hc->eps[0].hc_checks, 7);
     CHECK_EQ(hc->eps[0].hc_failures, 4);
-    px_hcluster_free(hc);
+    px_hcluster_unref(hc);
 }
 
 TEST(retry_budget)
@@ -223,24 +223,75 @@ TEST(retry_budget)
     px_hep_rq_add(hc, 0, -50);
     CHECK_EQ(hc->rq_active, 0);
     CHECK_EQ(hc->eps[0].rq_total, 2);
-    px_hcluster_free(hc);
+    px_hcluster_unref(hc);
+}
+
+/* Makes `cfg` a config of the 2 clusters `cls` (nothing else set), and its health table
+ * (carried over from `prev`) in `*h`. */
+static void config_of(px_config_t *cfg, px_cluster_cfg_t *cls, const px_health_t *prev,
+                      px_health_t **h)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->clusters = cls;
+    cfg->clusters_cnt = 2;
+    *h = NULL;
+    CHECK_OK(px_health_new(cfg, prev, h));
 }
 
 TEST(table_of_a_config)
 {
     px_cluster_cfg_t cls[2] = {cluster(2), cluster(3)};
-    px_config_t cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.clusters = cls;
-    cfg.clusters_cnt = 2;
     px_health_t *h = NULL;
-    CHECK_OK(px_health_new(&cfg, &h));
+    px_config_t cfg;
+    config_of(&cfg, cls, NULL, &h);
     REQUIRE(h != NULL);
     CHECK(px_health_cluster(h, &cls[1]) == h->clusters[1]);
     CHECK_EQ(px_health_cluster(h, &cls[1])->eps_cnt, 3);
     px_cluster_cfg_t other = cluster(1);
     CHECK(px_health_cluster(h, &other) == NULL);
     px_health_free(h);
+}
+
+/* A reload's table (px_health_new with the running table) shares the entry of each cluster
+ * that px_config_cluster_same as a running one, with its state (an ejection and its end time, a
+ * failed check, exchanges in flight), and starts a changed cluster afresh; each table holds its
+ * own reference, so the old table can go first. */
+TEST(table_carries_unchanged_clusters_over)
+{
+    px_cluster_cfg_t a[2] = {cluster(2), cluster(3)};
+    a[1].name = "u";
+    px_health_t *h0 = NULL;
+    px_config_t old;
+    config_of(&old, a, NULL, &h0);
+    REQUIRE(h0 != NULL);
+    for (int i = 0; i < 3; i++)
+        (void)px_health_report(h0->clusters[0], 1, PX_HRES_5XX, 503, 10000);
+    CHECK_EQ(px_hep_state(h0->clusters[0], 1, 10000), PX_HEP_EJECTED);
+    px_hep_rq_add(h0->clusters[0], 0, 1);
+    for (int i = 0; i < 3; i++)
+        (void)px_health_probe_result(h0->clusters[1], 2, false, 0, "connect failed");
+    CHECK_EQ(px_hep_state(h0->clusters[1], 2, 10000), PX_HEP_UNHEALTHY);
+    /* The new config: "t" unchanged but listed second, "u" with another threshold. */
+    px_cluster_cfg_t b[2] = {a[1], a[0]};
+    b[0].health_check.unhealthy_threshold = 5;
+    px_health_t *h1 = NULL;
+    px_config_t neu;
+    config_of(&neu, b, h0, &h1);
+    REQUIRE(h1 != NULL);
+    CHECK(px_health_cluster(h1, &b[1]) == h0->clusters[0]);
+    CHECK(px_health_cluster(h1, &b[0]) != h0->clusters[1]);
+    CHECK_EQ(px_hep_state(h1->clusters[0], 2, 10000), PX_HEP_HEALTHY);
+    CHECK_EQ(h1->clusters[0]->check.unhealthy_threshold, 5);
+    px_health_free(h0);
+    /* The carried entry outlives the old table, its ejection time and its count intact. */
+    px_hcluster_t *t = px_health_cluster(h1, &b[1]);
+    CHECK_EQ(px_hep_state(t, 1, 10999), PX_HEP_EJECTED);
+    CHECK_EQ(px_hep_state(t, 1, 11000), PX_HEP_HEALTHY);
+    CHECK_EQ(t->eps[1].ejections_total, 1);
+    CHECK_EQ(t->rq_active, 1);
+    px_hep_rq_add(t, 0, -1);
+    CHECK_EQ(t->rq_active, 0);
+    px_health_free(h1);
 }
 
 int main(void)
@@ -253,6 +304,7 @@ int main(void)
     RUN(probe_thresholds);
     RUN(retry_budget);
     RUN(table_of_a_config);
+    RUN(table_carries_unchanged_clusters_over);
     CHECK_EQ(live_bytes(), 0);
     return TEST_SUMMARY();
 }
