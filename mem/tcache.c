@@ -281,6 +281,12 @@ static void remote_free(mem__tcache_t *tc, void *p, unsigned node, unsigned c)
 
 void mem__tcache_flush(mem__tcache_t *tc)
 {
+    /* The keep stash first, as ordinary frees: its objects join the slots flushed below. */
+    while (tc->keep_cnt > 0) {
+        void *p = mem__tcache_keep_take(tc);
+        MEM_UNPOISON(p, MEM_TC_KEEP_SIZE); /* the free below poisons it whole */
+        mem__tcache_free(tc, p);
+    }
     for (unsigned f = 0; f < MEM_TC_FRESH_CLASSES; f++) {
         if (tc->fresh_cnt[f] == 0)
             continue;
