@@ -34,14 +34,22 @@ static void stream_pattern(mem_subregion_t *s, void **out)
     }
 }
 
-TEST(lifo_reuse)
+/* begin(), then heap sampling at `interval` (the old one saved in `saved`) and a fresh
+ * uncapped region. */
+static mem_region_t *begin_sampling(size_t interval, size_t *saved)
 {
     begin();
+    *saved = mem_heapprof_interval();
+    mem_heapprof_set_interval(interval);
+    return mem_region_new(0);
+}
+
+TEST(lifo_reuse)
+{
     /* A sampled facade allocation gets its own mapping instead of a cache slot, which would
      * make a chunk address differ at random: LIFO reuse is checked with sampling off. */
-    size_t saved = mem_heapprof_interval();
-    mem_heapprof_set_interval(0);
-    mem_region_t *r = mem_region_new(0);
+    size_t saved;
+    mem_region_t *r = begin_sampling(0, &saved);
     REQUIRE(r != NULL);
     void *a[PATTERN_CNT], *b[PATTERN_CNT];
     mem_subregion_t *s1 = mem_subregion_new(r, 0);
@@ -131,14 +139,12 @@ TEST(parent_cap)
 enum { BURST = 48 };
 TEST(kept_burst)
 {
-    begin();
-    size_t saved = mem_heapprof_interval();
-    mem_heapprof_set_interval(0); /* a sampled chunk would be an object of its own */
     unsigned c = mem_sc_of(4096);
     REQUIRE(c < MEM_SC_COUNT);
     REQUIRE(mem_sc_size[c] == 4096);
-    mem_thread_flush();
-    mem_region_t *r = mem_region_new(0);
+    mem_thread_flush(); /* an empty stash to start with */
+    size_t saved;       /* sampling off: a sampled chunk would be an object of its own */
+    mem_region_t *r = begin_sampling(0, &saved);
     REQUIRE(r != NULL);
     mem_subregion_t *s[BURST];
     void *first[BURST];
@@ -192,10 +198,8 @@ TEST(kept_burst)
  * same figure before recycling: 2,695 here, and 26,692 against 26,679 over 30,000 streams. */
 TEST(kept_sampling_rate)
 {
-    begin();
-    size_t saved = mem_heapprof_interval();
-    mem_heapprof_set_interval(1024);
-    mem_region_t *r = mem_region_new(0);
+    size_t saved;
+    mem_region_t *r = begin_sampling(1024, &saved);
     REQUIRE(r != NULL);
     uint64_t samples = 0;
     for (int i = 0; i < 3000; i++) {
