@@ -78,6 +78,7 @@ struct mem__arena_s {
     char *chunk_end;          /* the current chunk's real end (bump.end may stop short) */
     char *win_start;          /* where the bump window opened (sampling counts from here) */
     int64_t sample_left;      /* bytes allocated here until the next heap sample */
+    size_t sample_iv;         /* the mean sample_left was drawn with, as of mem__arena_strip */
     size_t used_closed;       /* handed out before chunk_data: older chunks, large objects */
     size_t bytes;             /* held: own chunks and large blocks */
     size_t child_bytes;       /* held by sub-arenas (charged to this arena's cap) */
@@ -101,8 +102,20 @@ void mem__arena_sample(mem__arena_t *a, void *p, size_t len);
  * chunk; returns that struct (zeroed past the arena) or NULL. The first chunk has the default
  * size, or `first_len` bytes when that is larger. `parent` is charged too. */
 void *mem__arena_new(size_t hdr_len, size_t first_len, size_t cap_bytes, mem__arena_t *parent);
+/* Sets a stripped sub-arena up again in its own first chunk (mem__arena_strip, then kept by
+ * mem/subregion.c): as mem__arena_new with that chunk and the sampling distance it had left,
+ * except that the owner's fields past the arena are left for the caller to set. Returns
+ * NULL, changing nothing, when these caps want a smaller first chunk. */
+void *mem__arena_renew(mem__arena_t *a, size_t hdr_len, size_t cap_bytes, mem__arena_t *parent);
 /* Runs the cleanups (last added first). */
 void mem__arena_run_cleanups(mem__arena_t *a);
+/* Gives the large blocks and every chunk but the first (which holds `a`) back, uncharges the
+ * parent, forgets the heap samples it owned: `a` holds its first chunk only, uncharged,
+ * poisoned past the owner struct, its sampling distance kept. */
+void mem__arena_strip(mem__arena_t *a);
+/* The last step of a stripped arena: keeps its sampling distance for the next arena and gives
+ * its first chunk back. `a` is gone afterwards. */
+void mem__arena_drop(mem__arena_t *a);
 /* Gives the large blocks and chunks back (newest first, so the thread cache hands them out
  * again LIFO) and uncharges the parent. The owner struct is gone afterwards. */
 void mem__arena_release(mem__arena_t *a);

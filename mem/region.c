@@ -53,7 +53,7 @@ static bool arena_fits(const mem__arena_t *a, size_t size)
 }
 
 /* Room left under the caps of `a` and its parent (SIZE_MAX when uncapped). */
-static size_t arena_room(const mem__arena_t *a)
+MEM_INLINE size_t arena_room(const mem__arena_t *a)
 {
     size_t room = SIZE_MAX;
     for (; a; a = a->parent) {
@@ -63,7 +63,7 @@ static size_t arena_room(const mem__arena_t *a)
     return room;
 }
 
-static void arena_charge(mem__arena_t *a, size_t size)
+MEM_INLINE void arena_charge(mem__arena_t *a, size_t size)
 {
     a->bytes += size;
     if (a->parent)
@@ -274,24 +274,16 @@ MEM_ALLOC_TEXT MEM_NOINLINE void mem__arena_sample(mem__arena_t *a, void *p, siz
         a->sampled = true;
 }
 
-void *mem__arena_new(size_t hdr_len, size_t first_len, size_t cap_bytes, mem__arena_t *parent)
+/* Sets up the arena at the start of chunk `c` (`size` bytes, the owner struct of `hdr` bytes
+ * first, zeroed past the arena), charges it and opens its window. `sample_left` is the
+ * distance to the next sample it starts with, 0 to take a fresh one. */
+static void arena_init(mem__arena_t *a, mem__block_t *c, size_t size, size_t hdr, size_t cap_bytes,
+                       mem__arena_t *parent, int64_t sample_left)
 {
-    MEM_ASSERT(hdr_len >= sizeof(mem__arena_t));
-    size_t hdr = MEM_ALIGN_UP(hdr_len, (size_t)MEM__ARENA_ALIGN);
-    size_t min = sizeof(mem__block_t) + hdr;
-    size_t size = MEM_MAX(parent ? MEM__ARENA_CHUNK_SUB : MEM__ARENA_CHUNK_MIN, first_len);
-    MEM_STATIC_ASSERT(MEM__ARENA_CHUNK_MIN >= 256, "the first chunk holds the owner struct");
-    if (cap_bytes)
-        size = MEM_MIN(size, cap_bytes);
-    if (parent)
-        size = MEM_MIN(size, arena_room(parent));
-    if (size < min)
-        return NULL; /* the cap cannot hold even the arena's own header */
-    mem__block_t *c = block_take(size);
-    if (c == NULL)
-        return NULL;
-    mem__arena_t *a = (mem__arena_t *)(c + 1);
+    MEM_ASSERT(a == (mem__arena_t *)(c + 1));
+    MEM_ASSERT(sizeof(mem__block_t) + hdr <= size);
     memset(a, 0, hdr);
+    c->next = NULL;
     a->chunks = c;
     a->cap_bytes = cap_bytes;
     a->parent = parent;
@@ -299,12 +291,76 @@ void *mem__arena_new(size_t hdr_len, size_t first_len, size_t cap_bytes, mem__ar
     arena_charge(a, size);
     chunk_set(a, (char *)a + hdr, (char *)c + size);
     MEM_POISON(a->bump.cur, (size_t)(a->chunk_end - a->bump.cur));
-    if (tl_spare_cnt > 0 && tl_spare_interval == mem_heapprof_interval()) {
+    size_t iv = mem_heapprof_interval();
+    if (sample_left > 0 && tl_spare_interval == iv) {
+        a->sample_left = sample_left;
+    } else if (tl_spare_cnt > 0 && tl_spare_interval == iv) {
         a->sample_left = tl_spare_left[--tl_spare_cnt];
         MEM_ASSERT(a->sample_left > 0);
     } else {
         a->sample_left = (int64_t)mem__sampling_next();
     }
+    win_open(a);
+    MEM_ASSERT(a->bump.cur <= a->bump.end);
+}
+
+/* The first chunk's size for an arena with these caps; 0 when it cannot hold `min` bytes. */
+static size_t first_chunk_size(size_t min, size_t first_len, size_t cap_bytes,
+                               const mem__arena_t *parent)
+{
+    size_t size = MEM_MAX(parent ? MEM__ARENA_CHUNK_SUB : MEM__ARENA_CHUNK_MIN, first_len);
+    MEM_STATIC_ASSERT(MEM__ARENA_CHUNK_MIN >= 256, "the first chunk holds the owner struct");
+    if (cap_bytes)
+        size = MEM_MIN(size, cap_bytes);
+    if (parent)
+        size = MEM_MIN(size, arena_room(parent));
+    return size < min ? 0 : size; /* 0: the cap cannot hold even the arena's own header */
+}
+
+void *mem__arena_new(size_t hdr_len, size_t first_len, size_t cap_bytes, mem__arena_t *parent)
+{
+    MEM_ASSERT(hdr_len >= sizeof(mem__arena_t));
+    size_t hdr = MEM_ALIGN_UP(hdr_len, (size_t)MEM__ARENA_ALIGN);
+    size_t size = first_chunk_size(sizeof(mem__block_t) + hdr, first_len, cap_bytes, parent);
+    if (size == 0)
+        return NULL;
+    mem__block_t *c = block_take(size);
+    if (c == NULL)
+        return NULL;
+    mem__arena_t *a = (mem__arena_t *)(c + 1);
+    arena_init(a, c, size, hdr, cap_bytes, parent, 0);
+    return a;
+}
+
+void *mem__arena_renew(mem__arena_t *a, size_t hdr_len, size_t cap_bytes, mem__arena_t *parent)
+{
+    mem__block_t *c = (mem__block_t *)(void *)a - 1;
+    MEM_ASSERT(c->size == MEM__ARENA_CHUNK_SUB);
+    MEM_ASSERT(a->bytes == 0);
+    /* The rest of what strip left, checked in debug builds (this runs once per stream). */
+    MEM_ASSERT_HOT(parent != NULL);
+    MEM_ASSERT_HOT(a->chunks == c && c->next == NULL);
+    MEM_ASSERT_HOT(a->bigs == NULL && a->cleanups == NULL && !a->sampled);
+    /* What first_chunk_size() would say, short: these caps must leave the whole chunk. */
+    if ((cap_bytes != 0 && cap_bytes < MEM__ARENA_CHUNK_SUB) ||
+        arena_room(parent) < MEM__ARENA_CHUNK_SUB)
+        return NULL;
+    size_t hdr = MEM_ALIGN_UP(hdr_len, (size_t)MEM__ARENA_ALIGN);
+    MEM_UNPOISON(a, hdr); /* strip poisoned the owner's fields past the arena */
+    /* The fields strip left as a new arena has them (bigs, cleanups, sampled, chunks) stay;
+     * the owner's fields past the arena are the caller's to set. */
+    a->cap_bytes = cap_bytes;
+    a->parent = parent;
+    a->used_closed = 0;
+    a->closing = false;
+    a->chunk_next = MEM__ARENA_CHUNK_MAX;
+    a->chunk_data = (char *)a + hdr;
+    a->chunk_end = (char *)c + MEM__ARENA_CHUNK_SUB;
+    a->bump.cur = a->chunk_data;
+    arena_charge(a, MEM__ARENA_CHUNK_SUB);
+    /* Its distance was drawn with the mean of the time it was stripped. */
+    if (MEM_UNLIKELY(a->sample_left <= 0 || a->sample_iv != mem_heapprof_interval()))
+        a->sample_left = (int64_t)mem__sampling_next();
     win_open(a);
     MEM_ASSERT(a->bump.cur <= a->bump.end);
     return a;
@@ -338,22 +394,20 @@ void mem__arena_run_cleanups(mem__arena_t *a)
     }
 }
 
-void mem__arena_release(mem__arena_t *a)
+void mem__arena_strip(mem__arena_t *a)
 {
     MEM_ASSERT(a != NULL);
     MEM_ASSERT(a->cleanups == NULL);
     MEM_ASSERT(a->child_bytes == 0);
     if (a->sampled)
         mem__heapprof_forget_owner(a);
+    a->sampled = false;
     win_close(a);
-    if (a->sample_left > 0) {
-        size_t iv = mem_heapprof_interval();
-        if (tl_spare_interval != iv) {
-            tl_spare_cnt = 0; /* drawn with another mean: forget them */
-            tl_spare_interval = iv;
-        }
-        if (tl_spare_cnt < SPARE_MAX)
-            tl_spare_left[tl_spare_cnt++] = a->sample_left;
+    size_t iv = mem_heapprof_interval();
+    a->sample_iv = iv;
+    if (tl_spare_interval != iv) {
+        tl_spare_cnt = 0; /* drawn with another mean: forget them */
+        tl_spare_interval = iv;
     }
     size_t total = a->bytes;
     if (a->parent) {
@@ -361,17 +415,43 @@ void mem__arena_release(mem__arena_t *a)
         a->parent->child_bytes -= total;
     }
     MEM_TSTAT_SUB(mem__arena_tstats(), region_bytes, total);
+    a->bytes = 0;
     /* The records live in the chunks, which go back after them. */
     for (mem__big_t *big = a->bigs; big; big = big->next)
         object_give(big->p, MEM_HAVE_ASAN ? mem_usable_size(big->p) : 0);
-    /* Newest chunk first and the first chunk (which holds `a`) last: the thread cache is LIFO
-     * per class, so the next arena gets the first chunk back first, then the others. */
+    /* Newest chunk first, the first chunk (which holds `a`) stays: the thread cache is LIFO
+     * per class, so the next arena gets the newest back first. */
     mem__block_t *c = a->chunks;
-    while (c) {
+    while (c->next) {
         mem__block_t *next = c->next;
-        object_give(c, c->size); /* on the last round this frees `a` itself */
+        object_give(c, c->size);
         c = next;
     }
+    a->chunks = c;
+    a->bigs = NULL;
+    /* Poison what the window handed out: a touch of the arena's memory after its free is a
+     * use-after-poison report, whether the chunk goes back to the facade or is kept. */
+    char *data = (char *)(c + 1) + MEM_ALIGN_UP(sizeof(*a), (size_t)MEM__ARENA_ALIGN);
+    if (data < (char *)c + c->size)
+        MEM_POISON(data, (size_t)((char *)c + c->size - data));
+}
+
+void mem__arena_drop(mem__arena_t *a)
+{
+    MEM_ASSERT(a->bigs == NULL);
+    MEM_ASSERT(a->chunks != NULL && a->chunks->next == NULL);
+    if (a->sample_left > 0 && tl_spare_cnt < SPARE_MAX &&
+        tl_spare_interval == mem_heapprof_interval())
+        tl_spare_left[tl_spare_cnt++] = a->sample_left;
+    mem__block_t *c = a->chunks;
+    object_give(c, c->size); /* this frees `a` itself */
+    /* a freed */
+}
+
+void mem__arena_release(mem__arena_t *a)
+{
+    mem__arena_strip(a);
+    mem__arena_drop(a);
     /* a freed */
 }
 

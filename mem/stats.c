@@ -58,6 +58,8 @@ static void add_cache(mem_stats_t *out, const mem__tcache_t *tc, mem_thread_stat
         uint64_t in_slots = (uint64_t)MEM_STAT_LOAD(tc->cnt[c]) * sz;
         if (c >= MEM_TC_FRESH_FIRST)
             in_slots += (uint64_t)MEM_STAT_LOAD(tc->fresh_cnt[c - MEM_TC_FRESH_FIRST]) * sz;
+        if (c == mem_sc_of(MEM_TC_KEEP_SIZE))
+            in_slots += (uint64_t)MEM_STAT_LOAD(tc->keep_cnt) * sz;
         uint64_t remote = 0;
         for (unsigned nd = 0; nd < mem__g.nodes_cnt; nd++) {
             uint64_t r = (uint64_t)MEM_STAT_LOAD(tc->remote[nd][c].cnt) * sz;

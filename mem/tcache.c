@@ -12,6 +12,7 @@
 #include "mem/heapprof.h"
 #include "mem/sampling.h"
 #include "mem/numa.h"
+#include "mem/malloc.h"
 
 #include <string.h>
 #include <sys/mman.h>
@@ -281,6 +282,20 @@ static void remote_free(mem__tcache_t *tc, void *p, unsigned node, unsigned c)
 
 void mem__tcache_flush(mem__tcache_t *tc)
 {
+    /* The keep stash first, as ordinary frees: its objects join the slots flushed below. */
+    while (tc->keep_cnt > 0) {
+        void *p = mem__tcache_keep_take(tc);
+        MEM_UNPOISON(p, MEM_TC_KEEP_SIZE); /* the free below poisons it whole */
+#if MEM_DEBUG >= 1
+        /* The debug build's live bits still mark it allocated (the arena took it with
+         * mem__malloc_unsampled and never freed it): the facade's free clears them. Only the
+         * owner thread flushes its own cache, so this is `tc`'s free. */
+        MEM_ASSERT(tc == mem__tc_self);
+        mem_free(p);
+#else
+        mem__tcache_free(tc, p);
+#endif
+    }
     for (unsigned f = 0; f < MEM_TC_FRESH_CLASSES; f++) {
         if (tc->fresh_cnt[f] == 0)
             continue;

@@ -27,6 +27,9 @@
 #define MEM_TC_FRESH_FIRST   31u /* the 8 KiB class: calloc's fresh objects from here on */
 #define MEM_TC_FRESH_CLASSES (MEM_SC_COUNT - MEM_TC_FRESH_FIRST)
 #define MEM_TC_FRESH_MAX     4u
+/* The keep stash (below): objects of this size, at most this many (2 MiB a thread). */
+#define MEM_TC_KEEP_SIZE 4096u
+#define MEM_TC_KEEP_MAX  512u
 
 /* Object size per span tag: mem_sc_size for classes, 0 for every other tag, so the free fast
  * path may index it with any tag before it knows the pointer is a class object. */
@@ -55,6 +58,14 @@ typedef struct mem__tcache_s {
      * Counted as cached bytes in the stats, outside `bytes`; flushed with the cache. */
     uint32_t fresh_cnt[MEM_TC_FRESH_CLASSES];
     void *fresh[MEM_TC_FRESH_CLASSES][MEM_TC_FRESH_MAX];
+    /* The keep stash: objects of MEM_TC_KEEP_SIZE that an arena gave back with their contents
+     * still useful to it (mem/subregion.c: a closed sub-arena's first chunk, header set up,
+     * LIFO), so that it takes them back without resetting them. Counted as freed and as cached
+     * bytes, like the slots, but bounded by MEM_TC_KEEP_MAX of its own, outside `bytes`: it
+     * holds at most the chunks of the streams that were open at once, which the slots would
+     * otherwise spill to the depot. Flushed with the cache as ordinary frees. */
+    uint32_t keep_cnt;
+    void *keep[MEM_TC_KEEP_MAX];
     /* Cold. */
     mem__remote_t remote[MEM_STATS_NODES_MAX][MEM_SC_COUNT];
     uint64_t remote_bytes; /* bytes waiting in remote batches (relaxed) */
@@ -178,6 +189,35 @@ MEM_INLINE void mem__tcache_free(mem__tcache_t *tc, void *p)
     MEM_STAT_STORE(tc->cnt[c], n + 1);
     tc->bytes = b;
     MEM_STAT_ADD(tc->free_cnt[c], 1);
+}
+
+/* Puts `p` (an object of MEM_TC_KEEP_SIZE from this thread's cache) in the keep stash.
+ * Returns false, leaving `p` alone, when the stash is full, when the
+ * thread has no cache of its own or `p` is homed on another node: the caller frees it. */
+MEM_INLINE bool mem__tcache_keep_put(mem__tcache_t *tc, void *p)
+{
+    unsigned c = mem_sc_of(MEM_TC_KEEP_SIZE);
+    uint32_t n = tc->keep_cnt;
+    if (MEM_UNLIKELY((n >= MEM_TC_KEEP_MAX) | (tc->reg_idx < 0) |
+                     (mem__seghdr_of(p)->node != tc->node)))
+        return false;
+    tc->keep[n] = p;
+    MEM_STAT_STORE(tc->keep_cnt, n + 1);
+    MEM_STAT_ADD(tc->free_cnt[c], 1);
+    return true;
+}
+
+/* Takes the object put last in the keep stash, contents as they were put, or NULL. */
+MEM_INLINE void *mem__tcache_keep_take(mem__tcache_t *tc)
+{
+    unsigned c = mem_sc_of(MEM_TC_KEEP_SIZE);
+    uint32_t n = tc->keep_cnt;
+    if (n == 0)
+        return NULL;
+    void *p = tc->keep[n - 1];
+    MEM_STAT_STORE(tc->keep_cnt, n - 1);
+    MEM_STAT_ADD(tc->alloc_cnt[c], 1);
+    return p;
 }
 
 #endif /* MEM_TCACHE_H */

@@ -1,7 +1,9 @@
 /*
  * tests/unit/mem/subregion_test.c: sub-arenas: LIFO reuse of chunks by the next sub-arena,
  * their own cap and the parent's, cleanups, freeing with the parent (and no double free
- * after an explicit free), stats and (under ASan) poisoning after free.
+ * after an explicit free), stats and (under ASan) poisoning after free; the keep stash (a
+ * closed sub-arena's first chunk stays in the thread, ready, through a burst of closes) and
+ * heap sampling at the configured rate across recycled sub-arenas.
  */
 #include "mem/base.h"
 #include "mem/subregion.h"
@@ -14,6 +16,7 @@
 #include "mem/malloc.h"
 #include "mem/mem.h"
 #include "mem/region.h"
+#include "mem/sizeclass.h"
 #include "mem/stats.h"
 #include "tests/harness.h"
 #include "tests/unit/mem/arena_check.h"
@@ -31,14 +34,22 @@ static void stream_pattern(mem_subregion_t *s, void **out)
     }
 }
 
-TEST(lifo_reuse)
+/* begin(), then heap sampling at `interval` (the old one saved in `saved`) and a fresh
+ * uncapped region. */
+static mem_region_t *begin_sampling(size_t interval, size_t *saved)
 {
     begin();
+    *saved = mem_heapprof_interval();
+    mem_heapprof_set_interval(interval);
+    return mem_region_new(0);
+}
+
+TEST(lifo_reuse)
+{
     /* A sampled facade allocation gets its own mapping instead of a cache slot, which would
      * make a chunk address differ at random: LIFO reuse is checked with sampling off. */
-    size_t saved = mem_heapprof_interval();
-    mem_heapprof_set_interval(0);
-    mem_region_t *r = mem_region_new(0);
+    size_t saved;
+    mem_region_t *r = begin_sampling(0, &saved);
     REQUIRE(r != NULL);
     void *a[PATTERN_CNT], *b[PATTERN_CNT];
     mem_subregion_t *s1 = mem_subregion_new(r, 0);
@@ -119,6 +130,94 @@ TEST(parent_cap)
     CHECK(s3 != NULL);
     CHECK(mem_subregion_alloc(s3, 200) != NULL);
     mem_region_free(r);
+    end_clean();
+}
+
+/* A burst of closes (h2load -c 16 -m 10 closes up to 320 streams' sub-arenas at once): their
+ * first chunks stay in the thread, ready, instead of spilling from the cache's slots (which
+ * hold 32 of the 4 KiB class) to the depot, and the next burst of opens takes them back. */
+enum { BURST = 48 };
+TEST(kept_burst)
+{
+    unsigned c = mem_sc_of(4096);
+    REQUIRE(c < MEM_SC_COUNT);
+    REQUIRE(mem_sc_size[c] == 4096);
+    mem_thread_flush(); /* an empty stash to start with */
+    size_t saved;       /* sampling off: a sampled chunk would be an object of its own */
+    mem_region_t *r = begin_sampling(0, &saved);
+    REQUIRE(r != NULL);
+    mem_subregion_t *s[BURST];
+    void *first[BURST];
+    for (int i = 0; i < BURST; i++) {
+        s[i] = mem_subregion_new(r, 0);
+        REQUIRE(s[i] != NULL);
+        CHECK_EQ(mem_subregion_bytes(s[i]), 4096);
+        first[i] = s[i];
+        CHECK(mem_subregion_alloc(s[i], 100) != NULL);
+    }
+    snap();
+    uint64_t depot0 = st.classes[c].depot_bytes;
+    for (int i = 0; i < BURST; i++)
+        mem_subregion_free(s[i]);
+    snap();
+    CHECK_EQ(st.classes[c].depot_bytes, depot0);                 /* nothing spilled */
+    CHECK(st.classes[c].tcache_bytes >= (uint64_t)BURST * 4096); /* cached, not live */
+    CHECK_EQ(st.subregions_live, 0);
+    /* Reopened: the same chunks, clean (nothing used, nothing left of the old stream). */
+    size_t found = 0;
+    for (int i = 0; i < BURST; i++) {
+        s[i] = mem_subregion_new(r, 0);
+        REQUIRE(s[i] != NULL);
+        CHECK_EQ(mem_subregion_bytes(s[i]), 4096);
+        CHECK(mem_subregion_parent(s[i]) == r);
+        for (int j = 0; j < BURST; j++)
+            found += (void *)s[i] == first[j];
+    }
+    CHECK_EQ(found, BURST);
+    for (int i = 0; i < BURST; i++)
+        mem_subregion_free(s[i]);
+    /* A cap below the first chunk's size does not take a kept chunk (it gets a smaller one). */
+    mem_subregion_t *small = mem_subregion_new(r, 2048);
+    REQUIRE(small != NULL);
+    CHECK(mem_subregion_bytes(small) <= 2048);
+    mem_subregion_free(small);
+    mem_region_free(r);
+    /* The stash goes back with the cache. */
+    mem_thread_flush();
+    snap();
+    CHECK_EQ(st.classes[c].tcache_bytes, 0);
+    mem_heapprof_set_interval(saved);
+    end_clean();
+}
+
+/* Heap sampling stays at the configured rate when sub-arenas are recycled: each keeps the
+ * distance it had left (a fresh exponential draw, by memorylessness). 3,000 streams of
+ * 10 x 96 B at a 1 KiB mean. The allocation that reaches the sample point is the sample and
+ * the next distance starts after it, so a period is the draw plus half an allocation on
+ * average: 2,880,000 / (1,024 + 48) = 2,687 samples expected (sd 52; 10% is over 5 sd). The
+ * same figure before recycling: 2,695 here, and 26,692 against 26,679 over 30,000 streams. */
+TEST(kept_sampling_rate)
+{
+    size_t saved;
+    mem_region_t *r = begin_sampling(1024, &saved);
+    REQUIRE(r != NULL);
+    uint64_t samples = 0;
+    for (int i = 0; i < 3000; i++) {
+        snap();
+        uint64_t before = st.samples_live;
+        mem_subregion_t *s = mem_subregion_new(r, 0);
+        REQUIRE(s != NULL);
+        for (int k = 0; k < 10; k++)
+            CHECK(mem_subregion_alloc(s, 96) != NULL);
+        snap();
+        samples += st.samples_live - before;
+        mem_subregion_free(s);
+    }
+    printf("kept_sampling_rate: %llu samples for 2687 expected\n", (unsigned long long)samples);
+    CHECK(samples > 2687 - 269);
+    CHECK(samples < 2687 + 269);
+    mem_region_free(r);
+    mem_heapprof_set_interval(saved);
     end_clean();
 }
 
@@ -288,6 +387,8 @@ int main(void)
     RUN(free_with_parent);
     RUN(region_cleanup_frees_sub);
     RUN(free_from_own_cleanup);
+    RUN(kept_burst);
+    RUN(kept_sampling_rate);
 #if MEM_HAVE_ASAN
     RUN(asan_poisoning);
 #endif
