@@ -156,6 +156,15 @@ void mem_thread_flush(void)
         mem__tcache_flush(tc);
 }
 
+void mem_thread_trim(void)
+{
+    if (!mem_is_initialised())
+        return;
+    mem__tcache_t *tc = mem__tc_self;
+    if (tc->reg_idx >= 0)
+        mem__tcache_keep_drain(tc);
+}
+
 size_t mem__live_bytes(void)
 {
     int64_t live = 0;

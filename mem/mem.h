@@ -49,6 +49,13 @@ void mem_thread_detach(void);
  * allocates. Thread: the calling thread. Alloc: none. */
 void mem_thread_flush(void);
 
+/* Gives the sub-arena chunks the calling thread keeps ready for its next streams (the keep
+ * stash, up to 2 MiB) back to its cache as ordinary frees, so that the cache's bound and the
+ * decay apply to them. For a thread whose streams have stopped opening: a burst's worth of
+ * kept chunks would otherwise stay until the cache is next flushed. Thread: the calling thread.
+ * Alloc: none. */
+void mem_thread_trim(void);
+
 /* Tears the library down (tests and fuzzers only): every region must be gone and every
  * thread detached. Returns the number of bytes still live (0 when clean). Thread: main. */
 size_t mem_fini(void);

@@ -280,9 +280,8 @@ static void remote_free(mem__tcache_t *tc, void *p, unsigned node, unsigned c)
     }
 }
 
-void mem__tcache_flush(mem__tcache_t *tc)
+void mem__tcache_keep_drain(mem__tcache_t *tc)
 {
-    /* The keep stash first, as ordinary frees: its objects join the slots flushed below. */
     while (tc->keep_cnt > 0) {
         void *p = mem__tcache_keep_take(tc);
         MEM_UNPOISON(p, MEM_TC_KEEP_SIZE); /* the free below poisons it whole */
@@ -296,6 +295,12 @@ void mem__tcache_flush(mem__tcache_t *tc)
         mem__tcache_free(tc, p);
 #endif
     }
+}
+
+void mem__tcache_flush(mem__tcache_t *tc)
+{
+    /* The keep stash first, as ordinary frees: its objects join the slots flushed below. */
+    mem__tcache_keep_drain(tc);
     for (unsigned f = 0; f < MEM_TC_FRESH_CLASSES; f++) {
         if (tc->fresh_cnt[f] == 0)
             continue;

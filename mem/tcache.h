@@ -207,6 +207,10 @@ MEM_INLINE bool mem__tcache_keep_put(mem__tcache_t *tc, void *p)
     return true;
 }
 
+/* Empties the keep stash as ordinary frees (into the cache, whose bound spills the rest to the
+ * depots). Thread: tc's owner. */
+void mem__tcache_keep_drain(mem__tcache_t *tc);
+
 /* Takes the object put last in the keep stash, contents as they were put, or NULL. */
 MEM_INLINE void *mem__tcache_keep_take(mem__tcache_t *tc)
 {

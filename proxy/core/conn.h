@@ -111,6 +111,7 @@ struct px_wimpl_s {
     size_t lis_cnt; /* one per listener of w->cfg, in its order */
     struct px_worker_reload_s *reload; /* owns, under async_lock: the config to take next */
     px_conn_t *conns;                  /* live list */
+    uint64_t requests_seen;            /* w->stats.requests_total at the last tick */
     size_t conns_cnt;                  /* connections not yet fully closed */
     px_conn_t *dirty;                  /* flushed once per loop iteration */
     uv_check_t check;

@@ -143,6 +143,17 @@ static void release_when_idle(px_wimpl_t *wi)
     }
 }
 
+/* No request began on this worker since the last tick: the sub-arena chunks mem/ keeps ready
+ * for new streams go back to the cache (a burst leaves up to 2 MiB of them), where the cache's
+ * bound and the decay apply. */
+static void trim_when_quiet(px_wimpl_t *wi)
+{
+    uint64_t opened = MEM_STAT_LOAD(wi->w->stats.requests_total);
+    if (opened == wi->requests_seen)
+        mem_thread_trim();
+    wi->requests_seen = opened;
+}
+
 static void on_tick(uv_timer_t *t)
 {
     px_wimpl_t *wi = t->data;
@@ -151,6 +162,7 @@ static void on_tick(uv_timer_t *t)
     /* mem/'s decay, in a bounded step here rather than inside some allocation's slow path. */
     (void)mem_decay_tick(MEM_DECAY_TIMER_WORK);
     release_when_idle(wi);
+    trim_when_quiet(wi);
     /* Stream idle and header timeouts: one sweep a second is coarse but costs nothing per
      * request. Either limit alone runs it: a header block is held to header_timeout also
      * when there is no stream idle timeout. */

@@ -18,6 +18,7 @@
 #include "mem/region.h"
 #include "mem/sizeclass.h"
 #include "mem/stats.h"
+#include "mem/tcache.h"
 #include "tests/harness.h"
 #include "tests/unit/mem/arena_check.h"
 
@@ -176,6 +177,10 @@ TEST(kept_burst)
     CHECK_EQ(found, BURST);
     for (int i = 0; i < BURST; i++)
         mem_subregion_free(s[i]);
+    /* A quiet worker's tick (mem_thread_trim) gives the kept chunks to the cache as frees. */
+    CHECK_EQ(mem__tc_self->keep_cnt, BURST);
+    mem_thread_trim();
+    CHECK_EQ(mem__tc_self->keep_cnt, 0);
     /* A cap below the first chunk's size does not take a kept chunk (it gets a smaller one). */
     mem_subregion_t *small = mem_subregion_new(r, 2048);
     REQUIRE(small != NULL);
