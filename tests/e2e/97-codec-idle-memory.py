@@ -22,7 +22,7 @@ from h2raw import (Checks, Conn, Weir, has_nghttp2_session, headers, next_frame,
 from hpack import Decoder
 
 N = int(os.environ.get("WEIR_IDLE_CONNS", "2000"))
-BOUND_KIB = 3
+BOUND_KIB = 4  # 2.9 measured alone; a loaded CI machine reads more (3.x seen once); 5.4 before
 REGION_BYTES = 1024  # the region's first chunk: its struct and px_conn_t (the HTTP/2 side,
 # px_h2_conn_t with the codec's endpoint after it, is one 896-byte object beside the region)
 AGAIN = 20  # connections that make two more requests after the trim
