@@ -891,9 +891,7 @@ static bool start_request(px_h1_conn_t *c, const uint8_t *p, size_t hl)
         c->closing = true;
         r->req_ended = true;
         respond_reason(r, asterisk ? 400 : 501,
-                       asterisk ? "the target * is for OPTIONS only"
-                                : "CONNECT is not supported: weir is a reverse proxy and does not "
-                                  "tunnel");
+                       asterisk ? "the target * is for OPTIONS only" : PX_HTTP_CONNECT_REFUSAL);
         return false;
     }
     if (hp.url_len > 0 && hp.url[0] != '/' && !asterisk) {

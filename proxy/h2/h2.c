@@ -359,8 +359,15 @@ void px__h2_dispatch(px_stream_t *st, bool end_stream)
         px__h2_respond_static(st, 431, "text/plain", body, sizeof(body) - 1);
         return;
     }
+    /* CONNECT (RFC 9113 8.5: :method and :authority only) is a 501, as on HTTP/1.1
+     * (proxy/h1/h1.c): weir does not tunnel. DATA the client sends into the tunnel it expected
+     * is read and dropped (nobody reads it), and the answer ends the stream. */
+    if (st->method != NULL && px_http_ieq(st->method, st->method_len, "CONNECT", 7)) {
+        respond_reason(st, 501, PX_HTTP_CONNECT_REFUSAL);
+        return;
+    }
     if (st->method == NULL || st->path == NULL) {
-        /* nghttp2 already rejects requests without them; CONNECT has no :path. */
+        /* serve.c's check_request already refuses requests without them. */
         px__h2_respond_static(st, 400, "text/plain", "weir: bad request\n", 18);
         return;
     }
