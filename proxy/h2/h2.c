@@ -46,9 +46,12 @@ static inline void streams_changed(px_h2_conn_t *c)
 
 void px__h2_reset(px_stream_t *st, uint32_t code)
 {
-    if (st->failed)
+    if (st->phase == PX_PHASE_RESET || st->phase == PX_PHASE_CLOSED)
         return;
-    st->failed = true;
+    /* A head still queued never goes out: off the queue, which holds only queued heads. */
+    if (st->phase == PX_PHASE_RESPONSE_QUEUED)
+        px__h2w_unqueue(st);
+    px_stream_set_phase(st, PX_PHASE_RESET);
     MEM_STAT_ADD(st->conn->w->stats.streams_reset_by_us, 1);
     px__h2w_reset(st, code); /* st may be freed (the codec's path) */
 }
@@ -60,7 +63,7 @@ static int submit_response(px_stream_t *st, int status, const nghttp2_nv *extra,
                            bool body)
 {
     px_h2_conn_t *c = st->conn;
-    MEM_ASSERT(!st->resp_submitted);
+    MEM_ASSERT(st->phase == PX_PHASE_WAITING_UPSTREAM);
     MEM_ASSERT(status >= 100 && status <= 999);
     nghttp2_nv *nva = mem_subregion_alloc(st->sub, sizeof(nghttp2_nv) * (cnt + 1));
     if (nva == NULL)
@@ -71,11 +74,9 @@ static int submit_response(px_stream_t *st, int status, const nghttp2_nv *extra,
         memcpy(nva + 1, extra, cnt * sizeof(nghttp2_nv));
     if (st->head)
         body = false;
-    /* Set first: a response that ends the stream may end it inside the call (the codec). */
+    /* The head is queued (phase RESPONSE_QUEUED) and written at the next send. */
     st->status = status;
-    st->resp_submitted = true;
     if (px__h2w_respond(st, nva, cnt + 1, body) != 0) {
-        st->resp_submitted = false;
         st->status = 0;
         return -ENOMEM;
     }
@@ -122,6 +123,8 @@ static void on_up_headers(void *ud, int status, const px_header_t *hdrs, size_t 
 {
     px_stream_t *st = ud;
     st->progress_ms = uv_now(&st->conn->w->loop);
+    if (st->phase == PX_PHASE_RESET)
+        return; /* reset (shed, over its buffer) before its head came: the reset goes out */
     nghttp2_nv *nva = mem_subregion_alloc(st->sub, sizeof(nghttp2_nv) * (cnt + 1));
     size_t n = 0;
     if (nva == NULL)
@@ -158,7 +161,7 @@ static void on_up_info(void *ud, int status, const px_header_t *hdrs, size_t cnt
 {
     px_stream_t *st = ud;
     st->progress_ms = uv_now(&st->conn->w->loop);
-    if (st->resp_submitted || st->failed || cnt > INFO_HEADERS_MAX)
+    if (st->phase != PX_PHASE_WAITING_UPSTREAM || cnt > INFO_HEADERS_MAX)
         return;
     char code[4];
     snprintf(code, sizeof(code), "%d", status);
@@ -194,7 +197,7 @@ static void on_up_data(void *ud, const uint8_t *data, size_t len)
 {
     px_stream_t *st = ud;
     st->progress_ms = uv_now(&st->conn->w->loop);
-    if (st->failed || st->head) {
+    if (st->phase == PX_PHASE_RESET || st->head) {
         /* Nobody will send these bytes: acknowledge them so the upstream is not stuck. */
         if (st->up)
             px_upstream_consumed(st->up, len);
@@ -262,7 +265,7 @@ static void on_up_end(void *ud)
      * that as a stream error even after a complete response, and a small POST answered before
      * its DATA arrived then failed. */
     req_body_dropped(st);
-    if (!st->resp_submitted && !st->failed) {
+    if (st->phase == PX_PHASE_WAITING_UPSTREAM) {
         px__h2_respond_static(st, 502, "text/plain", "weir: upstream sent no response\n", 32);
         return;
     }
@@ -277,14 +280,14 @@ static void on_up_error(void *ud, int status, const char *reason)
     st->up = NULL;
     st->up_done = true;
     req_body_dropped(st);
-    if (st->failed)
+    if (st->phase == PX_PHASE_RESET)
         return;
     /* The answer to HEAD is complete with its head (RFC 9110 9.3.2), which ended the stream:
      * what the upstream does after it (a body nobody asked for, as nghttpd sends on its 404
      * page, then an error) does not concern the client. */
-    if (st->head && st->resp_submitted)
+    if (st->head && st->phase != PX_PHASE_WAITING_UPSTREAM)
         return;
-    if (!st->resp_submitted) {
+    if (st->phase == PX_PHASE_WAITING_UPSTREAM) {
         respond_reason(st, status >= 500 && status <= 599 ? status : 502,
                        reason ? reason : "upstream error");
         return;
@@ -345,9 +348,8 @@ void px__h2_dispatch(px_stream_t *st, bool end_stream)
 {
     px_h2_conn_t *c = st->conn;
     const px_config_t *cfg = c->w->cfg;
-    MEM_ASSERT(!st->dispatched);
-    MEM_ASSERT(st->cfg == NULL);
-    st->dispatched = true;
+    MEM_ASSERT(!px_stream_dispatched(st));
+    px_stream_set_phase(st, PX_PHASE_WAITING_UPSTREAM);
     /* The stream keeps the config it is routed by until it ends: its route, cluster and
      * direct body stay valid however many reloads happen meanwhile. */
     st->cfg = px_config_ref(cfg);
@@ -538,7 +540,7 @@ oom:
 void px__h2_request_ended(px_stream_t *st)
 {
     st->req_ended = true;
-    if (st->up && !st->failed) {
+    if (st->up && st->phase != PX_PHASE_RESET) {
         if (st->trailers_cnt > 0) {
             px_header_t *h = mem_subregion_alloc(st->sub, sizeof(*h) * st->trailers_cnt);
             size_t n = 0;
@@ -557,7 +559,7 @@ void px__h2_request_data(px_stream_t *st, const uint8_t *data, size_t len)
     px_h2_conn_t *c = st->conn;
     st->bytes_in += len;
     st->progress_ms = uv_now(&c->w->loop);
-    if (st->up && !st->failed) {
+    if (st->up && st->phase != PX_PHASE_RESET) {
         if (px_upstream_send_body(st->up, data, len, false) == 0) {
             st->req_unacked += len;
             return; /* consumed when on_request_body_drained says so */
@@ -613,16 +615,10 @@ void px__h2_stream_end(px_h2_conn_t *c, px_stream_t *st)
 const char *px_h2_stream_phase(const px_stream_t *st)
 {
     MEM_ASSERT(st != NULL);
-    MEM_ASSERT(!st->sent_end || st->resp_submitted);
-    if (st->failed)
-        return "reset";
-    if (!st->dispatched)
-        return "request_headers";
-    if (!st->resp_submitted)
-        return "waiting_upstream";
-    if (st->resp_queued)
-        return "response_queued";
-    return st->sent_end ? "response_sent" : "response_body";
+    /* Routed in every phase but the first (a reset one may have been either). */
+    MEM_ASSERT(px_stream_dispatched(st) || st->phase == PX_PHASE_REQUEST_HEADERS ||
+               st->phase == PX_PHASE_RESET || st->phase == PX_PHASE_CLOSED);
+    return px_stream_phase_name(st->phase);
 }
 
 void px_h2_stream_shed(px_stream_t *st)
@@ -645,16 +641,17 @@ size_t px_h2_sweep_idle(px_h2_conn_t *c, uint64_t now_ms)
         /* Slowloris: a header block still open header_timeout after it began. The frames of
          * one block must be contiguous, so the whole connection is stuck behind it: end it
          * (GOAWAY, then close once written). progress_ms moves only once headers are done. */
-        if (!st->dispatched && !st->failed && hlimit > 0 && now_ms - st->progress_ms >= hlimit) {
+        if (st->phase == PX_PHASE_REQUEST_HEADERS && hlimit > 0 &&
+            now_ms - st->progress_ms >= hlimit) {
             MEM_STAT_ADD(c->w->stats.timeouts_header, 1);
             px__h2w_terminate(c, NGHTTP2_NO_ERROR, "header timeout");
             return n + 1;
         }
-        if (st->failed || limit == 0 || now_ms - st->progress_ms < limit)
+        if (st->phase == PX_PHASE_RESET || limit == 0 || now_ms - st->progress_ms < limit)
             continue;
         /* Headers not sent yet: the client gets a 504 that says why; else the stream is
          * cancelled. Either way the upstream exchange ends when the stream closes. */
-        if (!st->resp_submitted && st->dispatched) {
+        if (st->phase == PX_PHASE_WAITING_UPSTREAM) {
             static const char body[] = "weir: stream idle timeout\n";
             if (st->up) {
                 px_upstream_cancel(st->up); /* st->up freed */
