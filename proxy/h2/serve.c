@@ -354,10 +354,42 @@ static void on_stream_close(void *ud, px_h2_ep_stream_t *es, uint32_t code)
     c->io->streams_changed(c->tr);
 }
 
+/* The normal end of an idle or draining connection (px_h2_goaway): not an error, not logged. */
+static const char reason_closing[] = "closing";
+
+/* The reasons this worker has logged a connection's end for. Each is logged the first time,
+ * with the peer; later ends for it are only counted (/stats), so that a client repeating an
+ * abuse cannot flood the log. The reasons are the codec's and this folder's static strings, a
+ * few dozen at most; past the table's size nothing more is logged. */
+#define FAIL_LOGGED_MAX 64
+static __thread const char *fail_logged[FAIL_LOGGED_MAX];
+static __thread size_t fail_logged_cnt;
+
+static bool fail_first(const char *reason)
+{
+    for (size_t i = 0; i < fail_logged_cnt; i++) {
+        if (strcmp(fail_logged[i], reason) == 0)
+            return false;
+    }
+    if (fail_logged_cnt == FAIL_LOGGED_MAX)
+        return false;
+    fail_logged[fail_logged_cnt++] = reason;
+    return true;
+}
+
+/* Every end of a connection for an error or an abuse comes here, once, from px_h2_ep_fail
+ * (which then writes GOAWAY with `reason` as its debug data): the flood and rate limits
+ * (on_frame), the CONTINUATION and header-list limits and every protocol error (the codec),
+ * the resets a client causes (caused_over, malformed), the header timeout, a bad preface. */
 static void on_fail(void *ud, uint32_t code, const char *reason)
 {
     px_h2_conn_t *c = ud;
-    (void)reason;
+    MEM_ASSERT(reason != NULL);
+    if (reason != reason_closing && fail_first(reason))
+        fprintf(stderr,
+                "weir: worker %u: HTTP/2 connection from %s ended: GOAWAY(%s, \"%s\") (the first "
+                "for this reason; later ones are counted in /stats)\n",
+                c->w->idx, c->peer_ip[0] ? c->peer_ip : "?", nghttp2_http2_strerror(code), reason);
     if (code == NGHTTP2_ENHANCE_YOUR_CALM)
         MEM_STAT_ADD(c->w->stats.flood_goaway, 1);
     else if (code != NGHTTP2_NO_ERROR)
@@ -735,7 +767,7 @@ void px_h2_shutdown_notice(px_h2_conn_t *c)
 void px_h2_goaway(px_h2_conn_t *c)
 {
     if (px_h2_ep_streams_cnt(c->ep) == 0)
-        (void)px_h2_ep_fail(c->ep, NGHTTP2_NO_ERROR, "closing");
+        (void)px_h2_ep_fail(c->ep, NGHTTP2_NO_ERROR, reason_closing);
     else if (px_h2_ep_shutdown(c->ep) == 0)
         MEM_STAT_ADD(c->w->stats.goaway_sent, 1);
     mark_dirty(c);
