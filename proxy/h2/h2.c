@@ -1,7 +1,8 @@
 /*
  * proxy/h2/h2.c: the stream logic of a downstream HTTP/2 connection, above weir's codec
  * (proxy/h2/serve.c drives proxy/codec/endpoint.h): stream lifecycle, request headers and
- * body, routing, direct and error responses, the upstream exchange and end-to-end flow control.
+ * body, routing (through proxy/upstream/dispatch.h, which HTTP/1.1 shares), direct and error
+ * responses, the upstream exchange and end-to-end flow control.
  *
  * Flow control: the codec opens no window by itself. Request DATA is consumed (window reopened)
  * only when the upstream has taken it (on_request_body_drained), or at once when nobody will
@@ -19,14 +20,11 @@
 #include "proxy/config/config.h"
 #include "proxy/h2/internal.h"
 #include "proxy/h2/stream.h"
+#include "proxy/upstream/dispatch.h"
 #include "proxy/upstream/forward.h"
 #include "proxy/upstream/http.h"
-#include "proxy/upstream/router.h"
 #include "proxy/upstream/tenant.h"
 #include "proxy/upstream/upstream.h"
-
-static const char body_404[] = "weir: no route matches this request\n";
-static const char body_503_up[] = "weir: upstream unavailable\n";
 
 #define NV(n, v, vl)                                                                               \
     {                                                                                              \
@@ -374,53 +372,36 @@ void px__h2_dispatch(px_stream_t *st, bool end_stream)
         return;
     }
     st->head = px_http_ieq(st->method, st->method_len, "HEAD", 4);
-    /* Routing sees the authority and the normalised path the upstream will get. */
     px_forward_req_t fr;
-    const char *why = NULL;
-    int rc = forward_req(st, &fr);
-    if (rc == 0)
-        rc = px_forward_check(&fr, cfg, st->sub, &why);
-    if (rc == -EINVAL) {
-        respond_reason(st, 400, why);
-        return;
-    }
-    if (rc != 0) {
+    px_dispatch_out_t d = {0};
+    px_dispatch_t v = PX_DISPATCH_NO_MEMORY;
+    if (forward_req(st, &fr) == 0)
+        v = px_dispatch_route(&fr, c->w, cfg, st->sub, &d);
+    else
         MEM_STAT_ADD(c->w->stats.stream_cap_resets, 1);
-        px__h2_reset(st, NGHTTP2_REFUSED_STREAM);
-        return;
-    }
-    st->route = px_router_match(cfg, fr.authority, fr.authority_len, fr.path, fr.path_len);
-    const px_route_cfg_t *r = st->route;
-    if (r == NULL) {
-        px__h2_respond_static(st, 404, "text/plain", body_404, sizeof(body_404) - 1);
-        return;
-    }
-    if (r->cluster == NULL) {
-        px__h2_respond_static(st, r->direct_status,
-                              r->direct_content_type ? r->direct_content_type : "text/plain",
-                              r->direct_body ? r->direct_body : "", r->direct_body_len);
-        return;
-    }
-    /* The route's memory tenant past its limit: refused before anything is sent upstream, so
-     * the client may retry it (RFC 9113 8.7). Counted in the tenant's figures. */
-    if (!px_tenant_admit(c->w, r->tenant)) {
-        MEM_STAT_ADD(c->w->stats.overload_streams_refused, 1);
-        px__h2_reset(st, NGHTTP2_REFUSED_STREAM);
-        return;
-    }
-    st->tenant = r->tenant;
+    st->route = d.route;
+    st->tenant = d.tenant; /* ended with the stream, whatever the verdict */
     px__h2_tenant_weigh(st);
-    size_t cnt = 0;
-    px_header_t *hdrs = px_forward_headers(&fr, cfg, st->sub, &cnt);
-    if (hdrs == NULL) {
-        MEM_STAT_ADD(c->w->stats.stream_cap_resets, 1);
+    switch (v) {
+    case PX_DISPATCH_BAD_REQUEST:
+        respond_reason(st, 400, d.why);
+        return;
+    case PX_DISPATCH_ANSWER:
+        px__h2_respond_static(st, d.status, d.ctype, d.body, d.body_len);
+        return;
+    case PX_DISPATCH_REFUSED:   /* the client may retry it (RFC 9113 8.7) */
+    case PX_DISPATCH_NO_MEMORY: /* counted in px_dispatch_route or above */
         px__h2_reset(st, NGHTTP2_REFUSED_STREAM);
         return;
+    case PX_DISPATCH_UPSTREAM:
+        break;
     }
     px_upstream_req_t *up = NULL;
-    rc = px_upstream_start(c->w, r->cluster, hdrs, cnt, end_stream, &up_cbs, st, &up);
+    int rc = px_upstream_start(c->w, st->route->cluster, d.hdrs, d.hdrs_cnt, end_stream, &up_cbs,
+                               st, &up);
     if (rc != 0) {
-        px__h2_respond_static(st, 503, "text/plain", body_503_up, sizeof(body_503_up) - 1);
+        static const char body[] = PX_DISPATCH_BODY_503;
+        px__h2_respond_static(st, 503, "text/plain", body, sizeof(body) - 1);
         return;
     }
     /* A callback may already have ended the exchange inside px_upstream_start. */
