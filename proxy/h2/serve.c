@@ -385,16 +385,20 @@ static void on_fail(void *ud, uint32_t code, const char *reason)
 {
     px_h2_conn_t *c = ud;
     MEM_ASSERT(reason != NULL);
+    /* The client's GOAWAY with an error ended it: weir sends no GOAWAY of its own then. */
+    bool peers = strcmp(reason, PX_H2_EP_PEER_GOAWAY) == 0;
     if (reason != reason_closing && fail_first(reason))
         fprintf(stderr,
-                "weir: worker %u: HTTP/2 connection from %s ended: GOAWAY(%s, \"%s\") (the first "
+                "weir: worker %u: HTTP/2 connection from %s ended: %s(%s, \"%s\") (the first "
                 "for this reason; later ones are counted in /stats)\n",
-                c->w->idx, c->peer_ip[0] ? c->peer_ip : "?", nghttp2_http2_strerror(code), reason);
-    if (code == NGHTTP2_ENHANCE_YOUR_CALM)
+                c->w->idx, c->peer_ip[0] ? c->peer_ip : "?", peers ? "its GOAWAY" : "GOAWAY",
+                nghttp2_http2_strerror(code), reason);
+    if (code == NGHTTP2_ENHANCE_YOUR_CALM && !peers)
         MEM_STAT_ADD(c->w->stats.flood_goaway, 1);
     else if (code != NGHTTP2_NO_ERROR)
         MEM_STAT_ADD(c->w->stats.conn_closed_error, 1);
-    MEM_STAT_ADD(c->w->stats.goaway_sent, 1);
+    if (!peers)
+        MEM_STAT_ADD(c->w->stats.goaway_sent, 1);
     mark_dirty(c);
 }
 

@@ -10,6 +10,7 @@
 #      nghttp2's path stayed silent.
 #   4. Every flood and rate limit ends the connection one way (issue 15 part 5): GOAWAY
 #      (ENHANCE_YOUR_CALM) with the reason as debug data, counted, and logged once per reason.
+#   5. The client's GOAWAY with an error: no GOAWAY back, counted as a close in error only.
 # The upstream is a Python h2 server (python3-h2), so that it can send what node's http2 will
 # not (a body to HEAD).
 import os, socket, sys, threading, time
@@ -168,6 +169,30 @@ for reason in sorted({r for _, r, _ in abuses}):
     ck.check("the log names %r once (for %d connections)"
              % (reason, 2 * sum(1 for _, r, _ in abuses if r == reason)), n == 1,
              "%d lines" % n)
+
+# 5. The client's own GOAWAY with an error ends the connection too, but weir sends no GOAWAY
+#    then: it is counted as a connection closed in error, not as a GOAWAY sent nor as a flood
+#    (before: goaway_sent +1 each, and flood_goaway +1 for ENHANCE_YOUR_CALM).
+st0 = w.stats()
+theirs = 0
+for code in (1, 11):  # PROTOCOL_ERROR, ENHANCE_YOUR_CALM
+    c = Conn(w.port)
+    c.preface()
+    c.send(raw_frame(0x7, 0, 0, (0).to_bytes(4, "big") + code.to_bytes(4, "big") + b"bye"))
+    g = c.goaway(3)
+    theirs += g is not None
+    c.close()
+deadline = time.time() + 5
+while time.time() < deadline:
+    st1 = w.stats()
+    if st1.get("conn_closed_error", 0) - st0.get("conn_closed_error", 0) >= 2:
+        break
+    time.sleep(0.05)
+d = {k: st1.get(k, 0) - st0.get(k, 0) for k in ("goaway_sent", "flood_goaway", "conn_closed_error")}
+ck.check("the client's GOAWAY(PROTOCOL_ERROR) and GOAWAY(ENHANCE_YOUR_CALM): no GOAWAY back, "
+         "counted as 2 closed in error, none sent, no flood",
+         theirs == 0 and d == {"goaway_sent": 0, "flood_goaway": 0, "conn_closed_error": 2},
+         "%d GOAWAY back, %r" % (theirs, d))
 
 ck.check("weir alive", w.alive(), "")
 rc = w.stop()
