@@ -968,7 +968,7 @@ static int on_goaway(px_h2_ep_t *ep, const px_h2_frame_t *f)
         ep->failed = true;
         ep->fail_code = f->u.goaway.code;
         if (ep->cbs->on_fail != NULL)
-            ep->cbs->on_fail(ep->ud, f->u.goaway.code, "the peer's GOAWAY");
+            ep->cbs->on_fail(ep->ud, f->u.goaway.code, PX_H2_EP_PEER_GOAWAY);
     }
     return 0;
 }

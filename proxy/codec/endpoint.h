@@ -91,6 +91,9 @@ typedef struct px_h2_block_s {
 
 /* The layer above. Every stream callback may call back into the endpoint (submit a response,
  * reset the stream, consume, fail the connection). */
+/* on_fail's reason when the peer's GOAWAY with an error code ends the connection. */
+#define PX_H2_EP_PEER_GOAWAY "the peer's GOAWAY"
+
 typedef struct px_h2_ep_cbs_s {
     /* A header block (request, response, 1xx, trailers) for `st`. A negative result resets
      * the stream: REFUSED_STREAM for -ENOMEM, INTERNAL_ERROR otherwise. */
@@ -110,8 +113,9 @@ typedef struct px_h2_ep_cbs_s {
                       size_t debug_len);
     /* `st` may send again: its window opened and nothing it submitted waits. May be NULL. */
     void (*on_window)(void *ud, px_h2_ep_stream_t *st);
-    /* The connection failed with `code` (ours or, for GOAWAY with an error, the peer's):
-     * called once, for the log and the counters above. May be NULL. */
+    /* The connection failed with `code` (ours or, for GOAWAY with an error, the peer's, with
+     * the reason PX_H2_EP_PEER_GOAWAY: then no GOAWAY of ours follows): called once, for the
+     * log and the counters above. May be NULL. */
     void (*on_fail)(void *ud, uint32_t code, const char *reason);
     /* Monotonic milliseconds, for the SETTINGS ACK timeout. May be NULL (no timeout). */
     uint64_t (*now_ms)(void *ud);

@@ -294,7 +294,7 @@ static void io_stream_ended(void *tr, const px_stream_t *st)
 {
     px_conn_t *c = tr;
     px_accesslog_t *l = c->wi->log;
-    if (l == NULL || !st->dispatched)
+    if (l == NULL || !px_stream_dispatched(st))
         return;
     const char *up = "-";
     if (st->route)

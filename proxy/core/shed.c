@@ -225,7 +225,7 @@ static void shed_heaviest(px_wimpl_t *wi)
         if (c->closing || c->mode != PX_CONN_H2)
             continue;
         for (px_stream_t *st = c->h2->streams; st != NULL; st = st->next) {
-            if (!st->failed) /* a reset one's memory goes when the reset is sent */
+            if (st->phase != PX_PHASE_RESET) /* a reset one's memory goes when the reset is sent */
                 heaviest_put(&h, c, st, stream_weight(st));
         }
     }
@@ -266,7 +266,7 @@ static void shed_tenant(px_wimpl_t *wi, unsigned t)
         for (px_stream_t *st = c->h2->streams; st != NULL; st = st->next) {
             if (st->tenant != t)
                 continue;
-            if (st->failed)
+            if (st->phase == PX_PHASE_RESET)
                 pending += st->tenant_counted;
             else
                 heaviest_put(&h, c, st, st->tenant_counted);

@@ -33,9 +33,9 @@
 #include "mem/malloc.h"
 #include "mem/subregion.h"
 #include "proxy/config/config.h"
+#include "proxy/upstream/dispatch.h"
 #include "proxy/upstream/forward.h"
 #include "proxy/upstream/http.h"
-#include "proxy/upstream/router.h"
 #include "proxy/upstream/tenant.h"
 #include "proxy/upstream/upstream.h"
 
@@ -647,7 +647,7 @@ static int body_framing(px_h1_req_t *r, const px_header_t *hdrs, size_t cnt, con
     return 0;
 }
 
-/* Describes the request for proxy/upstream/forward.h and sends it on. */
+/* Describes the request for proxy/upstream/dispatch.h, and answers or sends it on as it says. */
 static void dispatch(px_h1_req_t *r)
 {
     px_h1_conn_t *c = r->conn;
@@ -668,37 +668,27 @@ static void dispatch(px_h1_req_t *r)
         .peer_ip = c->peer_ip,
         .tls = c->tls,
     };
-    const char *why = NULL;
-    int rc = px_forward_check(&fr, cfg, r->sub, &why);
-    if (rc == -EINVAL) {
-        r->close = true;
-        respond_reason(r, 400, why);
-        return;
-    }
-    if (rc != 0)
-        goto oom;
+    px_dispatch_out_t d;
+    px_dispatch_t v = px_dispatch_route(&fr, c->w, cfg, r->sub, &d);
     r->authority = fr.authority;
     r->authority_len = fr.authority_len;
     r->path = fr.path;
     r->path_len = fr.path_len;
-    r->route = px_router_match(cfg, fr.authority, fr.authority_len, fr.path, fr.path_len);
-    const px_route_cfg_t *rt = r->route;
-    static const char body_404[] = "weir: no route matches this request\n";
-    if (rt == NULL) {
-        respond_static(r, 404, "text/plain", body_404, sizeof(body_404) - 1);
+    r->route = d.route;
+    r->tenant = d.tenant; /* ended with the request, whatever the verdict */
+    tenant_weigh(r);
+    switch (v) {
+    case PX_DISPATCH_BAD_REQUEST:
+        r->close = true;
+        respond_reason(r, 400, d.why);
         return;
-    }
-    if (rt->cluster == NULL) {
-        respond_static(r, rt->direct_status,
-                       rt->direct_content_type ? rt->direct_content_type : "text/plain",
-                       rt->direct_body ? rt->direct_body : "", rt->direct_body_len);
+    case PX_DISPATCH_ANSWER:
+        respond_static(r, d.status, d.ctype, d.body, d.body_len);
         return;
-    }
-    /* The route's memory tenant past its limit: 503 with Retry-After, as for overload. */
-    if (!px_tenant_admit(c->w, rt->tenant)) {
+    case PX_DISPATCH_REFUSED: {
+        /* The route's memory tenant past its limit: 503 with Retry-After, as for overload. */
         static const char body_spent[] = "weir: this route's memory budget is spent, retry later\n";
         static const px_header_t retry = {"retry-after", 11, "1", 1};
-        MEM_STAT_ADD(c->w->stats.overload_streams_refused, 1);
         r->static_body = (const uint8_t *)body_spent;
         r->static_len = sizeof(body_spent) - 1;
         r->resp_done = true;
@@ -708,16 +698,16 @@ static void dispatch(px_h1_req_t *r)
         }
         return;
     }
-    r->tenant = rt->tenant;
-    tenant_weigh(r);
-    size_t cnt = 0;
-    px_header_t *hdrs = px_forward_headers(&fr, cfg, r->sub, &cnt);
-    if (hdrs == NULL)
+    case PX_DISPATCH_NO_MEMORY:
         goto oom;
+    case PX_DISPATCH_UPSTREAM:
+        break;
+    }
     px_upstream_req_t *up = NULL;
-    rc = px_upstream_start(c->w, rt->cluster, hdrs, cnt, r->body == BODY_NONE, &up_cbs, r, &up);
+    int rc = px_upstream_start(c->w, d.route->cluster, d.hdrs, d.hdrs_cnt, r->body == BODY_NONE,
+                               &up_cbs, r, &up);
     if (rc != 0) {
-        static const char body_503[] = "weir: upstream unavailable\n";
+        static const char body_503[] = PX_DISPATCH_BODY_503;
         respond_static(r, 503, "text/plain", body_503, sizeof(body_503) - 1);
         return;
     }
@@ -725,8 +715,7 @@ static void dispatch(px_h1_req_t *r)
     if (r->expect_continue && r->up != NULL)
         r->cont = cont_100;
     return;
-oom:
-    MEM_STAT_ADD(c->w->stats.stream_cap_resets, 1);
+oom: /* counted in px_dispatch_route */
     r->close = true;
     static const char body_oom[] = "weir: out of memory for this request, retry later\n";
     respond_static(r, 503, "text/plain", body_oom, sizeof(body_oom) - 1);
@@ -891,9 +880,7 @@ static bool start_request(px_h1_conn_t *c, const uint8_t *p, size_t hl)
         c->closing = true;
         r->req_ended = true;
         respond_reason(r, asterisk ? 400 : 501,
-                       asterisk ? "the target * is for OPTIONS only"
-                                : "CONNECT is not supported: weir is a reverse proxy and does not "
-                                  "tunnel");
+                       asterisk ? "the target * is for OPTIONS only" : PX_HTTP_CONNECT_REFUSAL);
         return false;
     }
     if (hp.url_len > 0 && hp.url[0] != '/' && !asterisk) {

@@ -1,7 +1,8 @@
 /*
  * proxy/h2/h2.c: the stream logic of a downstream HTTP/2 connection, above weir's codec
  * (proxy/h2/serve.c drives proxy/codec/endpoint.h): stream lifecycle, request headers and
- * body, routing, direct and error responses, the upstream exchange and end-to-end flow control.
+ * body, routing (through proxy/upstream/dispatch.h, which HTTP/1.1 shares), direct and error
+ * responses, the upstream exchange and end-to-end flow control.
  *
  * Flow control: the codec opens no window by itself. Request DATA is consumed (window reopened)
  * only when the upstream has taken it (on_request_body_drained), or at once when nobody will
@@ -19,14 +20,11 @@
 #include "proxy/config/config.h"
 #include "proxy/h2/internal.h"
 #include "proxy/h2/stream.h"
+#include "proxy/upstream/dispatch.h"
 #include "proxy/upstream/forward.h"
 #include "proxy/upstream/http.h"
-#include "proxy/upstream/router.h"
 #include "proxy/upstream/tenant.h"
 #include "proxy/upstream/upstream.h"
-
-static const char body_404[] = "weir: no route matches this request\n";
-static const char body_503_up[] = "weir: upstream unavailable\n";
 
 #define NV(n, v, vl)                                                                               \
     {                                                                                              \
@@ -46,9 +44,12 @@ static inline void streams_changed(px_h2_conn_t *c)
 
 void px__h2_reset(px_stream_t *st, uint32_t code)
 {
-    if (st->failed)
+    if (st->phase == PX_PHASE_RESET || st->phase == PX_PHASE_CLOSED)
         return;
-    st->failed = true;
+    /* A head still queued never goes out: off the queue, which holds only queued heads. */
+    if (st->phase == PX_PHASE_RESPONSE_QUEUED)
+        px__h2w_unqueue(st);
+    px_stream_set_phase(st, PX_PHASE_RESET);
     MEM_STAT_ADD(st->conn->w->stats.streams_reset_by_us, 1);
     px__h2w_reset(st, code); /* st may be freed (the codec's path) */
 }
@@ -60,7 +61,7 @@ static int submit_response(px_stream_t *st, int status, const nghttp2_nv *extra,
                            bool body)
 {
     px_h2_conn_t *c = st->conn;
-    MEM_ASSERT(!st->resp_submitted);
+    MEM_ASSERT(st->phase == PX_PHASE_WAITING_UPSTREAM);
     MEM_ASSERT(status >= 100 && status <= 999);
     nghttp2_nv *nva = mem_subregion_alloc(st->sub, sizeof(nghttp2_nv) * (cnt + 1));
     if (nva == NULL)
@@ -71,11 +72,9 @@ static int submit_response(px_stream_t *st, int status, const nghttp2_nv *extra,
         memcpy(nva + 1, extra, cnt * sizeof(nghttp2_nv));
     if (st->head)
         body = false;
-    /* Set first: a response that ends the stream may end it inside the call (the codec). */
+    /* The head is queued (phase RESPONSE_QUEUED) and written at the next send. */
     st->status = status;
-    st->resp_submitted = true;
     if (px__h2w_respond(st, nva, cnt + 1, body) != 0) {
-        st->resp_submitted = false;
         st->status = 0;
         return -ENOMEM;
     }
@@ -122,6 +121,8 @@ static void on_up_headers(void *ud, int status, const px_header_t *hdrs, size_t 
 {
     px_stream_t *st = ud;
     st->progress_ms = uv_now(&st->conn->w->loop);
+    if (st->phase == PX_PHASE_RESET)
+        return; /* reset (shed, over its buffer) before its head came: the reset goes out */
     nghttp2_nv *nva = mem_subregion_alloc(st->sub, sizeof(nghttp2_nv) * (cnt + 1));
     size_t n = 0;
     if (nva == NULL)
@@ -158,7 +159,7 @@ static void on_up_info(void *ud, int status, const px_header_t *hdrs, size_t cnt
 {
     px_stream_t *st = ud;
     st->progress_ms = uv_now(&st->conn->w->loop);
-    if (st->resp_submitted || st->failed || cnt > INFO_HEADERS_MAX)
+    if (st->phase != PX_PHASE_WAITING_UPSTREAM || cnt > INFO_HEADERS_MAX)
         return;
     char code[4];
     snprintf(code, sizeof(code), "%d", status);
@@ -194,7 +195,7 @@ static void on_up_data(void *ud, const uint8_t *data, size_t len)
 {
     px_stream_t *st = ud;
     st->progress_ms = uv_now(&st->conn->w->loop);
-    if (st->failed || st->head) {
+    if (st->phase == PX_PHASE_RESET || st->head) {
         /* Nobody will send these bytes: acknowledge them so the upstream is not stuck. */
         if (st->up)
             px_upstream_consumed(st->up, len);
@@ -262,7 +263,7 @@ static void on_up_end(void *ud)
      * that as a stream error even after a complete response, and a small POST answered before
      * its DATA arrived then failed. */
     req_body_dropped(st);
-    if (!st->resp_submitted && !st->failed) {
+    if (st->phase == PX_PHASE_WAITING_UPSTREAM) {
         px__h2_respond_static(st, 502, "text/plain", "weir: upstream sent no response\n", 32);
         return;
     }
@@ -277,14 +278,14 @@ static void on_up_error(void *ud, int status, const char *reason)
     st->up = NULL;
     st->up_done = true;
     req_body_dropped(st);
-    if (st->failed)
+    if (st->phase == PX_PHASE_RESET)
         return;
     /* The answer to HEAD is complete with its head (RFC 9110 9.3.2), which ended the stream:
      * what the upstream does after it (a body nobody asked for, as nghttpd sends on its 404
      * page, then an error) does not concern the client. */
-    if (st->head && st->resp_submitted)
+    if (st->head && st->phase != PX_PHASE_WAITING_UPSTREAM)
         return;
-    if (!st->resp_submitted) {
+    if (st->phase == PX_PHASE_WAITING_UPSTREAM) {
         respond_reason(st, status >= 500 && status <= 599 ? status : 502,
                        reason ? reason : "upstream error");
         return;
@@ -345,9 +346,8 @@ void px__h2_dispatch(px_stream_t *st, bool end_stream)
 {
     px_h2_conn_t *c = st->conn;
     const px_config_t *cfg = c->w->cfg;
-    MEM_ASSERT(!st->dispatched);
-    MEM_ASSERT(st->cfg == NULL);
-    st->dispatched = true;
+    MEM_ASSERT(!px_stream_dispatched(st));
+    px_stream_set_phase(st, PX_PHASE_WAITING_UPSTREAM);
     /* The stream keeps the config it is routed by until it ends: its route, cluster and
      * direct body stay valid however many reloads happen meanwhile. */
     st->cfg = px_config_ref(cfg);
@@ -359,59 +359,49 @@ void px__h2_dispatch(px_stream_t *st, bool end_stream)
         px__h2_respond_static(st, 431, "text/plain", body, sizeof(body) - 1);
         return;
     }
+    /* CONNECT (RFC 9113 8.5: :method and :authority only) is a 501, as on HTTP/1.1
+     * (proxy/h1/h1.c): weir does not tunnel. DATA the client sends into the tunnel it expected
+     * is read and dropped (nobody reads it), and the answer ends the stream. */
+    if (st->method != NULL && px_http_ieq(st->method, st->method_len, "CONNECT", 7)) {
+        respond_reason(st, 501, PX_HTTP_CONNECT_REFUSAL);
+        return;
+    }
     if (st->method == NULL || st->path == NULL) {
-        /* nghttp2 already rejects requests without them; CONNECT has no :path. */
+        /* serve.c's check_request already refuses requests without them. */
         px__h2_respond_static(st, 400, "text/plain", "weir: bad request\n", 18);
         return;
     }
     st->head = px_http_ieq(st->method, st->method_len, "HEAD", 4);
-    /* Routing sees the authority and the normalised path the upstream will get. */
     px_forward_req_t fr;
-    const char *why = NULL;
-    int rc = forward_req(st, &fr);
-    if (rc == 0)
-        rc = px_forward_check(&fr, cfg, st->sub, &why);
-    if (rc == -EINVAL) {
-        respond_reason(st, 400, why);
-        return;
-    }
-    if (rc != 0) {
+    px_dispatch_out_t d = {0};
+    px_dispatch_t v = PX_DISPATCH_NO_MEMORY;
+    if (forward_req(st, &fr) == 0)
+        v = px_dispatch_route(&fr, c->w, cfg, st->sub, &d);
+    else
         MEM_STAT_ADD(c->w->stats.stream_cap_resets, 1);
-        px__h2_reset(st, NGHTTP2_REFUSED_STREAM);
-        return;
-    }
-    st->route = px_router_match(cfg, fr.authority, fr.authority_len, fr.path, fr.path_len);
-    const px_route_cfg_t *r = st->route;
-    if (r == NULL) {
-        px__h2_respond_static(st, 404, "text/plain", body_404, sizeof(body_404) - 1);
-        return;
-    }
-    if (r->cluster == NULL) {
-        px__h2_respond_static(st, r->direct_status,
-                              r->direct_content_type ? r->direct_content_type : "text/plain",
-                              r->direct_body ? r->direct_body : "", r->direct_body_len);
-        return;
-    }
-    /* The route's memory tenant past its limit: refused before anything is sent upstream, so
-     * the client may retry it (RFC 9113 8.7). Counted in the tenant's figures. */
-    if (!px_tenant_admit(c->w, r->tenant)) {
-        MEM_STAT_ADD(c->w->stats.overload_streams_refused, 1);
-        px__h2_reset(st, NGHTTP2_REFUSED_STREAM);
-        return;
-    }
-    st->tenant = r->tenant;
+    st->route = d.route;
+    st->tenant = d.tenant; /* ended with the stream, whatever the verdict */
     px__h2_tenant_weigh(st);
-    size_t cnt = 0;
-    px_header_t *hdrs = px_forward_headers(&fr, cfg, st->sub, &cnt);
-    if (hdrs == NULL) {
-        MEM_STAT_ADD(c->w->stats.stream_cap_resets, 1);
+    switch (v) {
+    case PX_DISPATCH_BAD_REQUEST:
+        respond_reason(st, 400, d.why);
+        return;
+    case PX_DISPATCH_ANSWER:
+        px__h2_respond_static(st, d.status, d.ctype, d.body, d.body_len);
+        return;
+    case PX_DISPATCH_REFUSED:   /* the client may retry it (RFC 9113 8.7) */
+    case PX_DISPATCH_NO_MEMORY: /* counted in px_dispatch_route or above */
         px__h2_reset(st, NGHTTP2_REFUSED_STREAM);
         return;
+    case PX_DISPATCH_UPSTREAM:
+        break;
     }
     px_upstream_req_t *up = NULL;
-    rc = px_upstream_start(c->w, r->cluster, hdrs, cnt, end_stream, &up_cbs, st, &up);
+    int rc = px_upstream_start(c->w, st->route->cluster, d.hdrs, d.hdrs_cnt, end_stream, &up_cbs,
+                               st, &up);
     if (rc != 0) {
-        px__h2_respond_static(st, 503, "text/plain", body_503_up, sizeof(body_503_up) - 1);
+        static const char body[] = PX_DISPATCH_BODY_503;
+        px__h2_respond_static(st, 503, "text/plain", body, sizeof(body) - 1);
         return;
     }
     /* A callback may already have ended the exchange inside px_upstream_start. */
@@ -531,7 +521,7 @@ oom:
 void px__h2_request_ended(px_stream_t *st)
 {
     st->req_ended = true;
-    if (st->up && !st->failed) {
+    if (st->up && st->phase != PX_PHASE_RESET) {
         if (st->trailers_cnt > 0) {
             px_header_t *h = mem_subregion_alloc(st->sub, sizeof(*h) * st->trailers_cnt);
             size_t n = 0;
@@ -550,7 +540,7 @@ void px__h2_request_data(px_stream_t *st, const uint8_t *data, size_t len)
     px_h2_conn_t *c = st->conn;
     st->bytes_in += len;
     st->progress_ms = uv_now(&c->w->loop);
-    if (st->up && !st->failed) {
+    if (st->up && st->phase != PX_PHASE_RESET) {
         if (px_upstream_send_body(st->up, data, len, false) == 0) {
             st->req_unacked += len;
             return; /* consumed when on_request_body_drained says so */
@@ -606,16 +596,10 @@ void px__h2_stream_end(px_h2_conn_t *c, px_stream_t *st)
 const char *px_h2_stream_phase(const px_stream_t *st)
 {
     MEM_ASSERT(st != NULL);
-    MEM_ASSERT(!st->sent_end || st->resp_submitted);
-    if (st->failed)
-        return "reset";
-    if (!st->dispatched)
-        return "request_headers";
-    if (!st->resp_submitted)
-        return "waiting_upstream";
-    if (st->resp_queued)
-        return "response_queued";
-    return st->sent_end ? "response_sent" : "response_body";
+    /* Routed in every phase but the first (a reset one may have been either). */
+    MEM_ASSERT(px_stream_dispatched(st) || st->phase == PX_PHASE_REQUEST_HEADERS ||
+               st->phase == PX_PHASE_RESET || st->phase == PX_PHASE_CLOSED);
+    return px_stream_phase_name(st->phase);
 }
 
 void px_h2_stream_shed(px_stream_t *st)
@@ -638,16 +622,17 @@ size_t px_h2_sweep_idle(px_h2_conn_t *c, uint64_t now_ms)
         /* Slowloris: a header block still open header_timeout after it began. The frames of
          * one block must be contiguous, so the whole connection is stuck behind it: end it
          * (GOAWAY, then close once written). progress_ms moves only once headers are done. */
-        if (!st->dispatched && !st->failed && hlimit > 0 && now_ms - st->progress_ms >= hlimit) {
+        if (st->phase == PX_PHASE_REQUEST_HEADERS && hlimit > 0 &&
+            now_ms - st->progress_ms >= hlimit) {
             MEM_STAT_ADD(c->w->stats.timeouts_header, 1);
             px__h2w_terminate(c, NGHTTP2_NO_ERROR, "header timeout");
             return n + 1;
         }
-        if (st->failed || limit == 0 || now_ms - st->progress_ms < limit)
+        if (st->phase == PX_PHASE_RESET || limit == 0 || now_ms - st->progress_ms < limit)
             continue;
         /* Headers not sent yet: the client gets a 504 that says why; else the stream is
          * cancelled. Either way the upstream exchange ends when the stream closes. */
-        if (!st->resp_submitted && st->dispatched) {
+        if (st->phase == PX_PHASE_WAITING_UPSTREAM) {
             static const char body[] = "weir: stream idle timeout\n";
             if (st->up) {
                 px_upstream_cancel(st->up); /* st->up freed */

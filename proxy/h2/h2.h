@@ -136,7 +136,8 @@ const char *px_h2_stream_state(const px_stream_t *st);
 /* weir's phase of `st`, for /memory/regions and the logs: "request_headers" (not yet routed),
  * "waiting_upstream" (routed, no response head yet), "response_queued" (the head waits for the
  * next send), "response_body" (head sent, body flowing), "response_sent" (END_STREAM handed to
- * the codec), "reset" (refused or reset by weir). Static string. Getter. */
+ * the codec), "reset" (refused or reset by weir), "closed" (the codec closed it). Static string
+ * (px_stream_phase_name). Getter. */
 const char *px_h2_stream_phase(const px_stream_t *st);
 /* Frees the session (after px_h2_streams_end). */
 void px_h2_session_free(px_h2_conn_t *c);

@@ -30,7 +30,10 @@
 int px__h2w_respond(px_stream_t *st, const nghttp2_nv *nva, size_t cnt, bool body);
 /* An informational (1xx) head before the final one. Returns 0 or -ENOMEM (advisory). */
 int px__h2w_info(px_stream_t *st, const nghttp2_nv *nva, size_t cnt);
-/* Resets `st` with `code` (st->failed is already set by the caller). `st` may be freed. */
+/* Takes `st`'s queued response head off the connection's queue (phase RESPONSE_QUEUED, about
+ * to be reset): it will never be written. */
+void px__h2w_unqueue(px_stream_t *st);
+/* Resets `st` with `code` (the caller moved it to phase RESET). `st` may be freed. */
 void px__h2w_reset(px_stream_t *st, uint32_t code);
 /* Body bytes or the end (resp_done, trailers) were added to the stream's buffer. */
 void px__h2w_resume(px_stream_t *st);

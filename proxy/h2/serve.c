@@ -268,7 +268,7 @@ static int on_request(px_h2_conn_t *c, px_h2_ep_stream_t *es, const px_h2_block_
 
 static int on_trailers(px_h2_conn_t *c, px_stream_t *st, const px_h2_block_t *b)
 {
-    if (st->failed)
+    if (st->phase == PX_PHASE_RESET)
         return 0;
     for (size_t i = 0; i < b->cnt; i++) {
         if (b->fields[i].namelen > 0 && b->fields[i].name[0] == ':') {
@@ -308,7 +308,7 @@ static int on_data(void *ud, px_h2_ep_stream_t *es, const uint8_t *p, size_t len
     }
     c->in_cb = true;
     st->req_body += len;
-    if (!st->failed && st->req_clen >= 0 &&
+    if (st->phase != PX_PHASE_RESET && st->req_clen >= 0 &&
         (st->req_body > (uint64_t)st->req_clen ||
          (end_stream && st->req_body != (uint64_t)st->req_clen))) {
         px_h2_ep_consume(c->ep, es, len);
@@ -317,7 +317,7 @@ static int on_data(void *ud, px_h2_ep_stream_t *es, const uint8_t *p, size_t len
     }
     if (len > 0)
         px__h2_request_data(st, p, len); /* may reset st: its memory stays for this call */
-    if (end_stream && !st->failed && !st->req_ended)
+    if (end_stream && st->phase != PX_PHASE_RESET && !st->req_ended)
         px__h2_request_ended(st);
 done:
     c->in_cb = false;
@@ -345,7 +345,12 @@ static void resp_q_del(px_h2_conn_t *c, px_stream_t *st)
     if (c->resp_q_tail == st)
         c->resp_q_tail = prev;
     st->resp_next = NULL;
-    st->resp_queued = false;
+}
+
+void px__h2w_unqueue(px_stream_t *st)
+{
+    MEM_ASSERT(st->phase == PX_PHASE_RESPONSE_QUEUED);
+    resp_q_del(st->conn, st);
 }
 
 static void on_stream_close(void *ud, px_h2_ep_stream_t *es, uint32_t code)
@@ -365,24 +370,61 @@ static void on_stream_close(void *ud, px_h2_ep_stream_t *es, uint32_t code)
     px_h2_ep_stream_set_ud(es, NULL);
     if (st->rst_queued)
         rst_q_del(c, st);
-    if (st->resp_queued)
+    if (st->phase == PX_PHASE_RESPONSE_QUEUED)
         resp_q_del(c, st);
     st->es = NULL;
-    if (code != NGHTTP2_NO_ERROR && !st->failed)
+    if (code != NGHTTP2_NO_ERROR && st->phase != PX_PHASE_RESET)
         MEM_STAT_ADD(c->w->stats.streams_reset_by_peer, 1);
     px__h2_stream_end(c, st); /* the codec frees the sub-arena when its call returns */
+    px_stream_set_phase(st, PX_PHASE_CLOSED);
     c->io->streams_changed(c->tr);
 }
 
+/* The normal end of an idle or draining connection (px_h2_goaway): not an error, not logged. */
+static const char reason_closing[] = "closing";
+
+/* The reasons this worker has logged a connection's end for. Each is logged the first time,
+ * with the peer; later ends for it are only counted (/stats), so that a client repeating an
+ * abuse cannot flood the log. The reasons are the codec's and this folder's static strings, a
+ * few dozen at most; past the table's size nothing more is logged. */
+#define FAIL_LOGGED_MAX 64
+static __thread const char *fail_logged[FAIL_LOGGED_MAX];
+static __thread size_t fail_logged_cnt;
+
+static bool fail_first(const char *reason)
+{
+    for (size_t i = 0; i < fail_logged_cnt; i++) {
+        if (strcmp(fail_logged[i], reason) == 0)
+            return false;
+    }
+    if (fail_logged_cnt == FAIL_LOGGED_MAX)
+        return false;
+    fail_logged[fail_logged_cnt++] = reason;
+    return true;
+}
+
+/* Every end of a connection for an error or an abuse comes here, once, from px_h2_ep_fail
+ * (which then writes GOAWAY with `reason` as its debug data): the flood and rate limits
+ * (on_frame), the CONTINUATION and header-list limits and every protocol error (the codec),
+ * the resets a client causes (caused_over, malformed), the header timeout, a bad preface. */
 static void on_fail(void *ud, uint32_t code, const char *reason)
 {
     px_h2_conn_t *c = ud;
-    (void)reason;
-    if (code == NGHTTP2_ENHANCE_YOUR_CALM)
+    MEM_ASSERT(reason != NULL);
+    /* The client's GOAWAY with an error ended it: weir sends no GOAWAY of its own then. */
+    bool peers = strcmp(reason, PX_H2_EP_PEER_GOAWAY) == 0;
+    if (reason != reason_closing && fail_first(reason))
+        fprintf(stderr,
+                "weir: worker %u: HTTP/2 connection from %s ended: %s(%s, \"%s\") (the first "
+                "for this reason; later ones are counted in /stats)\n",
+                c->w->idx, c->peer_ip[0] ? c->peer_ip : "?", peers ? "its GOAWAY" : "GOAWAY",
+                nghttp2_http2_strerror(code), reason);
+    if (code == NGHTTP2_ENHANCE_YOUR_CALM && !peers)
         MEM_STAT_ADD(c->w->stats.flood_goaway, 1);
     else if (code != NGHTTP2_NO_ERROR)
         MEM_STAT_ADD(c->w->stats.conn_closed_error, 1);
-    MEM_STAT_ADD(c->w->stats.goaway_sent, 1);
+    if (!peers)
+        MEM_STAT_ADD(c->w->stats.goaway_sent, 1);
     mark_dirty(c);
 }
 
@@ -459,7 +501,7 @@ static void resp_q_del(px_h2_conn_t *c, px_stream_t *st);
 int px__h2w_respond(px_stream_t *st, const nghttp2_nv *nva, size_t cnt, bool body)
 {
     px_h2_conn_t *c = st->conn;
-    MEM_ASSERT(!st->resp_queued);
+    MEM_ASSERT(st->phase == PX_PHASE_WAITING_UPSTREAM);
     if (st->es == NULL)
         return -EPIPE;
     nghttp2_nv *copy = mem_subregion_alloc(st->sub, cnt * sizeof(*copy));
@@ -476,15 +518,13 @@ int px__h2w_respond(px_stream_t *st, const nghttp2_nv *nva, size_t cnt, bool bod
     st->resp_nva = copy;
     st->resp_nva_cnt = cnt;
     st->resp_body = body;
-    st->resp_queued = true;
+    px_stream_set_phase(st, PX_PHASE_RESPONSE_QUEUED);
     st->resp_next = NULL;
     if (c->resp_q_tail != NULL)
         c->resp_q_tail->resp_next = st;
     else
         c->resp_q = st;
     c->resp_q_tail = st;
-    if (!body)
-        st->sent_end = true;
     mark_dirty(c);
     return 0;
 }
@@ -544,7 +584,7 @@ void px__h2w_resume(px_stream_t *st)
 {
     px_h2_conn_t *c = st->conn;
     px_h2_ep_stream_t *es = st->es;
-    if (es == NULL || st->failed || st->sent_end || !st->resp_submitted || st->resp_queued)
+    if (es == NULL || st->phase != PX_PHASE_RESPONSE_BODY)
         return;
     int rc = 0;
     size_t k = st->static_len - st->static_off;
@@ -582,16 +622,15 @@ void px__h2w_resume(px_stream_t *st)
     }
     if (st->resp_done) {
         /* Set first: a submit that ends a stream whose request has ended too closes it at
-         * once, and its close frees `st` (ASan: use-after-poison here on e2ecodec_95). */
-        st->sent_end = true;
+         * once, and its close frees `st` (ASan: use-after-poison here on e2ecodec_95). On
+         * failure nothing was submitted: the stream is still ours, and reset from there. */
+        px_stream_set_phase(st, PX_PHASE_RESPONSE_SENT);
         if (st->resp_trailers_cnt > 0)
             rc = px_h2_ep_submit_headers(c->ep, es, st->resp_trailers, st->resp_trailers_cnt, true);
         else
             rc = px_h2_ep_submit_data(c->ep, es, NULL, 0, true, NULL, NULL);
-        if (rc != 0) {
-            st->sent_end = false; /* nothing was submitted: the stream is still ours */
+        if (rc != 0)
             goto fail;
-        }
         /* st may be freed */
     }
     mark_dirty(c);
@@ -675,9 +714,13 @@ static bool w_write_head(px_h2_conn_t *c, px_stream_t *st)
     MEM_ASSERT(st->es != NULL);
     bool body = st->resp_body;
     resp_q_del(c, st);
+    /* Set first: a head that ends a stream whose request has ended closes it inside the
+     * submit, and its close must not look for it on the queue. */
+    px_stream_set_phase(st, body ? PX_PHASE_RESPONSE_BODY : PX_PHASE_RESPONSE_SENT);
     int rc = px_h2_ep_submit_headers(c->ep, st->es, st->resp_nva, st->resp_nva_cnt, !body);
     if (rc == -ENOMEM) {
-        st->resp_queued = true;
+        /* Nothing was written: the head waits again, first in line. */
+        px_stream_set_phase(st, PX_PHASE_RESPONSE_QUEUED);
         st->resp_next = c->resp_q;
         c->resp_q = st;
         if (c->resp_q_tail == NULL)
@@ -760,7 +803,7 @@ void px_h2_shutdown_notice(px_h2_conn_t *c)
 void px_h2_goaway(px_h2_conn_t *c)
 {
     if (px_h2_ep_streams_cnt(c->ep) == 0)
-        (void)px_h2_ep_fail(c->ep, NGHTTP2_NO_ERROR, "closing");
+        (void)px_h2_ep_fail(c->ep, NGHTTP2_NO_ERROR, reason_closing);
     else if (px_h2_ep_shutdown(c->ep) == 0)
         MEM_STAT_ADD(c->w->stats.goaway_sent, 1);
     mark_dirty(c);

@@ -18,6 +18,7 @@
 
 #include "mem/subregion.h"
 #include "proxy/config/config.h"
+#include "proxy/h2/phase.h"
 #include "proxy/upstream/http.h"
 #include "proxy/upstream/upstream.h"
 
@@ -48,6 +49,7 @@ typedef struct px_stream_s {
     struct px_stream_s *resp_next;   /* the connection's response queue (codec) */
     struct px_stream_s *prev, *next; /* the connection's stream list */
     int32_t id;
+    px_stream_phase_t phase; /* changed only by px_stream_set_phase */
     /* request (subregion) */
     const char *method, *scheme, *authority, *path;
     size_t method_len, scheme_len, authority_len, path_len;
@@ -57,25 +59,27 @@ typedef struct px_stream_s {
     bool hdr_too_large;                      /* answered 431 once the block ends */
     px_hdr_node_t *trailers, *trailers_tail; /* request trailers, in order */
     size_t trailers_cnt;
-    bool dispatched; /* routed and answered or sent upstream */
+    /* Independent of the phase: the request's end was passed on (or nobody reads it), which
+     * happens before, during or after the response in any phase. */
     bool req_ended;
-    bool failed; /* refused or reset by us; ignore further input */
     /* routing and upstream */
     const px_route_cfg_t *route; /* borrows: cfg */
     const px_config_t *cfg;      /* owns a reference from dispatch to the stream's end: the
-                                    config it was routed by (a reload does not change it) */
+                                    config it was routed by (a reload does not change it); not
+                                    NULL exactly when the stream was dispatched, whatever its
+                                    phase since (px_stream_dispatched) */
     px_upstream_req_t *up;       /* owns until on_response_end/on_error/cancel */
     uint8_t up_retries;          /* upstream retries, for the access log */
-    bool up_done;                /* the exchange has ended (set by its last callback) */
-    unsigned tenant;             /* the route's memory tenant (1-based), 0 = none or ended */
-    size_t tenant_counted;       /* what it counts against the tenant (px__h2_tenant_weigh) */
-    size_t req_unacked; /* request-body bytes the exchange holds that it has not yet reported
-                           drained: their window is reopened when it does, or when it ends */
+    bool up_done;    /* the exchange has ended (set by its last callback): the upstream's fact */
+    unsigned tenant; /* the route's memory tenant (1-based), 0 = none or ended */
+    size_t tenant_counted; /* what it counts against the tenant (px__h2_tenant_weigh) */
+    size_t req_unacked;    /* request-body bytes the exchange holds that it has not yet reported
+                              drained: their window is reopened when it does, or when it ends */
     /* response */
-    int status; /* 0 until headers are submitted */
-    bool resp_submitted;
-    bool resp_done;             /* no more body bytes will be added */
-    bool head;                  /* HEAD request: never send a body */
+    int status;     /* 0 until headers are submitted */
+    bool resp_done; /* no more body bytes will be added to the buffer (the upstream's side: the
+                       body may still be going out, or the stream may be reset meanwhile) */
+    bool head;      /* HEAD request: never send a body (a fact of the request) */
     const uint8_t *static_body; /* borrows: config or subregion; direct/error responses */
     size_t static_len, static_off;
     px_chunk_t *chunks, *chunks_tail; /* owns: upstream body not yet sent */
@@ -91,13 +95,18 @@ typedef struct px_stream_s {
     uint32_t rst_code; /* the deferred reset's code */
     void *resp_nva;    /* subregion: nghttp2_nv array of the queued response head (codec) */
     size_t resp_nva_cnt;
-    bool resp_body;   /* the queued head is followed by a body */
-    bool resp_queued; /* on the connection's resp_q */
-    bool rst_queued;  /* on the connection's rst_q */
-    bool sent_end;    /* END_STREAM (or the trailers) submitted to the codec */
+    bool resp_body;  /* the queued head is followed by a body (else it ends the stream) */
+    bool rst_queued; /* on the connection's rst_q: a reset waiting for the next send, in phase
+                        RESET (a list's membership, beside the phase as HAProxy's flags are) */
     char status_str[4];
     char clen_str[24];
 } px_stream_t;
+
+/* True once the stream was routed (answered by weir or sent upstream), in every phase after. */
+static inline bool px_stream_dispatched(const px_stream_t *st)
+{
+    return st->cfg != NULL;
+}
 
 /* Appends `len` body bytes (copied) to the stream's buffer. Returns 0 or -ENOMEM.
  * Thread: owner. Alloc: tcache. */

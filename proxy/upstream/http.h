@@ -36,6 +36,11 @@ int64_t px_http_parse_content_length(const char *s, size_t len);
  * same for every downstream protocol. Alloc: none. */
 void px_http_count_status(px_stats_t *s, int status);
 
+/* The reason every downstream protocol gives with its 501 to CONNECT: weir is a reverse proxy
+ * and tunnels nothing (RFC 9110 9.3.6 lets a server refuse the method). */
+#define PX_HTTP_CONNECT_REFUSAL                                                                    \
+    "CONNECT is not supported: weir is a reverse proxy and does not tunnel"
+
 /* Case-insensitive comparison of two byte views. */
 bool px_http_ieq(const char *a, size_t a_len, const char *b, size_t b_len);
 

@@ -8,6 +8,9 @@
 #      (RFC 9113 5.1); nghttp2's path stayed silent.
 #   3. HEADERS on a stream that closed normally: a connection error STREAM_CLOSED (5.1, 5.4.1);
 #      nghttp2's path stayed silent.
+#   4. Every flood and rate limit ends the connection one way (issue 15 part 5): GOAWAY
+#      (ENHANCE_YOUR_CALM) with the reason as debug data, counted, and logged once per reason.
+#   5. The client's GOAWAY with an error: no GOAWAY back, counted as a close in error only.
 # The upstream is a Python h2 server (python3-h2), so that it can send what node's http2 will
 # not (a body to HEAD).
 import os, socket, sys, threading, time
@@ -18,7 +21,7 @@ except ImportError:
     print("SKIP: python3-h2 missing")
     sys.exit(77)
 from h2raw import (Checks, Conn, DataFrame, GoAwayFrame, HeadersFrame, RstStreamFrame, Weir, data,
-                   headers, raw_frame, REQ)
+                   headers, raw_frame, settings, REQ)
 
 STREAM_CLOSED = 5
 
@@ -124,6 +127,72 @@ g = c.goaway(5)
 ck.check("HEADERS on a normally closed stream: GOAWAY(STREAM_CLOSED)",
          g is not None and g.error_code == STREAM_CLOSED, "got %r" % (g,))
 c.close()
+
+# 4. One end for every abuse: each flood and rate check ends the connection through the codec's
+#    px_h2_ep_fail, which counts it (/stats flood_goaway), sends GOAWAY(ENHANCE_YOUR_CALM) with
+#    the reason as its debug data (RFC 9113 6.8) and has weir log it: once per reason, however
+#    many connections end for it (before: counted and sent, never logged).
+ping = raw_frame(0x6, 0, 0, b"weirping")
+abuses = [
+    ("PING flood", "control frame rate", lambda c: ping * 300),
+    ("SETTINGS flood", "control frame rate", lambda c: settings(()) * 300),
+    ("empty DATA flood", "empty frame rate",
+     lambda c: headers(1, hdrs=post, enc=c.enc, end_stream=False) + data(1, b"") * 300),
+    ("rapid reset", "RST_STREAM rate",
+     lambda c: b"".join(headers(2 * i + 1, hdrs=get, enc=c.enc) +
+                        raw_frame(0x3, 0, 2 * i + 1, (8).to_bytes(4, "big"))
+                        for i in range(300))),
+    ("CONTINUATION flood", "too many CONTINUATION frames",
+     lambda c: headers(1, block=c.enc.encode(get), end_headers=False) +
+     raw_frame(0x9, 0, 1, b"") * 50),
+]
+before = w.stats().get("flood_goaway", 0)
+ends = 0
+for name, reason, frames in abuses:
+    for i in range(2):
+        c = Conn(w.port)
+        c.preface()
+        c.send(frames(c))
+        g = c.goaway(10)
+        ck.check("%s (connection %d): GOAWAY(ENHANCE_YOUR_CALM) with debug data %r"
+                 % (name, i + 1, reason),
+                 g is not None and g.error_code == 11 and g.additional_data == reason.encode(),
+                 "got %r" % ((g.error_code, g.additional_data) if g else None,))
+        ends += 1
+        c.close()
+got = w.stats().get("flood_goaway", 0) - before
+ck.check("/stats flood_goaway counts each of the %d ends once" % ends, got == ends,
+         "flood_goaway +%s" % got)
+log = open(w.logpath).read()
+for reason in sorted({r for _, r, _ in abuses}):
+    n = log.count('GOAWAY(ENHANCE_YOUR_CALM, "%s")' % reason)
+    ck.check("the log names %r once (for %d connections)"
+             % (reason, 2 * sum(1 for _, r, _ in abuses if r == reason)), n == 1,
+             "%d lines" % n)
+
+# 5. The client's own GOAWAY with an error ends the connection too, but weir sends no GOAWAY
+#    then: it is counted as a connection closed in error, not as a GOAWAY sent nor as a flood
+#    (before: goaway_sent +1 each, and flood_goaway +1 for ENHANCE_YOUR_CALM).
+st0 = w.stats()
+theirs = 0
+for code in (1, 11):  # PROTOCOL_ERROR, ENHANCE_YOUR_CALM
+    c = Conn(w.port)
+    c.preface()
+    c.send(raw_frame(0x7, 0, 0, (0).to_bytes(4, "big") + code.to_bytes(4, "big") + b"bye"))
+    g = c.goaway(3)
+    theirs += g is not None
+    c.close()
+deadline = time.time() + 5
+while time.time() < deadline:
+    st1 = w.stats()
+    if st1.get("conn_closed_error", 0) - st0.get("conn_closed_error", 0) >= 2:
+        break
+    time.sleep(0.05)
+d = {k: st1.get(k, 0) - st0.get(k, 0) for k in ("goaway_sent", "flood_goaway", "conn_closed_error")}
+ck.check("the client's GOAWAY(PROTOCOL_ERROR) and GOAWAY(ENHANCE_YOUR_CALM): no GOAWAY back, "
+         "counted as 2 closed in error, none sent, no flood",
+         theirs == 0 and d == {"goaway_sent": 0, "flood_goaway": 0, "conn_closed_error": 2},
+         "%d GOAWAY back, %r" % (theirs, d))
 
 ck.check("weir alive", w.alive(), "")
 rc = w.stop()
