@@ -182,16 +182,29 @@ static size_t conn_cap(const px_conn_t *c)
     return c->ssl ? PX_CONN_BATCH_BYTES : CONN_BATCH_DATA;
 }
 
+/* Over h2c the batch is what a write in flight is sending (after_write empties it): nothing may
+ * be added until it completes. Under TLS the plaintext batch is apart from the records being
+ * written, and takes more at any time. */
+static bool conn_batch_busy(const px_conn_t *c)
+{
+    return c->writing && c->ssl == NULL;
+}
+
 static size_t conn_room(const px_conn_t *c)
 {
+    if (conn_batch_busy(c))
+        return 0;
     return conn_cap(c) - (c->ssl ? c->plen : c->olen);
 }
 
 /* Room for `len` bytes at the end of the batch (plaintext under TLS), allocated on first use
- * (an idle connection holds no batch). NULL when they do not fit or on OOM. */
+ * (an idle connection holds no batch). NULL when they do not fit now (also while an h2c batch
+ * is being written: a frame the codec writes from a timer then waits in its overflow) or on
+ * OOM. */
 static uint8_t *conn_reserve(px_conn_t *c, size_t len)
 {
-    MEM_ASSERT_HOT(!c->writing);
+    if (conn_batch_busy(c))
+        return NULL;
     uint8_t **buf = c->ssl ? &c->pbuf : &c->obuf;
     size_t used = c->ssl ? c->plen : c->olen;
     if (len > conn_cap(c) - used)
@@ -254,7 +267,7 @@ static int io_data_zc(void *tr, const uint8_t *hd, const uint8_t *p, size_t len,
     MEM_ASSERT(fn != NULL);
     MEM_ASSERT(p != NULL);
     /* Under TLS the payload goes through SSL_write anyway: one copy is the least there. */
-    if (c->ssl != NULL || len < CONN_ZC_MIN || len > CONN_SEG_BYTES_MAX)
+    if (c->ssl != NULL || len < CONN_ZC_MIN || len > CONN_SEG_BYTES_MAX || conn_batch_busy(c))
         return -ENOTSUP;
     if (c->obuf != NULL) {
         const conn_segs_t *s = conn_segs(c);
