@@ -26,6 +26,7 @@
 #include "mem/region.h"
 #include "mem/stats.h"
 #include "proxy/codec/endpoint.h"
+#include "tests/fuzz/fuzzcheck.h"
 #include "proxy/core/alloc.h"
 #include "proxy/core/server.h"
 #include "proxy/h2/h2.h"
@@ -132,22 +133,6 @@ static void check(const px_h2_conn_t *c)
     }
 }
 
-static void count_subregions(const mem_region_info_t *info, void *arg)
-{
-    const mem_region_t *want = ((const mem_region_t **)arg)[0];
-    if (info->region == want)
-        *(size_t *)((void **)arg)[1] = info->subregions_cnt;
-}
-
-static uint64_t live(void)
-{
-    mem_stats_t st;
-    mem_thread_flush();
-    if (mem_stats_snapshot(&st) != 0)
-        abort();
-    return st.live;
-}
-
 /* Drops what weir wrote, as a client that reads everything. Bounded rounds: a session that
  * always wants to write would otherwise spin. */
 static int pump(px_h2_conn_t *c, sink_t *k)
@@ -168,7 +153,7 @@ static int pump(px_h2_conn_t *c, sink_t *k)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     setup();
-    uint64_t before = live();
+    uint64_t before = fuzzcheck_live();
     mem_region_t *r = mem_region_new(worker.cfg->limits.conn_bytes_max);
     if (r == NULL)
         return 0;
@@ -211,13 +196,11 @@ out:
     mem_free(sink.buf);
     (void)uv_run(&worker.loop, UV_RUN_NOWAIT);
     /* Every stream's sub-arena is gone before its connection's region. */
-    size_t subs = SIZE_MAX;
-    void *arg[2] = {r, &subs};
-    mem_region_foreach_local(count_subregions, arg);
+    size_t subs = fuzzcheck_subregions(r);
     if (subs != 0)
         abort();
     mem_region_free(r);
-    if (live() != before)
+    if (fuzzcheck_live() != before)
         abort(); /* bytes outlived the connection */
     return 0;
 }
