@@ -325,9 +325,11 @@ px_upcluster_t *px__upstream_cluster_get(px_upstream_pools_t *p, const px_cluste
         return NULL;
     /* A new pool belongs to the worker's config (routing runs on it and starts the exchange in
      * the same turn of the loop) and holds a reference on it. A cluster from elsewhere (the
-     * driver tests' own) is borrowed: its caller keeps it alive. */
+     * driver tests' own) is borrowed: its caller keeps it alive. A config without clusters owns
+     * none (and its NULL array takes no offset: UBSan). */
     const px_config_t *owner = p->w->cfg;
-    if (owner != NULL && (cfg < owner->clusters || cfg >= owner->clusters + owner->clusters_cnt))
+    if (owner != NULL && (owner->clusters_cnt == 0 || cfg < owner->clusters ||
+                          cfg >= owner->clusters + owner->clusters_cnt))
         owner = NULL;
     px_upcluster_t *cl = mem_calloc(1, sizeof(*cl));
     if (!cl)

@@ -9,12 +9,8 @@ source "$(dirname "$0")/lib.sh"
 log_port() { grep -m1 -E "$2" "$1" 2>/dev/null | sed -E 's/.*:([0-9]+)$/\1/' || true; }
 need openssl
 need jq
-CHROME=$(command -v chromium || command -v chromium-browser || true)
-[ -n "$CHROME" ] || skip "chromium is not installed (Debian package: chromium)"
-
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
-    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-    -keyout "$T/key.pem" -out "$T/cert.pem" >/dev/null 2>&1 || fail "openssl req failed"
+need_chromium
+self_signed_cert
 cat >"$T/weir.yaml" <<YAML
 listeners:
   - address: 127.0.0.1:0
@@ -37,14 +33,8 @@ workers: 1
 YAML
 start_weir -c "$T/weir.yaml" --access-log "$T/access.log"
 [ -n "$WEIR_TLS_PORT" ] || fail "no TLS listener"
-stat_of() { admin_get /stats | jq -r ".. | .$1? // empty" | head -n1; }
 
-run_chrome() {
-    timeout 60 "$CHROME" --headless --no-sandbox --disable-gpu --disable-background-networking \
-        --disable-component-update --disable-sync --no-first-run --user-data-dir="$T/chrome-$1" \
-        --ignore-certificate-errors "${@:2}" --dump-dom "https://127.0.0.1:$WEIR_TLS_PORT/" \
-        2>"$T/chrome-$1.err"
-}
+run_chrome() { chromium_dump "$1" "https://127.0.0.1:$WEIR_TLS_PORT/" "${@:2}"; }
 
 run_chrome h1 --disable-http2 >"$T/dom-h1.html" || fail "chromium failed: $(tail -n 5 "$T/chrome-h1.err")"
 grep -q '<p id="out">script ran over weir</p>' "$T/dom-h1.html" ||

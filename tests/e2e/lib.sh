@@ -106,6 +106,32 @@ with_each_upstream() {
 # admin_get PATH: GET on the admin port, body to stdout.
 admin_get() { curl -sS --max-time 10 "http://127.0.0.1:$ADMIN_PORT$1"; }
 
+# stat_of NAME: the first field NAME anywhere in the admin /stats JSON (needs jq).
+stat_of() { admin_get /stats | jq -r ".. | .$1? // empty" | head -n1; }
+
+# need_chromium: sets CHROME to headless Chromium's binary, or skips the test.
+need_chromium() {
+    CHROME=$(command -v chromium || command -v chromium-browser || true)
+    [ -n "$CHROME" ] || skip "chromium is not installed (Debian package: chromium)"
+}
+
+# self_signed_cert: $T/cert.pem and $T/key.pem, for localhost and 127.0.0.1 (made now).
+self_signed_cert() {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
+        -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+        -keyout "$T/key.pem" -out "$T/cert.pem" >/dev/null 2>&1 || fail "openssl req failed"
+}
+
+# chromium_dump NAME URL [flags...]: headless Chromium ($CHROME) loads URL (any certificate
+# accepted) and prints its DOM; its profile is $T/chrome-NAME, its stderr $T/chrome-NAME.err.
+chromium_dump() {
+    local name=$1 url=$2
+    shift 2
+    timeout 90 "$CHROME" --headless --no-sandbox --disable-gpu --disable-background-networking \
+        --disable-component-update --disable-sync --no-first-run --user-data-dir="$T/chrome-$name" \
+        --ignore-certificate-errors "$@" --dump-dom "$url" 2>"$T/chrome-$name.err"
+}
+
 # h2get URL [curl args]: GET over h2c with prior knowledge.
 h2get() { local u=$1; shift; curl -sS --max-time 30 --http2-prior-knowledge "$@" "$u"; }
 

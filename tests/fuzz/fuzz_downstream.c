@@ -6,19 +6,27 @@
  * px_h2_send on weir's own codec), and the real mem/ (region, sub-arenas, tcache). No sockets: the
  * harness is the transport below the px_h2_io_t table (proxy/h2/h2.h), a 32 KiB write batch from
  * the thread cache that it drains after every send round, as a client that reads everything. The
- * route is the built-in direct response, so complete requests get real answers. At the end the
- * streams and the session are torn down and the region freed; ASan/LSan catch anything left.
+ * route is the built-in direct response, so complete requests get real answers. After every
+ * read and every send round the codec's invariants hold (px_h2_ep_check: windows at most
+ * 2^31-1 and below zero only after a SETTINGS change, the live-stream counts). At the end the
+ * streams and the session are torn down, every stream's sub-arena is gone before the region
+ * is freed, and mem/ holds zero live bytes more than before the input; ASan/LSan catch the
+ * rest.
  * Thread: one (it is the "worker"). Alloc: region + tcache, as in weir.
  */
 #include "mem/base.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mem/malloc.h"
 #include "mem/mem.h"
 #include "mem/region.h"
+#include "mem/stats.h"
+#include "proxy/codec/endpoint.h"
+#include "tests/fuzz/fuzzcheck.h"
 #include "proxy/core/alloc.h"
 #include "proxy/core/server.h"
 #include "proxy/h2/h2.h"
@@ -115,12 +123,24 @@ static void setup(void)
     ready = true;
 }
 
+/* The codec's invariants, after every read and every send round. */
+static void check(const px_h2_conn_t *c)
+{
+    const char *bad = c->ep != NULL ? px_h2_ep_check(c->ep) : NULL;
+    if (bad != NULL) {
+        fprintf(stderr, "fuzz_downstream: %s\n", bad);
+        abort();
+    }
+}
+
 /* Drops what weir wrote, as a client that reads everything. Bounded rounds: a session that
  * always wants to write would otherwise spin. */
 static int pump(px_h2_conn_t *c, sink_t *k)
 {
     for (int i = 0; i < 64; i++) {
-        if (px_h2_send(c) != 0)
+        int rc = px_h2_send(c);
+        check(c);
+        if (rc != 0)
             return -1;
         k->len = 0;
         k->dirty = false;
@@ -133,6 +153,7 @@ static int pump(px_h2_conn_t *c, sink_t *k)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     setup();
+    uint64_t before = fuzzcheck_live();
     mem_region_t *r = mem_region_new(worker.cfg->limits.conn_bytes_max);
     if (r == NULL)
         return 0;
@@ -159,7 +180,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         dead = px_h2_recv(c, preface, sizeof(preface) - 1) != 0;
     while (!dead && left > 0) {
         size_t n = MEM_MIN(chunk, left);
-        if (px_h2_recv(c, p, n) != 0 || pump(c, &sink) != 0)
+        int rc = px_h2_recv(c, p, n);
+        check(c);
+        if (rc != 0 || pump(c, &sink) != 0)
             dead = true;
         p += n;
         left -= n;
@@ -172,6 +195,12 @@ out:
     MEM_ASSERT(c->streams == NULL);
     mem_free(sink.buf);
     (void)uv_run(&worker.loop, UV_RUN_NOWAIT);
+    /* Every stream's sub-arena is gone before its connection's region. */
+    size_t subs = fuzzcheck_subregions(r);
+    if (subs != 0)
+        abort();
     mem_region_free(r);
+    if (fuzzcheck_live() != before)
+        abort(); /* bytes outlived the connection */
     return 0;
 }

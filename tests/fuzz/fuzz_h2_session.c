@@ -31,6 +31,7 @@
 #include "mem/stats.h"
 #include "proxy/core/alloc.h"
 #include "proxy/codec/endpoint.h"
+#include "tests/fuzz/fuzzcheck.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -260,21 +261,6 @@ static void check(harness_t *h)
     }
 }
 
-static void count_subregions(const mem_region_info_t *info, void *arg)
-{
-    const mem_region_t *want = ((const mem_region_t **)arg)[0];
-    if (info->region == want)
-        *(size_t *)((void **)arg)[1] = info->subregions_cnt;
-}
-
-static uint64_t live(void)
-{
-    mem_stats_t st;
-    mem_thread_flush();
-    CHECKF(mem_stats_snapshot(&st) == 0);
-    return st.live;
-}
-
 /* Results the harness does not act on: a failure is part of what is fuzzed (gcc's
  * warn_unused_result is not silenced by a cast). */
 static void ignore(int rc)
@@ -294,7 +280,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (size < 1)
         return 0;
-    uint64_t before = live();
+    uint64_t before = fuzzcheck_live();
     harness_t h;
     memset(&h, 0, sizeof(h));
     h.flags = data[0];
@@ -375,13 +361,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* The end: every stream closes, its sub-arena goes, every payload was released once. */
     px_h2_ep_free(h.ep);
-    size_t subs = SIZE_MAX;
-    void *arg[2] = {region, &subs};
-    mem_region_foreach_local(count_subregions, arg);
+    size_t subs = fuzzcheck_subregions(region);
     CHECKF(subs == 0);
     CHECKF(h.released == h.submitted);
     mem_region_free(region);
     mem_free(h.out.buf);
-    CHECKF(live() == before);
+    CHECKF(fuzzcheck_live() == before);
     return 0;
 }

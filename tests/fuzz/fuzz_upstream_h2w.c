@@ -9,9 +9,10 @@
  * whose size the first input byte picks), then closes. Two exchanges run at once (streams 1 and
  * 3); the "downstream" acknowledges every body byte as h2.c would. After every turn of the loop
  * the connection's endpoint must pass px_h2_ep_check (windows, stream counts and states); each
- * input ends with the pools closed and the loop drained, no region live and mem/'s live bytes
- * back where they were. Seeds (corpus/fuzz_upstream_h2w/): well-formed answers of each kind.
- * Thread: one (the worker loop runs in it). Alloc: mem/ via the upstream module.
+ * input ends with the pools closed and the loop drained, no region and no stream sub-arena
+ * live and mem/'s live bytes back where they were. Seeds (corpus/fuzz_upstream_h2w/): well-formed
+ * answers of each kind. Thread: one (the worker loop runs in it). Alloc: mem/ via the upstream
+ * module.
  */
 #include "mem/base.h"
 
@@ -237,7 +238,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!g_closed)
         abort(); /* the pools never finished closing */
     mem_stats_snapshot(&st1);
-    if (st1.regions_live != st0.regions_live || st1.live != st0.live)
-        abort(); /* a connection region or bytes outlived the exchange */
+    if (st1.regions_live != st0.regions_live || st1.subregions_live != st0.subregions_live ||
+        st1.live != st0.live)
+        abort(); /* a connection region, a stream's sub-arena or bytes outlived the exchange */
     return 0;
 }

@@ -4,6 +4,9 @@
 # (tests/e2e/50-53: each case's bytes, as its test sends them after the preface), with
 # python3-hyperframe and python3-hpack, plus request/response exchanges and floods for both
 # roles. An input is one flags byte (see fuzz_h2_session.c) and the peer's bytes.
+# The conformance cases also go into fuzz_downstream's corpus (tests/fuzz/corpus/fuzz_downstream/,
+# files named conf-*): there the first byte picks the read size (fuzz_downstream.c), and the
+# frames reach weir's whole server glue (proxy/h2/) rather than the codec alone.
 # Run it again after adding a conformance case: /usr/bin/python3 tests/fuzz/make_h2_session_corpus.py
 import os
 import re
@@ -16,6 +19,7 @@ from h2raw import (PREFACE, REQ, ContinuationFrame, DataFrame, Encoder, GoAwayFr
                    RstStreamFrame, WindowUpdateFrame, headers, raw_frame, settings)
 
 OUT = os.path.join(HERE, "corpus", "fuzz_h2_session")
+OUT_DOWN = os.path.join(HERE, "corpus", "fuzz_downstream")
 CLIENT, CONSUME, BODY, SHUTDOWN, SHRINK, FAULTS = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 
 
@@ -68,6 +72,9 @@ def main():
     n = 0
     for name, data in conformance_cases():
         write(name, CONSUME | BODY, data)
+        # fuzz_downstream: reads of 256 bytes (first byte 255 + 1), frame boundaries anywhere.
+        with open(os.path.join(OUT_DOWN, "conf-" + name), "wb") as f:
+            f.write(bytes([255]) + data)
         n += 1
     c = FakeConn()
     post = [(":method", "POST")] + REQ[1:]
@@ -116,7 +123,8 @@ def main():
     write("c-settings-window", CLIENT | FAULTS,
           settings([(0x4, 1), (0x5, 20000), (0x1, 0)]) + settings([(0x4, 70000)]) +
           RstStreamFrame(3, error_code=7).serialize() + raw_frame(0x5, 0x4, 1, b"\x00\x00\x00\x02"))
-    print("fuzz_h2_session corpus: %d conformance cases + 10 exchanges in %s" % (n, OUT))
+    print("fuzz_h2_session corpus: %d conformance cases + 10 exchanges in %s; the %d cases "
+          "also in %s" % (n, OUT, n, OUT_DOWN))
 
 
 main()
