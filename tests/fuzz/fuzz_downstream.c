@@ -157,7 +157,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mem_region_t *r = mem_region_new(worker.cfg->limits.conn_bytes_max);
     if (r == NULL)
         return 0;
-    px_h2_conn_t *c = mem_region_calloc(r, sizeof(*c));
+    px_h2_conn_t *c = mem_region_calloc(r, px_h2_conn_size()); /* with its endpoint after it */
     if (c == NULL) {
         mem_region_free(r);
         return 0;
