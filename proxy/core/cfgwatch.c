@@ -11,17 +11,20 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <unistd.h>
 
 #include "mem/malloc.h"
 
 struct px_cfgwatch_s {
-    uv_fs_event_t event; /* the folder, when inotify works */
-    uv_fs_poll_t poll;   /* the file, otherwise */
+    uv_poll_t event;   /* the folder's inotify descriptor, when inotify works */
+    int ifd;           /* owns: that descriptor (closed once `event` has closed), or -1 */
+    uv_fs_poll_t poll; /* the file, otherwise */
     uv_timer_t settle;
     bool use_event;
     int handles_open;
-    char *path; /* owns */
+    char *path;       /* owns */
+    const char *base; /* borrows path: the file's name in its folder */
     uint64_t hash;
     void (*on_change)(void *ud);
     void *ud;
@@ -65,14 +68,36 @@ static void on_settle(uv_timer_t *t)
     w->on_change(w->ud);
 }
 
-static void on_event(uv_fs_event_t *e, const char *filename, int events, int status)
+/* Whether an event on `name` in the folder may change the file: the file itself, or a name
+ * Kubernetes swaps in (`..data`, `..2024_...`). Writes to other files there (logs beside the
+ * config) are not looked at. */
+static bool event_concerns(const px_cfgwatch_t *w, const char *name)
 {
-    (void)filename;
+    return strcmp(name, w->base) == 0 || (name[0] == '.' && name[1] == '.');
+}
+
+static void on_event(uv_poll_t *e, int status, int events)
+{
     (void)events;
     px_cfgwatch_t *w = e->data;
     if (status < 0)
         return;
-    uv_timer_start(&w->settle, on_settle, PX_CFGWATCH_SETTLE_MS, 0);
+    /* inotify_event records, aligned as the kernel writes them. */
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    bool concerns = false;
+    for (;;) {
+        ssize_t n = read(w->ifd, buf, sizeof(buf));
+        if (n <= 0)
+            break; /* EAGAIN: drained */
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)(void *)p;
+            if ((ev->mask & IN_Q_OVERFLOW) || (ev->len > 0 && event_concerns(w, ev->name)))
+                concerns = true;
+            p += sizeof(*ev) + ev->len;
+        }
+    }
+    if (concerns)
+        uv_timer_start(&w->settle, on_settle, PX_CFGWATCH_SETTLE_MS, 0);
 }
 
 static void on_poll(uv_fs_poll_t *p, int status, const uv_stat_t *prev, const uv_stat_t *curr)
@@ -89,6 +114,10 @@ static void on_closed(uv_handle_t *h)
 {
     px_cfgwatch_t *w = h->data;
     MEM_ASSERT(w->handles_open > 0);
+    if (h == (uv_handle_t *)&w->event && w->ifd >= 0) {
+        close(w->ifd); /* after its poll handle: libuv no longer watches it */
+        w->ifd = -1;
+    }
     if (--w->handles_open > 0)
         return;
     mem_free(w->path);
@@ -121,6 +150,8 @@ int px_cfgwatch_start(uv_loop_t *loop, const char *path, uint64_t hash, uint32_t
         return -ENOMEM;
     }
     w->path = copy;
+    const char *slash = strrchr(copy, '/');
+    w->base = slash != NULL ? slash + 1 : copy;
     w->hash = hash;
     w->on_change = on_change;
     w->ud = ud;
@@ -129,15 +160,31 @@ int px_cfgwatch_start(uv_loop_t *loop, const char *path, uint64_t hash, uint32_t
     w->handles_open = 1;
     char dir[4096];
     folder_of(path, dir, sizeof(dir));
-    int rc = poll_only ? UV_ENOTSUP : uv_fs_event_init(loop, &w->event);
-    if (rc == 0) {
-        w->event.data = w;
-        w->handles_open++;
-        rc = uv_fs_event_start(&w->event, on_event, dir, 0);
+    /* The events that can change the file: a write closed, a rename into the folder (an
+     * editor's save, Kubernetes' ..data swap), a name made or removed. Not IN_MODIFY: a log
+     * written beside the config would wake the main loop on every write. */
+    w->ifd = -1;
+    int rc = UV_ENOTSUP;
+    if (!poll_only) {
+        w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        rc = w->ifd < 0 ? -errno : 0;
+        if (rc == 0 && inotify_add_watch(w->ifd, dir,
+                                         IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
+                                             IN_DELETE | IN_ATTRIB) < 0)
+            rc = -errno;
+        if (rc == 0)
+            rc = uv_poll_init(loop, &w->event, w->ifd);
         if (rc == 0) {
-            w->use_event = true;
-        } else {
-            uv_close((uv_handle_t *)&w->event, on_closed);
+            w->event.data = w;
+            w->handles_open++;
+            rc = uv_poll_start(&w->event, UV_READABLE, on_event);
+            if (rc == 0)
+                w->use_event = true;
+            else
+                uv_close((uv_handle_t *)&w->event, on_closed); /* closes ifd */
+        } else if (w->ifd >= 0) {
+            close(w->ifd);
+            w->ifd = -1;
         }
     }
     if (!w->use_event) {

@@ -4,7 +4,9 @@
  *
  * Kubernetes updates a mounted ConfigMap by writing a new timestamped folder and renaming a
  * `..data` symlink over the old one: the file's own inode never changes, and a watch on the file
- * sees nothing. So the watch is on the file's folder (inotify through uv_fs_event_t), any event
+ * sees nothing. So the watch is on the file's folder (inotify: a write closed, a rename, a name
+ * made or removed, for the file's own name or a Kubernetes "..*" name; never IN_MODIFY, so a log
+ * written beside the config wakes nothing), any such event
  * there starts a short settle timer, and then the file's bytes are hashed again and compared
  * with the last hash: only a real change calls back. Where inotify is unavailable (or the
  * folder cannot be watched) a stat poll (uv_fs_poll_t, which follows the symlink) stands in.
